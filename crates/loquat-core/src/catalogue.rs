@@ -1,0 +1,221 @@
+//! Providers configured by the server's environment, LobeChat-style: the built-in catalogue
+//! (`catalogue.json`, compiled in) plus `<P>_API_KEY`, `<P>_PROXY_URL`, `<P>_MODEL_LIST` and
+//! `ENABLED_<P>` for each catalogue entry `P`.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Deserialize;
+
+use crate::domain::{ModelCard, Protocol};
+use crate::model_list::{ModelListError, apply_model_list, parse_model_list};
+use crate::secret::Secret;
+
+/// A provider Loquat knows out of the box.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogueEntry {
+    pub id: String,
+    pub name: String,
+    pub protocol: Protocol,
+    /// The prefix of its environment variables, e.g. `OPENAI`.
+    pub env: String,
+    pub base_url: String,
+    /// Whether the provider is useless without a key (a local vLLM is not).
+    pub key_required: bool,
+    pub models: Vec<ModelCard>,
+}
+
+#[derive(Deserialize)]
+struct CatalogueFile {
+    providers: Vec<CatalogueEntry>,
+}
+
+/// The built-in catalogue.
+pub fn catalogue() -> &'static [CatalogueEntry] {
+    static CATALOGUE: OnceLock<Vec<CatalogueEntry>> = OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        serde_json::from_str::<CatalogueFile>(include_str!("catalogue.json"))
+            .expect("catalogue.json is checked by a unit test")
+            .providers
+    })
+}
+
+/// How a provider with several keys picks one per request (`API_KEY_SELECT_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeySelectMode {
+    #[default]
+    Random,
+    /// Round robin.
+    Turn,
+}
+
+/// A provider enabled by the server's environment.
+#[derive(Debug)]
+pub struct ServerProvider {
+    pub id: String,
+    pub name: String,
+    pub protocol: Protocol,
+    pub base_url: String,
+    pub models: Vec<ModelCard>,
+    keys: Vec<Secret>,
+    next_key: AtomicUsize,
+}
+
+impl ServerProvider {
+    pub fn new(
+        id: &str,
+        name: &str,
+        protocol: Protocol,
+        base_url: &str,
+        keys: Vec<Secret>,
+        models: Vec<ModelCard>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            protocol,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            models,
+            keys,
+            next_key: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The key for the next request.
+    pub fn pick_key(&self, mode: KeySelectMode) -> Option<Secret> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let index = match mode {
+            KeySelectMode::Turn => self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len(),
+            KeySelectMode::Random => rand::random_range(0..self.keys.len()),
+        };
+        Some(self.keys[index].clone())
+    }
+}
+
+/// All providers the environment enables, in catalogue order.
+#[derive(Debug, Default)]
+pub struct ServerProviders {
+    pub providers: Vec<ServerProvider>,
+    pub key_mode: KeySelectMode,
+}
+
+/// A provider environment variable that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvProviderError {
+    #[error("{variable}: {source}")]
+    ModelList { variable: String, source: ModelListError },
+    #[error("API_KEY_SELECT_MODE must be `random` or `turn`, not {0:?}")]
+    KeyMode(String),
+}
+
+impl ServerProviders {
+    /// Reads the provider variables through `lookup` (the process environment in production).
+    ///
+    /// A provider is enabled when `ENABLED_<P>` says so, or, when that is unset, when it has a
+    /// key or (for providers that need none) a base URL.
+    pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, EnvProviderError> {
+        let read = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let key_mode = match read("API_KEY_SELECT_MODE").as_deref() {
+            None | Some("random") => KeySelectMode::Random,
+            Some("turn") => KeySelectMode::Turn,
+            Some(other) => return Err(EnvProviderError::KeyMode(other.to_owned())),
+        };
+        let mut providers = Vec::new();
+        for entry in catalogue() {
+            let keys: Vec<Secret> = read(&format!("{}_API_KEY", entry.env))
+                .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect())
+                .unwrap_or_default();
+            let proxy_url = read(&format!("{}_PROXY_URL", entry.env));
+            let explicitly =
+                read(&format!("ENABLED_{}", entry.env)).map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"));
+            let enabled = explicitly.unwrap_or(!keys.is_empty() || (!entry.key_required && proxy_url.is_some()));
+            if !enabled {
+                continue;
+            }
+            let list_variable = format!("{}_MODEL_LIST", entry.env);
+            let models = match read(&list_variable) {
+                Some(list) => {
+                    let items = parse_model_list(&list)
+                        .map_err(|source| EnvProviderError::ModelList { variable: list_variable, source })?;
+                    apply_model_list(&entry.models, &items)
+                }
+                None => entry.models.clone(),
+            };
+            let base_url = proxy_url.as_deref().unwrap_or(&entry.base_url);
+            providers.push(ServerProvider::new(&entry.id, &entry.name, entry.protocol, base_url, keys, models));
+        }
+        Ok(Self { providers, key_mode })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ServerProvider> {
+        self.providers.iter().find(|provider| provider.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> ServerProviders {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        ServerProviders::from_env(&|name| map.get(name).cloned()).expect("valid environment")
+    }
+
+    #[test]
+    fn catalogue_parses_and_ids_are_unique() {
+        let entries = catalogue();
+        assert!(entries.iter().any(|e| e.id == "openai"));
+        let mut ids: Vec<_> = entries.iter().map(|e| e.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), entries.len());
+    }
+
+    #[test]
+    fn nothing_is_enabled_without_configuration() {
+        assert!(from(&[]).providers.is_empty());
+    }
+
+    #[test]
+    fn keys_proxy_and_model_list_configure_a_provider() {
+        let providers = from(&[
+            ("OPENAI_API_KEY", "sk-a, sk-b"),
+            ("OPENAI_PROXY_URL", "http://127.0.0.1:9/v1/"),
+            ("OPENAI_MODEL_LIST", "-all,my-agent=My Agent"),
+            ("API_KEY_SELECT_MODE", "turn"),
+            ("VLLM_PROXY_URL", "http://gpu:8000/v1"),
+            ("VLLM_MODEL_LIST", "qwen2.5"),
+            ("ENABLED_DEEPSEEK", "0"),
+            ("DEEPSEEK_API_KEY", "sk-d"),
+        ]);
+        let ids: Vec<_> = providers.providers.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["openai", "vllm"]);
+        let openai = providers.get("openai").expect("enabled");
+        assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(openai.models.len(), 1);
+        assert_eq!(openai.models[0].label(), "My Agent");
+        let first = openai.pick_key(KeySelectMode::Turn).expect("has keys");
+        let second = openai.pick_key(KeySelectMode::Turn).expect("has keys");
+        assert_ne!(first.expose(), second.expose());
+        assert_eq!(providers.get("vllm").expect("enabled").pick_key(KeySelectMode::Turn), None);
+    }
+
+    #[test]
+    fn a_bad_model_list_names_its_variable() {
+        let error = ServerProviders::from_env(&|name| match name {
+            "OPENAI_API_KEY" => Some("sk".into()),
+            "OPENAI_MODEL_LIST" => Some("gpt<oops>".into()),
+            _ => None,
+        })
+        .expect_err("invalid list");
+        assert!(error.to_string().starts_with("OPENAI_MODEL_LIST"));
+    }
+}

@@ -1,0 +1,117 @@
+//! The person using Loquat and their preferences.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::UserId;
+use crate::time::Timestamp;
+
+/// The interface languages Loquat ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Locale {
+    #[default]
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "zh-CN")]
+    SimplifiedChinese,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 2] = [Locale::English, Locale::SimplifiedChinese];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::English => "en",
+            Locale::SimplifiedChinese => "zh-CN",
+        }
+    }
+
+    /// The language's own name, for the language picker.
+    pub fn native_name(self) -> &'static str {
+        match self {
+            Locale::English => "English",
+            Locale::SimplifiedChinese => "简体中文",
+        }
+    }
+
+    /// Parses a locale code leniently (`zh`, `zh-cn`, `zh-Hans` are all Simplified Chinese).
+    pub fn parse(code: &str) -> Option<Locale> {
+        let code = code.trim().to_ascii_lowercase();
+        if code.starts_with("zh") {
+            Some(Locale::SimplifiedChinese)
+        } else if code.starts_with("en") {
+            Some(Locale::English)
+        } else {
+            None
+        }
+    }
+
+    /// Picks the best locale from an `Accept-Language` header, honouring q-values.
+    pub fn from_accept_language(header: &str) -> Locale {
+        let mut best: Option<(f32, Locale)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or_default();
+            let quality =
+                pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+            if let Some(locale) = Locale::parse(tag)
+                && best.is_none_or(|(q, _)| quality > q)
+            {
+                best = Some((quality, locale));
+            }
+        }
+        best.map(|(_, locale)| locale).unwrap_or_default()
+    }
+}
+
+/// The colour scheme; `System` follows the operating system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub fn code(self) -> &'static str {
+        match self {
+            Theme::System => "system",
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Theme> {
+        match code {
+            "system" => Some(Theme::System),
+            "light" => Some(Theme::Light),
+            "dark" => Some(Theme::Dark),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    /// `None` means "follow the browser's Accept-Language".
+    pub locale: Option<Locale>,
+    pub theme: Theme,
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_prefers_highest_quality() {
+        assert_eq!(Locale::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Locale::SimplifiedChinese);
+        assert_eq!(Locale::from_accept_language("en-US,en;q=0.9,zh-CN;q=0.8"), Locale::English);
+        assert_eq!(Locale::from_accept_language("fr-FR,zh;q=0.5"), Locale::SimplifiedChinese);
+        assert_eq!(Locale::from_accept_language("fr-FR"), Locale::English);
+        assert_eq!(Locale::from_accept_language(""), Locale::English);
+    }
+}

@@ -1,0 +1,89 @@
+//! Typed identifiers: one newtype per aggregate so a topic id can never be passed where a
+//! message id is expected. All ids are UUIDv7 (time-ordered), stored as text.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Returned when text is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid id: {0:?}")]
+pub struct InvalidId(pub String);
+
+macro_rules! define_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.as_hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(text).map(Self).map_err(|_| InvalidId(text.to_owned()))
+            }
+        }
+    };
+}
+
+define_id!(
+    /// A person using Loquat (for now the single local user).
+    UserId
+);
+define_id!(
+    /// An assistant ("agent" in LobeChat): a system role, a model and its parameters.
+    AssistantId
+);
+define_id!(
+    /// A conversation inside an assistant.
+    TopicId
+);
+define_id!(
+    /// One message in a topic's message tree.
+    MessageId
+);
+define_id!(
+    /// A provider configured from the settings page.
+    ProviderSettingId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_text_and_are_time_ordered() {
+        let first = MessageId::new();
+        let second = MessageId::new();
+        assert!(first < second);
+        let parsed: MessageId = first.to_string().parse().expect("parses");
+        assert_eq!(parsed, first);
+        assert!("not-an-id".parse::<TopicId>().is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! Assistants: create, change, delete; every user has one default assistant.
+
+use super::Services;
+use crate::domain::{Assistant, AssistantConfig};
+use crate::error::{CoreError, CoreResult};
+use crate::id::{AssistantId, UserId};
+use crate::time::Timestamp;
+
+impl Services {
+    pub async fn list_assistants(&self, user: UserId) -> CoreResult<Vec<Assistant>> {
+        Ok(self.store.list_assistants(user).await?)
+    }
+
+    pub async fn assistant(&self, user: UserId, id: AssistantId) -> CoreResult<Assistant> {
+        self.store.get_assistant(user, id).await?.ok_or(CoreError::NotFound("assistant"))
+    }
+
+    /// The user's default assistant, created on first use.
+    pub async fn default_assistant(&self, user: UserId) -> CoreResult<Assistant> {
+        let assistants = self.store.list_assistants(user).await?;
+        if let Some(default) = assistants.into_iter().find(|a| a.is_default) {
+            return Ok(default);
+        }
+        let config = AssistantConfig { title: String::new(), ..AssistantConfig::default() };
+        self.insert_assistant(user, config, true).await
+    }
+
+    pub async fn create_assistant(&self, user: UserId, config: AssistantConfig) -> CoreResult<Assistant> {
+        config.validate()?;
+        self.insert_assistant(user, config, false).await
+    }
+
+    async fn insert_assistant(&self, user: UserId, config: AssistantConfig, is_default: bool) -> CoreResult<Assistant> {
+        let now = Timestamp::now();
+        let assistant =
+            Assistant { id: AssistantId::new(), user_id: user, is_default, config, created_at: now, updated_at: now };
+        self.store.insert_assistant(&assistant).await?;
+        Ok(assistant)
+    }
+
+    pub async fn update_assistant(
+        &self,
+        user: UserId,
+        id: AssistantId,
+        config: AssistantConfig,
+    ) -> CoreResult<Assistant> {
+        config.validate()?;
+        if !self.store.update_assistant(user, id, &config, Timestamp::now()).await? {
+            return Err(CoreError::NotFound("assistant"));
+        }
+        self.assistant(user, id).await
+    }
+
+    /// Deletes an assistant with its topics. The default assistant cannot be deleted.
+    pub async fn delete_assistant(&self, user: UserId, id: AssistantId) -> CoreResult<()> {
+        let assistant = self.assistant(user, id).await?;
+        if assistant.is_default {
+            return Err(CoreError::invalid("the default assistant cannot be deleted"));
+        }
+        for topic in self.store.list_topics(user, id).await? {
+            self.stop_topic_generations(user, topic.id).await?;
+        }
+        self.store.delete_assistant(user, id).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! Chatting: send, regenerate, edit, delete and stop. Every answer is a generation job; these
+//! methods only prepare the message tree and start it.
+
+use super::Services;
+use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Topic};
+use crate::error::{CoreError, CoreResult};
+use crate::generation::{JobSpec, Subscription};
+use crate::id::{AssistantId, MessageId, TopicId, UserId};
+use crate::llm::{ChatEvent, ChatRequest};
+use crate::prompt::{PromptContext, build_chat_messages, clean_title, title_request};
+use crate::store::FinishedAnswer;
+use crate::time::Timestamp;
+use crate::tree::MessageTree;
+
+/// A message typed by the user.
+#[derive(Debug, Clone)]
+pub struct SendMessage {
+    pub assistant_id: AssistantId,
+    /// `None` starts a new topic.
+    pub topic_id: Option<TopicId>,
+    pub content: String,
+    /// The user's interface language, for placeholders and the topic title.
+    pub language: String,
+}
+
+/// What a send (or edit) created.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub topic: Topic,
+    pub created_topic: bool,
+    pub user_message: Option<Message>,
+    pub answer: Message,
+}
+
+/// How to follow an answer: live, or already finished.
+#[derive(Debug)]
+pub enum Attachment {
+    Live(Subscription),
+    Finished(Message),
+}
+
+impl Services {
+    /// Stores the user's message, creates the answer placeholder and starts generating.
+    pub async fn send_message(&self, user: UserId, send: SendMessage) -> CoreResult<Exchange> {
+        let content = self.checked_content(&send.content)?;
+        let assistant = self.assistant(user, send.assistant_id).await?;
+        let (topic, created_topic, parent) = match send.topic_id {
+            Some(id) => {
+                let topic = self.topic(user, id).await?;
+                if topic.assistant_id != assistant.id {
+                    return Err(CoreError::NotFound("topic"));
+                }
+                let leaf = self.visible_leaf(user, &topic).await?;
+                (topic, false, leaf)
+            }
+            None => {
+                let now = Timestamp::now();
+                let topic = Topic {
+                    id: TopicId::new(),
+                    user_id: user,
+                    assistant_id: assistant.id,
+                    title: String::new(),
+                    active_leaf_id: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                (topic, true, None)
+            }
+        };
+        if self.generations.topic_busy(user, topic.id) {
+            return Err(CoreError::Conflict("an answer is still being generated; stop it or wait".into()));
+        }
+        // Resolve the model before writing anything: a missing provider is the user's error.
+        let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
+        if created_topic {
+            self.store.insert_topic(&topic).await?;
+        }
+        let user_message = self.insert_message(user, topic.id, parent, MessageRole::User, content, None).await?;
+        let answer = self.start_answer(user, &assistant, &topic, &user_message, &send.language, resolved).await?;
+        let topic = self.topic(user, topic.id).await?;
+        Ok(Exchange { topic, created_topic, user_message: Some(user_message), answer })
+    }
+
+    /// Generates a new answer beside an existing one (a sibling under the same question).
+    pub async fn regenerate(&self, user: UserId, answer_id: MessageId, language: &str) -> CoreResult<Exchange> {
+        let answer = self.message(user, answer_id).await?;
+        let question_id = match (answer.role, answer.parent_id) {
+            (MessageRole::Assistant, Some(parent)) => parent,
+            _ => return Err(CoreError::invalid("only an answer can be regenerated")),
+        };
+        let question = self.message(user, question_id).await?;
+        self.answer_question(user, question, language).await
+    }
+
+    /// Edits a message as a new sibling, so the original stays reachable. Editing a question
+    /// generates a new answer; editing an answer just stores the corrected text.
+    pub async fn edit_message(
+        &self,
+        user: UserId,
+        id: MessageId,
+        content: &str,
+        language: &str,
+    ) -> CoreResult<Exchange> {
+        let content = self.checked_content(content)?;
+        let original = self.message(user, id).await?;
+        let topic = self.topic(user, original.topic_id).await?;
+        if self.generations.topic_busy(user, topic.id) {
+            return Err(CoreError::Conflict("an answer is still being generated; stop it or wait".into()));
+        }
+        let edited = self
+            .insert_message(user, topic.id, original.parent_id, original.role, content, original.model.clone())
+            .await?;
+        match original.role {
+            MessageRole::User => self.answer_question(user, edited, language).await,
+            MessageRole::Assistant => {
+                self.store.set_active_leaf(user, topic.id, Some(edited.id), Timestamp::now()).await?;
+                let topic = self.topic(user, topic.id).await?;
+                Ok(Exchange { topic, created_topic: false, user_message: None, answer: edited })
+            }
+        }
+    }
+
+    /// Deletes a message and everything below it; a running answer is stopped first.
+    pub async fn delete_message(&self, user: UserId, id: MessageId) -> CoreResult<Topic> {
+        let message = self.message(user, id).await?;
+        let topic = self.topic(user, message.topic_id).await?;
+        self.stop_topic_generations(user, topic.id).await?;
+        self.store.delete_message_subtree(user, id).await?;
+        let remaining = self.store.list_messages(user, topic.id).await?;
+        let tree = MessageTree::new(&remaining);
+        let active_leaf_survives = topic.active_leaf_id.is_some_and(|leaf| tree.get(leaf).is_some());
+        if !active_leaf_survives {
+            let leaf = match message.parent_id {
+                Some(parent) if tree.get(parent).is_some() => Some(tree.latest_leaf_under(parent)),
+                _ => tree.branch(None).last().map(|entry| entry.message.id),
+            };
+            self.store.set_active_leaf(user, topic.id, leaf, Timestamp::now()).await?;
+        }
+        self.topic(user, topic.id).await
+    }
+
+    /// Stops a running answer, keeping what arrived. Stopping a finished answer does nothing.
+    pub async fn stop_generation(&self, user: UserId, id: MessageId) -> CoreResult<()> {
+        self.message(user, id).await?;
+        self.generations.stop(user, id);
+        Ok(())
+    }
+
+    /// Follows an answer: a live subscription while it generates, else the stored message.
+    pub async fn attach(&self, user: UserId, id: MessageId) -> CoreResult<Attachment> {
+        if let Some(subscription) = self.generations.subscribe(user, id) {
+            return Ok(Attachment::Live(subscription));
+        }
+        let message = self.message(user, id).await?;
+        Ok(Attachment::Finished(message))
+    }
+
+    async fn answer_question(&self, user: UserId, question: Message, language: &str) -> CoreResult<Exchange> {
+        let topic = self.topic(user, question.topic_id).await?;
+        if self.generations.topic_busy(user, topic.id) {
+            return Err(CoreError::Conflict("an answer is still being generated; stop it or wait".into()));
+        }
+        let assistant = self.assistant(user, topic.assistant_id).await?;
+        let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
+        let answer = self.start_answer(user, &assistant, &topic, &question, language, resolved).await?;
+        let topic = self.topic(user, topic.id).await?;
+        Ok(Exchange { topic, created_topic: false, user_message: None, answer })
+    }
+
+    /// Inserts the answer placeholder under `question`, makes it the visible leaf and starts
+    /// the generation job.
+    async fn start_answer(
+        &self,
+        user: UserId,
+        assistant: &Assistant,
+        topic: &Topic,
+        question: &Message,
+        language: &str,
+        resolved: super::ResolvedModel,
+    ) -> CoreResult<Message> {
+        let messages = self.store.list_messages(user, topic.id).await?;
+        let branch: Vec<Message> =
+            MessageTree::new(&messages).branch(Some(question.id)).into_iter().map(|entry| entry.message).collect();
+        let person = self.user(user).await?;
+        let context = PromptContext {
+            now: jiff::Zoned::now(),
+            model: resolved.model.id.clone(),
+            username: person.name,
+            language: language.to_owned(),
+        };
+        let request = ChatRequest {
+            model: resolved.model.upstream_name().to_owned(),
+            messages: build_chat_messages(&assistant.config, &branch, &context),
+            params: assistant.config.params.clone(),
+        };
+        let answer = NewMessage {
+            id: MessageId::new(),
+            user_id: user,
+            topic_id: topic.id,
+            parent_id: Some(question.id),
+            role: MessageRole::Assistant,
+            content: String::new(),
+            status: MessageStatus::Generating,
+            provider: Some(resolved.provider_id.clone()),
+            model: Some(resolved.model.id.clone()),
+            created_at: Timestamp::now(),
+        };
+        self.store.insert_message(&answer).await?;
+        self.store.set_active_leaf(user, topic.id, Some(answer.id), Timestamp::now()).await?;
+
+        let needs_title = topic.title.is_empty() && question.parent_id.is_none();
+        let spec = JobSpec {
+            user_id: user,
+            topic_id: topic.id,
+            message_id: answer.id,
+            provider_id: resolved.provider_id.clone(),
+            model_id: resolved.model.id.clone(),
+            endpoint: resolved.endpoint.clone(),
+            request: request.clone(),
+        };
+        let services = self.clone();
+        let question_text = question.content.clone();
+        let language = language.to_owned();
+        let topic_id = topic.id;
+        self.generations.start(
+            spec,
+            self.store.clone(),
+            self.chat_client.clone(),
+            move |finished: FinishedAnswer| async move {
+                if needs_title && finished.status == MessageStatus::Complete {
+                    services.title_topic(user, topic_id, &question_text, &finished.content, &language, &resolved).await;
+                }
+            },
+        );
+        self.message(user, answer.id).await
+    }
+
+    /// Names a new topic from its first exchange, with the model that answered. Failures are
+    /// logged: a topic without a title is shown by its first words instead.
+    async fn title_topic(
+        &self,
+        user: UserId,
+        topic: TopicId,
+        question: &str,
+        answer: &str,
+        language: &str,
+        resolved: &super::ResolvedModel,
+    ) {
+        use futures_util::StreamExt;
+        let request = ChatRequest {
+            model: resolved.model.upstream_name().to_owned(),
+            messages: title_request(question, answer, language),
+            params: crate::domain::ModelParams { temperature: Some(0.3), max_tokens: Some(60), ..Default::default() },
+        };
+        let collect = async {
+            let mut stream = self.chat_client.stream_chat(&resolved.endpoint, &request).await?;
+            let mut text = String::new();
+            while let Some(event) = stream.next().await {
+                if let ChatEvent::Text(piece) = event? {
+                    text.push_str(&piece);
+                }
+            }
+            Ok::<_, crate::llm::ProviderError>(text)
+        };
+        let title = match tokio::time::timeout(std::time::Duration::from_secs(30), collect).await {
+            Ok(Ok(text)) => clean_title(&text),
+            Ok(Err(error)) => {
+                tracing::info!(%topic, %error, "could not title the topic");
+                return;
+            }
+            Err(_) => return,
+        };
+        if title.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.set_title_if_empty(user, topic, &title).await {
+            tracing::warn!(%topic, %error, "could not store the topic title");
+        }
+    }
+
+    async fn visible_leaf(&self, user: UserId, topic: &Topic) -> CoreResult<Option<MessageId>> {
+        if let Some(leaf) = topic.active_leaf_id
+            && self.store.get_message(user, leaf).await?.is_some()
+        {
+            return Ok(Some(leaf));
+        }
+        let messages = self.store.list_messages(user, topic.id).await?;
+        Ok(MessageTree::new(&messages).branch(None).last().map(|entry| entry.message.id))
+    }
+
+    async fn insert_message(
+        &self,
+        user: UserId,
+        topic: TopicId,
+        parent: Option<MessageId>,
+        role: MessageRole,
+        content: String,
+        model: Option<String>,
+    ) -> CoreResult<Message> {
+        let message = NewMessage {
+            id: MessageId::new(),
+            user_id: user,
+            topic_id: topic,
+            parent_id: parent,
+            role,
+            content,
+            status: MessageStatus::Complete,
+            provider: None,
+            model,
+            created_at: Timestamp::now(),
+        };
+        self.store.insert_message(&message).await?;
+        self.message(user, message.id).await
+    }
+
+    fn checked_content(&self, content: &str) -> CoreResult<String> {
+        let trimmed = content.trim();
+        if trimmed.is_empty() {
+            return Err(CoreError::invalid("the message is empty"));
+        }
+        if trimmed.chars().count() > self.limits.max_message_chars {
+            return Err(CoreError::invalid(format!(
+                "the message is longer than {} characters",
+                self.limits.max_message_chars
+            )));
+        }
+        Ok(trimmed.to_owned())
+    }
+}

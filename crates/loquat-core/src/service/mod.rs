@@ -1,0 +1,73 @@
+//! The services: every rule of the product lives here, behind methods that take the acting
+//! user. Pages and the API are thin callers; stores only store.
+
+mod assistants;
+mod chat;
+mod providers;
+mod topics;
+mod users;
+
+use std::sync::Arc;
+
+pub use chat::{Attachment, Exchange, SendMessage};
+pub use providers::{ProviderOption, ProviderSettingView, ResolvedModel};
+pub use topics::Conversation;
+
+use crate::catalogue::ServerProviders;
+use crate::crypto::KeyVault;
+use crate::generation::{GenerationSettings, Generations};
+use crate::llm::ChatClient;
+use crate::store::Store;
+
+/// Limits the services enforce.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest message a user may send, in characters.
+    pub max_message_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_message_chars: 200_000 }
+    }
+}
+
+/// Loquat's application core, shared by every front door.
+#[derive(Clone)]
+pub struct Services {
+    store: Arc<dyn Store>,
+    chat_client: Arc<dyn ChatClient>,
+    vault: Arc<KeyVault>,
+    server_providers: Arc<ServerProviders>,
+    generations: Generations,
+    limits: Limits,
+}
+
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        chat_client: Arc<dyn ChatClient>,
+        vault: KeyVault,
+        server_providers: ServerProviders,
+        generation: GenerationSettings,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            chat_client,
+            vault: Arc::new(vault),
+            server_providers: Arc::new(server_providers),
+            generations: Generations::new(generation),
+            limits,
+        }
+    }
+
+    /// The running generation jobs (for subscriptions, metrics and shutdown).
+    pub fn generations(&self) -> &Generations {
+        &self.generations
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

@@ -1,0 +1,81 @@
+//! Topics and the branch of the message tree a user looks at.
+
+use super::Services;
+use crate::domain::{Message, Topic};
+use crate::error::{CoreError, CoreResult};
+use crate::id::{AssistantId, MessageId, TopicId, UserId};
+use crate::time::Timestamp;
+use crate::tree::{BranchEntry, MessageTree};
+
+/// A topic with the branch to show.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub topic: Topic,
+    pub branch: Vec<BranchEntry>,
+}
+
+impl Services {
+    pub async fn list_topics(&self, user: UserId, assistant: AssistantId) -> CoreResult<Vec<Topic>> {
+        Ok(self.store.list_topics(user, assistant).await?)
+    }
+
+    pub async fn topic(&self, user: UserId, id: TopicId) -> CoreResult<Topic> {
+        self.store.get_topic(user, id).await?.ok_or(CoreError::NotFound("topic"))
+    }
+
+    /// The topic with its active branch, loaded in one message query.
+    pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {
+        let topic = self.topic(user, id).await?;
+        let messages = self.store.list_messages(user, id).await?;
+        let branch = MessageTree::new(&messages).branch(topic.active_leaf_id);
+        Ok(Conversation { topic, branch })
+    }
+
+    pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {
+        let title = title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(CoreError::invalid("a topic title needs 1 to 200 characters"));
+        }
+        if self.store.rename_topic(user, id, title, Timestamp::now()).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("topic"))
+        }
+    }
+
+    pub async fn delete_topic(&self, user: UserId, id: TopicId) -> CoreResult<()> {
+        self.stop_topic_generations(user, id).await?;
+        if self.store.delete_topic(user, id).await? { Ok(()) } else { Err(CoreError::NotFound("topic")) }
+    }
+
+    /// Shows the branch through `message` (a sibling the user switched to), down to its newest
+    /// leaf. Returns the topic.
+    pub async fn switch_branch(&self, user: UserId, message: MessageId) -> CoreResult<Topic> {
+        let target = self.message(user, message).await?;
+        let messages = self.store.list_messages(user, target.topic_id).await?;
+        let leaf = MessageTree::new(&messages).latest_leaf_under(message);
+        self.store.set_active_leaf(user, target.topic_id, Some(leaf), Timestamp::now()).await?;
+        self.topic(user, target.topic_id).await
+    }
+
+    pub async fn message(&self, user: UserId, id: MessageId) -> CoreResult<Message> {
+        self.store.get_message(user, id).await?.ok_or(CoreError::NotFound("message"))
+    }
+
+    /// Stops running answers of a topic before it (or its assistant) is deleted, and waits
+    /// until they have ended so their final write does not race the delete.
+    pub(crate) async fn stop_topic_generations(&self, user: UserId, topic: TopicId) -> CoreResult<()> {
+        for message in self.store.list_messages(user, topic).await? {
+            if let Some(mut subscription) = self.generations.subscribe(user, message.id) {
+                self.generations.stop(user, message.id);
+                while subscription.snapshot.finished.is_none() {
+                    match subscription.events.recv().await {
+                        Ok(crate::generation::GenerationEvent::Finished(_)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! The local user and their preferences. Accounts arrive later; until then one user owns
+//! everything, but every row already carries its `user_id`.
+
+use super::Services;
+use crate::domain::{Locale, Theme, User};
+use crate::error::{CoreError, CoreResult};
+use crate::id::UserId;
+use crate::time::Timestamp;
+
+impl Services {
+    /// The id of the single local user (fixed, so that restarts find the same data).
+    pub fn local_user_id() -> UserId {
+        // A fixed, valid UUIDv7 text; parsing it cannot fail.
+        "01900000-0000-7000-8000-000000000001".parse().unwrap_or_else(|_| UserId::new())
+    }
+
+    /// Prepares the store for serving: the local user, their default assistant, and recovery of
+    /// answers a previous process left generating.
+    pub async fn bootstrap(&self) -> CoreResult<User> {
+        let interrupted = self.store.interrupt_generating(Timestamp::now()).await?;
+        if interrupted > 0 {
+            tracing::warn!(interrupted, "answers left generating by a previous process were marked interrupted");
+        }
+        let user = User {
+            id: Self::local_user_id(),
+            name: "Local user".to_owned(),
+            locale: None,
+            theme: Theme::System,
+            created_at: Timestamp::now(),
+        };
+        self.store.ensure_user(&user).await?;
+        self.default_assistant(user.id).await?;
+        self.user(user.id).await
+    }
+
+    pub async fn user(&self, id: UserId) -> CoreResult<User> {
+        self.store.get_user(id).await?.ok_or(CoreError::NotFound("user"))
+    }
+
+    pub async fn update_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> CoreResult<()> {
+        if self.store.update_user_preferences(id, locale, theme).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("user"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_user_id_is_fixed() {
+        assert_eq!(Services::local_user_id(), Services::local_user_id());
+        assert_eq!(Services::local_user_id().as_uuid().get_version_num(), 7);
+    }
+}
