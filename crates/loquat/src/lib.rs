@@ -1,1 +1,153 @@
-//! placeholder
+//! Wires Loquat together: configuration → store, providers, services → the HTTP router, and
+//! runs it until shutdown, letting running answers finish or persisting them as interrupted.
+
+pub mod config;
+mod vault;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loquat_core::Services;
+use loquat_core::catalogue::ServerProviders;
+use loquat_core::service::Limits;
+use loquat_providers::{HttpChatClient, HttpClientSettings};
+use loquat_store::StoreOptions;
+use loquat_web::{AppState, WebSettings};
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+
+/// Why Loquat could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use the data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the key vault: {0}")]
+    Vault(String),
+    #[error("the database: {0}")]
+    Store(#[from] loquat_core::store::StoreError),
+    #[error("provider settings in the environment: {0}")]
+    Providers(#[from] loquat_core::catalogue::EnvProviderError),
+    #[error("the HTTP client: {0}")]
+    Client(String),
+    #[error("{0}")]
+    Core(#[from] loquat_core::CoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built application, ready to serve.
+pub struct App {
+    pub services: Services,
+    router: axum::Router,
+    shutdown_grace: Duration,
+}
+
+/// Installs the process-wide TLS crypto provider (once; later calls do nothing).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Opens the store, reads provider settings through `env` (the process environment in
+/// production, a map in tests) and builds the services and routes.
+pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<App, StartError> {
+    install_crypto_provider();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let vault = vault::open(config)?;
+    let store = loquat_store::open(&store_options(config)).await?;
+    let server_providers = ServerProviders::from_env(env)?;
+    if server_providers.providers.is_empty() {
+        tracing::info!("no model provider in the environment; set OPENAI_API_KEY or add one in the settings");
+    }
+    for provider in &server_providers.providers {
+        tracing::info!(provider = %provider.id, base_url = %provider.base_url, keys = provider.key_count(), models = provider.models.len(), "provider enabled");
+    }
+    let client = HttpChatClient::new(&HttpClientSettings {
+        connect_timeout: Duration::from_secs(config.http.connect_timeout_secs),
+        request_timeout_for_non_streaming: Duration::from_secs(config.http.request_timeout_secs),
+        ..HttpClientSettings::default()
+    })
+    .map_err(|error| StartError::Client(error.to_string()))?;
+    let services = Services::new(
+        Arc::new(store),
+        Arc::new(client),
+        vault,
+        server_providers,
+        config.generation_settings(),
+        Limits { max_message_chars: config.max_message_chars },
+    );
+    services.bootstrap().await?;
+    // Syntax sets and the sanitizer are built lazily; build them now, off the request path.
+    tokio::task::spawn_blocking(loquat_web::markdown::warm_up);
+    let web_settings = WebSettings {
+        body_limit: config.http.body_limit_bytes,
+        secure_cookies: config.app_url.as_deref().is_some_and(|url| url.starts_with("https://")),
+    };
+    let router = loquat_web::router(AppState::new(services.clone(), web_settings))
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http());
+    Ok(App { services, router, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
+}
+
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        database_url: config.database_url.as_ref().map(|url| url.expose().to_owned()),
+        data_dir: config.data_dir.clone(),
+    }
+}
+
+impl App {
+    /// Serves on `listener` until `shutdown` resolves, then drains running answers.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let generations = self.services.generations().clone();
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.map_err(StartError::Serve)?;
+        let running = generations.running();
+        if running > 0 {
+            tracing::info!(running, grace = ?self.shutdown_grace, "waiting for running answers to finish");
+        }
+        generations.shutdown(self.shutdown_grace).await;
+        Ok(())
+    }
+}
+
+/// Builds and serves with the process environment; logs when ready.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let started = Instant::now();
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen { address: config.listen, source })?;
+    let app = build(&config, &|name| std::env::var(name).ok()).await?;
+    let address = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "Loquat is ready on http://{address}");
+    app.serve(listener, shutdown).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,172 @@
+//! The HTTP side shared by every protocol: [`HttpClientSettings`], the [`HttpChatClient`] that
+//! owns the one pooled `reqwest::Client` and dispatches on [`Protocol`], and small helpers
+//! (URL joining, bounded body reads) the protocol modules use.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use loquat_core::domain::Protocol;
+use loquat_core::llm::{ChatClient, ChatRequest, ChatStream, Endpoint, ProviderError};
+
+use crate::errors;
+use crate::openai;
+
+/// How the shared HTTP client behaves. `Default` gives values suited to public LLM APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpClientSettings {
+    /// TCP + TLS connection establishment.
+    pub connect_timeout: Duration,
+    /// Whole-request limit for calls that do not stream (`list_models`). Streams have none:
+    /// the caller bounds them (first-event and idle timeouts) and cancels by dropping.
+    pub request_timeout_for_non_streaming: Duration,
+    /// Longest silence between two reads of any response body; a backstop for streams whose
+    /// consumer applies no timeout of its own. `None` disables it.
+    pub read_timeout: Option<Duration>,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+    /// TCP keep-alive probes on pooled connections.
+    pub tcp_keepalive: Option<Duration>,
+    pub user_agent: String,
+    /// How much of an error response body is read (the rest is ignored).
+    pub max_error_body_bytes: usize,
+}
+
+impl Default for HttpClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout_for_non_streaming: Duration::from_secs(60),
+            read_timeout: Some(Duration::from_secs(300)),
+            pool_idle_timeout: Duration::from_secs(90),
+            tcp_keepalive: Some(Duration::from_secs(30)),
+            user_agent: concat!("Loquat/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_error_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The HTTP client could not be created (e.g. the TLS configuration failed to load).
+#[derive(Debug, Clone)]
+pub struct ClientInitError(String);
+
+impl fmt::Display for ClientInitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not create the HTTP client: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientInitError {}
+
+/// What a protocol module needs to make calls: the pooled client and the non-streaming limits.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    pub client: reqwest::Client,
+    pub non_streaming_timeout: Duration,
+    pub max_error_body_bytes: usize,
+}
+
+/// Loquat's [`ChatClient`]: one pooled HTTP client (rustls, HTTP/1.1 and HTTP/2) shared by all
+/// requests, dispatching to the module of the endpoint's protocol. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpChatClient {
+    http: Http,
+}
+
+impl HttpChatClient {
+    pub fn new(settings: &HttpClientSettings) -> Result<Self, ClientInitError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .tcp_keepalive(settings.tcp_keepalive)
+            .tcp_nodelay(true)
+            .user_agent(settings.user_agent.clone());
+        if let Some(read_timeout) = settings.read_timeout {
+            builder = builder.read_timeout(read_timeout);
+        }
+        let client = builder.build().map_err(|error| ClientInitError(error.to_string()))?;
+        Ok(Self {
+            http: Http {
+                client,
+                non_streaming_timeout: settings.request_timeout_for_non_streaming,
+                max_error_body_bytes: settings.max_error_body_bytes,
+            },
+        })
+    }
+}
+
+#[async_trait]
+impl ChatClient for HttpChatClient {
+    async fn stream_chat(&self, endpoint: &Endpoint, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let key = endpoint.api_key.clone();
+        let opened = match endpoint.protocol {
+            Protocol::OpenAi => openai::stream_chat(&self.http, endpoint, request).await,
+        };
+        match opened {
+            Ok(stream) => {
+                // Every error of every protocol leaves through here, redacted.
+                let stream = stream.map(move |item| item.map_err(|error| errors::sanitize(error, key.as_ref())));
+                Ok(Box::pin(stream))
+            }
+            Err(error) => Err(log(errors::sanitize(error, key.as_ref()))),
+        }
+    }
+
+    async fn list_models(&self, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
+        let listed = match endpoint.protocol {
+            Protocol::OpenAi => openai::list_models(&self.http, endpoint).await,
+        };
+        listed.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
+    }
+}
+
+/// Logs an already-sanitized error at debug level (callers log failures with context).
+fn log(error: ProviderError) -> ProviderError {
+    tracing::debug!(kind = error.kind.code(), status = error.status, detail = %error.detail, "provider call failed");
+    error
+}
+
+/// `{base_url}/{path}` with exactly one slash between them.
+pub(crate) fn join_url(base_url: &str, path: &str) -> String {
+    format!("{}/{}", base_url.trim().trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// Reads at most `limit` bytes of the body; the rest is left unread (and the connection
+/// dropped with the response). Returns what was read and whether the body was cut.
+pub(crate) async fn read_bounded(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Bytes, bool), reqwest::Error> {
+    let mut buffer = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - buffer.len();
+        if chunk.len() > room {
+            buffer.extend_from_slice(&chunk[..room]);
+            return Ok((Bytes::from(buffer), true));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok((Bytes::from(buffer), false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_join_with_one_slash() {
+        assert_eq!(
+            join_url("https://api.openai.com/v1", "chat/completions"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(join_url("http://h/v1/ ", "/models"), "http://h/v1/models");
+        assert_eq!(join_url("http://h/v1//", "models"), "http://h/v1/models");
+    }
+
+    #[test]
+    fn default_settings_build_a_client() {
+        assert!(HttpChatClient::new(&HttpClientSettings::default()).is_ok());
+    }
+}

@@ -1,0 +1,165 @@
+//! `MessageStore` for `SqlStore`: the `messages` table, a tree per topic. Only a `generating`
+//! message changes; a subtree is deleted with one recursive statement.
+
+use async_trait::async_trait;
+use loquat_core::domain::{Message, NewMessage};
+use loquat_core::id::{MessageId, TopicId, UserId};
+use loquat_core::store::{FinishedAnswer, MessageStore, StoreResult};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{on_pool, store_error};
+use crate::rows::{MessageRow, convert_all, usage_columns};
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn insert_message(&self, message: &NewMessage) -> StoreResult<()> {
+        on_pool!(&self.pools, write |pool| {
+            sqlx::query(
+                "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, reasoning, status, \
+                 provider, model, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $10)",
+            )
+            .bind(message.id.to_string())
+            .bind(message.user_id.to_string())
+            .bind(message.topic_id.to_string())
+            .bind(message.parent_id.map(|parent| parent.to_string()))
+            .bind(message.role.as_str())
+            .bind(&message.content)
+            .bind(message.status.as_str())
+            .bind(message.provider.as_deref())
+            .bind(message.model.as_deref())
+            .bind(message.created_at.as_millis())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn get_message(&self, user: UserId, id: MessageId) -> StoreResult<Option<Message>> {
+        let row = on_pool!(&self.pools, read |pool| {
+            sqlx::query_as::<_, MessageRow>(
+                "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
+                 error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
+                 duration_ms, created_at, updated_at FROM messages WHERE id = $1 AND user_id = $2",
+            )
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(MessageRow::into_domain).transpose()
+    }
+
+    async fn list_messages(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<Message>> {
+        // Served by the (topic_id, created_at, id) index, already in order.
+        let rows = on_pool!(&self.pools, read |pool| {
+            sqlx::query_as::<_, MessageRow>(
+                "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
+                 error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
+                 duration_ms, created_at, updated_at FROM messages WHERE topic_id = $1 AND user_id = $2 \
+                 ORDER BY created_at, id",
+            )
+            .bind(topic.to_string())
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, MessageRow::into_domain)
+    }
+
+    async fn save_progress(
+        &self,
+        user: UserId,
+        id: MessageId,
+        content: &str,
+        reasoning: &str,
+        updated_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write |pool| {
+            sqlx::query(
+                "UPDATE messages SET content = $1, reasoning = $2, updated_at = $3 \
+                 WHERE id = $4 AND user_id = $5 AND status = 'generating'",
+            )
+            .bind(content)
+            .bind(reasoning)
+            .bind(updated_at.as_millis())
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn finish_message(&self, user: UserId, id: MessageId, answer: &FinishedAnswer) -> StoreResult<bool> {
+        let [prompt_tokens, completion_tokens, reasoning_tokens] = usage_columns(answer.usage);
+        // A missing provider or model keeps the one recorded when the answer was created.
+        let changed = on_pool!(&self.pools, write |pool| {
+            sqlx::query(
+                "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
+                 provider = COALESCE($6, provider), model = COALESCE($7, model), prompt_tokens = $8, \
+                 completion_tokens = $9, reasoning_tokens = $10, ttft_ms = $11, duration_ms = $12, updated_at = $13 \
+                 WHERE id = $14 AND user_id = $15 AND status = 'generating'",
+            )
+            .bind(answer.status.as_str())
+            .bind(&answer.content)
+            .bind(&answer.reasoning)
+            .bind(answer.error_kind.as_deref())
+            .bind(answer.error_message.as_deref())
+            .bind(answer.provider.as_deref())
+            .bind(answer.model.as_deref())
+            .bind(prompt_tokens)
+            .bind(completion_tokens)
+            .bind(reasoning_tokens)
+            .bind(answer.ttft_ms)
+            .bind(answer.duration_ms)
+            .bind(answer.updated_at.as_millis())
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_message_subtree(&self, user: UserId, id: MessageId) -> StoreResult<u64> {
+        // One statement: the parent_id foreign key is checked at its end, when the whole subtree
+        // is gone. UNION (not UNION ALL) ends the walk even on a (corrupt) cycle.
+        on_pool!(&self.pools, write |pool| {
+            sqlx::query(
+                "WITH RECURSIVE subtree (id) AS ( \
+                     SELECT id FROM messages WHERE id = $1 AND user_id = $2 \
+                     UNION \
+                     SELECT child.id FROM messages AS child JOIN subtree ON child.parent_id = subtree.id \
+                     WHERE child.user_id = $2 \
+                 ) \
+                 DELETE FROM messages WHERE user_id = $2 AND id IN (SELECT id FROM subtree)",
+            )
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)
+    }
+
+    async fn interrupt_generating(&self, updated_at: Timestamp) -> StoreResult<u64> {
+        on_pool!(&self.pools, write |pool| {
+            sqlx::query("UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating'")
+                .bind(updated_at.as_millis())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)
+    }
+}

@@ -1,0 +1,65 @@
+//! Schema migrations: the two SQL trees (`migrations/sqlite`, `migrations/postgres`) embedded
+//! in the binary and applied through sqlx's `Migrator`, which takes PostgreSQL's advisory lock
+//! so that replicas starting together migrate once.
+
+use std::borrow::Cow;
+
+use loquat_core::store::{StoreError, StoreErrorKind};
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+
+use crate::pool::{Pools, error_kind};
+
+/// One embedded migration: version, description, SQL.
+type Embedded = (i64, &'static str, &'static str);
+
+/// Migration versions are shared by both trees: version N does the same thing on both.
+const SQLITE: &[Embedded] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES: &[Embedded] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+fn migrator(embedded: &[Embedded]) -> Migrator {
+    Migrator::with_migrations(
+        embedded
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect(),
+    )
+}
+
+/// Applies every pending migration. SQLite migrates through the single writer connection.
+pub(crate) async fn run(pools: &Pools) -> Result<(), StoreError> {
+    let result = match pools {
+        Pools::Sqlite { writer, .. } => migrator(SQLITE).run(writer).await,
+        Pools::Postgres(pool) => migrator(POSTGRES).run(pool).await,
+    };
+    result.map_err(migrate_error)
+}
+
+fn migrate_error(error: MigrateError) -> StoreError {
+    let kind = match &error {
+        MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => error_kind(inner),
+        // A database migrated by a newer Loquat, or an edited migration: nothing safe to do.
+        MigrateError::VersionMissing(_)
+        | MigrateError::VersionMismatch(_)
+        | MigrateError::VersionNotPresent(_)
+        | MigrateError::VersionTooOld(_, _)
+        | MigrateError::VersionTooNew(_, _)
+        | MigrateError::Dirty(_) => StoreErrorKind::Corrupt,
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_trees_have_the_same_versions() {
+        let versions = |embedded: &[Embedded]| embedded.iter().map(|m| (m.0, m.1)).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+        assert!(SQLITE.windows(2).all(|pair| pair[0].0 < pair[1].0));
+    }
+}

@@ -1,0 +1,129 @@
+//! `TopicStore` for `SqlStore`: the `topics` table. Deleting a topic takes its messages with it
+//! (foreign-key cascade); the active leaf is a plain column, not a foreign key.
+
+use async_trait::async_trait;
+use loquat_core::domain::Topic;
+use loquat_core::id::{AssistantId, MessageId, TopicId, UserId};
+use loquat_core::store::{StoreResult, TopicStore};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{on_pool, store_error};
+use crate::rows::{TopicRow, convert_all};
+
+#[async_trait]
+impl TopicStore for SqlStore {
+    async fn insert_topic(&self, topic: &Topic) -> StoreResult<()> {
+        on_pool!(&self.pools, write |pool| {
+            sqlx::query(
+                "INSERT INTO topics (id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(topic.id.to_string())
+            .bind(topic.user_id.to_string())
+            .bind(topic.assistant_id.to_string())
+            .bind(&topic.title)
+            .bind(topic.active_leaf_id.map(|leaf| leaf.to_string()))
+            .bind(topic.created_at.as_millis())
+            .bind(topic.updated_at.as_millis())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn get_topic(&self, user: UserId, id: TopicId) -> StoreResult<Option<Topic>> {
+        let row = on_pool!(&self.pools, read |pool| {
+            sqlx::query_as::<_, TopicRow>(
+                "SELECT id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at FROM topics \
+                 WHERE id = $1 AND user_id = $2",
+            )
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(TopicRow::into_domain).transpose()
+    }
+
+    async fn list_topics(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<Topic>> {
+        let rows = on_pool!(&self.pools, read |pool| {
+            sqlx::query_as::<_, TopicRow>(
+                "SELECT id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at FROM topics \
+                 WHERE user_id = $1 AND assistant_id = $2 ORDER BY updated_at DESC, id DESC",
+            )
+            .bind(user.to_string())
+            .bind(assistant.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, TopicRow::into_domain)
+    }
+
+    async fn rename_topic(&self, user: UserId, id: TopicId, title: &str, updated_at: Timestamp) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write |pool| {
+            sqlx::query("UPDATE topics SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+                .bind(title)
+                .bind(updated_at.as_millis())
+                .bind(id.to_string())
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn set_title_if_empty(&self, user: UserId, id: TopicId, title: &str) -> StoreResult<bool> {
+        // Titling is not activity: `updated_at` (the list order) stays as it is.
+        let changed = on_pool!(&self.pools, write |pool| {
+            sqlx::query("UPDATE topics SET title = $1 WHERE id = $2 AND user_id = $3 AND title = ''")
+                .bind(title)
+                .bind(id.to_string())
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn set_active_leaf(
+        &self,
+        user: UserId,
+        id: TopicId,
+        leaf: Option<MessageId>,
+        updated_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write |pool| {
+            sqlx::query("UPDATE topics SET active_leaf_id = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
+                .bind(leaf.map(|leaf| leaf.to_string()))
+                .bind(updated_at.as_millis())
+                .bind(id.to_string())
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn delete_topic(&self, user: UserId, id: TopicId) -> StoreResult<bool> {
+        let deleted = on_pool!(&self.pools, write |pool| {
+            sqlx::query("DELETE FROM topics WHERE id = $1 AND user_id = $2")
+                .bind(id.to_string())
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+}

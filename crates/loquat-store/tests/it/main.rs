@@ -1,0 +1,13 @@
+//! The store conformance suite: every test is written once, as an `async fn(SqlStore)`, and run
+//! against a fresh SQLite store and (when `LOQUAT_TEST_DATABASE_URL` is set) a fresh PostgreSQL
+//! database. `harness` runs them; `fixtures` builds domain values.
+
+mod assistants;
+mod fixtures;
+mod harness;
+mod messages;
+mod open;
+mod plans;
+mod providers;
+mod topics;
+mod users;

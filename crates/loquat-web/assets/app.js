@@ -1,0 +1,296 @@
+// Loquat's page script. The pages work without it (every action is a plain form); this module
+// upgrades sending to fetch, follows generating answers over server-sent events, and handles
+// small interface actions. Wired through data-* attributes; no build step.
+
+const body = document.body;
+const messages = document.getElementById('messages');
+const composer = document.getElementById('composer');
+
+/** @param {string} name @returns {string} a translated string the page put on <body>. */
+const text = (name) => body.dataset[name] || '';
+
+/** Shows a short message at the bottom of the screen. @param {string} message */
+function toast(message) {
+  const node = document.createElement('div');
+  node.className = 'toast';
+  node.setAttribute('role', 'alert');
+  node.textContent = message;
+  document.body.append(node);
+  setTimeout(() => node.remove(), 4000);
+}
+
+/** Copies text, also on plain-http origins where the clipboard API is missing. @param {string} value */
+async function copyText(value) {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(value);
+    return;
+  }
+  const area = document.createElement('textarea');
+  area.value = value;
+  document.body.append(area);
+  area.select();
+  document.execCommand('copy');
+  area.remove();
+}
+
+/** Adds copy buttons to code blocks under `root`. @param {ParentNode} root */
+function enhance(root) {
+  for (const pre of root.querySelectorAll('.md pre')) {
+    if (pre.querySelector('.code-copy')) continue;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'code-copy';
+    button.textContent = text('i18nCopy');
+    button.addEventListener('click', async () => {
+      await copyText(pre.querySelector('code')?.textContent ?? pre.textContent ?? '');
+      button.textContent = text('i18nCopied');
+      setTimeout(() => { button.textContent = text('i18nCopy'); }, 1500);
+    });
+    pre.append(button);
+  }
+}
+
+/** Whether the message list is scrolled (nearly) to the bottom. */
+const nearBottom = () => !messages || messages.scrollHeight - messages.scrollTop - messages.clientHeight < 120;
+const scrollToBottom = () => { if (messages) messages.scrollTop = messages.scrollHeight; };
+
+/** @param {string|null} id the answer being generated, or null when idle. */
+function setBusy(id) {
+  if (!composer) return;
+  composer.dataset.generating = id ?? '';
+  composer.classList.toggle('busy', Boolean(id));
+}
+
+/**
+ * Follows a generating answer: `render` events replace its content with the server-rendered
+ * text so far, `done` replaces its body with the final one.
+ * @param {string} id
+ * @param {{ refreshTitle?: boolean }} [options]
+ */
+function follow(id, options = {}) {
+  const article = document.getElementById(`m-${id}`);
+  if (!article) return;
+  setBusy(id);
+  const source = new EventSource(`/messages/${id}/events`);
+  source.addEventListener('render', (event) => {
+    const data = JSON.parse(event.data);
+    const stick = nearBottom();
+    const content = article.querySelector('.content');
+    if (content) content.innerHTML = data.html;
+    const reasoning = article.querySelector('.reasoning');
+    if (reasoning && data.reasoning_html) {
+      reasoning.hidden = false;
+      reasoning.querySelector('.reasoning-body').innerHTML = data.reasoning_html;
+    }
+    if (stick) scrollToBottom();
+  });
+  source.addEventListener('done', (event) => {
+    source.close();
+    const data = JSON.parse(event.data);
+    const stick = nearBottom();
+    article.dataset.status = data.status;
+    const bubble = article.querySelector('.bubble');
+    if (bubble && data.html) bubble.innerHTML = data.html;
+    enhance(article);
+    setBusy(null);
+    if (stick) scrollToBottom();
+    if (options.refreshTitle) setTimeout(refreshChrome, 2000);
+  });
+}
+
+/** Re-reads the page to pick up a new topic title in the sidebar and header. */
+async function refreshChrome() {
+  const response = await fetch(location.href, { headers: { Accept: 'text/html' } });
+  if (!response.ok) return;
+  const page = new DOMParser().parseFromString(await response.text(), 'text/html');
+  for (const selector of ['.topics', '.head-title']) {
+    const fresh = page.querySelector(selector);
+    const current = document.querySelector(selector);
+    if (fresh && current) current.replaceWith(fresh);
+  }
+  document.title = page.title;
+}
+
+/** Sends the composer's message with fetch and follows the answer. @param {HTMLFormElement} form */
+async function send(form) {
+  const area = form.querySelector('textarea');
+  const content = area.value;
+  if (!content.trim() || composer.dataset.generating) return;
+  const payload = new URLSearchParams(new FormData(form));
+  area.value = '';
+  resize(area);
+  setBusy('pending');
+  let response;
+  try {
+    response = await fetch(form.action, {
+      method: 'POST',
+      headers: { Accept: 'application/json' },
+      body: payload,
+    });
+  } catch {
+    area.value = content;
+    setBusy(null);
+    toast(text('i18nNetwork'));
+    return;
+  }
+  if (!response.ok) {
+    area.value = content;
+    setBusy(null);
+    const error = await response.json().catch(() => null);
+    toast(error?.error?.message ?? `${response.status}`);
+    return;
+  }
+  const data = await response.json();
+  messages.querySelector('.welcome')?.remove();
+  messages.insertAdjacentHTML('beforeend', data.html);
+  form.querySelector('input[name=topic_id]').value = data.topic_id;
+  if (data.created_topic) {
+    history.replaceState(null, '', data.topic_url);
+    refreshChrome();
+  }
+  enhance(messages);
+  scrollToBottom();
+  follow(data.answer_id, { refreshTitle: data.created_topic });
+}
+
+/** Grows the textarea with its content. @param {HTMLTextAreaElement} area */
+function resize(area) {
+  area.style.height = 'auto';
+  area.style.height = `${Math.min(area.scrollHeight, window.innerHeight * 0.4)}px`;
+}
+
+/** Replaces a message's body with an inline edit form. @param {HTMLElement} article */
+async function editInline(article) {
+  const id = article.dataset.id;
+  const response = await fetch(`/messages/${id}/raw`);
+  if (!response.ok) return;
+  const raw = await response.text();
+  const bubble = article.querySelector('.bubble');
+  const form = document.createElement('form');
+  form.method = 'post';
+  form.action = `/messages/${id}/edit`;
+  form.className = 'form inline-edit';
+  const area = document.createElement('textarea');
+  area.name = 'content';
+  area.rows = Math.min(16, raw.split('\n').length + 1);
+  area.value = raw;
+  const actions = document.createElement('div');
+  actions.className = 'actions';
+  const cancel = document.createElement('button');
+  cancel.type = 'button';
+  cancel.className = 'button secondary small';
+  cancel.textContent = '✕';
+  const save = document.createElement('button');
+  save.className = 'button small';
+  save.textContent = '✓';
+  actions.append(cancel, save);
+  form.append(area, actions);
+  const original = bubble.innerHTML;
+  bubble.replaceChildren(form);
+  area.focus();
+  cancel.addEventListener('click', () => { bubble.innerHTML = original; enhance(article); });
+}
+
+document.addEventListener('click', async (event) => {
+  const target = /** @type {HTMLElement} */ (event.target);
+  const confirmable = target.closest('[data-confirm]');
+  if (confirmable && !confirm(confirmable.dataset.confirm)) {
+    event.preventDefault();
+    return;
+  }
+  const actionable = target.closest('[data-action]');
+  if (!actionable) return;
+  const app = document.querySelector('.app');
+  switch (actionable.dataset.action) {
+    case 'open-sidebar': app?.classList.add('sidebar-open'); break;
+    case 'close-sidebar': app?.classList.remove('sidebar-open'); break;
+    case 'copy': {
+      const article = actionable.closest('.msg');
+      const response = await fetch(`/messages/${article.dataset.id}/raw`);
+      if (response.ok) {
+        await copyText(await response.text());
+        toast(text('i18nCopied'));
+      }
+      break;
+    }
+    case 'edit':
+      event.preventDefault();
+      editInline(actionable.closest('.msg'));
+      break;
+    case 'stop': {
+      const id = composer?.dataset.generating;
+      if (id && id !== 'pending') {
+        await fetch(`/messages/${id}/stop`, { method: 'POST', headers: { Accept: 'application/json' } });
+      }
+      break;
+    }
+    case 'cycle-theme': {
+      event.preventDefault();
+      const response = await fetch('/settings/theme', { method: 'POST', headers: { Accept: 'application/json' } });
+      if (response.ok) document.documentElement.dataset.theme = (await response.json()).theme;
+      break;
+    }
+  }
+});
+
+document.addEventListener('submit', (event) => {
+  const form = /** @type {HTMLFormElement} */ (event.target);
+  if (form === composer) {
+    event.preventDefault();
+    send(form);
+  } else if (form.hasAttribute('data-question') && composer) {
+    event.preventDefault();
+    composer.querySelector('textarea').value = form.querySelector('input[name=content]').value;
+    send(composer);
+  } else if (event.submitter?.dataset.probe) {
+    event.preventDefault();
+    probe(form, event.submitter);
+  }
+});
+
+/** "Check connection" / "Fetch model list" on a provider form. */
+async function probe(form, button) {
+  const result = form.querySelector('.probe-result');
+  button.disabled = true;
+  try {
+    const response = await fetch('/settings/providers/probe', {
+      method: 'POST',
+      headers: { Accept: 'application/json' },
+      body: new URLSearchParams(new FormData(form)),
+    });
+    const data = await response.json();
+    const ok = Boolean(data.ok);
+    result.hidden = false;
+    result.className = `probe-result ${ok ? 'ok' : 'fail'}`;
+    result.textContent = data.message ?? data.error?.message ?? '';
+    if (ok && button.dataset.probe === 'fetch' && data.models.length) {
+      form.querySelector('textarea[name=model_list]').value = data.models.join(',');
+    }
+  } catch {
+    toast(text('i18nNetwork'));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const select of document.querySelectorAll('select[data-autosubmit]')) {
+  select.addEventListener('change', () => select.form.requestSubmit());
+}
+
+if (composer) {
+  const area = composer.querySelector('textarea');
+  area.addEventListener('input', () => resize(area));
+  area.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+  if (!('ontouchstart' in window)) area.focus();
+}
+
+if (messages) {
+  enhance(messages);
+  if (!location.hash) scrollToBottom();
+  for (const article of messages.querySelectorAll('.msg[data-status=generating]')) follow(article.dataset.id);
+}

@@ -1,0 +1,90 @@
+//! Sending a message (JSON for the script, a redirect for a plain form), reading a message's
+//! raw markdown (copy, edit) and stopping an answer.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use loquat_core::domain::Message;
+use loquat_core::id::{AssistantId, MessageId, TopicId};
+use loquat_core::service::SendMessage;
+use loquat_core::tree::BranchEntry;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::context::Viewer;
+use crate::error::{Flavor, WebResult};
+use crate::pages::chat::{MessageFragment, parse_id, topic_url};
+use crate::pages::see_other;
+use crate::views::MessageView;
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    content: String,
+    #[serde(default)]
+    topic_id: String,
+}
+
+pub async fn send_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(assistant): Path<String>,
+    Form(form): Form<SendForm>,
+) -> WebResult<Response> {
+    let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
+    let topic_id: Option<TopicId> =
+        if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, &viewer)?) };
+    let send = SendMessage {
+        assistant_id,
+        topic_id,
+        content: form.content,
+        language: viewer.locale().code().to_owned(),
+    };
+    let exchange = state.services.send_message(viewer.user.id, send).await.map_err(viewer.fail())?;
+    let url = topic_url(exchange.topic.assistant_id, exchange.topic.id);
+    if viewer.flavor == Flavor::Html {
+        return Ok(see_other(&url));
+    }
+    let mut html = String::new();
+    for message in exchange.user_message.iter().chain([&exchange.answer]) {
+        let view = MessageView::from_entry(&lone_entry(message), viewer.tr);
+        html.push_str(&MessageFragment { tr: viewer.tr, m: &view }.render().unwrap_or_default());
+    }
+    Ok(Json(serde_json::json!({
+        "topic_id": exchange.topic.id.to_string(),
+        "topic_url": url,
+        "created_topic": exchange.created_topic,
+        "answer_id": exchange.answer.id.to_string(),
+        "html": html,
+    }))
+    .into_response())
+}
+
+/// A message shown on its own (fresh, so it has no siblings yet).
+pub fn lone_entry(message: &Message) -> BranchEntry {
+    BranchEntry {
+        message: message.clone(),
+        sibling_index: 1,
+        sibling_count: 1,
+        previous_sibling: None,
+        next_sibling: None,
+    }
+}
+
+pub async fn raw_message(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let message = state.services.message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.content).into_response())
+}
+
+pub async fn stop_message(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    state.services.stop_generation(viewer.user.id, id).await.map_err(viewer.fail())?;
+    if viewer.flavor == Flavor::Json {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let message = state.services.message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.topic(viewer.user.id, message.topic_id).await.map_err(viewer.fail())?;
+    Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
+}

@@ -1,0 +1,128 @@
+//! The live view of an answer as server-sent events. `render` carries the answer so far,
+//! rendered and sanitized on the server at most every 100 ms; `done` carries the final body.
+//! A subscriber that disconnects only unsubscribes: the generation goes on.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use loquat_core::generation::{GenerationEvent, Subscription};
+use loquat_core::id::{MessageId, UserId};
+use loquat_core::service::Attachment;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::chat::lone_entry;
+use crate::AppState;
+use crate::context::Viewer;
+use crate::error::WebResult;
+use crate::i18n::Tr;
+use crate::markdown;
+use crate::pages::chat::{MessageBodyFragment, parse_id};
+use crate::views::MessageView;
+
+/// The shortest interval between two `render` events for one subscriber.
+const RENDER_INTERVAL: Duration = Duration::from_millis(100);
+
+pub async fn message_events(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let attachment = state.services.attach(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let (sender, receiver) = mpsc::channel(16);
+    let follower = Follower { state, user: viewer.user.id, id, tr: viewer.tr, sender };
+    tokio::spawn(async move {
+        match attachment {
+            Attachment::Finished(_) => follower.send_done().await,
+            Attachment::Live(subscription) => follower.follow(subscription).await,
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(receiver)).keep_alive(KeepAlive::default()))
+}
+
+struct Follower {
+    state: AppState,
+    user: UserId,
+    id: MessageId,
+    tr: Tr,
+    sender: mpsc::Sender<Result<Event, Infallible>>,
+}
+
+impl Follower {
+    async fn follow(&self, subscription: Subscription) {
+        let Subscription { snapshot, mut events } = subscription;
+        if snapshot.finished.is_some() {
+            return self.send_done().await;
+        }
+        let mut content = snapshot.content;
+        let mut reasoning = snapshot.reasoning;
+        let mut pending = !content.is_empty() || !reasoning.is_empty();
+        let mut last_render: Option<Instant> = None;
+        loop {
+            let due = last_render.map_or_else(Instant::now, |at| at + RENDER_INTERVAL);
+            if pending && Instant::now() >= due {
+                if !self.send_render(&content, &reasoning).await {
+                    return;
+                }
+                pending = false;
+                last_render = Some(Instant::now());
+            }
+            tokio::select! {
+                received = events.recv() => match received {
+                    Ok(GenerationEvent::Delta { content: more, reasoning: more_reasoning }) => {
+                        content.push_str(&more);
+                        reasoning.push_str(&more_reasoning);
+                        pending = true;
+                    }
+                    Ok(GenerationEvent::Finished(_)) | Err(broadcast::error::RecvError::Closed) => {
+                        return self.send_done().await;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // This subscriber fell behind: start again from a fresh snapshot.
+                        match self.state.services.generations().subscribe(self.user, self.id) {
+                            Some(fresh) => {
+                                content = fresh.snapshot.content;
+                                reasoning = fresh.snapshot.reasoning;
+                                events = fresh.events;
+                                pending = true;
+                            }
+                            None => return self.send_done().await,
+                        }
+                    }
+                },
+                () = tokio::time::sleep_until(due), if pending => {}
+                () = self.sender.closed() => return,
+            }
+        }
+    }
+
+    async fn send_render(&self, content: &str, reasoning: &str) -> bool {
+        let data = serde_json::json!({
+            "html": markdown::render_streaming(content),
+            "reasoning_html": if reasoning.is_empty() { String::new() } else { markdown::render_streaming(reasoning) },
+        });
+        self.sender.send(Ok(Event::default().event("render").data(data.to_string()))).await.is_ok()
+    }
+
+    /// Sends the stored final state of the message and ends the stream.
+    async fn send_done(&self) {
+        let data = match self.state.services.message(self.user, self.id).await {
+            Ok(message) => {
+                let view = MessageView::from_entry(&lone_entry(&message), self.tr);
+                let body = MessageBodyFragment { tr: self.tr, m: &view }.render().unwrap_or_default();
+                serde_json::json!({ "status": view.status, "html": body })
+            }
+            Err(error) => {
+                tracing::warn!(message_id = %self.id, %error, "could not load the finished message");
+                serde_json::json!({ "status": "error", "html": "" })
+            }
+        };
+        let _ = self.sender.send(Ok(Event::default().event("done").data(data.to_string()))).await;
+    }
+}

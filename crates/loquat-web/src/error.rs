@@ -1,0 +1,80 @@
+//! The web layer's error: maps a core error's kind to an HTTP status in one place, renders a
+//! friendly page or JSON, and logs server-side failures once without sending their detail.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use loquat_core::{CoreError, ErrorKind};
+
+use crate::i18n::Tr;
+
+/// How the client wants errors: a page or JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Html,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct WebError {
+    pub status: StatusCode,
+    /// Shown to the user (already translated or safe to show).
+    pub message: String,
+    pub flavor: Flavor,
+    pub tr: Tr,
+}
+
+impl WebError {
+    pub fn from_core(error: CoreError, tr: Tr, flavor: Flavor) -> Self {
+        let kind = error.kind();
+        let status = status_of(kind);
+        let message = match (kind, &error) {
+            (ErrorKind::Invalid | ErrorKind::Conflict, _) => error.to_string(),
+            (ErrorKind::NotFound, _) => tr.t("error.not_found").into_owned(),
+            (ErrorKind::Unavailable, CoreError::Provider(provider)) => {
+                tr.t(&format!("provider_error.{}", provider.kind.code())).into_owned()
+            }
+            (ErrorKind::Unavailable, _) => tr.t("error.unavailable").into_owned(),
+            (ErrorKind::Internal, _) => tr.t("error.internal").into_owned(),
+        };
+        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
+            tracing::error!(error = %error, "request failed");
+        }
+        Self { status, message, flavor, tr }
+    }
+
+    pub fn bad_request(message: impl Into<String>, tr: Tr, flavor: Flavor) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), flavor, tr }
+    }
+
+    pub fn not_found(tr: Tr, flavor: Flavor) -> Self {
+        Self { status: StatusCode::NOT_FOUND, message: tr.t("error.not_found").into_owned(), flavor, tr }
+    }
+}
+
+/// The one mapping from error kinds to HTTP statuses.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self.flavor {
+            Flavor::Json => {
+                (self.status, Json(serde_json::json!({ "error": { "message": self.message } }))).into_response()
+            }
+            Flavor::Html => {
+                let page = crate::pages::error_page(self.tr, self.status, &self.message);
+                (self.status, Html(page)).into_response()
+            }
+        }
+    }
+}
+
+pub type WebResult<T> = Result<T, WebError>;

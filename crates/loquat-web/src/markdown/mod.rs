@@ -1,0 +1,337 @@
+//! Markdown → safe HTML for model answers and user messages: the public API (`render`,
+//! `render_streaming`, `plain_excerpt`, `highlight_css`, `warm_up`) and the pulldown-cmark
+//! event pass that neutralises raw HTML and swaps in our own links, images, code, math and
+//! footnotes before ammonia cleans the result.
+
+mod excerpt;
+mod highlight;
+mod linkify;
+mod math;
+mod sanitize;
+mod streaming;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, TextMergeStream};
+
+/// Renders markdown (GFM flavoured, with `$…$` math) to sanitised HTML.
+///
+/// Raw HTML in the input is shown as text; links are limited to http, https and mailto;
+/// the result is passed through an ammonia allow-list as a last line of defence.
+pub fn render(text: &str) -> String {
+    let (events, highlighted) = transform(text);
+    let mut html = String::with_capacity(text.len() + text.len() / 2 + 64);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    highlight::splice(sanitize::clean(&html), &highlighted)
+}
+
+/// Like [`render`], for an answer that is still streaming: an unclosed code fence at the end
+/// is closed first, so a half-written block renders as a block.
+pub fn render_streaming(text: &str) -> String {
+    render(&streaming::close_open_fence(text))
+}
+
+/// The text with markdown syntax removed and whitespace collapsed, cut to at most `max_chars`
+/// characters (the last being "…" when cut). For titles of untitled topics and previews.
+pub fn plain_excerpt(text: &str, max_chars: usize) -> String {
+    excerpt::plain_excerpt(text, max_chars)
+}
+
+/// CSS for the `hl-` token classes of highlighted code, light and dark themes.
+pub fn highlight_css() -> String {
+    highlight::css()
+}
+
+/// Builds the syntax set, the sanitizer and the math renderer ahead of the first request.
+pub fn warm_up() {
+    highlight::warm_up();
+    sanitize::warm_up();
+    let _ = render("`x` $x$\n\n```rust\nfn main() {}\n```\n");
+}
+
+/// The markdown extensions we enable (shared with the excerpt pass).
+fn options() -> Options {
+    Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_MATH
+        | Options::ENABLE_GFM
+}
+
+/// Parses `text` and rewrites the event stream so that everything pulldown-cmark's HTML writer
+/// will emit verbatim (`Event::Html`) was produced here, from escaped pieces. Also returns the
+/// highlighted code blocks, spliced in after sanitizing (see [`highlight::code_block`]).
+fn transform(text: &str) -> (Vec<Event<'_>>, Vec<Arc<str>>) {
+    let mut pass = Pass {
+        text,
+        out: Vec::new(),
+        highlighted: Vec::new(),
+        links: Vec::new(),
+        link_depth: 0,
+        html_break: false,
+        footnotes: HashMap::new(),
+        fn_key: None,
+    };
+    let mut events = TextMergeStream::new(Parser::new_ext(text, options()));
+    while let Some(event) = events.next() {
+        pass.event(event, &mut events);
+    }
+    (pass.out, pass.highlighted)
+}
+
+struct Pass<'a> {
+    text: &'a str,
+    out: Vec<Event<'a>>,
+    highlighted: Vec<Arc<str>>,
+    /// For each open link: whether we emitted an `<a>` (the URL was allowed).
+    links: Vec<bool>,
+    link_depth: usize,
+    /// Inside a raw HTML block: a line break is due before the next line of text.
+    html_break: bool,
+    footnotes: HashMap<String, usize>,
+    /// Per-message part of footnote ids, so several messages on one page don't share ids.
+    fn_key: Option<String>,
+}
+
+impl<'a> Pass<'a> {
+    fn event(&mut self, event: Event<'a>, rest: &mut impl Iterator<Item = Event<'a>>) {
+        match event {
+            Event::Start(Tag::CodeBlock(kind)) => {
+                let lang = match &kind {
+                    CodeBlockKind::Fenced(info) => info.split_whitespace().next().unwrap_or(""),
+                    CodeBlockKind::Indented => "",
+                };
+                let mut code = String::new();
+                for inner in rest.by_ref() {
+                    match inner {
+                        Event::Text(t) => code.push_str(&t),
+                        Event::End(TagEnd::CodeBlock) => break,
+                        _ => {}
+                    }
+                }
+                let html = highlight::code_block(lang, &code, &mut self.highlighted);
+                self.html(html);
+            }
+            Event::Start(Tag::Image { dest_url, title, .. }) => {
+                let alt = collect_alt(rest);
+                if is_http(&dest_url) {
+                    let mut h = String::from("<img src=\"");
+                    escape_url(&mut h, &dest_url);
+                    h.push_str("\" alt=\"");
+                    escape_attr(&mut h, &alt);
+                    if !title.is_empty() {
+                        h.push_str("\" title=\"");
+                        escape_attr(&mut h, &title);
+                    }
+                    h.push_str("\" loading=\"lazy\" referrerpolicy=\"no-referrer\">");
+                    self.html(h);
+                } else if !alt.is_empty() {
+                    self.out.push(Event::Text(alt.into()));
+                }
+            }
+            Event::Start(Tag::Link { link_type, dest_url, title, .. }) => {
+                self.link_depth += 1;
+                let href = match link_type {
+                    LinkType::Email => format!("mailto:{dest_url}"),
+                    _ => dest_url.to_string(),
+                };
+                let allowed = is_http(&href) || is_mailto(&href);
+                if allowed {
+                    self.html(link_open(&href, &title));
+                }
+                self.links.push(allowed);
+            }
+            Event::End(TagEnd::Link) => {
+                self.link_depth = self.link_depth.saturating_sub(1);
+                if self.links.pop().unwrap_or(false) {
+                    self.html("</a>".to_owned());
+                }
+            }
+            Event::Start(Tag::HtmlBlock) => self.html("<p>".to_owned()),
+            Event::End(TagEnd::HtmlBlock) => {
+                self.html_break = false;
+                self.html("</p>\n".to_owned());
+            }
+            // Raw HTML is shown as the text it is, keeping its line breaks.
+            Event::Html(raw) => {
+                for (i, line) in raw.split('\n').enumerate() {
+                    self.html_break |= i > 0;
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if std::mem::take(&mut self.html_break) {
+                        self.out.push(Event::HardBreak);
+                    }
+                    self.out.push(Event::Text(line.to_owned().into()));
+                }
+            }
+            Event::InlineHtml(raw) if is_br(&raw) => self.out.push(Event::HardBreak),
+            Event::InlineHtml(raw) => self.out.push(Event::Text(raw)),
+            Event::Text(t) if self.link_depth == 0 => self.text(t),
+            Event::InlineMath(src) => self.html(math::render(&src, false)),
+            Event::DisplayMath(src) => self.html(math::render(&src, true)),
+            Event::FootnoteReference(name) => {
+                let (id, n) = self.footnote(&name);
+                self.html(format!("<sup class=\"footnote-reference\"><a href=\"#{id}\">{n}</a></sup>"));
+            }
+            Event::Start(Tag::FootnoteDefinition(name)) => {
+                let (id, n) = self.footnote(&name);
+                self.html(format!(
+                    "<div class=\"footnote-definition\" id=\"{id}\"><sup class=\"footnote-definition-label\">{n}</sup>"
+                ));
+            }
+            Event::End(TagEnd::FootnoteDefinition) => self.html("</div>\n".to_owned()),
+            Event::Start(Tag::Heading { level, .. }) => {
+                self.out.push(Event::Start(Tag::Heading { level, id: None, classes: Vec::new(), attrs: Vec::new() }));
+            }
+            Event::Start(Tag::MetadataBlock(_)) | Event::End(TagEnd::MetadataBlock(_)) => {}
+            other => self.out.push(other),
+        }
+    }
+
+    /// Trusted HTML produced by this module (all user text inside it already escaped).
+    fn html(&mut self, html: String) {
+        self.out.push(Event::Html(html.into()));
+    }
+
+    /// Plain text outside links: bare URLs become links.
+    fn text(&mut self, text: CowStr<'a>) {
+        let Some(pieces) = linkify::split(&text) else {
+            self.out.push(Event::Text(text));
+            return;
+        };
+        for piece in pieces {
+            match piece {
+                linkify::Piece::Text(t) => self.out.push(Event::Text(t.to_owned().into())),
+                linkify::Piece::Url { text, href } => {
+                    self.html(link_open(&href, ""));
+                    self.out.push(Event::Text(text.to_owned().into()));
+                    self.html("</a>".to_owned());
+                }
+            }
+        }
+    }
+
+    /// The element id and number of footnote `name` (numbered on first sight). The id is only
+    /// ASCII letters, digits and `-`, so it is safe in attributes as is.
+    fn footnote(&mut self, name: &str) -> (String, usize) {
+        let next = self.footnotes.len() + 1;
+        let n = *self.footnotes.entry(name.to_owned()).or_insert(next);
+        let text = self.text;
+        let key = self.fn_key.get_or_insert_with(|| format!("{:08x}", fnv1a(text)));
+        (format!("fn-{key}-{n}"), n)
+    }
+}
+
+/// Consumes the events of an image up to its end, returning the alt text.
+fn collect_alt<'a>(rest: &mut impl Iterator<Item = Event<'a>>) -> String {
+    let mut alt = String::new();
+    let mut depth = 1usize;
+    for inner in rest.by_ref() {
+        match inner {
+            Event::Start(Tag::Image { .. }) => depth += 1,
+            Event::End(TagEnd::Image) => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            Event::Text(t) | Event::Code(t) | Event::InlineMath(t) | Event::DisplayMath(t) => alt.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => alt.push(' '),
+            _ => {}
+        }
+    }
+    alt
+}
+
+/// `<a href=… [title=…] [target=_blank]>`; `rel` is added by the sanitizer on every link.
+fn link_open(href: &str, title: &str) -> String {
+    let mut h = String::with_capacity(href.len() + 48);
+    h.push_str("<a href=\"");
+    escape_url(&mut h, href);
+    h.push('"');
+    if !title.is_empty() {
+        h.push_str(" title=\"");
+        escape_attr(&mut h, title);
+        h.push('"');
+    }
+    if is_http(href) {
+        h.push_str(" target=\"_blank\"");
+    }
+    h.push('>');
+    h
+}
+
+fn has_prefix_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+fn is_http(url: &str) -> bool {
+    has_prefix_ignore_case(url, "https://") || has_prefix_ignore_case(url, "http://")
+}
+
+fn is_mailto(url: &str) -> bool {
+    has_prefix_ignore_case(url, "mailto:") && url.len() > "mailto:".len()
+}
+
+/// `<br>`, `<br/>`, `<br />` (any case): the one inline tag models use a lot (in table cells).
+fn is_br(raw: &str) -> bool {
+    let inner = raw.trim().trim_start_matches('<').trim_end_matches('>').trim_end_matches('/').trim();
+    inner.eq_ignore_ascii_case("br")
+}
+
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// Escapes text content (`&`, `<`, `>`).
+pub(crate) fn escape_text(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Escapes a double- or single-quoted attribute value.
+pub(crate) fn escape_attr(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Writes a URL for a quoted `href`/`src`: URL punctuation kept, everything else
+/// (spaces, quotes, angle brackets, controls, non-ASCII) percent-encoded.
+pub(crate) fn escape_url(out: &mut String, url: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in url.bytes() {
+        match b {
+            b'&' => out.push_str("&amp;"),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => out.push(char::from(b)),
+            b'-' | b'_' | b'.' | b'~' | b'!' | b'*' | b'(' | b')' | b';' | b':' | b'@' | b'=' | b'+' | b'$' | b',' => {
+                out.push(char::from(b))
+            }
+            b'/' | b'?' | b'#' | b'[' | b']' | b'%' => out.push(char::from(b)),
+            _ => {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

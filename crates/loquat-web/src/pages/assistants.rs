@@ -1,0 +1,237 @@
+//! Creating, editing and deleting assistants, and the chat header's quick model switch.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use loquat_core::domain::{AssistantConfig, ModelParams};
+use loquat_core::id::AssistantId;
+use serde::Deserialize;
+
+use super::chat::parse_id;
+use super::{Chrome, render, see_other};
+use crate::AppState;
+use crate::context::Viewer;
+use crate::error::{Flavor, WebError, WebResult};
+use crate::i18n::Tr;
+use crate::views::{ModelGroup, model_groups};
+
+/// The assistant form's fields, as text so a half-filled form can be shown again.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AssistantForm {
+    title: String,
+    description: String,
+    avatar: String,
+    system_role: String,
+    /// `provider::model`, empty for "the default".
+    model: String,
+    temperature: String,
+    top_p: String,
+    presence_penalty: String,
+    frequency_penalty: String,
+    max_tokens: String,
+    history_limit: String,
+    input_template: String,
+    opening_message: String,
+    /// One question per line.
+    opening_questions: String,
+}
+
+impl AssistantForm {
+    fn from_config(config: &AssistantConfig) -> Self {
+        let number = |value: Option<f32>| value.map(|v| v.to_string()).unwrap_or_default();
+        Self {
+            title: config.title.clone(),
+            description: config.description.clone(),
+            avatar: config.avatar.clone(),
+            system_role: config.system_role.clone(),
+            model: if config.model.is_empty() { String::new() } else { format!("{}::{}", config.provider, config.model) },
+            temperature: number(config.params.temperature),
+            top_p: number(config.params.top_p),
+            presence_penalty: number(config.params.presence_penalty),
+            frequency_penalty: number(config.params.frequency_penalty),
+            max_tokens: config.params.max_tokens.map(|v| v.to_string()).unwrap_or_default(),
+            history_limit: config.history_limit.map(|v| v.to_string()).unwrap_or_default(),
+            input_template: config.input_template.clone(),
+            opening_message: config.opening_message.clone(),
+            opening_questions: config.opening_questions.join("\n"),
+        }
+    }
+
+    /// Parses the form; the error names the field in the viewer's language.
+    fn to_config(&self, tr: Tr) -> Result<AssistantConfig, String> {
+        let float = |text: &str, field: &str| -> Result<Option<f32>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse::<f32>().map(Some).map_err(|_| tr.t_with("assistant.error_number", "field", field))
+        };
+        let integer = |text: &str, field: &str| -> Result<Option<u32>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse::<u32>().map(Some).map_err(|_| tr.t_with("assistant.error_number", "field", field))
+        };
+        let (provider, model) = self.model.split_once("::").unwrap_or(("", ""));
+        Ok(AssistantConfig {
+            title: self.title.trim().to_owned(),
+            description: self.description.trim().to_owned(),
+            avatar: self.avatar.trim().chars().take(8).collect(),
+            system_role: self.system_role.clone(),
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            params: ModelParams {
+                temperature: float(&self.temperature, "temperature")?,
+                top_p: float(&self.top_p, "top_p")?,
+                presence_penalty: float(&self.presence_penalty, "presence_penalty")?,
+                frequency_penalty: float(&self.frequency_penalty, "frequency_penalty")?,
+                max_tokens: integer(&self.max_tokens, "max_tokens")?,
+            },
+            history_limit: integer(&self.history_limit, "history_limit")?,
+            input_template: self.input_template.clone(),
+            opening_message: self.opening_message.clone(),
+            opening_questions: self
+                .opening_questions
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "assistant_form.html")]
+struct AssistantPage {
+    tr: Tr,
+    chrome: Chrome,
+    /// `None` for a new assistant.
+    id: Option<String>,
+    is_default: bool,
+    form: AssistantForm,
+    model_groups: Vec<ModelGroup>,
+    error: Option<String>,
+}
+
+async fn assistant_page(
+    viewer: &Viewer,
+    state: &AppState,
+    id: Option<AssistantId>,
+    is_default: bool,
+    form: AssistantForm,
+    error: Option<String>,
+) -> WebResult<Response> {
+    let providers = state.services.provider_options(viewer.user.id).await.map_err(viewer.fail())?;
+    let (provider, model) = form.model.split_once("::").unwrap_or(("", ""));
+    let page = AssistantPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        id: id.map(|id| id.to_string()),
+        is_default,
+        model_groups: model_groups(&providers, provider, model),
+        form,
+        error,
+    };
+    render(&page, viewer.tr)
+}
+
+pub async fn new_assistant_page(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    let form = AssistantForm::from_config(&AssistantConfig::default());
+    assistant_page(&viewer, &state, None, false, form, None).await
+}
+
+pub async fn create_assistant(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<AssistantForm>,
+) -> WebResult<Response> {
+    let config = match form.to_config(viewer.tr) {
+        Ok(config) => config,
+        Err(message) => return assistant_page(&viewer, &state, None, false, form, Some(message)).await,
+    };
+    match state.services.create_assistant(viewer.user.id, config).await {
+        Ok(assistant) => Ok(see_other(&format!("/chat/{}", assistant.id))),
+        Err(error) => assistant_page(&viewer, &state, None, false, form, Some(error.to_string())).await,
+    }
+}
+
+pub async fn edit_assistant_page(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: AssistantId = parse_id(&id, &viewer)?;
+    let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let form = AssistantForm::from_config(&assistant.config);
+    assistant_page(&viewer, &state, Some(id), assistant.is_default, form, None).await
+}
+
+pub async fn update_assistant(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<AssistantForm>,
+) -> WebResult<Response> {
+    let id: AssistantId = parse_id(&id, &viewer)?;
+    let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let config = match form.to_config(viewer.tr) {
+        Ok(config) => config,
+        Err(message) => return assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await,
+    };
+    match state.services.update_assistant(viewer.user.id, id, config).await {
+        Ok(_) => Ok(see_other(&format!("/chat/{id}"))),
+        Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
+            assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(error.to_string())).await
+        }
+        Err(error) => Err(viewer.fail()(error)),
+    }
+}
+
+pub async fn delete_assistant(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: AssistantId = parse_id(&id, &viewer)?;
+    state.services.delete_assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other("/"))
+}
+
+#[derive(Deserialize)]
+pub struct ModelForm {
+    model: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Switches the assistant's model from the chat header (applies to the next answer).
+pub async fn set_assistant_model(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ModelForm>,
+) -> WebResult<Response> {
+    let id: AssistantId = parse_id(&id, &viewer)?;
+    let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let Some((provider, model)) = form.model.split_once("::") else {
+        return Err(WebError::bad_request(viewer.tr.t("assistant.error_model"), viewer.tr, viewer.flavor));
+    };
+    let mut config = assistant.config;
+    config.provider = provider.to_owned();
+    config.model = model.to_owned();
+    state.services.update_assistant(viewer.user.id, id, config).await.map_err(viewer.fail())?;
+    if viewer.flavor == Flavor::Json {
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(see_other(&safe_back(&form.back, &format!("/chat/{id}"))))
+}
+
+/// A same-site path to return to after a form post, or `fallback`.
+pub fn safe_back(back: &str, fallback: &str) -> String {
+    let is_local_path = back.starts_with('/') && !back.starts_with("//") && !back.contains('\\');
+    if is_local_path { back.to_owned() } else { fallback.to_owned() }
+}

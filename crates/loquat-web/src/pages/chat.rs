@@ -1,0 +1,246 @@
+//! The chat page (assistant, topics, the visible branch, the composer) and the plain-form
+//! actions on messages and topics. Every action redirects back, so the page works without
+//! JavaScript; the script only upgrades sending and streaming.
+
+use std::str::FromStr;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use loquat_core::domain::Assistant;
+use loquat_core::id::{AssistantId, MessageId, TopicId};
+use loquat_core::service::Conversation;
+use serde::Deserialize;
+
+use super::{Chrome, render, see_other};
+use crate::AppState;
+use crate::context::Viewer;
+use crate::error::{WebError, WebResult};
+use crate::i18n::Tr;
+use crate::markdown;
+use crate::views::{AssistantLink, MessageView, ModelGroup, TopicLink, assistant_title, model_groups};
+
+#[derive(Template)]
+#[template(path = "chat.html")]
+pub struct ChatPage {
+    pub tr: Tr,
+    pub chrome: Chrome,
+    pub assistants: Vec<AssistantLink>,
+    pub assistant: AssistantLink,
+    pub topics: Vec<TopicLink>,
+    /// Empty for a new topic.
+    pub topic_id: String,
+    pub page_title: String,
+    pub messages: Vec<MessageView>,
+    pub opening_html: String,
+    pub opening_questions: Vec<String>,
+    pub no_provider: bool,
+    pub model_groups: Vec<ModelGroup>,
+    /// The answer being generated on the visible branch, or empty (the composer shows Stop).
+    pub generating_id: String,
+}
+
+/// One message, for the chat page and for fragments sent to the script.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessageFragment<'a> {
+    pub tr: Tr,
+    pub m: &'a MessageView,
+}
+
+/// The inside of a message (what changes while it streams and when it ends).
+#[derive(Template)]
+#[template(path = "message_body.html")]
+pub struct MessageBodyFragment<'a> {
+    pub tr: Tr,
+    pub m: &'a MessageView,
+}
+
+/// Parses an id from a path; a malformed id is simply "not found".
+pub fn parse_id<T: FromStr>(text: &str, viewer: &Viewer) -> WebResult<T> {
+    text.parse().map_err(|_| WebError::not_found(viewer.tr, viewer.flavor))
+}
+
+pub fn topic_url(assistant: impl std::fmt::Display, topic: impl std::fmt::Display) -> String {
+    format!("/chat/{assistant}/{topic}")
+}
+
+pub async fn index(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    let assistant = state.services.default_assistant(viewer.user.id).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("/chat/{}", assistant.id)))
+}
+
+pub async fn show_new_topic(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(assistant): Path<String>,
+) -> WebResult<Response> {
+    let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
+    let assistant = state.services.assistant(viewer.user.id, assistant_id).await.map_err(viewer.fail())?;
+    chat_page(&viewer, &state, &assistant, None).await
+}
+
+pub async fn show_topic(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path((assistant, topic)): Path<(String, String)>,
+) -> WebResult<Response> {
+    let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
+    let topic_id: TopicId = parse_id(&topic, &viewer)?;
+    let user = viewer.user.id;
+    let conversation = state.services.conversation(user, topic_id).await.map_err(viewer.fail())?;
+    if conversation.topic.assistant_id != assistant_id {
+        return Err(WebError::not_found(viewer.tr, viewer.flavor));
+    }
+    let assistant = state.services.assistant(user, assistant_id).await.map_err(viewer.fail())?;
+    chat_page(&viewer, &state, &assistant, Some(conversation)).await
+}
+
+async fn chat_page(
+    viewer: &Viewer,
+    state: &AppState,
+    assistant: &Assistant,
+    conversation: Option<Conversation>,
+) -> WebResult<Response> {
+    let user = viewer.user.id;
+    let services = &state.services;
+    let tr = viewer.tr;
+    let assistants = services.list_assistants(user).await.map_err(viewer.fail())?;
+    let topics = services.list_topics(user, assistant.id).await.map_err(viewer.fail())?;
+    let providers = services.provider_options(user).await.map_err(viewer.fail())?;
+    let current_topic = conversation.as_ref().map(|c| &c.topic);
+    let messages: Vec<MessageView> = conversation
+        .as_ref()
+        .map(|c| c.branch.iter().map(|entry| MessageView::from_entry(entry, tr)).collect())
+        .unwrap_or_default();
+    let config = &assistant.config;
+    let groups = model_groups(&providers, &config.provider, &config.model);
+    let page_title = match current_topic {
+        Some(topic) if !topic.title.is_empty() => topic.title.clone(),
+        _ => assistant_title(assistant, tr),
+    };
+    let page = ChatPage {
+        tr,
+        chrome: Chrome::new(viewer.theme),
+        assistants: assistants.iter().map(|a| AssistantLink::new(a, Some(assistant), tr)).collect(),
+        assistant: AssistantLink::new(assistant, Some(assistant), tr),
+        topics: topics.iter().map(|t| TopicLink::new(t, current_topic, tr)).collect(),
+        topic_id: current_topic.map(|t| t.id.to_string()).unwrap_or_default(),
+        page_title,
+        generating_id: messages.iter().find(|m| m.generating).map(|m| m.id.clone()).unwrap_or_default(),
+        messages,
+        opening_html: if config.opening_message.is_empty() {
+            String::new()
+        } else {
+            markdown::render(&config.opening_message)
+        },
+        opening_questions: config.opening_questions.clone(),
+        no_provider: providers.is_empty(),
+        model_groups: groups,
+    };
+    render(&page, tr)
+}
+
+#[derive(Template)]
+#[template(path = "edit_message.html")]
+struct EditMessagePage {
+    tr: Tr,
+    chrome: Chrome,
+    id: String,
+    content: String,
+    back_url: String,
+}
+
+pub async fn edit_message_page(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let message = state.services.message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.topic(viewer.user.id, message.topic_id).await.map_err(viewer.fail())?;
+    let page = EditMessagePage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        id: id.to_string(),
+        content: message.content,
+        back_url: topic_url(topic.assistant_id, topic.id),
+    };
+    render(&page, viewer.tr)
+}
+
+#[derive(Deserialize)]
+pub struct ContentForm {
+    content: String,
+}
+
+pub async fn edit_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ContentForm>,
+) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let language = viewer.locale().code();
+    let exchange =
+        state.services.edit_message(viewer.user.id, id, &form.content, language).await.map_err(viewer.fail())?;
+    let topic = &exchange.topic;
+    Ok(see_other(&format!("{}#m-{}", topic_url(topic.assistant_id, topic.id), exchange.answer.id)))
+}
+
+pub async fn regenerate_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let exchange =
+        state.services.regenerate(viewer.user.id, id, viewer.locale().code()).await.map_err(viewer.fail())?;
+    let topic = &exchange.topic;
+    Ok(see_other(&format!("{}#m-{}", topic_url(topic.assistant_id, topic.id), exchange.answer.id)))
+}
+
+pub async fn delete_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let topic = state.services.delete_message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
+}
+
+pub async fn switch_branch(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let topic = state.services.switch_branch(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("{}#m-{id}", topic_url(topic.assistant_id, topic.id))))
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    title: String,
+}
+
+pub async fn rename_topic(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<RenameForm>,
+) -> WebResult<Response> {
+    let id: TopicId = parse_id(&id, &viewer)?;
+    state.services.rename_topic(viewer.user.id, id, &form.title).await.map_err(viewer.fail())?;
+    let topic = state.services.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
+}
+
+pub async fn delete_topic(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: TopicId = parse_id(&id, &viewer)?;
+    let topic = state.services.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.delete_topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("/chat/{}", topic.assistant_id)))
+}
+
+pub async fn not_found(viewer: Viewer) -> WebError {
+    WebError::not_found(viewer.tr, viewer.flavor)
+}

@@ -1,0 +1,329 @@
+//! The settings page: language and theme, the server's providers (read only) and the user's own
+//! OpenAI-compatible providers (keys are write-only: stored encrypted, never shown again).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Form, Json};
+use loquat_core::domain::{Locale, Protocol, ProviderDraft, Theme};
+use loquat_core::id::ProviderSettingId;
+use loquat_core::service::ProviderSettingView;
+use loquat_core::{CoreError, Secret};
+use serde::Deserialize;
+
+use super::assistants::safe_back;
+use super::chat::parse_id;
+use super::{Chrome, render, see_other};
+use crate::AppState;
+use crate::context::Viewer;
+use crate::error::{Flavor, WebResult};
+use crate::i18n::Tr;
+
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerProviderRow {
+    pub name: String,
+    pub model_count: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomProviderRow {
+    pub id: String,
+    pub name: String,
+    pub base_url: String,
+    pub enabled: bool,
+    pub has_key: bool,
+    pub model_count: usize,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    tr: Tr,
+    chrome: Chrome,
+    locales: Vec<Choice>,
+    themes: Vec<Choice>,
+    server_providers: Vec<ServerProviderRow>,
+    custom_providers: Vec<CustomProviderRow>,
+    form: ProviderForm,
+    error: Option<String>,
+}
+
+impl SettingsPage {
+    /// The provider form on this page creates a new provider.
+    fn form_id(&self) -> &str {
+        ""
+    }
+
+    fn key_stored(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Template)]
+#[template(path = "provider_form.html")]
+struct ProviderPage {
+    tr: Tr,
+    chrome: Chrome,
+    id: String,
+    has_key: bool,
+    form: ProviderForm,
+    error: Option<String>,
+}
+
+impl ProviderPage {
+    fn form_id(&self) -> &str {
+        &self.id
+    }
+
+    fn key_stored(&self) -> bool {
+        self.has_key
+    }
+}
+
+/// The provider form's fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProviderForm {
+    name: String,
+    base_url: String,
+    /// Empty keeps the stored key.
+    api_key: String,
+    /// `on` removes the stored key.
+    remove_key: String,
+    model_list: String,
+    /// `on` when checked (HTML checkbox).
+    enabled: String,
+    /// For probes of a saved provider whose key field was left empty.
+    id: String,
+}
+
+impl ProviderForm {
+    fn new_default() -> Self {
+        Self { enabled: "on".into(), ..Self::default() }
+    }
+
+    fn from_view(view: &ProviderSettingView) -> Self {
+        let setting = &view.setting;
+        Self {
+            name: setting.name.clone(),
+            base_url: setting.base_url.clone(),
+            model_list: setting.model_list.clone(),
+            enabled: if setting.enabled { "on".into() } else { String::new() },
+            ..Self::default()
+        }
+    }
+
+    fn draft(&self) -> ProviderDraft {
+        let api_key = if self.remove_key == "on" {
+            Some(Secret::default())
+        } else if self.api_key.trim().is_empty() {
+            None
+        } else {
+            Some(Secret::new(self.api_key.trim()))
+        };
+        ProviderDraft {
+            name: self.name.clone(),
+            protocol: Protocol::OpenAi,
+            base_url: self.base_url.clone(),
+            api_key,
+            model_list: self.model_list.clone(),
+            enabled: self.enabled == "on",
+        }
+    }
+
+    /// The form to show again after an error: never echo a key back.
+    fn without_key(mut self) -> Self {
+        self.api_key.clear();
+        self
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == "on"
+    }
+}
+
+async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: Option<String>) -> WebResult<Response> {
+    let user = viewer.user.id;
+    let tr = viewer.tr;
+    let options = state.services.provider_options(user).await.map_err(viewer.fail())?;
+    let custom = state.services.provider_settings(user).await.map_err(viewer.fail())?;
+    let mut locales =
+        vec![Choice { value: String::new(), label: tr.t("settings.language_auto").into_owned(), selected: viewer.user.locale.is_none() }];
+    locales.extend(Locale::ALL.iter().map(|locale| Choice {
+        value: locale.code().to_owned(),
+        label: locale.native_name().to_owned(),
+        selected: viewer.user.locale == Some(*locale),
+    }));
+    let themes = [Theme::System, Theme::Light, Theme::Dark]
+        .iter()
+        .map(|theme| Choice {
+            value: theme.code().to_owned(),
+            label: tr.t(&format!("theme.{}", theme.code())).into_owned(),
+            selected: viewer.theme == *theme,
+        })
+        .collect();
+    let page = SettingsPage {
+        tr,
+        chrome: Chrome::new(viewer.theme),
+        locales,
+        themes,
+        server_providers: options
+            .iter()
+            .filter(|option| !option.custom)
+            .map(|option| ServerProviderRow { name: option.name.clone(), model_count: option.models.len() })
+            .collect(),
+        custom_providers: custom
+            .iter()
+            .map(|view| CustomProviderRow {
+                id: view.setting.id.to_string(),
+                name: view.setting.name.clone(),
+                base_url: view.setting.base_url.clone(),
+                enabled: view.setting.enabled,
+                has_key: view.has_key,
+                model_count: options
+                    .iter()
+                    .find(|option| option.id == view.setting.id.to_string())
+                    .map_or(0, |option| option.models.len()),
+            })
+            .collect(),
+        form,
+        error,
+    };
+    render(&page, tr)
+}
+
+pub async fn settings_page(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    settings(&viewer, &state, ProviderForm::new_default(), None).await
+}
+
+#[derive(Deserialize)]
+pub struct PreferencesForm {
+    #[serde(default)]
+    locale: String,
+    #[serde(default)]
+    theme: String,
+}
+
+pub async fn save_preferences(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<PreferencesForm>,
+) -> WebResult<Response> {
+    let locale = Locale::parse(&form.locale);
+    let theme = Theme::parse(&form.theme).unwrap_or(viewer.theme);
+    state.services.update_preferences(viewer.user.id, locale, theme).await.map_err(viewer.fail())?;
+    Ok(see_other("/settings"))
+}
+
+#[derive(Deserialize)]
+pub struct ThemeForm {
+    #[serde(default)]
+    back: String,
+}
+
+/// The theme button: system → light → dark → system.
+pub async fn cycle_theme(viewer: Viewer, State(state): State<AppState>, Form(form): Form<ThemeForm>) -> WebResult<Response> {
+    let next = match viewer.theme {
+        Theme::System => Theme::Light,
+        Theme::Light => Theme::Dark,
+        Theme::Dark => Theme::System,
+    };
+    state.services.update_preferences(viewer.user.id, viewer.user.locale, next).await.map_err(viewer.fail())?;
+    if viewer.flavor == Flavor::Json {
+        return Ok(Json(serde_json::json!({ "theme": next.code() })).into_response());
+    }
+    Ok(see_other(&safe_back(&form.back, "/")))
+}
+
+pub async fn create_provider(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<ProviderForm>,
+) -> WebResult<Response> {
+    match state.services.create_provider(viewer.user.id, form.draft()).await {
+        Ok(_) => Ok(see_other("/settings")),
+        Err(CoreError::Invalid(message)) => settings(&viewer, &state, form.without_key(), Some(message)).await,
+        Err(error) => Err(viewer.fail()(error)),
+    }
+}
+
+pub async fn edit_provider_page(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: ProviderSettingId = parse_id(&id, &viewer)?;
+    let view = state.services.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let page = ProviderPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        id: id.to_string(),
+        has_key: view.has_key,
+        form: ProviderForm::from_view(&view),
+        error: None,
+    };
+    render(&page, viewer.tr)
+}
+
+pub async fn update_provider(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ProviderForm>,
+) -> WebResult<Response> {
+    let id: ProviderSettingId = parse_id(&id, &viewer)?;
+    match state.services.update_provider(viewer.user.id, id, form.draft()).await {
+        Ok(_) => Ok(see_other("/settings")),
+        Err(CoreError::Invalid(message)) => {
+            let view = state.services.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
+            let page = ProviderPage {
+                tr: viewer.tr,
+                chrome: Chrome::new(viewer.theme),
+                id: id.to_string(),
+                has_key: view.has_key,
+                form: form.without_key(),
+                error: Some(message),
+            };
+            render(&page, viewer.tr)
+        }
+        Err(error) => Err(viewer.fail()(error)),
+    }
+}
+
+pub async fn delete_provider(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: ProviderSettingId = parse_id(&id, &viewer)?;
+    state.services.delete_provider(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other("/settings"))
+}
+
+/// "Check connection" and "fetch model list": asks the provider for its models with the form's
+/// values. Answers JSON for the script; without script, a short page.
+pub async fn probe_provider(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<ProviderForm>,
+) -> WebResult<Response> {
+    let stored: Option<ProviderSettingId> = if form.id.is_empty() { None } else { Some(parse_id(&form.id, &viewer)?) };
+    let result = state.services.probe_provider(viewer.user.id, stored, &form.draft()).await;
+    let tr = viewer.tr;
+    let (ok, message, models) = match result {
+        Ok(models) => (true, tr.t_with("provider.check_ok", "count", &models.len().to_string()), models),
+        Err(CoreError::Provider(error)) => {
+            (false, tr.t(&format!("provider_error.{}", error.kind.code())).into_owned(), Vec::new())
+        }
+        Err(CoreError::Invalid(message)) => (false, message, Vec::new()),
+        Err(error) => return Err(viewer.fail()(error)),
+    };
+    if viewer.flavor == Flavor::Json {
+        return Ok(Json(serde_json::json!({ "ok": ok, "message": message, "models": models })).into_response());
+    }
+    let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_GATEWAY };
+    Ok((status, axum::response::Html(super::error_page(tr, status, &message))).into_response())
+}

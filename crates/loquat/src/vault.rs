@@ -1,0 +1,37 @@
+//! Opens the key vault: `KEY_VAULTS_SECRET` when set; otherwise a key generated once into the
+//! data folder (with a warning, since losing that file makes stored keys unreadable).
+
+use std::io::Write;
+
+use loquat_core::Secret;
+use loquat_core::crypto::KeyVault;
+
+use crate::StartError;
+use crate::config::Config;
+
+const KEY_FILE: &str = "key_vaults_secret";
+
+pub fn open(config: &Config) -> Result<KeyVault, StartError> {
+    if let Some(secret) = config.key_vaults_secret.as_ref().filter(|s| !s.is_empty()) {
+        return KeyVault::from_base64(secret).map_err(|error| StartError::Vault(error.to_string()));
+    }
+    let path = config.data_dir.join(KEY_FILE);
+    let io_error = |source| StartError::DataDir { path: path.display().to_string(), source };
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(io_error)?;
+        return KeyVault::from_base64(&Secret::new(text.trim()))
+            .map_err(|error| StartError::Vault(format!("{}: {error}", path.display())));
+    }
+    let secret = KeyVault::generate_base64();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io_error)?;
+    file.write_all(secret.expose().as_bytes()).and_then(|()| file.sync_all()).map_err(io_error)?;
+    tracing::warn!(
+        path = %path.display(),
+        "KEY_VAULTS_SECRET is not set: generated a key for stored API keys into the data folder; back it up, or set KEY_VAULTS_SECRET"
+    );
+    KeyVault::from_base64(&secret).map_err(|error| StartError::Vault(error.to_string()))
+}

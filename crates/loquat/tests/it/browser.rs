@@ -1,0 +1,182 @@
+//! Browser tests in real headless Chromium (Debian's `chromium` + `chromedriver`) driven over
+//! WebDriver: send a message and watch it stream, reload and find it, switch a branch, type
+//! Chinese, and take desktop and phone screenshots (saved under the target folder).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use loquat_test_support::fake_openai::Reply;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TestApp, temp_dir};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Browser {
+    client: Client,
+    _driver: Child,
+    profile: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session, or `None` to skip (unless
+    /// `LOQUAT_TEST_REQUIRE_ALL=1`, where a missing browser fails the test).
+    async fn start() -> Option<Self> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+            assert!(
+                std::env::var("LOQUAT_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+                "LOQUAT_TEST_REQUIRE_ALL=1 but chromium/chromedriver are not installed"
+            );
+            println!("skipped: chromium and chromedriver are not installed");
+            return None;
+        }
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            listener.local_addr().expect("address").port()
+        };
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = temp_dir("chromium");
+        let capabilities = json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1280,900", "--lang=en-US",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let capabilities = capabilities.as_object().expect("object").clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let connected = ClientBuilder::rustls()
+                .expect("TLS connector")
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match connected {
+                Ok(client) => return Some(Self { client, _driver: driver, profile }),
+                Err(error) if Instant::now() > deadline => panic!("cannot start a Chromium session: {error}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Polls a JavaScript expression until it is truthy.
+    async fn until(&self, what: &str, expression: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let value = self.client.execute(&format!("return Boolean({expression});"), vec![]).await.expect("script runs");
+            if value == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn text_of(&self, expression: &str) -> String {
+        let value = self.client.execute(&format!("return String({expression});"), vec![]).await.expect("script runs");
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(dir.join(name), png).expect("screenshot saved");
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+#[tokio::test]
+async fn chat_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn().await;
+    let client = &browser.client;
+    app.fake.push_reply(
+        Reply::text("Here is **bold** text and code:\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n\nDone.")
+            .delay_between_chunks(Duration::from_millis(60)),
+    );
+    client.goto(&app.url("/")).await.expect("opens");
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("Show me some Rust").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+
+    // The answer streams in: partial text appears before the answer is finished.
+    browser.until("the user message", "document.querySelector('.msg.user')?.textContent.includes('Show me some Rust')").await;
+    browser
+        .until("partial text while generating", "document.querySelector('.msg.assistant[data-status=generating] .content')?.textContent.length > 0")
+        .await;
+    browser.until("the finished answer", "document.querySelector('.msg.assistant')?.dataset.status === 'complete'").await;
+    let answer_html = browser.text_of("document.querySelector('.msg.assistant .content').innerHTML").await;
+    assert!(answer_html.contains("<strong>bold</strong>"));
+    assert!(answer_html.contains("hl-"), "code is highlighted");
+    assert!(browser.text_of("location.pathname").await.split('/').count() == 4, "the URL names the new topic");
+    browser.screenshot("desktop-chat.png").await;
+
+    // Reload: the conversation is still there.
+    client.refresh().await.expect("reloads");
+    browser.until("the stored answer", "document.querySelector('.msg.assistant .content strong')?.textContent === 'bold'").await;
+
+    // Regenerate, then switch back to the first version.
+    app.fake.push_reply(Reply::text("A second, different answer.").delay_between_chunks(Duration::from_millis(20)));
+    client.find(Locator::Css(".msg.assistant button[formaction$='/regenerate']")).await.expect("button").click().await.expect("clicks");
+    browser.until("the second version", "document.querySelector('.msg.assistant[data-status=complete] .content')?.textContent.includes('second, different')").await;
+    assert_eq!(browser.text_of("document.querySelector('.msg.assistant .branches .count').textContent").await, "2/2");
+    client.find(Locator::Css(".msg.assistant .branches button[formaction$='/switch']")).await.expect("previous").click().await.expect("clicks");
+    browser.until("the first version again", "document.querySelector('.msg.assistant .branches .count')?.textContent === '1/2'").await;
+    assert!(browser.text_of("document.querySelector('.msg.assistant .content').textContent").await.contains("bold"));
+
+    // Chinese input arrives intact.
+    app.fake.push_reply(Reply::text("收到。"));
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("你好，世界").await.expect("types Chinese");
+    client.find(Locator::Css("#composer .send-btn")).await.expect("send").click().await.expect("clicks");
+    browser.until("the Chinese message", "[...document.querySelectorAll('.msg.user')].some(m => m.textContent.includes('你好，世界'))").await;
+    browser.until("its answer", "document.querySelector('.msg.assistant:last-of-type')?.dataset.status === 'complete'").await;
+
+    // Phone width: the sidebar is a drawer that opens from the menu button.
+    client.set_window_size(390, 844).await.expect("resizes");
+    browser.until("the sidebar hidden", "document.querySelector('.sidebar').getBoundingClientRect().right <= 0").await;
+    browser.screenshot("phone-chat.png").await;
+    client.find(Locator::Css("[data-action=open-sidebar]")).await.expect("menu").click().await.expect("opens");
+    browser.until("the drawer open", "document.querySelector('.sidebar').getBoundingClientRect().left >= 0").await;
+    browser.screenshot("phone-drawer.png").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn stop_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn().await;
+    let client = &browser.client;
+    app.fake.push_reply(Reply::tokens(2000).delay_between_chunks(Duration::from_millis(15)));
+    client.goto(&app.url("/")).await.expect("opens");
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("Go on and on").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+    browser.until("streaming text", "document.querySelector('.msg.assistant .content')?.textContent.length > 20").await;
+    client.find(Locator::Css("#composer .stop-btn")).await.expect("stop").click().await.expect("clicks");
+    browser.until("stopped", "document.querySelector('.msg.assistant')?.dataset.status === 'stopped'").await;
+    assert!(app.fake.wait_for_cancellation(Duration::from_secs(5)).await);
+    browser.until("the composer ready again", "!document.querySelector('#composer').classList.contains('busy')").await;
+    browser.close().await;
+    app.cleanup().await;
+}

@@ -1,0 +1,319 @@
+//! Chatting end to end: streaming, persistence, closed tabs, failures, stop, branches, what is
+//! sent upstream, and auto-titles.
+
+use std::time::Duration;
+
+use loquat_core::domain::{AssistantConfig, MessageStatus};
+use loquat_test_support::fake_openai::Reply;
+use serde_json::json;
+
+use crate::helpers::{TEST_KEY, TestApp, TestOptions, eventually};
+
+#[tokio::test]
+async fn an_answer_streams_and_is_stored() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("Hello **world**, nice to meet you.").reasoning("Let me think.").usage(12, 8).delay_between_chunks(Duration::from_millis(20)));
+
+    let sent = app.send(assistant, None, "Hi there").await;
+    assert_eq!(sent.json["created_topic"], true);
+    assert!(sent.json["html"].as_str().expect("html").contains("Hi there"));
+    let events = app.events(sent.answer).await;
+    let renders: Vec<_> = events.iter().filter(|(name, _)| name == "render").collect();
+    assert!(!renders.is_empty(), "at least one render event before done");
+    let (last_name, last) = events.last().expect("events");
+    assert_eq!(last_name, "done");
+    assert_eq!(last["status"], "complete");
+    assert!(last["html"].as_str().expect("html").contains("<strong>world</strong>"));
+
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.content, "Hello **world**, nice to meet you.");
+    assert_eq!(answer.reasoning, "Let me think.");
+    assert_eq!(answer.status, MessageStatus::Complete);
+    assert_eq!(answer.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((12, 8)));
+    assert!(answer.ttft_ms.is_some() && answer.duration_ms.is_some());
+    assert_eq!(answer.model.as_deref(), Some("gpt-4.1"));
+    assert_eq!(answer.provider.as_deref(), Some("openai"));
+
+    let request = &app.fake.requests()[0];
+    assert_eq!(request.header("authorization"), Some(format!("Bearer {TEST_KEY}").as_str()));
+    assert_eq!(request.body["stream"], true);
+    assert_eq!(request.body["stream_options"]["include_usage"], true);
+    assert_eq!(request.body["messages"], json!([{ "role": "user", "content": "Hi there" }]));
+
+    // Reloading the topic shows the stored answer, rendered, with its reasoning folded.
+    let (status, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<strong>world</strong>"));
+    assert!(page.contains("class=\"reasoning\""));
+    assert!(page.contains("20 tokens"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_closed_tab_does_not_stop_the_answer() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::tokens(30).delay_between_chunks(Duration::from_millis(10)));
+    let sent = app.send(assistant, None, "Write a lot").await;
+    // A subscriber that goes away after the first event: the tab closing.
+    {
+        let response = app
+            .client
+            .get(app.url(&format!("/messages/{}/events", sent.answer)))
+            .send()
+            .await
+            .expect("events");
+        let mut body = response.bytes_stream();
+        let _ = futures_util::StreamExt::next(&mut body).await;
+    }
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Complete);
+    assert_eq!(answer.content.split_whitespace().count(), 30);
+    assert_eq!(app.fake.cancelled_streams(), 0);
+    // Coming back: the stream ends at once with the finished answer.
+    let events = app.events(sent.answer).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["status"], "complete");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failure_mid_stream_keeps_the_partial_answer() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("one two three four five six").fail_after(3));
+    let sent = app.send(assistant, None, "Go").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Error);
+    assert_eq!(answer.content, "one two three");
+    assert!(answer.error_kind.is_some());
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert!(page.contains("one two three"));
+    assert!(page.contains("notice-error"));
+    assert!(page.contains(&format!("/messages/{}/regenerate", sent.answer)), "a retry button");
+
+    // An abrupt disconnect is an error too, never a silently truncated "complete" answer.
+    app.fake.push_reply(Reply::text("alpha beta gamma delta").disconnect_after(2));
+    let again = app.send(assistant, Some(sent.topic), "Again").await;
+    let answer = app.finished(again.answer).await;
+    assert_eq!(answer.status, MessageStatus::Error);
+    assert_eq!(answer.content, "alpha beta");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn upstream_errors_become_plain_messages() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let cases = [
+        (401, "invalid_api_key", "invalid_key", "rejected the API key"),
+        (429, "rate_limit_exceeded", "rate_limited", "rate limiting"),
+        (404, "model_not_found", "model_not_found", "does not know this model"),
+        (500, "server_error", "unavailable", "failed or ended the answer early"),
+    ];
+    let mut topic = None;
+    for (status, code, kind, text) in cases {
+        app.fake.push_reply(Reply::http_error(
+            status,
+            json!({ "error": { "message": format!("upstream says {code}"), "type": "error", "code": code } }),
+        ));
+        let sent = app.send(assistant, topic, "Hello").await;
+        topic = Some(sent.topic);
+        let answer = app.finished(sent.answer).await;
+        assert_eq!(answer.status, MessageStatus::Error, "HTTP {status}");
+        assert_eq!(answer.error_kind.as_deref(), Some(kind), "HTTP {status}");
+        let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+        assert!(page.contains(text), "HTTP {status} shows {text:?}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn stop_cancels_the_upstream_request_and_keeps_the_text() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::tokens(500).delay_between_chunks(Duration::from_millis(20)));
+    let sent = app.send(assistant, None, "Go on forever").await;
+    let user = app.user();
+    eventually("some text", || async {
+        app.services.generations().subscribe(user, sent.answer).is_some_and(|s| s.snapshot.content.len() > 10)
+    })
+    .await;
+    let response = app
+        .client
+        .post(app.url(&format!("/messages/{}/stop", sent.answer)))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(response.status().as_u16(), 204);
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Stopped);
+    assert!(!answer.content.is_empty());
+    assert!(app.fake.wait_for_cancellation(Duration::from_secs(5)).await, "the upstream saw the cancellation");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_stalled_provider_times_out_and_keeps_the_partial_answer() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.generation.idle_timeout_secs = 1,
+        ..TestOptions::default()
+    })
+    .await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("first second third").stall_after(2));
+    let sent = app.send(assistant, None, "Hello").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Error);
+    assert_eq!(answer.error_kind.as_deref(), Some("timeout"));
+    assert_eq!(answer.content, "first second");
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert!(page.contains("The provider stopped responding."));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn regenerate_edit_and_switch_make_branches() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("First answer"));
+    let sent = app.send(assistant, None, "Question").await;
+    app.finished(sent.answer).await;
+
+    app.fake.push_reply(Reply::text("Second answer"));
+    let location = app.post_redirect(&format!("/messages/{}/regenerate", sent.answer), &[]).await;
+    let topic_page = format!("/chat/{assistant}/{}", sent.topic);
+    assert!(location.starts_with(&topic_page));
+    let conversation = app.services.conversation(app.user(), sent.topic).await.expect("topic");
+    let second = conversation.branch.last().expect("an answer").message.id;
+    app.finished(second).await;
+    let (_, page) = app.page(&topic_page).await;
+    assert!(page.contains("Second answer") && !page.contains("First answer"));
+    assert!(page.contains("2/2"));
+
+    // Switch back to the first version.
+    app.post_redirect(&format!("/messages/{}/switch", sent.answer), &[]).await;
+    let (_, page) = app.page(&topic_page).await;
+    assert!(page.contains("First answer") && !page.contains("Second answer"));
+    assert!(page.contains("1/2"));
+
+    // Editing the question makes a new branch with a new answer; the old one stays reachable.
+    let question = conversation.branch[0].message.id;
+    app.fake.push_reply(Reply::text("Answer to the edited question"));
+    app.post_redirect(&format!("/messages/{question}/edit"), &[("content", "Edited question")]).await;
+    let edited = app.services.conversation(app.user(), sent.topic).await.expect("topic");
+    assert_eq!(edited.branch[0].message.content, "Edited question");
+    assert_eq!((edited.branch[0].sibling_index, edited.branch[0].sibling_count), (2, 2));
+    app.finished(edited.branch[1].message.id).await;
+    let (_, page) = app.page(&topic_page).await;
+    assert!(page.contains("Answer to the edited question"));
+
+    // Deleting the edited question removes its branch and shows the original again.
+    app.post_redirect(&format!("/messages/{}/delete", edited.branch[0].message.id), &[]).await;
+    let after = app.services.conversation(app.user(), sent.topic).await.expect("topic");
+    assert_eq!(after.branch[0].message.content, "Question");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_request_carries_system_role_history_limit_template_and_parameters() {
+    let app = TestApp::spawn().await;
+    let config = AssistantConfig {
+        title: "Translator".into(),
+        system_role: "You are {{model}}. Today is {{date}}.".into(),
+        history_limit: Some(2),
+        input_template: "Translate: {{text}}".into(),
+        params: loquat_core::domain::ModelParams {
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            max_tokens: Some(256),
+            ..Default::default()
+        },
+        ..AssistantConfig::default()
+    };
+    let assistant = app.services.create_assistant(app.user(), config).await.expect("created").id;
+    let mut topic = None;
+    for (index, text) in ["one", "two", "three"].iter().enumerate() {
+        app.fake.push_reply(Reply::text(format!("answer {index}")));
+        let sent = app.send(assistant, topic, text).await;
+        topic = Some(sent.topic);
+        app.finished(sent.answer).await;
+    }
+    let chats: Vec<_> = app
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.body["messages"][0]["content"].as_str().is_some_and(|c| c.starts_with("You are")))
+        .collect();
+    let last = chats.last().expect("a chat request");
+    let messages = last.body["messages"].as_array().expect("messages");
+    let today = jiff::Zoned::now().strftime("%Y-%m-%d").to_string();
+    assert_eq!(messages[0]["content"], format!("You are gpt-4.1. Today is {today}."));
+    let rest: Vec<_> = messages[1..].iter().map(|m| m["content"].as_str().expect("text")).collect();
+    assert_eq!(rest, ["Translate: two", "answer 1", "Translate: three"]);
+    assert_eq!(last.body["temperature"], json!(0.2));
+    assert_eq!(last.body["max_tokens"], 256);
+    assert!(last.body.get("presence_penalty").is_none(), "unset parameters are not sent");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_new_topic_gets_a_title_from_the_model() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("Rust ownership means each value has one owner."));
+    app.fake.push_reply(Reply::text("\"Rust ownership basics.\""));
+    let sent = app.send(assistant, None, "Explain Rust ownership").await;
+    app.finished(sent.answer).await;
+    let user = app.user();
+    eventually("the topic title", || async {
+        app.services.topic(user, sent.topic).await.is_ok_and(|t| t.title == "Rust ownership basics")
+    })
+    .await;
+    let title_request = &app.fake.requests()[1];
+    let prompt = title_request.body["messages"][0]["content"].as_str().expect("system prompt");
+    assert!(prompt.contains("en"));
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert!(page.contains("<title>Rust ownership basics · Loquat</title>"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn model_list_from_the_environment_shapes_the_picker() {
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("OPENAI_MODEL_LIST", "-all,my-agent=My Agent<32000:fc>,+gpt-4o".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let assistant = app.default_assistant().await;
+    let (_, page) = app.page(&format!("/chat/{assistant}")).await;
+    assert!(page.contains("value=\"openai::my-agent\""));
+    assert!(page.contains("My Agent"));
+    assert!(page.contains("value=\"openai::gpt-4o\""));
+    assert!(!page.contains("openai::gpt-4.1\""));
+    // The first listed model answers by default.
+    let sent = app.send(assistant, None, "Hi").await;
+    app.finished(sent.answer).await;
+    assert_eq!(app.fake.requests()[0].body["model"], "my-agent");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_flow_works_on_postgres() {
+    let Some(database) = loquat_test_support::postgres::TestDatabase::from_env().await else {
+        println!("skipped: LOQUAT_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let app = TestApp::spawn_with(TestOptions { database: Some(database), ..TestOptions::default() }).await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("Stored in Postgres").delay_between_chunks(Duration::from_millis(5)));
+    let sent = app.send(assistant, None, "Where am I stored?").await;
+    let events = app.events(sent.answer).await;
+    assert_eq!(events.last().expect("done").1["status"], "complete");
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert!(page.contains("Stored in Postgres"));
+    assert_eq!(app.services.store().backend_name(), "postgres");
+    app.cleanup().await;
+}

@@ -1,0 +1,245 @@
+//! `TestApp`: the real Loquat server on port 0 with a fresh store (SQLite in a temporary
+//! folder, or a fresh PostgreSQL database) and a fake OpenAI-compatible upstream, plus typed
+//! helpers for the endpoints the tests use.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use loquat::Config;
+use loquat_core::Services;
+use loquat_core::domain::{Message, MessageStatus};
+use loquat_core::id::{AssistantId, MessageId, TopicId};
+use loquat_test_support::fake_openai::FakeOpenAi;
+use loquat_test_support::postgres::TestDatabase;
+use reqwest::redirect::Policy;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TEST_KEY: &str = "sk-test-0123456789abcdef";
+
+/// How to start a test app.
+pub struct TestOptions {
+    /// Extra provider environment (on top of the fake upstream as OpenAI, unless `no_provider`).
+    pub env: Vec<(&'static str, String)>,
+    pub no_provider: bool,
+    pub database: Option<TestDatabase>,
+    pub configure: fn(&mut Config),
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self { env: Vec::new(), no_provider: false, database: None, configure: |_| {} }
+    }
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub fake: FakeOpenAi,
+    pub services: Services,
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    database: Option<TestDatabase>,
+}
+
+/// A fresh, unique temporary folder.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loquat-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(TestOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: TestOptions) -> Self {
+        let fake = FakeOpenAi::start().await;
+        let data_dir = temp_dir("it");
+        let mut config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.clone(),
+            database_url: options.database.as_ref().map(|db| loquat_core::Secret::new(db.url.clone())),
+            ..Config::default()
+        };
+        config.generation.persist_interval_ms = 50;
+        (options.configure)(&mut config);
+        let mut env: HashMap<String, String> = HashMap::new();
+        if !options.no_provider {
+            env.insert("OPENAI_API_KEY".into(), TEST_KEY.into());
+            env.insert("OPENAI_PROXY_URL".into(), fake.base_url());
+        }
+        for (name, value) in options.env {
+            env.insert(name.to_owned(), value);
+        }
+        let app = loquat::build(&config, &|name| env.get(name).cloned()).await.expect("Loquat builds");
+        let services = app.services.clone();
+        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("binds");
+        let address = listener.local_addr().expect("has an address");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serves");
+        });
+        let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
+        Self {
+            address,
+            client,
+            fake,
+            services,
+            data_dir,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            database: options.database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn user(&self) -> loquat_core::id::UserId {
+        Services::local_user_id()
+    }
+
+    pub async fn default_assistant(&self) -> AssistantId {
+        self.services.default_assistant(self.user()).await.expect("default assistant").id
+    }
+
+    /// GET a page, following redirects; returns status and body.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let mut url = self.url(path);
+        for _ in 0..5 {
+            let response = self.client.get(&url).send().await.expect("GET");
+            if response.status().is_redirection() {
+                let location = response.headers()["location"].to_str().expect("ascii").to_owned();
+                url = if location.starts_with('/') { self.url(&location) } else { location };
+                continue;
+            }
+            let status = response.status().as_u16();
+            return (status, response.text().await.expect("body"));
+        }
+        panic!("too many redirects from {path}");
+    }
+
+    /// POST a form without following the redirect.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(self.url(path)).form(form).send().await.expect("POST")
+    }
+
+    /// POST a form and return where it redirects to (panics if it does not redirect).
+    pub async fn post_redirect(&self, path: &str, form: &[(&str, &str)]) -> String {
+        let response = self.post_form(path, form).await;
+        assert_eq!(response.status().as_u16(), 303, "POST {path} should redirect");
+        response.headers()["location"].to_str().expect("ascii").to_owned()
+    }
+
+    /// Sends a message the way the page script does; returns the JSON answer.
+    pub async fn send(&self, assistant: AssistantId, topic: Option<TopicId>, content: &str) -> SendResult {
+        let topic_text = topic.map(|t| t.to_string()).unwrap_or_default();
+        let response = self
+            .client
+            .post(self.url(&format!("/chat/{assistant}/send")))
+            .header("accept", "application/json")
+            .form(&[("content", content), ("topic_id", &topic_text)])
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        let json: Value = response.json().await.expect("JSON");
+        assert_eq!(status, 200, "send failed: {json}");
+        SendResult {
+            topic: json["topic_id"].as_str().expect("topic id").parse().expect("valid id"),
+            answer: json["answer_id"].as_str().expect("answer id").parse().expect("valid id"),
+            json,
+        }
+    }
+
+    /// Waits until the message has left `generating`.
+    pub async fn finished(&self, id: MessageId) -> Message {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let message = self.services.message(self.user(), id).await.expect("message exists");
+            if message.status != MessageStatus::Generating && !self.services.generations().is_running(self.user(), id) {
+                return message;
+            }
+            assert!(Instant::now() < deadline, "message {id} still generating");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads the SSE stream of an answer until `done` (or the timeout).
+    pub async fn events(&self, id: MessageId) -> Vec<(String, Value)> {
+        use eventsource_stream::Eventsource;
+        let response = self
+            .client
+            .get(self.url(&format!("/messages/{id}/events")))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("events");
+        assert_eq!(response.status().as_u16(), 200);
+        let mut stream = response.bytes_stream().eventsource();
+        let mut events = Vec::new();
+        let collect = async {
+            while let Some(event) = stream.next().await {
+                let event = event.expect("valid SSE");
+                let data: Value = serde_json::from_str(&event.data).expect("JSON data");
+                let done = event.event == "done";
+                events.push((event.event, data));
+                if done {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), collect).await.expect("stream ends with done");
+        events
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), server).await;
+        }
+    }
+
+    /// Shuts down and removes the store.
+    pub async fn cleanup(mut self) {
+        self.stop().await;
+        if let Some(database) = self.database.take() {
+            database.drop().await.expect("test database dropped");
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+pub struct SendResult {
+    pub topic: TopicId,
+    pub answer: MessageId,
+    pub json: Value,
+}
+
+/// Polls `condition` until it holds (or fails after 10 s).
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

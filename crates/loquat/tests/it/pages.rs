@@ -1,0 +1,233 @@
+//! Pages and forms: the no-provider notice, assistants, topics, settings and custom providers,
+//! preferences and translations.
+
+use loquat_core::domain::MessageStatus;
+use loquat_test_support::fake_openai::Reply;
+
+use crate::helpers::{TestApp, TestOptions};
+
+#[tokio::test]
+async fn without_a_provider_the_page_explains_how_to_add_one() {
+    let app = TestApp::spawn_with(TestOptions { no_provider: true, ..TestOptions::default() }).await;
+    let (status, page) = app.page("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Connect a model provider"));
+    assert!(page.contains("OPENAI_API_KEY"));
+    // Sending says so plainly instead of failing obscurely, and stores nothing.
+    let assistant = app.default_assistant().await;
+    let response = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", "Hello"), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 422);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["message"], "no model provider is configured");
+    assert!(app.services.list_topics(app.user(), assistant).await.expect("topics").is_empty());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn assistants_are_created_edited_and_deleted() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app.page("/assistants/new").await;
+    assert_eq!(status, 200);
+    let location = app
+        .post_redirect(
+            "/assistants",
+            &[
+                ("title", "Poet"),
+                ("avatar", "🪶"),
+                ("description", "Writes verse"),
+                ("system_role", "You write poems."),
+                ("model", "openai::gpt-4o"),
+                ("temperature", "1.1"),
+                ("history_limit", "4"),
+                ("opening_message", "Give me a *theme*."),
+                ("opening_questions", "The sea\nAutumn\n"),
+            ],
+        )
+        .await;
+    let id: loquat_core::id::AssistantId = location.trim_start_matches("/chat/").parse().expect("assistant id");
+    let assistant = app.services.assistant(app.user(), id).await.expect("stored");
+    assert_eq!(assistant.config.model, "gpt-4o");
+    assert_eq!(assistant.config.params.temperature, Some(1.1));
+    assert_eq!(assistant.config.history_limit, Some(4));
+    assert_eq!(assistant.config.opening_questions, ["The sea", "Autumn"]);
+    let (_, page) = app.page(&location).await;
+    assert!(page.contains("Give me a <em>theme</em>."));
+    assert!(page.contains(">The sea</button>"));
+
+    // Invalid input comes back as a form with the error, not a crash.
+    let response = app.post_form(&format!("/assistants/{id}"), &[("title", "Poet"), ("temperature", "hot")]).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.text().await.expect("body").contains("temperature must be a number"));
+    let response = app.post_form(&format!("/assistants/{id}"), &[("title", "Poet"), ("temperature", "7")]).await;
+    assert!(response.text().await.expect("body").contains("temperature must be between 0 and 2"));
+
+    // The chat header switches the model.
+    app.post_redirect(&format!("/assistants/{id}/model"), &[("model", "openai::o3"), ("back", "/x")]).await;
+    assert_eq!(app.services.assistant(app.user(), id).await.expect("stored").config.model, "o3");
+
+    app.post_redirect(&format!("/assistants/{id}/delete"), &[]).await;
+    let (status, _) = app.page(&format!("/chat/{id}")).await;
+    assert_eq!(status, 404);
+    // The default assistant cannot be deleted.
+    let default = app.default_assistant().await;
+    let response = app.post_form(&format!("/assistants/{default}/delete"), &[]).await;
+    assert_eq!(response.status().as_u16(), 422);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn topics_are_listed_renamed_and_deleted() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let first = app.send(assistant, None, "First topic").await;
+    app.finished(first.answer).await;
+    let second = app.send(assistant, None, "Second topic").await;
+    app.finished(second.answer).await;
+    let topics = app.services.list_topics(app.user(), assistant).await.expect("topics");
+    assert_eq!(topics[0].id, second.topic, "newest first");
+
+    app.post_redirect(&format!("/topics/{}/rename", first.topic), &[("title", "Renamed 话题")]).await;
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", first.topic)).await;
+    assert!(page.contains("Renamed 话题"));
+    let location = app.post_redirect(&format!("/topics/{}/delete", first.topic), &[]).await;
+    assert_eq!(location, format!("/chat/{assistant}"));
+    let (status, _) = app.page(&format!("/chat/{assistant}/{}", first.topic)).await;
+    assert_eq!(status, 404);
+    assert!(app.services.message(app.user(), first.answer).await.is_err(), "messages went with the topic");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_custom_provider_keeps_its_key_secret() {
+    let app = TestApp::spawn_with(TestOptions { no_provider: true, ..TestOptions::default() }).await;
+    let secret_key = "sk-custom-very-secret-42";
+    app.fake.require_key(secret_key);
+    app.fake.set_models(["agent-a", "agent-b"]);
+    let base_url = app.fake.base_url();
+
+    // Check connection and fetch the model list before saving.
+    let probe = app
+        .client
+        .post(app.url("/settings/providers/probe"))
+        .header("accept", "application/json")
+        .form(&[("name", "My agents"), ("base_url", base_url.as_str()), ("api_key", secret_key)])
+        .send()
+        .await
+        .expect("probe");
+    let probe: serde_json::Value = probe.json().await.expect("json");
+    assert_eq!(probe["ok"], true, "{probe}");
+    assert_eq!(probe["models"], serde_json::json!(["agent-a", "agent-b"]));
+    let wrong = app
+        .client
+        .post(app.url("/settings/providers/probe"))
+        .header("accept", "application/json")
+        .form(&[("name", "My agents"), ("base_url", base_url.as_str()), ("api_key", "sk-wrong")])
+        .send()
+        .await
+        .expect("probe");
+    let wrong: serde_json::Value = wrong.json().await.expect("json");
+    assert_eq!(wrong["ok"], false);
+    assert!(wrong["message"].as_str().expect("message").contains("rejected the API key"));
+
+    app.post_redirect(
+        "/settings/providers",
+        &[
+            ("name", "My agents"),
+            ("base_url", base_url.as_str()),
+            ("api_key", secret_key),
+            ("model_list", "agent-a,agent-b=Agent B"),
+            ("enabled", "on"),
+        ],
+    )
+    .await;
+    let settings = app.services.provider_settings(app.user()).await.expect("providers");
+    let stored = &settings[0].setting;
+    let encrypted = stored.api_key_encrypted.as_deref().expect("a stored key");
+    assert!(!encrypted.contains(secret_key));
+    assert_eq!(encrypted.split(':').count(), 3);
+    let (_, settings_page) = app.page("/settings").await;
+    let (_, edit_page) = app.page(&format!("/settings/providers/{}", stored.id)).await;
+    for page in [&settings_page, &edit_page] {
+        assert!(page.contains("My agents"));
+        assert!(!page.contains(secret_key), "the key is never sent back");
+    }
+    // The stored key is used for chatting and for probes that leave the key field empty.
+    let assistant = app.default_assistant().await;
+    let (_, chat) = app.page(&format!("/chat/{assistant}")).await;
+    assert!(!chat.contains("Connect a model provider"));
+    assert!(chat.contains("Agent B"));
+    let sent = app.send(assistant, None, "Hello agent").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Complete, "{answer:?}");
+    assert_eq!(app.fake.requests().iter().filter(|r| r.path.ends_with("/chat/completions")).count() >= 1, true);
+    let id = stored.id.to_string();
+    let probe = app
+        .client
+        .post(app.url("/settings/providers/probe"))
+        .header("accept", "application/json")
+        .form(&[("name", "My agents"), ("base_url", base_url.as_str()), ("id", id.as_str())])
+        .send()
+        .await
+        .expect("probe");
+    assert_eq!(probe.json::<serde_json::Value>().await.expect("json")["ok"], true);
+
+    // Updating without a key keeps it; a bad URL is refused with a message.
+    app.post_redirect(&format!("/settings/providers/{id}"), &[("name", "Renamed"), ("base_url", base_url.as_str()), ("enabled", "on")]).await;
+    let kept = app.services.provider_settings(app.user()).await.expect("providers");
+    assert_eq!(kept[0].setting.api_key_encrypted.as_deref(), Some(encrypted));
+    let response = app.post_form(&format!("/settings/providers/{id}"), &[("name", "Renamed"), ("base_url", "ftp://nope")]).await;
+    assert!(response.text().await.expect("body").contains("must start with http"));
+    app.post_redirect(&format!("/settings/providers/{id}/delete"), &[]).await;
+    assert!(app.services.provider_settings(app.user()).await.expect("providers").is_empty());
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_interface_speaks_the_users_language() {
+    let app = TestApp::spawn().await;
+    let chinese = app
+        .client
+        .get(app.url("/settings"))
+        .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("body");
+    assert!(chinese.contains("lang=\"zh-CN\""));
+    assert!(chinese.contains("模型服务商"));
+    let english = app.page("/settings").await.1;
+    assert!(english.contains("Model providers"));
+
+    // A saved preference wins over the browser.
+    app.post_redirect("/settings/preferences", &[("locale", "zh-CN"), ("theme", "dark")]).await;
+    let (_, page) = app.page("/settings").await;
+    assert!(page.contains("data-theme=\"dark\""));
+    assert!(page.contains("偏好设置"));
+    app.fake.push_reply(Reply::text("你好"));
+    app.post_redirect("/settings/theme", &[("back", "/settings")]).await;
+    assert!(app.page("/settings").await.1.contains("data-theme=\"system\""));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn assets_are_hashed_and_cached_forever() {
+    let app = TestApp::spawn().await;
+    let (_, page) = app.page("/").await;
+    let css = page.split("href=\"/static/app.").nth(1).expect("css link").split('"').next().expect("name");
+    let response = app.client.get(app.url(&format!("/static/app.{css}"))).send().await.expect("asset");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/css"));
+    let missing = app.client.get(app.url("/static/app.0000.css")).send().await.expect("asset");
+    assert_eq!(missing.status().as_u16(), 404);
+    app.cleanup().await;
+}

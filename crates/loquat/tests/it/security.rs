@@ -1,0 +1,156 @@
+//! Security: model output is inert, cross-site posts are refused, headers are set, another
+//! user's ids find nothing, and bad input gets clear errors.
+
+use loquat_core::ErrorKind;
+use loquat_core::id::UserId;
+use loquat_test_support::fake_openai::Reply;
+
+use crate::helpers::TestApp;
+
+const PAYLOADS: &str = "<script>alert('x')</script>\n\n<img src=x onerror=alert(1)>\n\n\
+[click](javascript:alert(1)) [click2](JAVASCRIPT:alert(2)) [data](data:text/html;base64,PHNjcmlwdD4=)\n\n\
+<iframe src=\"https://evil.example\"></iframe><svg onload=alert(3)></svg><style>body{display:none}</style>\n\n\
+<a href=\"javascript:alert(4)\">raw link</a> ![img](javascript:alert(5))";
+
+fn assert_inert(html: &str) {
+    // Look inside real tags only: escaped payload text (`&lt;img onerror=…&gt;`) is harmless.
+    for tag in html.split('<').skip(1).map(|piece| piece.split('>').next().unwrap_or_default().to_ascii_lowercase()) {
+        // Loquat's own icons are bare `<svg>` tags; a model's would carry attributes.
+        for forbidden in ["script", "iframe", "style", "svg ", "object", "embed"] {
+            assert!(!tag.starts_with(forbidden), "found a <{forbidden}> tag in rendered model output: <{tag}>");
+        }
+        for forbidden in ["onerror", "onload", "onclick", "javascript:", "data:text"] {
+            assert!(!tag.contains(forbidden), "found {forbidden:?} in a tag of rendered model output: <{tag}>");
+        }
+    }
+}
+
+#[tokio::test]
+async fn model_output_cannot_run_script() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::chunks(PAYLOADS.split_inclusive(' ').map(str::to_owned).collect::<Vec<_>>()));
+    let sent = app.send(assistant, None, "<b>user html</b> <script>alert('me')</script>").await;
+    let events = app.events(sent.answer).await;
+    for (_, data) in &events {
+        assert_inert(data["html"].as_str().unwrap_or_default());
+    }
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    let messages = page.split("id=\"messages\"").nth(1).expect("message list");
+    assert_inert(messages);
+    assert!(messages.contains("&lt;script&gt;alert"), "the payload is shown as text");
+    assert!(!messages.contains("<b>user html</b>"), "user HTML is not passed through either");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_and_headers_are_set() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let response = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("origin", "https://evil.example")
+        .form(&[("content", "hi"), ("topic_id", "")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 403);
+    let response = app
+        .client
+        .post(app.url("/settings/theme"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(app.fake.requests().is_empty());
+
+    let response = app.client.get(app.url(&format!("/chat/{assistant}"))).send().await.expect("page");
+    let headers = response.headers();
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    let body = response.text().await.expect("body");
+    assert!(!body.contains("<script>"), "no inline scripts");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn another_users_ids_find_nothing() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let sent = app.send(assistant, None, "mine").await;
+    app.finished(sent.answer).await;
+    let services = &app.services;
+    let stranger = UserId::new();
+    let not_found = |result: Result<(), loquat_core::CoreError>| {
+        assert_eq!(result.expect_err("must fail").kind(), ErrorKind::NotFound);
+    };
+    not_found(services.assistant(stranger, assistant).await.map(|_| ()));
+    not_found(services.conversation(stranger, sent.topic).await.map(|_| ()));
+    not_found(services.message(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.stop_generation(stranger, sent.answer).await);
+    not_found(services.regenerate(stranger, sent.answer, "en").await.map(|_| ()));
+    not_found(services.edit_message(stranger, sent.answer, "x", "en").await.map(|_| ()));
+    not_found(services.switch_branch(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.delete_message(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.rename_topic(stranger, sent.topic, "stolen").await);
+    not_found(services.delete_topic(stranger, sent.topic).await);
+    not_found(services.attach(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.delete_assistant(stranger, assistant).await);
+    let send = loquat_core::service::SendMessage {
+        assistant_id: assistant,
+        topic_id: Some(sent.topic),
+        content: "intrude".into(),
+        language: "en".into(),
+    };
+    not_found(services.send_message(stranger, send).await.map(|_| ()));
+    // Everything is still there for the owner.
+    let conversation = services.conversation(app.user(), sent.topic).await.expect("still mine");
+    assert_eq!(conversation.branch.len(), 2);
+    assert_eq!(conversation.topic.title.is_empty() || conversation.topic.title != "stolen", true);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    for path in ["/chat/not-an-id", "/chat/01900000-0000-7000-8000-00000000dead", "/messages/xyz/raw", "/nowhere"] {
+        let (status, body) = app.page(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(body.contains("does not exist"), "{path}: a friendly page");
+    }
+    let empty = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", "   "), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(empty.status().as_u16(), 422);
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let response = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .form(&[("content", huge.as_str()), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 413);
+    let malformed = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("topic_id=%ZZ")
+        .send()
+        .await
+        .expect("send");
+    assert!(malformed.status().is_client_error());
+    assert!(app.fake.requests().is_empty());
+    app.cleanup().await;
+}
