@@ -118,7 +118,7 @@ impl ServerProviders {
     /// Reads the provider variables through `lookup` (the process environment in production).
     ///
     /// A provider is enabled when `ENABLED_<P>` says so, or, when that is unset, when it has a
-    /// key or (for providers that need none) a base URL.
+    /// key or a base URL (an `OPENAI_PROXY_URL` pointing at a keyless vLLM must just work).
     pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, EnvProviderError> {
         let read = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let key_mode = match read("API_KEY_SELECT_MODE").as_deref() {
@@ -134,7 +134,7 @@ impl ServerProviders {
             let proxy_url = read(&format!("{}_PROXY_URL", entry.env));
             let explicitly =
                 read(&format!("ENABLED_{}", entry.env)).map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"));
-            let enabled = explicitly.unwrap_or(!keys.is_empty() || (!entry.key_required && proxy_url.is_some()));
+            let enabled = explicitly.unwrap_or(!keys.is_empty() || proxy_url.is_some());
             if !enabled {
                 continue;
             }

@@ -11,6 +11,7 @@ mod rows;
 mod topics;
 mod users;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -32,14 +33,52 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 const SQLITE_READERS: u32 = 8;
 
-/// Where the store lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the store lives. `Debug` hides the password of the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoreOptions {
     /// `postgres://…` / `postgresql://…` for PostgreSQL, `sqlite://…` for a given SQLite file;
     /// `None` (or an empty string) for `<data_dir>/loquat.db`.
     pub database_url: Option<String>,
     /// Loquat's data directory; created when the SQLite file goes there.
     pub data_dir: PathBuf,
+}
+
+impl fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("database_url", &self.database_url.as_deref().map(redact_password))
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+/// `scheme://user:***@host/…` for `scheme://user:password@host/…`; a URL with a password in
+/// its parameters loses them all.
+fn redact_password(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) if query.to_ascii_lowercase().contains("password") => (base, Some("***")),
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[authority_start..].find('/').map_or(base.len(), |at| authority_start + at);
+    let mut redacted = match base[authority_start..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &base[authority_start..authority_start + at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &base[..authority_start], &base[authority_start + at..])
+                }
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        redacted.push('?');
+        redacted.push_str(query);
+    }
+    redacted
 }
 
 /// Everything Loquat persists, in SQLite or PostgreSQL. Cheap to clone (the pools are shared).
@@ -97,11 +136,13 @@ async fn open_sqlite(options: SqliteConnectOptions, in_memory: bool) -> Result<P
     let writer_options = options.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     // Connect eagerly: the writer creates the file and switches it to WAL before any reader
     // opens it. Its one connection lives as long as the store (an in-memory database with it).
+    // A local file does not drop connections: no test query before each use.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
+        .test_before_acquire(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(writer_options)
         .await
@@ -111,6 +152,7 @@ async fn open_sqlite(options: SqliteConnectOptions, in_memory: bool) -> Result<P
     } else {
         SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .test_before_acquire(false)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await
@@ -140,7 +182,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        on_pool!(&self.pools, read |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+        on_pool!(&self.pools, read, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
             .map_err(store_error)?;
         // SQLite's writer is a separate connection; a wedged writer means a broken store.
         if let Pools::Sqlite { writer, .. } = &self.pools {
@@ -151,5 +193,24 @@ impl Store for SqlStore {
 
     fn backend_name(&self) -> &'static str {
         self.pools.backend_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let options = StoreOptions {
+            database_url: Some("postgres://loquat:s3cret@db:5432/loquat?sslmode=require".into()),
+            data_dir: PathBuf::from("/data"),
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://loquat:***@db:5432/loquat?sslmode=require"), "{shown}");
+        assert_eq!(redact_password("postgres://u@h/db?password=x"), "postgres://u@h/db?***");
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("sqlite:///data/loquat.db"), "sqlite:///data/loquat.db");
     }
 }

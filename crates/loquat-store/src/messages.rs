@@ -14,7 +14,7 @@ use crate::rows::{MessageRow, convert_all, usage_columns};
 #[async_trait]
 impl MessageStore for SqlStore {
     async fn insert_message(&self, message: &NewMessage) -> StoreResult<()> {
-        on_pool!(&self.pools, write |pool| {
+        on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, reasoning, status, \
                  provider, model, created_at, updated_at) \
@@ -38,7 +38,7 @@ impl MessageStore for SqlStore {
     }
 
     async fn get_message(&self, user: UserId, id: MessageId) -> StoreResult<Option<Message>> {
-        let row = on_pool!(&self.pools, read |pool| {
+        let row = on_pool!(&self.pools, read, |pool| {
             sqlx::query_as::<_, MessageRow>(
                 "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
                  error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
@@ -55,7 +55,7 @@ impl MessageStore for SqlStore {
 
     async fn list_messages(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<Message>> {
         // Served by the (topic_id, created_at, id) index, already in order.
-        let rows = on_pool!(&self.pools, read |pool| {
+        let rows = on_pool!(&self.pools, read, |pool| {
             sqlx::query_as::<_, MessageRow>(
                 "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
                  error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
@@ -79,7 +79,7 @@ impl MessageStore for SqlStore {
         reasoning: &str,
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write |pool| {
+        let changed = on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "UPDATE messages SET content = $1, reasoning = $2, updated_at = $3 \
                  WHERE id = $4 AND user_id = $5 AND status = 'generating'",
@@ -100,7 +100,7 @@ impl MessageStore for SqlStore {
     async fn finish_message(&self, user: UserId, id: MessageId, answer: &FinishedAnswer) -> StoreResult<bool> {
         let [prompt_tokens, completion_tokens, reasoning_tokens] = usage_columns(answer.usage);
         // A missing provider or model keeps the one recorded when the answer was created.
-        let changed = on_pool!(&self.pools, write |pool| {
+        let changed = on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
                  provider = COALESCE($6, provider), model = COALESCE($7, model), prompt_tokens = $8, \
@@ -133,7 +133,7 @@ impl MessageStore for SqlStore {
     async fn delete_message_subtree(&self, user: UserId, id: MessageId) -> StoreResult<u64> {
         // One statement: the parent_id foreign key is checked at its end, when the whole subtree
         // is gone. UNION (not UNION ALL) ends the walk even on a (corrupt) cycle.
-        on_pool!(&self.pools, write |pool| {
+        on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "WITH RECURSIVE subtree (id) AS ( \
                      SELECT id FROM messages WHERE id = $1 AND user_id = $2 \
@@ -153,7 +153,7 @@ impl MessageStore for SqlStore {
     }
 
     async fn interrupt_generating(&self, updated_at: Timestamp) -> StoreResult<u64> {
-        on_pool!(&self.pools, write |pool| {
+        on_pool!(&self.pools, write, |pool| {
             sqlx::query("UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating'")
                 .bind(updated_at.as_millis())
                 .execute(pool)

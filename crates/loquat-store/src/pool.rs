@@ -26,18 +26,18 @@ impl Pools {
     }
 }
 
-/// Runs one query body against the right pool: `on_pool!(pools, read |pool| body)` or
-/// `on_pool!(pools, write |pool| body)`. The body is expanded twice, once with `pool` bound to
+/// Runs one query body against the right pool: `on_pool!(pools, read, |pool| body)` or
+/// `on_pool!(pools, write, |pool| body)`. The body is expanded twice, once with `pool` bound to
 /// a `&SqlitePool` and once to a `&PgPool`, so the same SQL text (with `$n` placeholders) and
 /// the same row structs serve both backends. Both expansions must produce the same type.
 macro_rules! on_pool {
-    ($pools:expr, read |$pool:ident| $body:expr) => {
+    ($pools:expr, read, |$pool:ident| $body:expr) => {
         match $pools {
             $crate::pool::Pools::Sqlite { reader: $pool, .. } => $body,
             $crate::pool::Pools::Postgres($pool) => $body,
         }
     };
-    ($pools:expr, write |$pool:ident| $body:expr) => {
+    ($pools:expr, write, |$pool:ident| $body:expr) => {
         match $pools {
             $crate::pool::Pools::Sqlite { writer: $pool, .. } => $body,
             $crate::pool::Pools::Postgres($pool) => $body,

@@ -13,7 +13,7 @@ use crate::rows::{ProviderRow, convert_all};
 #[async_trait]
 impl ProviderStore for SqlStore {
     async fn insert_provider(&self, provider: &ProviderSetting) -> StoreResult<()> {
-        on_pool!(&self.pools, write |pool| {
+        on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "INSERT INTO provider_settings (id, user_id, name, protocol, base_url, api_key_encrypted, model_list, \
                  enabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -36,7 +36,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn get_provider(&self, user: UserId, id: ProviderSettingId) -> StoreResult<Option<ProviderSetting>> {
-        let row = on_pool!(&self.pools, read |pool| {
+        let row = on_pool!(&self.pools, read, |pool| {
             sqlx::query_as::<_, ProviderRow>(
                 "SELECT id, user_id, name, protocol, base_url, api_key_encrypted, model_list, enabled, created_at, \
                  updated_at FROM provider_settings WHERE id = $1 AND user_id = $2",
@@ -51,7 +51,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn list_providers(&self, user: UserId) -> StoreResult<Vec<ProviderSetting>> {
-        let rows = on_pool!(&self.pools, read |pool| {
+        let rows = on_pool!(&self.pools, read, |pool| {
             sqlx::query_as::<_, ProviderRow>(
                 "SELECT id, user_id, name, protocol, base_url, api_key_encrypted, model_list, enabled, created_at, \
                  updated_at FROM provider_settings WHERE user_id = $1 ORDER BY created_at, id",
@@ -66,7 +66,7 @@ impl ProviderStore for SqlStore {
 
     async fn update_provider(&self, provider: &ProviderSetting) -> StoreResult<bool> {
         // Identity, owner and creation time never change.
-        let changed = on_pool!(&self.pools, write |pool| {
+        let changed = on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "UPDATE provider_settings SET name = $1, protocol = $2, base_url = $3, api_key_encrypted = $4, \
                  model_list = $5, enabled = $6, updated_at = $7 WHERE id = $8 AND user_id = $9",
@@ -89,7 +89,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn delete_provider(&self, user: UserId, id: ProviderSettingId) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write |pool| {
+        let deleted = on_pool!(&self.pools, write, |pool| {
             sqlx::query("DELETE FROM provider_settings WHERE id = $1 AND user_id = $2")
                 .bind(id.to_string())
                 .bind(user.to_string())

@@ -44,8 +44,13 @@ pub(crate) fn usage_columns(usage: Option<TokenUsage>) -> [Option<i64>; 3] {
     }
 }
 
-fn parse_usage(prompt: Option<i64>, completion: Option<i64>, reasoning: Option<i64>) -> StoreResult<Option<TokenUsage>> {
-    let count = |column: &str, value: i64| u32::try_from(value).map_err(|_| corrupt("messages", column, &value.to_string()));
+fn parse_usage(
+    prompt: Option<i64>,
+    completion: Option<i64>,
+    reasoning: Option<i64>,
+) -> StoreResult<Option<TokenUsage>> {
+    let count =
+        |column: &str, value: i64| u32::try_from(value).map_err(|_| corrupt("messages", column, &value.to_string()));
     match (prompt, completion, reasoning) {
         (None, None, None) => Ok(None),
         (Some(prompt), Some(completion), Some(reasoning)) => Ok(Some(TokenUsage {
@@ -100,7 +105,10 @@ pub(crate) struct AssistantRow {
 impl AssistantRow {
     pub(crate) fn into_domain(self) -> StoreResult<Assistant> {
         let config: AssistantConfig = serde_json::from_str(&self.config).map_err(|error| {
-            StoreError::new(StoreErrorKind::Corrupt, format!("assistants.config of {} does not parse: {error}", self.id))
+            StoreError::new(
+                StoreErrorKind::Corrupt,
+                format!("assistants.config of {} does not parse: {error}", self.id),
+            )
         })?;
         Ok(Assistant {
             id: id("assistants", "id", self.id)?,

@@ -12,7 +12,7 @@ use crate::rows::{UserRow, locale_code};
 #[async_trait]
 impl UserStore for SqlStore {
     async fn ensure_user(&self, user: &User) -> StoreResult<()> {
-        on_pool!(&self.pools, write |pool| {
+        on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "INSERT INTO users (id, name, locale, theme, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING",
@@ -30,7 +30,7 @@ impl UserStore for SqlStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row = on_pool!(&self.pools, read |pool| {
+        let row = on_pool!(&self.pools, read, |pool| {
             sqlx::query_as::<_, UserRow>("SELECT id, name, locale, theme, created_at FROM users WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(pool)
@@ -41,7 +41,7 @@ impl UserStore for SqlStore {
     }
 
     async fn update_user_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write |pool| {
+        let changed = on_pool!(&self.pools, write, |pool| {
             sqlx::query("UPDATE users SET locale = $1, theme = $2 WHERE id = $3")
                 .bind(locale_code(locale))
                 .bind(theme.code())

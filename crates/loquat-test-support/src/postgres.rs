@@ -44,12 +44,15 @@ impl TestDatabase {
         let mut admin = PgConnection::connect(admin_url).await?;
         // Identifiers cannot be bound; the name is `loquat_test_` and hex digits only.
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+        // From here on, dropping `database` (also on an error below) removes it again.
+        let database =
+            Self { url: with_database(admin_url, &name), name, admin_url: admin_url.to_owned(), dropped: false };
         // A throwaway database needs no durability: commits skip the fsync wait, tests run faster.
-        sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {name} SET synchronous_commit = off")))
+        sqlx::query(AssertSqlSafe(format!("ALTER DATABASE {} SET synchronous_commit = off", database.name)))
             .execute(&mut admin)
             .await?;
         admin.close().await?;
-        Ok(Self { url: with_database(admin_url, &name), name, admin_url: admin_url.to_owned(), dropped: false })
+        Ok(database)
     }
 
     /// Creates a database on the server named by [`test_database_url`], or returns `None`

@@ -35,11 +35,10 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let accept_language = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let browser_locale = Locale::from_accept_language(accept_language);
-        let wants_json = parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.starts_with("application/json") || accept.starts_with("text/event-stream"));
+        let wants_json =
+            parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| {
+                accept.starts_with("application/json") || accept.starts_with("text/event-stream")
+            });
         let flavor = if wants_json || parts.uri.path().starts_with("/api/") { Flavor::Json } else { Flavor::Html };
         let user = state
             .services

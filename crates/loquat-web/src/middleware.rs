@@ -17,9 +17,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers
-        .entry(header::CACHE_CONTROL)
-        .or_insert_with(|| HeaderValue::from_static("no-store"));
+    headers.entry(header::CACHE_CONTROL).or_insert_with(|| HeaderValue::from_static("no-store"));
     response
 }
 
@@ -67,8 +65,14 @@ mod tests {
         assert!(is_cross_origin_write(&post, &headers(&[("sec-fetch-site", "cross-site")])));
         assert!(is_cross_origin_write(&post, &headers(&[("sec-fetch-site", "same-site")])));
         assert!(!is_cross_origin_write(&post, &headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(is_cross_origin_write(&post, &headers(&[("origin", "https://evil.example"), ("host", "loquat.local")])));
-        assert!(!is_cross_origin_write(&post, &headers(&[("origin", "http://loquat.local:3210"), ("host", "loquat.local:3210")])));
+        assert!(is_cross_origin_write(
+            &post,
+            &headers(&[("origin", "https://evil.example"), ("host", "loquat.local")])
+        ));
+        assert!(!is_cross_origin_write(
+            &post,
+            &headers(&[("origin", "http://loquat.local:3210"), ("host", "loquat.local:3210")])
+        ));
         assert!(is_cross_origin_write(&post, &headers(&[("origin", "null"), ("host", "loquat.local")])));
         assert!(!is_cross_origin_write(&post, &headers(&[])));
     }

@@ -127,8 +127,7 @@ pub struct TopicLink {
 
 impl TopicLink {
     pub fn new(topic: &Topic, current: Option<&Topic>, tr: Tr) -> Self {
-        let title =
-            if topic.title.is_empty() { tr.t("topic.untitled").into_owned() } else { topic.title.clone() };
+        let title = if topic.title.is_empty() { tr.t("topic.untitled").into_owned() } else { topic.title.clone() };
         Self { id: topic.id.to_string(), title, current: current.is_some_and(|c| c.id == topic.id) }
     }
 }
@@ -162,7 +161,8 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
                     let selected = option.id == provider && card.id == model;
                     found |= selected;
                     let mut label = card.label().to_owned();
-                    for (flag, mark) in [(card.vision, " 👁"), (card.reasoning, " 💡"), (card.function_calling, " 🔧")] {
+                    for (flag, mark) in [(card.vision, " 👁"), (card.reasoning, " 💡"), (card.function_calling, " 🔧")]
+                    {
                         if flag {
                             label.push_str(mark);
                         }
@@ -176,10 +176,9 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
         && !model.is_empty()
         && let Some(group) = options.iter().position(|o| o.id == provider)
     {
-        groups[group].options.insert(
-            0,
-            ModelOption { value: format!("{provider}::{model}"), label: model.to_owned(), selected: true },
-        );
+        groups[group]
+            .options
+            .insert(0, ModelOption { value: format!("{provider}::{model}"), label: model.to_owned(), selected: true });
     }
     groups
 }

@@ -105,7 +105,11 @@ pub fn store_options(config: &Config) -> StoreOptions {
 
 impl App {
     /// Serves on `listener` until `shutdown` resolves, then drains running answers.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let generations = self.services.generations().clone();
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.map_err(StartError::Serve)?;
         let running = generations.running();

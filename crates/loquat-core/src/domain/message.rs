@@ -77,7 +77,7 @@ pub struct TokenUsage {
 
 impl TokenUsage {
     pub fn total(&self) -> u32 {
-        self.prompt_tokens + self.completion_tokens
+        self.prompt_tokens.saturating_add(self.completion_tokens)
     }
 }
 

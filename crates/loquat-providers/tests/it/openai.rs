@@ -269,7 +269,7 @@ async fn many_concurrent_streams_share_one_client() {
     let streams: usize = std::env::var("LOQUAT_IT_STREAMS").ok().and_then(|n| n.parse().ok()).unwrap_or(200);
     let fake = FakeOpenAi::start().await;
     fake.set_recording(false);
-    fake.set_default_reply(Reply::tokens(50).usage(3, 50));
+    fake.set_default_reply(Reply::tokens(50).first_chunk_delay(Duration::from_millis(50)).usage(3, 50));
     let client = client();
     let endpoint = endpoint(&fake);
     let tasks: Vec<_> = (0..streams)

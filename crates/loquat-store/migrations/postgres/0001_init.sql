@@ -31,7 +31,7 @@ CREATE TABLE topics (
     updated_at BIGINT NOT NULL
 );
 
-CREATE INDEX topics_user_assistant_updated ON topics (user_id, assistant_id, updated_at);
+CREATE INDEX topics_user_assistant_updated ON topics (user_id, assistant_id, updated_at, id);
 -- Lets deleting an assistant find its topics without a scan.
 CREATE INDEX topics_assistant ON topics (assistant_id);
 

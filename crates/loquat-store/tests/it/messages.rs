@@ -52,7 +52,10 @@ async fn insert_and_get_round_trip(store: SqlStore) {
     assert_eq!(stored, expected);
 
     let answer = insert(&store, &generating(&w.topic, new.id, 2)).await;
-    assert_eq!((answer.parent_id, answer.role, answer.status), (Some(new.id), MessageRole::Assistant, MessageStatus::Generating));
+    assert_eq!(
+        (answer.parent_id, answer.role, answer.status),
+        (Some(new.id), MessageRole::Assistant, MessageStatus::Generating)
+    );
     assert_eq!((answer.provider.as_deref(), answer.model.as_deref()), (Some("openai"), Some("gpt-4o")));
 
     assert_eq!(store.get_message(w.bob.id, new.id).await.expect("loads"), None, "bob cannot see it");
@@ -97,10 +100,18 @@ async fn progress_only_while_generating(store: SqlStore) {
     assert!(!store.save_progress(w.alice.id, question.id, "edit", "", at(5)).await.expect("runs"), "complete");
     assert_eq!(store.get_message(w.alice.id, question.id).await.expect("loads"), Some(question));
 
-    assert!(store.finish_message(w.alice.id, answer.id, &finished(MessageStatus::Stopped, "部分回答", 6)).await.expect("runs"));
+    assert!(
+        store
+            .finish_message(w.alice.id, answer.id, &finished(MessageStatus::Stopped, "部分回答", 6))
+            .await
+            .expect("runs")
+    );
     assert!(!store.save_progress(w.alice.id, answer.id, "late", "late", at(7)).await.expect("runs"), "finished");
     let stored = store.get_message(w.alice.id, answer.id).await.expect("loads").expect("exists");
-    assert_eq!((stored.content.as_str(), stored.status, stored.updated_at), ("部分回答", MessageStatus::Stopped, at(6)));
+    assert_eq!(
+        (stored.content.as_str(), stored.status, stored.updated_at),
+        ("部分回答", MessageStatus::Stopped, at(6))
+    );
     assert!(!store.save_progress(w.alice.id, MessageId::new(), "x", "", at(7)).await.expect("runs"));
 }
 
@@ -153,7 +164,10 @@ async fn finish_records_errors_and_keeps_the_model(store: SqlStore) {
     assert!(store.finish_message(w.alice.id, answer.id, &failed).await.expect("runs"));
     let stored = store.get_message(w.alice.id, answer.id).await.expect("loads").expect("exists");
     assert_eq!(stored.status, MessageStatus::Error);
-    assert_eq!((stored.error_kind.as_deref(), stored.error_message.as_deref()), (Some("rate_limited"), Some("请求过于频繁")));
+    assert_eq!(
+        (stored.error_kind.as_deref(), stored.error_message.as_deref()),
+        (Some("rate_limited"), Some("请求过于频繁"))
+    );
     assert_eq!((stored.provider.as_deref(), stored.model.as_deref()), (Some("openai"), Some("gpt-4o")), "kept");
     assert_eq!((stored.usage, stored.ttft_ms, stored.duration_ms), (None, None, Some(800)));
 }
@@ -196,7 +210,12 @@ async fn interrupt_marks_every_generating_answer(store: SqlStore) {
     let first = insert(&store, &generating(&w.topic, question.id, 2)).await;
     let second = insert(&store, &generating(&w.topic, question.id, 3)).await;
     let finished_one = insert(&store, &generating(&w.topic, question.id, 4)).await;
-    assert!(store.finish_message(w.alice.id, finished_one.id, &finished(MessageStatus::Complete, "ok", 5)).await.expect("runs"));
+    assert!(
+        store
+            .finish_message(w.alice.id, finished_one.id, &finished(MessageStatus::Complete, "ok", 5))
+            .await
+            .expect("runs")
+    );
     let bob_question = insert(&store, &message(&w.bob_topic, None, MessageRole::User, "q", 1)).await;
     let bobs = insert(&store, &generating(&w.bob_topic, bob_question.id, 2)).await;
     assert!(store.save_progress(w.bob.id, bobs.id, "partial", "", at(3)).await.expect("runs"));

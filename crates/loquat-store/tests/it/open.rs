@@ -108,7 +108,8 @@ async fn an_empty_url_means_the_data_dir() {
 #[tokio::test]
 async fn unknown_schemes_are_refused() {
     let dir = TempDir::new("scheme");
-    let options = StoreOptions { database_url: Some("mysql://root:secret@localhost/db".into()), data_dir: dir.path.clone() };
+    let options =
+        StoreOptions { database_url: Some("mysql://root:secret@localhost/db".into()), data_dir: dir.path.clone() };
     let error = open(&options).await.expect_err("refused");
     assert!(error.to_string().contains("mysql"));
     assert!(!error.to_string().contains("secret"), "the URL's password is not echoed");

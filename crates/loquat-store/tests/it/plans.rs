@@ -23,12 +23,13 @@ async fn sqlite_lists_messages_through_the_index() {
     store.close().await;
     let url = format!("sqlite://{}", dir.path.join(SQLITE_FILE_NAME).display());
     let mut connection = sqlx::SqliteConnection::connect(&url).await.expect("opens");
-    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {LIST_MESSAGES}")))
-        .bind("t")
-        .bind("u")
-        .fetch_all(&mut connection)
-        .await
-        .expect("explains");
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {LIST_MESSAGES}")))
+            .bind("t")
+            .bind("u")
+            .fetch_all(&mut connection)
+            .await
+            .expect("explains");
     let details: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
     assert!(details.iter().any(|d| d.contains("USING INDEX messages_topic_created")), "{details:?}");
     assert!(!details.iter().any(|d| d.contains("TEMP B-TREE")), "no sort step: {details:?}");
@@ -73,7 +74,10 @@ async fn postgres_lists_messages_through_the_index() {
     let plan = explain(&mut connection).await;
     assert!(plan.iter().any(|line| line.contains("messages_topic_created")), "{plan:#?}");
     // Walking the index itself yields the rows in order: no sort step.
-    sqlx::raw_sql("SET enable_bitmapscan = off; SET enable_seqscan = off").execute(&mut connection).await.expect("sets");
+    sqlx::raw_sql("SET enable_bitmapscan = off; SET enable_seqscan = off")
+        .execute(&mut connection)
+        .await
+        .expect("sets");
     let plan = explain(&mut connection).await;
     assert!(plan.iter().any(|line| line.contains("Index Scan using messages_topic_created")), "{plan:#?}");
     assert!(!plan.iter().any(|line| line.contains("Sort")), "no sort step: {plan:#?}");

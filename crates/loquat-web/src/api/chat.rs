@@ -35,12 +35,8 @@ pub async fn send_message(
     let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
     let topic_id: Option<TopicId> =
         if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, &viewer)?) };
-    let send = SendMessage {
-        assistant_id,
-        topic_id,
-        content: form.content,
-        language: viewer.locale().code().to_owned(),
-    };
+    let send =
+        SendMessage { assistant_id, topic_id, content: form.content, language: viewer.locale().code().to_owned() };
     let exchange = state.services.send_message(viewer.user.id, send).await.map_err(viewer.fail())?;
     let url = topic_url(exchange.topic.assistant_id, exchange.topic.id);
     if viewer.flavor == Flavor::Html {
@@ -78,7 +74,11 @@ pub async fn raw_message(viewer: Viewer, State(state): State<AppState>, Path(id)
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.content).into_response())
 }
 
-pub async fn stop_message(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+pub async fn stop_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
     state.services.stop_generation(viewer.user.id, id).await.map_err(viewer.fail())?;
     if viewer.flavor == Flavor::Json {

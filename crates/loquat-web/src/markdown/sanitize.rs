@@ -1,6 +1,6 @@
 //! The last line of defence: an ammonia allow-list of exactly the elements, attributes, class
 //! names and URL schemes the markdown pass produces (HTML from pulldown-cmark, MathML from
-//! pulldown-latex, token spans from syntect). Ids get a prefix; `#…` links follow it.
+//! pulldown-latex). Ids get a prefix; `#…` links follow it.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

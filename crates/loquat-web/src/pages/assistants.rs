@@ -46,7 +46,11 @@ impl AssistantForm {
             description: config.description.clone(),
             avatar: config.avatar.clone(),
             system_role: config.system_role.clone(),
-            model: if config.model.is_empty() { String::new() } else { format!("{}::{}", config.provider, config.model) },
+            model: if config.model.is_empty() {
+                String::new()
+            } else {
+                format!("{}::{}", config.provider, config.model)
+            },
             temperature: number(config.params.temperature),
             top_p: number(config.params.top_p),
             presence_penalty: number(config.params.presence_penalty),
@@ -180,7 +184,9 @@ pub async fn update_assistant(
     let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
     let config = match form.to_config(viewer.tr) {
         Ok(config) => config,
-        Err(message) => return assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await,
+        Err(message) => {
+            return assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await;
+        }
     };
     match state.services.update_assistant(viewer.user.id, id, config).await {
         Ok(_) => Ok(see_other(&format!("/chat/{id}"))),

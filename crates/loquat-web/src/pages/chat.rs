@@ -211,7 +211,11 @@ pub async fn delete_message(
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }
 
-pub async fn switch_branch(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+pub async fn switch_branch(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
     let topic = state.services.switch_branch(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("{}#m-{id}", topic_url(topic.assistant_id, topic.id))))
@@ -234,7 +238,11 @@ pub async fn rename_topic(
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }
 
-pub async fn delete_topic(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+pub async fn delete_topic(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let id: TopicId = parse_id(&id, &viewer)?;
     let topic = state.services.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
     state.services.delete_topic(viewer.user.id, id).await.map_err(viewer.fail())?;

@@ -34,7 +34,6 @@ impl Chrome {
             theme: theme.code(),
         }
     }
-
 }
 
 /// Renders a template into a response; a template error is a bug, logged once.

@@ -154,8 +154,11 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
     let tr = viewer.tr;
     let options = state.services.provider_options(user).await.map_err(viewer.fail())?;
     let custom = state.services.provider_settings(user).await.map_err(viewer.fail())?;
-    let mut locales =
-        vec![Choice { value: String::new(), label: tr.t("settings.language_auto").into_owned(), selected: viewer.user.locale.is_none() }];
+    let mut locales = vec![Choice {
+        value: String::new(),
+        label: tr.t("settings.language_auto").into_owned(),
+        selected: viewer.user.locale.is_none(),
+    }];
     locales.extend(Locale::ALL.iter().map(|locale| Choice {
         value: locale.code().to_owned(),
         label: locale.native_name().to_owned(),
@@ -229,7 +232,11 @@ pub struct ThemeForm {
 }
 
 /// The theme button: system → light → dark → system.
-pub async fn cycle_theme(viewer: Viewer, State(state): State<AppState>, Form(form): Form<ThemeForm>) -> WebResult<Response> {
+pub async fn cycle_theme(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<ThemeForm>,
+) -> WebResult<Response> {
     let next = match viewer.theme {
         Theme::System => Theme::Light,
         Theme::Light => Theme::Dark,
@@ -297,7 +304,11 @@ pub async fn update_provider(
     }
 }
 
-pub async fn delete_provider(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+pub async fn delete_provider(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let id: ProviderSettingId = parse_id(&id, &viewer)?;
     state.services.delete_provider(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other("/settings"))

@@ -77,7 +77,8 @@ impl Browser {
     async fn until(&self, what: &str, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let value = self.client.execute(&format!("return Boolean({expression});"), vec![]).await.expect("script runs");
+            let value =
+                self.client.execute(&format!("return Boolean({expression});"), vec![]).await.expect("script runs");
             if value == json!(true) {
                 return;
             }
@@ -119,11 +120,18 @@ async fn chat_in_a_real_browser() {
     textarea.send_keys("\u{E007}").await.expect("Enter sends");
 
     // The answer streams in: partial text appears before the answer is finished.
-    browser.until("the user message", "document.querySelector('.msg.user')?.textContent.includes('Show me some Rust')").await;
     browser
-        .until("partial text while generating", "document.querySelector('.msg.assistant[data-status=generating] .content')?.textContent.length > 0")
+        .until("the user message", "document.querySelector('.msg.user')?.textContent.includes('Show me some Rust')")
         .await;
-    browser.until("the finished answer", "document.querySelector('.msg.assistant')?.dataset.status === 'complete'").await;
+    browser
+        .until(
+            "partial text while generating",
+            "document.querySelector('.msg.assistant[data-status=generating] .content')?.textContent.length > 0",
+        )
+        .await;
+    browser
+        .until("the finished answer", "document.querySelector('.msg.assistant')?.dataset.status === 'complete'")
+        .await;
     let answer_html = browser.text_of("document.querySelector('.msg.assistant .content').innerHTML").await;
     assert!(answer_html.contains("<strong>bold</strong>"));
     assert!(answer_html.contains("hl-"), "code is highlighted");
@@ -132,15 +140,34 @@ async fn chat_in_a_real_browser() {
 
     // Reload: the conversation is still there.
     client.refresh().await.expect("reloads");
-    browser.until("the stored answer", "document.querySelector('.msg.assistant .content strong')?.textContent === 'bold'").await;
+    browser
+        .until("the stored answer", "document.querySelector('.msg.assistant .content strong')?.textContent === 'bold'")
+        .await;
 
     // Regenerate, then switch back to the first version.
     app.fake.push_reply(Reply::text("A second, different answer.").delay_between_chunks(Duration::from_millis(20)));
-    client.find(Locator::Css(".msg.assistant button[formaction$='/regenerate']")).await.expect("button").click().await.expect("clicks");
+    client
+        .find(Locator::Css(".msg.assistant button[formaction$='/regenerate']"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("clicks");
     browser.until("the second version", "document.querySelector('.msg.assistant[data-status=complete] .content')?.textContent.includes('second, different')").await;
     assert_eq!(browser.text_of("document.querySelector('.msg.assistant .branches .count').textContent").await, "2/2");
-    client.find(Locator::Css(".msg.assistant .branches button[formaction$='/switch']")).await.expect("previous").click().await.expect("clicks");
-    browser.until("the first version again", "document.querySelector('.msg.assistant .branches .count')?.textContent === '1/2'").await;
+    client
+        .find(Locator::Css(".msg.assistant .branches button[formaction$='/switch']"))
+        .await
+        .expect("previous")
+        .click()
+        .await
+        .expect("clicks");
+    browser
+        .until(
+            "the first version again",
+            "document.querySelector('.msg.assistant .branches .count')?.textContent === '1/2'",
+        )
+        .await;
     assert!(browser.text_of("document.querySelector('.msg.assistant .content').textContent").await.contains("bold"));
 
     // Chinese input arrives intact.
@@ -148,8 +175,15 @@ async fn chat_in_a_real_browser() {
     let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
     textarea.send_keys("你好，世界").await.expect("types Chinese");
     client.find(Locator::Css("#composer .send-btn")).await.expect("send").click().await.expect("clicks");
-    browser.until("the Chinese message", "[...document.querySelectorAll('.msg.user')].some(m => m.textContent.includes('你好，世界'))").await;
-    browser.until("its answer", "document.querySelector('.msg.assistant:last-of-type')?.dataset.status === 'complete'").await;
+    browser
+        .until(
+            "the Chinese message",
+            "[...document.querySelectorAll('.msg.user')].some(m => m.textContent.includes('你好，世界'))",
+        )
+        .await;
+    browser
+        .until("its answer", "document.querySelector('.msg.assistant:last-of-type')?.dataset.status === 'complete'")
+        .await;
 
     // Phone width: the sidebar is a drawer that opens from the menu button.
     client.set_window_size(390, 844).await.expect("resizes");

@@ -13,7 +13,12 @@ use crate::helpers::{TEST_KEY, TestApp, TestOptions, eventually};
 async fn an_answer_streams_and_is_stored() {
     let app = TestApp::spawn().await;
     let assistant = app.default_assistant().await;
-    app.fake.push_reply(Reply::text("Hello **world**, nice to meet you.").reasoning("Let me think.").usage(12, 8).delay_between_chunks(Duration::from_millis(20)));
+    app.fake.push_reply(
+        Reply::text("Hello **world**, nice to meet you.")
+            .reasoning("Let me think.")
+            .usage(12, 8)
+            .delay_between_chunks(Duration::from_millis(20)),
+    );
 
     let sent = app.send(assistant, None, "Hi there").await;
     assert_eq!(sent.json["created_topic"], true);
@@ -58,12 +63,8 @@ async fn a_closed_tab_does_not_stop_the_answer() {
     let sent = app.send(assistant, None, "Write a lot").await;
     // A subscriber that goes away after the first event: the tab closing.
     {
-        let response = app
-            .client
-            .get(app.url(&format!("/messages/{}/events", sent.answer)))
-            .send()
-            .await
-            .expect("events");
+        let response =
+            app.client.get(app.url(&format!("/messages/{}/events", sent.answer))).send().await.expect("events");
         let mut body = response.bytes_stream();
         let _ = futures_util::StreamExt::next(&mut body).await;
     }

@@ -7,3 +7,4 @@ mod helpers;
 mod pages;
 mod recovery;
 mod security;
+mod tidy;

@@ -1,0 +1,68 @@
+//! `loquat-bench`: measures Loquat against a fake upstream in one run and prints a table and a
+//! JSON summary. Build first with `cargo build --release`, then `cargo run --release -p
+//! loquat-bench`. Every gateway figure is a delta against calling the fake upstream directly.
+
+mod gateway;
+mod seed;
+mod server;
+mod stats;
+mod store;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loquat-bench-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    json!({
+        "cpu": model,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "memory_gib": stats::round(memory_kib as f64 / 1024.0 / 1024.0),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut binary = server::default_binary();
+    let mut json_out: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
+            "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
+            _ => {
+                eprintln!("usage: loquat-bench [--loquat PATH] [--json PATH]");
+                std::process::exit(2);
+            }
+        }
+    }
+    assert!(binary.exists(), "{} not found: run `cargo build --release` first", binary.display());
+
+    let mut report = json!({ "machine": machine() });
+    println!("Loquat benchmark on {}", report["machine"]);
+    report["store"] = store::run().await;
+    report["process"] = gateway::process(&binary).await;
+    report["page"] = gateway::pages(&binary).await;
+    report["gateway"] = gateway::overhead(&binary).await;
+    let text = serde_json::to_string_pretty(&report).expect("serializable");
+    if let Some(path) = json_out {
+        std::fs::write(&path, &text).expect("JSON written");
+    }
+    println!("\n{text}");
+}

@@ -1,0 +1,104 @@
+//! Seeds a store with the local user, the default assistant and topics of a given length, the
+//! way Loquat itself would have stored them.
+
+use loquat_core::Services;
+use loquat_core::domain::{
+    Assistant, AssistantConfig, MessageRole, MessageStatus, NewMessage, Theme, TokenUsage, Topic, User,
+};
+use loquat_core::id::{AssistantId, MessageId, TopicId, UserId};
+use loquat_core::store::{FinishedAnswer, Store};
+use loquat_core::time::Timestamp;
+
+const QUESTION: &str = "How do I read a file line by line in Rust, and what should I watch out for with large files?";
+
+const ANSWER: &str = "Use a `BufReader` so that reads are buffered, and iterate over `lines()`:\n\n\
+```rust\nuse std::fs::File;\nuse std::io::{self, BufRead, BufReader};\n\nfn main() -> io::Result<()> {\n    \
+let reader = BufReader::new(File::open(\"big.log\")?);\n    for line in reader.lines() {\n        \
+println!(\"{}\", line?);\n    }\n    Ok(())\n}\n```\n\nThings to watch out for:\n\n\
+1. **Invalid UTF-8** makes `lines()` return an error; use `read_until` for bytes.\n\
+2. Each line is a new `String`; reuse one buffer with `read_line` in hot loops.\n\
+3. Very long lines are held in memory whole.\n\n| Method | Allocates | UTF-8 checked |\n|---|---|---|\n\
+| `lines()` | per line | yes |\n| `read_line` | reused | yes |\n| `read_until` | reused | no |\n";
+
+/// Ensures the local user and their default assistant; returns the assistant.
+pub async fn local_user_and_assistant(store: &dyn Store) -> AssistantId {
+    let user = Services::local_user_id();
+    store
+        .ensure_user(&User {
+            id: user,
+            name: "Bench".into(),
+            locale: None,
+            theme: Theme::System,
+            created_at: Timestamp::now(),
+        })
+        .await
+        .expect("user stored");
+    let existing = store.list_assistants(user).await.expect("assistants");
+    if let Some(default) = existing.into_iter().find(|a| a.is_default) {
+        return default.id;
+    }
+    let now = Timestamp::now();
+    let assistant = Assistant {
+        id: AssistantId::new(),
+        user_id: user,
+        is_default: true,
+        config: AssistantConfig::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_assistant(&assistant).await.expect("assistant stored");
+    assistant.id
+}
+
+/// A topic of `count` messages alternating question and a markdown answer with code.
+pub async fn topic(store: &dyn Store, assistant: AssistantId, count: usize) -> TopicId {
+    let user: UserId = Services::local_user_id();
+    let now = Timestamp::now();
+    let topic = Topic {
+        id: TopicId::new(),
+        user_id: user,
+        assistant_id: assistant,
+        title: format!("A topic of {count} messages"),
+        active_leaf_id: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_topic(&topic).await.expect("topic stored");
+    let mut parent = None;
+    for index in 0..count {
+        let role = if index % 2 == 0 { MessageRole::User } else { MessageRole::Assistant };
+        let id = MessageId::new();
+        let message = NewMessage {
+            id,
+            user_id: user,
+            topic_id: topic.id,
+            parent_id: parent,
+            role,
+            content: if role == MessageRole::User { QUESTION.into() } else { String::new() },
+            status: if role == MessageRole::User { MessageStatus::Complete } else { MessageStatus::Generating },
+            provider: Some("openai".into()),
+            model: Some("gpt-4.1".into()),
+            created_at: Timestamp(now.0 + index as i64),
+        };
+        store.insert_message(&message).await.expect("message stored");
+        if role == MessageRole::Assistant {
+            let answer = FinishedAnswer {
+                status: MessageStatus::Complete,
+                content: ANSWER.into(),
+                reasoning: String::new(),
+                error_kind: None,
+                error_message: None,
+                provider: Some("openai".into()),
+                model: Some("gpt-4.1".into()),
+                usage: Some(TokenUsage { prompt_tokens: 40, completion_tokens: 180, reasoning_tokens: 0 }),
+                ttft_ms: Some(350),
+                duration_ms: Some(4200),
+                updated_at: now,
+            };
+            store.finish_message(user, id, &answer).await.expect("answer stored");
+        }
+        parent = Some(id);
+    }
+    store.set_active_leaf(user, topic.id, parent, now).await.expect("leaf set");
+    topic.id
+}

@@ -1,0 +1,75 @@
+//! Runs the real `loquat` binary as a child process, so start-up time and memory are measured
+//! on the process users run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+pub struct Loquat {
+    child: Child,
+    pub base: String,
+    pub pid: u32,
+    /// From spawning the process to the first successful `/healthz`.
+    pub ready_after: Duration,
+}
+
+/// The `loquat` binary next to this one (both built by `cargo build --release`).
+pub fn default_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("own path");
+    me.with_file_name(if cfg!(windows) { "loquat.exe" } else { "loquat" })
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+pub async fn start(binary: &Path, data_dir: &Path, env: &[(&str, String)]) -> Loquat {
+    let port = free_port();
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("LOQUAT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LOQUAT_DATA_DIR", data_dir)
+        .env("LOQUAT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+    let pid = child.id().expect("a running child");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(response) = client.get(format!("{base}/healthz")).send().await
+            && response.status().is_success()
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "loquat did not become ready");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Loquat { child, base, pid, ready_after: started.elapsed() }
+}
+
+impl Loquat {
+    /// Resident memory of the process in KiB (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
