@@ -24,10 +24,14 @@ pub enum ErrorKind {
 pub enum CoreError {
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Conflict(String),
+    /// The input broke a rule. `code` names the rule (front doors translate `invalid.<code>`);
+    /// `detail` is its variable part (a field name, a limit), empty when there is none.
+    #[error("invalid input ({code}): {detail}")]
+    Invalid { code: &'static str, detail: String },
+    /// The request conflicts with the current state; `code` names the conflict
+    /// (`conflict.<code>`).
+    #[error("conflict ({0})")]
+    Conflict(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -37,14 +41,20 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    pub fn invalid(message: impl Into<String>) -> Self {
-        CoreError::Invalid(message.into())
+    /// An input error without a variable part.
+    pub fn invalid(code: &'static str) -> Self {
+        CoreError::Invalid { code, detail: String::new() }
+    }
+
+    /// An input error whose message names something (a field, a limit, a value).
+    pub fn invalid_with(code: &'static str, detail: impl Into<String>) -> Self {
+        CoreError::Invalid { code, detail: detail.into() }
     }
 
     pub fn kind(&self) -> ErrorKind {
         match self {
             CoreError::NotFound(_) => ErrorKind::NotFound,
-            CoreError::Invalid(_) => ErrorKind::Invalid,
+            CoreError::Invalid { .. } => ErrorKind::Invalid,
             CoreError::Conflict(_) => ErrorKind::Conflict,
             CoreError::Store(error) if error.is_unavailable() => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Vault(_) => ErrorKind::Internal,

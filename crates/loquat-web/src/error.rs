@@ -28,15 +28,7 @@ impl WebError {
     pub fn from_core(error: CoreError, tr: Tr, flavor: Flavor) -> Self {
         let kind = error.kind();
         let status = status_of(kind);
-        let message = match (kind, &error) {
-            (ErrorKind::Invalid | ErrorKind::Conflict, _) => error.to_string(),
-            (ErrorKind::NotFound, _) => tr.t("error.not_found").into_owned(),
-            (ErrorKind::Unavailable, CoreError::Provider(provider)) => {
-                tr.t(&format!("provider_error.{}", provider.kind.code())).into_owned()
-            }
-            (ErrorKind::Unavailable, _) => tr.t("error.unavailable").into_owned(),
-            (ErrorKind::Internal, _) => tr.t("error.internal").into_owned(),
-        };
+        let message = user_message(&error, tr);
         if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
             tracing::error!(error = %error, "request failed");
         }
@@ -49,6 +41,18 @@ impl WebError {
 
     pub fn not_found(tr: Tr, flavor: Flavor) -> Self {
         Self { status: StatusCode::NOT_FOUND, message: tr.t("error.not_found").into_owned(), flavor, tr }
+    }
+}
+
+/// What the user is told about a core error, in their language. Internal detail never leaks.
+pub fn user_message(error: &CoreError, tr: Tr) -> String {
+    match error {
+        CoreError::Invalid { code, detail } => tr.t_with(&format!("invalid.{code}"), "detail", detail),
+        CoreError::Conflict(code) => tr.t(&format!("conflict.{code}")).into_owned(),
+        CoreError::NotFound(_) => tr.t("error.not_found").into_owned(),
+        CoreError::Provider(provider) => tr.t(&format!("provider_error.{}", provider.kind.code())).into_owned(),
+        CoreError::Store(store) if store.is_unavailable() => tr.t("error.unavailable").into_owned(),
+        CoreError::Store(_) | CoreError::Vault(_) => tr.t("error.internal").into_owned(),
     }
 }
 

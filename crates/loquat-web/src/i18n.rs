@@ -84,6 +84,63 @@ mod tests {
     }
 
     #[test]
+    fn every_core_error_code_is_translated() {
+        let english = keys(include_str!("../locales/en.yml"));
+        let core = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../loquat-core/src");
+        let mut sources = String::new();
+        let mut stack = vec![core];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).expect("core sources") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "rs") {
+                    sources.push_str(&std::fs::read_to_string(path).expect("utf-8"));
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for (marker, prefix) in
+            [("invalid(\"", "invalid."), ("invalid_with(\"", "invalid."), ("Conflict(\"", "conflict.")]
+        {
+            for piece in sources.split(marker).skip(1) {
+                let code = piece.split('"').next().unwrap_or_default();
+                checked += 1;
+                if !code.is_empty() && !english.contains(&format!("{prefix}{code}")) {
+                    missing.push(format!("{prefix}{code}"));
+                }
+            }
+        }
+        use loquat_core::llm::ProviderErrorKind::*;
+        for kind in [
+            InvalidKey,
+            RateLimited,
+            QuotaExceeded,
+            ModelNotFound,
+            ContextTooLong,
+            ContentFiltered,
+            Unreachable,
+            Timeout,
+            Unavailable,
+            BadRequest,
+            Protocol,
+        ] {
+            // Exhaustive on purpose: a new kind must be added here and translated.
+            match kind {
+                InvalidKey | RateLimited | QuotaExceeded | ModelNotFound | ContextTooLong | ContentFiltered
+                | Unreachable | Timeout | Unavailable | BadRequest | Protocol => {}
+            }
+            let key = format!("provider_error.{}", kind.code());
+            if !english.contains(&key) {
+                missing.push(key);
+            }
+        }
+        assert!(checked > 10, "found the error codes in loquat-core");
+        assert!(missing.is_empty(), "untranslated codes: {missing:?}");
+    }
+
+    #[test]
     fn translates_per_call() {
         assert_eq!(Tr::new(Locale::English).t("chat.send"), "Send");
         assert_eq!(Tr::new(Locale::SimplifiedChinese).t("chat.send"), "发送");

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use loquat_core::Services;
 use loquat_core::catalogue::ServerProviders;
 use loquat_core::service::Limits;
@@ -111,6 +112,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let generations = self.services.generations().clone();
+        // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.map_err(StartError::Serve)?;
         let running = generations.running();
         if running > 0 {

@@ -65,7 +65,7 @@ impl AssistantConfig {
         let params = &self.params;
         let check = |value: Option<f32>, low: f32, high: f32, name: &str| match value {
             Some(v) if !(low..=high).contains(&v) || v.is_nan() => {
-                Err(CoreError::invalid(format!("{name} must be between {low} and {high}")))
+                Err(CoreError::invalid_with("param_range", format!("{name} ({low} – {high})")))
             }
             _ => Ok(()),
         };
@@ -74,13 +74,13 @@ impl AssistantConfig {
         check(params.presence_penalty, -2.0, 2.0, "presence_penalty")?;
         check(params.frequency_penalty, -2.0, 2.0, "frequency_penalty")?;
         if params.max_tokens == Some(0) {
-            return Err(CoreError::invalid("max_tokens must be at least 1"));
+            return Err(CoreError::invalid("max_tokens"));
         }
         if self.title.chars().count() > 200 {
-            return Err(CoreError::invalid("the title is longer than 200 characters"));
+            return Err(CoreError::invalid("assistant_title"));
         }
         if self.opening_questions.len() > 20 {
-            return Err(CoreError::invalid("at most 20 opening questions"));
+            return Err(CoreError::invalid("opening_questions"));
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ impl Services {
     pub async fn delete_assistant(&self, user: UserId, id: AssistantId) -> CoreResult<()> {
         let assistant = self.assistant(user, id).await?;
         if assistant.is_default {
-            return Err(CoreError::invalid("the default assistant cannot be deleted"));
+            return Err(CoreError::invalid("default_assistant"));
         }
         for topic in self.store.list_topics(user, id).await? {
             self.stop_topic_generations(user, topic.id).await?;

@@ -68,7 +68,7 @@ impl Services {
             }
         };
         if self.generations.topic_busy(user, topic.id) {
-            return Err(CoreError::Conflict("an answer is still being generated; stop it or wait".into()));
+            return Err(CoreError::Conflict("generation_running"));
         }
         // Resolve the model before writing anything: a missing provider is the user's error.
         let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
@@ -86,7 +86,7 @@ impl Services {
         let answer = self.message(user, answer_id).await?;
         let question_id = match (answer.role, answer.parent_id) {
             (MessageRole::Assistant, Some(parent)) => parent,
-            _ => return Err(CoreError::invalid("only an answer can be regenerated")),
+            _ => return Err(CoreError::invalid("regenerate_question")),
         };
         let question = self.message(user, question_id).await?;
         self.answer_question(user, question, language).await
@@ -105,7 +105,7 @@ impl Services {
         let original = self.message(user, id).await?;
         let topic = self.topic(user, original.topic_id).await?;
         if self.generations.topic_busy(user, topic.id) {
-            return Err(CoreError::Conflict("an answer is still being generated; stop it or wait".into()));
+            return Err(CoreError::Conflict("generation_running"));
         }
         let edited = self
             .insert_message(user, topic.id, original.parent_id, original.role, content, original.model.clone())
@@ -158,7 +158,7 @@ impl Services {
     async fn answer_question(&self, user: UserId, question: Message, language: &str) -> CoreResult<Exchange> {
         let topic = self.topic(user, question.topic_id).await?;
         if self.generations.topic_busy(user, topic.id) {
-            return Err(CoreError::Conflict("an answer is still being generated; stop it or wait".into()));
+            return Err(CoreError::Conflict("generation_running"));
         }
         let assistant = self.assistant(user, topic.assistant_id).await?;
         let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
@@ -316,13 +316,10 @@ impl Services {
     fn checked_content(&self, content: &str) -> CoreResult<String> {
         let trimmed = content.trim();
         if trimmed.is_empty() {
-            return Err(CoreError::invalid("the message is empty"));
+            return Err(CoreError::invalid("message_empty"));
         }
         if trimmed.chars().count() > self.limits.max_message_chars {
-            return Err(CoreError::invalid(format!(
-                "the message is longer than {} characters",
-                self.limits.max_message_chars
-            )));
+            return Err(CoreError::invalid_with("message_length", self.limits.max_message_chars.to_string()));
         }
         Ok(trimmed.to_owned())
     }

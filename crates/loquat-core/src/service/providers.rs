@@ -67,15 +67,16 @@ impl Services {
             .iter()
             .find(|option| option.id == provider)
             .or_else(|| options.first())
-            .ok_or_else(|| CoreError::invalid("no model provider is configured"))?;
-        let card =
-            if option.id == provider && !model.is_empty() {
-                option.models.iter().find(|card| card.id == model).cloned().unwrap_or_else(|| ModelCard::plain(model))
-            } else {
-                option.models.first().cloned().ok_or_else(|| {
-                    CoreError::invalid(format!("the provider {} has no models configured", option.name))
-                })?
-            };
+            .ok_or_else(|| CoreError::invalid("no_provider"))?;
+        let card = if option.id == provider && !model.is_empty() {
+            option.models.iter().find(|card| card.id == model).cloned().unwrap_or_else(|| ModelCard::plain(model))
+        } else {
+            option
+                .models
+                .first()
+                .cloned()
+                .ok_or_else(|| CoreError::invalid_with("provider_without_models", option.name.clone()))?
+        };
         let endpoint = self.endpoint_for(user, &option.id).await?;
         Ok(ResolvedModel { provider_id: option.id.clone(), model: card, endpoint })
     }
@@ -200,17 +201,17 @@ fn normalize_base_url(url: &str) -> String {
 
 fn validate_draft(draft: &ProviderDraft) -> CoreResult<()> {
     if draft.name.trim().is_empty() {
-        return Err(CoreError::invalid("the provider needs a name"));
+        return Err(CoreError::invalid("provider_name"));
     }
     let url = draft.base_url.trim();
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < "http://x".len() {
-        return Err(CoreError::invalid("the base URL must start with http:// or https://"));
+        return Err(CoreError::invalid("base_url"));
     }
-    parse_model_list(&draft.model_list).map_err(|error| CoreError::invalid(error.to_string()))?;
+    parse_model_list(&draft.model_list).map_err(|error| CoreError::invalid_with("model_list", error.item))?;
     if let Some(key) = &draft.api_key
         && key.expose().len() > 4096
     {
-        return Err(CoreError::invalid("the API key is too long"));
+        return Err(CoreError::invalid("api_key_length"));
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ impl Services {
     pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {
         let title = title.trim();
         if title.is_empty() || title.chars().count() > 200 {
-            return Err(CoreError::invalid("a topic title needs 1 to 200 characters"));
+            return Err(CoreError::invalid("topic_title"));
         }
         if self.store.rename_topic(user, id, title, Timestamp::now()).await? {
             Ok(())

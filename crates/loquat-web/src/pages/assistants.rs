@@ -12,7 +12,7 @@ use super::chat::parse_id;
 use super::{Chrome, render, see_other};
 use crate::AppState;
 use crate::context::Viewer;
-use crate::error::{Flavor, WebError, WebResult};
+use crate::error::{Flavor, WebError, WebResult, user_message};
 use crate::i18n::Tr;
 use crate::views::{ModelGroup, model_groups};
 
@@ -159,7 +159,10 @@ pub async fn create_assistant(
     };
     match state.services.create_assistant(viewer.user.id, config).await {
         Ok(assistant) => Ok(see_other(&format!("/chat/{}", assistant.id))),
-        Err(error) => assistant_page(&viewer, &state, None, false, form, Some(error.to_string())).await,
+        Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
+            assistant_page(&viewer, &state, None, false, form, Some(user_message(&error, viewer.tr))).await
+        }
+        Err(error) => Err(viewer.fail()(error)),
     }
 }
 
@@ -191,7 +194,8 @@ pub async fn update_assistant(
     match state.services.update_assistant(viewer.user.id, id, config).await {
         Ok(_) => Ok(see_other(&format!("/chat/{id}"))),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
-            assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(error.to_string())).await
+            let message = user_message(&error, viewer.tr);
+            assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await
         }
         Err(error) => Err(viewer.fail()(error)),
     }

@@ -16,7 +16,7 @@ use super::chat::parse_id;
 use super::{Chrome, render, see_other};
 use crate::AppState;
 use crate::context::Viewer;
-use crate::error::{Flavor, WebResult};
+use crate::error::{Flavor, WebResult, user_message};
 use crate::i18n::Tr;
 
 #[derive(Debug, Clone)]
@@ -256,7 +256,10 @@ pub async fn create_provider(
 ) -> WebResult<Response> {
     match state.services.create_provider(viewer.user.id, form.draft()).await {
         Ok(_) => Ok(see_other("/settings")),
-        Err(CoreError::Invalid(message)) => settings(&viewer, &state, form.without_key(), Some(message)).await,
+        Err(error @ CoreError::Invalid { .. }) => {
+            let message = user_message(&error, viewer.tr);
+            settings(&viewer, &state, form.without_key(), Some(message)).await
+        }
         Err(error) => Err(viewer.fail()(error)),
     }
 }
@@ -288,7 +291,8 @@ pub async fn update_provider(
     let id: ProviderSettingId = parse_id(&id, &viewer)?;
     match state.services.update_provider(viewer.user.id, id, form.draft()).await {
         Ok(_) => Ok(see_other("/settings")),
-        Err(CoreError::Invalid(message)) => {
+        Err(error @ CoreError::Invalid { .. }) => {
+            let message = user_message(&error, viewer.tr);
             let view = state.services.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
             let page = ProviderPage {
                 tr: viewer.tr,
@@ -326,10 +330,9 @@ pub async fn probe_provider(
     let tr = viewer.tr;
     let (ok, message, models) = match result {
         Ok(models) => (true, tr.t_with("provider.check_ok", "count", &models.len().to_string()), models),
-        Err(CoreError::Provider(error)) => {
-            (false, tr.t(&format!("provider_error.{}", error.kind.code())).into_owned(), Vec::new())
+        Err(error @ (CoreError::Provider(_) | CoreError::Invalid { .. })) => {
+            (false, user_message(&error, tr), Vec::new())
         }
-        Err(CoreError::Invalid(message)) => (false, message, Vec::new()),
         Err(error) => return Err(viewer.fail()(error)),
     };
     if viewer.flavor == Flavor::Json {

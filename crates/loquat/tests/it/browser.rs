@@ -114,6 +114,7 @@ async fn chat_in_a_real_browser() {
         Reply::text("Here is **bold** text and code:\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n\nDone.")
             .delay_between_chunks(Duration::from_millis(60)),
     );
+    app.fake.push_reply(Reply::text("Rust sample"));
     client.goto(&app.url("/")).await.expect("opens");
     let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
     textarea.send_keys("Show me some Rust").await.expect("types");
@@ -132,10 +133,12 @@ async fn chat_in_a_real_browser() {
     browser
         .until("the finished answer", "document.querySelector('.msg.assistant')?.dataset.status === 'complete'")
         .await;
+    let topic: loquat_core::id::TopicId =
+        browser.text_of("location.pathname.split('/')[3]").await.parse().expect("the URL names the new topic");
+    assert_eq!(app.titled(topic).await, "Rust sample");
     let answer_html = browser.text_of("document.querySelector('.msg.assistant .content').innerHTML").await;
     assert!(answer_html.contains("<strong>bold</strong>"));
     assert!(answer_html.contains("hl-"), "code is highlighted");
-    assert!(browser.text_of("location.pathname").await.split('/').count() == 4, "the URL names the new topic");
     browser.screenshot("desktop-chat.png").await;
 
     // Reload: the conversation is still there.

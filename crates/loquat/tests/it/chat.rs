@@ -180,8 +180,10 @@ async fn regenerate_edit_and_switch_make_branches() {
     let app = TestApp::spawn().await;
     let assistant = app.default_assistant().await;
     app.fake.push_reply(Reply::text("First answer"));
+    app.fake.push_reply(Reply::text("Branching"));
     let sent = app.send(assistant, None, "Question").await;
     app.finished(sent.answer).await;
+    assert_eq!(app.titled(sent.topic).await, "Branching");
 
     app.fake.push_reply(Reply::text("Second answer"));
     let location = app.post_redirect(&format!("/messages/{}/regenerate", sent.answer), &[]).await;
@@ -238,9 +240,15 @@ async fn the_request_carries_system_role_history_limit_template_and_parameters()
     let mut topic = None;
     for (index, text) in ["one", "two", "three"].iter().enumerate() {
         app.fake.push_reply(Reply::text(format!("answer {index}")));
+        if topic.is_none() {
+            app.fake.push_reply(Reply::text("Numbers"));
+        }
         let sent = app.send(assistant, topic, text).await;
-        topic = Some(sent.topic);
         app.finished(sent.answer).await;
+        if topic.is_none() {
+            app.titled(sent.topic).await;
+        }
+        topic = Some(sent.topic);
     }
     let chats: Vec<_> = app
         .fake

@@ -177,6 +177,21 @@ impl TestApp {
         }
     }
 
+    /// Waits until a new topic has been titled, so the title request cannot consume a reply
+    /// queued for a later message. Returns the title.
+    pub async fn titled(&self, topic: TopicId) -> String {
+        let user = self.user();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let title = self.services.topic(user, topic).await.expect("topic").title;
+            if !title.is_empty() {
+                return title;
+            }
+            assert!(Instant::now() < deadline, "topic {topic} was not titled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Reads the SSE stream of an answer until `done` (or the timeout).
     pub async fn events(&self, id: MessageId) -> Vec<(String, Value)> {
         use eventsource_stream::Eventsource;
