@@ -113,7 +113,9 @@ pub fn clean_title(raw: &str) -> String {
     let line = line.trim_start_matches(['#', ' ']).trim_start_matches("Title:").trim();
     let trimmed = line.trim_matches(|c: char| matches!(c, '"' | '\'' | '“' | '”' | '「' | '」' | '《' | '》' | '*'));
     let trimmed = trimmed.trim_end_matches(['.', '。', '!', '！']);
-    trimmed.chars().take(60).collect::<String>().trim().to_owned()
+    // Models sometimes format titles as markdown; a title is plain text.
+    let plain: String = trimmed.chars().filter(|c| !matches!(c, '*' | '`')).take(60).collect();
+    plain.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -211,5 +213,6 @@ mod tests {
         assert_eq!(clean_title("\"Rust async basics.\"\nmore"), "Rust async basics");
         assert_eq!(clean_title("《量子计算入门》"), "量子计算入门");
         assert_eq!(clean_title("Title: Weather"), "Weather");
+        assert_eq!(clean_title("Here is a **streamed**  `answer`"), "Here is a streamed answer");
     }
 }

@@ -179,10 +179,10 @@ async function editInline(article) {
   const cancel = document.createElement('button');
   cancel.type = 'button';
   cancel.className = 'button secondary small';
-  cancel.textContent = '✕';
+  cancel.textContent = text('i18nCancel');
   const save = document.createElement('button');
   save.className = 'button small';
-  save.textContent = '✓';
+  save.textContent = text('i18nSave');
   actions.append(cancel, save);
   form.append(area, actions);
   const original = bubble.innerHTML;

@@ -12,6 +12,7 @@ mod i18n;
 pub mod markdown;
 mod middleware;
 mod pages;
+mod render_cache;
 mod routes;
 mod views;
 

@@ -1,20 +1,22 @@
 //! View models: domain objects turned into what templates print (rendered markdown, translated
 //! labels, formatted figures). Templates never see domain types directly.
 
+use std::sync::Arc;
+
 use loquat_core::domain::{Assistant, MessageRole, MessageStatus, Topic};
 use loquat_core::service::ProviderOption;
 use loquat_core::tree::BranchEntry;
 
 use crate::i18n::Tr;
-use crate::markdown;
+use crate::render_cache;
 
 /// One message as the chat shows it.
 #[derive(Debug, Clone)]
 pub struct MessageView {
     pub id: String,
     pub is_user: bool,
-    pub html: String,
-    pub reasoning_html: String,
+    pub html: Arc<str>,
+    pub reasoning_html: Arc<str>,
     pub generating: bool,
     /// `complete`, `generating`, `stopped`, `error` or `interrupted` (a CSS hook).
     pub status: &'static str,
@@ -34,7 +36,6 @@ impl MessageView {
     pub fn from_entry(entry: &BranchEntry, tr: Tr) -> Self {
         let message = &entry.message;
         let generating = message.status == MessageStatus::Generating;
-        let render = if generating { markdown::render_streaming } else { markdown::render };
         let notice = match message.status {
             MessageStatus::Stopped => Some(tr.t("message.stopped").into_owned()),
             MessageStatus::Interrupted => Some(tr.t("message.interrupted").into_owned()),
@@ -47,8 +48,8 @@ impl MessageView {
         Self {
             id: message.id.to_string(),
             is_user: message.role == MessageRole::User,
-            html: render(&message.content),
-            reasoning_html: if message.reasoning.is_empty() { String::new() } else { render(&message.reasoning) },
+            html: render_cache::content_html(message),
+            reasoning_html: render_cache::reasoning_html(message),
             generating,
             status: message.status.as_str(),
             notice,

@@ -7,6 +7,7 @@ mod excerpt;
 mod highlight;
 mod linkify;
 mod math;
+mod palette;
 mod sanitize;
 mod streaming;
 

@@ -1,0 +1,24 @@
+//! A standalone fake OpenAI-compatible upstream for demos and manual testing: prints its base
+//! URL and answers every chat with a short markdown reply, streamed word by word.
+
+use std::time::Duration;
+
+use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
+
+const DEMO: &str = "Here is a **streamed** answer from the fake upstream.\n\n\
+| Provider | Protocol |\n|---|---|\n| OpenAI | Chat Completions |\n| vLLM | OpenAI-compatible |\n\n\
+```rust\nfn main() {\n    println!(\"Hello from Loquat\");\n}\n```\n\nInline math: $e^{i\\pi} + 1 = 0$.";
+
+#[tokio::main]
+async fn main() {
+    let fake = FakeOpenAi::start().await;
+    fake.set_recording(false);
+    fake.set_default_reply(
+        Reply::text(DEMO)
+            .reasoning("The user wants a demo.")
+            .usage(42, 80)
+            .delay_between_chunks(Duration::from_millis(40)),
+    );
+    println!("{}", fake.base_url());
+    let _ = tokio::signal::ctrl_c().await;
+}
