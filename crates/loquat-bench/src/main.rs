@@ -42,12 +42,14 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let mut binary = server::default_binary();
     let mut json_out: Option<PathBuf> = None;
+    let mut only: Option<String> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
             "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
+            "--only" => only = Some(args.next().expect("--only store|process|page|gateway")),
             _ => {
-                eprintln!("usage: loquat-bench [--loquat PATH] [--json PATH]");
+                eprintln!("usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway]");
                 std::process::exit(2);
             }
         }
@@ -56,10 +58,19 @@ async fn main() {
 
     let mut report = json!({ "machine": machine() });
     println!("Loquat benchmark on {}", report["machine"]);
-    report["store"] = store::run().await;
-    report["process"] = gateway::process(&binary).await;
-    report["page"] = gateway::pages(&binary).await;
-    report["gateway"] = gateway::overhead(&binary).await;
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+    if wanted("store") {
+        report["store"] = store::run().await;
+    }
+    if wanted("process") {
+        report["process"] = gateway::process(&binary).await;
+    }
+    if wanted("page") {
+        report["page"] = gateway::pages(&binary).await;
+    }
+    if wanted("gateway") {
+        report["gateway"] = gateway::overhead(&binary).await;
+    }
     let text = serde_json::to_string_pretty(&report).expect("serializable");
     if let Some(path) = json_out {
         std::fs::write(&path, &text).expect("JSON written");

