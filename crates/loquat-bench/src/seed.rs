@@ -161,7 +161,7 @@ pub async fn topic(store: &dyn Store, assistant: AssistantId, count: usize) -> T
                 error_message: None,
                 provider: Some("openai".into()),
                 model: Some("gpt-4.1".into()),
-                usage: Some(TokenUsage { prompt_tokens: 40, completion_tokens: 180, reasoning_tokens: 0 }),
+                usage: Some(TokenUsage { prompt_tokens: 40, completion_tokens: 180, ..TokenUsage::default() }),
                 ttft_ms: Some(350),
                 duration_ms: Some(4200),
                 updated_at: now,

@@ -57,6 +57,8 @@ pub struct ServerProvider {
     pub protocol: Protocol,
     pub base_url: String,
     pub models: Vec<ModelCard>,
+    /// Azure's `api-version`.
+    pub api_version: Option<String>,
     keys: Vec<Secret>,
     next_key: AtomicUsize,
 }
@@ -76,6 +78,7 @@ impl ServerProvider {
             protocol,
             base_url: base_url.trim_end_matches('/').to_owned(),
             models,
+            api_version: None,
             keys,
             next_key: AtomicUsize::new(0),
         }
@@ -87,14 +90,20 @@ impl ServerProvider {
 
     /// The key for the next request.
     pub fn pick_key(&self, mode: KeySelectMode) -> Option<Secret> {
+        self.keys_for_request(mode).into_iter().next()
+    }
+
+    /// Every key, starting with the one chosen for this request (random or round robin) and
+    /// continuing in order: the rest are tried when the chosen one is refused or rate limited.
+    pub fn keys_for_request(&self, mode: KeySelectMode) -> Vec<Secret> {
         if self.keys.is_empty() {
-            return None;
+            return Vec::new();
         }
-        let index = match mode {
+        let first = match mode {
             KeySelectMode::Turn => self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len(),
             KeySelectMode::Random => rand::random_range(0..self.keys.len()),
         };
-        Some(self.keys[index].clone())
+        self.keys.iter().cycle().skip(first).take(self.keys.len()).cloned().collect()
     }
 }
 

@@ -299,7 +299,8 @@ impl Runner<'_> {
                 ChatEvent::Text(text) => self.append(text, String::new(), ttft, started, &mut dirty),
                 ChatEvent::Reasoning(text) => self.append(String::new(), text, ttft, started, &mut dirty),
                 ChatEvent::Usage(reported) => *usage = Some(reported),
-                ChatEvent::Finish(_) => {}
+                // Chat answers do not offer tools yet; signatures only matter with tools.
+                ChatEvent::Finish(_) | ChatEvent::ToolCall(_) | ChatEvent::ReasoningSignature(_) => {}
             }
             if dirty && last_persist.elapsed() >= self.settings.persist_interval {
                 self.flush(&mut dirty).await;

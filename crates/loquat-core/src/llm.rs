@@ -2,9 +2,11 @@
 //! and one error vocabulary for every protocol. `loquat-providers` implements [`ChatClient`].
 
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::Stream;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{ModelParams, Protocol, TokenUsage};
 use crate::secret::Secret;
@@ -14,35 +16,162 @@ pub enum ChatRole {
     System,
     User,
     Assistant,
+    /// The result of a tool call (see [`ChatMessage::tool_result`]).
+    Tool,
+}
+
+/// An image sent to a vision model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// A URL the provider fetches itself (OpenAI-compatible providers only; others need data).
+    Url(String),
+    /// The image's bytes, base64-encoded.
+    Inline { mime_type: String, data_base64: String },
+}
+
+/// A tool the model may call: a name, what it does, and its arguments as JSON Schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// A call the model made: `arguments` is the JSON text the model produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    None,
+    Required,
+    Named(String),
+}
+
+/// The model's visible reasoning on an earlier turn, with the provider's signature when it
+/// needs it back (Anthropic's extended thinking with tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thinking {
+    pub text: String,
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
     pub role: ChatRole,
     pub content: String,
+    /// Images of a user message.
+    pub images: Vec<Image>,
+    /// Tool calls of an assistant message.
+    pub tool_calls: Vec<ToolCall>,
+    /// For `ChatRole::Tool`: the call this answers (id, and tool name for protocols that want it).
+    pub tool_call_id: Option<String>,
+    pub tool_name: Option<String>,
+    /// The reasoning that preceded an assistant message.
+    pub thinking: Option<Thinking>,
 }
 
 impl ChatMessage {
     pub fn new(role: ChatRole, content: impl Into<String>) -> Self {
-        Self { role, content: content.into() }
+        Self {
+            role,
+            content: content.into(),
+            images: Vec::new(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            tool_name: None,
+            thinking: None,
+        }
+    }
+
+    /// The result of the tool call `call_id` of tool `name`.
+    pub fn tool_result(call_id: impl Into<String>, name: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { tool_call_id: Some(call_id.into()), tool_name: Some(name.into()), ..Self::new(ChatRole::Tool, content) }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// How much the model should think (reasoning models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    Low,
+    Medium,
+    High,
+}
+
+impl ReasoningEffort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+
+    /// A thinking budget in tokens for protocols that take one (Anthropic, Gemini).
+    pub fn budget_tokens(self) -> u32 {
+        match self {
+            ReasoningEffort::Low => 2_048,
+            ReasoningEffort::Medium => 8_192,
+            ReasoningEffort::High => 24_576,
+        }
+    }
+}
+
+/// Reasoning options; `budget_tokens` wins over `effort` where a protocol takes a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReasoningConfig {
+    pub effort: Option<ReasoningEffort>,
+    pub budget_tokens: Option<u32>,
+}
+
+impl ReasoningConfig {
+    /// The budget to send to protocols that take one, if reasoning was asked for.
+    pub fn budget(&self) -> Option<u32> {
+        self.budget_tokens.or(self.effort.map(ReasoningEffort::budget_tokens))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
-    /// The model name as the upstream knows it.
+    /// The model name as the upstream knows it (an Azure deployment name for Azure).
     pub model: String,
     pub messages: Vec<ChatMessage>,
+    /// Only parameters the model accepts: the service removes the ones the model bank marks
+    /// unsupported before a request reaches a protocol.
     pub params: ModelParams,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: ToolChoice,
+    pub reasoning: Option<ReasoningConfig>,
 }
 
 /// Where and how to reach a provider for one request.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub protocol: Protocol,
-    /// Base URL including the version path, e.g. `https://api.openai.com/v1`.
+    /// Base URL: for OpenAI-compatible servers including the version path
+    /// (`https://api.openai.com/v1`); Anthropic, Gemini and Ollama accept their host with or
+    /// without it; for Azure the resource endpoint.
     pub base_url: String,
     pub api_key: Option<Secret>,
+    /// More keys of the same provider, tried in order when `api_key` is refused (401) or
+    /// rate limited (429).
+    pub other_keys: Vec<Secret>,
+    /// Azure's `api-version`.
+    pub api_version: Option<String>,
+}
+
+impl Endpoint {
+    pub fn new(protocol: Protocol, base_url: impl Into<String>, api_key: Option<Secret>) -> Self {
+        Self { protocol, base_url: base_url.into(), api_key, other_keys: Vec::new(), api_version: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +188,10 @@ pub enum FinishReason {
 pub enum ChatEvent {
     Text(String),
     Reasoning(String),
+    /// The signature closing a reasoning block (Anthropic), to send back with it later.
+    ReasoningSignature(String),
+    /// A complete tool call (protocols assemble streamed argument pieces before emitting it).
+    ToolCall(ToolCall),
     Usage(TokenUsage),
     Finish(FinishReason),
 }
@@ -113,17 +246,48 @@ pub struct ProviderError {
     /// The provider's message or the transport error; may be shown to the user after
     /// redaction but is mainly for the log.
     pub detail: String,
+    /// How long the provider asked us to wait (`Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl ProviderError {
     pub fn new(kind: ProviderErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, status: None, detail: detail.into() }
+        Self { kind, status: None, detail: detail.into(), retry_after: None }
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
     }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// Whether trying again (later, or with another key) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ProviderErrorKind::RateLimited | ProviderErrorKind::Unreachable | ProviderErrorKind::Unavailable
+        )
+    }
+}
+
+/// Progress of a model download (Ollama's `/api/pull`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullProgress {
+    pub status: String,
+    pub completed: Option<u64>,
+    pub total: Option<u64>,
+}
+
+pub type PullStream = Pin<Box<dyn Stream<Item = Result<PullProgress, ProviderError>> + Send>>;
+
+/// What a provider says about one model (Ollama's `/api/show`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelDetails {
+    pub context_tokens: Option<u32>,
 }
 
 #[async_trait]
@@ -133,4 +297,16 @@ pub trait ChatClient: Send + Sync {
 
     /// The model ids the provider reports (`GET /models` for OpenAI-compatible servers).
     async fn list_models(&self, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError>;
+
+    /// Downloads a model onto the provider (Ollama); other protocols refuse.
+    async fn pull_model(&self, endpoint: &Endpoint, model: &str) -> Result<PullStream, ProviderError> {
+        let _ = (endpoint, model);
+        Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot download models"))
+    }
+
+    /// Details of one model (Ollama reports its context length); others know nothing extra.
+    async fn model_details(&self, endpoint: &Endpoint, model: &str) -> Result<ModelDetails, ProviderError> {
+        let _ = (endpoint, model);
+        Ok(ModelDetails::default())
+    }
 }

@@ -5,7 +5,7 @@
 use crate::domain::ModelCard;
 
 /// One item of a model list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ModelListItem {
     /// `-all`: hide every built-in model.
     RemoveAll,
@@ -119,6 +119,7 @@ fn merge(known: Option<&ModelCard>, item: &ModelCard) -> ModelCard {
         reasoning: item.reasoning || known.reasoning,
         search: item.search || known.search,
         files: item.files || known.files,
+        ..known.clone()
     }
 }
 

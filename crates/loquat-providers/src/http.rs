@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use loquat_core::domain::Protocol;
-use loquat_core::llm::{ChatClient, ChatRequest, ChatStream, Endpoint, ProviderError};
+use loquat_core::llm::{
+    ChatClient, ChatRequest, ChatStream, Endpoint, ModelDetails, ProviderError, ProviderErrorKind, PullStream,
+};
 
-use crate::errors;
-use crate::openai;
+use crate::{anthropic, azure, errors, gemini, ollama, openai};
 
 /// How the shared HTTP client behaves. `Default` gives values suited to public LLM APIs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,10 @@ impl ChatClient for HttpChatClient {
         let key = endpoint.api_key.clone();
         let opened = match endpoint.protocol {
             Protocol::OpenAi => openai::stream_chat(&self.http, endpoint, request).await,
+            Protocol::Anthropic => anthropic::stream_chat(&self.http, endpoint, request).await,
+            Protocol::Gemini => gemini::stream_chat(&self.http, endpoint, request).await,
+            Protocol::Ollama => ollama::stream_chat(&self.http, endpoint, request).await,
+            Protocol::Azure => azure::stream_chat(&self.http, endpoint, request).await,
         };
         match opened {
             Ok(stream) => {
@@ -117,8 +122,34 @@ impl ChatClient for HttpChatClient {
     async fn list_models(&self, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
         let listed = match endpoint.protocol {
             Protocol::OpenAi => openai::list_models(&self.http, endpoint).await,
+            Protocol::Anthropic => anthropic::list_models(&self.http, endpoint).await,
+            Protocol::Gemini => gemini::list_models(&self.http, endpoint).await,
+            Protocol::Ollama => ollama::list_models(&self.http, endpoint).await,
+            Protocol::Azure => azure::list_models(&self.http, endpoint).await,
         };
         listed.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
+    }
+
+    async fn pull_model(&self, endpoint: &Endpoint, model: &str) -> Result<PullStream, ProviderError> {
+        let key = endpoint.api_key.clone();
+        let pulling = match endpoint.protocol {
+            Protocol::Ollama => ollama::pull_model(&self.http, endpoint, model).await,
+            _ => Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot download models")),
+        };
+        match pulling {
+            Ok(stream) => {
+                Ok(Box::pin(stream.map(move |item| item.map_err(|error| errors::sanitize(error, key.as_ref())))))
+            }
+            Err(error) => Err(log(errors::sanitize(error, key.as_ref()))),
+        }
+    }
+
+    async fn model_details(&self, endpoint: &Endpoint, model: &str) -> Result<ModelDetails, ProviderError> {
+        let details = match endpoint.protocol {
+            Protocol::Ollama => ollama::model_details(&self.http, endpoint, model).await,
+            _ => Ok(ModelDetails::default()),
+        };
+        details.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
     }
 }
 

@@ -1,9 +1,14 @@
 //! Loquat's LLM wire protocols: the only crate that speaks to providers. [`HttpChatClient`]
 //! implements core's `ChatClient` over one pooled HTTP client and dispatches on the endpoint's
-//! protocol to one module per protocol (today `openai`).
+//! protocol to one module per protocol: `openai` (and every compatible server), `anthropic`,
+//! `gemini`, `ollama` and `azure`.
 
+mod anthropic;
+mod azure;
 mod errors;
+mod gemini;
 mod http;
+mod ollama;
 mod openai;
 
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};

@@ -57,6 +57,7 @@ fn parse_usage(
             prompt_tokens: count("prompt_tokens", prompt)?,
             completion_tokens: count("completion_tokens", completion)?,
             reasoning_tokens: count("reasoning_tokens", reasoning)?,
+            ..TokenUsage::default()
         })),
         partial => Err(corrupt("messages", "prompt_tokens", &format!("partial usage {partial:?}"))),
     }
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn usage_round_trips_and_partial_usage_is_corrupt() {
-        let usage = TokenUsage { prompt_tokens: 1, completion_tokens: 2, reasoning_tokens: 3 };
+        let usage = TokenUsage { prompt_tokens: 1, completion_tokens: 2, reasoning_tokens: 3, ..TokenUsage::default() };
         let [p, c, r] = usage_columns(Some(usage));
         assert_eq!(parse_usage(p, c, r).ok().flatten(), Some(usage));
         assert_eq!(parse_usage(None, None, None).ok().flatten(), None);

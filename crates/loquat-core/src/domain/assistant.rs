@@ -33,6 +33,8 @@ pub struct AssistantConfig {
     /// Model id; empty = the provider's first model.
     pub model: String,
     pub params: ModelParams,
+    /// How hard a reasoning model thinks; sent only to models the bank marks as reasoning.
+    pub reasoning_effort: Option<crate::llm::ReasoningEffort>,
     /// How many previous messages to send; `None` sends the whole branch.
     pub history_limit: Option<u32>,
     /// Wraps what the user types; `{{text}}` is replaced by it.
@@ -51,6 +53,7 @@ impl Default for AssistantConfig {
             provider: String::new(),
             model: String::new(),
             params: ModelParams { temperature: Some(0.7), ..ModelParams::default() },
+            reasoning_effort: None,
             history_limit: None,
             input_template: String::new(),
             opening_message: String::new(),

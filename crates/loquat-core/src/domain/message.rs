@@ -69,10 +69,15 @@ impl MessageStatus {
 
 /// Token counts reported by the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TokenUsage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub reasoning_tokens: u32,
+    /// Prompt tokens served from the provider's cache (included in `prompt_tokens`).
+    pub cache_read_tokens: u32,
+    /// Prompt tokens written to the provider's cache (included in `prompt_tokens`).
+    pub cache_write_tokens: u32,
 }
 
 impl TokenUsage {

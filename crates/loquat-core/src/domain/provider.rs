@@ -10,26 +10,39 @@ use crate::time::Timestamp;
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// OpenAI Chat Completions and every compatible server.
+    #[serde(rename = "openai")]
     OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini (`generateContent`).
+    Gemini,
+    /// Ollama's native API.
+    Ollama,
+    /// Azure OpenAI (deployments, `api-version`, `api-key`).
+    Azure,
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 5] =
+        [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini, Protocol::Ollama, Protocol::Azure];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::OpenAi => "openai",
+            Protocol::Anthropic => "anthropic",
+            Protocol::Gemini => "gemini",
+            Protocol::Ollama => "ollama",
+            Protocol::Azure => "azure",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "openai" => Some(Protocol::OpenAi),
-            _ => None,
-        }
+        Protocol::ALL.into_iter().find(|protocol| protocol.as_str() == text)
     }
 }
 
-/// A model as offered in the model picker.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// A model as offered in the model picker, and what the model bank knows about it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelCard {
     /// The id the user picks (and Loquat records).
@@ -43,20 +56,35 @@ pub struct ModelCard {
     pub reasoning: bool,
     pub search: bool,
     pub files: bool,
+    /// The longest answer the model can give, in tokens.
+    pub max_output_tokens: Option<u32>,
+    /// Request parameters the model rejects (`temperature`, `top_p`, `presence_penalty`,
+    /// `frequency_penalty`, `max_tokens`); they are never sent and the UI hides them.
+    pub unsupported_params: Vec<String>,
+    /// US dollars per million input / output tokens, when known.
+    pub price_input: Option<f64>,
+    pub price_output: Option<f64>,
 }
 
 impl ModelCard {
     pub fn plain(id: impl Into<String>) -> Self {
-        Self {
-            id: id.into(),
-            deployment: None,
-            display_name: None,
-            context_tokens: None,
-            function_calling: false,
-            vision: false,
-            reasoning: false,
-            search: false,
-            files: false,
+        Self { id: id.into(), ..Self::default() }
+    }
+
+    /// Whether the model accepts the request parameter `name`.
+    pub fn supports_param(&self, name: &str) -> bool {
+        !self.unsupported_params.iter().any(|param| param == name)
+    }
+
+    /// `params` without the ones this model rejects.
+    pub fn accepted_params(&self, params: &super::ModelParams) -> super::ModelParams {
+        let keep = |name: &str, value| if self.supports_param(name) { value } else { None };
+        super::ModelParams {
+            temperature: keep("temperature", params.temperature),
+            top_p: keep("top_p", params.top_p),
+            presence_penalty: keep("presence_penalty", params.presence_penalty),
+            frequency_penalty: keep("frequency_penalty", params.frequency_penalty),
+            max_tokens: if self.supports_param("max_tokens") { params.max_tokens } else { None },
         }
     }
 

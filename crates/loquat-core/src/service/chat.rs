@@ -191,7 +191,13 @@ impl Services {
         let request = ChatRequest {
             model: resolved.model.upstream_name().to_owned(),
             messages: build_chat_messages(&assistant.config, &branch, &context),
-            params: assistant.config.params.clone(),
+            params: resolved.model.accepted_params(&assistant.config.params),
+            reasoning: assistant
+                .config
+                .reasoning_effort
+                .filter(|_| resolved.model.reasoning)
+                .map(|effort| crate::llm::ReasoningConfig { effort: Some(effort), budget_tokens: None }),
+            ..ChatRequest::default()
         };
         let answer = NewMessage {
             id: MessageId::new(),
@@ -250,7 +256,12 @@ impl Services {
         let request = ChatRequest {
             model: resolved.model.upstream_name().to_owned(),
             messages: title_request(question, answer, language),
-            params: crate::domain::ModelParams { temperature: Some(0.3), max_tokens: Some(60), ..Default::default() },
+            params: resolved.model.accepted_params(&crate::domain::ModelParams {
+                temperature: Some(0.3),
+                max_tokens: Some(60),
+                ..Default::default()
+            }),
+            ..ChatRequest::default()
         };
         let collect = async {
             let mut stream = self.chat_client.stream_chat(&resolved.endpoint, &request).await?;

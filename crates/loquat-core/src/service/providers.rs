@@ -83,11 +83,11 @@ impl Services {
 
     async fn endpoint_for(&self, user: UserId, provider_id: &str) -> CoreResult<Endpoint> {
         if let Some(server) = self.server_providers.get(provider_id) {
-            return Ok(Endpoint {
-                protocol: server.protocol,
-                base_url: server.base_url.clone(),
-                api_key: server.pick_key(self.server_providers.key_mode),
-            });
+            let mut keys = server.keys_for_request(self.server_providers.key_mode).into_iter();
+            let mut endpoint = Endpoint::new(server.protocol, server.base_url.clone(), keys.next());
+            endpoint.other_keys = keys.collect();
+            endpoint.api_version = server.api_version.clone();
+            return Ok(endpoint);
         }
         let id: ProviderSettingId = provider_id.parse().map_err(|_| CoreError::NotFound("provider"))?;
         let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
@@ -99,7 +99,7 @@ impl Services {
             Some(stored) => Some(self.vault.decrypt(stored)?),
             None => None,
         };
-        Ok(Endpoint { protocol: setting.protocol, base_url: setting.base_url.clone(), api_key })
+        Ok(Endpoint::new(setting.protocol, setting.base_url.clone(), api_key))
     }
 
     pub async fn provider_settings(&self, user: UserId) -> CoreResult<Vec<ProviderSettingView>> {
@@ -177,7 +177,7 @@ impl Services {
             let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
             api_key = self.setting_endpoint(&setting)?.api_key;
         }
-        let endpoint = Endpoint { protocol: draft.protocol, base_url: normalize_base_url(&draft.base_url), api_key };
+        let endpoint = Endpoint::new(draft.protocol, normalize_base_url(&draft.base_url), api_key);
         let mut models = self.chat_client.list_models(&endpoint).await?;
         models.sort();
         models.dedup();

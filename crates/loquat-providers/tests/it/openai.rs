@@ -20,7 +20,7 @@ const KEY: &str = "sk-test-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(5);
 
 fn endpoint(fake: &FakeOpenAi) -> Endpoint {
-    Endpoint { protocol: Protocol::OpenAi, base_url: fake.base_url(), api_key: Some(Secret::new(KEY)) }
+    Endpoint::new(Protocol::OpenAi, fake.base_url(), Some(Secret::new(KEY)))
 }
 
 fn request() -> ChatRequest {
@@ -28,6 +28,7 @@ fn request() -> ChatRequest {
         model: "gpt-4o-mini".to_owned(),
         messages: vec![ChatMessage::new(ChatRole::System, "Be brief."), ChatMessage::new(ChatRole::User, "Hi")],
         params: ModelParams::default(),
+        ..ChatRequest::default()
     }
 }
 
@@ -44,7 +45,7 @@ async fn streams_plain_text_with_finish_and_usage() {
     assert!(error.is_none(), "{error:?}");
     assert_eq!(text_of(&events), "Hello brave new world");
     assert!(events.iter().filter(|event| matches!(event, ChatEvent::Text(_))).count() >= 4, "several chunks");
-    let usage = TokenUsage { prompt_tokens: 10, completion_tokens: 4, reasoning_tokens: 0 };
+    let usage = TokenUsage { prompt_tokens: 10, completion_tokens: 4, ..TokenUsage::default() };
     assert_eq!(events[events.len() - 2..], [ChatEvent::Finish(FinishReason::Stop), ChatEvent::Usage(usage)]);
 }
 
@@ -60,7 +61,8 @@ async fn streams_reasoning_before_text() {
     assert!(events.contains(&ChatEvent::Usage(TokenUsage {
         prompt_tokens: 5,
         completion_tokens: 9,
-        reasoning_tokens: 4
+        reasoning_tokens: 4,
+        ..TokenUsage::default()
     })));
 }
 
@@ -234,11 +236,8 @@ async fn a_closed_port_is_unreachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
     let port = listener.local_addr().expect("an address").port();
     drop(listener);
-    let endpoint = Endpoint {
-        protocol: Protocol::OpenAi,
-        base_url: format!("http://user:{KEY}@127.0.0.1:{port}/v1"),
-        api_key: Some(Secret::new(KEY)),
-    };
+    let endpoint =
+        Endpoint::new(Protocol::OpenAi, format!("http://user:{KEY}@127.0.0.1:{port}/v1"), Some(Secret::new(KEY)));
     let client = client();
     let error = client.stream_chat(&endpoint, &request()).await.err().expect("an error");
     assert_eq!((error.kind, error.status), (ProviderErrorKind::Unreachable, None), "{error}");

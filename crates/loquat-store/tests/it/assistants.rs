@@ -23,6 +23,7 @@ fn rich_config() -> AssistantConfig {
             frequency_penalty: None,
             max_tokens: Some(4096),
         },
+        reasoning_effort: Some(loquat_core::llm::ReasoningEffort::High),
         history_limit: Some(12),
         input_template: "请翻译：{{text}}".into(),
         opening_message: "你好！".into(),

@@ -18,7 +18,12 @@ fn finished(status: MessageStatus, content: &str, updated: i64) -> FinishedAnswe
         error_message: None,
         provider: Some("openai".to_owned()),
         model: Some("gpt-4o".to_owned()),
-        usage: Some(TokenUsage { prompt_tokens: 120, completion_tokens: 48, reasoning_tokens: 16 }),
+        usage: Some(TokenUsage {
+            prompt_tokens: 120,
+            completion_tokens: 48,
+            reasoning_tokens: 16,
+            ..TokenUsage::default()
+        }),
         ttft_ms: Some(350),
         duration_ms: Some(2_400),
         updated_at: at(updated),

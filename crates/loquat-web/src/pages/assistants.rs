@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use loquat_core::domain::{AssistantConfig, ModelParams};
 use loquat_core::id::AssistantId;
+use loquat_core::llm::ReasoningEffort;
 use serde::Deserialize;
 
 use super::chat::parse_id;
@@ -31,6 +32,8 @@ pub struct AssistantForm {
     presence_penalty: String,
     frequency_penalty: String,
     max_tokens: String,
+    /// `low`, `medium`, `high`, or empty for "not sent".
+    reasoning_effort: String,
     history_limit: String,
     input_template: String,
     opening_message: String,
@@ -39,6 +42,10 @@ pub struct AssistantForm {
 }
 
 impl AssistantForm {
+    pub fn effort_is(&self, value: &str) -> bool {
+        self.reasoning_effort == value
+    }
+
     fn from_config(config: &AssistantConfig) -> Self {
         let number = |value: Option<f32>| value.map(|v| v.to_string()).unwrap_or_default();
         Self {
@@ -56,6 +63,7 @@ impl AssistantForm {
             presence_penalty: number(config.params.presence_penalty),
             frequency_penalty: number(config.params.frequency_penalty),
             max_tokens: config.params.max_tokens.map(|v| v.to_string()).unwrap_or_default(),
+            reasoning_effort: config.reasoning_effort.map(|effort| effort.as_str().to_owned()).unwrap_or_default(),
             history_limit: config.history_limit.map(|v| v.to_string()).unwrap_or_default(),
             input_template: config.input_template.clone(),
             opening_message: config.opening_message.clone(),
@@ -93,6 +101,12 @@ impl AssistantForm {
                 presence_penalty: float(&self.presence_penalty, "presence_penalty")?,
                 frequency_penalty: float(&self.frequency_penalty, "frequency_penalty")?,
                 max_tokens: integer(&self.max_tokens, "max_tokens")?,
+            },
+            reasoning_effort: match self.reasoning_effort.as_str() {
+                "low" => Some(ReasoningEffort::Low),
+                "medium" => Some(ReasoningEffort::Medium),
+                "high" => Some(ReasoningEffort::High),
+                _ => None,
             },
             history_limit: integer(&self.history_limit, "history_limit")?,
             input_template: self.input_template.clone(),

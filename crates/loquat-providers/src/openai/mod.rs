@@ -1,82 +1,24 @@
 //! OpenAI Chat Completions, as spoken by OpenAI and every compatible server (DeepSeek, Qwen
 //! compatible mode, vLLM, custom agents). Sections, as in every protocol module: request
-//! mapping, calls, stream parsing (SSE chunks → [`ChatEvent`]s), response/error mapping, tests.
+//! mapping (`request`), calls, stream parsing (`stream`), error mapping, tests. Azure reuses
+//! the request mapping, the stream parsing and the error mapping.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+pub(crate) mod request;
+pub(crate) mod stream;
 
-use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, EventStreamError};
-use futures_util::{Stream, StreamExt, TryStreamExt, stream};
-use loquat_core::domain::TokenUsage;
-use loquat_core::llm::{
-    ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, FinishReason, ProviderError, ProviderErrorKind,
-};
+use futures_util::{TryStreamExt, stream as futures_stream};
+use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
+use self::request::{Dialect, wire_request};
+use self::stream::{ChunkStream, completion_events};
 use crate::errors::{self, ErrorInfo};
 use crate::http::{Http, join_url, read_bounded};
 
 /// A whole (non-streamed) completion may be this large when a server ignores `stream: true`.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
-
-// ---- Request mapping ------------------------------------------------------------------------
-
-#[derive(Debug, Serialize)]
-struct WireRequest<'a> {
-    model: &'a str,
-    messages: Vec<WireMessage<'a>>,
-    stream: bool,
-    stream_options: StreamOptions,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    temperature: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    presence_penalty: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    frequency_penalty: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-}
-
-#[derive(Debug, Serialize)]
-struct WireMessage<'a> {
-    role: &'static str,
-    content: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct StreamOptions {
-    include_usage: bool,
-}
-
-fn wire_request(request: &ChatRequest) -> WireRequest<'_> {
-    let params = &request.params;
-    WireRequest {
-        model: &request.model,
-        messages: request.messages.iter().map(wire_message).collect(),
-        stream: true,
-        stream_options: StreamOptions { include_usage: true },
-        temperature: params.temperature,
-        top_p: params.top_p,
-        presence_penalty: params.presence_penalty,
-        frequency_penalty: params.frequency_penalty,
-        max_tokens: params.max_tokens,
-    }
-}
-
-fn wire_message(message: &ChatMessage) -> WireMessage<'_> {
-    let role = match message.role {
-        ChatRole::System => "system",
-        ChatRole::User => "user",
-        ChatRole::Assistant => "assistant",
-    };
-    WireMessage { role, content: &message.content }
-}
 
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
     let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
@@ -90,6 +32,11 @@ fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<re
     Ok(builder.header(AUTHORIZATION, value))
 }
 
+/// OpenAI's own API wants `max_completion_tokens`; compatible servers mostly know `max_tokens`.
+fn dialect(endpoint: &Endpoint) -> Dialect {
+    Dialect { max_completion_tokens: endpoint.base_url.contains("api.openai.com"), model_in_body: true }
+}
+
 // ---- Calls ----------------------------------------------------------------------------------
 
 pub(crate) async fn stream_chat(
@@ -100,9 +47,14 @@ pub(crate) async fn stream_chat(
     let builder = http
         .client
         .post(join_url(&endpoint.base_url, "chat/completions"))
-        .header(ACCEPT, "text/event-stream")
-        .json(&wire_request(request));
-    let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+        .json(&wire_request(request, dialect(endpoint)));
+    send_streaming(http, authorize(builder, endpoint)?).await
+}
+
+/// Sends a Chat Completions request and turns the answer into events: SSE chunks, or a whole
+/// JSON completion from servers that ignore `stream: true`. Shared with Azure.
+pub(crate) async fn send_streaming(http: &Http, builder: reqwest::RequestBuilder) -> Result<ChatStream, ProviderError> {
+    let mut response = builder.header(ACCEPT, "text/event-stream").send().await.map_err(errors::transport)?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
@@ -113,7 +65,7 @@ pub(crate) async fn stream_chat(
             return Err(errors::protocol("the provider's JSON answer is too large"));
         }
         let events = completion_events(&body)?;
-        return Ok(Box::pin(stream::iter(events.into_iter().map(Ok))));
+        return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
     }
     let bytes = response.bytes_stream().map_err(errors::body);
     Ok(Box::pin(ChunkStream::new(Box::pin(bytes))))
@@ -147,189 +99,10 @@ fn is_json(response: &reqwest::Response) -> bool {
     content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
-// ---- Stream parsing -------------------------------------------------------------------------
-
-/// Turns an SSE byte stream into chat events. Ends after `data: [DONE]`; a stream that ends
-/// before `[DONE]` and before any `finish_reason` ends with an `Unavailable` error.
-pub(crate) struct ChunkStream<S> {
-    /// `None` once the stream is over; dropping it releases the HTTP response.
-    events: Option<EventStream<S>>,
-    /// Events of the last chunk not yet handed out (a chunk can carry several).
-    pending: VecDeque<ChatEvent>,
-    finished: bool,
-}
-
-impl<S> ChunkStream<S> {
-    pub(crate) fn new(bytes: S) -> Self {
-        Self { events: Some(EventStream::new(bytes)), pending: VecDeque::with_capacity(4), finished: false }
-    }
-
-    /// Queues the events of one SSE event; returns whether the stream is over (`[DONE]`).
-    fn handle(&mut self, event: &Event) -> Result<bool, ProviderError> {
-        let data = event.data.trim();
-        if event.event == "error" {
-            return Err(in_stream_error(data));
-        }
-        if data.is_empty() {
-            return Ok(false);
-        }
-        if data == "[DONE]" {
-            return Ok(true);
-        }
-        let chunk: Chunk = serde_json::from_str(data).map_err(|error| {
-            errors::protocol(format!("the provider sent a chunk that is not OpenAI's format: {error}"))
-        })?;
-        if let Some(error) = chunk.error {
-            return Err(error_info(&error).into_error(None));
-        }
-        if let Some(choice) = chunk.choices.into_iter().flatten().next() {
-            if let Some(delta) = choice.delta {
-                let reasoning = delta.reasoning_content.filter(|text| !text.is_empty()).or(delta.reasoning);
-                if let Some(text) = reasoning.filter(|text| !text.is_empty()) {
-                    self.pending.push_back(ChatEvent::Reasoning(text));
-                }
-                if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
-                    self.pending.push_back(ChatEvent::Text(text));
-                }
-            }
-            if let Some(reason) = choice.finish_reason.filter(|_| !self.finished) {
-                self.finished = true;
-                self.pending.push_back(ChatEvent::Finish(finish_reason(&reason)));
-            }
-        }
-        if let Some(usage) = chunk.usage {
-            self.pending.push_back(ChatEvent::Usage(usage.into()));
-        }
-        Ok(false)
-    }
-}
-
-impl<S> Stream for ChunkStream<S>
-where
-    S: Stream<Item = Result<Bytes, ProviderError>> + Unpin,
-{
-    type Item = Result<ChatEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            let Some(events) = this.events.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let failure = match ready!(events.poll_next_unpin(cx)) {
-                Some(Ok(event)) => match this.handle(&event) {
-                    Ok(false) => continue,
-                    Ok(true) => None,
-                    Err(error) => Some(error),
-                },
-                // After a finish_reason the answer is complete; a broken connection only costs
-                // the usage chunk.
-                Some(Err(EventStreamError::Transport(error))) => Some(error).filter(|_| !this.finished),
-                Some(Err(EventStreamError::Utf8(error))) => {
-                    Some(errors::protocol(format!("the provider sent invalid UTF-8: {error}")))
-                }
-                Some(Err(EventStreamError::Parser(error))) => {
-                    Some(errors::protocol(format!("the provider sent invalid server-sent events: {error}")))
-                }
-                None => Some(errors::closed_early(None)).filter(|_| !this.finished),
-            };
-            this.events = None;
-            if let Some(error) = failure {
-                this.pending.clear();
-                return Poll::Ready(Some(Err(error)));
-            }
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Chunk {
-    /// Empty on usage-only chunks; some servers send `null`.
-    choices: Option<Vec<Choice>>,
-    usage: Option<Usage>,
-    error: Option<Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Choice {
-    delta: Option<Delta>,
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Delta {
-    content: Option<String>,
-    reasoning_content: Option<String>,
-    reasoning: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Usage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    completion_tokens_details: Option<UsageDetails>,
-}
-
-#[derive(Debug, Deserialize)]
-struct UsageDetails {
-    reasoning_tokens: Option<u64>,
-}
-
-impl From<Usage> for TokenUsage {
-    fn from(usage: Usage) -> Self {
-        let clamp = |count: Option<u64>| u32::try_from(count.unwrap_or(0)).unwrap_or(u32::MAX);
-        TokenUsage {
-            prompt_tokens: clamp(usage.prompt_tokens),
-            completion_tokens: clamp(usage.completion_tokens),
-            reasoning_tokens: clamp(usage.completion_tokens_details.and_then(|details| details.reasoning_tokens)),
-        }
-    }
-}
-
-fn finish_reason(reason: &str) -> FinishReason {
-    match reason {
-        "stop" | "end_turn" | "eos" => FinishReason::Stop,
-        "length" | "max_tokens" => FinishReason::Length,
-        "content_filter" => FinishReason::ContentFilter,
-        "tool_calls" | "function_call" => FinishReason::ToolCalls,
-        _ => FinishReason::Other,
-    }
-}
-
 // ---- Response and error mapping -------------------------------------------------------------
 
-/// Events of a whole `chat.completion` object (a server that did not stream).
-fn completion_events(body: &[u8]) -> Result<Vec<ChatEvent>, ProviderError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| errors::protocol(format!("the provider's answer is not JSON: {error}")))?;
-    if let Some(error) = value.get("error").filter(|error| !error.is_null()) {
-        return Err(error_info(error).into_error(None));
-    }
-    let choice = value
-        .get("choices")
-        .and_then(|choices| choices.get(0))
-        .ok_or_else(|| errors::protocol("the provider's answer has no choices"))?;
-    let message = &choice["message"];
-    let text = |field: &str| message.get(field).and_then(Value::as_str).filter(|text| !text.is_empty());
-    let mut events = Vec::with_capacity(4);
-    if let Some(reasoning) = text("reasoning_content").or_else(|| text("reasoning")) {
-        events.push(ChatEvent::Reasoning(reasoning.to_owned()));
-    }
-    if let Some(content) = text("content") {
-        events.push(ChatEvent::Text(content.to_owned()));
-    }
-    events.push(ChatEvent::Finish(finish_reason(choice["finish_reason"].as_str().unwrap_or("stop"))));
-    if let Some(usage) = value.get("usage").and_then(|usage| Usage::deserialize(usage).ok()) {
-        events.push(ChatEvent::Usage(usage.into()));
-    }
-    Ok(events)
-}
-
 /// Maps a non-2xx response, reading a bounded part of its body for the provider's message.
-async fn error_response(http: &Http, mut response: reqwest::Response) -> ProviderError {
+pub(crate) async fn error_response(http: &Http, mut response: reqwest::Response) -> ProviderError {
     let status = response.status();
     let body = read_bounded(&mut response, http.max_error_body_bytes).await.map(|(body, _)| body).unwrap_or_default();
     let mut info = serde_json::from_slice::<Value>(&body).map(|value| error_info(&value)).unwrap_or_default();
@@ -346,7 +119,7 @@ async fn error_response(http: &Http, mut response: reqwest::Response) -> Provide
 }
 
 /// An `event: error` SSE event: JSON in OpenAI's error shape, or plain text.
-fn in_stream_error(data: &str) -> ProviderError {
+pub(crate) fn in_stream_error(data: &str) -> ProviderError {
     match serde_json::from_str::<Value>(data) {
         Ok(value) => error_info(&value).into_error(None),
         Err(_) => ErrorInfo { message: data.to_owned(), ..ErrorInfo::default() }.into_error(None),
@@ -356,7 +129,7 @@ fn in_stream_error(data: &str) -> ProviderError {
 /// Reads OpenAI's error shape and the common variants: `{"error": {...}}`, `{"error": "text"}`,
 /// a top-level `{"message", "type", "code"}` (vLLM), `{"detail": ...}` (FastAPI servers), and
 /// a one-element array of these (Gemini's compatible endpoint).
-fn error_info(value: &Value) -> ErrorInfo {
+pub(crate) fn error_info(value: &Value) -> ErrorInfo {
     let value = match value {
         Value::Array(items) => items.first().unwrap_or(&Value::Null),
         other => other,
@@ -381,15 +154,20 @@ fn error_info(value: &Value) -> ErrorInfo {
 
 #[cfg(test)]
 mod tests {
-    use loquat_core::domain::ModelParams;
+    use bytes::Bytes;
+    use loquat_core::domain::TokenUsage;
+    use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
 
+    use futures_util::StreamExt;
+
+    use super::stream::ChunkStream;
     use super::*;
 
     /// Parses `reads` (each one a TCP read) and collects the events, stopping at the first error.
     async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {
         let reads: Vec<Result<Bytes, ProviderError>> =
             reads.iter().map(|read| Ok(Bytes::copy_from_slice(read))).collect();
-        let mut stream = ChunkStream::new(stream::iter(reads));
+        let mut stream = ChunkStream::new(futures_stream::iter(reads));
         let (mut events, mut error) = (Vec::new(), None);
         while let Some(item) = stream.next().await {
             match item {
@@ -455,7 +233,8 @@ mod tests {
         );
         let (events, error) = parse(&[body.as_bytes()]).await;
         assert!(error.is_none(), "{error:?}");
-        let usage = TokenUsage { prompt_tokens: 12, completion_tokens: 30, reasoning_tokens: 20 };
+        let usage =
+            TokenUsage { prompt_tokens: 12, completion_tokens: 30, reasoning_tokens: 20, ..TokenUsage::default() };
         assert_eq!(
             events,
             vec![
@@ -494,7 +273,7 @@ mod tests {
     async fn a_transport_error_mid_stream_ends_with_that_error() {
         let reads =
             vec![Ok(Bytes::from(chunk(r#"{"content":"a"}"#, "null"))), Err(errors::closed_early(Some("reset")))];
-        let mut stream = ChunkStream::new(stream::iter(reads));
+        let mut stream = ChunkStream::new(futures_stream::iter(reads));
         assert_eq!(stream.next().await.map(Result::ok), Some(Some(text("a"))));
         let error = stream.next().await.and_then(Result::err).expect("an error");
         assert!(error.detail.ends_with(": reset"), "{}", error.detail);
@@ -529,23 +308,38 @@ mod tests {
         let body = br#"{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi","reasoning_content":"hm"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
         let events = completion_events(body).expect("events");
         assert_eq!(events[..3], [ChatEvent::Reasoning("hm".into()), text("hi"), ChatEvent::Finish(FinishReason::Stop)]);
-        let usage = TokenUsage { prompt_tokens: 1, completion_tokens: 2, reasoning_tokens: 0 };
+        let usage = TokenUsage { prompt_tokens: 1, completion_tokens: 2, ..TokenUsage::default() };
         assert_eq!(events[3], ChatEvent::Usage(usage));
     }
 
-    #[test]
-    fn the_request_body_omits_unset_parameters() {
-        let mut request = ChatRequest {
-            model: "m".into(),
-            messages: vec![ChatMessage::new(ChatRole::System, "s"), ChatMessage::new(ChatRole::User, "u")],
-            params: ModelParams::default(),
-        };
-        let body = serde_json::to_value(wire_request(&request)).expect("json");
-        let expected = r#"{"messages":[{"content":"s","role":"system"},{"content":"u","role":"user"}],"model":"m","stream":true,"stream_options":{"include_usage":true}}"#;
-        assert_eq!(body.to_string(), expected);
-        request.params = ModelParams { temperature: Some(0.7), max_tokens: Some(5), ..ModelParams::default() };
-        // The wire text, as reqwest sends it: f32 values are written as typed (not widened).
-        let body = serde_json::to_string(&wire_request(&request)).expect("json");
-        assert!(body.ends_with(r#""temperature":0.7,"max_tokens":5}"#), "{body}");
+    #[tokio::test]
+    async fn tool_calls_are_assembled_from_their_pieces() {
+        let body = format!(
+            "{}{}{}{}data: [DONE]\n\n",
+            chunk(
+                r#"{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"weather","arguments":""}}]}"#,
+                "null"
+            ),
+            chunk(r#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}"#, "null"),
+            chunk(
+                r#"{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}},{"index":1,"id":"call_b","function":{"name":"time","arguments":"{}"}}]}"#,
+                "null"
+            ),
+            chunk("{}", r#""tool_calls""#),
+        );
+        let (events, error) = parse(&[body.as_bytes()]).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(
+            events,
+            vec![
+                ChatEvent::ToolCall(ToolCall {
+                    id: "call_a".into(),
+                    name: "weather".into(),
+                    arguments: r#"{"city":"Paris"}"#.into()
+                }),
+                ChatEvent::ToolCall(ToolCall { id: "call_b".into(), name: "time".into(), arguments: "{}".into() }),
+                ChatEvent::Finish(FinishReason::ToolCalls),
+            ]
+        );
     }
 }
