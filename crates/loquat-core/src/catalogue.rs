@@ -19,9 +19,25 @@ pub struct CatalogueEntry {
     pub protocol: Protocol,
     /// The prefix of its environment variables, e.g. `OPENAI`.
     pub env: String,
+    /// The default base URL (empty when the user must name one, as for Azure).
     pub base_url: String,
+    /// A variable naming the base URL besides `<ENV>_PROXY_URL` (`AZURE_ENDPOINT`).
+    #[serde(default)]
+    pub base_url_env: Option<String>,
     /// Whether the provider is useless without a key (a local vLLM is not).
     pub key_required: bool,
+    /// Shown without any configuration (LobeChat enables OpenAI and Ollama by default).
+    #[serde(default)]
+    pub enabled_by_default: bool,
+    /// Ask the provider for its models when none are listed (local servers: Ollama, vLLM…).
+    #[serde(default)]
+    pub fetch_models: bool,
+    /// The documentation the base URL and protocol were checked against.
+    #[serde(default)]
+    pub docs: String,
+    /// Anything uncertain about this entry.
+    #[serde(default)]
+    pub note: String,
     pub models: Vec<ModelCard>,
 }
 
@@ -59,6 +75,10 @@ pub struct ServerProvider {
     pub models: Vec<ModelCard>,
     /// Azure's `api-version`.
     pub api_version: Option<String>,
+    /// Without a key (the server's or the user's own) the provider is not offered.
+    pub key_required: bool,
+    /// Models are asked from the provider when none are listed.
+    pub fetch_models: bool,
     keys: Vec<Secret>,
     next_key: AtomicUsize,
 }
@@ -79,6 +99,8 @@ impl ServerProvider {
             base_url: base_url.trim_end_matches('/').to_owned(),
             models,
             api_version: None,
+            key_required: true,
+            fetch_models: false,
             keys,
             next_key: AtomicUsize::new(0),
         }
@@ -121,13 +143,17 @@ pub enum EnvProviderError {
     ModelList { variable: String, source: ModelListError },
     #[error("API_KEY_SELECT_MODE must be `random` or `turn`, not {0:?}")]
     KeyMode(String),
+    #[error("{provider} is enabled but has no base URL: set {variable}")]
+    MissingBaseUrl { provider: String, variable: String },
 }
 
 impl ServerProviders {
     /// Reads the provider variables through `lookup` (the process environment in production).
     ///
     /// A provider is enabled when `ENABLED_<P>` says so, or, when that is unset, when it has a
-    /// key or a base URL (an `OPENAI_PROXY_URL` pointing at a keyless vLLM must just work).
+    /// key or a base URL, or is on by default (OpenAI and Ollama, as in LobeChat). Enabled is
+    /// not yet offered: a provider that needs a key is offered only to users who have one (the
+    /// server's or their own), and a provider without models only once it lists some.
     pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, EnvProviderError> {
         let read = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let key_mode = match read("API_KEY_SELECT_MODE").as_deref() {
@@ -140,12 +166,18 @@ impl ServerProviders {
             let keys: Vec<Secret> = read(&format!("{}_API_KEY", entry.env))
                 .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect())
                 .unwrap_or_default();
-            let proxy_url = read(&format!("{}_PROXY_URL", entry.env));
-            let explicitly =
-                read(&format!("ENABLED_{}", entry.env)).map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "True"));
-            let enabled = explicitly.unwrap_or(!keys.is_empty() || proxy_url.is_some());
+            let proxy_variable = format!("{}_PROXY_URL", entry.env);
+            let proxy_url = read(&proxy_variable).or_else(|| entry.base_url_env.as_deref().and_then(&read));
+            let explicitly = read(&format!("ENABLED_{}", entry.env))
+                .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes"));
+            let enabled = explicitly.unwrap_or(!keys.is_empty() || proxy_url.is_some() || entry.enabled_by_default);
             if !enabled {
                 continue;
+            }
+            let base_url = proxy_url.unwrap_or_else(|| entry.base_url.clone());
+            if base_url.is_empty() {
+                let variable = entry.base_url_env.clone().unwrap_or(proxy_variable);
+                return Err(EnvProviderError::MissingBaseUrl { provider: entry.name.clone(), variable });
             }
             let list_variable = format!("{}_MODEL_LIST", entry.env);
             let models = match read(&list_variable) {
@@ -156,8 +188,11 @@ impl ServerProviders {
                 }
                 None => entry.models.clone(),
             };
-            let base_url = proxy_url.as_deref().unwrap_or(&entry.base_url);
-            providers.push(ServerProvider::new(&entry.id, &entry.name, entry.protocol, base_url, keys, models));
+            let mut provider = ServerProvider::new(&entry.id, &entry.name, entry.protocol, &base_url, keys, models);
+            provider.api_version = read(&format!("{}_API_VERSION", entry.env));
+            provider.key_required = entry.key_required;
+            provider.fetch_models = entry.fetch_models;
+            providers.push(provider);
         }
         Ok(Self { providers, key_mode })
     }
@@ -189,8 +224,31 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_enabled_without_configuration() {
-        assert!(from(&[]).providers.is_empty());
+    fn only_default_providers_are_enabled_without_configuration() {
+        let providers = from(&[]);
+        let ids: Vec<_> = providers.providers.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["openai", "ollama"]);
+        assert_eq!(providers.get("openai").expect("enabled").key_count(), 0);
+        let none = from(&[("ENABLED_OPENAI", "0"), ("ENABLED_OLLAMA", "false")]);
+        assert!(none.providers.is_empty());
+    }
+
+    #[test]
+    fn azure_needs_an_endpoint_and_reads_its_api_version() {
+        let error = ServerProviders::from_env(&|name| (name == "AZURE_API_KEY").then(|| "k".to_owned()))
+            .expect_err("no endpoint");
+        assert!(error.to_string().contains("AZURE_ENDPOINT"));
+        let providers = from(&[
+            ("AZURE_API_KEY", "k"),
+            ("AZURE_ENDPOINT", "https://me.openai.azure.com/"),
+            ("AZURE_API_VERSION", "2024-10-21"),
+            ("AZURE_MODEL_LIST", "gpt-4o->prod-4o"),
+        ]);
+        let azure = providers.get("azure").expect("enabled");
+        assert_eq!(azure.base_url, "https://me.openai.azure.com");
+        assert_eq!(azure.api_version.as_deref(), Some("2024-10-21"));
+        let model = azure.models.iter().find(|m| m.id == "gpt-4o").expect("listed");
+        assert_eq!(model.upstream_name(), "prod-4o");
     }
 
     #[test]
@@ -206,7 +264,7 @@ mod tests {
             ("DEEPSEEK_API_KEY", "sk-d"),
         ]);
         let ids: Vec<_> = providers.providers.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["openai", "vllm"]);
+        assert!(ids.contains(&"openai") && ids.contains(&"vllm") && !ids.contains(&"deepseek"), "{ids:?}");
         let openai = providers.get("openai").expect("enabled");
         assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(openai.models.len(), 1);

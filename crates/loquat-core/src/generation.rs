@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::{MessageStatus, TokenUsage};
 use crate::id::{MessageId, TopicId, UserId};
-use crate::llm::{ChatClient, ChatEvent, ChatRequest, Endpoint, ProviderError, ProviderErrorKind};
+use crate::llm::{ChatClient, ChatEvent, ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
 use crate::store::{FinishedAnswer, Store};
 use crate::time::Timestamp;
 
@@ -28,6 +28,8 @@ pub struct GenerationSettings {
     pub first_event_timeout: Duration,
     /// How long the upstream may stay silent between two events.
     pub idle_timeout: Duration,
+    /// The longest a whole answer may take.
+    pub total_timeout: Duration,
 }
 
 impl Default for GenerationSettings {
@@ -36,6 +38,7 @@ impl Default for GenerationSettings {
             persist_interval: Duration::from_millis(500),
             first_event_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(60),
+            total_timeout: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -77,6 +80,12 @@ pub(crate) struct JobSpec {
     pub user_id: UserId,
     pub topic_id: TopicId,
     pub message_id: MessageId,
+    /// The model to ask, then fallbacks to try if it fails before answering anything.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One provider and model to ask, with the request made for it.
+pub(crate) struct Attempt {
     pub provider_id: String,
     pub model_id: String,
     pub endpoint: Endpoint,
@@ -222,7 +231,8 @@ impl Runner<'_> {
         let started = Instant::now();
         let mut usage: Option<TokenUsage> = None;
         let mut ttft: Option<Duration> = None;
-        let result = self.stream(client, started, &mut usage, &mut ttft).await;
+        let mut answered_by = 0;
+        let result = self.stream(client, started, &mut usage, &mut ttft, &mut answered_by).await;
         let (status, error) = match result {
             Ok(()) => (MessageStatus::Complete, None),
             Err(Ended::Cancelled) => match self.job.stop_reason.load(Ordering::Acquire) {
@@ -230,7 +240,8 @@ impl Runner<'_> {
                 _ => (MessageStatus::Stopped, None),
             },
             Err(Ended::Failed(error)) => {
-                tracing::warn!(message_id = %self.spec.message_id, provider = %self.spec.provider_id, %error, "generation failed");
+                let provider = self.spec.attempts.get(answered_by).map(|a| a.provider_id.as_str()).unwrap_or_default();
+                tracing::warn!(message_id = %self.spec.message_id, provider, %error, "generation failed");
                 (MessageStatus::Error, Some(error))
             }
         };
@@ -244,8 +255,8 @@ impl Runner<'_> {
             reasoning,
             error_kind: error.as_ref().map(|e| e.kind.code().to_owned()),
             error_message: error.as_ref().map(|e| e.detail.chars().take(500).collect()),
-            provider: Some(self.spec.provider_id.clone()),
-            model: Some(self.spec.model_id.clone()),
+            provider: self.spec.attempts.get(answered_by).map(|a| a.provider_id.clone()),
+            model: self.spec.attempts.get(answered_by).map(|a| a.model_id.clone()),
             usage,
             ttft_ms: ttft.map(|t| t.as_millis() as i64),
             duration_ms: Some(started.elapsed().as_millis() as i64),
@@ -267,20 +278,15 @@ impl Runner<'_> {
         started: Instant,
         usage: &mut Option<TokenUsage>,
         ttft: &mut Option<Duration>,
+        answered_by: &mut usize,
     ) -> Result<(), Ended> {
         let cancel = &self.job.cancel;
-        let mut stream = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return Err(Ended::Cancelled),
-            opened = tokio::time::timeout(
-                self.settings.first_event_timeout,
-                client.stream_chat(&self.spec.endpoint, &self.spec.request),
-            ) => opened.map_err(|_| timeout_error())??,
-        };
+        let mut stream = self.open(client, answered_by).await?;
         let mut last_persist = Instant::now();
         let mut dirty = false;
         loop {
             let wait = if ttft.is_none() { self.settings.first_event_timeout } else { self.settings.idle_timeout };
+            let wait = wait.min(self.settings.total_timeout.saturating_sub(started.elapsed()));
             let next = tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
@@ -307,6 +313,38 @@ impl Runner<'_> {
                 last_persist = Instant::now();
             }
         }
+    }
+
+    /// Opens the first attempt that answers; a failure before any output moves on to the
+    /// next (the assistant's fallback model). `answered_by` ends as the index that answered.
+    async fn open(&self, client: &dyn ChatClient, answered_by: &mut usize) -> Result<ChatStream, Ended> {
+        let cancel = &self.job.cancel;
+        let mut last_error = None;
+        for (index, attempt) in self.spec.attempts.iter().enumerate() {
+            *answered_by = index;
+            let opened = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(Ended::Cancelled),
+                opened = tokio::time::timeout(
+                    self.settings.first_event_timeout,
+                    client.stream_chat(&attempt.endpoint, &attempt.request),
+                ) => opened.map_err(|_| timeout_error()).and_then(|result| result),
+            };
+            match opened {
+                Ok(stream) => return Ok(stream),
+                Err(error) => {
+                    if index + 1 < self.spec.attempts.len() {
+                        tracing::warn!(
+                            provider = %attempt.provider_id, model = %attempt.model_id, %error,
+                            "falling back to the next model"
+                        );
+                    }
+                    last_error = Some(error);
+                }
+            }
+        }
+        let error = last_error.unwrap_or_else(|| ProviderError::new(ProviderErrorKind::BadRequest, "no model to ask"));
+        Err(Ended::Failed(error))
     }
 
     fn append(

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    Assistant, AssistantConfig, Locale, Message, MessageStatus, NewMessage, ProviderSetting, Theme, TokenUsage, Topic,
-    User,
+    Assistant, AssistantConfig, Locale, Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Theme,
+    TokenUsage, Topic, User,
 };
 use crate::id::{AssistantId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
@@ -135,6 +135,13 @@ pub trait ProviderStore: Send + Sync {
     async fn list_providers(&self, user: UserId) -> StoreResult<Vec<ProviderSetting>>;
     async fn update_provider(&self, provider: &ProviderSetting) -> StoreResult<bool>;
     async fn delete_provider(&self, user: UserId, id: ProviderSettingId) -> StoreResult<bool>;
+    /// The user's override of a server provider, if any.
+    async fn get_provider_override(&self, user: UserId, provider_id: &str) -> StoreResult<Option<ProviderOverride>>;
+    /// All of a user's overrides, by provider id.
+    async fn list_provider_overrides(&self, user: UserId) -> StoreResult<Vec<ProviderOverride>>;
+    /// Inserts or replaces the override of `(user, provider_id)`.
+    async fn upsert_provider_override(&self, provider_override: &ProviderOverride) -> StoreResult<()>;
+    async fn delete_provider_override(&self, user: UserId, provider_id: &str) -> StoreResult<bool>;
 }
 
 /// Everything Loquat persists, behind one object.

@@ -146,6 +146,17 @@ pub(crate) fn closed_early(cause: Option<&str>) -> ProviderError {
     ProviderError::new(ProviderErrorKind::Unavailable, detail)
 }
 
+/// How long the provider asked us to wait: a `Retry-After` header in seconds (an HTTP date is
+/// not worth honouring for a chat request), or OpenAI's `retry-after-ms`.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let value = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim);
+    if let Some(millis) = value("retry-after-ms").and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite()) {
+        return Some(std::time::Duration::from_millis(millis.max(0.0) as u64));
+    }
+    let seconds = value("retry-after")?.parse::<f64>().ok().filter(|v| v.is_finite())?;
+    Some(std::time::Duration::from_millis((seconds.max(0.0) * 1000.0) as u64))
+}
+
 /// The provider answered with something that is not its protocol.
 pub(crate) fn protocol(detail: impl Into<String>) -> ProviderError {
     ProviderError::new(ProviderErrorKind::Protocol, detail)

@@ -13,6 +13,7 @@ use loquat_core::llm::{
     ChatClient, ChatRequest, ChatStream, Endpoint, ModelDetails, ProviderError, ProviderErrorKind, PullStream,
 };
 
+use crate::retry::{self, RetryPolicy};
 use crate::{anthropic, azure, errors, gemini, ollama, openai};
 
 /// How the shared HTTP client behaves. `Default` gives values suited to public LLM APIs.
@@ -33,6 +34,11 @@ pub struct HttpClientSettings {
     pub user_agent: String,
     /// How much of an error response body is read (the rest is ignored).
     pub max_error_body_bytes: usize,
+    /// Retries before the first token (see `retry`).
+    pub retry: RetryPolicy,
+    /// An egress proxy for every provider request (`PROXY_URL`); `HTTPS_PROXY` and friends
+    /// are honoured too when this is unset.
+    pub proxy_url: Option<String>,
 }
 
 impl Default for HttpClientSettings {
@@ -45,6 +51,8 @@ impl Default for HttpClientSettings {
             tcp_keepalive: Some(Duration::from_secs(30)),
             user_agent: concat!("Loquat/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_error_body_bytes: 64 * 1024,
+            retry: RetryPolicy::default(),
+            proxy_url: None,
         }
     }
 }
@@ -74,6 +82,7 @@ pub(crate) struct Http {
 #[derive(Debug, Clone)]
 pub struct HttpChatClient {
     http: Http,
+    retry: RetryPolicy,
 }
 
 impl HttpChatClient {
@@ -87,8 +96,14 @@ impl HttpChatClient {
         if let Some(read_timeout) = settings.read_timeout {
             builder = builder.read_timeout(read_timeout);
         }
+        if let Some(proxy_url) = settings.proxy_url.as_deref().filter(|url| !url.trim().is_empty()) {
+            let proxy = reqwest::Proxy::all(proxy_url.trim())
+                .map_err(|error| ClientInitError(format!("PROXY_URL is not a valid proxy URL: {error}")))?;
+            builder = builder.proxy(proxy);
+        }
         let client = builder.build().map_err(|error| ClientInitError(error.to_string()))?;
         Ok(Self {
+            retry: settings.retry,
             http: Http {
                 client,
                 non_streaming_timeout: settings.request_timeout_for_non_streaming,
@@ -96,11 +111,9 @@ impl HttpChatClient {
             },
         })
     }
-}
 
-#[async_trait]
-impl ChatClient for HttpChatClient {
-    async fn stream_chat(&self, endpoint: &Endpoint, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+    /// One attempt: dispatch to the protocol module; every error leaves redacted.
+    async fn open_stream(&self, endpoint: &Endpoint, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let key = endpoint.api_key.clone();
         let opened = match endpoint.protocol {
             Protocol::OpenAi => openai::stream_chat(&self.http, endpoint, request).await,
@@ -117,6 +130,18 @@ impl ChatClient for HttpChatClient {
             }
             Err(error) => Err(log(errors::sanitize(error, key.as_ref()))),
         }
+    }
+}
+
+#[async_trait]
+impl ChatClient for HttpChatClient {
+    async fn stream_chat(&self, endpoint: &Endpoint, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        retry::open_with_retries(
+            endpoint,
+            self.retry,
+            |endpoint| async move { self.open_stream(&endpoint, request).await },
+        )
+        .await
     }
 
     async fn list_models(&self, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {

@@ -10,5 +10,7 @@ mod gemini;
 mod http;
 mod ollama;
 mod openai;
+mod retry;
 
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};
+pub use retry::RetryPolicy;

@@ -14,8 +14,14 @@ use crate::pool::{Pools, error_kind};
 type Embedded = (i64, &'static str, &'static str);
 
 /// Migration versions are shared by both trees: version N does the same thing on both.
-const SQLITE: &[Embedded] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[Embedded] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[Embedded] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "provider overrides", include_str!("../migrations/sqlite/0002_provider_overrides.sql")),
+];
+const POSTGRES: &[Embedded] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "provider overrides", include_str!("../migrations/postgres/0002_provider_overrides.sql")),
+];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {
     Migrator::with_migrations(

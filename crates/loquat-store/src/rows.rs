@@ -5,8 +5,8 @@
 use std::str::FromStr;
 
 use loquat_core::domain::{
-    Assistant, AssistantConfig, Locale, Message, MessageRole, MessageStatus, Protocol, ProviderSetting, Theme,
-    TokenUsage, Topic, User,
+    Assistant, AssistantConfig, Locale, Message, MessageRole, MessageStatus, Protocol, ProviderOverride,
+    ProviderSetting, Theme, TokenUsage, Topic, User,
 };
 use loquat_core::store::{StoreError, StoreErrorKind, StoreResult};
 use loquat_core::time::Timestamp;
@@ -203,6 +203,7 @@ pub(crate) struct ProviderRow {
     base_url: String,
     api_key_encrypted: Option<String>,
     model_list: String,
+    api_version: String,
     enabled: bool,
     created_at: i64,
     updated_at: i64,
@@ -219,8 +220,30 @@ impl ProviderRow {
             base_url: self.base_url,
             api_key_encrypted: self.api_key_encrypted,
             model_list: self.model_list,
+            api_version: self.api_version,
             enabled: self.enabled,
             created_at: Timestamp(self.created_at),
+            updated_at: Timestamp(self.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OverrideRow {
+    user_id: String,
+    provider_id: String,
+    api_key_encrypted: Option<String>,
+    base_url: String,
+    updated_at: i64,
+}
+
+impl OverrideRow {
+    pub(crate) fn into_domain(self) -> StoreResult<ProviderOverride> {
+        Ok(ProviderOverride {
+            user_id: id("provider_overrides", "user_id", self.user_id)?,
+            provider_id: self.provider_id,
+            api_key_encrypted: self.api_key_encrypted,
+            base_url: self.base_url,
             updated_at: Timestamp(self.updated_at),
         })
     }

@@ -242,6 +242,9 @@ document.addEventListener('submit', (event) => {
     event.preventDefault();
     composer.querySelector('textarea').value = form.querySelector('input[name=content]').value;
     send(composer);
+  } else if (form.hasAttribute('data-pull')) {
+    event.preventDefault();
+    pull(form);
   } else if (event.submitter?.dataset.probe) {
     event.preventDefault();
     probe(form, event.submitter);
@@ -268,6 +271,78 @@ async function probe(form, button) {
     }
   } catch {
     toast(text('i18nNetwork'));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Hides the parameter fields the selected model rejects (the model bank knows which). */
+for (const select of document.querySelectorAll('select[data-params-of]')) {
+  const apply = () => {
+    const unsupported = (select.selectedOptions[0]?.dataset.unsupported ?? '').split(',');
+    for (const field of select.form.querySelectorAll('[data-param]')) {
+      field.hidden = unsupported.includes(field.dataset.param);
+    }
+  };
+  select.addEventListener('change', apply);
+  apply();
+}
+
+/** Shows protocol-specific fields (Azure's API version) only for their protocol. */
+for (const select of document.querySelectorAll('select[data-protocol]')) {
+  const apply = () => {
+    for (const field of select.form.querySelectorAll('[data-only-protocol]')) {
+      field.hidden = field.dataset.onlyProtocol !== select.value;
+    }
+  };
+  select.addEventListener('change', apply);
+  apply();
+}
+
+/**
+ * Downloads a model onto Ollama and shows the progress the server streams back.
+ * @param {HTMLFormElement} form
+ */
+async function pull(form) {
+  const status = form.querySelector('.pull-status');
+  const bar = form.querySelector('progress');
+  const button = form.querySelector('button');
+  button.disabled = true;
+  status.textContent = '…';
+  try {
+    const response = await fetch(form.action, { method: 'POST', body: new URLSearchParams(new FormData(form)) });
+    if (!response.ok || !response.body) {
+      const error = await response.json().catch(() => null);
+      status.textContent = error?.error?.message ?? `${response.status}`;
+      return;
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const name = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        if (name === 'progress') {
+          const step = JSON.parse(data);
+          status.textContent = step.status;
+          if (step.total) {
+            bar.hidden = false;
+            bar.value = Math.round((100 * (step.completed ?? 0)) / step.total);
+          }
+        } else {
+          status.textContent = data;
+          bar.hidden = true;
+        }
+      }
+    }
+  } catch {
+    status.textContent = text('i18nNetwork');
   } finally {
     button.disabled = false;
   }

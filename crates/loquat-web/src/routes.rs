@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/providers/probe", post(settings::probe_provider))
         .route("/settings/providers/{id}", get(settings::edit_provider_page).post(settings::update_provider))
         .route("/settings/providers/{id}/delete", post(settings::delete_provider))
+        .route("/settings/server-providers/{id}", post(settings::save_server_provider_key))
+        .route("/settings/pull", post(settings::pull_model))
         // Plumbing.
         .route("/static/{name}", get(assets::serve_asset))
         .route("/healthz", get(|| async { "ok" }))

@@ -146,6 +146,8 @@ pub struct ModelOption {
     pub value: String,
     pub label: String,
     pub selected: bool,
+    /// Parameters the model rejects, comma-separated (the form hides their fields).
+    pub unsupported: String,
 }
 
 /// The model picker's groups; the current choice is kept even when it is not listed.
@@ -168,7 +170,15 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
                             label.push_str(mark);
                         }
                     }
-                    ModelOption { value: format!("{}::{}", option.id, card.id), label, selected }
+                    if let Some(context) = card.context_tokens {
+                        label.push_str(&format!(" · {}K", context / 1000));
+                    }
+                    ModelOption {
+                        value: format!("{}::{}", option.id, card.id),
+                        label,
+                        selected,
+                        unsupported: card.unsupported_params.join(","),
+                    }
                 })
                 .collect(),
         })
@@ -177,9 +187,15 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
         && !model.is_empty()
         && let Some(group) = options.iter().position(|o| o.id == provider)
     {
-        groups[group]
-            .options
-            .insert(0, ModelOption { value: format!("{provider}::{model}"), label: model.to_owned(), selected: true });
+        groups[group].options.insert(
+            0,
+            ModelOption {
+                value: format!("{provider}::{model}"),
+                label: model.to_owned(),
+                selected: true,
+                unsupported: String::new(),
+            },
+        );
     }
     groups
 }

@@ -32,6 +32,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// Longest message a user may send, in characters.
     pub max_message_chars: usize,
+    /// Whether users may use their own API keys for the server's providers
+    /// (`LOQUAT_ALLOW_USER_KEYS`).
+    pub allow_user_keys: bool,
+    /// An egress proxy for every provider request (`PROXY_URL`); unset honours `HTTPS_PROXY`.
+    pub proxy_url: Option<String>,
     /// How long running answers may finish after SIGTERM before they are stored as
     /// interrupted (`LOQUAT_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace_secs: u64,
@@ -54,6 +59,8 @@ pub struct GenerationConfig {
     pub first_token_timeout_secs: u64,
     /// How long a provider may pause between two chunks.
     pub idle_timeout_secs: u64,
+    /// The longest a whole answer may take.
+    pub total_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +72,10 @@ pub struct HttpConfig {
     pub connect_timeout_secs: u64,
     /// Non-streaming provider calls (model lists).
     pub request_timeout_secs: u64,
+    /// Retries of a provider request before its first token (connection errors, 429, 5xx).
+    pub max_retries: u32,
+    /// The first retry's delay; later ones double (with jitter).
+    pub retry_base_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -80,6 +91,8 @@ impl Default for Config {
             generation: GenerationConfig::default(),
             http: HttpConfig::default(),
             max_message_chars: 200_000,
+            allow_user_keys: true,
+            proxy_url: None,
             shutdown_grace_secs: 20,
         }
     }
@@ -87,13 +100,24 @@ impl Default for Config {
 
 impl Default for GenerationConfig {
     fn default() -> Self {
-        Self { persist_interval_ms: 500, first_token_timeout_secs: 120, idle_timeout_secs: 60 }
+        Self {
+            persist_interval_ms: 500,
+            first_token_timeout_secs: 120,
+            idle_timeout_secs: 60,
+            total_timeout_secs: 1800,
+        }
     }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { body_limit_bytes: 2 * 1024 * 1024, connect_timeout_secs: 10, request_timeout_secs: 30 }
+        Self {
+            body_limit_bytes: 2 * 1024 * 1024,
+            connect_timeout_secs: 10,
+            request_timeout_secs: 30,
+            max_retries: 3,
+            retry_base_delay_ms: 250,
+        }
     }
 }
 
@@ -113,7 +137,7 @@ impl Config {
             None => {}
         }
         figment = figment
-            .merge(Env::raw().only(&["DATABASE_URL", "KEY_VAULTS_SECRET", "APP_URL"]))
+            .merge(Env::raw().only(&["DATABASE_URL", "KEY_VAULTS_SECRET", "APP_URL", "PROXY_URL"]))
             .merge(Env::prefixed("LOQUAT_").split("__").ignore(&["CONFIG"]));
         let mut config: Config = figment.extract().map_err(|error| ConfigError(error.to_string()))?;
         if config.log.is_empty() {
@@ -142,6 +166,7 @@ impl Config {
             persist_interval: Duration::from_millis(self.generation.persist_interval_ms),
             first_event_timeout: Duration::from_secs(self.generation.first_token_timeout_secs),
             idle_timeout: Duration::from_secs(self.generation.idle_timeout_secs),
+            total_timeout: Duration::from_secs(self.generation.total_timeout_secs),
         }
     }
 

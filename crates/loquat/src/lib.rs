@@ -13,7 +13,7 @@ use axum::serve::ListenerExt;
 use loquat_core::Services;
 use loquat_core::catalogue::ServerProviders;
 use loquat_core::service::Limits;
-use loquat_providers::{HttpChatClient, HttpClientSettings};
+use loquat_providers::{HttpChatClient, HttpClientSettings, RetryPolicy};
 use loquat_store::StoreOptions;
 use loquat_web::{AppState, WebSettings};
 use tokio::net::TcpListener;
@@ -73,6 +73,12 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     let client = HttpChatClient::new(&HttpClientSettings {
         connect_timeout: Duration::from_secs(config.http.connect_timeout_secs),
         request_timeout_for_non_streaming: Duration::from_secs(config.http.request_timeout_secs),
+        retry: RetryPolicy {
+            max_retries: config.http.max_retries,
+            base_delay: Duration::from_millis(config.http.retry_base_delay_ms),
+            ..RetryPolicy::default()
+        },
+        proxy_url: config.proxy_url.clone(),
         ..HttpClientSettings::default()
     })
     .map_err(|error| StartError::Client(error.to_string()))?;
@@ -82,7 +88,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         vault,
         server_providers,
         config.generation_settings(),
-        Limits { max_message_chars: config.max_message_chars },
+        Limits { max_message_chars: config.max_message_chars, allow_user_keys: config.allow_user_keys },
     );
     services.bootstrap().await?;
     // Syntax sets and the sanitizer are built lazily; build them now, off the request path.

@@ -32,6 +32,9 @@ pub struct AssistantConfig {
     pub provider: String,
     /// Model id; empty = the provider's first model.
     pub model: String,
+    /// Tried when the model fails before answering anything; empty = no fallback.
+    pub fallback_provider: String,
+    pub fallback_model: String,
     pub params: ModelParams,
     /// How hard a reasoning model thinks; sent only to models the bank marks as reasoning.
     pub reasoning_effort: Option<crate::llm::ReasoningEffort>,
@@ -52,6 +55,8 @@ impl Default for AssistantConfig {
             system_role: String::new(),
             provider: String::new(),
             model: String::new(),
+            fallback_provider: String::new(),
+            fallback_model: String::new(),
             params: ModelParams { temperature: Some(0.7), ..ModelParams::default() },
             reasoning_effort: None,
             history_limit: None,

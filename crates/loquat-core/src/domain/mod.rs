@@ -9,6 +9,6 @@ pub mod user;
 
 pub use assistant::{Assistant, AssistantConfig, AssistantDraft, ModelParams};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
-pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderSetting};
+pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use topic::Topic;
 pub use user::{Locale, Theme, User};

@@ -110,8 +110,24 @@ pub struct ProviderSetting {
     pub api_key_encrypted: Option<String>,
     /// In LobeChat's model-list language, e.g. `gpt-4o,my-agent=My Agent<32000:fc>`.
     pub model_list: String,
+    /// Azure's `api-version`; empty for the default (and for other protocols).
+    pub api_version: String,
     pub enabled: bool,
     pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A user's own key (and optionally base URL) for a provider the server configures, used
+/// instead of the server's for that user when the instance allows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderOverride {
+    pub user_id: UserId,
+    /// The catalogue id, e.g. `openai`.
+    pub provider_id: String,
+    /// `hex(iv):hex(tag):hex(ciphertext)`; `None` keeps the server's key.
+    pub api_key_encrypted: Option<String>,
+    /// Empty keeps the server's base URL.
+    pub base_url: String,
     pub updated_at: Timestamp,
 }
 
@@ -124,5 +140,7 @@ pub struct ProviderDraft {
     /// `None` keeps the stored key; `Some("")` removes it.
     pub api_key: Option<crate::secret::Secret>,
     pub model_list: String,
+    /// Azure's `api-version` (empty for the default).
+    pub api_version: String,
     pub enabled: bool,
 }

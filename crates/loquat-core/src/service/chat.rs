@@ -4,7 +4,7 @@
 use super::Services;
 use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Topic};
 use crate::error::{CoreError, CoreResult};
-use crate::generation::{JobSpec, Subscription};
+use crate::generation::{Attempt, JobSpec, Subscription};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::llm::{ChatEvent, ChatRequest};
 use crate::prompt::{PromptContext, build_chat_messages, clean_title, title_request};
@@ -188,17 +188,14 @@ impl Services {
             username: person.name,
             language: language.to_owned(),
         };
-        let request = ChatRequest {
-            model: resolved.model.upstream_name().to_owned(),
-            messages: build_chat_messages(&assistant.config, &branch, &context),
-            params: resolved.model.accepted_params(&assistant.config.params),
-            reasoning: assistant
-                .config
-                .reasoning_effort
-                .filter(|_| resolved.model.reasoning)
-                .map(|effort| crate::llm::ReasoningConfig { effort: Some(effort), budget_tokens: None }),
-            ..ChatRequest::default()
-        };
+        let messages = build_chat_messages(&assistant.config, &branch, &context);
+        let mut attempts = vec![attempt_for(&resolved, &assistant.config, messages.clone())];
+        let config = &assistant.config;
+        if let Some(fallback) = self.resolve_exact(user, &config.fallback_provider, &config.fallback_model).await
+            && (fallback.provider_id != resolved.provider_id || fallback.model.id != resolved.model.id)
+        {
+            attempts.push(attempt_for(&fallback, config, messages));
+        }
         let answer = NewMessage {
             id: MessageId::new(),
             user_id: user,
@@ -215,15 +212,7 @@ impl Services {
         self.store.set_active_leaf(user, topic.id, Some(answer.id), Timestamp::now()).await?;
 
         let needs_title = topic.title.is_empty() && question.parent_id.is_none();
-        let spec = JobSpec {
-            user_id: user,
-            topic_id: topic.id,
-            message_id: answer.id,
-            provider_id: resolved.provider_id.clone(),
-            model_id: resolved.model.id.clone(),
-            endpoint: resolved.endpoint.clone(),
-            request: request.clone(),
-        };
+        let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts };
         let services = self.clone();
         let question_text = question.content.clone();
         let language = language.to_owned();
@@ -333,5 +322,30 @@ impl Services {
             return Err(CoreError::invalid_with("message_length", self.limits.max_message_chars.to_string()));
         }
         Ok(trimmed.to_owned())
+    }
+}
+
+/// The request for one provider and model: the same conversation, only the parameters the
+/// model accepts, and reasoning effort only for reasoning models.
+fn attempt_for(
+    resolved: &super::ResolvedModel,
+    config: &crate::domain::AssistantConfig,
+    messages: Vec<crate::llm::ChatMessage>,
+) -> Attempt {
+    let request = ChatRequest {
+        model: resolved.model.upstream_name().to_owned(),
+        messages,
+        params: resolved.model.accepted_params(&config.params),
+        reasoning: config
+            .reasoning_effort
+            .filter(|_| resolved.model.reasoning)
+            .map(|effort| crate::llm::ReasoningConfig { effort: Some(effort), budget_tokens: None }),
+        ..ChatRequest::default()
+    };
+    Attempt {
+        provider_id: resolved.provider_id.clone(),
+        model_id: resolved.model.id.clone(),
+        endpoint: resolved.endpoint.clone(),
+        request,
     }
 }

@@ -3,6 +3,7 @@
 
 mod assistants;
 mod chat;
+mod provider_settings;
 mod providers;
 mod topics;
 mod users;
@@ -10,7 +11,8 @@ mod users;
 use std::sync::Arc;
 
 pub use chat::{Attachment, Exchange, SendMessage};
-pub use providers::{ProviderOption, ProviderSettingView, ResolvedModel};
+pub use provider_settings::{ProviderSettingView, ServerProviderView};
+pub use providers::{ProviderOption, ResolvedModel};
 pub use topics::Conversation;
 
 use crate::catalogue::ServerProviders;
@@ -24,11 +26,13 @@ use crate::store::Store;
 pub struct Limits {
     /// Longest message a user may send, in characters.
     pub max_message_chars: usize,
+    /// Whether users may use their own keys for the server's providers.
+    pub allow_user_keys: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_chars: 200_000 }
+        Self { max_message_chars: 200_000, allow_user_keys: true }
     }
 }
 
@@ -41,6 +45,7 @@ pub struct Services {
     server_providers: Arc<ServerProviders>,
     generations: Generations,
     limits: Limits,
+    model_cache: Arc<providers::ModelCache>,
 }
 
 impl Services {
@@ -59,6 +64,7 @@ impl Services {
             server_providers: Arc::new(server_providers),
             generations: Generations::new(generation),
             limits,
+            model_cache: Arc::default(),
         }
     }
 

@@ -1,13 +1,18 @@
-//! Which providers and models a user can use, and the providers they add from the settings
-//! page (keys encrypted with the key vault, never returned).
+//! Which providers and models a user can use, and how a choice becomes an endpoint: the
+//! server's providers (with the user's own key when they set one and the instance allows it),
+//! then the providers the user added. Local servers' model lists are fetched and cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::Services;
-use crate::domain::{ModelCard, ProviderDraft, ProviderSetting};
+use crate::catalogue::ServerProvider;
+use crate::domain::{ModelCard, ProviderOverride, ProviderSetting};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{ProviderSettingId, UserId};
-use crate::llm::Endpoint;
+use crate::llm::{ChatClient, Endpoint};
 use crate::model_list::{apply_model_list, parse_model_list};
-use crate::time::Timestamp;
 
 /// A provider as offered in the model picker.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,13 +25,6 @@ pub struct ProviderOption {
     pub custom: bool,
 }
 
-/// A stored provider as the settings page shows it: never the key itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProviderSettingView {
-    pub setting: ProviderSetting,
-    pub has_key: bool,
-}
-
 /// A provider and model ready for a request.
 #[derive(Debug, Clone)]
 pub struct ResolvedModel {
@@ -35,25 +33,96 @@ pub struct ResolvedModel {
     pub endpoint: Endpoint,
 }
 
+/// How long a fetched model list is trusted, and how long a failed fetch is remembered.
+const MODELS_FRESH: Duration = Duration::from_secs(60);
+const FAILURE_REMEMBERED: Duration = Duration::from_secs(15);
+/// A local server that does not answer this fast is treated as down for the page being built.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Model lists fetched from providers that do not list theirs (Ollama, vLLM…), per base URL.
+#[derive(Default)]
+pub(crate) struct ModelCache {
+    entries: Mutex<HashMap<String, (Instant, Duration, Arc<Vec<ModelCard>>)>>,
+}
+
+impl ModelCache {
+    async fn models(&self, client: &dyn ChatClient, endpoint: &Endpoint) -> Arc<Vec<ModelCard>> {
+        let key = format!("{}|{}", endpoint.protocol.as_str(), endpoint.base_url);
+        if let Some(models) = self.fresh(&key) {
+            return models;
+        }
+        let fetched = tokio::time::timeout(FETCH_TIMEOUT, fetch(client, endpoint)).await;
+        let (models, keep) = match fetched {
+            Ok(Ok(models)) => (models, MODELS_FRESH),
+            Ok(Err(error)) => {
+                tracing::info!(base_url = %endpoint.base_url, %error, "could not list the provider's models");
+                (Vec::new(), FAILURE_REMEMBERED)
+            }
+            Err(_) => (Vec::new(), FAILURE_REMEMBERED),
+        };
+        let models = Arc::new(models);
+        self.lock().insert(key, (Instant::now(), keep, models.clone()));
+        models
+    }
+
+    fn fresh(&self, key: &str) -> Option<Arc<Vec<ModelCard>>> {
+        let entries = self.lock();
+        let (at, keep, models) = entries.get(key)?;
+        (at.elapsed() < *keep).then(|| models.clone())
+    }
+
+    /// Forgets every fetched list (after a model was pulled, say).
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Duration, Arc<Vec<ModelCard>>)>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Lists the provider's models and asks for each one's details (Ollama's context length).
+async fn fetch(client: &dyn ChatClient, endpoint: &Endpoint) -> Result<Vec<ModelCard>, crate::llm::ProviderError> {
+    let ids = client.list_models(endpoint).await?;
+    let mut models = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut card = ModelCard::plain(id);
+        if let Ok(details) = client.model_details(endpoint, &card.id).await {
+            card.context_tokens = details.context_tokens;
+        }
+        models.push(card);
+    }
+    Ok(models)
+}
+
 impl Services {
-    /// Providers usable by `user`: the server's, then the user's own enabled ones.
+    /// Providers `user` can chat with now: the server's that have a key for this user (or need
+    /// none) and some models, then the user's own enabled providers.
     pub async fn provider_options(&self, user: UserId) -> CoreResult<Vec<ProviderOption>> {
-        let mut options: Vec<ProviderOption> = self
-            .server_providers
-            .providers
-            .iter()
-            .map(|p| ProviderOption { id: p.id.clone(), name: p.name.clone(), models: p.models.clone(), custom: false })
-            .collect();
-        for setting in self.store.list_providers(user).await? {
-            if !setting.enabled {
+        let overrides = self.user_overrides(user).await?;
+        let mut options = Vec::new();
+        for server in &self.server_providers.providers {
+            let user_override = overrides.iter().find(|o| o.provider_id == server.id);
+            let has_key = server.key_count() > 0 || user_override.is_some_and(|o| o.api_key_encrypted.is_some());
+            if server.key_required && !has_key {
                 continue;
             }
-            options.push(ProviderOption {
-                id: setting.id.to_string(),
-                name: setting.name.clone(),
-                models: models_of(&setting),
-                custom: true,
-            });
+            let models = self.server_models(server, user_override).await?;
+            if models.is_empty() {
+                continue;
+            }
+            options.push(ProviderOption { id: server.id.clone(), name: server.name.clone(), models, custom: false });
+        }
+        for setting in self.store.list_providers(user).await? {
+            if setting.enabled {
+                let models = self.setting_models(&setting).await?;
+                options.push(ProviderOption {
+                    id: setting.id.to_string(),
+                    name: setting.name.clone(),
+                    models,
+                    custom: true,
+                });
+            }
         }
         Ok(options)
     }
@@ -81,163 +150,93 @@ impl Services {
         Ok(ResolvedModel { provider_id: option.id.clone(), model: card, endpoint })
     }
 
-    async fn endpoint_for(&self, user: UserId, provider_id: &str) -> CoreResult<Endpoint> {
+    /// Resolves a choice only if that exact provider is available (fallback models: a fallback
+    /// that is itself unavailable is no fallback).
+    pub(crate) async fn resolve_exact(&self, user: UserId, provider: &str, model: &str) -> Option<ResolvedModel> {
+        if provider.is_empty() || model.is_empty() {
+            return None;
+        }
+        let resolved = self.resolve_model(user, provider, model).await.ok()?;
+        (resolved.provider_id == provider).then_some(resolved)
+    }
+
+    pub(crate) async fn endpoint_for(&self, user: UserId, provider_id: &str) -> CoreResult<Endpoint> {
         if let Some(server) = self.server_providers.get(provider_id) {
-            let mut keys = server.keys_for_request(self.server_providers.key_mode).into_iter();
-            let mut endpoint = Endpoint::new(server.protocol, server.base_url.clone(), keys.next());
-            endpoint.other_keys = keys.collect();
-            endpoint.api_version = server.api_version.clone();
-            return Ok(endpoint);
+            let user_override = self.user_overrides(user).await?.into_iter().find(|o| o.provider_id == server.id);
+            return self.server_endpoint(server, user_override.as_ref());
         }
         let id: ProviderSettingId = provider_id.parse().map_err(|_| CoreError::NotFound("provider"))?;
         let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
         self.setting_endpoint(&setting)
     }
 
-    fn setting_endpoint(&self, setting: &ProviderSetting) -> CoreResult<Endpoint> {
+    /// The server's endpoint for the provider; the user's own key (and base URL) replace the
+    /// server's when they set them.
+    fn server_endpoint(
+        &self,
+        server: &ServerProvider,
+        user_override: Option<&ProviderOverride>,
+    ) -> CoreResult<Endpoint> {
+        let base_url = match user_override.map(|o| o.base_url.as_str()).filter(|url| !url.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => server.base_url.clone(),
+        };
+        let mut endpoint = match user_override.and_then(|o| o.api_key_encrypted.as_deref()) {
+            Some(stored) => Endpoint::new(server.protocol, base_url, Some(self.vault.decrypt(stored)?)),
+            None => {
+                let mut keys = server.keys_for_request(self.server_providers.key_mode).into_iter();
+                let mut endpoint = Endpoint::new(server.protocol, base_url, keys.next());
+                endpoint.other_keys = keys.collect();
+                endpoint
+            }
+        };
+        endpoint.api_version = server.api_version.clone();
+        Ok(endpoint)
+    }
+
+    pub(crate) fn setting_endpoint(&self, setting: &ProviderSetting) -> CoreResult<Endpoint> {
         let api_key = match &setting.api_key_encrypted {
             Some(stored) => Some(self.vault.decrypt(stored)?),
             None => None,
         };
-        Ok(Endpoint::new(setting.protocol, setting.base_url.clone(), api_key))
+        let mut endpoint = Endpoint::new(setting.protocol, setting.base_url.clone(), api_key);
+        endpoint.api_version = Some(setting.api_version.clone()).filter(|version| !version.is_empty());
+        Ok(endpoint)
     }
 
-    pub async fn provider_settings(&self, user: UserId) -> CoreResult<Vec<ProviderSettingView>> {
-        let settings = self.store.list_providers(user).await?;
-        Ok(settings.into_iter().map(view).collect())
+    /// The user's overrides, or none when the instance does not allow users' own keys.
+    pub(crate) async fn user_overrides(&self, user: UserId) -> CoreResult<Vec<ProviderOverride>> {
+        if !self.limits.allow_user_keys {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.list_provider_overrides(user).await?)
     }
 
-    pub async fn provider_setting(&self, user: UserId, id: ProviderSettingId) -> CoreResult<ProviderSettingView> {
-        let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
-        Ok(view(setting))
-    }
-
-    pub async fn create_provider(&self, user: UserId, draft: ProviderDraft) -> CoreResult<ProviderSettingView> {
-        validate_draft(&draft)?;
-        let now = Timestamp::now();
-        let setting = ProviderSetting {
-            id: ProviderSettingId::new(),
-            user_id: user,
-            name: draft.name.trim().to_owned(),
-            protocol: draft.protocol,
-            base_url: normalize_base_url(&draft.base_url),
-            api_key_encrypted: draft.api_key.as_ref().filter(|k| !k.is_empty()).map(|k| self.vault.encrypt(k.expose())),
-            model_list: draft.model_list.trim().to_owned(),
-            enabled: draft.enabled,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.insert_provider(&setting).await?;
-        Ok(view(setting))
-    }
-
-    pub async fn update_provider(
+    async fn server_models(
         &self,
-        user: UserId,
-        id: ProviderSettingId,
-        draft: ProviderDraft,
-    ) -> CoreResult<ProviderSettingView> {
-        validate_draft(&draft)?;
-        let mut setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
-        setting.name = draft.name.trim().to_owned();
-        setting.protocol = draft.protocol;
-        setting.base_url = normalize_base_url(&draft.base_url);
-        match &draft.api_key {
-            None => {}
-            Some(key) if key.is_empty() => setting.api_key_encrypted = None,
-            Some(key) => setting.api_key_encrypted = Some(self.vault.encrypt(key.expose())),
+        server: &ServerProvider,
+        user_override: Option<&ProviderOverride>,
+    ) -> CoreResult<Vec<ModelCard>> {
+        if !server.models.is_empty() || !server.fetch_models {
+            return Ok(server.models.clone());
         }
-        setting.model_list = draft.model_list.trim().to_owned();
-        setting.enabled = draft.enabled;
-        setting.updated_at = Timestamp::now();
-        if !self.store.update_provider(&setting).await? {
-            return Err(CoreError::NotFound("provider"));
-        }
-        Ok(view(setting))
+        let endpoint = self.server_endpoint(server, user_override)?;
+        Ok(self.model_cache.models(self.chat_client.as_ref(), &endpoint).await.as_ref().clone())
     }
 
-    pub async fn delete_provider(&self, user: UserId, id: ProviderSettingId) -> CoreResult<()> {
-        if self.store.delete_provider(user, id).await? { Ok(()) } else { Err(CoreError::NotFound("provider")) }
-    }
-
-    /// Asks the provider for its models with the values of a form that may not be saved yet;
-    /// an empty key falls back to the stored provider's key. Used by "check connection" and
-    /// "fetch model list".
-    pub async fn probe_provider(
-        &self,
-        user: UserId,
-        stored: Option<ProviderSettingId>,
-        draft: &ProviderDraft,
-    ) -> CoreResult<Vec<String>> {
-        validate_draft(draft)?;
-        let mut api_key = draft.api_key.clone().filter(|k| !k.is_empty());
-        if api_key.is_none()
-            && let Some(id) = stored
-        {
-            let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
-            api_key = self.setting_endpoint(&setting)?.api_key;
+    /// A custom provider's models: its model list, or (when empty) what the provider lists.
+    async fn setting_models(&self, setting: &ProviderSetting) -> CoreResult<Vec<ModelCard>> {
+        let listed = models_of(setting);
+        if !listed.is_empty() {
+            return Ok(listed);
         }
-        let endpoint = Endpoint::new(draft.protocol, normalize_base_url(&draft.base_url), api_key);
-        let mut models = self.chat_client.list_models(&endpoint).await?;
-        models.sort();
-        models.dedup();
-        Ok(models)
+        let endpoint = self.setting_endpoint(setting)?;
+        Ok(self.model_cache.models(self.chat_client.as_ref(), &endpoint).await.as_ref().clone())
     }
 }
 
 /// The models of a custom provider: its model list applied to nothing built in.
-fn models_of(setting: &ProviderSetting) -> Vec<ModelCard> {
+pub(crate) fn models_of(setting: &ProviderSetting) -> Vec<ModelCard> {
     // The list was validated when saved; a list that no longer parses offers no models.
     parse_model_list(&setting.model_list).map(|items| apply_model_list(&[], &items)).unwrap_or_default()
-}
-
-fn view(setting: ProviderSetting) -> ProviderSettingView {
-    ProviderSettingView { has_key: setting.api_key_encrypted.is_some(), setting }
-}
-
-fn normalize_base_url(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_owned()
-}
-
-fn validate_draft(draft: &ProviderDraft) -> CoreResult<()> {
-    if draft.name.trim().is_empty() {
-        return Err(CoreError::invalid("provider_name"));
-    }
-    let url = draft.base_url.trim();
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < "http://x".len() {
-        return Err(CoreError::invalid("base_url"));
-    }
-    parse_model_list(&draft.model_list).map_err(|error| CoreError::invalid_with("model_list", error.item))?;
-    if let Some(key) = &draft.api_key
-        && key.expose().len() > 4096
-    {
-        return Err(CoreError::invalid("api_key_length"));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Protocol;
-    use crate::secret::Secret;
-
-    fn draft(url: &str, list: &str) -> ProviderDraft {
-        ProviderDraft {
-            name: "Mine".into(),
-            protocol: Protocol::OpenAi,
-            base_url: url.into(),
-            api_key: Some(Secret::new("sk")),
-            model_list: list.into(),
-            enabled: true,
-        }
-    }
-
-    #[test]
-    fn drafts_are_validated() {
-        assert!(validate_draft(&draft("https://api.example.com/v1", "a,b")).is_ok());
-        assert!(validate_draft(&draft("ftp://x", "")).is_err());
-        assert!(validate_draft(&draft("https://api.example.com/v1", "a<bad>")).is_err());
-        assert_eq!(normalize_base_url(" https://x.y/v1/ "), "https://x.y/v1");
-    }
 }

@@ -104,6 +104,7 @@ fn is_json(response: &reqwest::Response) -> bool {
 /// Maps a non-2xx response, reading a bounded part of its body for the provider's message.
 pub(crate) async fn error_response(http: &Http, mut response: reqwest::Response) -> ProviderError {
     let status = response.status();
+    let retry_after = errors::retry_after(response.headers());
     let body = read_bounded(&mut response, http.max_error_body_bytes).await.map(|(body, _)| body).unwrap_or_default();
     let mut info = serde_json::from_slice::<Value>(&body).map(|value| error_info(&value)).unwrap_or_default();
     if info.message.trim().is_empty() && info.code.is_none() {
@@ -115,7 +116,7 @@ pub(crate) async fn error_response(http: &Http, mut response: reqwest::Response)
             _ => excerpt,
         };
     }
-    info.into_error(Some(status.as_u16()))
+    info.into_error(Some(status.as_u16())).with_retry_after(retry_after)
 }
 
 /// An `event: error` SSE event: JSON in OpenAI's error shape, or plain text.

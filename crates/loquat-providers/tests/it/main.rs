@@ -11,6 +11,12 @@ pub fn client() -> HttpChatClient {
     HttpChatClient::new(&HttpClientSettings::default()).expect("the HTTP client builds")
 }
 
+/// A client that reports the first failure as it is (for tests of the error mapping).
+pub fn client_without_retries() -> HttpChatClient {
+    let retry = loquat_providers::RetryPolicy { max_retries: 0, ..Default::default() };
+    HttpChatClient::new(&HttpClientSettings { retry, ..HttpClientSettings::default() }).expect("the HTTP client builds")
+}
+
 /// Drains a stream: the events before the first error, and that error.
 pub async fn collect(mut stream: ChatStream) -> (Vec<ChatEvent>, Option<ProviderError>) {
     let mut events = Vec::new();

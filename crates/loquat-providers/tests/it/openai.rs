@@ -14,7 +14,7 @@ use loquat_providers::{HttpChatClient, HttpClientSettings};
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
 use serde_json::{Value, json};
 
-use crate::{client, collect, reasoning_of, text_of};
+use crate::{client, client_without_retries, collect, reasoning_of, text_of};
 
 const KEY: &str = "sk-test-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(5);
@@ -150,7 +150,7 @@ async fn maps_every_http_error_to_its_kind() {
         (503, json!("upstream connect error or disconnect/reset before headers"), Unavailable),
     ];
     let fake = FakeOpenAi::start().await;
-    let client = client();
+    let client = client_without_retries();
     for (status, body, kind) in cases {
         let message = body["error"]["message"].as_str().or(body.as_str()).unwrap_or_default().to_owned();
         fake.push_reply(Reply::http_error(status, body));
@@ -158,6 +158,22 @@ async fn maps_every_http_error_to_its_kind() {
         assert_eq!((error.kind, error.status), (kind, Some(status)), "{error}");
         assert!(error.detail.contains(&message), "the provider's message is kept: {error}");
     }
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_before_the_first_token_are_retried() {
+    let fake = FakeOpenAi::start().await;
+    fake.push_reply(Reply::http_error(
+        429,
+        openai_error("Rate limit reached", "requests", Some("rate_limit_exceeded")),
+    ));
+    fake.push_reply(Reply::http_error(503, json!("upstream connect error")));
+    fake.push_reply(Reply::text("third time lucky"));
+    let stream = client().stream_chat(&endpoint(&fake), &request()).await.expect("retried until it answered");
+    let (events, error) = collect(stream).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(text_of(&events), "third time lucky");
+    assert_eq!(fake.request_count(), 3);
 }
 
 #[tokio::test]

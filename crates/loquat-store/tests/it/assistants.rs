@@ -16,6 +16,8 @@ fn rich_config() -> AssistantConfig {
         system_role: "你是一名专业的翻译。\n\"Quotes\", 'apostrophes', \\backslashes\\ and {{braces}}".into(),
         provider: "openai".into(),
         model: "gpt-4o-mini".into(),
+        fallback_provider: "deepseek".into(),
+        fallback_model: "deepseek-chat".into(),
         params: ModelParams {
             temperature: Some(0.25),
             top_p: Some(0.9),

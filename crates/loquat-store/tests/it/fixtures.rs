@@ -75,6 +75,7 @@ pub fn provider(user: UserId, name: &str, created: i64) -> ProviderSetting {
         base_url: "https://api.example.com/v1".to_owned(),
         api_key_encrypted: Some("00ff:11ee:22dd".to_owned()),
         model_list: "gpt-4o,my-agent=My Agent<32000:fc>".to_owned(),
+        api_version: String::new(),
         enabled: true,
         created_at: at(created),
         updated_at: at(created),

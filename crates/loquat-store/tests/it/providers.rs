@@ -1,6 +1,7 @@
 //! `ProviderStore`: round trip, list order, update and delete; another user's id finds and
 //! changes nothing.
 
+use loquat_core::domain::ProviderOverride;
 use loquat_core::id::ProviderSettingId;
 use loquat_core::store::{ProviderStore, StoreErrorKind};
 use loquat_store::SqlStore;
@@ -10,7 +11,9 @@ use crate::harness::on_every_backend;
 
 async fn insert_get_and_list(store: SqlStore) {
     let w = world(&store).await;
-    let second = provider(w.alice.id, "第二个", 20);
+    let mut second = provider(w.alice.id, "第二个", 20);
+    second.protocol = loquat_core::domain::Protocol::Azure;
+    second.api_version = "2024-10-21".into();
     let mut first = provider(w.alice.id, "Local Ollama", 10);
     first.api_key_encrypted = None;
     first.enabled = false;
@@ -65,4 +68,37 @@ async fn delete_is_owner_only(store: SqlStore) {
     assert_eq!(taken.kind, StoreErrorKind::Conflict);
 }
 
-on_every_backend!(insert_get_and_list, update_is_owner_only, delete_is_owner_only);
+async fn overrides_are_per_user_and_replaceable(store: SqlStore) {
+    let w = world(&store).await;
+    let mine = ProviderOverride {
+        user_id: w.alice.id,
+        provider_id: "openai".into(),
+        api_key_encrypted: Some("aa:bb:cc".into()),
+        base_url: String::new(),
+        updated_at: at(10),
+    };
+    store.upsert_provider_override(&mine).await.expect("inserted");
+    assert_eq!(store.get_provider_override(w.alice.id, "openai").await.expect("loads"), Some(mine.clone()));
+    assert_eq!(store.get_provider_override(w.bob.id, "openai").await.expect("loads"), None);
+    let replaced = ProviderOverride {
+        api_key_encrypted: None,
+        base_url: "https://proxy.example/v1".into(),
+        updated_at: at(20),
+        ..mine
+    };
+    store.upsert_provider_override(&replaced).await.expect("replaced");
+    let ollama = ProviderOverride { provider_id: "ollama".into(), ..replaced.clone() };
+    store.upsert_provider_override(&ollama).await.expect("inserted");
+    assert_eq!(store.list_provider_overrides(w.alice.id).await.expect("lists"), vec![ollama, replaced]);
+    assert!(store.list_provider_overrides(w.bob.id).await.expect("lists").is_empty());
+    assert!(!store.delete_provider_override(w.bob.id, "openai").await.expect("runs"));
+    assert!(store.delete_provider_override(w.alice.id, "openai").await.expect("runs"));
+    assert_eq!(store.get_provider_override(w.alice.id, "openai").await.expect("loads"), None);
+}
+
+on_every_backend!(
+    insert_get_and_list,
+    update_is_owner_only,
+    delete_is_owner_only,
+    overrides_are_per_user_and_replaceable
+);

@@ -27,6 +27,8 @@ pub struct AssistantForm {
     system_role: String,
     /// `provider::model`, empty for "the default".
     model: String,
+    /// `provider::model` tried when the model fails before answering; empty for none.
+    fallback: String,
     temperature: String,
     top_p: String,
     presence_penalty: String,
@@ -58,6 +60,11 @@ impl AssistantForm {
             } else {
                 format!("{}::{}", config.provider, config.model)
             },
+            fallback: if config.fallback_model.is_empty() {
+                String::new()
+            } else {
+                format!("{}::{}", config.fallback_provider, config.fallback_model)
+            },
             temperature: number(config.params.temperature),
             top_p: number(config.params.top_p),
             presence_penalty: number(config.params.presence_penalty),
@@ -88,7 +95,10 @@ impl AssistantForm {
             text.parse::<u32>().map(Some).map_err(|_| tr.t_with("assistant.error_number", "field", field))
         };
         let (provider, model) = self.model.split_once("::").unwrap_or(("", ""));
+        let (fallback_provider, fallback_model) = self.fallback.split_once("::").unwrap_or(("", ""));
         Ok(AssistantConfig {
+            fallback_provider: fallback_provider.to_owned(),
+            fallback_model: fallback_model.to_owned(),
             title: self.title.trim().to_owned(),
             description: self.description.trim().to_owned(),
             avatar: self.avatar.trim().chars().take(8).collect(),
@@ -132,6 +142,7 @@ struct AssistantPage {
     is_default: bool,
     form: AssistantForm,
     model_groups: Vec<ModelGroup>,
+    fallback_groups: Vec<ModelGroup>,
     error: Option<String>,
 }
 
@@ -145,7 +156,9 @@ async fn assistant_page(
 ) -> WebResult<Response> {
     let providers = state.services.provider_options(viewer.user.id).await.map_err(viewer.fail())?;
     let (provider, model) = form.model.split_once("::").unwrap_or(("", ""));
+    let (fallback_provider, fallback_model) = form.fallback.split_once("::").unwrap_or(("", ""));
     let page = AssistantPage {
+        fallback_groups: model_groups(&providers, fallback_provider, fallback_model),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
         id: id.map(|id| id.to_string()),

@@ -28,18 +28,30 @@ pub struct Choice {
 
 #[derive(Debug, Clone)]
 pub struct ServerProviderRow {
+    pub id: String,
     pub name: String,
+    pub base_url: String,
     pub model_count: usize,
+    /// Offered in the model picker now.
+    pub offered: bool,
+    /// Needs a key nobody has given yet.
+    pub needs_key: bool,
+    pub user_has_key: bool,
+    pub user_base_url: String,
+    /// An Ollama server: models can be downloaded from here.
+    pub can_pull: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct CustomProviderRow {
     pub id: String,
     pub name: String,
+    pub protocol: &'static str,
     pub base_url: String,
     pub enabled: bool,
     pub has_key: bool,
     pub model_count: usize,
+    pub can_pull: bool,
 }
 
 #[derive(Template)]
@@ -51,6 +63,7 @@ struct SettingsPage {
     themes: Vec<Choice>,
     server_providers: Vec<ServerProviderRow>,
     custom_providers: Vec<CustomProviderRow>,
+    allow_user_keys: bool,
     form: ProviderForm,
     error: Option<String>,
 }
@@ -98,6 +111,10 @@ pub struct ProviderForm {
     /// `on` removes the stored key.
     remove_key: String,
     model_list: String,
+    /// One of the protocol codes (`openai`, `anthropic`, `gemini`, `ollama`, `azure`).
+    protocol: String,
+    /// Azure's `api-version`.
+    api_version: String,
     /// `on` when checked (HTML checkbox).
     enabled: String,
     /// For probes of a saved provider whose key field was left empty.
@@ -106,7 +123,12 @@ pub struct ProviderForm {
 
 impl ProviderForm {
     fn new_default() -> Self {
-        Self { enabled: "on".into(), ..Self::default() }
+        Self { enabled: "on".into(), protocol: "openai".into(), ..Self::default() }
+    }
+
+    /// The protocol choices of the form, with this form's selected.
+    pub fn protocols(&self) -> Vec<(&'static str, bool)> {
+        Protocol::ALL.iter().map(|p| (p.as_str(), p.as_str() == self.protocol)).collect()
     }
 
     fn from_view(view: &ProviderSettingView) -> Self {
@@ -115,6 +137,8 @@ impl ProviderForm {
             name: setting.name.clone(),
             base_url: setting.base_url.clone(),
             model_list: setting.model_list.clone(),
+            protocol: setting.protocol.as_str().to_owned(),
+            api_version: setting.api_version.clone(),
             enabled: if setting.enabled { "on".into() } else { String::new() },
             ..Self::default()
         }
@@ -130,10 +154,11 @@ impl ProviderForm {
         };
         ProviderDraft {
             name: self.name.clone(),
-            protocol: Protocol::OpenAi,
+            protocol: Protocol::parse(&self.protocol).unwrap_or(Protocol::OpenAi),
             base_url: self.base_url.clone(),
             api_key,
             model_list: self.model_list.clone(),
+            api_version: self.api_version.clone(),
             enabled: self.enabled == "on",
         }
     }
@@ -154,6 +179,7 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
     let tr = viewer.tr;
     let options = state.services.provider_options(user).await.map_err(viewer.fail())?;
     let custom = state.services.provider_settings(user).await.map_err(viewer.fail())?;
+    let servers = state.services.server_provider_views(user).await.map_err(viewer.fail())?;
     let mut locales = vec![Choice {
         value: String::new(),
         label: tr.t("settings.language_auto").into_owned(),
@@ -177,16 +203,26 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
         chrome: Chrome::new(viewer.theme),
         locales,
         themes,
-        server_providers: options
+        server_providers: servers
             .iter()
-            .filter(|option| !option.custom)
-            .map(|option| ServerProviderRow { name: option.name.clone(), model_count: option.models.len() })
+            .map(|server| ServerProviderRow {
+                id: server.id.clone(),
+                name: server.name.clone(),
+                base_url: server.base_url.clone(),
+                model_count: server.models.len(),
+                offered: server.offered,
+                needs_key: server.key_required && !server.server_has_key && !server.user_has_key,
+                user_has_key: server.user_has_key,
+                user_base_url: server.user_base_url.clone(),
+                can_pull: server.protocol == Protocol::Ollama,
+            })
             .collect(),
         custom_providers: custom
             .iter()
             .map(|view| CustomProviderRow {
                 id: view.setting.id.to_string(),
                 name: view.setting.name.clone(),
+                protocol: view.setting.protocol.as_str(),
                 base_url: view.setting.base_url.clone(),
                 enabled: view.setting.enabled,
                 has_key: view.has_key,
@@ -194,8 +230,10 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
                     .iter()
                     .find(|option| option.id == view.setting.id.to_string())
                     .map_or(0, |option| option.models.len()),
+                can_pull: view.setting.protocol == Protocol::Ollama,
             })
             .collect(),
+        allow_user_keys: state.services.user_keys_allowed(),
         form,
         error,
     };
@@ -340,4 +378,72 @@ pub async fn probe_provider(
     }
     let status = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::BAD_GATEWAY };
     Ok((status, axum::response::Html(super::error_page(tr, status, &message))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ServerKeyForm {
+    #[serde(default)]
+    api_key: String,
+    #[serde(default)]
+    base_url: String,
+    /// `on` removes the stored key.
+    #[serde(default)]
+    remove_key: String,
+}
+
+/// A user's own key (and base URL) for one of the server's providers.
+pub async fn save_server_provider_key(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ServerKeyForm>,
+) -> WebResult<Response> {
+    let api_key = if form.remove_key == "on" {
+        Some(Secret::default())
+    } else if form.api_key.trim().is_empty() {
+        None
+    } else {
+        Some(Secret::new(form.api_key.trim()))
+    };
+    match state.services.set_provider_override(viewer.user.id, &id, api_key, &form.base_url).await {
+        Ok(()) => Ok(see_other("/settings")),
+        Err(error @ CoreError::Invalid { .. }) => {
+            let message = user_message(&error, viewer.tr);
+            settings(&viewer, &state, ProviderForm::new_default(), Some(message)).await
+        }
+        Err(error) => Err(viewer.fail()(error)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PullForm {
+    provider: String,
+    model: String,
+}
+
+/// Downloads a model onto an Ollama provider; progress streams as server-sent events
+/// (`progress` with status/completed/total, then `done` or `failed`).
+pub async fn pull_model(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<PullForm>,
+) -> WebResult<Response> {
+    use axum::response::sse::{Event, Sse};
+    use futures_util::StreamExt;
+
+    let progress =
+        state.services.pull_model(viewer.user.id, &form.provider, &form.model).await.map_err(viewer.fail())?;
+    let tr = viewer.tr;
+    let events = progress.map(move |item| {
+        let event = match item {
+            Ok(step) if step.status == "success" => Event::default().event("done").data(tr.t("provider.pull_done")),
+            Ok(step) => Event::default().event("progress").data(
+                serde_json::json!({ "status": step.status, "completed": step.completed, "total": step.total })
+                    .to_string(),
+            ),
+            Err(error) => Event::default().event("failed").data(user_message(&CoreError::Provider(error), tr)),
+        };
+        Ok::<_, std::convert::Infallible>(event)
+    });
+    Ok(Sse::new(events).into_response())
 }

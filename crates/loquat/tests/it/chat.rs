@@ -115,10 +115,15 @@ async fn upstream_errors_become_plain_messages() {
     ];
     let mut topic = None;
     for (status, code, kind, text) in cases {
-        app.fake.push_reply(Reply::http_error(
+        let reply = Reply::http_error(
             status,
             json!({ "error": { "message": format!("upstream says {code}"), "type": "error", "code": code } }),
-        ));
+        );
+        // Rate limits and server errors are retried (three times) before the user hears of them.
+        let tries = if matches!(status, 429 | 500) { 4 } else { 1 };
+        for _ in 0..tries {
+            app.fake.push_reply(reply.clone());
+        }
         let sent = app.send(assistant, topic, "Hello").await;
         topic = Some(sent.topic);
         let answer = app.finished(sent.answer).await;
@@ -127,6 +132,44 @@ async fn upstream_errors_become_plain_messages() {
         let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
         assert!(page.contains(text), "HTTP {status} shows {text:?}");
     }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_passing_failure_is_retried_and_a_broken_model_falls_back() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::http_error(
+        429,
+        json!({ "error": { "message": "slow down", "code": "rate_limit_exceeded" } }),
+    ));
+    app.fake.push_reply(Reply::text("after a retry"));
+    app.fake.push_reply(Reply::text("Retries"));
+    let sent = app.send(assistant, None, "Hello").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!((answer.status, answer.content.as_str()), (MessageStatus::Complete, "after a retry"));
+    app.titled(sent.topic).await;
+
+    // The assistant names a fallback: when the primary model is refused, the fallback answers
+    // and the answer records which model replied.
+    let mut config = app.services.assistant(app.user(), assistant).await.expect("assistant").config;
+    config.provider = "openai".into();
+    config.model = "gpt-4.1".into();
+    config.fallback_provider = "openai".into();
+    config.fallback_model = "gpt-4o-mini".into();
+    app.services.update_assistant(app.user(), assistant, config).await.expect("updated");
+    app.fake.push_reply(Reply::http_error(
+        404,
+        json!({ "error": { "message": "no such model", "code": "model_not_found" } }),
+    ));
+    app.fake.push_reply(Reply::text("the fallback answers"));
+    let sent = app.send(assistant, Some(sent.topic), "Again").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Complete);
+    assert_eq!(answer.content, "the fallback answers");
+    assert_eq!(answer.model.as_deref(), Some("gpt-4o-mini"));
+    let models: Vec<_> = app.fake.requests().iter().rev().take(2).map(|r| r.body["model"].clone()).collect();
+    assert_eq!(models, [json!("gpt-4o-mini"), json!("gpt-4.1")]);
     app.cleanup().await;
 }
 

@@ -69,8 +69,10 @@ impl TestApp {
             ..Config::default()
         };
         config.generation.persist_interval_ms = 50;
+        config.http.retry_base_delay_ms = 5;
         (options.configure)(&mut config);
-        let mut env: HashMap<String, String> = HashMap::new();
+        // Hermetic: a local Ollama on this machine must not change what the tests see.
+        let mut env: HashMap<String, String> = HashMap::from([("ENABLED_OLLAMA".to_owned(), "0".to_owned())]);
         if !options.no_provider {
             env.insert("OPENAI_API_KEY".into(), TEST_KEY.into());
             env.insert("OPENAI_PROXY_URL".into(), fake.base_url());
