@@ -24,6 +24,12 @@ pub struct CatalogueEntry {
     /// A variable naming the base URL besides `<ENV>_PROXY_URL` (`AZURE_ENDPOINT`).
     #[serde(default)]
     pub base_url_env: Option<String>,
+    /// A variable holding the key besides `<ENV>_API_KEY` (LobeChat's `GITHUB_TOKEN`).
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// A variable switching the provider besides `ENABLED_<ENV>` (`ENABLED_AZURE_OPENAI`).
+    #[serde(default)]
+    pub enabled_env: Option<String>,
     /// Whether the provider is useless without a key (a local vLLM is not).
     pub key_required: bool,
     /// Shown without any configuration (LobeChat enables OpenAI and Ollama by default).
@@ -164,11 +170,13 @@ impl ServerProviders {
         let mut providers = Vec::new();
         for entry in catalogue() {
             let keys: Vec<Secret> = read(&format!("{}_API_KEY", entry.env))
+                .or_else(|| entry.key_env.as_deref().and_then(&read))
                 .map(|keys| keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(Secret::new).collect())
                 .unwrap_or_default();
             let proxy_variable = format!("{}_PROXY_URL", entry.env);
             let proxy_url = read(&proxy_variable).or_else(|| entry.base_url_env.as_deref().and_then(&read));
             let explicitly = read(&format!("ENABLED_{}", entry.env))
+                .or_else(|| entry.enabled_env.as_deref().and_then(&read))
                 .map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "on" | "yes"));
             let enabled = explicitly.unwrap_or(!keys.is_empty() || proxy_url.is_some() || entry.enabled_by_default);
             if !enabled {
@@ -284,5 +292,145 @@ mod tests {
         })
         .expect_err("invalid list");
         assert!(error.to_string().starts_with("OPENAI_MODEL_LIST"));
+    }
+
+    const LOCAL_PROVIDERS: [&str; 4] = ["ollama", "vllm", "lmstudio", "xinference"];
+
+    #[test]
+    fn every_required_provider_is_in_the_catalogue() {
+        const REQUIRED: &str = "openai anthropic google azure ollama deepseek qwen moonshot zhipu baichuan minimax \
+            zeroone stepfun siliconcloud volcengine hunyuan wenxin spark groq openrouter mistral xai perplexity \
+            togetherai fireworksai github novita vllm lmstudio xinference";
+        let missing: Vec<_> =
+            REQUIRED.split_whitespace().filter(|id| !catalogue().iter().any(|entry| entry.id == *id)).collect();
+        assert!(missing.is_empty(), "missing providers: {missing:?}");
+        let protocol = |id: &str| catalogue().iter().find(|entry| entry.id == id).map(|entry| entry.protocol);
+        assert_eq!(protocol("openai"), Some(Protocol::OpenAi));
+        assert_eq!(protocol("anthropic"), Some(Protocol::Anthropic));
+        assert_eq!(protocol("google"), Some(Protocol::Gemini));
+        assert_eq!(protocol("azure"), Some(Protocol::Azure));
+        assert_eq!(protocol("ollama"), Some(Protocol::Ollama));
+    }
+
+    #[test]
+    fn catalogue_entries_are_well_formed() {
+        let mut ids = std::collections::HashSet::new();
+        let mut envs = std::collections::HashSet::new();
+        for entry in catalogue() {
+            let id = entry.id.as_str();
+            assert!(!id.is_empty() && ids.insert(id), "{id}: empty or duplicate id");
+            assert!(!entry.name.trim().is_empty(), "{id}: no name");
+            assert_eq!(Protocol::parse(entry.protocol.as_str()), Some(entry.protocol), "{id}");
+            assert!(
+                !entry.env.is_empty()
+                    && entry.env.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+                "{id}: env prefix {:?} is not an upper-case variable name",
+                entry.env
+            );
+            assert!(envs.insert(entry.env.as_str()), "{id}: env prefix {} is shared", entry.env);
+            assert!(entry.docs.starts_with("https://"), "{id}: docs should name the page relied on");
+            assert!(!entry.base_url.ends_with('/'), "{id}: base URL ends with a slash");
+            if LOCAL_PROVIDERS.contains(&id) {
+                assert!(!entry.key_required, "{id}: a local server needs no key");
+                assert!(entry.fetch_models, "{id}: a local server lists its own models");
+                assert!(entry.base_url.starts_with("http://127.0.0.1:"), "{id}: {}", entry.base_url);
+                assert!(entry.models.is_empty(), "{id}: a local server has no built-in models");
+            } else if id == "azure" {
+                assert!(entry.base_url.is_empty(), "azure: the endpoint is the user's");
+                assert_eq!(entry.base_url_env.as_deref(), Some("AZURE_ENDPOINT"));
+                assert!(entry.key_required);
+            } else {
+                assert!(entry.base_url.starts_with("https://") && entry.base_url.len() > 8, "{id}: {}", entry.base_url);
+                assert!(entry.key_required, "{id}: a hosted provider needs a key");
+                assert!(!entry.models.is_empty(), "{id}: a hosted provider should have built-in models");
+            }
+        }
+    }
+
+    #[test]
+    fn catalogue_json_uses_known_protocols_and_field_names() {
+        // serde ignores unknown keys, so a misspelt field would silently vanish: check the raw JSON.
+        const PROVIDER_KEYS: &str = "id name protocol env base_url base_url_env key_env enabled_env key_required enabled_by_default fetch_models \
+             docs note models";
+        const MODEL_KEYS: &str = "id deployment display_name context_tokens function_calling vision reasoning search \
+            files max_output_tokens unsupported_params price_input price_output";
+        let known = |keys: &str, key: &str| keys.split_whitespace().any(|known| known == key);
+        let raw: serde_json::Value = serde_json::from_str(include_str!("catalogue.json")).expect("valid JSON");
+        let providers = raw["providers"].as_array().expect("a providers array");
+        assert_eq!(providers.len(), catalogue().len());
+        for provider in providers {
+            let object = provider.as_object().expect("a provider object");
+            let id = provider["id"].as_str().unwrap_or("?");
+            for key in object.keys() {
+                assert!(known(PROVIDER_KEYS, key), "{id}: unknown provider field {key:?}");
+            }
+            let protocol = provider["protocol"].as_str().expect("protocol is a string");
+            assert!(Protocol::parse(protocol).is_some(), "{id}: unknown protocol {protocol:?}");
+            for model in provider["models"].as_array().expect("a models array") {
+                let model_id = model["id"].as_str().expect("model id is a string");
+                for key in model.as_object().expect("a model object").keys() {
+                    assert!(known(MODEL_KEYS, key), "{id}/{model_id}: unknown model field {key:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn model_bank_entries_are_consistent() {
+        const PARAMS: [&str; 5] = ["temperature", "top_p", "presence_penalty", "frequency_penalty", "max_tokens"];
+        for entry in catalogue() {
+            let mut ids = std::collections::HashSet::new();
+            for model in &entry.models {
+                let name = format!("{}/{}", entry.id, model.id);
+                assert!(!model.id.trim().is_empty() && model.id.trim() == model.id, "{name}: bad model id");
+                assert!(ids.insert(model.id.as_str()), "{name}: duplicate model id");
+                assert!(model.display_name.as_deref().is_some_and(|n| !n.trim().is_empty()), "{name}: no display name");
+                assert!(model.context_tokens.is_none_or(|t| t > 0), "{name}: context_tokens is zero");
+                assert!(model.max_output_tokens.is_none_or(|t| t > 0), "{name}: max_output_tokens is zero");
+                if let (Some(context), Some(output)) = (model.context_tokens, model.max_output_tokens) {
+                    assert!(output <= context, "{name}: max output {output} exceeds context {context}");
+                }
+                for price in [model.price_input, model.price_output].into_iter().flatten() {
+                    assert!(price.is_finite() && price >= 0.0, "{name}: bad price {price}");
+                }
+                assert_eq!(model.price_input.is_some(), model.price_output.is_some(), "{name}: half a price");
+                let mut seen = std::collections::HashSet::new();
+                for param in &model.unsupported_params {
+                    assert!(PARAMS.contains(&param.as_str()), "{name}: unknown parameter {param:?}");
+                    assert!(seen.insert(param.as_str()), "{name}: {param} listed twice");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_openai_and_ollama_are_on_by_default() {
+        let defaults: Vec<_> =
+            catalogue().iter().filter(|entry| entry.enabled_by_default).map(|entry| entry.id.as_str()).collect();
+        assert_eq!(defaults, ["openai", "ollama"]);
+    }
+
+    #[test]
+    fn sampling_restrictions_follow_the_providers() {
+        let provider = |id: &str| catalogue().iter().find(|entry| entry.id == id).expect("in the catalogue");
+        for model in &provider("anthropic").models {
+            for param in ["presence_penalty", "frequency_penalty"] {
+                assert!(!model.supports_param(param), "anthropic/{} should reject {param}", model.id);
+            }
+        }
+        for model in provider("openai").models.iter().filter(|model| model.reasoning) {
+            for param in ["temperature", "top_p", "presence_penalty", "frequency_penalty"] {
+                assert!(!model.supports_param(param), "openai/{} should reject {param}", model.id);
+            }
+        }
+        for entry in catalogue() {
+            for model in &entry.models {
+                let name = format!("{}/{}", entry.id, model.id);
+                assert!(model.supports_param("max_tokens"), "{name}: the adapters translate max_tokens");
+            }
+        }
+        for model in provider("deepseek").models.iter().filter(|model| model.reasoning) {
+            assert!(!model.supports_param("temperature"), "deepseek/{} ignores temperature", model.id);
+        }
     }
 }

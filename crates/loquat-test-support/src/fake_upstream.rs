@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{CONTENT_TYPE, HeaderName, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -372,6 +371,14 @@ impl Shared {
         config.registry.as_ref().is_none_or(|registry| registry.iter().any(|known| same_model(known, model)))
     }
 
+    /// Lists `model` (after an Ollama pull) unless it is listed already.
+    pub(super) fn add_model(&self, model: &str) {
+        let mut config = lock(&self.config);
+        if !config.models.iter().any(|known| same_model(known, model)) {
+            config.models.push(model.to_owned());
+        }
+    }
+
     pub(super) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -403,9 +410,10 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// A query parameter of a raw query string, percent-decoded.
 pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').filter_map(|pair| pair.split_once('=').or(Some((pair, "")))).find_map(|(key, value)| {
-        (percent_decode(key) == name).then(|| percent_decode(value))
-    })
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find_map(|(key, value)| (percent_decode(key) == name).then(|| percent_decode(value)))
 }
 
 fn percent_decode(text: &str) -> String {

@@ -1,5 +1,7 @@
 //! Test support shared by Loquat's crates and the benchmark: fake upstream LLM servers
-//! (`fake_openai`) and throwaway databases (`postgres`).
+//! (`fake_upstream` speaks all five protocols; `fake_openai` is its OpenAI face) and throwaway
+//! databases (`postgres`).
 
 pub mod fake_openai;
+pub mod fake_upstream;
 pub mod postgres;

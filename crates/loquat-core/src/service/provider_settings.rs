@@ -84,7 +84,8 @@ impl Services {
             return Err(CoreError::NotFound("provider"));
         }
         let base_url = normalize_base_url(base_url);
-        if !base_url.is_empty() && !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        let is_http = base_url.starts_with("http://") || base_url.starts_with("https://");
+        if !base_url.is_empty() && !is_http {
             return Err(CoreError::invalid("base_url"));
         }
         let existing = self.store.get_provider_override(user, provider_id).await?;

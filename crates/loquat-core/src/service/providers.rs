@@ -39,10 +39,17 @@ const FAILURE_REMEMBERED: Duration = Duration::from_secs(15);
 /// A local server that does not answer this fast is treated as down for the page being built.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// When a list was fetched, how long it is trusted, and the list.
+struct Fetched {
+    at: Instant,
+    keep: Duration,
+    models: Arc<Vec<ModelCard>>,
+}
+
 /// Model lists fetched from providers that do not list theirs (Ollama, vLLM…), per base URL.
 #[derive(Default)]
 pub(crate) struct ModelCache {
-    entries: Mutex<HashMap<String, (Instant, Duration, Arc<Vec<ModelCard>>)>>,
+    entries: Mutex<HashMap<String, Fetched>>,
 }
 
 impl ModelCache {
@@ -61,14 +68,14 @@ impl ModelCache {
             Err(_) => (Vec::new(), FAILURE_REMEMBERED),
         };
         let models = Arc::new(models);
-        self.lock().insert(key, (Instant::now(), keep, models.clone()));
+        self.lock().insert(key, Fetched { at: Instant::now(), keep, models: models.clone() });
         models
     }
 
     fn fresh(&self, key: &str) -> Option<Arc<Vec<ModelCard>>> {
         let entries = self.lock();
-        let (at, keep, models) = entries.get(key)?;
-        (at.elapsed() < *keep).then(|| models.clone())
+        let fetched = entries.get(key)?;
+        (fetched.at.elapsed() < fetched.keep).then(|| fetched.models.clone())
     }
 
     /// Forgets every fetched list (after a model was pulled, say).
@@ -76,7 +83,7 @@ impl ModelCache {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Duration, Arc<Vec<ModelCard>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fetched>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -1,6 +1,7 @@
 //! loquat-providers' single integration-test binary: `HttpChatClient` against the fake
 //! upstreams of loquat-test-support, one module per wire protocol, with shared helpers here.
 
+mod conformance;
 mod openai;
 
 use futures_util::StreamExt;

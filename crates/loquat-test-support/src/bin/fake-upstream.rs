@@ -1,9 +1,11 @@
-//! A standalone fake OpenAI-compatible upstream for demos and manual testing: prints its base
-//! URL and answers every chat with a short markdown reply, streamed word by word.
+//! A standalone fake upstream for demos and manual testing: prints its base URL and answers
+//! every chat with a short markdown reply (after some reasoning), streamed word by word. The
+//! protocol is the first argument (`openai`, the default, `anthropic`, `gemini`, `ollama`,
+//! `azure`).
 
 use std::time::Duration;
 
-use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
+use loquat_test_support::fake_upstream::{FakeUpstream, Protocol, Reply};
 
 const DEMO: &str = "Here is a **streamed** answer from the fake upstream.\n\n\
 | Provider | Protocol |\n|---|---|\n| OpenAI | Chat Completions |\n| vLLM | OpenAI-compatible |\n\n\
@@ -11,7 +13,12 @@ const DEMO: &str = "Here is a **streamed** answer from the fake upstream.\n\n\
 
 #[tokio::main]
 async fn main() {
-    let fake = FakeOpenAi::start().await;
+    let name = std::env::args().nth(1).unwrap_or_else(|| "openai".to_owned());
+    let Some(protocol) = Protocol::parse(&name) else {
+        eprintln!("unknown protocol {name:?}: use openai, anthropic, gemini, ollama or azure");
+        std::process::exit(2);
+    };
+    let fake = FakeUpstream::start(protocol).await;
     fake.set_recording(false);
     fake.set_default_reply(
         Reply::text(DEMO)

@@ -200,7 +200,13 @@ fn invalid(request: &Value) -> Option<String> {
     }
 }
 
-async fn messages(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let parsed = shared.receive(&method, &uri, &headers, &body);
     if let Some(refusal) = refuse(&shared, &headers) {
         return refusal;

@@ -27,16 +27,54 @@ use super::{KeyCheck, Shared, header, json_error, query_param, respond};
 pub const THOUGHT_SIGNATURE: &str = "CiQB0e2Kb3FakeThoughtSignatureForLoquatTests";
 
 const REQUEST_FIELDS: &[&str] = &[
-    "contents", "tools", "toolConfig", "tool_config", "safetySettings", "safety_settings", "systemInstruction",
-    "system_instruction", "generationConfig", "generation_config", "cachedContent", "cached_content",
+    "contents",
+    "tools",
+    "toolConfig",
+    "tool_config",
+    "safetySettings",
+    "safety_settings",
+    "systemInstruction",
+    "system_instruction",
+    "generationConfig",
+    "generation_config",
+    "cachedContent",
+    "cached_content",
 ];
 const GENERATION_FIELDS: &[&str] = &[
-    "stopSequences", "stop_sequences", "responseMimeType", "response_mime_type", "responseSchema",
-    "response_schema", "responseJsonSchema", "response_json_schema", "responseModalities", "response_modalities",
-    "candidateCount", "candidate_count", "maxOutputTokens", "max_output_tokens", "temperature", "topP", "top_p",
-    "topK", "top_k", "seed", "presencePenalty", "presence_penalty", "frequencyPenalty", "frequency_penalty",
-    "responseLogprobs", "response_logprobs", "logprobs", "enableEnhancedCivicAnswers", "speechConfig",
-    "speech_config", "thinkingConfig", "thinking_config", "mediaResolution", "media_resolution",
+    "stopSequences",
+    "stop_sequences",
+    "responseMimeType",
+    "response_mime_type",
+    "responseSchema",
+    "response_schema",
+    "responseJsonSchema",
+    "response_json_schema",
+    "responseModalities",
+    "response_modalities",
+    "candidateCount",
+    "candidate_count",
+    "maxOutputTokens",
+    "max_output_tokens",
+    "temperature",
+    "topP",
+    "top_p",
+    "topK",
+    "top_k",
+    "seed",
+    "presencePenalty",
+    "presence_penalty",
+    "frequencyPenalty",
+    "frequency_penalty",
+    "responseLogprobs",
+    "response_logprobs",
+    "logprobs",
+    "enableEnhancedCivicAnswers",
+    "speechConfig",
+    "speech_config",
+    "thinkingConfig",
+    "thinking_config",
+    "mediaResolution",
+    "media_resolution",
 ];
 
 pub(super) fn routes() -> Router<Arc<Shared>> {
@@ -129,7 +167,9 @@ impl EventRender {
 impl Render for EventRender {
     fn chunk(&mut self, script: &Script, index: usize, out: &mut Out) {
         let (parts, last) = match script.piece(index) {
-            Some(Piece::Reasoning(text)) => (vec![json!({ "text": text, "thought": true })], script.is_last_chunk(index)),
+            Some(Piece::Reasoning(text)) => {
+                (vec![json!({ "text": text, "thought": true })], script.is_last_chunk(index))
+            }
             Some(Piece::Text(text)) => (vec![json!({ "text": text })], script.is_last_chunk(index)),
             // Parallel calls come together, in one event.
             Some(Piece::Tool(0, _)) => (call_parts(script), script.ending == super::reply::Ending::Complete),
@@ -190,9 +230,8 @@ fn refuse(shared: &Shared, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
 
 /// What the real API says about a malformed request, if this one is.
 fn invalid(request: &Value) -> Option<String> {
-    let unknown = |object: &Value, known: &[&str]| {
-        object.as_object()?.keys().find(|key| !known.contains(&key.as_str())).cloned()
-    };
+    let unknown =
+        |object: &Value, known: &[&str]| object.as_object()?.keys().find(|key| !known.contains(&key.as_str())).cloned();
     if let Some(field) = unknown(request, REQUEST_FIELDS) {
         return Some(format!("Invalid JSON payload received. Unknown name \"{field}\": Cannot find field."));
     }
@@ -219,7 +258,13 @@ fn invalid(request: &Value) -> Option<String> {
     None
 }
 
-async fn generate(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn generate(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let parsed = shared.receive(&method, &uri, &headers, &body);
     let name = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
     let Some((model, action)) = name.split_once(':') else {

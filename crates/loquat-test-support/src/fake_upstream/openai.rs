@@ -54,11 +54,23 @@ pub(super) fn azure_routes() -> Router<Arc<Shared>> {
         .fallback(azure_unknown)
 }
 
-async fn openai_chat(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn openai_chat(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     chat(shared, Flavor::OpenAi, method, uri, headers, body).await
 }
 
-async fn azure_chat(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn azure_chat(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     chat(shared, Flavor::Azure, method, uri, headers, body).await
 }
 
@@ -103,7 +115,14 @@ impl Render for ChunkRender {
     }
 }
 
-async fn chat(shared: Arc<Shared>, flavor: Flavor, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(
+    shared: Arc<Shared>,
+    flavor: Flavor,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let parsed = shared.receive(&method, &uri, &headers, &body);
     if let Some(refusal) = refuse(&shared, flavor, &uri, &headers) {
         return refusal;
@@ -160,7 +179,14 @@ fn refuse(shared: &Shared, flavor: Flavor, uri: &Uri, headers: &HeaderMap) -> Op
 }
 
 /// A non-streamed `chat.completion`, after the time the stream would have taken.
-async fn complete(flavor: Flavor, script: &Script, mut outcome: Outcome, id: u64, created: u64, model: &str) -> Response {
+async fn complete(
+    flavor: Flavor,
+    script: &Script,
+    mut outcome: Outcome,
+    id: u64,
+    created: u64,
+    model: &str,
+) -> Response {
     match play_whole(script, &mut outcome).await {
         Whole::Complete => {}
         Whole::Failed => return error(flavor, 500, SERVER_ERROR_MESSAGE, "server_error", None, None),

@@ -392,7 +392,10 @@ mod tests {
     #[test]
     fn pieces_are_rendered_as_json() {
         let reply = Reply::chunks(["a\"b"]).reasoning("hm").usage(3, 4);
-        assert_eq!(reply.0.openai.deltas, [Bytes::from(r#""reasoning_content":"hm""#), Bytes::from(r#""content":"a\"b""#)]);
+        assert_eq!(
+            reply.0.openai.deltas,
+            [Bytes::from(r#""reasoning_content":"hm""#), Bytes::from(r#""content":"a\"b""#)]
+        );
         let usage = std::str::from_utf8(reply.0.openai.usage_frame.as_deref().unwrap_or_default()).unwrap_or_default();
         let usage: Value = serde_json::from_str(&format!("{{{}", usage.trim_end())).expect("json");
         assert_eq!(usage["usage"]["total_tokens"], 7);

@@ -76,6 +76,8 @@ impl TestApp {
         if !options.no_provider {
             env.insert("OPENAI_API_KEY".into(), TEST_KEY.into());
             env.insert("OPENAI_PROXY_URL".into(), fake.base_url());
+            // Pinned, so the tests do not move with the model bank.
+            env.insert("OPENAI_MODEL_LIST".into(), "-all,gpt-4.1,gpt-4o,gpt-4o-mini,o3".into());
         }
         for (name, value) in options.env {
             env.insert(name.to_owned(), value);

@@ -1,11 +1,14 @@
-//! Tests of the fake upstream through a plain HTTP client: the exact wire format, scripted
+//! Tests of the fake upstream through a plain HTTP client, OpenAI and Azure: the exact wire
+//! format, scripted
 //! failures, delays, and the request/cancellation bookkeeping.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{FakeOpenAi, Reply};
+use crate::fake_openai::FakeOpenAi;
+
+use super::{FakeUpstream, Protocol, Reply};
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -1,0 +1,569 @@
+//! One provider conformance suite, written once and run against every protocol: each test
+//! below takes the protocol, and `matrix!` instantiates it as `conformance::<protocol>::<test>`
+//! for OpenAI, Anthropic, Gemini, Ollama and Azure, so that a failure names its protocol. Each
+//! test drives `HttpChatClient` against `FakeUpstream`, which renders the same protocol-neutral
+//! `Reply` in each protocol's real wire format (its framing, error bodies and awkward parts).
+//!
+//! What every protocol must do: stream text chunk by chunk with one `Finish` and the usage
+//! after it; stream reasoning before text (Anthropic: with the thinking block's signature);
+//! assemble tool calls with their names and arguments intact and finish with `ToolCalls`;
+//! translate finish reasons and token counts; fail after the partial answer on an in-stream
+//! error or a cut connection; map HTTP errors to kinds, a 429 with the provider's wait in
+//! `retry_after` (and retry it when the wait is short, see `retry.rs`); refuse a wrong key as
+//! `InvalidKey`; let a caller's timeout cut a stalled stream and cancel the upstream request
+//! when the stream is dropped; list models (across pages); and send the protocol's request
+//! shape (auth header, system placement, token limits, API version).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use loquat_core::Secret;
+use loquat_core::domain::{ModelParams, Protocol, TokenUsage};
+use loquat_core::llm::{
+    ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, FinishReason, ProviderError,
+    ProviderErrorKind, ToolSpec,
+};
+use loquat_test_support::fake_upstream::{
+    ANTHROPIC_THINKING_SIGNATURE, FakeUpstream, Protocol as Wire, RecordedRequest, Reply,
+};
+use serde_json::{Value, json};
+
+use crate::{client, client_without_retries, collect, reasoning_of, text_of};
+
+const KEY: &str = "sk-conformance-0123456789abcdef";
+const WAIT: Duration = Duration::from_secs(10);
+const AZURE_DEPLOYMENT: &str = "chat-deployment";
+
+/// `conformance::<protocol>::<test>` for every protocol and every test named.
+macro_rules! matrix {
+    ($($test:ident),* $(,)?) => {
+        mod openai { $( #[tokio::test] async fn $test() { super::$test(super::Wire::OpenAi).await } )* }
+        mod anthropic { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Anthropic).await } )* }
+        mod gemini { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Gemini).await } )* }
+        mod ollama { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Ollama).await } )* }
+        mod azure { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Azure).await } )* }
+    };
+}
+
+matrix!(
+    streams_text_then_finish_and_usage,
+    streams_reasoning_before_text,
+    assembles_tool_calls,
+    translates_finish_reasons,
+    reports_token_usage,
+    an_error_inside_the_stream_follows_the_partial_text,
+    a_cut_connection_follows_the_partial_text,
+    maps_http_errors_to_kinds,
+    a_rate_limit_carries_the_providers_wait,
+    a_short_rate_limit_wait_is_retried,
+    a_wrong_key_is_an_invalid_key,
+    a_stalled_stream_is_cut_by_the_callers_timeout_and_cancelled,
+    dropping_the_stream_cancels_the_upstream_request,
+    lists_models_across_pages,
+    sends_the_protocols_request_shape,
+    pulls_and_describes_models_where_the_protocol_can,
+);
+
+/// One cell of the matrix: a fake speaking `wire`, and how Loquat addresses it.
+struct Row {
+    wire: Wire,
+    fake: FakeUpstream,
+}
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.wire.as_str())
+    }
+}
+
+impl Row {
+    async fn start(wire: Wire) -> Self {
+        Self { wire, fake: FakeUpstream::start(wire).await }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        self.endpoint_with_key(KEY)
+    }
+
+    fn endpoint_with_key(&self, key: &str) -> Endpoint {
+        let protocol = match self.wire {
+            Wire::OpenAi => Protocol::OpenAi,
+            Wire::Anthropic => Protocol::Anthropic,
+            Wire::Gemini => Protocol::Gemini,
+            Wire::Ollama => Protocol::Ollama,
+            Wire::Azure => Protocol::Azure,
+        };
+        Endpoint::new(protocol, self.fake.base_url(), Some(Secret::new(key)))
+    }
+
+    /// The model as the protocol names it (Azure: the deployment).
+    fn model(&self) -> &'static str {
+        match self.wire {
+            Wire::OpenAi => "gpt-4o-mini",
+            Wire::Anthropic => "claude-sonnet-4-5",
+            Wire::Gemini => "gemini-2.5-flash",
+            Wire::Ollama => "llama3.2",
+            Wire::Azure => AZURE_DEPLOYMENT,
+        }
+    }
+
+    fn request(&self) -> ChatRequest {
+        ChatRequest {
+            model: self.model().to_owned(),
+            messages: vec![ChatMessage::new(ChatRole::System, "Be brief."), ChatMessage::new(ChatRole::User, "Hi")],
+            ..ChatRequest::default()
+        }
+    }
+
+    async fn open(&self, request: &ChatRequest) -> ChatStream {
+        let opened = tokio::time::timeout(WAIT, client().stream_chat(&self.endpoint(), request)).await;
+        match opened {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => panic!("{self}: the stream does not open: {error}"),
+            Err(_) => panic!("{self}: the stream did not open within {WAIT:?}"),
+        }
+    }
+
+    /// Plays `reply` through the client: the events before the first error, and that error.
+    async fn play(&self, reply: Reply, request: &ChatRequest) -> (Vec<ChatEvent>, Option<ProviderError>) {
+        self.fake.push_reply(reply);
+        let stream = self.open(request).await;
+        match tokio::time::timeout(WAIT, collect(stream)).await {
+            Ok(collected) => collected,
+            Err(_) => panic!("{self}: the stream did not end within {WAIT:?}"),
+        }
+    }
+
+    /// Plays `reply` and asserts it ran to its end without an error.
+    async fn play_ok(&self, reply: Reply) -> Vec<ChatEvent> {
+        let (events, error) = self.play(reply, &self.request()).await;
+        assert!(error.is_none(), "{self}: unexpected error {error:?} after {events:?}");
+        events
+    }
+
+    /// The error opening a stream with a client that does not retry.
+    async fn open_error(&self, reply: Reply) -> ProviderError {
+        self.fake.push_reply(reply);
+        let (client, endpoint, request) = (client_without_retries(), self.endpoint(), self.request());
+        match tokio::time::timeout(WAIT, client.stream_chat(&endpoint, &request)).await {
+            Ok(Ok(_)) => panic!("{self}: the stream opened despite the scripted HTTP error"),
+            Ok(Err(error)) => error,
+            Err(_) => panic!("{self}: no answer within {WAIT:?}"),
+        }
+    }
+
+    async fn last_request(&self) -> RecordedRequest {
+        let count = self.fake.request_count();
+        assert!(self.fake.wait_for_requests(count, WAIT).await);
+        match self.fake.requests().pop() {
+            Some(request) => request,
+            None => panic!("{self}: the fake received no request"),
+        }
+    }
+}
+
+fn position(events: &[ChatEvent], wanted: impl Fn(&ChatEvent) -> bool) -> Option<usize> {
+    events.iter().position(wanted)
+}
+
+fn last_position(events: &[ChatEvent], wanted: impl Fn(&ChatEvent) -> bool) -> Option<usize> {
+    events.iter().rposition(wanted)
+}
+
+fn is_text(event: &ChatEvent) -> bool {
+    matches!(event, ChatEvent::Text(_))
+}
+
+fn finishes(events: &[ChatEvent]) -> Vec<FinishReason> {
+    events.iter().filter_map(|event| if let ChatEvent::Finish(reason) = event { Some(*reason) } else { None }).collect()
+}
+
+fn last_usage(events: &[ChatEvent]) -> Option<TokenUsage> {
+    events.iter().rev().find_map(|event| if let ChatEvent::Usage(usage) = event { Some(*usage) } else { None })
+}
+
+async fn streams_text_then_finish_and_usage(wire: Wire) {
+    let row = Row::start(wire).await;
+    let text = "Hello brave new wörld 👋 again";
+    let events = row.play_ok(Reply::text(text).usage(10, 6)).await;
+    assert_eq!(text_of(&events), text, "{row}: {events:?}");
+    let texts = events.iter().filter(|event| is_text(event)).count();
+    assert!(texts >= 6, "{row}: the text is streamed chunk by chunk, not gathered: {events:?}");
+    let stray = events.iter().find(|event| matches!(event, ChatEvent::Reasoning(_) | ChatEvent::ToolCall(_)));
+    assert!(stray.is_none(), "{row}: {stray:?} in a plain answer");
+    assert_eq!(finishes(&events), [FinishReason::Stop], "{row}: one finish: {events:?}");
+    let last_text = last_position(&events, is_text);
+    let finish = position(&events, |event| matches!(event, ChatEvent::Finish(_)));
+    let usage = last_position(&events, |event| matches!(event, ChatEvent::Usage(_)));
+    assert!(finish > last_text && usage > last_text, "{row}: finish and usage come after the text: {events:?}");
+    let expected = TokenUsage { prompt_tokens: 10, completion_tokens: 6, ..TokenUsage::default() };
+    assert_eq!(last_usage(&events), Some(expected), "{row}: {events:?}");
+}
+
+async fn streams_reasoning_before_text(wire: Wire) {
+    let row = Row::start(wire).await;
+    let events = row.play_ok(Reply::text("42.").reasoning("Let me think hard")).await;
+    assert_eq!(reasoning_of(&events), "Let me think hard", "{row}: {events:?}");
+    assert_eq!(text_of(&events), "42.", "{row}: {events:?}");
+    let last_reasoning = last_position(&events, |event| matches!(event, ChatEvent::Reasoning(_)));
+    let first_text = position(&events, is_text);
+    assert!(last_reasoning < first_text, "{row}: reasoning comes before the text: {events:?}");
+    let signatures: Vec<(usize, &String)> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(at, event)| if let ChatEvent::ReasoningSignature(sig) = event { Some((at, sig)) } else { None })
+        .collect();
+    if wire == Wire::Anthropic {
+        assert_eq!(signatures.len(), 1, "{row}: the thinking block's signature, once: {events:?}");
+        let (at, signature) = signatures[0];
+        assert_eq!(signature, ANTHROPIC_THINKING_SIGNATURE, "{row}");
+        assert!(Some(at) > last_reasoning && Some(at) < first_text, "{row}: signed between blocks: {events:?}");
+    }
+    assert_eq!(finishes(&events), [FinishReason::Stop], "{row}: {events:?}");
+}
+
+async fn assembles_tool_calls(wire: Wire) {
+    let row = Row::start(wire).await;
+    let mut request = row.request();
+    request.tools = vec![
+        ToolSpec {
+            name: "get_weather".into(),
+            description: "Weather by city".into(),
+            parameters: json!({ "type": "object", "properties": { "city": { "type": "string" },
+                                "unit": { "type": "string" } }, "required": ["city"] }),
+        },
+        ToolSpec {
+            name: "get_time".into(),
+            description: "Time in a zone".into(),
+            parameters: json!({ "type": "object", "properties": { "zone": { "type": "string" } } }),
+        },
+    ];
+    let weather = r#"{"city":"Paris","unit":"celsius","days":[1,2,3]}"#;
+    let time = r#"{"zone":"Europe/Paris"}"#;
+    let reply = Reply::text("Let me check.").tool_call("get_weather", weather).tool_call("get_time", time);
+    let (events, error) = row.play(reply, &request).await;
+    assert!(error.is_none(), "{row}: {error:?} after {events:?}");
+    assert_eq!(text_of(&events), "Let me check.", "{row}: {events:?}");
+    let calls: Vec<_> = events
+        .iter()
+        .filter_map(|event| if let ChatEvent::ToolCall(call) = event { Some(call) } else { None })
+        .collect();
+    let names: Vec<&str> = calls.iter().map(|call| call.name.as_str()).collect();
+    assert_eq!(names, ["get_weather", "get_time"], "{row}: {events:?}");
+    for (call, expected) in calls.iter().zip([weather, time]) {
+        let arguments: Value = serde_json::from_str(&call.arguments)
+            .unwrap_or_else(|error| panic!("{row}: arguments {:?} are not JSON: {error}", call.arguments));
+        let expected: Value = serde_json::from_str(expected).expect("json");
+        assert_eq!(arguments, expected, "{row}: the arguments of {}", call.name);
+        assert!(!call.id.is_empty(), "{row}: every call has an id: {call:?}");
+    }
+    assert_ne!(calls[0].id, calls[1].id, "{row}: ids are distinct");
+    assert_eq!(finishes(&events), [FinishReason::ToolCalls], "{row}: an answer ending in calls: {events:?}");
+    let last_call = last_position(&events, |event| matches!(event, ChatEvent::ToolCall(_)));
+    let finish = position(&events, |event| matches!(event, ChatEvent::Finish(_)));
+    assert!(last_call < finish, "{row}: the calls come before the finish: {events:?}");
+}
+
+async fn translates_finish_reasons(wire: Wire) {
+    let row = Row::start(wire).await;
+    let events = row.play_ok(Reply::text("cut short").finish_reason("length")).await;
+    assert_eq!(finishes(&events), [FinishReason::Length], "{row}: {events:?}");
+    let events = row.play_ok(Reply::text("done.")).await;
+    assert_eq!(finishes(&events), [FinishReason::Stop], "{row}: {events:?}");
+}
+
+async fn reports_token_usage(wire: Wire) {
+    let row = Row::start(wire).await;
+    let events = row.play_ok(Reply::text("Forty-two.").reasoning("one two three").usage(1234, 567)).await;
+    // The reasoning tokens (three reasoning chunks) where the protocol reports them apart.
+    let reasoning_tokens = match wire {
+        Wire::OpenAi | Wire::Azure | Wire::Gemini => 3,
+        Wire::Anthropic | Wire::Ollama => 0,
+    };
+    let expected =
+        TokenUsage { prompt_tokens: 1234, completion_tokens: 567, reasoning_tokens, ..TokenUsage::default() };
+    assert_eq!(last_usage(&events), Some(expected), "{row}: {events:?}");
+}
+
+async fn an_error_inside_the_stream_follows_the_partial_text(wire: Wire) {
+    let row = Row::start(wire).await;
+    let (events, error) = row.play(Reply::tokens(6).fail_after(3), &row.request()).await;
+    assert_eq!(text_of(&events), "Lorem ipsum dolor", "{row}: {events:?}");
+    assert!(finishes(&events).is_empty(), "{row}: no finish: {events:?}");
+    let error = error.unwrap_or_else(|| panic!("{row}: the stream ends with an error"));
+    assert_eq!(error.kind, ProviderErrorKind::Unavailable, "{row}: {error}");
+}
+
+async fn a_cut_connection_follows_the_partial_text(wire: Wire) {
+    let row = Row::start(wire).await;
+    let (events, error) = row.play(Reply::tokens(6).disconnect_after(2), &row.request()).await;
+    assert_eq!(text_of(&events), "Lorem ipsum", "{row}: {events:?}");
+    let error = error.unwrap_or_else(|| panic!("{row}: a cut stream ends with an error"));
+    assert_eq!(error.kind, ProviderErrorKind::Unavailable, "{row}: {error}");
+}
+
+async fn maps_http_errors_to_kinds(wire: Wire) {
+    use ProviderErrorKind::*;
+    let row = Row::start(wire).await;
+    let cases = [
+        (401, InvalidKey),
+        (403, InvalidKey),
+        (404, ModelNotFound),
+        (400, BadRequest),
+        (500, Unavailable),
+        (503, Unavailable),
+    ];
+    for (status, kind) in cases {
+        let error = row.open_error(Reply::error(status)).await;
+        assert_eq!((error.kind, error.status), (kind, Some(status)), "{row}: HTTP {status}: {error}");
+        assert!(!error.detail.is_empty(), "{row}: the provider's words are kept");
+    }
+    let error = row.open_error(Reply::error(429)).await;
+    assert_eq!((error.kind, error.status), (RateLimited, Some(429)), "{row}: HTTP 429: {error}");
+}
+
+async fn a_rate_limit_carries_the_providers_wait(wire: Wire) {
+    let row = Row::start(wire).await;
+    let error = row.open_error(Reply::error(429).retry_after_secs(7)).await;
+    assert_eq!((error.kind, error.status), (ProviderErrorKind::RateLimited, Some(429)), "{row}: {error}");
+    assert_eq!(error.retry_after, Some(Duration::from_secs(7)), "{row}: the provider's wait: {error}");
+}
+
+/// The retry layer (`retry.rs`) waits the provider's short `Retry-After` and tries again before
+/// the first token: the caller sees the second attempt's answer.
+async fn a_short_rate_limit_wait_is_retried(wire: Wire) {
+    let row = Row::start(wire).await;
+    row.fake.push_reply(Reply::error(429).retry_after_secs(1));
+    row.fake.set_default_reply(Reply::text("Second time lucky."));
+    let started = Instant::now();
+    let stream = row.open(&row.request()).await;
+    let (events, error) = collect(stream).await;
+    assert!(error.is_none(), "{row}: {error:?}");
+    assert_eq!(text_of(&events), "Second time lucky.", "{row}");
+    assert_eq!(row.fake.request_count(), 2, "{row}: one retry");
+    assert!(started.elapsed() >= Duration::from_millis(950), "{row}: waited {:?}", started.elapsed());
+}
+
+async fn a_wrong_key_is_an_invalid_key(wire: Wire) {
+    let row = Row::start(wire).await;
+    row.fake.require_key("sk-the-right-one");
+    let wrong = row.endpoint();
+    let opened = tokio::time::timeout(WAIT, client().stream_chat(&wrong, &row.request())).await;
+    let error = match opened {
+        Ok(Err(error)) => error,
+        Ok(Ok(_)) => panic!("{row}: a wrong key was accepted"),
+        Err(_) => panic!("{row}: no answer within {WAIT:?}"),
+    };
+    assert_eq!(error.kind, ProviderErrorKind::InvalidKey, "{row}: {error}");
+    assert!(!format!("{error} {error:?}").contains(KEY), "{row}: the key never appears in an error");
+    let error = client().list_models(&wrong).await.expect_err("a wrong key lists nothing");
+    assert_eq!(error.kind, ProviderErrorKind::InvalidKey, "{row}: listing: {error}");
+    let right = row.endpoint_with_key("sk-the-right-one");
+    let stream = client().stream_chat(&right, &row.request()).await;
+    let (events, error) = collect(stream.unwrap_or_else(|error| panic!("{row}: the right key: {error}"))).await;
+    assert!(error.is_none() && !text_of(&events).is_empty(), "{row}: the right key works: {error:?}");
+    let models = client().list_models(&right).await;
+    assert!(models.is_ok_and(|models| !models.is_empty()), "{row}: the right key lists models");
+}
+
+async fn a_stalled_stream_is_cut_by_the_callers_timeout_and_cancelled(wire: Wire) {
+    let row = Row::start(wire).await;
+    row.fake.push_reply(Reply::tokens(6).stall_after(2));
+    let mut stream = row.open(&row.request()).await;
+    let mut text = String::new();
+    while text != "Lorem ipsum" {
+        match tokio::time::timeout(WAIT, stream.next()).await {
+            Ok(Some(Ok(ChatEvent::Text(piece)))) => text.push_str(&piece),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("{row}: expected the first two chunks, got {other:?} after {text:?}"),
+        }
+    }
+    let silence = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(silence.is_err(), "{row}: the stalled stream yields nothing: {silence:?}");
+    assert_eq!(row.fake.cancelled_streams(), 0, "{row}");
+    drop(stream);
+    assert!(row.fake.wait_for_cancellation(WAIT).await, "{row}: dropping the stream closes the upstream request");
+}
+
+async fn dropping_the_stream_cancels_the_upstream_request(wire: Wire) {
+    let row = Row::start(wire).await;
+    row.fake.push_reply(Reply::tokens(10_000).delay_between_chunks(Duration::from_millis(2)));
+    let mut stream = row.open(&row.request()).await;
+    let mut texts = 0;
+    while texts < 3 {
+        match tokio::time::timeout(WAIT, stream.next()).await {
+            Ok(Some(Ok(event))) => texts += usize::from(is_text(&event)),
+            other => panic!("{row}: expected text, got {other:?}"),
+        }
+    }
+    drop(stream);
+    assert!(row.fake.wait_for_cancellation(WAIT).await, "{row}: the upstream request is cancelled");
+    assert_eq!(row.fake.completed_streams(), 0, "{row}");
+}
+
+async fn lists_models_across_pages(wire: Wire) {
+    let row = Row::start(wire).await;
+    // More than one page of Anthropic (20) and Gemini (50) by default.
+    let models: Vec<String> = (0..60).map(|i| format!("model-{i:02}")).collect();
+    row.fake.set_models(models.clone());
+    let listed = tokio::time::timeout(WAIT, client().list_models(&row.endpoint())).await;
+    let listed = match listed {
+        Ok(Ok(listed)) => listed,
+        other => panic!("{row}: listing failed: {other:?}"),
+    };
+    let expected: Vec<String> = match wire {
+        Wire::Ollama => models.iter().map(|model| format!("{model}:latest")).collect(),
+        _ => models,
+    };
+    assert_eq!(listed, expected, "{row}");
+    let request = row.last_request().await;
+    assert_eq!(request.method, "GET", "{row}");
+    let path = match wire {
+        Wire::OpenAi | Wire::Anthropic => "/v1/models",
+        Wire::Gemini => "/v1beta/models",
+        Wire::Ollama => "/api/tags",
+        Wire::Azure => "/openai/models",
+    };
+    assert_eq!(request.path, path, "{row}");
+    assert_auth(&row, &request);
+}
+
+/// The key went where the protocol wants it, and nowhere else.
+fn assert_auth(row: &Row, request: &RecordedRequest) {
+    let bearer = format!("Bearer {KEY}");
+    let (header, value) = match row.wire {
+        Wire::OpenAi | Wire::Ollama => ("authorization", bearer.as_str()),
+        Wire::Anthropic => ("x-api-key", KEY),
+        Wire::Gemini => ("x-goog-api-key", KEY),
+        Wire::Azure => ("api-key", KEY),
+    };
+    assert_eq!(request.header(header), Some(value), "{row}: the key in `{header}`");
+    for other in ["authorization", "x-api-key", "x-goog-api-key", "api-key"].into_iter().filter(|name| *name != header)
+    {
+        assert_eq!(request.header(other), None, "{row}: no `{other}` header");
+    }
+    assert!(!request.query.contains(KEY), "{row}: the key is not in the URL: {}", request.query);
+    if row.wire == Wire::Anthropic {
+        assert!(request.header("anthropic-version").is_some_and(|version| !version.is_empty()), "{row}");
+    }
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(f64::NAN)
+}
+
+async fn sends_the_protocols_request_shape(wire: Wire) {
+    let row = Row::start(wire).await;
+    let mut tuned = row.request();
+    tuned.params = ModelParams { temperature: Some(0.5), max_tokens: Some(256), ..ModelParams::default() };
+    row.play_ok(Reply::text("ok")).await;
+    let plain = row.last_request().await;
+    let (events, error) = row.play(Reply::text("ok"), &tuned).await;
+    assert!(error.is_none(), "{row}: {error:?} {events:?}");
+    let sent = row.last_request().await;
+    assert_eq!(sent.method, "POST", "{row}");
+    assert_auth(&row, &sent);
+    let body = &sent.body;
+    match wire {
+        Wire::OpenAi | Wire::Azure => {
+            let path = if wire == Wire::OpenAi {
+                "/v1/chat/completions".to_owned()
+            } else {
+                format!("/openai/deployments/{AZURE_DEPLOYMENT}/chat/completions")
+            };
+            assert_eq!(sent.path, path, "{row}");
+            if wire == Wire::Azure {
+                assert!(sent.query_param("api-version").is_some_and(|version| !version.is_empty()), "{row}");
+            } else {
+                assert_eq!(body["model"], "gpt-4o-mini", "{row}");
+            }
+            assert_eq!(body["messages"][0], json!({ "role": "system", "content": "Be brief." }), "{row}");
+            assert_eq!(body["messages"][1], json!({ "role": "user", "content": "Hi" }), "{row}");
+            assert_eq!(body["stream"], true, "{row}");
+            assert_eq!(body["max_tokens"], 256, "{row}");
+            assert!(plain.body.get("max_tokens").is_none(), "{row}: no limit unless set");
+            assert!((number(&body["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+        }
+        Wire::Anthropic => {
+            assert_eq!(sent.path, "/v1/messages", "{row}");
+            assert_eq!(body["model"], "claude-sonnet-4-5", "{row}");
+            let system = &body["system"];
+            let system_text = system.as_str().or(system[0]["text"].as_str());
+            assert_eq!(system_text, Some("Be brief."), "{row}: the system prompt is top-level: {body}");
+            let roles: Vec<&str> =
+                body["messages"].as_array().into_iter().flatten().filter_map(|m| m["role"].as_str()).collect();
+            assert_eq!(roles, ["user"], "{row}: no system message among the messages: {body}");
+            let first = &body["messages"][0]["content"];
+            assert_eq!(first.as_str().or(first[0]["text"].as_str()), Some("Hi"), "{row}: {body}");
+            assert_eq!(body["stream"], true, "{row}");
+            assert_eq!(body["max_tokens"], 256, "{row}");
+            assert!(plain.body["max_tokens"].as_u64().is_some_and(|limit| limit > 0), "{row}: max_tokens is required");
+            assert!((number(&body["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+        }
+        Wire::Gemini => {
+            assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "{row}");
+            assert_eq!(sent.query_param("alt").as_deref(), Some("sse"), "{row}");
+            let system = body.get("systemInstruction").or_else(|| body.get("system_instruction"));
+            assert_eq!(system.map(|system| &system["parts"][0]["text"]), Some(&json!("Be brief.")), "{row}: {body}");
+            assert_eq!(body["contents"][0]["role"], "user", "{row}: {body}");
+            assert_eq!(body["contents"][0]["parts"][0]["text"], "Hi", "{row}: {body}");
+            assert_eq!(body["contents"].as_array().map(Vec::len), Some(1), "{row}: the system prompt is apart");
+            let config = body.get("generationConfig").or_else(|| body.get("generation_config")).unwrap_or(&Value::Null);
+            assert_eq!(
+                config.get("maxOutputTokens").or_else(|| config.get("max_output_tokens")),
+                Some(&json!(256)),
+                "{row}"
+            );
+            assert!((number(&config["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+            let plain_config = plain.body.get("generationConfig").unwrap_or(&Value::Null);
+            assert!(plain_config.get("maxOutputTokens").is_none(), "{row}: no limit unless set: {}", plain.body);
+        }
+        Wire::Ollama => {
+            assert_eq!(sent.path, "/api/chat", "{row}");
+            assert_eq!(body["model"], "llama3.2", "{row}");
+            assert_eq!(body["messages"][0], json!({ "role": "system", "content": "Be brief." }), "{row}: {body}");
+            assert_eq!(body["messages"][1]["role"], "user", "{row}: {body}");
+            assert_ne!(body["stream"], false, "{row}: streamed");
+            assert_eq!(body["options"]["num_predict"], 256, "{row}: {body}");
+            assert!((number(&body["options"]["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+            assert!(plain.body["options"].get("num_predict").is_none(), "{row}: no limit unless set");
+        }
+    }
+}
+
+async fn pulls_and_describes_models_where_the_protocol_can(wire: Wire) {
+    let row = Row::start(wire).await;
+    let endpoint = row.endpoint();
+    if wire != Wire::Ollama {
+        let refused = client().pull_model(&endpoint, "anything").await.err().map(|error| error.kind);
+        assert_eq!(refused, Some(ProviderErrorKind::BadRequest), "{row}: only Ollama downloads models");
+        let details = client().model_details(&endpoint, row.model()).await;
+        assert!(details.is_ok_and(|details| details.context_tokens.is_none()), "{row}: nothing to say");
+        return;
+    }
+    row.fake.set_context_length("llama3.2", 8192);
+    let details = client().model_details(&endpoint, "llama3.2").await;
+    assert_eq!(details.map(|details| details.context_tokens).ok(), Some(Some(8192)), "{row}");
+    let unknown = client().model_details(&endpoint, "no-such-model").await;
+    assert_eq!(unknown.err().map(|error| error.kind), Some(ProviderErrorKind::ModelNotFound), "{row}");
+
+    row.fake.set_registry(["qwen3:8b"]);
+    let pull = client().pull_model(&endpoint, "qwen3:8b").await.unwrap_or_else(|error| panic!("{row}: {error}"));
+    let progress: Vec<_> = tokio::time::timeout(WAIT, pull.collect::<Vec<_>>()).await.expect("the pull ends");
+    let progress: Vec<_> =
+        progress.into_iter().map(|item| item.unwrap_or_else(|error| panic!("{row}: {error}"))).collect();
+    assert_eq!(progress.first().map(|step| step.status.as_str()), Some("pulling manifest"), "{row}: {progress:?}");
+    assert_eq!(progress.last().map(|step| step.status.as_str()), Some("success"), "{row}: {progress:?}");
+    let downloaded = progress.iter().filter(|step| step.total.is_some() && step.completed == step.total).count();
+    assert_eq!(downloaded, 2, "{row}: both layers complete: {progress:?}");
+    let models = client().list_models(&endpoint).await.unwrap_or_default();
+    assert!(models.contains(&"qwen3:8b".to_owned()), "{row}: the pulled model is listed: {models:?}");
+
+    let missing = client().pull_model(&endpoint, "no-such-model").await;
+    let failed = match missing {
+        Err(error) => Some(error),
+        Ok(pull) => pull.collect::<Vec<_>>().await.into_iter().find_map(Result::err),
+    };
+    assert!(failed.is_some(), "{row}: pulling an unknown model fails");
+}

@@ -1,0 +1,1 @@
+//! Wire tests of the Anthropic, Gemini and Ollama faces of the fake upstream.
