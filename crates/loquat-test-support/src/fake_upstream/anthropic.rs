@@ -194,9 +194,96 @@ fn invalid(request: &Value) -> Option<String> {
         }
     }
     match &request["system"] {
-        Value::Null | Value::String(_) => None,
-        Value::Array(blocks) if blocks.iter().all(|block| block["type"] == "text") => None,
-        _ => Some("system: Input should be a valid list".to_owned()),
+        Value::Null | Value::String(_) => {}
+        Value::Array(blocks) if blocks.iter().all(|block| block["type"] == "text") => {}
+        _ => return Some("system: Input should be a valid list".to_owned()),
+    }
+    invalid_tool_turns(messages).or_else(|| invalid_thinking(request, messages))
+}
+
+fn blocks(message: &Value) -> impl Iterator<Item = &Value> {
+    message["content"].as_array().into_iter().flatten()
+}
+
+/// Each `tool_use` is answered by a `tool_result` in the next message, and only so.
+fn invalid_tool_turns(messages: &[Value]) -> Option<String> {
+    for (index, message) in messages.iter().enumerate() {
+        let uses: Vec<&str> = blocks(message).filter(|block| block["type"] == "tool_use").filter_map(|b| b["id"].as_str()).collect();
+        if let Some(block) = blocks(message).find(|block| block["type"] == "tool_use" && !block["input"].is_object()) {
+            let at = blocks(message).position(|candidate| candidate == block).unwrap_or(0);
+            return Some(format!("messages.{index}.content.{at}.tool_use.input: Input should be a valid dictionary"));
+        }
+        let previous_uses: Vec<&str> = index
+            .checked_sub(1)
+            .and_then(|previous| messages.get(previous))
+            .into_iter()
+            .flat_map(blocks)
+            .filter(|block| block["type"] == "tool_use")
+            .filter_map(|block| block["id"].as_str())
+            .collect();
+        let results = blocks(message).filter(|block| block["type"] == "tool_result");
+        if let Some(orphan) = results.filter_map(|block| block["tool_use_id"].as_str()).find(|id| !previous_uses.contains(id)) {
+            return Some(format!(
+                "messages.{index}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {orphan}. Each \
+                 `tool_result` block must have a corresponding `tool_use` block in the previous message."
+            ));
+        }
+        let Some(next) = messages.get(index + 1) else { continue };
+        let answered: Vec<&str> = blocks(next).filter_map(|block| block["tool_use_id"].as_str()).collect();
+        if let Some(unanswered) = uses.iter().find(|id| !answered.contains(id)) {
+            return Some(format!(
+                "messages.{index}: `tool_use` ids were found without `tool_result` blocks immediately after: \
+                 {unanswered}. Each `tool_use` block must have a corresponding `tool_result` block in the next message."
+            ));
+        }
+    }
+    None
+}
+
+/// Extended thinking's rules: a budget of at least 1024 below `max_tokens`, no temperature
+/// but 1, and a tool-use turn being answered opens with its signed thinking.
+fn invalid_thinking(request: &Value, messages: &[Value]) -> Option<String> {
+    let thinking = request.get("thinking").filter(|thinking| !thinking.is_null())?;
+    match thinking["type"].as_str() {
+        Some("enabled") => {
+            let Some(budget) = thinking["budget_tokens"].as_u64() else {
+                return Some("thinking.enabled.budget_tokens: Field required".to_owned());
+            };
+            if budget < 1024 {
+                return Some("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".to_owned());
+            }
+            if request["max_tokens"].as_u64().is_some_and(|max_tokens| max_tokens <= budget) {
+                return Some("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our \
+                             documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+                    .to_owned());
+            }
+        }
+        Some("adaptive") => {}
+        Some("disabled") => return None,
+        _ => return Some("thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled'".to_owned()),
+    }
+    if request["temperature"].as_f64().is_some_and(|temperature| (temperature - 1.0).abs() > 1e-9) {
+        return Some("`temperature` may only be set to 1 when thinking is enabled or in redacted thinking mode. Please \
+                     consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+            .to_owned());
+    }
+    let (index, last) = messages.iter().enumerate().rev().find(|(_, message)| message["role"] == "assistant")?;
+    if !blocks(last).any(|block| block["type"] == "tool_use") || index + 2 != messages.len() {
+        return None;
+    }
+    let first = blocks(last).next().unwrap_or(&Value::Null);
+    match first["type"].as_str() {
+        Some("thinking") if first["signature"].as_str().is_none_or(str::is_empty) => {
+            Some(format!("messages.{index}.content.0.thinking.signature: Field required"))
+        }
+        Some("thinking" | "redacted_thinking") => None,
+        other => Some(format!(
+            "messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{}`. When \
+             `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the \
+             lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from \
+             previous turns. To avoid this requirement, disable `thinking`.",
+            other.unwrap_or("text")
+        )),
     }
 }
 

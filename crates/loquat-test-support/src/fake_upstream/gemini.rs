@@ -245,15 +245,53 @@ fn invalid(request: &Value) -> Option<String> {
     let Some(contents) = contents else {
         return Some("* GenerateContentRequest.contents: contents is not specified\n".to_owned());
     };
+    let mut calls_before = 0;
     for (index, content) in contents.iter().enumerate() {
-        if !matches!(content.get("role").and_then(Value::as_str), None | Some("user" | "model")) {
+        if !matches!(content.get("role").and_then(Value::as_str), None | Some("user" | "model" | "function")) {
             return Some("Please use a valid role: user, model.".to_owned());
         }
-        if content["parts"].as_array().is_none_or(Vec::is_empty) {
+        let Some(parts) = content["parts"].as_array().filter(|parts| !parts.is_empty()) else {
             return Some(format!(
                 "* GenerateContentRequest.contents[{index}].parts: contents.parts must not be empty.\n"
             ));
+        };
+        let field = |part: &'_ Value, camel: &str, snake: &str| part.get(camel).or_else(|| part.get(snake)).cloned();
+        let (mut calls, mut responses) = (0, 0);
+        for (at, part) in parts.iter().enumerate() {
+            if let Some(call) = field(part, "functionCall", "function_call") {
+                calls += 1;
+                if !call["args"].is_object() && !call["args"].is_null() {
+                    return Some(format!(
+                        "Invalid value at 'contents[{index}].parts[{at}].function_call.args' \
+                         (type.googleapis.com/google.protobuf.Struct), {}",
+                        call["args"]
+                    ));
+                }
+            }
+            if let Some(response) = field(part, "functionResponse", "function_response") {
+                responses += 1;
+                if !response["response"].is_object() {
+                    return Some(format!(
+                        "Invalid value at 'contents[{index}].parts[{at}].function_response.response' \
+                         (type.googleapis.com/google.protobuf.Struct), {}",
+                        response["response"]
+                    ));
+                }
+            }
         }
+        if responses > 0 && calls_before == 0 {
+            return Some(
+                "Please ensure that function response turn comes immediately after a function call turn.".to_owned(),
+            );
+        }
+        if responses > 0 && responses != calls_before {
+            return Some(
+                "Please ensure that the number of function response parts is equal to the number of function call \
+                 parts of the function call turn."
+                    .to_owned(),
+            );
+        }
+        calls_before = calls;
     }
     None
 }

@@ -150,6 +150,30 @@ fn model_of(request: &Value) -> Option<&str> {
     request["model"].as_str().or(request["name"].as_str()).filter(|model| !model.is_empty())
 }
 
+/// What Ollama says about a malformed chat (its Go JSON decoding errors), if this one is.
+fn invalid(request: &Value) -> Option<String> {
+    for message in request["messages"].as_array().into_iter().flatten() {
+        if !matches!(message["role"].as_str(), Some("system" | "user" | "assistant" | "tool")) {
+            return Some(format!("invalid role: {}", message["role"].as_str().unwrap_or_default()));
+        }
+        let calls = message["tool_calls"].as_array().into_iter().flatten();
+        if calls.into_iter().any(|call| !call["function"]["arguments"].is_object()) {
+            return Some(
+                "json: cannot unmarshal string into Go struct field ToolCallFunction.messages.tool_calls.function.\
+                 arguments of type api.ToolCallFunctionArguments"
+                    .to_owned(),
+            );
+        }
+        let images = &message["images"];
+        if !images.is_null() && !images.as_array().is_some_and(|images| images.iter().all(Value::is_string)) {
+            return Some("json: cannot unmarshal object into Go struct field Message.messages.images of type \
+                         api.ImageData"
+                .to_owned());
+        }
+    }
+    None
+}
+
 async fn chat(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -167,9 +191,8 @@ async fn chat(
     let Some(model) = model_of(&request).map(str::to_owned) else {
         return error(400, "model is required");
     };
-    let roles = request["messages"].as_array().into_iter().flatten().map(|message| message["role"].as_str());
-    if let Some(role) = roles.into_iter().find(|role| !matches!(role, Some("system" | "user" | "assistant" | "tool"))) {
-        return error(400, &format!("invalid role: {}", role.unwrap_or_default()));
+    if let Some(message) = invalid(&request) {
+        return error(400, &message);
     }
     let reply = shared.next_reply();
     if let Some(http_error) = &reply.0.http_error {

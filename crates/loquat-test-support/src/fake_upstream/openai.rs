@@ -131,6 +131,9 @@ async fn chat(
         let message = "We could not parse the JSON body of your request.";
         return error(flavor, 400, message, "invalid_request_error", None, None);
     };
+    if let Some(message) = invalid(&request) {
+        return error(flavor, 400, &message, "invalid_request_error", None, None);
+    }
     let model = match flavor {
         Flavor::OpenAi => request["model"].as_str().unwrap_or("fake-model").to_owned(),
         Flavor::Azure => uri.path().split('/').nth(3).unwrap_or_default().to_owned(),
@@ -154,6 +157,32 @@ async fn chat(
     let render = ChunkRender { head: Bytes::from(head), include_usage, azure: flavor == Flavor::Azure };
     let content_type = if flavor == Flavor::Azure { "text/event-stream; charset=utf-8" } else { "text/event-stream" };
     ReplyStream::new(Arc::clone(&reply.0), render, outcome).into_response(content_type)
+}
+
+/// What the real API says about a malformed conversation, if this one is: arguments of tool
+/// calls are JSON text, and a tool result answers a call made before it.
+fn invalid(request: &Value) -> Option<String> {
+    let mut calls: Vec<&str> = Vec::new();
+    for (index, message) in request["messages"].as_array()?.iter().enumerate() {
+        for (at, call) in message["tool_calls"].as_array().into_iter().flatten().enumerate() {
+            if !call["function"]["arguments"].is_string() {
+                return Some(format!(
+                    "Invalid type for 'messages[{index}].tool_calls[{at}].function.arguments': expected a string, \
+                     but got {} instead.",
+                    if call["function"]["arguments"].is_object() { "an object" } else { "another type" }
+                ));
+            }
+            calls.extend(call["id"].as_str());
+        }
+        if message["role"] == "tool" && !message["tool_call_id"].as_str().is_some_and(|id| calls.contains(&id)) {
+            return Some(
+                "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with \
+                 'tool_calls'."
+                    .to_owned(),
+            );
+        }
+    }
+    None
 }
 
 /// The refusal of a request without the right key (or, on Azure, without an `api-version`).

@@ -1,0 +1,165 @@
+async fn lists_models_across_pages(wire: Wire) {
+    let row = Row::start(wire).await;
+    // More than one page of Anthropic (20) and Gemini (50) by default.
+    let models: Vec<String> = (0..60).map(|i| format!("model-{i:02}")).collect();
+    row.fake.set_models(models.clone());
+    let listed = tokio::time::timeout(WAIT, client().list_models(&row.endpoint())).await;
+    let listed = match listed {
+        Ok(Ok(listed)) => listed,
+        other => panic!("{row}: listing failed: {other:?}"),
+    };
+    let expected: Vec<String> = match wire {
+        Wire::Ollama => models.iter().map(|model| format!("{model}:latest")).collect(),
+        _ => models,
+    };
+    assert_eq!(listed, expected, "{row}");
+    let request = row.last_request().await;
+    assert_eq!(request.method, "GET", "{row}");
+    let path = match wire {
+        Wire::OpenAi | Wire::Anthropic => "/v1/models",
+        Wire::Gemini => "/v1beta/models",
+        Wire::Ollama => "/api/tags",
+        Wire::Azure => "/openai/models",
+    };
+    assert_eq!(request.path, path, "{row}");
+    assert_auth(&row, &request);
+}
+
+/// The key went where the protocol wants it, and nowhere else.
+fn assert_auth(row: &Row, request: &RecordedRequest) {
+    let bearer = format!("Bearer {KEY}");
+    let (header, value) = match row.wire {
+        Wire::OpenAi | Wire::Ollama => ("authorization", bearer.as_str()),
+        Wire::Anthropic => ("x-api-key", KEY),
+        Wire::Gemini => ("x-goog-api-key", KEY),
+        Wire::Azure => ("api-key", KEY),
+    };
+    assert_eq!(request.header(header), Some(value), "{row}: the key in `{header}`");
+    for other in ["authorization", "x-api-key", "x-goog-api-key", "api-key"].into_iter().filter(|name| *name != header)
+    {
+        assert_eq!(request.header(other), None, "{row}: no `{other}` header");
+    }
+    assert!(!request.query.contains(KEY), "{row}: the key is not in the URL: {}", request.query);
+    if row.wire == Wire::Anthropic {
+        assert!(request.header("anthropic-version").is_some_and(|version| !version.is_empty()), "{row}");
+    }
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or(f64::NAN)
+}
+
+async fn sends_the_protocols_request_shape(wire: Wire) {
+    let row = Row::start(wire).await;
+    let mut tuned = row.request();
+    tuned.params = ModelParams { temperature: Some(0.5), max_tokens: Some(256), ..ModelParams::default() };
+    row.play_ok(Reply::text("ok")).await;
+    let plain = row.last_request().await;
+    let (events, error) = row.play(Reply::text("ok"), &tuned).await;
+    assert!(error.is_none(), "{row}: {error:?} {events:?}");
+    let sent = row.last_request().await;
+    assert_eq!(sent.method, "POST", "{row}");
+    assert_auth(&row, &sent);
+    let body = &sent.body;
+    match wire {
+        Wire::OpenAi | Wire::Azure => {
+            let path = if wire == Wire::OpenAi {
+                "/v1/chat/completions".to_owned()
+            } else {
+                format!("/openai/deployments/{AZURE_DEPLOYMENT}/chat/completions")
+            };
+            assert_eq!(sent.path, path, "{row}");
+            if wire == Wire::Azure {
+                assert!(sent.query_param("api-version").is_some_and(|version| !version.is_empty()), "{row}");
+            } else {
+                assert_eq!(body["model"], "gpt-4o-mini", "{row}");
+            }
+            assert_eq!(body["messages"][0], json!({ "role": "system", "content": "Be brief." }), "{row}");
+            assert_eq!(body["messages"][1], json!({ "role": "user", "content": "Hi" }), "{row}");
+            assert_eq!(body["stream"], true, "{row}");
+            assert_eq!(body["max_tokens"], 256, "{row}");
+            assert!(plain.body.get("max_tokens").is_none(), "{row}: no limit unless set");
+            assert!((number(&body["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+        }
+        Wire::Anthropic => {
+            assert_eq!(sent.path, "/v1/messages", "{row}");
+            assert_eq!(body["model"], "claude-sonnet-4-5", "{row}");
+            let system = &body["system"];
+            let system_text = system.as_str().or(system[0]["text"].as_str());
+            assert_eq!(system_text, Some("Be brief."), "{row}: the system prompt is top-level: {body}");
+            let roles: Vec<&str> =
+                body["messages"].as_array().into_iter().flatten().filter_map(|m| m["role"].as_str()).collect();
+            assert_eq!(roles, ["user"], "{row}: no system message among the messages: {body}");
+            let first = &body["messages"][0]["content"];
+            assert_eq!(first.as_str().or(first[0]["text"].as_str()), Some("Hi"), "{row}: {body}");
+            assert_eq!(body["stream"], true, "{row}");
+            assert_eq!(body["max_tokens"], 256, "{row}");
+            assert!(plain.body["max_tokens"].as_u64().is_some_and(|limit| limit > 0), "{row}: max_tokens is required");
+            assert!((number(&body["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+        }
+        Wire::Gemini => {
+            assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "{row}");
+            assert_eq!(sent.query_param("alt").as_deref(), Some("sse"), "{row}");
+            let system = body.get("systemInstruction").or_else(|| body.get("system_instruction"));
+            assert_eq!(system.map(|system| &system["parts"][0]["text"]), Some(&json!("Be brief.")), "{row}: {body}");
+            assert_eq!(body["contents"][0]["role"], "user", "{row}: {body}");
+            assert_eq!(body["contents"][0]["parts"][0]["text"], "Hi", "{row}: {body}");
+            assert_eq!(body["contents"].as_array().map(Vec::len), Some(1), "{row}: the system prompt is apart");
+            let config = body.get("generationConfig").or_else(|| body.get("generation_config")).unwrap_or(&Value::Null);
+            assert_eq!(
+                config.get("maxOutputTokens").or_else(|| config.get("max_output_tokens")),
+                Some(&json!(256)),
+                "{row}"
+            );
+            assert!((number(&config["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+            let plain_config = plain.body.get("generationConfig").unwrap_or(&Value::Null);
+            assert!(plain_config.get("maxOutputTokens").is_none(), "{row}: no limit unless set: {}", plain.body);
+        }
+        Wire::Ollama => {
+            assert_eq!(sent.path, "/api/chat", "{row}");
+            assert_eq!(body["model"], "llama3.2", "{row}");
+            assert_eq!(body["messages"][0], json!({ "role": "system", "content": "Be brief." }), "{row}: {body}");
+            assert_eq!(body["messages"][1]["role"], "user", "{row}: {body}");
+            assert_ne!(body["stream"], false, "{row}: streamed");
+            assert_eq!(body["options"]["num_predict"], 256, "{row}: {body}");
+            assert!((number(&body["options"]["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
+            assert!(plain.body["options"].get("num_predict").is_none(), "{row}: no limit unless set");
+        }
+    }
+}
+
+async fn pulls_and_describes_models_where_the_protocol_can(wire: Wire) {
+    let row = Row::start(wire).await;
+    let endpoint = row.endpoint();
+    if wire != Wire::Ollama {
+        let refused = client().pull_model(&endpoint, "anything").await.err().map(|error| error.kind);
+        assert_eq!(refused, Some(ProviderErrorKind::BadRequest), "{row}: only Ollama downloads models");
+        let details = client().model_details(&endpoint, row.model()).await;
+        assert!(details.is_ok_and(|details| details.context_tokens.is_none()), "{row}: nothing to say");
+        return;
+    }
+    row.fake.set_context_length("llama3.2", 8192);
+    let details = client().model_details(&endpoint, "llama3.2").await;
+    assert_eq!(details.map(|details| details.context_tokens).ok(), Some(Some(8192)), "{row}");
+    let unknown = client().model_details(&endpoint, "no-such-model").await;
+    assert_eq!(unknown.err().map(|error| error.kind), Some(ProviderErrorKind::ModelNotFound), "{row}");
+
+    row.fake.set_registry(["qwen3:8b"]);
+    let pull = client().pull_model(&endpoint, "qwen3:8b").await.unwrap_or_else(|error| panic!("{row}: {error}"));
+    let progress: Vec<_> = tokio::time::timeout(WAIT, pull.collect::<Vec<_>>()).await.expect("the pull ends");
+    let progress: Vec<_> =
+        progress.into_iter().map(|item| item.unwrap_or_else(|error| panic!("{row}: {error}"))).collect();
+    assert_eq!(progress.first().map(|step| step.status.as_str()), Some("pulling manifest"), "{row}: {progress:?}");
+    assert_eq!(progress.last().map(|step| step.status.as_str()), Some("success"), "{row}: {progress:?}");
+    let downloaded = progress.iter().filter(|step| step.total.is_some() && step.completed == step.total).count();
+    assert_eq!(downloaded, 2, "{row}: both layers complete: {progress:?}");
+    let models = client().list_models(&endpoint).await.unwrap_or_default();
+    assert!(models.contains(&"qwen3:8b".to_owned()), "{row}: the pulled model is listed: {models:?}");
+
+    let missing = client().pull_model(&endpoint, "no-such-model").await;
+    let failed = match missing {
+        Err(error) => Some(error),
+        Ok(pull) => pull.collect::<Vec<_>>().await.into_iter().find_map(Result::err),
+    };
+    assert!(failed.is_some(), "{row}: pulling an unknown model fails");
+}
