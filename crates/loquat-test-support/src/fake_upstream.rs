@@ -472,6 +472,9 @@ pub(super) fn json_error(status: u16, body: impl Into<Bytes>, retry_after: Optio
 
 #[cfg(test)]
 mod tests;
-
 #[cfg(test)]
-mod native_tests;
+mod tests_anthropic;
+#[cfg(test)]
+mod tests_gemini;
+#[cfg(test)]
+mod tests_ollama;

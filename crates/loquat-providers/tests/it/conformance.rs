@@ -11,15 +11,16 @@
 //! error or a cut connection; map HTTP errors to kinds, a 429 with the provider's wait in
 //! `retry_after` (and retry it when the wait is short, see `retry.rs`); refuse a wrong key as
 //! `InvalidKey`; let a caller's timeout cut a stalled stream and cancel the upstream request
-//! when the stream is dropped; list models (across pages); and send the protocol's request
-//! shape (auth header, system placement, token limits, API version).
+//! when the stream is dropped; list models (across pages); send the protocol's request shape
+//! (auth header, system placement, token limits, API version), tool results, reasoning settings
+//! with signed thinking, and images (`requests`); and download models where it can (Ollama).
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use loquat_core::Secret;
-use loquat_core::domain::{ModelParams, Protocol, TokenUsage};
+use loquat_core::domain::{Protocol, TokenUsage};
 use loquat_core::llm::{
     ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, FinishReason, ProviderError,
     ProviderErrorKind, ToolSpec,

@@ -208,7 +208,8 @@ fn blocks(message: &Value) -> impl Iterator<Item = &Value> {
 /// Each `tool_use` is answered by a `tool_result` in the next message, and only so.
 fn invalid_tool_turns(messages: &[Value]) -> Option<String> {
     for (index, message) in messages.iter().enumerate() {
-        let uses: Vec<&str> = blocks(message).filter(|block| block["type"] == "tool_use").filter_map(|b| b["id"].as_str()).collect();
+        let uses: Vec<&str> =
+            blocks(message).filter(|block| block["type"] == "tool_use").filter_map(|b| b["id"].as_str()).collect();
         if let Some(block) = blocks(message).find(|block| block["type"] == "tool_use" && !block["input"].is_object()) {
             let at = blocks(message).position(|candidate| candidate == block).unwrap_or(0);
             return Some(format!("messages.{index}.content.{at}.tool_use.input: Input should be a valid dictionary"));
@@ -222,7 +223,9 @@ fn invalid_tool_turns(messages: &[Value]) -> Option<String> {
             .filter_map(|block| block["id"].as_str())
             .collect();
         let results = blocks(message).filter(|block| block["type"] == "tool_result");
-        if let Some(orphan) = results.filter_map(|block| block["tool_use_id"].as_str()).find(|id| !previous_uses.contains(id)) {
+        if let Some(orphan) =
+            results.filter_map(|block| block["tool_use_id"].as_str()).find(|id| !previous_uses.contains(id))
+        {
             return Some(format!(
                 "messages.{index}.content.0: unexpected `tool_use_id` found in `tool_result` blocks: {orphan}. Each \
                  `tool_result` block must have a corresponding `tool_use` block in the previous message."
@@ -250,22 +253,32 @@ fn invalid_thinking(request: &Value, messages: &[Value]) -> Option<String> {
                 return Some("thinking.enabled.budget_tokens: Field required".to_owned());
             };
             if budget < 1024 {
-                return Some("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".to_owned());
+                return Some(
+                    "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".to_owned(),
+                );
             }
             if request["max_tokens"].as_u64().is_some_and(|max_tokens| max_tokens <= budget) {
-                return Some("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our \
+                return Some(
+                    "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our \
                              documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
-                    .to_owned());
+                        .to_owned(),
+                );
             }
         }
         Some("adaptive") => {}
         Some("disabled") => return None,
-        _ => return Some("thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled'".to_owned()),
+        _ => {
+            return Some(
+                "thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled'".to_owned(),
+            );
+        }
     }
     if request["temperature"].as_f64().is_some_and(|temperature| (temperature - 1.0).abs() > 1e-9) {
-        return Some("`temperature` may only be set to 1 when thinking is enabled or in redacted thinking mode. Please \
+        return Some(
+            "`temperature` may only be set to 1 when thinking is enabled or in redacted thinking mode. Please \
                      consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
-            .to_owned());
+                .to_owned(),
+        );
     }
     let (index, last) = messages.iter().enumerate().rev().find(|(_, message)| message["role"] == "assistant")?;
     if !blocks(last).any(|block| block["type"] == "tool_use") || index + 2 != messages.len() {

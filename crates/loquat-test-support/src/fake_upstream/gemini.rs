@@ -19,7 +19,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::reply::{HttpError, Piece, Script};
+use super::reply::{Ending, HttpError, Piece, Script};
 use super::stream::{Out, Outcome, Render, ReplyStream, Whole, broken_body, play_whole};
 use super::{KeyCheck, Shared, header, json_error, query_param, respond};
 
@@ -172,7 +172,7 @@ impl Render for EventRender {
             }
             Some(Piece::Text(text)) => (vec![json!({ "text": text })], script.is_last_chunk(index)),
             // Parallel calls come together, in one event.
-            Some(Piece::Tool(0, _)) => (call_parts(script), script.ending == super::reply::Ending::Complete),
+            Some(Piece::Tool(0, _)) => (call_parts(script), script.ending == Ending::Complete),
             Some(Piece::Tool(..)) | None => return,
         };
         self.finished |= last;

@@ -166,9 +166,11 @@ fn invalid(request: &Value) -> Option<String> {
         }
         let images = &message["images"];
         if !images.is_null() && !images.as_array().is_some_and(|images| images.iter().all(Value::is_string)) {
-            return Some("json: cannot unmarshal object into Go struct field Message.messages.images of type \
+            return Some(
+                "json: cannot unmarshal object into Go struct field Message.messages.images of type \
                          api.ImageData"
-                .to_owned());
+                    .to_owned(),
+            );
         }
     }
     None

@@ -203,21 +203,20 @@ impl<R: Render> Stream for ReplyStream<R> {
                 }
                 this.delay_done = true;
             }
-            let script = Arc::clone(&this.script);
             match this.step {
                 Step::Open => {
-                    this.render.open(&script, &mut this.out);
+                    this.render.open(&this.script, &mut this.out);
                     this.advance(this.after_chunks(0));
                 }
                 Step::Chunk(i) => {
-                    this.render.chunk(&script, i, &mut this.out);
+                    this.render.chunk(&this.script, i, &mut this.out);
                     this.advance(this.after_chunks(i + 1));
                 }
                 Step::Finish | Step::Fail => {
                     if this.step == Step::Finish {
-                        this.render.finish(&script, &mut this.out);
+                        this.render.finish(&this.script, &mut this.out);
                     } else {
-                        this.render.fail(&script, &mut this.out);
+                        this.render.fail(&this.script, &mut this.out);
                     }
                     this.outcome.finish();
                     this.advance(Step::End);

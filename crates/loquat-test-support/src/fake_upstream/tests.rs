@@ -1,16 +1,49 @@
 //! Tests of the fake upstream through a plain HTTP client, OpenAI and Azure: the exact wire
-//! format, scripted
-//! failures, delays, and the request/cancellation bookkeeping.
+//! format, tool calls, scripted failures, delays, keys and API versions, and the
+//! request/cancellation bookkeeping; plus the helpers the other protocols' tests share.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::fake_openai::FakeOpenAi;
 
 use super::{FakeUpstream, Protocol, Reply};
 
-const SECOND: Duration = Duration::from_secs(1);
+pub(super) const SECOND: Duration = Duration::from_secs(1);
+
+/// Sends a request to `path` (with its query) of the fake, with these headers and JSON body.
+pub(super) async fn send(
+    fake: &FakeUpstream,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> reqwest::Response {
+    let client = reqwest::Client::new();
+    let url = format!("http://{}{path}", fake.addr());
+    let mut builder = if body.is_some() { client.post(url) } else { client.get(url) };
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if let Some(body) = body {
+        builder = builder.json(&body);
+    }
+    builder.send().await.expect("the fake answers")
+}
+
+/// The body as the client read it, one item per read.
+pub(super) async fn reads(mut response: reqwest::Response) -> Vec<Bytes> {
+    let mut reads = Vec::new();
+    while let Some(chunk) = response.chunk().await.expect("the body reads") {
+        reads.push(chunk);
+    }
+    reads
+}
+
+pub(super) fn text(reads: &[Bytes]) -> String {
+    String::from_utf8(reads.concat()).expect("UTF-8")
+}
 
 async fn post(fake: &FakeOpenAi, body: Value) -> reqwest::Response {
     let client = reqwest::Client::new();
@@ -137,4 +170,87 @@ async fn delays_are_honoured() {
     let started = std::time::Instant::now();
     post(&fake, streamed(false)).await.text().await.expect("body");
     assert!(started.elapsed() >= delay * 4, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn tool_calls_stream_as_a_named_call_then_argument_pieces() {
+    let fake = FakeOpenAi::start().await;
+    fake.push_reply(Reply::text("Checking.").tool_call("weather", r#"{"city":"Paris"}"#).tool_call("time", "{}"));
+    let frames = frames(&post(&fake, streamed(false)).await.text().await.expect("body"));
+    let chunks: Vec<Value> =
+        frames[..frames.len() - 1].iter().map(|frame| serde_json::from_str(frame).expect("json")).collect();
+    let calls: Vec<&Value> = chunks.iter().filter_map(|chunk| chunk["choices"][0]["delta"].get("tool_calls")).collect();
+    assert_eq!(calls.len(), 4 + 3, "name and three pieces, then name and two pieces: {calls:#?}");
+    assert_eq!(
+        calls[0][0],
+        json!({ "index": 0, "id": "call_fake0", "type": "function",
+                                    "function": { "name": "weather", "arguments": "" } })
+    );
+    let arguments: String = calls[1..4].iter().filter_map(|call| call[0]["function"]["arguments"].as_str()).collect();
+    assert_eq!(arguments, r#"{"city":"Paris"}"#);
+    assert_eq!(calls[4][0]["index"], 1);
+    assert_eq!(chunks.last().map(|chunk| &chunk["choices"][0]["finish_reason"]), Some(&json!("tool_calls")));
+
+    fake.push_reply(Reply::text("x").tool_call("weather", "{}"));
+    let answer: Value = post(&fake, json!({ "model": "m", "messages": [] })).await.json().await.expect("json");
+    assert_eq!(answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "weather");
+    assert_eq!(answer["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[tokio::test]
+async fn scripted_statuses_and_orphan_tool_results_get_openais_errors() {
+    let fake = FakeOpenAi::start().await;
+    fake.push_reply(Reply::error(429).retry_after_secs(3));
+    let response = post(&fake, streamed(false)).await;
+    assert_eq!((response.status().as_u16(), response.headers()["retry-after"].to_str().ok()), (429, Some("3")));
+    assert_eq!(response.json::<Value>().await.expect("json")["error"]["code"], "rate_limit_exceeded");
+    fake.push_reply(Reply::error(404));
+    let body: Value = post(&fake, streamed(false)).await.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("`m1`")));
+    let orphan = json!({ "model": "m", "messages": [{ "role": "tool", "tool_call_id": "call_x", "content": "18" }] });
+    let response = post(&fake, orphan).await;
+    assert_eq!(response.status(), 400);
+    let message = response.json::<Value>().await.expect("json")["error"]["message"].to_string();
+    assert!(message.contains("must be a response to a preceeding message with 'tool_calls'"), "{message}");
+}
+
+#[tokio::test]
+async fn azure_opens_with_the_prompt_filter_and_wants_its_key_and_version() {
+    let fake = FakeUpstream::start(Protocol::Azure).await;
+    assert_eq!(fake.base_url(), format!("http://{}", fake.addr()));
+    fake.require_key("azure-key");
+    let path = "/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21";
+    let body = streamed(true);
+    let refused = send(&fake, path, &[("authorization", "Bearer azure-key")], Some(body.clone())).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.json::<Value>().await.expect("json")["error"]["code"], "401");
+    let unversioned =
+        send(&fake, "/openai/deployments/prod-4o/chat/completions", &[("api-key", "azure-key")], Some(body.clone()));
+    assert_eq!(unversioned.await.status(), 404);
+
+    fake.push_reply(Reply::text("Hi there").usage(2, 2));
+    let response = send(&fake, path, &[("api-key", "azure-key")], Some(body.clone())).await;
+    let frames = frames(&text(&reads(response).await));
+    let first: Value = serde_json::from_str(&frames[0]).expect("json");
+    assert_eq!(
+        (first["choices"].clone(), first["prompt_filter_results"][0]["prompt_index"].clone()),
+        (json!([]), json!(0))
+    );
+    let second: Value = serde_json::from_str(&frames[1]).expect("json");
+    assert_eq!(second["model"], "prod-4o", "the deployment answers");
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+
+    fake.push_reply(Reply::error(429).retry_after_secs(2));
+    let limited = send(&fake, path, &[("api-key", "azure-key")], Some(body)).await;
+    assert_eq!(limited.headers()["retry-after-ms"], "2000");
+    let error = limited.json::<Value>().await.expect("json");
+    assert!(error["error"]["message"].as_str().is_some_and(|message| message.contains("retry after 2 seconds")));
+    let models = send(&fake, "/openai/models?api-version=2024-10-21", &[("api-key", "azure-key")], None).await;
+    let models: Value = models.json().await.expect("json");
+    assert_eq!(
+        (models["data"][0]["id"].clone(), models["data"][0]["status"].clone()),
+        (json!("gpt-4o-mini"), json!("succeeded"))
+    );
+    assert_eq!(fake.requests()[2].query_param("api-version").as_deref(), Some("2024-10-21"));
 }

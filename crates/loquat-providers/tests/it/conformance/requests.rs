@@ -1,4 +1,23 @@
-async fn lists_models_across_pages(wire: Wire) {
+//! The conformance tests of what Loquat sends and lists: each protocol's request shape (auth,
+//! system prompt, token limits, API version), tool calls and results sent back, reasoning
+//! settings with signed thinking sent back, images, model lists across pages, and Ollama's
+//! downloads and model details. The fake refuses what the real services refuse (Anthropic's
+//! unpaired tool results and thinking rules, Gemini's unknown fields and unmatched function
+//! responses, OpenAI's orphan tool messages, Ollama's non-object arguments).
+
+use futures_util::StreamExt;
+use loquat_core::domain::ModelParams;
+use loquat_core::llm::{
+    ChatClient, ChatMessage, ChatRequest, ChatRole, Image, ProviderErrorKind, ReasoningConfig, ReasoningEffort,
+    Thinking, ToolCall, ToolSpec,
+};
+use loquat_test_support::fake_upstream::{ANTHROPIC_THINKING_SIGNATURE, Protocol as Wire, RecordedRequest, Reply};
+use serde_json::{Value, json};
+
+use super::{AZURE_DEPLOYMENT, KEY, Row, WAIT};
+use crate::{client, reasoning_of};
+
+pub(super) async fn lists_models_across_pages(wire: Wire) {
     let row = Row::start(wire).await;
     // More than one page of Anthropic (20) and Gemini (50) by default.
     let models: Vec<String> = (0..60).map(|i| format!("model-{i:02}")).collect();
@@ -49,7 +68,7 @@ fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
 }
 
-async fn sends_the_protocols_request_shape(wire: Wire) {
+pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
     let row = Row::start(wire).await;
     let mut tuned = row.request();
     tuned.params = ModelParams { temperature: Some(0.5), max_tokens: Some(256), ..ModelParams::default() };
@@ -128,7 +147,7 @@ async fn sends_the_protocols_request_shape(wire: Wire) {
     }
 }
 
-async fn pulls_and_describes_models_where_the_protocol_can(wire: Wire) {
+pub(super) async fn pulls_and_describes_models_where_the_protocol_can(wire: Wire) {
     let row = Row::start(wire).await;
     let endpoint = row.endpoint();
     if wire != Wire::Ollama {
@@ -162,4 +181,173 @@ async fn pulls_and_describes_models_where_the_protocol_can(wire: Wire) {
         Ok(pull) => pull.collect::<Vec<_>>().await.into_iter().find_map(Result::err),
     };
     assert!(failed.is_some(), "{row}: pulling an unknown model fails");
+}
+
+/// A conversation where a tool call is being answered: the call (after signed reasoning) and
+/// its result, in plain text.
+fn tool_round_trip(row: &Row) -> ChatRequest {
+    let mut call = ChatMessage::new(ChatRole::Assistant, "");
+    call.tool_calls = vec![ToolCall {
+        id: "call_weather_1".into(),
+        name: "get_weather".into(),
+        arguments: r#"{"city":"Paris"}"#.into(),
+    }];
+    call.thinking = Some(Thinking {
+        text: "The user wants the weather; the tool knows it.".into(),
+        signature: Some(ANTHROPIC_THINKING_SIGNATURE.into()),
+    });
+    let mut request = row.request();
+    request.messages = vec![
+        ChatMessage::new(ChatRole::System, "Be brief."),
+        ChatMessage::new(ChatRole::User, "Weather in Paris?"),
+        call,
+        ChatMessage::tool_result("call_weather_1", "get_weather", "18°C and sunny"),
+    ];
+    request.tools = vec![ToolSpec {
+        name: "get_weather".into(),
+        description: "Weather by city".into(),
+        parameters: json!({ "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] }),
+    }];
+    request
+}
+
+/// Plays a short answer to `request` and returns what the fake received.
+async fn sent(row: &Row, request: &ChatRequest, reply: Reply) -> RecordedRequest {
+    let (events, error) = row.play(reply, request).await;
+    assert!(error.is_none(), "{row}: the fake refused the request: {error:?} after {events:?}");
+    row.last_request().await
+}
+
+/// Text content as a string or as text blocks/parts.
+fn text_in(content: &Value) -> Option<&str> {
+    content.as_str().or_else(|| content[0]["text"].as_str())
+}
+
+pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Wire) {
+    let row = Row::start(wire).await;
+    let sent = sent(&row, &tool_round_trip(&row), Reply::text("It is 18°C and sunny.")).await;
+    let body = &sent.body;
+    match wire {
+        Wire::OpenAi | Wire::Azure => {
+            let call = &body["messages"][2];
+            assert_eq!(call["role"], "assistant", "{row}: {body}");
+            let expected = json!({ "id": "call_weather_1", "type": "function",
+                                   "function": { "name": "get_weather", "arguments": r#"{"city":"Paris"}"# } });
+            assert_eq!(call["tool_calls"][0], expected, "{row}: {body}");
+            let result = json!({ "role": "tool", "tool_call_id": "call_weather_1", "content": "18°C and sunny" });
+            assert_eq!(body["messages"][3], result, "{row}: {body}");
+            assert_eq!(body["tools"][0]["function"]["name"], "get_weather", "{row}: {body}");
+        }
+        Wire::Anthropic => {
+            let roles: Vec<&str> =
+                body["messages"].as_array().into_iter().flatten().filter_map(|m| m["role"].as_str()).collect();
+            assert_eq!(roles, ["user", "assistant", "user"], "{row}: {body}");
+            let blocks = body["messages"][1]["content"].as_array().cloned().unwrap_or_default();
+            let call = blocks.iter().find(|block| block["type"] == "tool_use");
+            let expected = json!({ "type": "tool_use", "id": "call_weather_1", "name": "get_weather",
+                                   "input": { "city": "Paris" } });
+            assert_eq!(call, Some(&expected), "{row}: {body}");
+            let result = &body["messages"][2]["content"][0];
+            assert_eq!(result["type"], "tool_result", "{row}: the result opens the user turn: {body}");
+            assert_eq!(result["tool_use_id"], "call_weather_1", "{row}: {body}");
+            assert_eq!(text_in(&result["content"]), Some("18°C and sunny"), "{row}: {body}");
+            assert_eq!(body["tools"][0]["name"], "get_weather", "{row}: {body}");
+            assert!(body["tools"][0]["input_schema"].is_object(), "{row}: {body}");
+        }
+        Wire::Gemini => {
+            let contents = body["contents"].as_array().cloned().unwrap_or_default();
+            assert_eq!(contents.len(), 3, "{row}: user, model call, response: {body}");
+            assert_eq!(contents[1]["role"], "model", "{row}: {body}");
+            let call = contents[1]["parts"].as_array().into_iter().flatten().find_map(|part| part.get("functionCall"));
+            let call = call.unwrap_or(&Value::Null);
+            assert_eq!((&call["name"], &call["args"]), (&json!("get_weather"), &json!({ "city": "Paris" })), "{row}");
+            let response =
+                contents[2]["parts"].as_array().into_iter().flatten().find_map(|part| part.get("functionResponse"));
+            let response = response.unwrap_or(&Value::Null);
+            assert_eq!(response["name"], "get_weather", "{row}: {body}");
+            assert!(response["response"].to_string().contains("18°C and sunny"), "{row}: {body}");
+            let declarations =
+                body["tools"][0].get("functionDeclarations").or_else(|| body["tools"][0].get("function_declarations"));
+            assert_eq!(declarations.map(|found| &found[0]["name"]), Some(&json!("get_weather")), "{row}: {body}");
+        }
+        Wire::Ollama => {
+            let call = &body["messages"][2];
+            assert_eq!(call["role"], "assistant", "{row}: {body}");
+            let function = &call["tool_calls"][0]["function"];
+            assert_eq!(
+                (&function["name"], &function["arguments"]),
+                (&json!("get_weather"), &json!({ "city": "Paris" }))
+            );
+            assert_eq!(body["messages"][3]["role"], "tool", "{row}: {body}");
+            assert_eq!(body["messages"][3]["content"], "18°C and sunny", "{row}: {body}");
+            assert_eq!(body["tools"][0]["function"]["name"], "get_weather", "{row}: {body}");
+        }
+    }
+}
+
+pub(super) async fn sends_reasoning_settings_and_signed_thinking_back(wire: Wire) {
+    let row = Row::start(wire).await;
+    let mut request = tool_round_trip(&row);
+    request.reasoning = Some(ReasoningConfig { effort: Some(ReasoningEffort::Medium), budget_tokens: None });
+    // Anthropic fixes the temperature while thinking and wants room above the budget.
+    request.params = ModelParams { temperature: Some(0.7), max_tokens: Some(2000), ..ModelParams::default() };
+    let reply = Reply::text("Sunny.").reasoning("The tool says sunny.");
+    let (events, error) = row.play(reply, &request).await;
+    assert!(error.is_none(), "{row}: the fake refused the request: {error:?}");
+    assert_eq!(reasoning_of(&events), "The tool says sunny.", "{row}");
+    let sent = row.last_request().await;
+    let body = &sent.body;
+    match wire {
+        Wire::OpenAi | Wire::Azure => assert_eq!(body["reasoning_effort"], "medium", "{row}: {body}"),
+        Wire::Anthropic => {
+            assert_eq!(body["thinking"], json!({ "type": "enabled", "budget_tokens": 8192 }), "{row}: {body}");
+            assert!(body["max_tokens"].as_u64().is_some_and(|max| max > 8192), "{row}: {body}");
+            assert!(body.get("temperature").is_none_or(|t| t == 1), "{row}: {body}");
+            let first = &body["messages"][1]["content"][0];
+            assert_eq!(first["type"], "thinking", "{row}: the call's turn opens with its thinking: {body}");
+            assert_eq!(first["signature"], ANTHROPIC_THINKING_SIGNATURE, "{row}: {body}");
+        }
+        Wire::Gemini => {
+            let config = &body["generationConfig"]["thinkingConfig"];
+            assert_eq!(config["includeThoughts"], true, "{row}: thoughts are asked for: {body}");
+            assert!(config["thinkingBudget"] == 8192 || config["thinkingLevel"].is_string(), "{row}: {body}");
+        }
+        Wire::Ollama => assert!(body["think"] == true || body["think"] == "medium", "{row}: {body}"),
+    }
+}
+
+pub(super) async fn sends_images_in_the_protocols_shape(wire: Wire) {
+    let row = Row::start(wire).await;
+    let mut request = row.request();
+    let mut question = ChatMessage::new(ChatRole::User, "What is this?");
+    question.images = vec![Image::Inline { mime_type: "image/png".into(), data_base64: "iVBORw0KGgo=".into() }];
+    request.messages = vec![ChatMessage::new(ChatRole::System, "Be brief."), question];
+    let sent = sent(&row, &request, Reply::text("A tiny PNG.")).await;
+    let body = &sent.body;
+    let text = body.to_string();
+    assert!(text.contains("What is this?") && text.contains("iVBORw0KGgo="), "{row}: {body}");
+    match wire {
+        Wire::OpenAi | Wire::Azure => {
+            let parts = body["messages"][1]["content"].as_array().cloned().unwrap_or_default();
+            let image = json!({ "type": "image_url", "image_url": { "url": "data:image/png;base64,iVBORw0KGgo=" } });
+            assert!(parts.contains(&image), "{row}: {body}");
+        }
+        Wire::Anthropic => {
+            let blocks = body["messages"][0]["content"].as_array().cloned().unwrap_or_default();
+            let image = json!({ "type": "image",
+                                "source": { "type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo=" } });
+            assert!(blocks.contains(&image), "{row}: {body}");
+        }
+        Wire::Gemini => {
+            let parts = body["contents"][0]["parts"].as_array().cloned().unwrap_or_default();
+            let inline = parts.iter().find_map(|part| part.get("inlineData").or_else(|| part.get("inline_data")));
+            let inline = inline.unwrap_or(&Value::Null);
+            let mime = inline.get("mimeType").or_else(|| inline.get("mime_type"));
+            assert_eq!((mime, &inline["data"]), (Some(&json!("image/png")), &json!("iVBORw0KGgo=")), "{row}: {body}");
+        }
+        Wire::Ollama => {
+            assert_eq!(body["messages"][1]["images"], json!(["iVBORw0KGgo="]), "{row}: {body}");
+            assert_eq!(body["messages"][1]["content"], "What is this?", "{row}: {body}");
+        }
+    }
 }
