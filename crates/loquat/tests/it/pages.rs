@@ -236,3 +236,43 @@ async fn assets_are_hashed_and_cached_forever() {
     assert_eq!(missing.status().as_u16(), 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_custom_provider_of_each_native_protocol_chats() {
+    use loquat_test_support::fake_upstream::{FakeUpstream, Protocol};
+    let app = TestApp::spawn_with(TestOptions { no_provider: true, ..TestOptions::default() }).await;
+    let assistant = app.default_assistant().await;
+    for (protocol, model) in [
+        (Protocol::Anthropic, "claude-test"),
+        (Protocol::Gemini, "gemini-test"),
+        (Protocol::Ollama, "llama-test"),
+        (Protocol::Azure, "my-deployment"),
+    ] {
+        let upstream = FakeUpstream::start(protocol).await;
+        upstream.require_key("sk-native");
+        upstream.push_reply(Reply::text(format!("hello from {}", protocol.as_str())).usage(7, 3));
+        let base_url = upstream.base_url();
+        app.post_redirect(
+            "/settings/providers",
+            &[
+                ("name", protocol.as_str()),
+                ("protocol", protocol.as_str()),
+                ("base_url", base_url.as_str()),
+                ("api_key", "sk-native"),
+                ("model_list", model),
+                ("api_version", "2024-10-21"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+        let provider = app.services.provider_settings(app.user()).await.expect("providers");
+        let id = provider.iter().find(|p| p.setting.name == protocol.as_str()).expect("saved").setting.id;
+        app.post_redirect(&format!("/assistants/{assistant}/model"), &[("model", &format!("{id}::{model}"))]).await;
+        let sent = app.send(assistant, None, "Hello").await;
+        let answer = app.finished(sent.answer).await;
+        assert_eq!(answer.status, MessageStatus::Complete, "{}: {answer:?}", protocol.as_str());
+        assert_eq!(answer.content, format!("hello from {}", protocol.as_str()));
+        assert_eq!(answer.usage.map(|u| u.prompt_tokens), Some(7), "{}", protocol.as_str());
+    }
+    app.cleanup().await;
+}
