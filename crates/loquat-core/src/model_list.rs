@@ -86,6 +86,42 @@ fn parse_item(item: &str) -> Result<ModelListItem, ModelListError> {
     Ok(ModelListItem::Add(card))
 }
 
+impl std::fmt::Display for ModelListItem {
+    /// The item in the model-list language (what `parse_model_list` reads back).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let card = match self {
+            ModelListItem::RemoveAll => return f.write_str("-all"),
+            ModelListItem::Remove(id) => return write!(f, "-{id}"),
+            ModelListItem::Add(card) => card,
+        };
+        f.write_str(&card.id)?;
+        if let Some(deployment) = &card.deployment {
+            write!(f, "->{deployment}")?;
+        }
+        if let Some(name) = &card.display_name {
+            write!(f, "={name}")?;
+        }
+        let flags = [
+            (card.function_calling, "fc"),
+            (card.vision, "vision"),
+            (card.reasoning, "reasoning"),
+            (card.search, "search"),
+            (card.files, "file"),
+        ];
+        if card.context_tokens.is_some() || flags.iter().any(|(on, _)| *on) {
+            f.write_str("<")?;
+            if let Some(context) = card.context_tokens {
+                write!(f, "{context}")?;
+            }
+            for (_, flag) in flags.iter().filter(|(on, _)| *on) {
+                write!(f, ":{flag}")?;
+            }
+            f.write_str(">")?;
+        }
+        Ok(())
+    }
+}
+
 /// Applies a parsed list to the built-in models: removals hide, additions enable or override.
 /// A built-in named by an addition keeps its known capabilities unless the item sets them.
 pub fn apply_model_list(builtins: &[ModelCard], items: &[ModelListItem]) -> Vec<ModelCard> {
@@ -173,6 +209,65 @@ mod tests {
         assert!(parse_model_list("=Name only").is_err());
         assert!(parse_model_list("-").is_err());
         assert_eq!(parse_model_list(" , ,").expect("empty is fine"), vec![]);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Ids and names as people write them: letters, digits, `.-_/:` and CJK, no separators.
+        fn word() -> impl Strategy<Value = String> {
+            "[a-zA-Z0-9][a-zA-Z0-9._/:-]{0,20}|[通义千问模型]{1,4}"
+        }
+
+        fn item() -> impl Strategy<Value = ModelListItem> {
+            let card = (
+                word(),
+                proptest::option::of(word()),
+                proptest::option::of("[a-zA-Z0-9][a-zA-Z0-9 ._()-]{0,20}[a-zA-Z0-9)]|名称"),
+                proptest::option::of(1u32..2_000_000),
+                any::<[bool; 5]>(),
+            )
+                .prop_map(|(id, deployment, name, context, flags)| {
+                    let mut card = ModelCard::plain(id.trim_start_matches(['-', '+']).to_owned() + "m");
+                    card.deployment = deployment;
+                    card.display_name = name;
+                    card.context_tokens = context;
+                    [card.function_calling, card.vision, card.reasoning, card.search, card.files] = flags;
+                    ModelListItem::Add(card)
+                });
+            prop_oneof![
+                Just(ModelListItem::RemoveAll),
+                word().prop_map(|id| ModelListItem::Remove(id.trim_start_matches(['-', '+']).to_owned() + "m")),
+                card,
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_text_parses_or_fails_cleanly(text in "\\PC{0,80}") {
+                let _ = parse_model_list(&text);
+            }
+
+            #[test]
+            fn written_lists_read_back_the_same(items in proptest::collection::vec(item(), 0..8), chinese_comma in any::<bool>()) {
+                let separator = if chinese_comma { "，" } else { "," };
+                let text = items.iter().map(ToString::to_string).collect::<Vec<_>>().join(separator);
+                prop_assert_eq!(parse_model_list(&text).expect("a written list parses"), items);
+            }
+
+            #[test]
+            fn applying_a_list_never_duplicates_ids(items in proptest::collection::vec(item(), 0..8)) {
+                let builtins = vec![ModelCard::plain("gpt-4o"), ModelCard::plain("o3")];
+                let models = apply_model_list(&builtins, &items);
+                let mut ids: Vec<_> = models.iter().map(|m| m.id.clone()).collect();
+                ids.sort();
+                let before = ids.len();
+                ids.dedup();
+                prop_assert_eq!(before, ids.len());
+            }
+        }
     }
 
     #[test]

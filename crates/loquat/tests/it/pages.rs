@@ -276,3 +276,47 @@ async fn a_custom_provider_of_each_native_protocol_chats() {
     }
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn ollama_models_are_listed_and_downloaded_from_the_settings_page() {
+    use loquat_test_support::fake_upstream::{FakeUpstream, Protocol};
+    let ollama = FakeUpstream::start(Protocol::Ollama).await;
+    ollama.set_models(["llama3.1:8b"]);
+    ollama.set_context_length("llama3.1:8b", 131_072);
+    ollama.set_registry(["qwen2.5:7b"]);
+    let app = TestApp::spawn_with(TestOptions {
+        no_provider: true,
+        env: vec![("ENABLED_OLLAMA", "1".into()), ("OLLAMA_PROXY_URL", ollama.base_url())],
+        ..TestOptions::default()
+    })
+    .await;
+    // Ollama's own models fill the picker, with the context length it reports.
+    let assistant = app.default_assistant().await;
+    let (_, chat) = app.page(&format!("/chat/{assistant}")).await;
+    assert!(chat.contains("value=\"ollama::llama3.1:8b\""), "the picker lists Ollama's models");
+    assert!(chat.contains("131K"));
+
+    let response = app
+        .client
+        .post(app.url("/settings/pull"))
+        .form(&[("provider", "ollama"), ("model", "qwen2.5:7b")])
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.text().await.expect("progress");
+    assert!(body.contains("event: progress"), "{body}");
+    assert!(body.contains("event: done"), "{body}");
+    let failed = app
+        .client
+        .post(app.url("/settings/pull"))
+        .form(&[("provider", "ollama"), ("model", "no-such-model")])
+        .send()
+        .await
+        .expect("pull")
+        .text()
+        .await
+        .expect("body");
+    assert!(failed.contains("event: failed"), "{failed}");
+    app.cleanup().await;
+}
