@@ -320,3 +320,41 @@ async fn ollama_models_are_listed_and_downloaded_from_the_settings_page() {
     assert!(failed.contains("event: failed"), "{failed}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_user_brings_their_own_key_for_a_server_provider() {
+    let app = TestApp::spawn_with(TestOptions {
+        no_provider: true,
+        env: vec![("ENABLED_OPENAI", "1".into()), ("OPENAI_MODEL_LIST", "-all,gpt-4o".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let own_key = "sk-users-own-key-123";
+    app.fake.require_key(own_key);
+    // OpenAI is enabled without a server key: it waits for somebody's key.
+    let (_, settings) = app.page("/settings").await;
+    assert!(settings.contains("needs a key"));
+    let assistant = app.default_assistant().await;
+    assert!(app.page(&format!("/chat/{assistant}")).await.1.contains("Connect a model provider"));
+
+    let base_url = app.fake.base_url();
+    app.post_redirect("/settings/server-providers/openai", &[("api_key", own_key), ("base_url", base_url.as_str())])
+        .await;
+    let (_, settings) = app.page("/settings").await;
+    assert!(!settings.contains(own_key), "the key is never shown again");
+    assert!(settings.contains("your key"));
+    let sent = app.send(assistant, None, "Hi").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, loquat_core::domain::MessageStatus::Complete, "{answer:?}");
+    let request = &app.fake.requests()[0];
+    assert_eq!(request.header("authorization"), Some(format!("Bearer {own_key}").as_str()));
+
+    // Removing the key takes the provider out of the picker again.
+    app.post_redirect("/settings/server-providers/openai", &[("remove_key", "on")]).await;
+    assert!(app.page(&format!("/chat/{assistant}")).await.1.contains("Connect a model provider"));
+    // An unknown provider id is not found; a non-http base URL is refused.
+    assert_eq!(app.post_form("/settings/server-providers/nope", &[("api_key", "x")]).await.status().as_u16(), 404);
+    let refused = app.post_form("/settings/server-providers/openai", &[("base_url", "file:///etc")]).await;
+    assert!(refused.text().await.expect("body").contains("must start with http"));
+    app.cleanup().await;
+}
