@@ -109,9 +109,52 @@ impl KeyVault {
     }
 }
 
+/// A new random token for a session, an invite or an API token: 32 random bytes as URL-safe
+/// base64 with `prefix` in front (`lq_` for API tokens, so leaked ones are recognisable).
+pub fn new_token(prefix: &str) -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The SHA-256 of a token as hex: what the store keeps instead of the token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// A password hash in PHC format (argon2id, the crate's recommended parameters). Slow on
+/// purpose: call it off the async runtime.
+pub fn hash_password(password: &str) -> Result<String, VaultError> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|_| VaultError::Undecryptable)
+}
+
+/// Whether `password` matches a PHC hash made by [`hash_password`].
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    argon2::Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_and_tokens() {
+        let hash = hash_password("correct horse battery").expect("hashes");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &hash));
+        assert!(!verify_password("wrong", &hash));
+        assert!(!verify_password("x", "not a hash"));
+        let token = new_token("lq_");
+        assert!(token.expose().starts_with("lq_") && token.expose().len() > 40);
+        assert_ne!(new_token("").expose(), new_token("").expose());
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     #[test]
     fn round_trips_for_every_key_size() {

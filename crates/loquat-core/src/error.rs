@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Invalid,
     /// The request conflicts with the current state (e.g. regenerate while generating).
     Conflict,
+    /// A quota or rate limit was reached; retrying later will work.
+    Limited,
     /// A dependency (database, provider) is unavailable; retrying later may work.
     Unavailable,
     /// A bug or an unexpected failure; details go to the log only.
@@ -32,6 +34,9 @@ pub enum CoreError {
     /// (`conflict.<code>`).
     #[error("conflict ({0})")]
     Conflict(&'static str),
+    /// A quota was used up; `code` names it (`limited.<code>`), `detail` the limit.
+    #[error("limited ({code}): {detail}")]
+    Limited { code: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -56,6 +61,7 @@ impl CoreError {
             CoreError::NotFound(_) => ErrorKind::NotFound,
             CoreError::Invalid { .. } => ErrorKind::Invalid,
             CoreError::Conflict(_) => ErrorKind::Conflict,
+            CoreError::Limited { .. } => ErrorKind::Limited,
             CoreError::Store(error) if error.is_unavailable() => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Vault(_) => ErrorKind::Internal,
             CoreError::Provider(_) => ErrorKind::Unavailable,

@@ -166,11 +166,20 @@ pub struct Endpoint {
     pub other_keys: Vec<Secret>,
     /// Azure's `api-version`.
     pub api_version: Option<String>,
+    /// Whether the base URL comes from the server's administrator. A URL a user typed is not
+    /// trusted: requests to it go through the SSRF guard (no private networks, no metadata).
+    pub trusted: bool,
 }
 
 impl Endpoint {
     pub fn new(protocol: Protocol, base_url: impl Into<String>, api_key: Option<Secret>) -> Self {
-        Self { protocol, base_url: base_url.into(), api_key, other_keys: Vec::new(), api_version: None }
+        Self { protocol, base_url: base_url.into(), api_key, other_keys: Vec::new(), api_version: None, trusted: true }
+    }
+
+    /// An endpoint whose base URL a user supplied.
+    pub fn untrusted(mut self) -> Self {
+        self.trusted = false;
+        self
     }
 }
 

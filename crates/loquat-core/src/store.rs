@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    Assistant, AssistantConfig, Locale, Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Theme,
-    TokenUsage, Topic, User,
+    ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, Invite, Locale, Message, MessageStatus, NewMessage,
+    ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, Theme, TokenUsage, Topic, UsageEvent,
+    UsageGrouping, UsageRow, User,
 };
 use crate::id::{AssistantId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
@@ -50,6 +51,88 @@ pub trait UserStore: Send + Sync {
     async fn ensure_user(&self, user: &User) -> StoreResult<()>;
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn update_user_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> StoreResult<bool>;
+    /// Inserts a new user with an optional password hash; a taken email is a `Conflict`.
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()>;
+    /// Turns an existing user (the local user of an instance created before accounts) into an
+    /// account: sets name, email, role and password hash.
+    async fn claim_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<bool>;
+    /// The user with this email (compared lower-cased).
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool>;
+    /// Users whose name or email contains `search` (case-insensitive; empty = all), newest
+    /// first, paged.
+    async fn list_users(&self, search: &str, limit: u32, offset: u32) -> StoreResult<Vec<User>>;
+    /// Users that have an email (accounts), for "is this the first account?".
+    async fn count_accounts(&self) -> StoreResult<u64>;
+    async fn set_user_role(&self, id: UserId, role: Role) -> StoreResult<bool>;
+    async fn set_user_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
+    async fn set_user_name(&self, id: UserId, name: &str) -> StoreResult<bool>;
+    async fn touch_user(&self, id: UserId, at: Timestamp) -> StoreResult<()>;
+}
+
+/// Sessions, SSO identities and pending SSO logins.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// The session with this token hash, if it has not expired at `now`.
+    async fn get_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<bool>;
+    /// Deletes every session of the user; returns how many.
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64>;
+    /// The user's unexpired sessions, most recently seen first.
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>>;
+    async fn find_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<Identity>>;
+    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()>;
+    /// Remembers a pending SSO login (opaque JSON) under its `state`.
+    async fn put_login_state(&self, state: &str, data: &str, created_at: Timestamp) -> StoreResult<()>;
+    /// Takes (and deletes) a pending login: a state can be used once.
+    async fn take_login_state(&self, state: &str) -> StoreResult<Option<(String, Timestamp)>>;
+}
+
+/// Invitations and API tokens.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()>;
+    /// Marks the invite used by `user` if it is unused and unexpired at `now`; returns it.
+    async fn use_invite(&self, code_hash: &str, user: UserId, now: Timestamp) -> StoreResult<Option<Invite>>;
+    /// The invite if it is unused and unexpired at `now` (to show the registration form).
+    async fn get_valid_invite(&self, code_hash: &str, now: Timestamp) -> StoreResult<Option<Invite>>;
+    /// All invites, newest first.
+    async fn list_invites(&self) -> StoreResult<Vec<Invite>>;
+    async fn delete_invite(&self, code_hash: &str) -> StoreResult<bool>;
+    async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()>;
+    /// The unrevoked token with this hash.
+    async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// The user's tokens (revoked ones too), newest first.
+    async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>>;
+    async fn revoke_api_token(&self, user: UserId, id: &str, at: Timestamp) -> StoreResult<bool>;
+    async fn touch_api_token(&self, id: &str, at: Timestamp) -> StoreResult<()>;
+}
+
+/// Usage records, quotas, the audit log and instance-wide settings.
+#[async_trait]
+pub trait AdminStore: Send + Sync {
+    async fn insert_usage(&self, event: &UsageEvent) -> StoreResult<()>;
+    /// Prompt + completion tokens of the user since `since`.
+    async fn user_tokens_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64>;
+    /// Sums in `[from, to)`, grouped; only `user`'s when given. Ordered by key.
+    async fn usage_report(
+        &self,
+        grouping: UsageGrouping,
+        from: Timestamp,
+        to: Timestamp,
+        user: Option<UserId>,
+    ) -> StoreResult<Vec<UsageRow>>;
+    async fn get_quota(&self, scope: &QuotaScope) -> StoreResult<Option<Quota>>;
+    async fn set_quota(&self, scope: &QuotaScope, quota: &Quota) -> StoreResult<()>;
+    async fn delete_quota(&self, scope: &QuotaScope) -> StoreResult<bool>;
+    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Newest first, paged; only events whose action is `action` when given.
+    async fn list_audit(&self, action: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>>;
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -146,7 +229,9 @@ pub trait ProviderStore: Send + Sync {
 
 /// Everything Loquat persists, behind one object.
 #[async_trait]
-pub trait Store: UserStore + AssistantStore + TopicStore + MessageStore + ProviderStore {
+pub trait Store:
+    UserStore + AssistantStore + TopicStore + MessageStore + ProviderStore + SessionStore + CredentialStore + AdminStore
+{
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
     /// `sqlite` or `postgres`, for logs and diagnostics only.

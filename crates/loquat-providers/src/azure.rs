@@ -52,7 +52,7 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
         .get(join_url(&endpoint.base_url, "openai/models"))
         .query(&[("api-version", api_version(endpoint))])
         .timeout(http.non_streaming_timeout);
-    let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+    let mut response = http.send(authorize(builder, endpoint)?).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }

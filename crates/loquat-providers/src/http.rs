@@ -1,8 +1,10 @@
 //! The HTTP side shared by every protocol: [`HttpClientSettings`], the [`HttpChatClient`] that
-//! owns the one pooled `reqwest::Client` and dispatches on [`Protocol`], and small helpers
-//! (URL joining, bounded body reads) the protocol modules use.
+//! owns the pooled `reqwest::Client`s (a trusted one for the administrator's providers and one
+//! behind the SSRF guard for URLs users typed) and dispatches on [`Protocol`], and small
+//! helpers (sending, URL joining, bounded body reads) the protocol modules use.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +16,7 @@ use loquat_core::llm::{
 };
 
 use crate::retry::{self, RetryPolicy};
+use crate::ssrf::{self, Guard, Refusal, SsrfPolicy};
 use crate::{anthropic, azure, errors, gemini, ollama, openai};
 
 /// How the shared HTTP client behaves. `Default` gives values suited to public LLM APIs.
@@ -37,8 +40,13 @@ pub struct HttpClientSettings {
     /// Retries before the first token (see `retry`).
     pub retry: RetryPolicy,
     /// An egress proxy for every provider request (`PROXY_URL`); `HTTPS_PROXY` and friends
-    /// are honoured too when this is unset.
+    /// are honoured too when this is unset. Behind a proxy the SSRF guard cannot see the final
+    /// address of a user's provider: the proxy must enforce egress (see `ssrf`).
     pub proxy_url: Option<String>,
+    /// The administrator's exceptions to the SSRF guard for user-supplied provider URLs:
+    /// `host` or `host:port` entries such as `127.0.0.1:11434`, `gpu-box.lan`, `10.0.0.5`,
+    /// `[fd00::5]:8000` (see [`SsrfPolicy`]). Invalid entries fail [`HttpChatClient::new`].
+    pub ssrf_allow: Vec<String>,
 }
 
 impl Default for HttpClientSettings {
@@ -53,6 +61,7 @@ impl Default for HttpClientSettings {
             max_error_body_bytes: 64 * 1024,
             retry: RetryPolicy::default(),
             proxy_url: None,
+            ssrf_allow: Vec::new(),
         }
     }
 }
@@ -69,58 +78,98 @@ impl fmt::Display for ClientInitError {
 
 impl std::error::Error for ClientInitError {}
 
-/// What a protocol module needs to make calls: the pooled client and the non-streaming limits.
+/// What a protocol module needs to make calls: the pooled client, the non-streaming limits,
+/// and for the guarded client its SSRF guard. Requests leave through [`Http::send`].
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     pub client: reqwest::Client,
     pub non_streaming_timeout: Duration,
     pub max_error_body_bytes: usize,
+    /// Checks every URL before it is sent; `None` for the trusted client.
+    pub guard: Option<Arc<Guard>>,
 }
 
-/// Loquat's [`ChatClient`]: one pooled HTTP client (rustls, HTTP/1.1 and HTTP/2) shared by all
-/// requests, dispatching to the module of the endpoint's protocol. Cheap to clone.
+impl Http {
+    /// Sends a request built from `self.client`; every protocol module sends through here. The
+    /// guarded client checks the final URL first (the one the protocol module built, defaults
+    /// included); its refusals, before sending or from the resolver or a redirect, are
+    /// `BadRequest` naming the host only.
+    pub async fn send(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+        let (client, request) = builder.build_split();
+        let request = request.map_err(|error| {
+            // reqwest refuses some URLs itself (`file:///…`): report them as the guard would.
+            let refusal =
+                self.guard.as_ref().zip(error.url()).and_then(|(guard, url)| guard.policy().check_url(url).err());
+            refusal.map_or_else(|| errors::transport(error), refused)
+        })?;
+        if let Some(guard) = &self.guard {
+            guard.check(request.url()).await.map_err(refused)?;
+        }
+        client.execute(request).await.map_err(|error| match ssrf::refusal_in(&error) {
+            Some(refusal) => refused(refusal),
+            None => errors::transport(error),
+        })
+    }
+}
+
+fn refused(refusal: Refusal) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::BadRequest, refusal.to_string())
+}
+
+/// Loquat's [`ChatClient`]: pooled HTTP clients (rustls, HTTP/1.1 and HTTP/2) shared by all
+/// requests, dispatching to the module of the endpoint's protocol. Trusted endpoints (the
+/// administrator's) use the plain client; the others (`Endpoint::trusted == false`: a URL a
+/// user typed) use the guarded one. Both share the settings. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HttpChatClient {
-    http: Http,
+    trusted: Http,
+    guarded: Http,
+    guard: Arc<Guard>,
     retry: RetryPolicy,
 }
 
 impl HttpChatClient {
+    /// The clients for `settings`, the SSRF allow-list parsed from `settings.ssrf_allow`.
     pub fn new(settings: &HttpClientSettings) -> Result<Self, ClientInitError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .tcp_keepalive(settings.tcp_keepalive)
-            .tcp_nodelay(true)
-            .user_agent(settings.user_agent.clone());
-        if let Some(read_timeout) = settings.read_timeout {
-            builder = builder.read_timeout(read_timeout);
-        }
-        if let Some(proxy_url) = settings.proxy_url.as_deref().filter(|url| !url.trim().is_empty()) {
-            let proxy = reqwest::Proxy::all(proxy_url.trim())
-                .map_err(|error| ClientInitError(format!("PROXY_URL is not a valid proxy URL: {error}")))?;
-            builder = builder.proxy(proxy);
-        }
-        let client = builder.build().map_err(|error| ClientInitError(error.to_string()))?;
-        Ok(Self {
-            retry: settings.retry,
-            http: Http {
-                client,
-                non_streaming_timeout: settings.request_timeout_for_non_streaming,
-                max_error_body_bytes: settings.max_error_body_bytes,
-            },
-        })
+        let policy = SsrfPolicy::from_entries(&settings.ssrf_allow)
+            .map_err(|error| ClientInitError(format!("the SSRF allow-list is invalid: {error}")))?;
+        Self::new_with_policy(settings, policy)
+    }
+
+    /// The clients for `settings` with this SSRF policy (`settings.ssrf_allow` is ignored).
+    pub fn new_with_policy(settings: &HttpClientSettings, policy: SsrfPolicy) -> Result<Self, ClientInitError> {
+        let guard = Arc::new(Guard::new(policy, settings.proxy_url.as_deref()));
+        let http = |client, guard| Http {
+            client,
+            non_streaming_timeout: settings.request_timeout_for_non_streaming,
+            max_error_body_bytes: settings.max_error_body_bytes,
+            guard,
+        };
+        let trusted = http(build_client(settings, None)?, None);
+        let guarded = http(build_client(settings, Some(&guard))?, Some(Arc::clone(&guard)));
+        Ok(Self { retry: settings.retry, trusted, guarded, guard })
+    }
+
+    /// The SSRF policy of the guarded client (e.g. to check a URL when a user saves it).
+    pub fn ssrf_policy(&self) -> &SsrfPolicy {
+        self.guard.policy()
+    }
+
+    /// The client for requests to `endpoint`: guarded unless the endpoint is trusted.
+    fn http_for(&self, endpoint: &Endpoint) -> &Http {
+        if endpoint.trusted { &self.trusted } else { &self.guarded }
     }
 
     /// One attempt: dispatch to the protocol module; every error leaves redacted.
     async fn open_stream(&self, endpoint: &Endpoint, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let key = endpoint.api_key.clone();
+        let http = self.http_for(endpoint);
         let opened = match endpoint.protocol {
-            Protocol::OpenAi => openai::stream_chat(&self.http, endpoint, request).await,
-            Protocol::Anthropic => anthropic::stream_chat(&self.http, endpoint, request).await,
-            Protocol::Gemini => gemini::stream_chat(&self.http, endpoint, request).await,
-            Protocol::Ollama => ollama::stream_chat(&self.http, endpoint, request).await,
-            Protocol::Azure => azure::stream_chat(&self.http, endpoint, request).await,
+            Protocol::OpenAi => openai::stream_chat(http, endpoint, request).await,
+            Protocol::Anthropic => anthropic::stream_chat(http, endpoint, request).await,
+            Protocol::Gemini => gemini::stream_chat(http, endpoint, request).await,
+            Protocol::Ollama => ollama::stream_chat(http, endpoint, request).await,
+            Protocol::Azure => azure::stream_chat(http, endpoint, request).await,
         };
         match opened {
             Ok(stream) => {
@@ -131,6 +180,28 @@ impl HttpChatClient {
             Err(error) => Err(log(errors::sanitize(error, key.as_ref()))),
         }
     }
+}
+
+/// A client on `settings`; with `guard`, behind the SSRF guard.
+fn build_client(settings: &HttpClientSettings, guard: Option<&Guard>) -> Result<reqwest::Client, ClientInitError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .tcp_keepalive(settings.tcp_keepalive)
+        .tcp_nodelay(true)
+        .user_agent(settings.user_agent.clone());
+    if let Some(read_timeout) = settings.read_timeout {
+        builder = builder.read_timeout(read_timeout);
+    }
+    if let Some(proxy_url) = settings.proxy_url.as_deref().filter(|url| !url.trim().is_empty()) {
+        let proxy = reqwest::Proxy::all(proxy_url.trim())
+            .map_err(|error| ClientInitError(format!("PROXY_URL is not a valid proxy URL: {error}")))?;
+        builder = builder.proxy(proxy);
+    }
+    if let Some(guard) = guard {
+        builder = guard.configure(builder);
+    }
+    builder.build().map_err(|error| ClientInitError(error.to_string()))
 }
 
 #[async_trait]
@@ -145,12 +216,13 @@ impl ChatClient for HttpChatClient {
     }
 
     async fn list_models(&self, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
+        let http = self.http_for(endpoint);
         let listed = match endpoint.protocol {
-            Protocol::OpenAi => openai::list_models(&self.http, endpoint).await,
-            Protocol::Anthropic => anthropic::list_models(&self.http, endpoint).await,
-            Protocol::Gemini => gemini::list_models(&self.http, endpoint).await,
-            Protocol::Ollama => ollama::list_models(&self.http, endpoint).await,
-            Protocol::Azure => azure::list_models(&self.http, endpoint).await,
+            Protocol::OpenAi => openai::list_models(http, endpoint).await,
+            Protocol::Anthropic => anthropic::list_models(http, endpoint).await,
+            Protocol::Gemini => gemini::list_models(http, endpoint).await,
+            Protocol::Ollama => ollama::list_models(http, endpoint).await,
+            Protocol::Azure => azure::list_models(http, endpoint).await,
         };
         listed.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
     }
@@ -158,7 +230,7 @@ impl ChatClient for HttpChatClient {
     async fn pull_model(&self, endpoint: &Endpoint, model: &str) -> Result<PullStream, ProviderError> {
         let key = endpoint.api_key.clone();
         let pulling = match endpoint.protocol {
-            Protocol::Ollama => ollama::pull_model(&self.http, endpoint, model).await,
+            Protocol::Ollama => ollama::pull_model(self.http_for(endpoint), endpoint, model).await,
             _ => Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot download models")),
         };
         match pulling {
@@ -171,7 +243,7 @@ impl ChatClient for HttpChatClient {
 
     async fn model_details(&self, endpoint: &Endpoint, model: &str) -> Result<ModelDetails, ProviderError> {
         let details = match endpoint.protocol {
-            Protocol::Ollama => ollama::model_details(&self.http, endpoint, model).await,
+            Protocol::Ollama => ollama::model_details(self.http_for(endpoint), endpoint, model).await,
             _ => Ok(ModelDetails::default()),
         };
         details.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))

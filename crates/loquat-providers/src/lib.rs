@@ -1,7 +1,7 @@
 //! Loquat's LLM wire protocols: the only crate that speaks to providers. [`HttpChatClient`]
-//! implements core's `ChatClient` over one pooled HTTP client and dispatches on the endpoint's
+//! implements core's `ChatClient` over pooled HTTP clients and dispatches on the endpoint's
 //! protocol to one module per protocol: `openai` (and every compatible server), `anthropic`,
-//! `gemini`, `ollama` and `azure`.
+//! `gemini`, `ollama` and `azure`. URLs users typed go through the SSRF guard ([`ssrf`]).
 
 mod anthropic;
 mod azure;
@@ -11,6 +11,8 @@ mod http;
 mod ollama;
 mod openai;
 mod retry;
+pub mod ssrf;
 
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};
 pub use retry::RetryPolicy;
+pub use ssrf::SsrfPolicy;

@@ -2,12 +2,15 @@
 //! (the default, a file in the data directory) and PostgreSQL (when a `postgres://` URL is
 //! configured). Both backends run the same SQL text through their native sqlx drivers.
 
+mod admin;
 mod assistants;
+mod credentials;
 mod messages;
 mod migrate;
 mod pool;
 mod providers;
 mod rows;
+mod sessions;
 mod topics;
 mod users;
 

@@ -17,10 +17,12 @@ type Embedded = (i64, &'static str, &'static str);
 const SQLITE: &[Embedded] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "provider overrides", include_str!("../migrations/sqlite/0002_provider_overrides.sql")),
+    (3, "accounts", include_str!("../migrations/sqlite/0003_accounts.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "provider overrides", include_str!("../migrations/postgres/0002_provider_overrides.sql")),
+    (3, "accounts", include_str!("../migrations/postgres/0003_accounts.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

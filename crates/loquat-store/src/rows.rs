@@ -6,10 +6,17 @@ use std::str::FromStr;
 
 use loquat_core::domain::{
     Assistant, AssistantConfig, Locale, Message, MessageRole, MessageStatus, Protocol, ProviderOverride,
-    ProviderSetting, Theme, TokenUsage, Topic, User,
+    ProviderSetting, Role, Theme, TokenUsage, Topic, User,
 };
 use loquat_core::store::{StoreError, StoreErrorKind, StoreResult};
 use loquat_core::time::Timestamp;
+
+mod account;
+
+pub(crate) use account::{
+    ApiTokenRow, AuditRow, IdentityRow, InviteRow, QuotaRow, SessionRow, UsageDayRow, UsageModelRow, UsageUserRow,
+    count, quota_limit,
+};
 
 fn corrupt(table: &str, column: &str, value: &str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, format!("{table}.{column} holds an invalid value: {value:?}"))
@@ -72,9 +79,13 @@ pub(crate) fn config_json(config: &AssistantConfig) -> StoreResult<String> {
 pub(crate) struct UserRow {
     id: String,
     name: String,
+    email: Option<String>,
+    role: String,
+    disabled: bool,
     locale: Option<String>,
     theme: String,
     created_at: i64,
+    last_active_at: Option<i64>,
 }
 
 impl UserRow {
@@ -86,9 +97,13 @@ impl UserRow {
         Ok(User {
             id: id("users", "id", self.id)?,
             name: self.name,
+            email: self.email,
+            role: Role::parse(&self.role).ok_or_else(|| corrupt("users", "role", &self.role))?,
+            disabled: self.disabled,
             locale,
             theme: Theme::parse(&self.theme).ok_or_else(|| corrupt("users", "theme", &self.theme))?,
             created_at: Timestamp(self.created_at),
+            last_active_at: self.last_active_at.map(Timestamp),
         })
     }
 }
@@ -277,17 +292,28 @@ mod tests {
         assert_eq!(parse_locale("zh"), None);
     }
 
-    #[test]
-    fn bad_rows_are_corrupt() {
-        let row = UserRow { id: "nope".into(), name: "x".into(), locale: None, theme: "dark".into(), created_at: 0 };
-        assert_eq!(row.into_domain().err().map(|e| e.kind), Some(StoreErrorKind::Corrupt));
-        let row = UserRow {
+    fn user_row() -> UserRow {
+        UserRow {
             id: loquat_core::id::UserId::new().to_string(),
             name: "x".into(),
-            locale: Some("fr".into()),
+            email: Some("x@example.com".into()),
+            role: "user".into(),
+            disabled: false,
+            locale: None,
             theme: "dark".into(),
             created_at: 0,
-        };
+            last_active_at: Some(1),
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_corrupt() {
+        assert!(user_row().into_domain().is_ok());
+        let row = UserRow { id: "nope".into(), ..user_row() };
+        assert_eq!(row.into_domain().err().map(|e| e.kind), Some(StoreErrorKind::Corrupt));
+        let row = UserRow { locale: Some("fr".into()), ..user_row() };
+        assert_eq!(row.into_domain().err().map(|e| e.kind), Some(StoreErrorKind::Corrupt));
+        let row = UserRow { role: "root".into(), ..user_row() };
         assert_eq!(row.into_domain().err().map(|e| e.kind), Some(StoreErrorKind::Corrupt));
     }
 }

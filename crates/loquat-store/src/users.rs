@@ -1,40 +1,81 @@
-//! `UserStore` for `SqlStore`: the `users` table (identity and interface preferences).
+//! `UserStore` for `SqlStore`: the `users` table (identity, account, role and interface
+//! preferences). Emails are stored lower-cased and are unique; the local user of an instance
+//! without accounts has none.
 
 use async_trait::async_trait;
-use loquat_core::domain::{Locale, Theme, User};
+use loquat_core::domain::{Locale, Role, Theme, User};
 use loquat_core::id::UserId;
 use loquat_core::store::{StoreResult, UserStore};
+use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
-use crate::rows::{UserRow, locale_code};
+use crate::rows::{UserRow, convert_all, count, locale_code};
+
+/// The email as stored: lower-cased, so that lookups and uniqueness ignore case.
+fn stored_email(email: Option<&str>) -> Option<String> {
+    email.map(str::to_lowercase)
+}
+
+/// A `LIKE` pattern matching text that contains `search` literally (`\` escapes `%`, `_`, `\`).
+fn contains_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl SqlStore {
+    async fn insert_user_row(&self, user: &User, password_hash: Option<&str>, if_absent: bool) -> StoreResult<()> {
+        // Two fixed texts, never a built one: a plain insert, or one that leaves an existing id.
+        let sql = if if_absent {
+            "INSERT INTO users (id, name, email, password_hash, role, disabled, locale, theme, created_at, \
+             last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
+        } else {
+            "INSERT INTO users (id, name, email, password_hash, role, disabled, locale, theme, created_at, \
+             last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        };
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(sql)
+                .bind(user.id.to_string())
+                .bind(&user.name)
+                .bind(stored_email(user.email.as_deref()))
+                .bind(password_hash)
+                .bind(user.role.as_str())
+                .bind(user.disabled)
+                .bind(locale_code(user.locale))
+                .bind(user.theme.code())
+                .bind(user.created_at.as_millis())
+                .bind(user.last_active_at.map(Timestamp::as_millis))
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+}
 
 #[async_trait]
 impl UserStore for SqlStore {
     async fn ensure_user(&self, user: &User) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
-            sqlx::query(
-                "INSERT INTO users (id, name, locale, theme, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(user.id.to_string())
-            .bind(&user.name)
-            .bind(locale_code(user.locale))
-            .bind(user.theme.code())
-            .bind(user.created_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+        self.insert_user_row(user, None, true).await
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
         let row = on_pool!(&self.pools, read, |pool| {
-            sqlx::query_as::<_, UserRow>("SELECT id, name, locale, theme, created_at FROM users WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as::<_, UserRow>(
+                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
+                 WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await
         })
         .map_err(store_error)?;
         row.map(UserRow::into_domain).transpose()
@@ -52,5 +93,154 @@ impl UserStore for SqlStore {
         })
         .map_err(store_error)?;
         Ok(changed > 0)
+    }
+
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()> {
+        self.insert_user_row(user, password_hash, false).await
+    }
+
+    async fn claim_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE users SET name = $1, email = $2, role = $3, password_hash = $4 WHERE id = $5")
+                .bind(&user.name)
+                .bind(stored_email(user.email.as_deref()))
+                .bind(user.role.as_str())
+                .bind(password_hash)
+                .bind(user.id.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let row = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, UserRow>(
+                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
+                 WHERE email = $1",
+            )
+            .bind(email.to_lowercase())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(UserRow::into_domain).transpose()
+    }
+
+    async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
+        let hash: Option<Option<String>> = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(hash.flatten())
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn list_users(&self, search: &str, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
+        // `LOWER` on both sides: the backends fold the same (ASCII on SQLite, more on PostgreSQL)
+        // on the column and the pattern, so a search always finds its own spelling.
+        let rows = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, UserRow>(
+                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
+                 WHERE LOWER(name) LIKE LOWER($1) ESCAPE '\\' OR LOWER(email) LIKE LOWER($1) ESCAPE '\\' \
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+            )
+            .bind(contains_pattern(search))
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, UserRow::into_domain)
+    }
+
+    async fn count_accounts(&self) -> StoreResult<u64> {
+        let accounts: i64 = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email IS NOT NULL").fetch_one(pool).await
+        })
+        .map_err(store_error)?;
+        count("users", "count(*)", accounts)
+    }
+
+    async fn set_user_role(&self, id: UserId, role: Role) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn set_user_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                .bind(disabled)
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn set_user_name(&self, id: UserId, name: &str) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn touch_user(&self, id: UserId, at: Timestamp) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE users SET last_active_at = $1 WHERE id = $2")
+                .bind(at.as_millis())
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_the_search_literally() {
+        assert_eq!(contains_pattern(""), "%%");
+        assert_eq!(contains_pattern("Ann"), "%Ann%");
+        assert_eq!(contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+        assert_eq!(stored_email(Some("Alice@Example.COM")).as_deref(), Some("alice@example.com"));
     }
 }

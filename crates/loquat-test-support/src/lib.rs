@@ -1,7 +1,8 @@
 //! Test support shared by Loquat's crates and the benchmark: fake upstream LLM servers
-//! (`fake_upstream` speaks all five protocols; `fake_openai` is its OpenAI face) and throwaway
-//! databases (`postgres`).
+//! (`fake_upstream` speaks all five protocols; `fake_openai` is its OpenAI face), a fake
+//! identity provider for SSO (`fake_idp`: OIDC and GitHub) and throwaway databases (`postgres`).
 
+pub mod fake_idp;
 pub mod fake_openai;
 pub mod fake_upstream;
 pub mod postgres;

@@ -1,21 +1,34 @@
-//! The request's viewer: who is asking (for now the single local user), in which language,
-//! and whether they want a page or JSON.
+//! Who is asking: the signed-in `Viewer` (from the session cookie) for every page and action
+//! that needs one, the `Visitor` (maybe signed in) for the sign-in pages, in which language, and
+//! from where (`ClientInfo` for sessions, rate limits and the audit log).
 
-use axum::extract::FromRequestParts;
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use loquat_core::domain::{Locale, Theme, User};
-use loquat_core::{CoreError, Services};
+use axum::http::{HeaderMap, header};
+use loquat_core::domain::{Locale, Role, Theme, User};
+use loquat_core::service::ClientInfo;
+use loquat_core::{CoreError, Secret};
 
 use crate::AppState;
 use crate::error::{Flavor, WebError};
 use crate::i18n::Tr;
 
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "loquat_session";
+/// The access-code cookie's name (`ACCESS_CODE`).
+pub const ACCESS_COOKIE: &str = "loquat_access";
+
+/// A signed-in user.
 pub struct Viewer {
     pub user: User,
     pub tr: Tr,
     pub theme: Theme,
     pub flavor: Flavor,
+    pub client: ClientInfo,
+    /// The session token of this browser (`None` for API-token requests).
+    pub session: Option<Secret>,
 }
 
 impl Viewer {
@@ -27,25 +40,139 @@ impl Viewer {
     pub fn locale(&self) -> Locale {
         self.tr.locale
     }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+/// Anyone: signed in or not (sign-in, registration and access-code pages).
+pub struct Visitor {
+    pub user: Option<User>,
+    pub tr: Tr,
+    pub theme: Theme,
+    pub flavor: Flavor,
+    pub client: ClientInfo,
+}
+
+impl Visitor {
+    pub fn fail(&self) -> impl Fn(CoreError) -> WebError + '_ {
+        move |error| WebError::from_core(error, self.tr, self.flavor)
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+fn flavor(parts: &Parts) -> Flavor {
+    let wants_json = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.starts_with("application/json") || accept.starts_with("text/event-stream"));
+    if wants_json || parts.uri.path().starts_with("/api/") || parts.uri.path().starts_with("/v1/") {
+        Flavor::Json
+    } else {
+        Flavor::Html
+    }
+}
+
+fn browser_locale(parts: &Parts) -> Locale {
+    let accept_language = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    Locale::from_accept_language(accept_language)
+}
+
+/// Where the request comes from: the peer address, or the first `X-Forwarded-For` entry when
+/// the instance is configured to trust its reverse proxy.
+pub fn client_info(parts: &Parts, trust_forwarded_for: bool) -> ClientInfo {
+    let forwarded = trust_forwarded_for
+        .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
+        .flatten()
+        .and_then(|value| value.split(',').next())
+        .map(|ip| ip.trim().to_owned())
+        .filter(|ip| !ip.is_empty());
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    ClientInfo { ip: forwarded.or(peer).unwrap_or_default(), user_agent: user_agent.chars().take(300).collect() }
+}
+
+/// The signed-in user of this request: a session cookie, or (for the API) a bearer token.
+async fn signed_in(parts: &Parts, state: &AppState) -> Result<(Option<User>, Option<Secret>), CoreError> {
+    if let Some(token) = cookie(&parts.headers, SESSION_COOKIE)
+        && let Some(user) = state.services.session_user(&token).await?
+    {
+        return Ok((Some(user), Some(Secret::new(token))));
+    }
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = bearer {
+        return Ok((state.services.api_token_user(token).await?, None));
+    }
+    Ok((None, None))
 }
 
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let accept_language = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let browser_locale = Locale::from_accept_language(accept_language);
-        let wants_json =
-            parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| {
-                accept.starts_with("application/json") || accept.starts_with("text/event-stream")
-            });
-        let flavor = if wants_json || parts.uri.path().starts_with("/api/") { Flavor::Json } else { Flavor::Html };
-        let user = state
-            .services
-            .user(Services::local_user_id())
+        let flavor = flavor(parts);
+        let browser_locale = browser_locale(parts);
+        let (user, session) = signed_in(parts, state)
             .await
             .map_err(|error| WebError::from_core(error, Tr::new(browser_locale), flavor))?;
+        let Some(user) = user else {
+            let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            return Err(WebError::sign_in_required(Tr::new(browser_locale), flavor, next));
+        };
         let tr = Tr::new(user.locale.unwrap_or(browser_locale));
-        Ok(Self { theme: user.theme, user, tr, flavor })
+        let client = client_info(parts, state.settings.trust_forwarded_for);
+        Ok(Self { theme: user.theme, user, tr, flavor, client, session })
+    }
+}
+
+impl FromRequestParts<AppState> for Visitor {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let flavor = flavor(parts);
+        let browser_locale = browser_locale(parts);
+        let (user, _) = signed_in(parts, state)
+            .await
+            .map_err(|error| WebError::from_core(error, Tr::new(browser_locale), flavor))?;
+        let locale = user.as_ref().and_then(|user| user.locale).unwrap_or(browser_locale);
+        let theme = user.as_ref().map_or(Theme::System, |user| user.theme);
+        let client = client_info(parts, state.settings.trust_forwarded_for);
+        Ok(Self { user, tr: Tr::new(locale), theme, flavor, client })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; loquat_session=tok en; b=2"));
+        headers.append(header::COOKIE, HeaderValue::from_static("loquat_access=xyz"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("tok en"));
+        assert_eq!(cookie(&headers, ACCESS_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(cookie(&headers, "missing"), None);
     }
 }

@@ -22,6 +22,8 @@ pub struct WebError {
     pub message: String,
     pub flavor: Flavor,
     pub tr: Tr,
+    /// For pages: send the browser here instead of showing an error (sign-in).
+    pub redirect: Option<String>,
 }
 
 impl WebError {
@@ -32,15 +34,29 @@ impl WebError {
         if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
             tracing::error!(error = %error, "request failed");
         }
-        Self { status, message, flavor, tr }
+        Self { status, message, flavor, tr, redirect: None }
     }
 
     pub fn bad_request(message: impl Into<String>, tr: Tr, flavor: Flavor) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into(), flavor, tr }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), flavor, tr, redirect: None }
     }
 
     pub fn not_found(tr: Tr, flavor: Flavor) -> Self {
-        Self { status: StatusCode::NOT_FOUND, message: tr.t("error.not_found").into_owned(), flavor, tr }
+        let message = tr.t("error.not_found").into_owned();
+        Self { status: StatusCode::NOT_FOUND, message, flavor, tr, redirect: None }
+    }
+
+    /// Not signed in: pages go to the sign-in page (and back to `next` afterwards), the API
+    /// answers 401.
+    pub fn sign_in_required(tr: Tr, flavor: Flavor, next: &str) -> Self {
+        let redirect = format!("/login?next={}", percent_encode(next));
+        let message = tr.t("auth.sign_in_required").into_owned();
+        Self { status: StatusCode::UNAUTHORIZED, message, flavor, tr, redirect: Some(redirect) }
+    }
+
+    pub fn too_many_requests(tr: Tr, flavor: Flavor) -> Self {
+        let message = tr.t("limited.too_many_requests").into_owned();
+        Self { status: StatusCode::TOO_MANY_REQUESTS, message, flavor, tr, redirect: None }
     }
 }
 
@@ -49,6 +65,7 @@ pub fn user_message(error: &CoreError, tr: Tr) -> String {
     match error {
         CoreError::Invalid { code, detail } => tr.t_with(&format!("invalid.{code}"), "detail", detail),
         CoreError::Conflict(code) => tr.t(&format!("conflict.{code}")).into_owned(),
+        CoreError::Limited { code, detail } => tr.t_with(&format!("limited.{code}"), "detail", detail),
         CoreError::NotFound(_) => tr.t("error.not_found").into_owned(),
         CoreError::Provider(provider) => tr.t(&format!("provider_error.{}", provider.kind.code())).into_owned(),
         CoreError::Store(store) if store.is_unavailable() => tr.t("error.unavailable").into_owned(),
@@ -62,6 +79,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Limited => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -73,6 +91,7 @@ impl IntoResponse for WebError {
             Flavor::Json => {
                 (self.status, Json(serde_json::json!({ "error": { "message": self.message } }))).into_response()
             }
+            Flavor::Html if self.redirect.is_some() => crate::pages::see_other(self.redirect.as_deref().unwrap_or("/")),
             Flavor::Html => {
                 let page = crate::pages::error_page(self.tr, self.status, &self.message);
                 (self.status, Html(page)).into_response()
@@ -82,3 +101,16 @@ impl IntoResponse for WebError {
 }
 
 pub type WebResult<T> = Result<T, WebError>;
+
+/// Percent-encodes a path for a query value (everything but unreserved characters and `/`).
+pub fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}

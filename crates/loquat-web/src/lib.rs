@@ -6,9 +6,11 @@ rust_i18n::i18n!("locales", fallback = "en");
 
 mod api;
 mod assets;
+mod chart;
 mod context;
 mod error;
 mod i18n;
+mod limits;
 pub mod markdown;
 mod middleware;
 mod pages;
@@ -30,11 +32,29 @@ pub struct WebSettings {
     pub body_limit: usize,
     /// Whether cookies get the `Secure` flag (the public URL is https).
     pub secure_cookies: bool,
+    /// `ACCESS_CODE`: shared passwords in front of the whole instance (empty = none).
+    pub access_codes: Vec<loquat_core::Secret>,
+    /// A server secret that makes the access cookie unforgeable (`AUTH_SECRET`).
+    pub auth_secret: loquat_core::Secret,
+    /// Trust `X-Forwarded-For` for the client address (only behind a reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// `AUTH_ALLOWED_EMAILS`: addresses or domains SSO sign-ins are restricted to.
+    pub allowed_emails: Vec<String>,
+    /// The public URL (`APP_URL`), for links shown to users (invitations).
+    pub public_url: String,
 }
 
 impl Default for WebSettings {
     fn default() -> Self {
-        Self { body_limit: 2 * 1024 * 1024, secure_cookies: false }
+        Self {
+            body_limit: 2 * 1024 * 1024,
+            secure_cookies: false,
+            access_codes: Vec::new(),
+            auth_secret: loquat_core::Secret::default(),
+            trust_forwarded_for: false,
+            allowed_emails: Vec::new(),
+            public_url: "http://127.0.0.1:3210".to_owned(),
+        }
     }
 }
 
@@ -43,10 +63,17 @@ impl Default for WebSettings {
 pub struct AppState {
     pub services: Services,
     pub settings: Arc<WebSettings>,
+    pub limiter: Arc<dyn loquat_limits::RateLimiter>,
+    pub sso: Option<Arc<loquat_auth::SsoClient>>,
 }
 
 impl AppState {
-    pub fn new(services: Services, settings: WebSettings) -> Self {
-        Self { services, settings: Arc::new(settings) }
+    pub fn new(
+        services: Services,
+        settings: WebSettings,
+        limiter: Arc<dyn loquat_limits::RateLimiter>,
+        sso: Option<Arc<loquat_auth::SsoClient>>,
+    ) -> Self {
+        Self { services, settings: Arc::new(settings), limiter, sso }
     }
 }

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::api::{chat as chat_api, events};
-use crate::pages::{assistants, chat, settings};
+use crate::pages::{account, admin, assistants, auth, chat, settings, sso};
 use crate::{AppState, assets, middleware};
 
 pub fn router(state: AppState) -> Router {
@@ -45,10 +45,36 @@ pub fn router(state: AppState) -> Router {
         .route("/settings/providers/{id}/delete", post(settings::delete_provider))
         .route("/settings/server-providers/{id}", post(settings::save_server_provider_key))
         .route("/settings/pull", post(settings::pull_model))
+        // Getting in.
+        .route("/access", get(auth::access_page).post(auth::submit_access))
+        .route("/login", get(auth::show_login).post(auth::submit_login))
+        .route("/register", get(auth::show_register).post(auth::submit_register))
+        .route("/logout", post(auth::sign_out))
+        .route("/api/auth/signin/{idp}", get(sso::sso_sign_in))
+        .route("/api/auth/callback/{idp}", get(sso::sso_callback))
+        // The user's account.
+        .route("/account", get(account::show_account))
+        .route("/account/name", post(account::save_name))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions/end-all", post(account::sign_out_everywhere))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        // Administration.
+        .route("/admin", get(admin::list_users))
+        .route("/admin/users", post(admin::create_user))
+        .route("/admin/users/{id}", get(admin::show_user))
+        .route("/admin/users/{id}/{action}", post(admin::user_action))
+        .route("/admin/invites", get(admin::list_invites).post(admin::create_invite))
+        .route("/admin/invites/{hash}/delete", post(admin::delete_invite))
+        .route("/admin/settings", get(admin::show_settings))
+        .route("/admin/settings/{setting}", post(admin::save_setting))
+        .route("/admin/usage", get(admin::show_usage))
+        .route("/admin/audit", get(admin::show_audit))
         // Plumbing.
         .route("/static/{name}", get(assets::serve_asset))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(chat::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
         .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(RequestBodyLimitLayer::new(body_limit))

@@ -199,3 +199,58 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
     }
     groups
 }
+
+/// A time for tables: `YYYY-MM-DD HH:MM` UTC.
+pub fn format_time(at: loquat_core::time::Timestamp) -> String {
+    at.to_jiff().strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+/// One line of a usage table.
+#[derive(Debug, Clone)]
+pub struct UsageLineView {
+    pub label: String,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: String,
+}
+
+/// A user's usage so far and a table of the last days.
+#[derive(Debug, Clone)]
+pub struct UsageView {
+    pub today: u64,
+    pub month: u64,
+    pub day_limit: String,
+    pub month_limit: String,
+    pub lines: Vec<UsageLineView>,
+}
+
+impl UsageView {
+    pub fn new(
+        lines: Vec<loquat_core::service::UsageLine>,
+        today: u64,
+        month: u64,
+        quota: loquat_core::domain::Quota,
+        tr: Tr,
+    ) -> Self {
+        let limit = |value: Option<u64>| value.map_or_else(|| tr.t("usage.unlimited").into_owned(), |v| v.to_string());
+        Self {
+            today,
+            month,
+            day_limit: limit(quota.tokens_per_day),
+            month_limit: limit(quota.tokens_per_month),
+            lines: lines.iter().map(usage_line).collect(),
+        }
+    }
+}
+
+pub fn usage_line(line: &loquat_core::service::UsageLine) -> UsageLineView {
+    let row = &line.row;
+    UsageLineView {
+        label: if row.model.is_empty() { row.key.clone() } else { format!("{} · {}", row.provider, row.model) },
+        requests: row.requests,
+        prompt_tokens: row.prompt_tokens,
+        completion_tokens: row.completion_tokens,
+        cost: line.cost.map(|cost| format!("${cost:.4}")).unwrap_or_else(|| "—".to_owned()),
+    }
+}

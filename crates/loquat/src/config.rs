@@ -37,6 +37,27 @@ pub struct Config {
     pub allow_user_keys: bool,
     /// An egress proxy for every provider request (`PROXY_URL`); unset honours `HTTPS_PROXY`.
     pub proxy_url: Option<String>,
+    /// Shared passwords in front of the whole instance, comma-separated (`ACCESS_CODE`).
+    pub access_code: Option<Secret>,
+    /// Makes the access cookie unforgeable (`AUTH_SECRET`, also `NEXT_AUTH_SECRET`); defaults to
+    /// the key vault's key.
+    pub auth_secret: Option<Secret>,
+    /// Addresses or domains single sign-on is restricted to, comma-separated
+    /// (`AUTH_ALLOWED_EMAILS`).
+    pub auth_allowed_emails: String,
+    /// `redis://…` to share rate limits between replicas (`REDIS_URL`).
+    pub redis_url: Option<Secret>,
+    /// Prefix of Loquat's Redis keys (`REDIS_PREFIX`).
+    pub redis_prefix: String,
+    /// Who may register when the admin has not chosen: `open`, `invite` or `closed`
+    /// (`LOQUAT_REGISTRATION`).
+    pub registration: String,
+    /// Trust `X-Forwarded-For` for the client address (`LOQUAT_TRUST_FORWARDED_FOR`; only
+    /// behind a reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Hosts (or `host:port`) users' own providers may reach despite the SSRF guard,
+    /// comma-separated (`LOQUAT_SSRF_ALLOW`, e.g. `127.0.0.1:11434,gpu.lan`).
+    pub ssrf_allow: String,
     /// How long running answers may finish after SIGTERM before they are stored as
     /// interrupted (`LOQUAT_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace_secs: u64,
@@ -93,6 +114,14 @@ impl Default for Config {
             max_message_chars: 200_000,
             allow_user_keys: true,
             proxy_url: None,
+            access_code: None,
+            auth_secret: None,
+            auth_allowed_emails: String::new(),
+            redis_url: None,
+            redis_prefix: "loquat".to_owned(),
+            registration: "invite".to_owned(),
+            trust_forwarded_for: false,
+            ssrf_allow: String::new(),
             shutdown_grace_secs: 20,
         }
     }
@@ -137,7 +166,20 @@ impl Config {
             None => {}
         }
         figment = figment
-            .merge(Env::raw().only(&["DATABASE_URL", "KEY_VAULTS_SECRET", "APP_URL", "PROXY_URL"]))
+            // LobeChat's older names first, so the newer ones win when both are set.
+            .merge(Env::raw().only(&["NEXTAUTH_URL"]).map(|_| "app_url".into()))
+            .merge(Env::raw().only(&[
+                "DATABASE_URL",
+                "KEY_VAULTS_SECRET",
+                "APP_URL",
+                "PROXY_URL",
+                "ACCESS_CODE",
+                "AUTH_ALLOWED_EMAILS",
+                "REDIS_URL",
+                "REDIS_PREFIX",
+            ]))
+            .merge(Env::raw().only(&["NEXT_AUTH_SECRET"]).map(|_| "auth_secret".into()))
+            .merge(Env::raw().only(&["AUTH_SECRET"]).map(|_| "auth_secret".into()))
             .merge(Env::prefixed("LOQUAT_").split("__").ignore(&["CONFIG"]));
         let mut config: Config = figment.extract().map_err(|error| ConfigError(error.to_string()))?;
         if config.log.is_empty() {
@@ -155,6 +197,9 @@ impl Config {
                 return Err(ConfigError("DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into()));
             }
         }
+        if loquat_core::service::RegistrationMode::parse(&self.registration).is_none() {
+            return Err(ConfigError("LOQUAT_REGISTRATION must be open, invite or closed".into()));
+        }
         if self.generation.persist_interval_ms == 0 || self.generation.idle_timeout_secs == 0 {
             return Err(ConfigError("generation intervals and timeouts must be positive".into()));
         }
@@ -168,6 +213,11 @@ impl Config {
             idle_timeout: Duration::from_secs(self.generation.idle_timeout_secs),
             total_timeout: Duration::from_secs(self.generation.total_timeout_secs),
         }
+    }
+
+    /// Comma-separated settings as lists (empty items dropped).
+    pub fn list(text: &str) -> Vec<String> {
+        text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
     }
 
     /// The effective configuration as TOML, secrets redacted.

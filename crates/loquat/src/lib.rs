@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
+use loquat_core::Secret;
 use loquat_core::Services;
 use loquat_core::catalogue::ServerProviders;
-use loquat_core::service::Limits;
+use loquat_core::service::{Limits, RegistrationMode};
 use loquat_providers::{HttpChatClient, HttpClientSettings, RetryPolicy};
 use loquat_store::StoreOptions;
 use loquat_web::{AppState, WebSettings};
@@ -41,6 +42,10 @@ pub enum StartError {
     Listen { address: SocketAddr, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error("rate limits (REDIS_URL): {0}")]
+    Limits(String),
+    #[error("single sign-on: {0}")]
+    Sso(String),
 }
 
 /// A built application, ready to serve.
@@ -61,7 +66,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     install_crypto_provider();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
-    let vault = vault::open(config)?;
+    let (vault, vault_key) = vault::open(config)?;
     let store = loquat_store::open(&store_options(config)).await?;
     let server_providers = ServerProviders::from_env(env)?;
     if server_providers.providers.is_empty() {
@@ -88,16 +93,45 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         vault,
         server_providers,
         config.generation_settings(),
-        Limits { max_message_chars: config.max_message_chars, allow_user_keys: config.allow_user_keys },
+        Limits {
+            max_message_chars: config.max_message_chars,
+            allow_user_keys: config.allow_user_keys,
+            registration: RegistrationMode::parse(&config.registration).unwrap_or_default(),
+        },
     );
     services.bootstrap().await?;
     // Syntax sets and the sanitizer are built lazily; build them now, off the request path.
     tokio::task::spawn_blocking(loquat_web::markdown::warm_up);
+    let public_url = config.app_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
     let web_settings = WebSettings {
         body_limit: config.http.body_limit_bytes,
-        secure_cookies: config.app_url.as_deref().is_some_and(|url| url.starts_with("https://")),
+        secure_cookies: public_url.starts_with("https://"),
+        access_codes: config
+            .access_code
+            .as_ref()
+            .map(|codes| Config::list(codes.expose()).into_iter().map(Secret::new).collect())
+            .unwrap_or_default(),
+        auth_secret: config.auth_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or(vault_key),
+        trust_forwarded_for: config.trust_forwarded_for,
+        allowed_emails: Config::list(&config.auth_allowed_emails),
+        public_url: public_url.clone(),
     };
-    let router = loquat_web::router(AppState::new(services.clone(), web_settings))
+    let redis_url = config.redis_url.as_ref().map(|url| url.expose().to_owned());
+    let limiter = loquat_limits::from_config(redis_url.as_deref(), &config.redis_prefix)
+        .await
+        .map_err(|error| StartError::Limits(error.to_string()))?;
+    let sso_providers = loquat_auth::providers_from_env(env).map_err(|error| StartError::Sso(error.to_string()))?;
+    let sso = if sso_providers.is_empty() {
+        None
+    } else {
+        for provider in &sso_providers {
+            tracing::info!(provider = %provider.id, "single sign-on enabled");
+        }
+        let client = loquat_auth::SsoClient::new(sso_providers, public_url)
+            .map_err(|error| StartError::Sso(error.to_string()))?;
+        Some(Arc::new(client))
+    };
+    let router = loquat_web::router(AppState::new(services.clone(), web_settings, limiter, sso))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http());
     Ok(App { services, router, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
@@ -122,7 +156,8 @@ impl App {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await.map_err(StartError::Serve)?;
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(StartError::Serve)?;
         let running = generations.running();
         if running > 0 {
             tracing::info!(running, grace = ?self.shutdown_grace, "waiting for running answers to finish");

@@ -11,16 +11,19 @@ use crate::config::Config;
 
 const KEY_FILE: &str = "key_vaults_secret";
 
-pub fn open(config: &Config) -> Result<KeyVault, StartError> {
+/// The vault and its key (the key also seeds the access-code cookie when `AUTH_SECRET` is unset).
+pub fn open(config: &Config) -> Result<(KeyVault, Secret), StartError> {
     if let Some(secret) = config.key_vaults_secret.as_ref().filter(|s| !s.is_empty()) {
-        return KeyVault::from_base64(secret).map_err(|error| StartError::Vault(error.to_string()));
+        let vault = KeyVault::from_base64(secret).map_err(|error| StartError::Vault(error.to_string()))?;
+        return Ok((vault, secret.clone()));
     }
     let path = config.data_dir.join(KEY_FILE);
     let io_error = |source| StartError::DataDir { path: path.display().to_string(), source };
     if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(io_error)?;
-        return KeyVault::from_base64(&Secret::new(text.trim()))
-            .map_err(|error| StartError::Vault(format!("{}: {error}", path.display())));
+        let text = Secret::new(std::fs::read_to_string(&path).map_err(io_error)?.trim());
+        let vault =
+            KeyVault::from_base64(&text).map_err(|error| StartError::Vault(format!("{}: {error}", path.display())))?;
+        return Ok((vault, text));
     }
     let secret = KeyVault::generate_base64();
     let mut options = std::fs::OpenOptions::new();
@@ -33,5 +36,6 @@ pub fn open(config: &Config) -> Result<KeyVault, StartError> {
         path = %path.display(),
         "KEY_VAULTS_SECRET is not set: generated a key for stored API keys into the data folder; back it up, or set KEY_VAULTS_SECRET"
     );
-    KeyVault::from_base64(&secret).map_err(|error| StartError::Vault(error.to_string()))
+    let vault = KeyVault::from_base64(&secret).map_err(|error| StartError::Vault(error.to_string()))?;
+    Ok((vault, secret))
 }

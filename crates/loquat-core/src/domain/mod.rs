@@ -1,14 +1,18 @@
 //! Domain types: what Loquat stores and reasons about. Plain data with validation at
 //! construction; no persistence or wire concerns.
 
+pub mod account;
 pub mod assistant;
 pub mod message;
 pub mod provider;
 pub mod topic;
 pub mod user;
 
+pub use account::{
+    ApiToken, AuditEvent, Identity, Invite, Quota, QuotaScope, Session, UsageEvent, UsageGrouping, UsageRow,
+};
 pub use assistant::{Assistant, AssistantConfig, AssistantDraft, ModelParams};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use topic::Topic;
-pub use user::{Locale, Theme, User};
+pub use user::{Locale, Role, Theme, User};

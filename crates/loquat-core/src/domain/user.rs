@@ -92,14 +92,45 @@ impl Theme {
     }
 }
 
+/// What a person may do: admins configure the instance and manage people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    #[default]
+    User,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Admin, Role::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.as_str() == text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
     pub name: String,
+    /// Lower-cased; `None` only for the local user of an instance without accounts yet.
+    pub email: Option<String>,
+    pub role: Role,
+    /// A disabled user cannot sign in and their sessions and tokens stop working.
+    pub disabled: bool,
     /// `None` means "follow the browser's Accept-Language".
     pub locale: Option<Locale>,
     pub theme: Theme,
     pub created_at: Timestamp,
+    /// The last request seen from this user (updated at most every few minutes).
+    pub last_active_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ impl Services {
         if self.generations.topic_busy(user, topic.id) {
             return Err(CoreError::Conflict("generation_running"));
         }
-        // Resolve the model before writing anything: a missing provider is the user's error.
+        // Check the quota and resolve the model before writing anything.
+        self.check_quota(user).await?;
         let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
         if created_topic {
             self.store.insert_topic(&topic).await?;
@@ -161,6 +162,7 @@ impl Services {
             return Err(CoreError::Conflict("generation_running"));
         }
         let assistant = self.assistant(user, topic.assistant_id).await?;
+        self.check_quota(user).await?;
         let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
         let answer = self.start_answer(user, &assistant, &topic, &question, language, resolved).await?;
         let topic = self.topic(user, topic.id).await?;
@@ -217,11 +219,13 @@ impl Services {
         let question_text = question.content.clone();
         let language = language.to_owned();
         let topic_id = topic.id;
+        let assistant_id = assistant.id;
         self.generations.start(
             spec,
             self.store.clone(),
             self.chat_client.clone(),
             move |finished: FinishedAnswer| async move {
+                services.record_usage(user, Some(assistant_id), &finished).await;
                 if needs_title && finished.status == MessageStatus::Complete {
                     services.title_topic(user, topic_id, &question_text, &finished.content, &language, &resolved).await;
                 }

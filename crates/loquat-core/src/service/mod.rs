@@ -1,19 +1,27 @@
 //! The services: every rule of the product lives here, behind methods that take the acting
 //! user. Pages and the API are thin callers; stores only store.
 
+mod accounts;
+mod admin;
 mod assistants;
 mod chat;
 mod provider_settings;
 mod providers;
+mod tokens;
 mod topics;
+mod usage;
 mod users;
 
 use std::sync::Arc;
 
+pub use accounts::{ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
+pub use admin::NewInvite;
 pub use chat::{Attachment, Exchange, SendMessage};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, ResolvedModel};
+pub use tokens::TOKEN_PREFIX;
 pub use topics::Conversation;
+pub use usage::UsageLine;
 
 use crate::catalogue::ServerProviders;
 use crate::crypto::KeyVault;
@@ -26,13 +34,16 @@ use crate::store::Store;
 pub struct Limits {
     /// Longest message a user may send, in characters.
     pub max_message_chars: usize,
-    /// Whether users may use their own keys for the server's providers.
+    /// Whether users may use their own keys for the server's providers (the admin can change
+    /// it at run time).
     pub allow_user_keys: bool,
+    /// Who may register when the admin has not chosen (the first account may always).
+    pub registration: RegistrationMode,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_chars: 200_000, allow_user_keys: true }
+        Self { max_message_chars: 200_000, allow_user_keys: true, registration: RegistrationMode::Invite }
     }
 }
 

@@ -36,11 +36,6 @@ pub struct ServerProviderView {
 }
 
 impl Services {
-    /// Whether users may set their own keys for the server's providers.
-    pub fn user_keys_allowed(&self) -> bool {
-        self.limits.allow_user_keys
-    }
-
     /// The server's providers with this user's view of them.
     pub async fn server_provider_views(&self, user: UserId) -> CoreResult<Vec<ServerProviderView>> {
         let overrides = self.user_overrides(user).await?;
@@ -77,7 +72,7 @@ impl Services {
         api_key: Option<Secret>,
         base_url: &str,
     ) -> CoreResult<()> {
-        if !self.limits.allow_user_keys {
+        if !self.user_keys_allowed_now().await? {
             return Err(CoreError::invalid("user_keys_forbidden"));
         }
         if self.server_providers.get(provider_id).is_none() {
@@ -201,9 +196,10 @@ impl Services {
             && let Some(id) = stored
         {
             let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
-            api_key = self.setting_endpoint(&setting)?.api_key;
+            api_key = self.setting_endpoint(&setting, false)?.api_key;
         }
         let mut endpoint = Endpoint::new(draft.protocol, normalize_base_url(&draft.base_url), api_key);
+        endpoint.trusted = self.user(user).await?.role == crate::domain::Role::Admin;
         endpoint.api_version = Some(draft.api_version.trim().to_owned()).filter(|version| !version.is_empty());
         let mut models = self.chat_client.list_models(&endpoint).await?;
         models.sort();

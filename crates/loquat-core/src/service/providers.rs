@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Services;
+use super::admin::model_allowed;
 use crate::catalogue::ServerProvider;
 use crate::domain::{ModelCard, ProviderOverride, ProviderSetting};
 use crate::error::{CoreError, CoreResult};
@@ -107,6 +108,9 @@ impl Services {
     /// none) and some models, then the user's own enabled providers.
     pub async fn provider_options(&self, user: UserId) -> CoreResult<Vec<ProviderOption>> {
         let overrides = self.user_overrides(user).await?;
+        let person = self.user(user).await?;
+        let allowed = self.role_models(person.role).await?;
+        let admin = person.role == crate::domain::Role::Admin;
         let mut options = Vec::new();
         for server in &self.server_providers.providers {
             let user_override = overrides.iter().find(|o| o.provider_id == server.id);
@@ -114,21 +118,20 @@ impl Services {
             if server.key_required && !has_key {
                 continue;
             }
-            let models = self.server_models(server, user_override).await?;
+            let mut models = self.server_models(server, user_override, admin).await?;
+            models.retain(|model| model_allowed(&allowed, &server.id, &model.id));
             if models.is_empty() {
                 continue;
             }
             options.push(ProviderOption { id: server.id.clone(), name: server.name.clone(), models, custom: false });
         }
+        // A user's own providers are theirs to use: the admin's model allow-list is about the
+        // instance's providers (and its bill).
         for setting in self.store.list_providers(user).await? {
             if setting.enabled {
-                let models = self.setting_models(&setting).await?;
-                options.push(ProviderOption {
-                    id: setting.id.to_string(),
-                    name: setting.name.clone(),
-                    models,
-                    custom: true,
-                });
+                let models = self.setting_models(&setting, admin).await?;
+                let (id, name) = (setting.id.to_string(), setting.name.clone());
+                options.push(ProviderOption { id, name, models, custom: true });
             }
         }
         Ok(options)
@@ -168,26 +171,26 @@ impl Services {
     }
 
     pub(crate) async fn endpoint_for(&self, user: UserId, provider_id: &str) -> CoreResult<Endpoint> {
+        let admin = self.user(user).await?.role == crate::domain::Role::Admin;
         if let Some(server) = self.server_providers.get(provider_id) {
             let user_override = self.user_overrides(user).await?.into_iter().find(|o| o.provider_id == server.id);
-            return self.server_endpoint(server, user_override.as_ref());
+            return self.server_endpoint(server, user_override.as_ref(), admin);
         }
         let id: ProviderSettingId = provider_id.parse().map_err(|_| CoreError::NotFound("provider"))?;
         let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
-        self.setting_endpoint(&setting)
+        self.setting_endpoint(&setting, admin)
     }
 
     /// The server's endpoint for the provider; the user's own key (and base URL) replace the
-    /// server's when they set them.
+    /// server's when they set them. A base URL typed by a non-admin is not trusted (SSRF guard).
     fn server_endpoint(
         &self,
         server: &ServerProvider,
         user_override: Option<&ProviderOverride>,
+        admin: bool,
     ) -> CoreResult<Endpoint> {
-        let base_url = match user_override.map(|o| o.base_url.as_str()).filter(|url| !url.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => server.base_url.clone(),
-        };
+        let user_base_url = user_override.map(|o| o.base_url.as_str()).filter(|url| !url.is_empty());
+        let base_url = user_base_url.unwrap_or(&server.base_url).to_owned();
         let mut endpoint = match user_override.and_then(|o| o.api_key_encrypted.as_deref()) {
             Some(stored) => Endpoint::new(server.protocol, base_url, Some(self.vault.decrypt(stored)?)),
             None => {
@@ -198,22 +201,25 @@ impl Services {
             }
         };
         endpoint.api_version = server.api_version.clone();
+        endpoint.trusted = admin || user_base_url.is_none();
         Ok(endpoint)
     }
 
-    pub(crate) fn setting_endpoint(&self, setting: &ProviderSetting) -> CoreResult<Endpoint> {
+    /// A user's own provider; its base URL is trusted only when an admin set it up.
+    pub(crate) fn setting_endpoint(&self, setting: &ProviderSetting, admin: bool) -> CoreResult<Endpoint> {
         let api_key = match &setting.api_key_encrypted {
             Some(stored) => Some(self.vault.decrypt(stored)?),
             None => None,
         };
         let mut endpoint = Endpoint::new(setting.protocol, setting.base_url.clone(), api_key);
+        endpoint.trusted = admin;
         endpoint.api_version = Some(setting.api_version.clone()).filter(|version| !version.is_empty());
         Ok(endpoint)
     }
 
     /// The user's overrides, or none when the instance does not allow users' own keys.
     pub(crate) async fn user_overrides(&self, user: UserId) -> CoreResult<Vec<ProviderOverride>> {
-        if !self.limits.allow_user_keys {
+        if !self.user_keys_allowed_now().await? {
             return Ok(Vec::new());
         }
         Ok(self.store.list_provider_overrides(user).await?)
@@ -223,21 +229,22 @@ impl Services {
         &self,
         server: &ServerProvider,
         user_override: Option<&ProviderOverride>,
+        admin: bool,
     ) -> CoreResult<Vec<ModelCard>> {
         if !server.models.is_empty() || !server.fetch_models {
             return Ok(server.models.clone());
         }
-        let endpoint = self.server_endpoint(server, user_override)?;
+        let endpoint = self.server_endpoint(server, user_override, admin)?;
         Ok(self.model_cache.models(self.chat_client.as_ref(), &endpoint).await.as_ref().clone())
     }
 
     /// A custom provider's models: its model list, or (when empty) what the provider lists.
-    async fn setting_models(&self, setting: &ProviderSetting) -> CoreResult<Vec<ModelCard>> {
+    async fn setting_models(&self, setting: &ProviderSetting, admin: bool) -> CoreResult<Vec<ModelCard>> {
         let listed = models_of(setting);
         if !listed.is_empty() {
             return Ok(listed);
         }
-        let endpoint = self.setting_endpoint(setting)?;
+        let endpoint = self.setting_endpoint(setting, admin)?;
         Ok(self.model_cache.models(self.chat_client.as_ref(), &endpoint).await.as_ref().clone())
     }
 }

@@ -2,7 +2,7 @@
 //! everything, but every row already carries its `user_id`.
 
 use super::Services;
-use crate::domain::{Locale, Theme, User};
+use crate::domain::{Locale, Role, Theme, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::time::Timestamp;
@@ -24,9 +24,13 @@ impl Services {
         let user = User {
             id: Self::local_user_id(),
             name: "Local user".to_owned(),
+            email: None,
+            role: Role::Admin,
+            disabled: false,
             locale: None,
             theme: Theme::System,
             created_at: Timestamp::now(),
+            last_active_at: None,
         };
         self.store.ensure_user(&user).await?;
         self.default_assistant(user.id).await?;
@@ -35,6 +39,19 @@ impl Services {
 
     pub async fn user(&self, id: UserId) -> CoreResult<User> {
         self.store.get_user(id).await?.ok_or(CoreError::NotFound("user"))
+    }
+
+    pub async fn has_password(&self, id: UserId) -> CoreResult<bool> {
+        Ok(self.store.password_hash(id).await?.is_some())
+    }
+
+    pub async fn rename_user(&self, id: UserId, name: &str) -> CoreResult<()> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(CoreError::invalid("name_length"));
+        }
+        self.store.set_user_name(id, name).await?;
+        Ok(())
     }
 
     pub async fn update_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> CoreResult<()> {

@@ -59,7 +59,7 @@ pub(crate) async fn stream_chat(
         .post(api_url(&endpoint.base_url, "messages"))
         .header(ACCEPT, "text/event-stream")
         .json(&wire_request(request));
-    let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+    let mut response = http.send(authorize(builder, endpoint)?).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
@@ -96,7 +96,7 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
         query.extend(after.take().map(|id| ("after_id", id)));
         let builder =
             http.client.get(api_url(&endpoint.base_url, "models")).query(&query).timeout(http.non_streaming_timeout);
-        let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+        let mut response = http.send(authorize(builder, endpoint)?).await?;
         if !response.status().is_success() {
             return Err(error_response(http, response).await);
         }

@@ -106,7 +106,7 @@ pub(crate) async fn stream_chat(
         .post(stream_url(endpoint, &request.model))
         .header(ACCEPT, "text/event-stream")
         .json(&wire_request(request));
-    let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+    let mut response = http.send(authorize(builder, endpoint)?).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
@@ -135,7 +135,7 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
         if let Some(token) = &page_token {
             builder = builder.query(&[("pageToken", token)]);
         }
-        let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+        let mut response = http.send(authorize(builder, endpoint)?).await?;
         if !response.status().is_success() {
             return Err(error_response(http, response).await);
         }

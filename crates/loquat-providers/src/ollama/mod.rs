@@ -102,7 +102,7 @@ pub(crate) async fn model_details(
 
 /// Sends a streaming request; a 2xx answer becomes the lines of its body.
 async fn send_ndjson(http: &Http, builder: reqwest::RequestBuilder) -> Result<Lines<Body>, ProviderError> {
-    let response = builder.header(ACCEPT, NDJSON).send().await.map_err(errors::transport)?;
+    let response = http.send(builder.header(ACCEPT, NDJSON)).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
@@ -111,7 +111,7 @@ async fn send_ndjson(http: &Http, builder: reqwest::RequestBuilder) -> Result<Li
 
 /// Sends a request and reads its whole (bounded) 2xx body.
 async fn send_json(http: &Http, builder: reqwest::RequestBuilder, what: &str) -> Result<Bytes, ProviderError> {
-    let mut response = builder.send().await.map_err(errors::transport)?;
+    let mut response = http.send(builder).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }

@@ -37,6 +37,7 @@ fn http() -> Http {
         // No proxy from the environment: the refused-connection test must reach the loopback.
         client: reqwest::Client::builder().no_proxy().build().expect("a client"),
         non_streaming_timeout: Duration::from_secs(5),
+        guard: None,
         max_error_body_bytes: 64 * 1024,
     }
 }

@@ -54,7 +54,7 @@ pub(crate) async fn stream_chat(
 /// Sends a Chat Completions request and turns the answer into events: SSE chunks, or a whole
 /// JSON completion from servers that ignore `stream: true`. Shared with Azure.
 pub(crate) async fn send_streaming(http: &Http, builder: reqwest::RequestBuilder) -> Result<ChatStream, ProviderError> {
-    let mut response = builder.header(ACCEPT, "text/event-stream").send().await.map_err(errors::transport)?;
+    let mut response = http.send(builder.header(ACCEPT, "text/event-stream")).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
@@ -73,7 +73,7 @@ pub(crate) async fn send_streaming(http: &Http, builder: reqwest::RequestBuilder
 
 pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
     let builder = http.client.get(join_url(&endpoint.base_url, "models")).timeout(http.non_streaming_timeout);
-    let mut response = authorize(builder, endpoint)?.send().await.map_err(errors::transport)?;
+    let mut response = http.send(authorize(builder, endpoint)?).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod openai;
+mod ssrf;
 
 use futures_util::StreamExt;
 use loquat_core::llm::{ChatEvent, ChatStream, ProviderError};

@@ -1,8 +1,8 @@
 //! Domain values for the conformance tests, with fixed times so that ordering is deliberate.
 
 use loquat_core::domain::{
-    Assistant, AssistantConfig, Message, MessageRole, MessageStatus, NewMessage, Protocol, ProviderSetting, Theme,
-    Topic, User,
+    Assistant, AssistantConfig, Message, MessageRole, MessageStatus, NewMessage, Protocol, ProviderSetting, Role,
+    Theme, Topic, User,
 };
 use loquat_core::id::{AssistantId, MessageId, ProviderSettingId, TopicId, UserId};
 use loquat_core::store::{AssistantStore, MessageStore, TopicStore, UserStore};
@@ -15,8 +15,25 @@ pub fn at(offset: i64) -> Timestamp {
     Timestamp(T0 + offset)
 }
 
+/// A user without an account (no email), like the local user of an instance without accounts.
 pub fn user(name: &str) -> User {
-    User { id: UserId::new(), name: name.to_owned(), locale: None, theme: Theme::System, created_at: at(0) }
+    User {
+        id: UserId::new(),
+        name: name.to_owned(),
+        email: None,
+        role: Role::User,
+        disabled: false,
+        locale: None,
+        theme: Theme::System,
+        created_at: at(0),
+        last_active_at: None,
+    }
+}
+
+/// A user with an account: an email (already lower-cased, as the store keeps it), created at
+/// `at(created)`.
+pub fn account(name: &str, email: &str, created: i64) -> User {
+    User { email: Some(email.to_owned()), created_at: at(created), ..user(name) }
 }
 
 pub fn assistant(user: UserId, is_default: bool, title: &str, created: i64) -> Assistant {

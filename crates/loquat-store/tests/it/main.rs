@@ -2,12 +2,16 @@
 //! against a fresh SQLite store and (when `LOQUAT_TEST_DATABASE_URL` is set) a fresh PostgreSQL
 //! database. `harness` runs them; `fixtures` builds domain values.
 
+mod accounts;
+mod admin;
 mod assistants;
+mod credentials;
 mod fixtures;
 mod harness;
 mod messages;
 mod open;
 mod plans;
 mod providers;
+mod sessions;
 mod topics;
 mod users;

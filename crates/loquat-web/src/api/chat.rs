@@ -33,6 +33,7 @@ pub async fn send_message(
     Form(form): Form<SendForm>,
 ) -> WebResult<Response> {
     let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
+    state.allow_chat(&viewer).await?;
     let topic_id: Option<TopicId> =
         if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, &viewer)?) };
     let send =

@@ -39,6 +39,9 @@ pub struct ChatPage {
     pub model_groups: Vec<ModelGroup>,
     /// The answer being generated on the visible branch, or empty (the composer shows Stop).
     pub generating_id: String,
+    pub user_name: String,
+    pub user_initial: String,
+    pub is_admin: bool,
 }
 
 /// One message, for the chat page and for fragments sent to the script.
@@ -137,6 +140,9 @@ async fn chat_page(
         },
         opening_questions: config.opening_questions.clone(),
         no_provider: providers.is_empty(),
+        user_name: viewer.user.name.clone(),
+        user_initial: viewer.user.name.chars().next().map(String::from).unwrap_or_default(),
+        is_admin: viewer.is_admin(),
         model_groups: groups,
     };
     render(&page, tr)
@@ -182,6 +188,7 @@ pub async fn edit_message(
     Form(form): Form<ContentForm>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
+    state.allow_chat(&viewer).await?;
     let language = viewer.locale().code();
     let exchange =
         state.services.edit_message(viewer.user.id, id, &form.content, language).await.map_err(viewer.fail())?;
@@ -195,6 +202,7 @@ pub async fn regenerate_message(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
+    state.allow_chat(&viewer).await?;
     let exchange =
         state.services.regenerate(viewer.user.id, id, viewer.locale().code()).await.map_err(viewer.fail())?;
     let topic = &exchange.topic;

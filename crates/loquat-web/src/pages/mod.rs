@@ -1,8 +1,12 @@
 //! Server-rendered pages: one typed template per page, plus the frame (`Chrome`) they share.
 
+pub mod account;
+pub mod admin;
 pub mod assistants;
+pub mod auth;
 pub mod chat;
 pub mod settings;
+pub mod sso;
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -47,6 +51,7 @@ pub fn render<T: Template>(template: &T, tr: Tr) -> Result<Response, WebError> {
                 message: tr.t("error.internal").into_owned(),
                 flavor: Flavor::Html,
                 tr,
+                redirect: None,
             })
         }
     }

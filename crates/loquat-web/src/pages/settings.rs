@@ -233,7 +233,7 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
                 can_pull: view.setting.protocol == Protocol::Ollama,
             })
             .collect(),
-        allow_user_keys: state.services.user_keys_allowed(),
+        allow_user_keys: state.services.user_keys_allowed_now().await.map_err(viewer.fail())?,
         form,
         error,
     };

@@ -11,7 +11,7 @@ use loquat_test_support::fake_openai::Reply;
 use serde_json::json;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestApp, temp_dir};
+use crate::helpers::{TestApp, TestOptions, temp_dir};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -99,6 +99,18 @@ impl Browser {
         std::fs::write(dir.join(name), png).expect("screenshot saved");
     }
 
+    /// Creates the first account through the registration page (the browser is then signed in).
+    async fn sign_up(&self, app: &TestApp, email: &str) {
+        self.client.goto(&app.url("/")).await.expect("opens");
+        self.until("the registration page", "location.pathname === '/register'").await;
+        for (field, value) in [("name", "Browser Admin"), ("email", email), ("password", "a long enough password")] {
+            let input = self.client.find(Locator::Css(&format!("input[name={field}]"))).await.expect("field");
+            input.send_keys(value).await.expect("types");
+        }
+        self.client.find(Locator::Css("form button")).await.expect("button").click().await.expect("submits");
+        self.until("the chat page", "location.pathname.startsWith('/chat/')").await;
+    }
+
     async fn close(self) {
         let _ = self.client.close().await;
         let _ = std::fs::remove_dir_all(&self.profile);
@@ -108,8 +120,9 @@ impl Browser {
 #[tokio::test]
 async fn chat_in_a_real_browser() {
     let Some(browser) = Browser::start().await else { return };
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
     let client = &browser.client;
+    browser.sign_up(&app, "browser@example.com").await;
     app.fake.push_reply(
         Reply::text("Here is **bold** text and code:\n\n```rust\nfn main() { println!(\"hi\"); }\n```\n\nDone.")
             .delay_between_chunks(Duration::from_millis(60)),
@@ -202,8 +215,9 @@ async fn chat_in_a_real_browser() {
 #[tokio::test]
 async fn stop_in_a_real_browser() {
     let Some(browser) = Browser::start().await else { return };
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
     let client = &browser.client;
+    browser.sign_up(&app, "stopper@example.com").await;
     app.fake.push_reply(Reply::tokens(2000).delay_between_chunks(Duration::from_millis(15)));
     client.goto(&app.url("/")).await.expect("opens");
     let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");

@@ -20,6 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const TEST_KEY: &str = "sk-test-0123456789abcdef";
+/// The first account of every test app (the administrator).
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 /// How to start a test app.
 pub struct TestOptions {
@@ -28,11 +31,13 @@ pub struct TestOptions {
     pub no_provider: bool,
     pub database: Option<TestDatabase>,
     pub configure: fn(&mut Config),
+    /// Register the administrator account on start (browser tests do it through the page).
+    pub first_account: bool,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
-        Self { env: Vec::new(), no_provider: false, database: None, configure: |_| {} }
+        Self { env: Vec::new(), no_provider: false, database: None, configure: |_| {}, first_account: true }
     }
 }
 
@@ -45,6 +50,11 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     database: Option<TestDatabase>,
+}
+
+/// An HTTP client that keeps cookies (a browser's session) and does not follow redirects.
+pub fn cookie_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).cookie_store(true).build().expect("client")
 }
 
 /// A fresh, unique temporary folder.
@@ -94,8 +104,9 @@ impl TestApp {
             .await
             .expect("serves");
         });
-        let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
-        Self {
+        let client = cookie_client();
+        let first_account = options.first_account;
+        let app = Self {
             address,
             client,
             fake,
@@ -104,13 +115,40 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
             database: options.database,
+        };
+        if first_account {
+            app.sign_up(&app.client, "Ada Admin", ADMIN_EMAIL, ADMIN_PASSWORD, "").await;
         }
+        app
+    }
+
+    /// Registers an account through the form; the client keeps its session cookie.
+    pub async fn sign_up(&self, client: &reqwest::Client, name: &str, email: &str, password: &str, invite: &str) {
+        let response = client
+            .post(self.url("/register"))
+            .form(&[("name", name), ("email", email), ("password", password), ("invite", invite)])
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(response.status().as_u16(), 303, "registration of {email} should succeed");
+    }
+
+    /// Signs an account in through the form; returns the status (303 on success).
+    pub async fn sign_in(&self, client: &reqwest::Client, email: &str, password: &str) -> u16 {
+        let response = client
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("login");
+        response.status().as_u16()
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
+    /// The administrator's id (the first account takes over the instance's local user).
     pub fn user(&self) -> loquat_core::id::UserId {
         Services::local_user_id()
     }
@@ -119,11 +157,16 @@ impl TestApp {
         self.services.default_assistant(self.user()).await.expect("default assistant").id
     }
 
-    /// GET a page, following redirects; returns status and body.
+    /// GET a page as the administrator, following redirects; returns status and body.
     pub async fn page(&self, path: &str) -> (u16, String) {
+        self.page_as(&self.client, path).await
+    }
+
+    /// GET a page with `client`, following redirects; returns status and body.
+    pub async fn page_as(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
         let mut url = self.url(path);
         for _ in 0..5 {
-            let response = self.client.get(&url).send().await.expect("GET");
+            let response = client.get(&url).header("accept", "text/html").send().await.expect("GET");
             if response.status().is_redirection() {
                 let location = response.headers()["location"].to_str().expect("ascii").to_owned();
                 url = if location.starts_with('/') { self.url(&location) } else { location };

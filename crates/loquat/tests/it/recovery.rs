@@ -45,9 +45,15 @@ async fn a_killed_process_leaves_the_partial_answer_interrupted() {
     fake.push_reply(Reply::tokens(400).delay_between_chunks(Duration::from_millis(25)));
     let data_dir = temp_dir("kill");
     let (mut child, base) = start_binary(&data_dir, &fake).await;
-    let client = reqwest::Client::new();
-    let home = client.get(format!("{base}/")).send().await.expect("home");
-    let chat_path = home.url().path().to_owned();
+    let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    let registered = client
+        .post(format!("{base}/register"))
+        .form(&[("name", "Ada"), ("email", "ada@example.com"), ("password", "long enough password")])
+        .send()
+        .await
+        .expect("register");
+    assert!(registered.status().is_success(), "registered and redirected home");
+    let chat_path = registered.url().path().to_owned();
     let sent: serde_json::Value = client
         .post(format!("{base}{chat_path}/send"))
         .header("accept", "application/json")

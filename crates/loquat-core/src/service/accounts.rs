@@ -1,0 +1,444 @@
+//! Getting in: registration (first account becomes admin; then open, invite-only or closed),
+//! password sign-in, SSO sign-in with account linking by verified email, sessions (stored
+//! hashed, revocable, sliding) and password changes.
+
+use std::time::Duration;
+
+use super::Services;
+use crate::crypto::{hash_password, new_token, token_hash, verify_password};
+use crate::domain::{Identity, Role, Session, Theme, User};
+use crate::error::{CoreError, CoreResult};
+use crate::id::UserId;
+use crate::secret::Secret;
+use crate::time::Timestamp;
+
+/// How long a session lasts without use; each use (at most every few minutes) extends it.
+const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often a session's and its user's "last seen" are written.
+const TOUCH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// A pending SSO login expires after this.
+const LOGIN_STATE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegistrationMode {
+    Open,
+    /// Only with an invite link from an admin.
+    #[default]
+    Invite,
+    Closed,
+}
+
+impl RegistrationMode {
+    pub const ALL: [RegistrationMode; 3] = [RegistrationMode::Open, RegistrationMode::Invite, RegistrationMode::Closed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Open => "open",
+            RegistrationMode::Invite => "invite",
+            RegistrationMode::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == text)
+    }
+}
+
+/// What the registration form submits.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub name: String,
+    pub email: String,
+    pub password: Secret,
+    /// The code of an invite link, when registering through one.
+    pub invite: Option<String>,
+}
+
+/// Where a request comes from, for sessions and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A new session: the token goes into the cookie, once.
+#[derive(Debug)]
+pub struct NewSession {
+    pub token: Secret,
+    pub user: User,
+}
+
+/// A person the identity provider vouched for.
+#[derive(Debug, Clone)]
+pub struct SsoIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+impl Services {
+    /// The registration mode: the admin's choice, else the configured default. Before the
+    /// first account exists, registration is always open (that account becomes admin).
+    pub async fn registration_mode(&self) -> CoreResult<RegistrationMode> {
+        let stored = self.store.get_setting("registration_mode").await?;
+        Ok(stored.as_deref().and_then(RegistrationMode::parse).unwrap_or(self.limits.registration))
+    }
+
+    /// Whether no account exists yet (the next one will be the admin).
+    pub async fn needs_first_account(&self) -> CoreResult<bool> {
+        Ok(self.store.count_accounts().await? == 0)
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn register(&self, form: Registration, client: &ClientInfo) -> CoreResult<NewSession> {
+        let name = form.name.trim().to_owned();
+        let email = normalize_email(&form.email)?;
+        check_password(&form.password)?;
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(CoreError::invalid("name_length"));
+        }
+        let first = self.needs_first_account().await?;
+        let mut role = Role::User;
+        let mut invite_hash = None;
+        if first {
+            role = Role::Admin;
+        } else {
+            match (self.registration_mode().await?, &form.invite) {
+                (RegistrationMode::Closed, _) => return Err(CoreError::invalid("registration_closed")),
+                (_, Some(code)) => {
+                    let hash = token_hash(code.trim());
+                    let invite = self.store.get_valid_invite(&hash, Timestamp::now()).await?;
+                    role = invite.ok_or_else(|| CoreError::invalid("invite_invalid"))?.role;
+                    invite_hash = Some(hash);
+                }
+                (RegistrationMode::Invite, None) => return Err(CoreError::invalid("registration_invite_only")),
+                (RegistrationMode::Open, None) => {}
+            }
+        }
+        if self.store.find_user_by_email(&email).await?.is_some() {
+            return Err(CoreError::invalid("email_taken"));
+        }
+        let hash = hash_off_thread(form.password).await?;
+        let now = Timestamp::now();
+        let mut user = User {
+            id: UserId::new(),
+            name,
+            email: Some(email),
+            role,
+            disabled: false,
+            locale: None,
+            theme: Theme::System,
+            created_at: now,
+            last_active_at: Some(now),
+        };
+        self.create_account(&mut user, Some(&hash), first).await?;
+        if let Some(hash) = invite_hash
+            && self.store.use_invite(&hash, user.id, now).await?.is_none()
+        {
+            // Somebody used the invite in the same instant: the account exists, the invite
+            // counted once; keep the account (it was valid when checked) and record it.
+            self.audit(Some(user.id), "invite_race", &user.id.to_string(), "", client).await;
+        }
+        self.audit(Some(user.id), "registered", &user.id.to_string(), role.as_str(), client).await;
+        self.start_session(user, client).await
+    }
+
+    /// Stores a new account. The first account of an instance that was used before accounts
+    /// existed takes over the local user, so its assistants and topics stay.
+    async fn create_account(&self, user: &mut User, password_hash: Option<&str>, first: bool) -> CoreResult<()> {
+        if first {
+            let local = Services::local_user_id();
+            if let Some(existing) = self.store.get_user(local).await?
+                && existing.email.is_none()
+            {
+                user.id = local;
+                user.created_at = existing.created_at;
+                user.locale = existing.locale;
+                user.theme = existing.theme;
+                self.store.claim_user(user, password_hash).await?;
+                return Ok(());
+            }
+        }
+        self.store.insert_user(user, password_hash).await?;
+        self.default_assistant(user.id).await?;
+        Ok(())
+    }
+
+    /// Signs in with email and password. The error never says which of the two was wrong.
+    pub async fn sign_in(&self, email: &str, password: Secret, client: &ClientInfo) -> CoreResult<NewSession> {
+        let email = email.trim().to_lowercase();
+        let user = self.store.find_user_by_email(&email).await?;
+        let hash = match &user {
+            Some(user) => self.store.password_hash(user.id).await?,
+            None => None,
+        };
+        let verified = verify_off_thread(password, hash).await;
+        match user {
+            Some(user) if verified && !user.disabled => {
+                self.audit(Some(user.id), "login", &email, "password", client).await;
+                self.start_session(user, client).await
+            }
+            Some(user) if verified => {
+                self.audit(Some(user.id), "login_failed", &email, "disabled", client).await;
+                Err(CoreError::invalid("account_disabled"))
+            }
+            _ => {
+                self.audit(None, "login_failed", &email, "bad credentials", client).await;
+                Err(CoreError::invalid("bad_credentials"))
+            }
+        }
+    }
+
+    /// Signs in someone an SSO provider vouched for: the linked account, else the account with
+    /// the same verified email (linked now), else a new account unless registration is closed.
+    /// `allowed` restricts emails (addresses or `@domain`s; empty allows all).
+    pub async fn sign_in_with_sso(
+        &self,
+        identity: SsoIdentity,
+        allowed: &[String],
+        client: &ClientInfo,
+    ) -> CoreResult<NewSession> {
+        let email = identity.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
+        if !allowed.is_empty() && !email.as_deref().is_some_and(|email| email_allowed(email, allowed)) {
+            self.audit(None, "login_failed", email.as_deref().unwrap_or(""), "email not allowed", client).await;
+            return Err(CoreError::invalid("email_not_allowed"));
+        }
+        let user = if let Some(linked) = self.store.find_identity(&identity.provider, &identity.subject).await? {
+            self.store.get_user(linked.user_id).await?.ok_or(CoreError::NotFound("user"))?
+        } else {
+            let existing = match (&email, identity.email_verified) {
+                (Some(email), true) => self.store.find_user_by_email(email).await?,
+                _ => None,
+            };
+            let user = match existing {
+                Some(user) => user,
+                None => self.sso_account(&identity, email.clone()).await?,
+            };
+            let link = Identity {
+                provider: identity.provider.clone(),
+                subject: identity.subject.clone(),
+                user_id: user.id,
+                email: email.clone(),
+                created_at: Timestamp::now(),
+            };
+            self.store.insert_identity(&link).await?;
+            user
+        };
+        if user.disabled {
+            self.audit(Some(user.id), "login_failed", email.as_deref().unwrap_or(""), "disabled", client).await;
+            return Err(CoreError::invalid("account_disabled"));
+        }
+        self.audit(Some(user.id), "login", email.as_deref().unwrap_or(""), &identity.provider, client).await;
+        self.start_session(user, client).await
+    }
+
+    async fn sso_account(&self, identity: &SsoIdentity, email: Option<String>) -> CoreResult<User> {
+        let first = self.needs_first_account().await?;
+        if !first && self.registration_mode().await? == RegistrationMode::Closed {
+            return Err(CoreError::invalid("registration_closed"));
+        }
+        // An unverified email is not trusted to be unique to this person: keep none.
+        let email = email.filter(|_| identity.email_verified);
+        if let Some(email) = &email
+            && self.store.find_user_by_email(email).await?.is_some()
+        {
+            return Err(CoreError::invalid("email_taken"));
+        }
+        let now = Timestamp::now();
+        let name = identity.name.clone().or_else(|| email.clone()).unwrap_or_else(|| identity.subject.clone());
+        let mut user = User {
+            id: UserId::new(),
+            name: name.chars().take(100).collect(),
+            // Accounts are counted by email; an SSO account without one still needs a value.
+            email: Some(
+                email.unwrap_or_else(|| format!("{}@{}.sso", identity.subject, identity.provider).to_lowercase()),
+            ),
+            role: if first { Role::Admin } else { Role::User },
+            disabled: false,
+            locale: None,
+            theme: Theme::System,
+            created_at: now,
+            last_active_at: Some(now),
+        };
+        self.create_account(&mut user, None, first).await?;
+        Ok(user)
+    }
+
+    async fn start_session(&self, user: User, client: &ClientInfo) -> CoreResult<NewSession> {
+        let token = new_token("");
+        let now = Timestamp::now();
+        let session = Session {
+            token_hash: token_hash(token.expose()),
+            user_id: user.id,
+            created_at: now,
+            expires_at: Timestamp(now.0 + SESSION_LIFETIME.as_millis() as i64),
+            last_seen_at: now,
+            ip: client.ip.chars().take(64).collect(),
+            user_agent: client.user_agent.chars().take(300).collect(),
+        };
+        self.store.insert_session(&session).await?;
+        Ok(NewSession { token, user })
+    }
+
+    /// The signed-in user of a session cookie, or `None` (unknown, expired, or the user was
+    /// disabled). Extends the session and records activity at most every few minutes.
+    pub async fn session_user(&self, token: &str) -> CoreResult<Option<User>> {
+        let hash = token_hash(token);
+        let now = Timestamp::now();
+        let Some(session) = self.store.get_session(&hash, now).await? else { return Ok(None) };
+        let Some(user) = self.store.get_user(session.user_id).await? else { return Ok(None) };
+        if user.disabled {
+            return Ok(None);
+        }
+        if now.0 - session.last_seen_at.0 > TOUCH_EVERY.as_millis() as i64 {
+            self.store.touch_session(&hash, now).await?;
+            self.store.touch_user(user.id, now).await?;
+        }
+        Ok(Some(user))
+    }
+
+    pub async fn sign_out(&self, token: &str) -> CoreResult<()> {
+        self.store.delete_session(&token_hash(token)).await?;
+        Ok(())
+    }
+
+    /// Ends every session of the user (all browsers, all devices).
+    pub async fn sign_out_everywhere(&self, user: UserId, client: &ClientInfo) -> CoreResult<u64> {
+        let ended = self.store.delete_user_sessions(user).await?;
+        self.audit(Some(user), "logout_everywhere", &user.to_string(), &ended.to_string(), client).await;
+        Ok(ended)
+    }
+
+    pub async fn sessions(&self, user: UserId) -> CoreResult<Vec<Session>> {
+        Ok(self.store.list_sessions(user, Timestamp::now()).await?)
+    }
+
+    /// Changes the password after checking the current one; other sessions end.
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        current: Secret,
+        new: Secret,
+        keep_session: Option<&str>,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        check_password(&new)?;
+        let stored = self.store.password_hash(user).await?;
+        // SSO-only accounts have no password yet: they may set one without a current one.
+        if stored.is_some() && !verify_off_thread(current, stored).await {
+            return Err(CoreError::invalid("bad_password"));
+        }
+        let hash = hash_off_thread(new).await?;
+        self.store.set_password_hash(user, &hash).await?;
+        self.store.delete_user_sessions(user).await?;
+        if let Some(token) = keep_session
+            && let Some(me) = self.store.get_user(user).await?
+        {
+            // Re-issue the current browser's session under the same token.
+            let now = Timestamp::now();
+            let session = Session {
+                token_hash: token_hash(token),
+                user_id: me.id,
+                created_at: now,
+                expires_at: Timestamp(now.0 + SESSION_LIFETIME.as_millis() as i64),
+                last_seen_at: now,
+                ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+            };
+            self.store.insert_session(&session).await?;
+        }
+        self.audit(Some(user), "password_changed", &user.to_string(), "", client).await;
+        Ok(())
+    }
+
+    /// Remembers a pending SSO login (opaque to core) under its state, for one use.
+    pub async fn save_login_state(&self, state: &str, data: &str) -> CoreResult<()> {
+        Ok(self.store.put_login_state(state, data, Timestamp::now()).await?)
+    }
+
+    /// Takes a pending SSO login; `None` when unknown, used, or older than ten minutes.
+    pub async fn take_login_state(&self, state: &str) -> CoreResult<Option<String>> {
+        let Some((data, created)) = self.store.take_login_state(state).await? else { return Ok(None) };
+        let fresh = Timestamp::now().0 - created.0 <= LOGIN_STATE_LIFETIME.as_millis() as i64;
+        Ok(fresh.then_some(data))
+    }
+}
+
+pub(crate) fn normalize_email(email: &str) -> CoreResult<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err(CoreError::invalid("email_invalid")) }
+}
+
+pub(crate) fn check_password(password: &Secret) -> CoreResult<()> {
+    let length = password.expose().chars().count();
+    if !(8..=256).contains(&length) {
+        return Err(CoreError::invalid("password_length"));
+    }
+    Ok(())
+}
+
+/// Whether `email` matches an entry of `AUTH_ALLOWED_EMAILS` (an address, or a domain as
+/// `example.com` or `@example.com`).
+pub(crate) fn email_allowed(email: &str, allowed: &[String]) -> bool {
+    let domain = email.rsplit_once('@').map(|(_, domain)| domain).unwrap_or_default();
+    allowed
+        .iter()
+        .map(|entry| entry.trim().to_lowercase())
+        .any(|entry| entry == email || entry.trim_start_matches('@') == domain)
+}
+
+pub(crate) async fn hash_off_thread(password: Secret) -> CoreResult<String> {
+    tokio::task::spawn_blocking(move || hash_password(password.expose()))
+        .await
+        .map_err(|_| CoreError::invalid("password_length"))?
+        .map_err(CoreError::from)
+}
+
+/// Verifies off the runtime; without a stored hash it still does the work (a dummy hash) so
+/// that timing does not reveal which emails have accounts.
+async fn verify_off_thread(password: Secret, hash: Option<String>) -> bool {
+    static DUMMY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash_password("no account has this password").unwrap_or_default());
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| DUMMY.clone());
+    let matched = tokio::task::spawn_blocking(move || verify_password(password.expose(), &hash)).await.unwrap_or(false);
+    known && matched
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(normalize_email("  Ada@Example.COM ").expect("valid"), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "a da@example.com", "ada@.com"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn allowed_emails_match_addresses_and_domains() {
+        let allowed = vec!["boss@other.org".to_owned(), "@example.com".to_owned(), "team.cn".to_owned()];
+        assert!(email_allowed("ada@example.com", &allowed));
+        assert!(email_allowed("boss@other.org", &allowed));
+        assert!(email_allowed("li@team.cn", &allowed));
+        assert!(!email_allowed("eve@other.org", &allowed));
+        assert!(!email_allowed("eve@example.com.evil", &allowed));
+    }
+
+    #[test]
+    fn passwords_need_eight_characters() {
+        assert!(check_password(&Secret::new("1234567")).is_err());
+        assert!(check_password(&Secret::new("12345678")).is_ok());
+        assert!(check_password(&Secret::new("密码密码密码密码")).is_ok());
+    }
+}

@@ -1,0 +1,286 @@
+//! The admin's side: people (list, create, role, disable, reset password), invitations,
+//! instance settings (registration, users' own keys, models per role) and the audit log.
+//! Every method checks that the actor is an admin.
+
+use std::time::Duration;
+
+use super::Services;
+use super::accounts::{ClientInfo, RegistrationMode, check_password, hash_off_thread, normalize_email};
+use crate::crypto::{new_token, token_hash};
+use crate::domain::{AuditEvent, Invite, Role, Theme, User};
+use crate::error::{CoreError, CoreResult};
+use crate::id::UserId;
+use crate::secret::Secret;
+use crate::time::Timestamp;
+
+/// An invite link was made: the code is shown once.
+#[derive(Debug)]
+pub struct NewInvite {
+    pub code: Secret,
+    pub invite: Invite,
+}
+
+impl Services {
+    /// The actor, if they are an enabled admin.
+    pub async fn require_admin(&self, actor: UserId) -> CoreResult<User> {
+        let user = self.user(actor).await?;
+        if user.role == Role::Admin && !user.disabled {
+            Ok(user)
+        } else {
+            // Non-admins learn nothing about admin pages.
+            Err(CoreError::NotFound("page"))
+        }
+    }
+
+    pub async fn admin_list_users(&self, actor: UserId, search: &str, page: u32) -> CoreResult<Vec<User>> {
+        self.require_admin(actor).await?;
+        Ok(self.store.list_users(search.trim(), 50, page.saturating_mul(50)).await?)
+    }
+
+    pub async fn admin_user(&self, actor: UserId, id: UserId) -> CoreResult<User> {
+        self.require_admin(actor).await?;
+        self.user(id).await
+    }
+
+    /// Creates an account for somebody (the admin hands them the password).
+    pub async fn admin_create_user(
+        &self,
+        actor: UserId,
+        name: &str,
+        email: &str,
+        password: Secret,
+        role: Role,
+        client: &ClientInfo,
+    ) -> CoreResult<User> {
+        self.require_admin(actor).await?;
+        let email = normalize_email(email)?;
+        check_password(&password)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(CoreError::invalid("name_length"));
+        }
+        if self.store.find_user_by_email(&email).await?.is_some() {
+            return Err(CoreError::invalid("email_taken"));
+        }
+        let hash = hash_off_thread(password).await?;
+        let now = Timestamp::now();
+        let user = User {
+            id: UserId::new(),
+            name: name.to_owned(),
+            email: Some(email.clone()),
+            role,
+            disabled: false,
+            locale: None,
+            theme: Theme::System,
+            created_at: now,
+            last_active_at: None,
+        };
+        self.store.insert_user(&user, Some(&hash)).await?;
+        self.default_assistant(user.id).await?;
+        self.audit(Some(actor), "user_created", &email, role.as_str(), client).await;
+        Ok(user)
+    }
+
+    /// Changes a role; the last enabled admin cannot be demoted.
+    pub async fn admin_set_role(&self, actor: UserId, id: UserId, role: Role, client: &ClientInfo) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let target = self.user(id).await?;
+        if target.role == Role::Admin && role != Role::Admin && self.enabled_admins().await? <= 1 {
+            return Err(CoreError::invalid("last_admin"));
+        }
+        self.store.set_user_role(id, role).await?;
+        self.audit(Some(actor), "role_changed", &id.to_string(), role.as_str(), client).await;
+        Ok(())
+    }
+
+    /// Disables (or re-enables) an account; a disabled user's sessions end at once.
+    pub async fn admin_set_disabled(
+        &self,
+        actor: UserId,
+        id: UserId,
+        disabled: bool,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        if disabled && id == actor {
+            return Err(CoreError::invalid("disable_self"));
+        }
+        self.store.set_user_disabled(id, disabled).await?;
+        if disabled {
+            self.store.delete_user_sessions(id).await?;
+        }
+        let action = if disabled { "user_disabled" } else { "user_enabled" };
+        self.audit(Some(actor), action, &id.to_string(), "", client).await;
+        Ok(())
+    }
+
+    /// Sets a new password for a user and ends their sessions.
+    pub async fn admin_reset_password(
+        &self,
+        actor: UserId,
+        id: UserId,
+        password: Secret,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        check_password(&password)?;
+        self.user(id).await?;
+        let hash = hash_off_thread(password).await?;
+        self.store.set_password_hash(id, &hash).await?;
+        self.store.delete_user_sessions(id).await?;
+        self.audit(Some(actor), "password_reset", &id.to_string(), "", client).await;
+        Ok(())
+    }
+
+    async fn enabled_admins(&self) -> CoreResult<usize> {
+        let mut count = 0;
+        let mut page = 0;
+        loop {
+            let users = self.store.list_users("", 500, page * 500).await?;
+            count += users.iter().filter(|u| u.role == Role::Admin && !u.disabled && u.email.is_some()).count();
+            if users.len() < 500 {
+                return Ok(count);
+            }
+            page += 1;
+        }
+    }
+
+    /// A single-use invite link valid for `valid_for`.
+    pub async fn admin_create_invite(
+        &self,
+        actor: UserId,
+        role: Role,
+        valid_for: Duration,
+        client: &ClientInfo,
+    ) -> CoreResult<NewInvite> {
+        self.require_admin(actor).await?;
+        let code = new_token("");
+        let now = Timestamp::now();
+        let invite = Invite {
+            code_hash: token_hash(code.expose()),
+            created_by: actor,
+            role,
+            created_at: now,
+            expires_at: Timestamp(now.0 + valid_for.as_millis() as i64),
+            used_by: None,
+            used_at: None,
+        };
+        self.store.insert_invite(&invite).await?;
+        self.audit(Some(actor), "invite_created", role.as_str(), "", client).await;
+        Ok(NewInvite { code, invite })
+    }
+
+    pub async fn admin_invites(&self, actor: UserId) -> CoreResult<Vec<Invite>> {
+        self.require_admin(actor).await?;
+        Ok(self.store.list_invites().await?)
+    }
+
+    pub async fn admin_delete_invite(&self, actor: UserId, code_hash: &str) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        if self.store.delete_invite(code_hash).await? { Ok(()) } else { Err(CoreError::NotFound("invite")) }
+    }
+
+    /// Whether an invite code is currently valid (for the registration page).
+    pub async fn invite_is_valid(&self, code: &str) -> CoreResult<bool> {
+        Ok(self.store.get_valid_invite(&token_hash(code.trim()), Timestamp::now()).await?.is_some())
+    }
+
+    pub async fn admin_set_registration(
+        &self,
+        actor: UserId,
+        mode: RegistrationMode,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        self.store.set_setting("registration_mode", mode.as_str()).await?;
+        self.audit(Some(actor), "settings_changed", "registration_mode", mode.as_str(), client).await;
+        Ok(())
+    }
+
+    /// Whether users may use their own provider keys: the admin's choice, else the config.
+    pub async fn user_keys_allowed_now(&self) -> CoreResult<bool> {
+        let stored = self.store.get_setting("allow_user_keys").await?;
+        Ok(stored.map_or(self.limits.allow_user_keys, |value| value == "true"))
+    }
+
+    pub async fn admin_set_user_keys(&self, actor: UserId, allowed: bool, client: &ClientInfo) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        self.store.set_setting("allow_user_keys", if allowed { "true" } else { "false" }).await?;
+        self.audit(Some(actor), "settings_changed", "allow_user_keys", &allowed.to_string(), client).await;
+        Ok(())
+    }
+
+    /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
+    pub async fn role_models(&self, role: Role) -> CoreResult<Vec<String>> {
+        let stored = self.store.get_setting(&format!("models.{}", role.as_str())).await?;
+        Ok(stored.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default())
+    }
+
+    pub async fn admin_set_role_models(
+        &self,
+        actor: UserId,
+        role: Role,
+        patterns: Vec<String>,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let patterns: Vec<String> =
+            patterns.into_iter().map(|p| p.trim().to_owned()).filter(|p| p.contains("::")).collect();
+        let json = serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".to_owned());
+        self.store.set_setting(&format!("models.{}", role.as_str()), &json).await?;
+        self.audit(Some(actor), "settings_changed", &format!("models.{}", role.as_str()), &json, client).await;
+        Ok(())
+    }
+
+    pub async fn admin_audit(&self, actor: UserId, action: Option<&str>, page: u32) -> CoreResult<Vec<AuditEvent>> {
+        self.require_admin(actor).await?;
+        Ok(self.store.list_audit(action, 100, page.saturating_mul(100)).await?)
+    }
+
+    /// Records a security-relevant action. Failures are logged, never fatal to the action.
+    pub(crate) async fn audit(
+        &self,
+        actor: Option<UserId>,
+        action: &str,
+        target: &str,
+        detail: &str,
+        client: &ClientInfo,
+    ) {
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            actor,
+            action: action.to_owned(),
+            target: target.chars().take(300).collect(),
+            detail: detail.chars().take(1000).collect(),
+            ip: client.ip.chars().take(64).collect(),
+            created_at: Timestamp::now(),
+        };
+        if let Err(error) = self.store.insert_audit(&event).await {
+            tracing::error!(%error, action, "could not write the audit log");
+        }
+    }
+}
+
+/// Whether `provider::model` matches one of the patterns (`provider::*` matches a provider).
+pub(crate) fn model_allowed(patterns: &[String], provider: &str, model: &str) -> bool {
+    patterns.is_empty()
+        || patterns.iter().any(|pattern| match pattern.split_once("::") {
+            Some((p, "*")) => p == provider,
+            Some((p, m)) => p == provider && m == model,
+            None => false,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_patterns() {
+        assert!(model_allowed(&[], "openai", "gpt-4o"));
+        let patterns = vec!["openai::gpt-4o-mini".to_owned(), "deepseek::*".to_owned()];
+        assert!(model_allowed(&patterns, "openai", "gpt-4o-mini"));
+        assert!(model_allowed(&patterns, "deepseek", "deepseek-chat"));
+        assert!(!model_allowed(&patterns, "openai", "gpt-4o"));
+    }
+}

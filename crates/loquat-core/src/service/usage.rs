@@ -1,0 +1,164 @@
+//! Usage and quotas: every generation is recorded (user, assistant, provider, model, tokens,
+//! duration); quotas per role and per user cap tokens per day and month; reports group usage
+//! per user, model or day, with costs from the model bank's prices.
+
+use super::Services;
+use super::accounts::ClientInfo;
+use crate::domain::{Quota, QuotaScope, Role, UsageEvent, UsageGrouping, UsageRow};
+use crate::error::{CoreError, CoreResult};
+use crate::id::{AssistantId, UserId};
+use crate::store::FinishedAnswer;
+use crate::time::Timestamp;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A usage report row with its estimated cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageLine {
+    pub row: UsageRow,
+    /// US dollars, when the model bank knows the model's prices.
+    pub cost: Option<f64>,
+}
+
+impl Services {
+    /// Records a finished generation (whatever its outcome) for statistics and quotas.
+    pub(crate) async fn record_usage(&self, user: UserId, assistant: Option<AssistantId>, answer: &FinishedAnswer) {
+        let usage = answer.usage.unwrap_or_default();
+        let event = UsageEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user,
+            assistant_id: assistant,
+            provider: answer.provider.clone().unwrap_or_default(),
+            model: answer.model.clone().unwrap_or_default(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            duration_ms: answer.duration_ms.unwrap_or(0),
+            outcome: answer.status.as_str().to_owned(),
+            created_at: answer.updated_at,
+        };
+        if let Err(error) = self.store.insert_usage(&event).await {
+            tracing::error!(%error, "could not record usage");
+        }
+    }
+
+    /// The quota that applies to a user: their own limits, each unset one taken from the role.
+    pub async fn effective_quota(&self, user: UserId, role: Role) -> CoreResult<Quota> {
+        let own = self.store.get_quota(&QuotaScope::User(user)).await?.unwrap_or_default();
+        let by_role = self.store.get_quota(&QuotaScope::Role(role)).await?.unwrap_or_default();
+        Ok(Quota {
+            tokens_per_day: own.tokens_per_day.or(by_role.tokens_per_day),
+            tokens_per_month: own.tokens_per_month.or(by_role.tokens_per_month),
+            requests_per_minute: own.requests_per_minute.or(by_role.requests_per_minute),
+        })
+    }
+
+    /// Refuses a new generation when the user has used up a daily or monthly token quota.
+    /// (Requests per minute are enforced by the web layer's rate limiter.)
+    pub(crate) async fn check_quota(&self, user: UserId) -> CoreResult<()> {
+        let person = self.user(user).await?;
+        let quota = self.effective_quota(user, person.role).await?;
+        let now = Timestamp::now();
+        let day_start = Timestamp(now.0 - now.0.rem_euclid(DAY_MS));
+        if let Some(limit) = quota.tokens_per_day
+            && self.store.user_tokens_since(user, day_start).await? >= limit
+        {
+            return Err(CoreError::Limited { code: "quota_day", detail: limit.to_string() });
+        }
+        if let Some(limit) = quota.tokens_per_month
+            && self.store.user_tokens_since(user, month_start(now)).await? >= limit
+        {
+            return Err(CoreError::Limited { code: "quota_month", detail: limit.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Tokens the user used today and this month (UTC), for their account page.
+    pub async fn usage_so_far(&self, user: UserId) -> CoreResult<(u64, u64)> {
+        let now = Timestamp::now();
+        let day_start = Timestamp(now.0 - now.0.rem_euclid(DAY_MS));
+        let today = self.store.user_tokens_since(user, day_start).await?;
+        let month = self.store.user_tokens_since(user, month_start(now)).await?;
+        Ok((today, month))
+    }
+
+    /// A usage report over the last `days` days. Admins may see everybody; others only
+    /// themselves (`only` is forced to the actor).
+    pub async fn usage_report(
+        &self,
+        actor: UserId,
+        grouping: UsageGrouping,
+        days: u32,
+        only: Option<UserId>,
+    ) -> CoreResult<Vec<UsageLine>> {
+        let me = self.user(actor).await?;
+        let only = if me.role == Role::Admin { only } else { Some(actor) };
+        let now = Timestamp::now();
+        let from = Timestamp(now.0 - now.0.rem_euclid(DAY_MS) - i64::from(days.saturating_sub(1)) * DAY_MS);
+        let rows = self.store.usage_report(grouping, from, Timestamp(now.0 + 1), only).await?;
+        Ok(rows.into_iter().map(|row| UsageLine { cost: self.cost_of(&row), row }).collect())
+    }
+
+    fn cost_of(&self, row: &UsageRow) -> Option<f64> {
+        if row.model.is_empty() {
+            return None;
+        }
+        let card = crate::catalogue::catalogue()
+            .iter()
+            .filter(|entry| entry.id == row.provider)
+            .flat_map(|entry| entry.models.iter())
+            .find(|card| card.id == row.model)?;
+        let input = card.price_input? * row.prompt_tokens as f64 / 1_000_000.0;
+        let output = card.price_output? * row.completion_tokens as f64 / 1_000_000.0;
+        Some(input + output)
+    }
+
+    pub async fn admin_quota(&self, actor: UserId, scope: &QuotaScope) -> CoreResult<Quota> {
+        self.require_admin(actor).await?;
+        Ok(self.store.get_quota(scope).await?.unwrap_or_default())
+    }
+
+    /// Sets (or, when every limit is empty, removes) a quota.
+    pub async fn admin_set_quota(
+        &self,
+        actor: UserId,
+        scope: QuotaScope,
+        quota: Quota,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        if quota == Quota::default() {
+            self.store.delete_quota(&scope).await?;
+        } else {
+            self.store.set_quota(&scope, &quota).await?;
+        }
+        let target = match &scope {
+            QuotaScope::Role(role) => format!("role:{}", role.as_str()),
+            QuotaScope::User(user) => format!("user:{user}"),
+        };
+        self.audit(Some(actor), "quota_changed", &target, &format!("{quota:?}"), client).await;
+        Ok(())
+    }
+}
+
+/// The first instant of the current UTC month.
+fn month_start(now: Timestamp) -> Timestamp {
+    let date = now.to_jiff().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let first = jiff::civil::date(date.year(), date.month(), 1);
+    first
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|zoned| Timestamp(zoned.timestamp().as_millisecond()))
+        .unwrap_or(Timestamp(now.0 - now.0.rem_euclid(DAY_MS)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_start_on_the_first_at_midnight_utc() {
+        let mid_november: jiff::Timestamp = "2026-11-22T15:30:00Z".parse().expect("valid");
+        let start = month_start(Timestamp(mid_november.as_millisecond()));
+        assert_eq!(start.to_jiff().to_string(), "2026-11-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,262 @@
+//! `AdminStore` for `SqlStore`: `usage_events` (one row per generation, summed for reports and
+//! quotas), `quotas` (per role and per user), `audit_log` and `settings` (instance-wide key/value
+//! pairs).
+
+use async_trait::async_trait;
+use loquat_core::domain::{AuditEvent, Quota, QuotaScope, UsageEvent, UsageGrouping, UsageRow};
+use loquat_core::id::UserId;
+use loquat_core::store::{AdminStore, StoreResult};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{on_pool, store_error};
+use crate::rows::{AuditRow, QuotaRow, UsageDayRow, UsageModelRow, UsageUserRow, convert_all, count, quota_limit};
+
+/// The `(scope, subject)` key of a quota row.
+fn quota_key(scope: &QuotaScope) -> (&'static str, String) {
+    match scope {
+        QuotaScope::Role(role) => ("role", role.as_str().to_owned()),
+        QuotaScope::User(user) => ("user", user.to_string()),
+    }
+}
+
+#[async_trait]
+impl AdminStore for SqlStore {
+    async fn insert_usage(&self, event: &UsageEvent) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO usage_events (id, user_id, assistant_id, provider, model, prompt_tokens, \
+                 completion_tokens, reasoning_tokens, duration_ms, outcome, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&event.id)
+            .bind(event.user_id.to_string())
+            .bind(event.assistant_id.map(|assistant| assistant.to_string()))
+            .bind(&event.provider)
+            .bind(&event.model)
+            .bind(i64::from(event.prompt_tokens))
+            .bind(i64::from(event.completion_tokens))
+            .bind(i64::from(event.reasoning_tokens))
+            .bind(event.duration_ms)
+            .bind(&event.outcome)
+            .bind(event.created_at.as_millis())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn user_tokens_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64> {
+        // PostgreSQL sums a BIGINT as NUMERIC: cast back. Served by (user_id, created_at).
+        let tokens: i64 = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS BIGINT) FROM usage_events \
+                 WHERE user_id = $1 AND created_at >= $2",
+            )
+            .bind(user.to_string())
+            .bind(since.as_millis())
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        count("usage_events", "sum(tokens)", tokens)
+    }
+
+    async fn usage_report(
+        &self,
+        grouping: UsageGrouping,
+        from: Timestamp,
+        to: Timestamp,
+        user: Option<UserId>,
+    ) -> StoreResult<Vec<UsageRow>> {
+        let (from, to, user) = (from.as_millis(), to.as_millis(), user.map(|user| user.to_string()));
+        let mut rows = match grouping {
+            UsageGrouping::User => {
+                let rows = on_pool!(&self.pools, read, |pool| {
+                    sqlx::query_as::<_, UsageUserRow>(
+                        "SELECT user_id, COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                         CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+                         CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens FROM usage_events \
+                         WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR user_id = $3) \
+                         GROUP BY user_id",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .bind(user.as_deref())
+                    .fetch_all(pool)
+                    .await
+                })
+                .map_err(store_error)?;
+                convert_all(rows, UsageUserRow::into_domain)?
+            }
+            UsageGrouping::Model => {
+                let rows = on_pool!(&self.pools, read, |pool| {
+                    sqlx::query_as::<_, UsageModelRow>(
+                        "SELECT provider, model, COUNT(*) AS requests, \
+                         CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                         CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+                         CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens FROM usage_events \
+                         WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR user_id = $3) \
+                         GROUP BY provider, model",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .bind(user.as_deref())
+                    .fetch_all(pool)
+                    .await
+                })
+                .map_err(store_error)?;
+                convert_all(rows, UsageModelRow::into_domain)?
+            }
+            UsageGrouping::Day => {
+                // Whole UTC days since the epoch: BIGINT integer division on both backends; the
+                // date text is made in Rust so that both give the same `YYYY-MM-DD`.
+                let rows = on_pool!(&self.pools, read, |pool| {
+                    sqlx::query_as::<_, UsageDayRow>(
+                        "SELECT created_at / 86400000 AS day, COUNT(*) AS requests, \
+                         CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                         CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+                         CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens FROM usage_events \
+                         WHERE created_at >= $1 AND created_at < $2 AND ($3 IS NULL OR user_id = $3) \
+                         GROUP BY created_at / 86400000",
+                    )
+                    .bind(from)
+                    .bind(to)
+                    .bind(user.as_deref())
+                    .fetch_all(pool)
+                    .await
+                })
+                .map_err(store_error)?;
+                convert_all(rows, UsageDayRow::into_domain)?
+            }
+        };
+        // By key in byte order, the same on both backends whatever their collation.
+        rows.sort_by(|a, b| (&a.key, &a.provider, &a.model).cmp(&(&b.key, &b.provider, &b.model)));
+        Ok(rows)
+    }
+
+    async fn get_quota(&self, scope: &QuotaScope) -> StoreResult<Option<Quota>> {
+        let (scope, subject) = quota_key(scope);
+        let row = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, QuotaRow>(
+                "SELECT tokens_per_day, tokens_per_month, requests_per_minute FROM quotas \
+                 WHERE scope = $1 AND subject = $2",
+            )
+            .bind(scope)
+            .bind(&subject)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(QuotaRow::into_domain).transpose()
+    }
+
+    async fn set_quota(&self, scope: &QuotaScope, quota: &Quota) -> StoreResult<()> {
+        let (scope, subject) = quota_key(scope);
+        let tokens_per_day = quota_limit(quota.tokens_per_day)?;
+        let tokens_per_month = quota_limit(quota.tokens_per_month)?;
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO quotas (scope, subject, tokens_per_day, tokens_per_month, requests_per_minute) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE SET \
+                 tokens_per_day = excluded.tokens_per_day, tokens_per_month = excluded.tokens_per_month, \
+                 requests_per_minute = excluded.requests_per_minute",
+            )
+            .bind(scope)
+            .bind(&subject)
+            .bind(tokens_per_day)
+            .bind(tokens_per_month)
+            .bind(quota.requests_per_minute.map(i64::from))
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn delete_quota(&self, scope: &QuotaScope) -> StoreResult<bool> {
+        let (scope, subject) = quota_key(scope);
+        let deleted = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("DELETE FROM quotas WHERE scope = $1 AND subject = $2")
+                .bind(scope)
+                .bind(&subject)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO audit_log (id, actor, action, target, detail, ip, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&event.id)
+            .bind(event.actor.map(|actor| actor.to_string()))
+            .bind(&event.action)
+            .bind(&event.target)
+            .bind(&event.detail)
+            .bind(&event.ip)
+            .bind(event.created_at.as_millis())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn list_audit(&self, action: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>> {
+        let (limit, offset) = (i64::from(limit), i64::from(offset));
+        // Two fixed texts rather than `$1 IS NULL OR …`, so each walks its own index.
+        let rows = match action {
+            Some(action) => on_pool!(&self.pools, read, |pool| {
+                sqlx::query_as::<_, AuditRow>(
+                    "SELECT id, actor, action, target, detail, ip, created_at FROM audit_log WHERE action = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                )
+                .bind(action)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+            }),
+            None => on_pool!(&self.pools, read, |pool| {
+                sqlx::query_as::<_, AuditRow>(
+                    "SELECT id, actor, action, target, detail, ip, created_at FROM audit_log \
+                     ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+                )
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+            }),
+        }
+        .map_err(store_error)?;
+        convert_all(rows, AuditRow::into_domain)
+    }
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        on_pool!(&self.pools, read, |pool| {
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(pool).await
+        })
+        .map_err(store_error)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+}

@@ -1,0 +1,171 @@
+//! `CredentialStore` for `SqlStore`: the `invites` table (single-use invitation codes, by hash)
+//! and `api_tokens` (personal API tokens, by hash; revoked ones are kept for the user's list).
+
+use async_trait::async_trait;
+use loquat_core::domain::{ApiToken, Invite};
+use loquat_core::id::UserId;
+use loquat_core::store::{CredentialStore, StoreResult};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{on_pool, store_error};
+use crate::rows::{ApiTokenRow, InviteRow, convert_all};
+
+#[async_trait]
+impl CredentialStore for SqlStore {
+    async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO invites (code_hash, created_by, role, created_at, expires_at, used_by, used_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&invite.code_hash)
+            .bind(invite.created_by.to_string())
+            .bind(invite.role.as_str())
+            .bind(invite.created_at.as_millis())
+            .bind(invite.expires_at.as_millis())
+            .bind(invite.used_by.map(|user| user.to_string()))
+            .bind(invite.used_at.map(Timestamp::as_millis))
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn use_invite(&self, code_hash: &str, user: UserId, now: Timestamp) -> StoreResult<Option<Invite>> {
+        // Check and mark in one statement: of two registrations racing for one invite, the second
+        // finds `used_by` set (PostgreSQL re-checks the condition after waiting for the first's
+        // row lock; SQLite has a single writer) and gets no row.
+        let row = on_pool!(&self.pools, write, |pool| {
+            sqlx::query_as::<_, InviteRow>(
+                "UPDATE invites SET used_by = $1, used_at = $2 \
+                 WHERE code_hash = $3 AND used_by IS NULL AND expires_at > $2 \
+                 RETURNING code_hash, created_by, role, created_at, expires_at, used_by, used_at",
+            )
+            .bind(user.to_string())
+            .bind(now.as_millis())
+            .bind(code_hash)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(InviteRow::into_domain).transpose()
+    }
+
+    async fn get_valid_invite(&self, code_hash: &str, now: Timestamp) -> StoreResult<Option<Invite>> {
+        let row = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, InviteRow>(
+                "SELECT code_hash, created_by, role, created_at, expires_at, used_by, used_at FROM invites \
+                 WHERE code_hash = $1 AND used_by IS NULL AND expires_at > $2",
+            )
+            .bind(code_hash)
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(InviteRow::into_domain).transpose()
+    }
+
+    async fn list_invites(&self) -> StoreResult<Vec<Invite>> {
+        let rows = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, InviteRow>(
+                "SELECT code_hash, created_by, role, created_at, expires_at, used_by, used_at FROM invites \
+                 ORDER BY created_at DESC, code_hash DESC",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, InviteRow::into_domain)
+    }
+
+    async fn delete_invite(&self, code_hash: &str) -> StoreResult<bool> {
+        let deleted = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("DELETE FROM invites WHERE code_hash = $1")
+                .bind(code_hash)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.id)
+            .bind(token.user_id.to_string())
+            .bind(&token.name)
+            .bind(&token.token_hash)
+            .bind(&token.prefix)
+            .bind(token.created_at.as_millis())
+            .bind(token.last_used_at.map(Timestamp::as_millis))
+            .bind(token.revoked_at.map(Timestamp::as_millis))
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        let row = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, ApiTokenRow>(
+                "SELECT id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at FROM api_tokens \
+                 WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(ApiTokenRow::into_domain).transpose()
+    }
+
+    async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {
+        let rows = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, ApiTokenRow>(
+                "SELECT id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at FROM api_tokens \
+                 WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
+            )
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, ApiTokenRow::into_domain)
+    }
+
+    async fn revoke_api_token(&self, user: UserId, id: &str, at: Timestamp) -> StoreResult<bool> {
+        // A revoked token keeps its first revocation time.
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(at.as_millis())
+                .bind(id)
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn touch_api_token(&self, id: &str, at: Timestamp) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(at.as_millis())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+}

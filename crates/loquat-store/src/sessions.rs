@@ -1,0 +1,158 @@
+//! `SessionStore` for `SqlStore`: the `sessions` table (signed-in browsers, by token hash),
+//! `identities` (SSO identities linked to users) and `login_states` (pending SSO logins, each
+//! taken once).
+
+use async_trait::async_trait;
+use loquat_core::domain::{Identity, Session};
+use loquat_core::id::UserId;
+use loquat_core::store::{SessionStore, StoreResult};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{on_pool, store_error};
+use crate::rows::{IdentityRow, SessionRow, convert_all};
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn insert_session(&self, session: &Session) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&session.token_hash)
+            .bind(session.user_id.to_string())
+            .bind(session.created_at.as_millis())
+            .bind(session.expires_at.as_millis())
+            .bind(session.last_seen_at.as_millis())
+            .bind(&session.ip)
+            .bind(&session.user_agent)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn get_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+        let row = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, SessionRow>(
+                "SELECT token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent FROM sessions \
+                 WHERE token_hash = $1 AND expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(SessionRow::into_domain).transpose()
+    }
+
+    async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(at.as_millis())
+                .bind(token_hash)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<bool> {
+        let deleted = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)
+    }
+
+    async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let rows = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, SessionRow>(
+                "SELECT token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent FROM sessions \
+                 WHERE user_id = $1 AND expires_at > $2 ORDER BY last_seen_at DESC, created_at DESC, token_hash",
+            )
+            .bind(user.to_string())
+            .bind(now.as_millis())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, SessionRow::into_domain)
+    }
+
+    async fn find_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<Identity>> {
+        let row = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_as::<_, IdentityRow>(
+                "SELECT provider, subject, user_id, email, created_at FROM identities \
+                 WHERE provider = $1 AND subject = $2",
+            )
+            .bind(provider)
+            .bind(subject)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(IdentityRow::into_domain).transpose()
+    }
+
+    async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&identity.provider)
+            .bind(&identity.subject)
+            .bind(identity.user_id.to_string())
+            .bind(identity.email.as_deref())
+            .bind(identity.created_at.as_millis())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn put_login_state(&self, state: &str, data: &str, created_at: Timestamp) -> StoreResult<()> {
+        on_pool!(&self.pools, write, |pool| {
+            sqlx::query("INSERT INTO login_states (state, data, created_at) VALUES ($1, $2, $3)")
+                .bind(state)
+                .bind(data)
+                .bind(created_at.as_millis())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(store_error)
+    }
+
+    async fn take_login_state(&self, state: &str) -> StoreResult<Option<(String, Timestamp)>> {
+        // One statement: of two callbacks racing with the same state, only one gets a row.
+        let taken: Option<(String, i64)> = on_pool!(&self.pools, write, |pool| {
+            sqlx::query_as("DELETE FROM login_states WHERE state = $1 RETURNING data, created_at")
+                .bind(state)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(taken.map(|(data, created_at)| (data, Timestamp(created_at))))
+    }
+}

@@ -1,0 +1,189 @@
+//! The signed-in user's own page: name, password, sessions ("sign out everywhere"), personal
+//! API tokens (shown once) and their usage and quota.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::Response;
+use loquat_core::Secret;
+use loquat_core::domain::UsageGrouping;
+use serde::Deserialize;
+
+use super::{Chrome, render, see_other};
+use crate::AppState;
+use crate::context::{SESSION_COOKIE, Viewer};
+use crate::error::{WebResult, user_message};
+use crate::i18n::Tr;
+use crate::views::{UsageView, format_time};
+
+pub struct SessionRow {
+    pub current: bool,
+    pub last_seen: String,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created: String,
+    pub last_used: String,
+    pub revoked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    tr: Tr,
+    chrome: Chrome,
+    name: String,
+    email: String,
+    is_admin: bool,
+    has_password: bool,
+    sessions: Vec<SessionRow>,
+    tokens: Vec<TokenRow>,
+    /// A token just created: shown this once.
+    new_token: Option<String>,
+    usage: UsageView,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn account_page(
+    state: &AppState,
+    viewer: &Viewer,
+    new_token: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> WebResult<Response> {
+    let services = &state.services;
+    let user = viewer.user.id;
+    let tr = viewer.tr;
+    let current = viewer.session.as_ref().map(|token| loquat_core::crypto::token_hash(token.expose()));
+    let sessions = services.sessions(user).await.map_err(viewer.fail())?;
+    let tokens = services.api_tokens(user).await.map_err(viewer.fail())?;
+    let has_password = services.has_password(user).await.map_err(viewer.fail())?;
+    let report = services.usage_report(user, UsageGrouping::Model, 30, Some(user)).await.map_err(viewer.fail())?;
+    let (today, month) = services.usage_so_far(user).await.map_err(viewer.fail())?;
+    let quota = services.effective_quota(user, viewer.user.role).await.map_err(viewer.fail())?;
+    let page = AccountPage {
+        tr,
+        chrome: Chrome::new(viewer.theme),
+        name: viewer.user.name.clone(),
+        email: viewer.user.email.clone().unwrap_or_default(),
+        is_admin: viewer.is_admin(),
+        has_password,
+        sessions: sessions
+            .into_iter()
+            .map(|session| SessionRow {
+                current: current.as_deref() == Some(session.token_hash.as_str()),
+                last_seen: format_time(session.last_seen_at),
+                ip: session.ip,
+                user_agent: session.user_agent.chars().take(80).collect(),
+            })
+            .collect(),
+        tokens: tokens
+            .into_iter()
+            .map(|token| TokenRow {
+                id: token.id,
+                name: token.name,
+                prefix: token.prefix,
+                created: format_time(token.created_at),
+                last_used: token.last_used_at.map(format_time).unwrap_or_else(|| "—".to_owned()),
+                revoked: token.revoked_at.is_some(),
+            })
+            .collect(),
+        new_token,
+        usage: UsageView::new(report, today, month, quota, tr),
+        notice,
+        error,
+    };
+    render(&page, tr)
+}
+
+pub async fn show_account(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    account_page(&state, &viewer, None, None, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    name: String,
+}
+
+pub async fn save_name(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<NameForm>,
+) -> WebResult<Response> {
+    match state.services.rename_user(viewer.user.id, &form.name).await {
+        Ok(()) => Ok(see_other("/account")),
+        Err(error) => account_page(&state, &viewer, None, None, Some(user_message(&error, viewer.tr))).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    new: String,
+}
+
+pub async fn change_password(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<PasswordForm>,
+) -> WebResult<Response> {
+    let keep = viewer.session.as_ref().map(|token| token.expose().to_owned());
+    let result = state
+        .services
+        .change_password(
+            viewer.user.id,
+            Secret::new(form.current),
+            Secret::new(form.new),
+            keep.as_deref(),
+            &viewer.client,
+        )
+        .await;
+    match result {
+        Ok(()) => {
+            account_page(&state, &viewer, None, Some(viewer.tr.t("account.password_changed").into_owned()), None).await
+        }
+        Err(error) => account_page(&state, &viewer, None, None, Some(user_message(&error, viewer.tr))).await,
+    }
+}
+
+/// Ends every session of the user, this one included.
+pub async fn sign_out_everywhere(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    state.services.sign_out_everywhere(viewer.user.id, &viewer.client).await.map_err(viewer.fail())?;
+    let mut response = see_other("/login");
+    let cookie = super::auth::set_cookie(SESSION_COOKIE, "", 0, state.settings.secure_cookies);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    name: String,
+}
+
+pub async fn create_token(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<TokenForm>,
+) -> WebResult<Response> {
+    match state.services.create_api_token(viewer.user.id, &form.name, &viewer.client).await {
+        Ok((secret, _)) => account_page(&state, &viewer, Some(secret.expose().to_owned()), None, None).await,
+        Err(error) => account_page(&state, &viewer, None, None, Some(user_message(&error, viewer.tr))).await,
+    }
+}
+
+pub async fn revoke_token(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    state.services.revoke_api_token(viewer.user.id, &id, &viewer.client).await.map_err(viewer.fail())?;
+    Ok(see_other("/account"))
+}

@@ -1,0 +1,527 @@
+//! The admin panel: people, invitations, instance settings (registration, users' own keys,
+//! models and quotas per role), usage per user, model and day (with an SVG chart) and the
+//! audit log. The services check the admin role on every call.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use loquat_core::Secret;
+use loquat_core::domain::{Quota, QuotaScope, Role, UsageGrouping, User};
+use loquat_core::id::UserId;
+use loquat_core::service::RegistrationMode;
+use serde::Deserialize;
+
+use super::chat::parse_id;
+use super::{Chrome, render, see_other};
+use crate::AppState;
+use crate::context::Viewer;
+use crate::error::{WebResult, user_message};
+use crate::i18n::Tr;
+use crate::views::{UsageLineView, format_time, usage_line};
+
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub last_active: String,
+    pub created: String,
+}
+
+fn user_row(user: &User) -> UserRow {
+    UserRow {
+        id: user.id.to_string(),
+        name: user.name.clone(),
+        email: user.email.clone().unwrap_or_default(),
+        role: user.role.as_str(),
+        disabled: user.disabled,
+        last_active: user.last_active_at.map(format_time).unwrap_or_else(|| "—".to_owned()),
+        created: format_time(user.created_at),
+    }
+}
+
+/// The quota form's fields (empty = no limit).
+pub struct QuotaFields {
+    pub tokens_per_day: String,
+    pub tokens_per_month: String,
+    pub requests_per_minute: String,
+}
+
+fn quota_fields(quota: &Quota) -> QuotaFields {
+    let text = |value: Option<u64>| value.map(|v| v.to_string()).unwrap_or_default();
+    QuotaFields {
+        tokens_per_day: text(quota.tokens_per_day),
+        tokens_per_month: text(quota.tokens_per_month),
+        requests_per_minute: quota.requests_per_minute.map(|v| v.to_string()).unwrap_or_default(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct QuotaForm {
+    tokens_per_day: String,
+    tokens_per_month: String,
+    requests_per_minute: String,
+}
+
+impl QuotaForm {
+    fn quota(&self) -> Quota {
+        let number = |text: &str| text.trim().parse::<u64>().ok();
+        Quota {
+            tokens_per_day: number(&self.tokens_per_day),
+            tokens_per_month: number(&self.tokens_per_month),
+            requests_per_minute: self.requests_per_minute.trim().parse::<u32>().ok(),
+        }
+    }
+}
+
+// ---- People ---------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage {
+    tr: Tr,
+    chrome: Chrome,
+    tab: &'static str,
+    search: String,
+    users: Vec<UserRow>,
+    page: u32,
+    has_more: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    q: String,
+    page: u32,
+    action: String,
+}
+
+async fn users_page(viewer: &Viewer, state: &AppState, query: ListQuery, error: Option<String>) -> WebResult<Response> {
+    let users = state.services.admin_list_users(viewer.user.id, &query.q, query.page).await.map_err(viewer.fail())?;
+    let page = UsersPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "users",
+        has_more: users.len() == 50,
+        users: users.iter().map(user_row).collect(),
+        search: query.q,
+        page: query.page,
+        error,
+    };
+    render(&page, viewer.tr)
+}
+
+pub async fn list_users(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> WebResult<Response> {
+    users_page(&viewer, &state, query, None).await
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    name: String,
+    email: String,
+    password: String,
+    role: String,
+}
+
+pub async fn create_user(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<NewUserForm>,
+) -> WebResult<Response> {
+    let role = Role::parse(&form.role).unwrap_or(Role::User);
+    let created = state
+        .services
+        .admin_create_user(viewer.user.id, &form.name, &form.email, Secret::new(form.password), role, &viewer.client)
+        .await;
+    match created {
+        Ok(user) => Ok(see_other(&format!("/admin/users/{}", user.id))),
+        Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
+            users_page(&viewer, &state, ListQuery::default(), Some(user_message(&error, viewer.tr))).await
+        }
+        Err(error) => Err(viewer.fail()(error)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_user.html")]
+struct UserPage {
+    tr: Tr,
+    chrome: Chrome,
+    tab: &'static str,
+    user: UserRow,
+    is_self: bool,
+    quota: QuotaFields,
+    /// Where the quota form posts.
+    action: String,
+    usage: Vec<UsageLineView>,
+    error: Option<String>,
+}
+
+async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<String>) -> WebResult<Response> {
+    let services = &state.services;
+    let user = services.admin_user(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let quota = services.admin_quota(viewer.user.id, &QuotaScope::User(id)).await.map_err(viewer.fail())?;
+    let usage =
+        services.usage_report(viewer.user.id, UsageGrouping::Model, 30, Some(id)).await.map_err(viewer.fail())?;
+    let page = UserPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "users",
+        is_self: id == viewer.user.id,
+        action: format!("/admin/users/{id}/quota"),
+        user: user_row(&user),
+        quota: quota_fields(&quota),
+        usage: usage.iter().map(usage_line).collect(),
+        error,
+    };
+    render(&page, viewer.tr)
+}
+
+pub async fn show_user(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: UserId = parse_id(&id, &viewer)?;
+    user_page(&viewer, &state, id, None).await
+}
+
+/// One form endpoint per action on a user: `role`, `disable`, `enable`, `password`, `quota`.
+pub async fn user_action(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> WebResult<Response> {
+    let id: UserId = parse_id(&id, &viewer)?;
+    let services = &state.services;
+    let actor = viewer.user.id;
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let result = match action.as_str() {
+        "role" => {
+            let role = Role::parse(&field("role")).unwrap_or(Role::User);
+            services.admin_set_role(actor, id, role, &viewer.client).await
+        }
+        "disable" => services.admin_set_disabled(actor, id, true, &viewer.client).await,
+        "enable" => services.admin_set_disabled(actor, id, false, &viewer.client).await,
+        "password" => services.admin_reset_password(actor, id, Secret::new(field("password")), &viewer.client).await,
+        "quota" => {
+            let quota = QuotaForm {
+                tokens_per_day: field("tokens_per_day"),
+                tokens_per_month: field("tokens_per_month"),
+                requests_per_minute: field("requests_per_minute"),
+            }
+            .quota();
+            services.admin_set_quota(actor, QuotaScope::User(id), quota, &viewer.client).await
+        }
+        _ => return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor)),
+    };
+    match result {
+        Ok(()) => Ok(see_other(&format!("/admin/users/{id}"))),
+        Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
+            user_page(&viewer, &state, id, Some(user_message(&error, viewer.tr))).await
+        }
+        Err(error) => Err(viewer.fail()(error)),
+    }
+}
+
+// ---- Invitations ----------------------------------------------------------------------------
+
+pub struct InviteRow {
+    pub code_hash: String,
+    pub role: &'static str,
+    pub created: String,
+    pub expires: String,
+    pub status: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_invites.html")]
+struct InvitesPage {
+    tr: Tr,
+    chrome: Chrome,
+    tab: &'static str,
+    invites: Vec<InviteRow>,
+    /// The link of an invite just created: shown this once.
+    new_link: Option<String>,
+}
+
+async fn invites_page(viewer: &Viewer, state: &AppState, new_link: Option<String>) -> WebResult<Response> {
+    let invites = state.services.admin_invites(viewer.user.id).await.map_err(viewer.fail())?;
+    let now = loquat_core::time::Timestamp::now();
+    let tr = viewer.tr;
+    let page = InvitesPage {
+        tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "invites",
+        invites: invites
+            .iter()
+            .map(|invite| InviteRow {
+                code_hash: invite.code_hash.clone(),
+                role: invite.role.as_str(),
+                created: format_time(invite.created_at),
+                expires: format_time(invite.expires_at),
+                status: if invite.used_by.is_some() {
+                    tr.t("admin.invite_used").into_owned()
+                } else if invite.expires_at <= now {
+                    tr.t("admin.invite_expired").into_owned()
+                } else {
+                    tr.t("admin.invite_open").into_owned()
+                },
+            })
+            .collect(),
+        new_link,
+    };
+    render(&page, tr)
+}
+
+pub async fn list_invites(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    invites_page(&viewer, &state, None).await
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    role: String,
+    days: u32,
+}
+
+pub async fn create_invite(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<InviteForm>,
+) -> WebResult<Response> {
+    let role = Role::parse(&form.role).unwrap_or(Role::User);
+    let days = u64::from(form.days.clamp(1, 90));
+    let invite = state
+        .services
+        .admin_create_invite(viewer.user.id, role, Duration::from_secs(days * 24 * 3600), &viewer.client)
+        .await
+        .map_err(viewer.fail())?;
+    let link = format!("{}/register?invite={}", state.settings.public_url.trim_end_matches('/'), invite.code.expose());
+    invites_page(&viewer, &state, Some(link)).await
+}
+
+pub async fn delete_invite(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(hash): Path<String>,
+) -> WebResult<Response> {
+    state.services.admin_delete_invite(viewer.user.id, &hash).await.map_err(viewer.fail())?;
+    Ok(see_other("/admin/invites"))
+}
+
+// ---- Settings -------------------------------------------------------------------------------
+
+pub struct RoleSettings {
+    pub role: &'static str,
+    pub models: String,
+    pub quota: QuotaFields,
+    pub quota_action: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_settings.html")]
+struct SettingsPage {
+    tr: Tr,
+    chrome: Chrome,
+    tab: &'static str,
+    registration: &'static str,
+    user_keys: bool,
+    roles: Vec<RoleSettings>,
+    /// Every model of the instance, for reference: `provider::model`.
+    available: Vec<String>,
+}
+
+impl SettingsPage {
+    fn modes(&self) -> Vec<(&'static str, bool)> {
+        RegistrationMode::ALL.iter().map(|mode| (mode.as_str(), mode.as_str() == self.registration)).collect()
+    }
+}
+
+pub async fn show_settings(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+    let services = &state.services;
+    services.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
+    let mut roles = Vec::new();
+    for role in Role::ALL {
+        let models = services.role_models(role).await.map_err(viewer.fail())?;
+        let quota = services.admin_quota(viewer.user.id, &QuotaScope::Role(role)).await.map_err(viewer.fail())?;
+        roles.push(RoleSettings {
+            role: role.as_str(),
+            models: models.join("\n"),
+            quota: quota_fields(&quota),
+            quota_action: format!("/admin/settings/quota-{}", role.as_str()),
+        });
+    }
+    let available = services
+        .provider_options(viewer.user.id)
+        .await
+        .map_err(viewer.fail())?
+        .iter()
+        .filter(|option| !option.custom)
+        .flat_map(|option| option.models.iter().map(move |model| format!("{}::{}", option.id, model.id)))
+        .collect();
+    let page = SettingsPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "settings",
+        registration: services.registration_mode().await.map_err(viewer.fail())?.as_str(),
+        user_keys: services.user_keys_allowed_now().await.map_err(viewer.fail())?,
+        roles,
+        available,
+    };
+    render(&page, viewer.tr)
+}
+
+/// One endpoint per setting: `registration`, `user-keys`, `models-<role>`, `quota-<role>`.
+pub async fn save_setting(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(setting): Path<String>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> WebResult<Response> {
+    let services = &state.services;
+    let actor = viewer.user.id;
+    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+    let role_of = |prefix: &str| setting.strip_prefix(prefix).and_then(Role::parse);
+    let result = if setting == "registration" {
+        let mode = RegistrationMode::parse(&field("mode")).unwrap_or_default();
+        services.admin_set_registration(actor, mode, &viewer.client).await
+    } else if setting == "user-keys" {
+        services.admin_set_user_keys(actor, field("allowed") == "on", &viewer.client).await
+    } else if let Some(role) = role_of("models-") {
+        let patterns = field("models").lines().map(str::to_owned).collect();
+        services.admin_set_role_models(actor, role, patterns, &viewer.client).await
+    } else if let Some(role) = role_of("quota-") {
+        let quota = QuotaForm {
+            tokens_per_day: field("tokens_per_day"),
+            tokens_per_month: field("tokens_per_month"),
+            requests_per_minute: field("requests_per_minute"),
+        }
+        .quota();
+        services.admin_set_quota(actor, QuotaScope::Role(role), quota, &viewer.client).await
+    } else {
+        return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor));
+    };
+    result.map_err(viewer.fail())?;
+    Ok(see_other("/admin/settings"))
+}
+
+// ---- Usage and audit ------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "admin_usage.html")]
+struct UsagePage {
+    tr: Tr,
+    chrome: Chrome,
+    tab: &'static str,
+    group: &'static str,
+    days: u32,
+    lines: Vec<UsageLineView>,
+    chart: String,
+}
+
+impl UsagePage {
+    fn groups(&self) -> Vec<(&'static str, bool)> {
+        ["day", "user", "model"].into_iter().map(|group| (group, group == self.group)).collect()
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct UsageQuery {
+    group: String,
+    days: u32,
+}
+
+pub async fn show_usage(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Query(query): Query<UsageQuery>,
+) -> WebResult<Response> {
+    state.services.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
+    let days = if query.days == 0 { 30 } else { query.days.min(366) };
+    let (grouping, group) = match query.group.as_str() {
+        "user" => (UsageGrouping::User, "user"),
+        "model" => (UsageGrouping::Model, "model"),
+        _ => (UsageGrouping::Day, "day"),
+    };
+    let services = &state.services;
+    let mut lines = services.usage_report(viewer.user.id, grouping, days, None).await.map_err(viewer.fail())?;
+    if grouping == UsageGrouping::User {
+        // Show people by name and email rather than by id.
+        for line in &mut lines {
+            if let Ok(id) = line.row.key.parse::<UserId>()
+                && let Ok(user) = services.admin_user(viewer.user.id, id).await
+            {
+                line.row.key = format!("{} <{}>", user.name, user.email.unwrap_or_default());
+            }
+        }
+    }
+    let per_day = services.usage_report(viewer.user.id, UsageGrouping::Day, days, None).await.map_err(viewer.fail())?;
+    let page = UsagePage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "usage",
+        group,
+        days,
+        chart: crate::chart::daily_tokens(&per_day, days),
+        lines: lines.iter().map(usage_line).collect(),
+    };
+    render(&page, viewer.tr)
+}
+
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+struct AuditPage {
+    tr: Tr,
+    chrome: Chrome,
+    tab: &'static str,
+    action: String,
+    page: u32,
+    rows: Vec<AuditRow>,
+    has_more: bool,
+}
+
+pub async fn show_audit(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> WebResult<Response> {
+    let action = Some(query.action.trim()).filter(|a| !a.is_empty());
+    let events = state.services.admin_audit(viewer.user.id, action, query.page).await.map_err(viewer.fail())?;
+    let page = AuditPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "audit",
+        has_more: events.len() == 100,
+        rows: events
+            .into_iter()
+            .map(|event| AuditRow {
+                at: format_time(event.created_at),
+                actor: event.actor.map(|id| id.to_string()).unwrap_or_else(|| "—".to_owned()),
+                action: event.action,
+                target: event.target,
+                detail: event.detail,
+                ip: event.ip,
+            })
+            .collect(),
+        action: query.action,
+        page: query.page,
+    };
+    render(&page, viewer.tr)
+}
