@@ -29,7 +29,7 @@ pub async fn process(binary: &Path) -> Value {
         let loquat = server::start(binary, &dir, &[]).await;
         warm.push(loquat.ready_after);
         // Idle after serving one page, as after a user's first visit.
-        let _ = reqwest::get(format!("{}/", loquat.base)).await.and_then(|r| r.error_for_status());
+        let _ = reqwest::get(format!("{}/login", loquat.base)).await.and_then(|r| r.error_for_status());
         tokio::time::sleep(Duration::from_millis(300)).await;
         rss = rss.max(loquat.rss_kib());
         loquat.stop().await;
@@ -62,7 +62,8 @@ pub async fn pages(binary: &Path) -> Value {
         (assistant, small, large)
     };
     let loquat = server::start(binary, &dir, &[]).await;
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    sign_in(&client, &loquat.base).await;
     let mut result = json!({});
     for (name, topic, runs) in [("topic_200", small, 30), ("topic_2000", large, 10)] {
         let url = format!("{}/chat/{assistant}/{topic}", loquat.base);
@@ -108,9 +109,14 @@ pub async fn overhead(binary: &Path) -> Value {
     let dir = temp_dir("gateway");
     let env = [("OPENAI_API_KEY", "sk-bench".to_owned()), ("OPENAI_PROXY_URL", fake.base_url())];
     let loquat = server::start(binary, &dir, &env).await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(2_000).build().expect("client");
-    let home = client.get(format!("{}/", loquat.base)).send().await.expect("home");
-    let assistant: AssistantId = home.url().path().trim_start_matches("/chat/").parse().expect("assistant id");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(2_000).cookie_store(true).build().expect("client");
+    let registered = client
+        .post(format!("{}/register", loquat.base))
+        .form(&[("name", "Bench"), ("email", seed::EMAIL), ("password", seed::PASSWORD)])
+        .send()
+        .await
+        .expect("register");
+    let assistant: AssistantId = registered.url().path().trim_start_matches("/chat/").parse().expect("assistant id");
     let mut result = json!({});
     for concurrency in [1usize, 100] {
         let rounds = if concurrency == 1 { 50 } else { 3 };
@@ -236,4 +242,15 @@ async fn loquat_ttft(client: reqwest::Client, base: String, assistant: Assistant
         }
     }
     first.unwrap_or_else(|| started.elapsed())
+}
+
+/// Signs in as the seeded account; the client keeps the session cookie.
+async fn sign_in(client: &reqwest::Client, base: &str) {
+    let response = client
+        .post(format!("{base}/login"))
+        .form(&[("email", seed::EMAIL), ("password", seed::PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(response.status().is_success(), "the bench account signs in");
 }

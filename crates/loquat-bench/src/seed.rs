@@ -87,19 +87,29 @@ fn paragraph(seed: usize, words: usize) -> String {
     text
 }
 
-/// Ensures the local user and their default assistant; returns the assistant.
+/// The seeded account, for signing in to the pages.
+pub const EMAIL: &str = "bench@example.com";
+pub const PASSWORD: &str = "bench password 123";
+
+/// Ensures the local user (an admin account) and their default assistant; returns the
+/// assistant.
 pub async fn local_user_and_assistant(store: &dyn Store) -> AssistantId {
     let user = Services::local_user_id();
-    store
-        .ensure_user(&User {
-            id: user,
-            name: "Bench".into(),
-            locale: None,
-            theme: Theme::System,
-            created_at: Timestamp::now(),
-        })
-        .await
-        .expect("user stored");
+    let account = User {
+        id: user,
+        name: "Bench".into(),
+        email: Some(EMAIL.into()),
+        role: loquat_core::domain::Role::Admin,
+        disabled: false,
+        locale: None,
+        theme: Theme::System,
+        created_at: Timestamp::now(),
+        last_active_at: None,
+    };
+    if store.get_user(user).await.expect("reads").is_none() {
+        let hash = loquat_core::crypto::hash_password(PASSWORD).expect("hashes");
+        store.insert_user(&account, Some(&hash)).await.expect("user stored");
+    }
     let existing = store.list_assistants(user).await.expect("assistants");
     if let Some(default) = existing.into_iter().find(|a| a.is_default) {
         return default.id;

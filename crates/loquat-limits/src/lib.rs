@@ -22,8 +22,10 @@ pub const MAX_PERIOD: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 
 /// A limit: at most `burst` requests per `per`, replenished evenly (one every `per / burst`).
 ///
-/// The `name` identifies the buckets: two rules must not share a name (the Redis backend keys
-/// buckets by name and caller key only, so changing a rule's numbers keeps its buckets).
+/// Buckets are per (`name`, caller key). Rules may share a name while their numbers vary per key
+/// (e.g. `"chat-user"` with each user's own quota): the Redis backend keys buckets by name and
+/// key only, so a bucket keeps its state when its numbers change; the in-process backend keeps
+/// one limiter per distinct (`name`, `per`, `burst`). Unrelated limits need distinct names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rule {
     /// A stable name such as `"login-ip"`; part of every bucket's key.

@@ -84,6 +84,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             ..RetryPolicy::default()
         },
         proxy_url: config.proxy_url.clone(),
+        ssrf_allow: Config::list(&config.ssrf_allow),
         ..HttpClientSettings::default()
     })
     .map_err(|error| StartError::Client(error.to_string()))?;

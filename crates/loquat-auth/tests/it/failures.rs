@@ -121,8 +121,12 @@ async fn a_login_older_than_ten_minutes_is_expired() {
 }
 
 #[tokio::test]
-async fn the_callback_base_must_be_a_url() {
+async fn the_callback_base_must_be_a_url_and_provider_ids_unique() {
     for base in ["chat.example.com", "ftp://chat.example.com", ""] {
         assert!(SsoClient::new(Vec::new(), base.to_owned()).is_err(), "{base}");
     }
+    let fake = FakeIdp::start().await;
+    let twice = vec![oidc_provider(&fake, "okta"), oidc_provider(&fake, "okta")];
+    let error = SsoClient::new(twice, APP_URL.to_owned()).expect_err("the same id twice");
+    assert!(matches!(error, loquat_auth::AuthConfigError::DuplicateProvider { .. }));
 }
