@@ -72,8 +72,12 @@ impl TestApp {
     pub async fn spawn_with(options: TestOptions) -> Self {
         let fake = FakeOpenAi::start().await;
         let data_dir = temp_dir("it");
+        // Bound first, so the public URL (SSO callbacks, invitation links) is known.
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("binds");
+        let address = listener.local_addr().expect("has an address");
         let mut config = Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: address,
+            app_url: Some(format!("http://{address}")),
             data_dir: data_dir.clone(),
             database_url: options.database.as_ref().map(|db| loquat_core::Secret::new(db.url.clone())),
             ..Config::default()
@@ -94,8 +98,6 @@ impl TestApp {
         }
         let app = loquat::build(&config, &|name| env.get(name).cloned()).await.expect("Loquat builds");
         let services = app.services.clone();
-        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("binds");
-        let address = listener.local_addr().expect("has an address");
         let (shutdown, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.serve(listener, async move {

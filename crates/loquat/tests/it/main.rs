@@ -5,6 +5,7 @@ mod browser;
 mod chat;
 mod helpers;
 mod pages;
+mod people;
 mod recovery;
 mod security;
 mod tidy;
