@@ -149,3 +149,155 @@ async fn bad_input_gets_clear_errors() {
     assert!(app.fake.requests().is_empty());
     app.cleanup().await;
 }
+
+/// Signs a second, ordinary user in (invited by the admin); returns their client.
+async fn second_user(app: &TestApp) -> reqwest::Client {
+    let invite = app
+        .services
+        .admin_create_invite(app.user(), loquat_core::domain::Role::User, std::time::Duration::from_secs(600), &Default::default())
+        .await
+        .expect("invite");
+    let bob = crate::helpers::cookie_client();
+    app.sign_up(&bob, "Bob", "bob@example.com", "bobs long password", invite.code.expose()).await;
+    bob
+}
+
+#[tokio::test]
+async fn a_second_user_gets_404_on_every_route_with_the_first_users_ids() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let sent = app.send(assistant, None, "private").await;
+    app.finished(sent.answer).await;
+    let own = app
+        .services
+        .create_assistant(app.user(), loquat_core::domain::AssistantConfig { title: "Mine".into(), ..Default::default() })
+        .await
+        .expect("assistant");
+    let provider = app
+        .services
+        .create_provider(
+            app.user(),
+            loquat_core::domain::ProviderDraft {
+                name: "Private".into(),
+                protocol: loquat_core::domain::Protocol::OpenAi,
+                base_url: "https://example.com/v1".into(),
+                api_key: Some(loquat_core::Secret::new("sk-private")),
+                model_list: "m".into(),
+                api_version: String::new(),
+                enabled: true,
+            },
+        )
+        .await
+        .expect("provider");
+    let (_, token) = app.services.create_api_token(app.user(), "mine", &Default::default()).await.expect("token");
+    let bob = second_user(&app).await;
+    let (a, t, m, o, p, k) = (assistant, sent.topic, sent.answer, own.id, provider.setting.id, token.id);
+    let gets = [
+        format!("/chat/{a}"),
+        format!("/chat/{a}/{t}"),
+        format!("/chat/{o}"),
+        format!("/messages/{m}/raw"),
+        format!("/messages/{m}/events"),
+        format!("/messages/{m}/edit"),
+        format!("/assistants/{o}/edit"),
+        format!("/settings/providers/{p}"),
+        "/admin".to_owned(),
+        format!("/admin/users/{}", app.user()),
+        "/admin/usage".to_owned(),
+        "/admin/audit".to_owned(),
+        "/admin/settings".to_owned(),
+        "/admin/invites".to_owned(),
+    ];
+    for path in &gets {
+        let response = bob.get(app.url(path)).header("accept", "application/json").send().await.expect("GET");
+        assert_eq!(response.status().as_u16(), 404, "GET {path}");
+    }
+    let topic_text = t.to_string();
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("/chat/{a}/send"), vec![("content", "intrude"), ("topic_id", "")]),
+        (format!("/chat/{a}/send"), vec![("content", "intrude"), ("topic_id", topic_text.as_str())]),
+        (format!("/messages/{m}/stop"), vec![]),
+        (format!("/messages/{m}/edit"), vec![("content", "changed")]),
+        (format!("/messages/{m}/regenerate"), vec![]),
+        (format!("/messages/{m}/delete"), vec![]),
+        (format!("/messages/{m}/switch"), vec![]),
+        (format!("/topics/{t}/rename"), vec![("title", "stolen")]),
+        (format!("/topics/{t}/delete"), vec![]),
+        (format!("/assistants/{o}"), vec![("title", "stolen")]),
+        (format!("/assistants/{o}/delete"), vec![]),
+        (format!("/assistants/{o}/model"), vec![("model", "openai::gpt-4o")]),
+        (format!("/settings/providers/{p}"), vec![("name", "stolen"), ("base_url", "https://x.example/v1")]),
+        (format!("/settings/providers/{p}/delete"), vec![]),
+        (format!("/account/tokens/{k}/revoke"), vec![]),
+        (format!("/admin/users/{}/role", app.user()), vec![("role", "user")]),
+        (format!("/admin/users/{}/disable", app.user()), vec![]),
+        ("/admin/invites".to_owned(), vec![("role", "admin"), ("days", "7")]),
+        ("/admin/settings/registration".to_owned(), vec![("mode", "open")]),
+    ];
+    for (path, form) in &posts {
+        let response =
+            bob.post(app.url(path)).header("accept", "application/json").form(form).send().await.expect("POST");
+        assert_eq!(response.status().as_u16(), 404, "POST {path}");
+    }
+    // Nothing changed for the owner.
+    let conversation = app.services.conversation(app.user(), t).await.expect("still there");
+    assert_eq!(conversation.branch.len(), 2);
+    assert!(conversation.topic.title != "stolen");
+    assert_eq!(app.services.api_tokens(app.user()).await.expect("tokens")[0].revoked_at, None);
+    assert_eq!(app.services.user(app.user()).await.expect("admin").role, loquat_core::domain::Role::Admin);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_members_own_provider_cannot_reach_the_private_network() {
+    let app = TestApp::spawn().await;
+    let bob = second_user(&app).await;
+    let base_url = app.fake.base_url();
+    let saved = bob
+        .post(app.url("/settings/providers"))
+        .form(&[("name", "Local"), ("protocol", "openai"), ("base_url", base_url.as_str()), ("model_list", "m"), ("enabled", "on")])
+        .send()
+        .await
+        .expect("save");
+    assert_eq!(saved.status().as_u16(), 303);
+    let probe: serde_json::Value = bob
+        .post(app.url("/settings/providers/probe"))
+        .header("accept", "application/json")
+        .form(&[("name", "Local"), ("protocol", "openai"), ("base_url", base_url.as_str())])
+        .send()
+        .await
+        .expect("probe")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(probe["ok"], false, "{probe}");
+    assert!(app.fake.requests().is_empty(), "the guard refused before connecting");
+    for metadata in ["http://169.254.169.254/v1", "http://[::ffff:127.0.0.1]:9/v1", "http://2130706433/v1"] {
+        let probe: serde_json::Value = bob
+            .post(app.url("/settings/providers/probe"))
+            .header("accept", "application/json")
+            .form(&[("name", "x"), ("protocol", "openai"), ("base_url", metadata)])
+            .send()
+            .await
+            .expect("probe")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(probe["ok"], false, "{metadata}: {probe}");
+    }
+    // The admin's own provider on the same address is trusted.
+    let admin_probe: serde_json::Value = app
+        .client
+        .post(app.url("/settings/providers/probe"))
+        .header("accept", "application/json")
+        .form(&[("name", "Local"), ("protocol", "openai"), ("base_url", base_url.as_str())])
+        .send()
+        .await
+        .expect("probe")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(admin_probe["ok"], true, "{admin_probe}");
+    app.cleanup().await;
+}
+
