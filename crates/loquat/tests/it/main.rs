@@ -6,6 +6,7 @@ mod chat;
 mod helpers;
 mod pages;
 mod people;
+mod processes;
 mod recovery;
 mod security;
 mod tidy;

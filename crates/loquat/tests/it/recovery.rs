@@ -2,6 +2,7 @@
 //! graceful shutdown stores unfinished answers as interrupted.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use loquat_core::domain::MessageStatus;
@@ -11,32 +12,62 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{TEST_KEY, TestApp, TestOptions, eventually, temp_dir};
 
+/// A running `loquat` binary, with everything it logged so far.
+pub struct Process {
+    pub child: Child,
+    pub base: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
 /// Starts the real `loquat` binary and returns it with the address it reports when ready.
-async fn start_binary(data_dir: &std::path::Path, fake: &FakeOpenAi) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loquat"))
+pub async fn start_process(data_dir: &std::path::Path, fake: &FakeOpenAi, extra: &[(&str, String)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loquat"));
+    command
         .env_clear()
         .env("LOQUAT_LISTEN", "127.0.0.1:0")
         .env("LOQUAT_DATA_DIR", data_dir)
         .env("LOQUAT_LOG_FORMAT", "json")
         .env("LOQUAT_GENERATION__PERSIST_INTERVAL_MS", "50")
+        .env("ENABLED_OLLAMA", "0")
         .env("OPENAI_API_KEY", TEST_KEY)
         .env("OPENAI_PROXY_URL", fake.base_url())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the loquat binary starts");
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the loquat binary starts");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let stderr_log = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            stderr_log.lock().expect("log").push(line);
+        }
+    });
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await else { break };
+        log.lock().expect("log").push(line.clone());
         if let Some(rest) = line.split("ready on http://").nth(1) {
             let address = rest.split('"').next().expect("address").to_owned();
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, format!("http://{address}"));
+            let stdout_log = log.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    stdout_log.lock().expect("log").push(line);
+                }
+            });
+            return Process { child, base: format!("http://{address}"), log };
         }
     }
-    panic!("loquat did not report ready");
+    panic!("loquat did not report ready: {:?}", log.lock().expect("log"));
+}
+
+async fn start_binary(data_dir: &std::path::Path, fake: &FakeOpenAi) -> (Child, String) {
+    let process = start_process(data_dir, fake, &[]).await;
+    (process.child, process.base)
 }
 
 #[tokio::test]
