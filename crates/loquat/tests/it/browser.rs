@@ -231,3 +231,58 @@ async fn stop_in_a_real_browser() {
     browser.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn sign_in_out_sso_and_disable_in_a_real_browser() {
+    use loquat_test_support::fake_idp::{FakeIdp, FakeUser};
+    let Some(browser) = Browser::start().await else { return };
+    let idp = FakeIdp::start().await;
+    idp.set_user(FakeUser {
+        subject: "sso-7".into(),
+        email: Some("sso.user@example.com".into()),
+        email_verified: true,
+        name: Some("Sso User".into()),
+    });
+    let app = TestApp::spawn_with(TestOptions {
+        first_account: false,
+        env: vec![
+            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
+            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
+            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
+            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let client = &browser.client;
+    browser.sign_up(&app, "owner@example.com").await;
+
+    // Sign out from the account page, then back in with the password.
+    client.goto(&app.url("/account")).await.expect("account");
+    client.find(Locator::Css("form[action='/logout'] button")).await.expect("sign out").click().await.expect("clicks");
+    browser.until("the sign-in page", "location.pathname === '/login'").await;
+    client.find(Locator::Css("input[name=email]")).await.expect("email").send_keys("owner@example.com").await.expect("types");
+    client.find(Locator::Css("input[name=password]")).await.expect("password").send_keys("a long enough password").await.expect("types");
+    client.find(Locator::Css("form[action='/login'] button")).await.expect("button").click().await.expect("clicks");
+    browser.until("signed in again", "location.pathname.startsWith('/chat/')").await;
+    browser.screenshot("desktop-signed-in.png").await;
+
+    // Sign out and come back through single sign-on: a new member account.
+    client.goto(&app.url("/account")).await.expect("account");
+    client.find(Locator::Css("form[action='/logout'] button")).await.expect("sign out").click().await.expect("clicks");
+    browser.until("the sign-in page", "location.pathname === '/login'").await;
+    browser.screenshot("desktop-login.png").await;
+    client.find(Locator::Css("a.sso-button")).await.expect("the SSO button").click().await.expect("clicks");
+    browser.until("signed in through SSO", "location.pathname.startsWith('/chat/')").await;
+    client.goto(&app.url("/account")).await.expect("account");
+    browser.until("the SSO account", "document.body.textContent.includes('sso.user@example.com')").await;
+
+    // The admin disables that member: the next page sends the browser to sign in.
+    let member = app.services.admin_list_users(app.user(), "sso.user", 0).await.expect("users")[0].id;
+    app.services.admin_set_disabled(app.user(), member, true, &Default::default()).await.expect("disabled");
+    client.goto(&app.url("/")).await.expect("home");
+    browser.until("signed out", "location.pathname === '/login'").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
