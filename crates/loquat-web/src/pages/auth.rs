@@ -298,10 +298,10 @@ pub async fn submit_register(
 
 /// Signs this browser out (its session is deleted, the cookie cleared).
 pub async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(token) = cookie(request.headers(), SESSION_COOKIE) {
-        if let Err(error) = state.services.sign_out(&token).await {
-            tracing::warn!(%error, "could not delete a session");
-        }
+    if let Some(token) = cookie(request.headers(), SESSION_COOKIE)
+        && let Err(error) = state.services.sign_out(&token).await
+    {
+        tracing::warn!(%error, "could not delete a session");
     }
     let mut response = see_other("/login");
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, state.settings.secure_cookies));

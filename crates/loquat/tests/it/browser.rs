@@ -261,8 +261,20 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
     client.goto(&app.url("/account")).await.expect("account");
     client.find(Locator::Css("form[action='/logout'] button")).await.expect("sign out").click().await.expect("clicks");
     browser.until("the sign-in page", "location.pathname === '/login'").await;
-    client.find(Locator::Css("input[name=email]")).await.expect("email").send_keys("owner@example.com").await.expect("types");
-    client.find(Locator::Css("input[name=password]")).await.expect("password").send_keys("a long enough password").await.expect("types");
+    client
+        .find(Locator::Css("input[name=email]"))
+        .await
+        .expect("email")
+        .send_keys("owner@example.com")
+        .await
+        .expect("types");
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .expect("password")
+        .send_keys("a long enough password")
+        .await
+        .expect("types");
     client.find(Locator::Css("form[action='/login'] button")).await.expect("button").click().await.expect("clicks");
     browser.until("signed in again", "location.pathname.startsWith('/chat/')").await;
     browser.screenshot("desktop-signed-in.png").await;
@@ -285,4 +297,3 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
     browser.close().await;
     app.cleanup().await;
 }
-

@@ -64,7 +64,8 @@ async fn a_sign_in_limit_holds_across_two_processes_sharing_redis() {
     if let Ok(client) = redis::Client::open(redis.as_str())
         && let Ok(mut connection) = client.get_multiplexed_async_connection().await
     {
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut connection).await.unwrap_or_default();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut connection).await.unwrap_or_default();
         for key in keys {
             let _: Result<(), _> = redis::cmd("DEL").arg(key).query_async(&mut connection).await;
         }
@@ -101,7 +102,14 @@ async fn secrets_never_reach_the_log() {
     fake.require_key(TEST_KEY);
     client
         .post(format!("{base}/settings/providers"))
-        .form(&[("name", "Mine"), ("protocol", "openai"), ("base_url", &fake.base_url()), ("api_key", custom_key), ("model_list", "m"), ("enabled", "on")])
+        .form(&[
+            ("name", "Mine"),
+            ("protocol", "openai"),
+            ("base_url", &fake.base_url()),
+            ("api_key", custom_key),
+            ("model_list", "m"),
+            ("enabled", "on"),
+        ])
         .send()
         .await
         .expect("provider");

@@ -154,7 +154,12 @@ async fn bad_input_gets_clear_errors() {
 async fn second_user(app: &TestApp) -> reqwest::Client {
     let invite = app
         .services
-        .admin_create_invite(app.user(), loquat_core::domain::Role::User, std::time::Duration::from_secs(600), &Default::default())
+        .admin_create_invite(
+            app.user(),
+            loquat_core::domain::Role::User,
+            std::time::Duration::from_secs(600),
+            &Default::default(),
+        )
         .await
         .expect("invite");
     let bob = crate::helpers::cookie_client();
@@ -170,7 +175,10 @@ async fn a_second_user_gets_404_on_every_route_with_the_first_users_ids() {
     app.finished(sent.answer).await;
     let own = app
         .services
-        .create_assistant(app.user(), loquat_core::domain::AssistantConfig { title: "Mine".into(), ..Default::default() })
+        .create_assistant(
+            app.user(),
+            loquat_core::domain::AssistantConfig { title: "Mine".into(), ..Default::default() },
+        )
         .await
         .expect("assistant");
     let provider = app
@@ -255,7 +263,13 @@ async fn a_members_own_provider_cannot_reach_the_private_network() {
     let base_url = app.fake.base_url();
     let saved = bob
         .post(app.url("/settings/providers"))
-        .form(&[("name", "Local"), ("protocol", "openai"), ("base_url", base_url.as_str()), ("model_list", "m"), ("enabled", "on")])
+        .form(&[
+            ("name", "Local"),
+            ("protocol", "openai"),
+            ("base_url", base_url.as_str()),
+            ("model_list", "m"),
+            ("enabled", "on"),
+        ])
         .send()
         .await
         .expect("save");
@@ -300,4 +314,3 @@ async fn a_members_own_provider_cannot_reach_the_private_network() {
     assert_eq!(admin_probe["ok"], true, "{admin_probe}");
     app.cleanup().await;
 }
-
