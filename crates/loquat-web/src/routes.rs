@@ -3,11 +3,18 @@
 
 use axum::Router;
 use axum::routing::{get, post};
+use std::time::Duration;
+
+use axum::http::StatusCode;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::api::{chat as chat_api, events};
 use crate::pages::{account, admin, assistants, auth, chat, settings, sso};
 use crate::{AppState, assets, middleware};
+
+/// The longest a request may wait for its response head (provider checks take up to 30 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
@@ -78,5 +85,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(RequestBodyLimitLayer::new(body_limit))
+        // Bounds how long a handler may take to answer; a stream's body is not affected (its
+        // response head is sent at once).
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .with_state(state)
 }

@@ -103,6 +103,8 @@ impl Services {
             self.store.upsert_provider_override(&row).await?;
         }
         self.model_cache.clear();
+        let client = super::accounts::ClientInfo::default();
+        self.audit(Some(user), "provider_key_changed", provider_id, "own key for a server provider", &client).await;
         Ok(())
     }
 
@@ -148,6 +150,10 @@ impl Services {
             updated_at: now,
         };
         self.store.insert_provider(&setting).await?;
+        if setting.api_key_encrypted.is_some() {
+            let client = super::accounts::ClientInfo::default();
+            self.audit(Some(user), "provider_key_changed", &setting.id.to_string(), &setting.name, &client).await;
+        }
         Ok(view(setting))
     }
 
@@ -173,6 +179,10 @@ impl Services {
         setting.updated_at = Timestamp::now();
         if !self.store.update_provider(&setting).await? {
             return Err(CoreError::NotFound("provider"));
+        }
+        if draft.api_key.is_some() {
+            let client = super::accounts::ClientInfo::default();
+            self.audit(Some(user), "provider_key_changed", &setting.id.to_string(), &setting.name, &client).await;
         }
         Ok(view(setting))
     }
