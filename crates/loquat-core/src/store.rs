@@ -89,6 +89,9 @@ pub trait SessionStore: Send + Sync {
     async fn put_login_state(&self, state: &str, data: &str, created_at: Timestamp) -> StoreResult<()>;
     /// Takes (and deletes) a pending login: a state can be used once.
     async fn take_login_state(&self, state: &str) -> StoreResult<Option<(String, Timestamp)>>;
+    /// Deletes sessions expired at `now` and pending logins created before `logins_before`;
+    /// returns how many rows went.
+    async fn purge_expired(&self, now: Timestamp, logins_before: Timestamp) -> StoreResult<u64>;
 }
 
 /// Invitations and API tokens.

@@ -155,4 +155,24 @@ impl SessionStore for SqlStore {
         .map_err(store_error)?;
         Ok(taken.map(|(data, created_at)| (data, Timestamp(created_at))))
     }
+
+    async fn purge_expired(&self, now: Timestamp, logins_before: Timestamp) -> StoreResult<u64> {
+        let sessions = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(now.as_millis())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        let logins = on_pool!(&self.pools, write, |pool| {
+            sqlx::query("DELETE FROM login_states WHERE created_at < $1")
+                .bind(logins_before.as_millis())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(sessions + logins)
+    }
 }

@@ -153,6 +153,19 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let generations = self.services.generations().clone();
+        // Expired sessions and abandoned sign-ins are deleted hourly.
+        let services = self.services.clone();
+        let janitor = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                match services.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "deleted expired sessions"),
+                    Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
+                }
+            }
+        });
         // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -163,6 +176,7 @@ impl App {
         if running > 0 {
             tracing::info!(running, grace = ?self.shutdown_grace, "waiting for running answers to finish");
         }
+        janitor.abort();
         generations.shutdown(self.shutdown_grace).await;
         Ok(())
     }

@@ -354,6 +354,13 @@ impl Services {
         Ok(())
     }
 
+    /// Deletes expired sessions and abandoned SSO logins (run periodically).
+    pub async fn purge_expired(&self) -> CoreResult<u64> {
+        let now = Timestamp::now();
+        let logins_before = Timestamp(now.0 - LOGIN_STATE_LIFETIME.as_millis() as i64);
+        Ok(self.store.purge_expired(now, logins_before).await?)
+    }
+
     /// Remembers a pending SSO login (opaque to core) under its state, for one use.
     pub async fn save_login_state(&self, state: &str, data: &str) -> CoreResult<()> {
         Ok(self.store.put_login_state(state, data, Timestamp::now()).await?)

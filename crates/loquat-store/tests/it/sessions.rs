@@ -146,6 +146,18 @@ async fn racing_callbacks_take_a_login_state_once(store: SqlStore) {
     }
 }
 
+async fn expired_sessions_and_old_logins_are_purged(store: SqlStore) {
+    let w = world(&store).await;
+    store.insert_session(&session(w.alice.id, "live", 10, 1_000)).await.expect("inserted");
+    store.insert_session(&session(w.bob.id, "expired", 0, 100)).await.expect("inserted");
+    store.put_login_state("old", "{}", at(5)).await.expect("stored");
+    store.put_login_state("fresh", "{}", at(400)).await.expect("stored");
+    assert_eq!(store.purge_expired(at(500), at(300)).await.expect("purges"), 2);
+    assert!(store.get_session("live", at(500)).await.expect("loads").is_some());
+    assert!(store.take_login_state("old").await.expect("runs").is_none());
+    assert!(store.take_login_state("fresh").await.expect("runs").is_some());
+}
+
 on_every_backend!(
     sessions_expire,
     sessions_are_listed_touched_and_deleted_per_user,
@@ -153,4 +165,5 @@ on_every_backend!(
     identities_are_found_by_provider_and_subject,
     login_states_are_taken_once,
     racing_callbacks_take_a_login_state_once,
+    expired_sessions_and_old_logins_are_purged
 );
