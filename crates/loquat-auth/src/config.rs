@@ -218,6 +218,19 @@ pub fn providers_from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec
     listed.into_iter().map(|(spec, id)| build(spec, id, &get)).collect()
 }
 
+/// Every variable [`providers_from_env`] may read, for documentation checks.
+pub fn known_env_vars() -> Vec<&'static str> {
+    let mut names = LIST_VARIABLES.to_vec();
+    for spec in SPECS {
+        names.extend(spec.client_id.iter().chain(spec.secret));
+        if let Family::Oidc { issuer } = spec.family {
+            names.extend(issuer);
+        }
+    }
+    names.extend(MICROSOFT_ISSUER.iter().chain(MICROSOFT_TENANT).chain(MICROSOFT_AUTHORITY_VARS));
+    names
+}
+
 fn build(spec: &Spec, id: String, get: &dyn Fn(&str) -> Option<String>) -> Result<SsoProvider, AuthConfigError> {
     let required = |names: &'static [&'static str]| {
         first_set(names, get).ok_or_else(|| AuthConfigError::MissingVariable {

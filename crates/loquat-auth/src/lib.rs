@@ -37,7 +37,7 @@ mod pending;
 use std::fmt;
 use std::time::Duration;
 
-pub use config::{AuthConfigError, SsoKind, SsoProvider, providers_from_env};
+pub use config::{AuthConfigError, SsoKind, SsoProvider, known_env_vars, providers_from_env};
 pub use error::SsoError;
 pub use github::GitHubEndpoints;
 pub use loquat_core::Secret;

@@ -1,5 +1,6 @@
-//! Process and HTTP figures of the real binary: start-up time and idle memory, the chat page for
-//! long topics, and time to first token through Loquat against the fake upstream directly.
+//! Streaming through Loquat against the fake upstream directly, in the same run: added time to
+//! first token and added total time at several concurrencies (the chat path the UI uses), and
+//! throughput with the CPU time Loquat's process spends per 1,000 upstream chunks.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,166 +9,162 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use loquat_core::id::{AssistantId, MessageId, TopicId};
-use loquat_store::StoreOptions;
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
 use serde_json::{Value, json};
 
+use crate::server::Loquat;
 use crate::{seed, server, stats, temp_dir};
 
-const STARTS: usize = 7;
+/// Chunks per answer (0 ms apart).
+pub const CHUNKS: usize = 100;
 
-/// Start-to-ready (fresh data folder and existing one) and idle RSS.
-pub async fn process(binary: &Path) -> Value {
-    let mut fresh = Vec::new();
-    let mut warm = Vec::new();
-    let mut rss = 0;
-    for _ in 0..STARTS {
-        let dir = temp_dir("start");
-        let loquat = server::start(binary, &dir, &[]).await;
-        fresh.push(loquat.ready_after);
-        loquat.stop().await;
-        let loquat = server::start(binary, &dir, &[]).await;
-        warm.push(loquat.ready_after);
-        // Idle after serving one page, as after a user's first visit.
-        let _ = reqwest::get(format!("{}/login", loquat.base)).await.and_then(|r| r.error_for_status());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        rss = rss.max(loquat.rss_kib());
-        loquat.stop().await;
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let fresh = stats::summarize(&mut fresh);
-    let warm = stats::summarize(&mut warm);
-    println!(
-        "process: ready in {:.1} ms (new data folder, p50) / {:.1} ms (existing, p50); idle RSS {:.1} MiB",
-        fresh.p50_ms,
-        warm.p50_ms,
-        rss as f64 / 1024.0
-    );
-    json!({
-        "ready_new_data_dir": stats::json(fresh),
-        "ready_existing_data_dir": stats::json(warm),
-        "idle_rss_mib": stats::round(rss as f64 / 1024.0),
-    })
+/// When the first token and the end of one stream arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub first: Duration,
+    pub total: Duration,
 }
 
-/// The chat page of a 200- and a 2,000-message topic: bytes on the wire (brotli) and time.
-pub async fn pages(binary: &Path) -> Value {
-    let dir = temp_dir("pages");
-    let (assistant, small, large) = {
-        let store =
-            loquat_store::open(&StoreOptions { database_url: None, data_dir: dir.clone() }).await.expect("store");
-        let assistant = seed::local_user_and_assistant(&store).await;
-        let small = seed::topic(&store, assistant, 200).await;
-        let large = seed::topic(&store, assistant, 2_000).await;
-        (assistant, small, large)
-    };
-    let loquat = server::start(binary, &dir, &[]).await;
-    let client = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    sign_in(&client, &loquat.base).await;
-    let mut result = json!({});
-    for (name, topic, runs) in [("topic_200", small, 30), ("topic_2000", large, 10)] {
-        let url = format!("{}/chat/{assistant}/{topic}", loquat.base);
-        let mut times = Vec::new();
-        let mut wire = 0;
-        let mut plain = 0;
-        for run in 0..=runs {
-            let started = Instant::now();
-            let response = client.get(&url).header("accept-encoding", "br, gzip").send().await.expect("page");
-            assert!(response.status().is_success());
-            let body = response.bytes().await.expect("body");
-            if run > 0 {
-                times.push(started.elapsed()); // the first request warms caches
-            }
-            wire = body.len();
-        }
-        let plain_body = client.get(&url).header("accept-encoding", "identity").send().await.expect("page");
-        plain = plain.max(plain_body.bytes().await.expect("body").len());
-        let summary = stats::summarize(&mut times);
-        println!(
-            "page {name}: {:.1} KB on the wire (brotli), {:.1} KB uncompressed, served in p50 {:.1} ms",
-            wire as f64 / 1000.0,
-            plain as f64 / 1000.0,
-            summary.p50_ms
-        );
-        result[name] = json!({
-            "wire_kb": stats::round(wire as f64 / 1000.0),
-            "uncompressed_kb": stats::round(plain as f64 / 1000.0),
-            "served": stats::json(summary),
-        });
-    }
-    loquat.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+/// Loquat started against a fresh fake upstream, with an admin account signed in whose quota
+/// allows any request rate. Requests carry made-up client addresses (`X-Forwarded-For`, trusted
+/// here), as a crowd of users would, so the per-address limit does not throttle the harness.
+pub struct Setup {
+    pub fake: FakeOpenAi,
+    pub loquat: Loquat,
+    pub client: reqwest::Client,
+    pub assistant: AssistantId,
+    dir: std::path::PathBuf,
 }
 
-/// Time to first token straight to the fake upstream and through Loquat's chat path (send, then
-/// the answer's event stream until its first `render`), at several concurrencies.
+impl Setup {
+    pub async fn start(binary: &Path, label: &str, extra_env: &[(&str, String)]) -> Self {
+        let fake = FakeOpenAi::start().await;
+        fake.set_recording(false);
+        fake.set_default_reply(Reply::tokens(CHUNKS));
+        let dir = temp_dir(label);
+        let mut env = vec![
+            ("OPENAI_API_KEY", "sk-bench".to_owned()),
+            ("OPENAI_PROXY_URL", fake.base_url()),
+            ("LOQUAT_TRUST_FORWARDED_FOR", "true".to_owned()),
+        ];
+        env.extend(extra_env.iter().cloned());
+        let loquat = server::start(binary, &dir, &env).await;
+        let client =
+            reqwest::Client::builder().pool_max_idle_per_host(20_000).cookie_store(true).build().expect("client");
+        let registered = client
+            .post(format!("{}/register", loquat.base))
+            .form(&[("name", "Bench"), ("email", seed::EMAIL), ("password", seed::PASSWORD)])
+            .send()
+            .await
+            .expect("register");
+        let assistant: AssistantId =
+            registered.url().path().trim_start_matches("/chat/").parse().expect("assistant id");
+        // The first account is the admin; lift the admins' request rate.
+        let quota = client
+            .post(format!("{}/admin/settings/quota-admin", loquat.base))
+            .form(&[("tokens_per_day", ""), ("tokens_per_month", ""), ("requests_per_minute", "100000000")])
+            .send()
+            .await
+            .expect("quota");
+        assert!(quota.status().is_success(), "quota lifted: {}", quota.status());
+        Self { fake, loquat, client, assistant, dir }
+    }
+
+    pub async fn stop(self) {
+        self.loquat.stop().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Time to first token and total time, direct and through the chat path, at 1, 100 and 1,000
+/// concurrent streams; then chunks per second and CPU per 1,000 chunks at 100.
 pub async fn overhead(binary: &Path) -> Value {
-    let fake = FakeOpenAi::start().await;
-    fake.set_recording(false);
-    fake.set_default_reply(Reply::tokens(100));
-    let dir = temp_dir("gateway");
-    let env = [("OPENAI_API_KEY", "sk-bench".to_owned()), ("OPENAI_PROXY_URL", fake.base_url())];
-    let loquat = server::start(binary, &dir, &env).await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(2_000).cookie_store(true).build().expect("client");
-    let registered = client
-        .post(format!("{}/register", loquat.base))
-        .form(&[("name", "Bench"), ("email", seed::EMAIL), ("password", seed::PASSWORD)])
-        .send()
-        .await
-        .expect("register");
-    let assistant: AssistantId = registered.url().path().trim_start_matches("/chat/").parse().expect("assistant id");
+    let setup = Setup::start(binary, "gateway", &[]).await;
+    let base = setup.loquat.base.clone();
     let mut result = json!({});
-    for concurrency in [1usize, 100] {
-        let rounds = if concurrency == 1 { 50 } else { 3 };
+    for (concurrency, rounds) in [(1usize, 50usize), (100, 3), (1_000, 1)] {
         // One topic per concurrent stream, created (and titled) before measuring.
         let mut topics = Vec::new();
-        for _ in 0..concurrency {
-            let (topic, answer) = send(&client, &loquat.base, assistant, None).await;
-            wait_done(&client, &loquat.base, answer).await;
+        for index in 0..concurrency {
+            let (topic, answer) = send(&setup.client, &base, setup.assistant, None, index).await;
+            wait_done(&setup.client, &base, answer).await;
             topics.push(topic);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let topics = Arc::new(topics);
         let mut direct = Vec::new();
         let mut through = Vec::new();
+        let cpu_before = setup.loquat.cpu_seconds();
+        let mut busy = Duration::ZERO;
         for _ in 0..rounds {
-            direct.extend(run_concurrently(concurrency, |_| direct_ttft(client.clone(), fake.base_url())).await);
-            let base = loquat.base.clone();
+            direct.extend(
+                run_concurrently(concurrency, |_| direct_stream(setup.client.clone(), setup.fake.base_url())).await,
+            );
+            let started = Instant::now();
             through.extend(
                 run_concurrently(concurrency, |index| {
-                    loquat_ttft(client.clone(), base.clone(), assistant, topics[index])
+                    chat_stream(setup.client.clone(), base.clone(), setup.assistant, topics[index], index)
                 })
                 .await,
             );
+            busy += started.elapsed();
         }
-        let direct = stats::summarize(&mut direct);
-        let through = stats::summarize(&mut through);
-        println!(
-            "gateway c={concurrency}: TTFT direct p50 {:.2} ms p99 {:.2} ms; through Loquat p50 {:.2} ms p99 {:.2} ms; added p50 {:.2} ms p99 {:.2} ms",
-            direct.p50_ms,
-            direct.p99_ms,
-            through.p50_ms,
-            through.p99_ms,
-            through.p50_ms - direct.p50_ms,
-            through.p99_ms - direct.p99_ms
-        );
-        result[format!("concurrency_{concurrency}")] = json!({
-            "direct_ttft": stats::json(direct),
-            "loquat_ttft": stats::json(through),
-            "added_p50_ms": stats::round(through.p50_ms - direct.p50_ms),
-            "added_p99_ms": stats::round(through.p99_ms - direct.p99_ms),
-        });
+        let cpu = setup.loquat.cpu_seconds() - cpu_before;
+        let chunks = (rounds * concurrency * CHUNKS) as f64;
+        let entry = compare(&format!("chat path c={concurrency}"), &mut direct, &mut through);
+        result[format!("concurrency_{concurrency}")] = entry;
+        if concurrency > 1 {
+            let per_second = chunks / busy.as_secs_f64();
+            let cpu_per_1000 = cpu / chunks * 1000.0;
+            println!(
+                "chat path c={concurrency}: {per_second:.0} upstream chunks/s; {:.1} ms of Loquat CPU per 1,000 chunks (saving, rendering, events included)",
+                cpu_per_1000 * 1000.0
+            );
+            result[format!("concurrency_{concurrency}")]["chunks_per_second"] = json!(stats::round(per_second));
+            result[format!("concurrency_{concurrency}")]["cpu_ms_per_1000_chunks"] =
+                json!(stats::round(cpu_per_1000 * 1000.0));
+        }
     }
-    loquat.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    setup.stop().await;
     result
 }
 
-async fn run_concurrently<F, Fut>(concurrency: usize, task: F) -> Vec<Duration>
+/// Prints and returns the direct and through figures and their differences.
+pub fn compare(label: &str, direct: &mut [Timing], through: &mut [Timing]) -> Value {
+    let first = |samples: &[Timing]| samples.iter().map(|t| t.first).collect::<Vec<_>>();
+    let total = |samples: &[Timing]| samples.iter().map(|t| t.total).collect::<Vec<_>>();
+    let direct_first = stats::summarize(&mut first(direct));
+    let through_first = stats::summarize(&mut first(through));
+    let direct_total = stats::summarize(&mut total(direct));
+    let through_total = stats::summarize(&mut total(through));
+    println!(
+        "{label}: TTFT direct p50 {:.2} ms p99 {:.2} ms, through Loquat p50 {:.2} ms p99 {:.2} ms (added p50 {:+.2} ms, p99 {:+.2} ms); total added p50 {:+.2} ms, p99 {:+.2} ms",
+        direct_first.p50_ms,
+        direct_first.p99_ms,
+        through_first.p50_ms,
+        through_first.p99_ms,
+        through_first.p50_ms - direct_first.p50_ms,
+        through_first.p99_ms - direct_first.p99_ms,
+        through_total.p50_ms - direct_total.p50_ms,
+        through_total.p99_ms - direct_total.p99_ms,
+    );
+    json!({
+        "samples": direct.len(),
+        "direct_ttft": stats::json(direct_first),
+        "loquat_ttft": stats::json(through_first),
+        "added_ttft_p50_ms": stats::round(through_first.p50_ms - direct_first.p50_ms),
+        "added_ttft_p99_ms": stats::round(through_first.p99_ms - direct_first.p99_ms),
+        "direct_total": stats::json(direct_total),
+        "loquat_total": stats::json(through_total),
+        "added_total_p50_ms": stats::round(through_total.p50_ms - direct_total.p50_ms),
+        "added_total_p99_ms": stats::round(through_total.p99_ms - direct_total.p99_ms),
+    })
+}
+
+pub async fn run_concurrently<F, Fut>(concurrency: usize, task: F) -> Vec<Timing>
 where
     F: Fn(usize) -> Fut,
-    Fut: Future<Output = Duration> + Send + 'static,
+    Fut: Future<Output = Timing> + Send + 'static,
 {
     let handles: Vec<_> = (0..concurrency).map(|index| tokio::spawn(task(index))).collect();
     let mut samples = Vec::with_capacity(concurrency);
@@ -177,7 +174,13 @@ where
     samples
 }
 
-async fn direct_ttft(client: reqwest::Client, base_url: String) -> Duration {
+/// A made-up client address for the `index`th simulated user.
+pub fn address(index: usize) -> String {
+    format!("10.{}.{}.{}", (index >> 16) & 255, (index >> 8) & 255, index & 255)
+}
+
+/// One streamed completion straight from the fake upstream.
+async fn direct_stream(client: reqwest::Client, base_url: String) -> Timing {
     let started = Instant::now();
     let response = client
         .post(format!("{base_url}/chat/completions"))
@@ -185,15 +188,30 @@ async fn direct_ttft(client: reqwest::Client, base_url: String) -> Duration {
         .send()
         .await
         .expect("direct request");
+    timed_stream(response, started, |event| event.data.contains("\"content\":\"L"), |_| false).await
+}
+
+/// Reads an SSE response to its end (or `last`), noting the first event `first` accepts.
+pub async fn timed_stream(
+    response: reqwest::Response,
+    started: Instant,
+    first: impl Fn(&eventsource_stream::Event) -> bool,
+    last: impl Fn(&eventsource_stream::Event) -> bool,
+) -> Timing {
+    assert!(response.status().is_success(), "stream refused: {}", response.status());
     let mut events = response.bytes_stream().eventsource();
-    let mut first = None;
+    let mut first_at = None;
     while let Some(event) = events.next().await {
         let event = event.expect("SSE");
-        if first.is_none() && event.data.contains("\"content\":\"L") {
-            first = Some(started.elapsed());
+        if first_at.is_none() && first(&event) {
+            first_at = Some(started.elapsed());
+        }
+        if last(&event) {
+            break;
         }
     }
-    first.expect("a content chunk")
+    let total = started.elapsed();
+    Timing { first: first_at.unwrap_or(total), total }
 }
 
 async fn send(
@@ -201,11 +219,13 @@ async fn send(
     base: &str,
     assistant: AssistantId,
     topic: Option<TopicId>,
+    user_index: usize,
 ) -> (TopicId, MessageId) {
     let topic_text = topic.map(|t| t.to_string()).unwrap_or_default();
     let response = client
         .post(format!("{base}/chat/{assistant}/send"))
         .header("accept", "application/json")
+        .header("x-forwarded-for", address(user_index))
         .form(&[("content", "hi"), ("topic_id", topic_text.as_str())])
         .send()
         .await
@@ -226,31 +246,17 @@ async fn wait_done(client: &reqwest::Client, base: &str, answer: MessageId) {
     }
 }
 
-async fn loquat_ttft(client: reqwest::Client, base: String, assistant: AssistantId, topic: TopicId) -> Duration {
+/// The UI's chat path: send, then the answer's event stream until its first `render` and its
+/// `done`.
+async fn chat_stream(
+    client: reqwest::Client,
+    base: String,
+    assistant: AssistantId,
+    topic: TopicId,
+    user_index: usize,
+) -> Timing {
     let started = Instant::now();
-    let (_, answer) = send(&client, &base, assistant, Some(topic)).await;
+    let (_, answer) = send(&client, &base, assistant, Some(topic), user_index).await;
     let response = client.get(format!("{base}/messages/{answer}/events")).send().await.expect("events");
-    let mut events = response.bytes_stream().eventsource();
-    let mut first = None;
-    while let Some(event) = events.next().await {
-        let event = event.expect("SSE");
-        if first.is_none() && event.event == "render" {
-            first = Some(started.elapsed());
-        }
-        if event.event == "done" {
-            break;
-        }
-    }
-    first.unwrap_or_else(|| started.elapsed())
-}
-
-/// Signs in as the seeded account; the client keeps the session cookie.
-async fn sign_in(client: &reqwest::Client, base: &str) {
-    let response = client
-        .post(format!("{base}/login"))
-        .form(&[("email", seed::EMAIL), ("password", seed::PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    assert!(response.status().is_success(), "the bench account signs in");
+    timed_stream(response, started, |event| event.event == "render", |event| event.event == "done").await
 }

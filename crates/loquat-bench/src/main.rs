@@ -2,6 +2,7 @@
 //! JSON summary. Build first with `cargo build --release`, then `cargo run --release -p
 //! loquat-bench`. Every gateway figure is a delta against calling the fake upstream directly.
 
+mod footprint;
 mod gateway;
 mod seed;
 mod server;
@@ -63,10 +64,10 @@ async fn main() {
         report["store"] = store::run().await;
     }
     if wanted("process") {
-        report["process"] = gateway::process(&binary).await;
+        report["process"] = footprint::process(&binary).await;
     }
     if wanted("page") {
-        report["page"] = gateway::pages(&binary).await;
+        report["page"] = footprint::pages(&binary).await;
     }
     if wanted("gateway") {
         report["gateway"] = gateway::overhead(&binary).await;

@@ -159,6 +159,7 @@ pub async fn topic(store: &dyn Store, assistant: AssistantId, count: usize) -> T
             status: if role == MessageRole::User { MessageStatus::Complete } else { MessageStatus::Generating },
             provider: Some("openai".into()),
             model: Some("gpt-4.1".into()),
+            generating_by: None,
             created_at: Timestamp(now.0 + index as i64),
         };
         store.insert_message(&message).await.expect("message stored");

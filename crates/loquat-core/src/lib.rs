@@ -2,6 +2,7 @@
 //! generation job. It knows the store and the providers only through traits; it contains no
 //! SQL and speaks no HTTP.
 
+pub mod bus;
 pub mod catalogue;
 pub mod crypto;
 pub mod domain;

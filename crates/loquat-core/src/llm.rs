@@ -293,6 +293,14 @@ pub struct PullProgress {
 
 pub type PullStream = Pin<Box<dyn Stream<Item = Result<PullProgress, ProviderError>> + Send>>;
 
+/// Vectors for a list of inputs, in the inputs' order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    /// What the provider counted for the inputs (0 when it does not say).
+    pub prompt_tokens: u32,
+}
+
 /// What a provider says about one model (Ollama's `/api/show`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelDetails {
@@ -311,6 +319,13 @@ pub trait ChatClient: Send + Sync {
     async fn pull_model(&self, endpoint: &Endpoint, model: &str) -> Result<PullStream, ProviderError> {
         let _ = (endpoint, model);
         Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot download models"))
+    }
+
+    /// Embeds `inputs` with `model` (`POST /embeddings` for OpenAI-compatible servers); protocols
+    /// without embeddings refuse.
+    async fn embed(&self, endpoint: &Endpoint, model: &str, inputs: &[String]) -> Result<Embeddings, ProviderError> {
+        let _ = (endpoint, model, inputs);
+        Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider has no embeddings"))
     }
 
     /// Details of one model (Ollama reports its context length); others know nothing extra.

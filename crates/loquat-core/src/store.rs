@@ -210,8 +210,21 @@ pub trait MessageStore: Send + Sync {
     async fn finish_message(&self, user: UserId, id: MessageId, answer: &FinishedAnswer) -> StoreResult<bool>;
     /// Deletes the message and all its descendants; returns how many were deleted.
     async fn delete_message_subtree(&self, user: UserId, id: MessageId) -> StoreResult<u64>;
-    /// Marks every message still `generating` as `interrupted` (start-up recovery after a crash).
-    async fn interrupt_generating(&self, updated_at: Timestamp) -> StoreResult<u64>;
+    /// Marks as `interrupted` the messages still `generating` that nobody is generating any more:
+    /// those of `node` (this process, restarted after a crash), those of no node, and those whose
+    /// heartbeat (`updated_at`) is older than `stale_before` (a node that died). Returns how many.
+    async fn interrupt_generating(
+        &self,
+        node: Option<&str>,
+        stale_before: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Marks one generating message `stopped`, keeping what was saved (a stop pressed on a node
+    /// that does not run the job; that node notices at its next save). False when it was not
+    /// generating.
+    async fn mark_stopped(&self, user: UserId, id: MessageId, now: Timestamp) -> StoreResult<bool>;
+    /// Whether an answer of the topic is generating (on any node).
+    async fn topic_generating(&self, user: UserId, topic: TopicId) -> StoreResult<bool>;
 }
 
 #[async_trait]

@@ -1,13 +1,15 @@
 //! Azure OpenAI: Chat Completions addressed to a deployment
 //! (`{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…`) with an
-//! `api-key` header. Request mapping, stream parsing and error mapping are OpenAI's.
+//! `api-key` header, and embeddings from a deployment (`…/deployments/{deployment}/embeddings`).
+//! Request mapping, stream parsing, error mapping and the embeddings' answer are OpenAI's.
 
-use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
+use loquat_core::llm::{ChatRequest, ChatStream, Embeddings, Endpoint, ProviderError, ProviderErrorKind};
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use crate::errors;
 use crate::http::{Http, join_url, read_bounded};
+use crate::openai::embeddings::send_embeddings;
 use crate::openai::request::{Dialect, wire_request};
 use crate::openai::{error_response, send_streaming};
 
@@ -42,6 +44,25 @@ pub(crate) async fn stream_chat(
     let builder =
         http.client.post(url).query(&[("api-version", api_version(endpoint))]).json(&wire_request(request, dialect));
     send_streaming(http, authorize(builder, endpoint)?).await
+}
+
+/// Embeddings from the deployment `model` (`id->deployment` in the model list).
+pub(crate) async fn embed(
+    http: &Http,
+    endpoint: &Endpoint,
+    model: &str,
+    inputs: &[String],
+) -> Result<Embeddings, ProviderError> {
+    let deployment = url_segment(model);
+    let url = join_url(&endpoint.base_url, &format!("openai/deployments/{deployment}/embeddings"));
+    let body = serde_json::json!({ "input": inputs, "encoding_format": "float" });
+    let builder = http
+        .client
+        .post(url)
+        .query(&[("api-version", api_version(endpoint))])
+        .json(&body)
+        .timeout(http.non_streaming_timeout);
+    send_embeddings(http, authorize(builder, endpoint)?, inputs.len()).await
 }
 
 /// The models the resource can deploy (`GET /openai/models`); deployments themselves are named

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use loquat_core::domain::Protocol;
 use loquat_core::llm::{
-    ChatClient, ChatRequest, ChatStream, Endpoint, ModelDetails, ProviderError, ProviderErrorKind, PullStream,
+    ChatClient, ChatRequest, ChatStream, Embeddings, Endpoint, ModelDetails, ProviderError, ProviderErrorKind,
+    PullStream,
 };
 
 use crate::retry::{self, RetryPolicy};
@@ -239,6 +240,20 @@ impl ChatClient for HttpChatClient {
             }
             Err(error) => Err(log(errors::sanitize(error, key.as_ref()))),
         }
+    }
+
+    /// One attempt, no retries: embeddings are not a stream whose first token is awaited.
+    async fn embed(&self, endpoint: &Endpoint, model: &str, inputs: &[String]) -> Result<Embeddings, ProviderError> {
+        let http = self.http_for(endpoint);
+        let embedded = match endpoint.protocol {
+            Protocol::OpenAi => openai::embeddings::embed(http, endpoint, model, inputs).await,
+            Protocol::Azure => azure::embed(http, endpoint, model, inputs).await,
+            Protocol::Ollama => ollama::embed(http, endpoint, model, inputs).await,
+            Protocol::Anthropic | Protocol::Gemini => {
+                Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider has no embeddings"))
+            }
+        };
+        embedded.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
     }
 
     async fn model_details(&self, endpoint: &Endpoint, model: &str) -> Result<ModelDetails, ProviderError> {

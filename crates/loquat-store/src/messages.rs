@@ -17,8 +17,8 @@ impl MessageStore for SqlStore {
         on_pool!(&self.pools, write, |pool| {
             sqlx::query(
                 "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, reasoning, status, \
-                 provider, model, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $10)",
+                 provider, model, created_at, updated_at, generating_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $10, $11)",
             )
             .bind(message.id.to_string())
             .bind(message.user_id.to_string())
@@ -30,6 +30,7 @@ impl MessageStore for SqlStore {
             .bind(message.provider.as_deref())
             .bind(message.model.as_deref())
             .bind(message.created_at.as_millis())
+            .bind(message.generating_by.as_deref())
             .execute(pool)
             .await
             .map(|_| ())
@@ -152,14 +153,55 @@ impl MessageStore for SqlStore {
         .map_err(store_error)
     }
 
-    async fn interrupt_generating(&self, updated_at: Timestamp) -> StoreResult<u64> {
+    async fn interrupt_generating(
+        &self,
+        node: Option<&str>,
+        stale_before: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
         on_pool!(&self.pools, write, |pool| {
-            sqlx::query("UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating'")
-                .bind(updated_at.as_millis())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
+            sqlx::query(
+                "UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating' \
+                 AND (generating_by IS NULL OR generating_by = $2 OR updated_at < $3)",
+            )
+            .bind(now.as_millis())
+            .bind(node.unwrap_or(""))
+            .bind(stale_before.as_millis())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
         })
         .map_err(store_error)
+    }
+
+    async fn mark_stopped(&self, user: UserId, id: MessageId, now: Timestamp) -> StoreResult<bool> {
+        let changed = on_pool!(&self.pools, write, |pool| {
+            sqlx::query(
+                "UPDATE messages SET status = 'stopped', updated_at = $1 \
+                 WHERE id = $2 AND user_id = $3 AND status = 'generating'",
+            )
+            .bind(now.as_millis())
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn topic_generating(&self, user: UserId, topic: TopicId) -> StoreResult<bool> {
+        let found: Option<i32> = on_pool!(&self.pools, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT 1 FROM messages WHERE status = 'generating' AND topic_id = $1 AND user_id = $2 LIMIT 1",
+            )
+            .bind(topic.to_string())
+            .bind(user.to_string())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        Ok(found.is_some())
     }
 }

@@ -18,11 +18,13 @@ const SQLITE: &[Embedded] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "provider overrides", include_str!("../migrations/sqlite/0002_provider_overrides.sql")),
     (3, "accounts", include_str!("../migrations/sqlite/0003_accounts.sql")),
+    (4, "generating by", include_str!("../migrations/sqlite/0004_generating_by.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "provider overrides", include_str!("../migrations/postgres/0002_provider_overrides.sql")),
     (3, "accounts", include_str!("../migrations/postgres/0003_accounts.sql")),
+    (4, "generating by", include_str!("../migrations/postgres/0004_generating_by.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -6,9 +6,12 @@
 //! concurrent streams: locks are held only briefly and never across an await.
 //!
 //! One module per protocol (`openai` also serves Azure) turns the script into that protocol's
-//! stream, whole answer, errors and model list; `stream` plays a script through any of them.
+//! stream, whole answer, errors and model list; `stream` plays a script through any of them;
+//! `embeddings` serves OpenAI's, Azure's and Ollama's embeddings (a queued reply's HTTP error
+//! answers an embeddings request too).
 
 mod anthropic;
+mod embeddings;
 mod gemini;
 mod ollama;
 mod openai;
@@ -34,6 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use anthropic::THINKING_SIGNATURE as ANTHROPIC_THINKING_SIGNATURE;
+pub use embeddings::fake_embedding;
 pub use reply::Reply;
 
 /// The wire protocol a fake speaks (the same five as Loquat's `Protocol`).

@@ -9,12 +9,15 @@ mod assets;
 mod chart;
 mod context;
 mod error;
+mod health;
 mod i18n;
 mod limits;
 pub mod markdown;
+pub mod metrics;
 mod middleware;
 mod pages;
 mod render_cache;
+pub mod request_id;
 mod routes;
 mod views;
 
@@ -65,6 +68,8 @@ pub struct AppState {
     pub settings: Arc<WebSettings>,
     pub limiter: Arc<dyn loquat_limits::RateLimiter>,
     pub sso: Option<Arc<loquat_auth::SsoClient>>,
+    /// `GET /metrics` on the main port (`None`: 404); see [`AppState::with_metrics`].
+    pub metrics: Option<metrics::MetricsEndpoint>,
 }
 
 impl AppState {
@@ -74,6 +79,12 @@ impl AppState {
         limiter: Arc<dyn loquat_limits::RateLimiter>,
         sso: Option<Arc<loquat_auth::SsoClient>>,
     ) -> Self {
-        Self { services, settings: Arc::new(settings), limiter, sso }
+        Self { services, settings: Arc::new(settings), limiter, sso, metrics: None }
+    }
+
+    /// Serves the installed recorder's metrics at `GET /metrics` (behind its token).
+    pub fn with_metrics(mut self, endpoint: metrics::MetricsEndpoint) -> Self {
+        self.metrics = Some(endpoint);
+        self
     }
 }

@@ -25,6 +25,7 @@ impl AppState {
             Ok(Decision::Allowed) => true,
             Ok(Decision::Limited { .. }) => {
                 tracing::info!(rule = rule.name, "rate limited");
+                metrics::counter!(crate::metrics::RATE_LIMITED_TOTAL, "rule" => rule.name).increment(1);
                 false
             }
             Err(error) => {

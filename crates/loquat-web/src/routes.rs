@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
 use crate::pages::{account, admin, assistants, auth, chat, settings, sso};
-use crate::{AppState, assets, middleware};
+use crate::{AppState, assets, health, metrics, middleware, request_id};
 
 /// The longest a request may wait for its response head (provider checks take up to 30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -80,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         // Plumbing.
         .route("/static/{name}", get(assets::serve_asset))
         .route("/healthz", get(|| async { "ok" }))
+        // Operations: readiness and Prometheus metrics (health.rs, metrics.rs); no sign-in, and
+        // the access-code gate lets them through.
+        .route("/readyz", get(health::readiness))
+        .route("/metrics", get(metrics::serve_metrics))
         .fallback(chat::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
         .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
@@ -88,5 +94,17 @@ pub fn router(state: AppState) -> Router {
         // Bounds how long a handler may take to answer; a stream's body is not affected (its
         // response head is sent at once).
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // The OpenAI-compatible API (api/openai): bearer tokens only, OpenAI's error shape, its
+        // own body limit; outside the page layers above (access gate, cross-origin check,
+        // request timeout: a whole answer takes as long as the model needs).
+        .merge(crate::api::openai::routes(body_limit))
+        // Operations, outermost so they see every answer: requests counted and timed per route
+        // template; a request id (the caller's if sane, else a UUID) in the trace span of every
+        // log line and echoed on the response (request_id.rs). Layers run bottom-up.
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::request_span))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(request_id::drop_unsafe_request_id))
         .with_state(state)
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub redis_url: Option<Secret>,
     /// Prefix of Loquat's Redis keys (`REDIS_PREFIX`).
     pub redis_prefix: String,
+    /// This process's name among replicas (`LOQUAT_NODE_ID`); unset, the host name and a
+    /// random suffix kept in the data folder.
+    pub node_id: Option<String>,
     /// Who may register when the admin has not chosen: `open`, `invite` or `closed`
     /// (`LOQUAT_REGISTRATION`).
     pub registration: String,
@@ -61,6 +64,12 @@ pub struct Config {
     /// How long running answers may finish after SIGTERM before they are stored as
     /// interrupted (`LOQUAT_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace_secs: u64,
+    /// A bearer token for `GET /metrics` on the main port (`LOQUAT_METRICS_TOKEN`); unset, the
+    /// main port answers `/metrics` with 404.
+    pub metrics_token: Option<Secret>,
+    /// A second address serving only `/metrics`, without a token (`LOQUAT_METRICS_LISTEN`,
+    /// e.g. `127.0.0.1:9464`): for an address only the monitoring network reaches.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -82,6 +91,10 @@ pub struct GenerationConfig {
     pub idle_timeout_secs: u64,
     /// The longest a whole answer may take.
     pub total_timeout_secs: u64,
+    /// How often a running answer tells the other replicas (through the store) it is alive.
+    pub heartbeat_secs: u64,
+    /// After how long without a heartbeat the other replicas mark an answer interrupted.
+    pub stale_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,10 +132,13 @@ impl Default for Config {
             auth_allowed_emails: String::new(),
             redis_url: None,
             redis_prefix: "loquat".to_owned(),
+            node_id: None,
             registration: "invite".to_owned(),
             trust_forwarded_for: false,
             ssrf_allow: String::new(),
             shutdown_grace_secs: 20,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -134,6 +150,8 @@ impl Default for GenerationConfig {
             first_token_timeout_secs: 120,
             idle_timeout_secs: 60,
             total_timeout_secs: 1800,
+            heartbeat_secs: 5,
+            stale_after_secs: 60,
         }
     }
 }
@@ -148,6 +166,73 @@ impl Default for HttpConfig {
             retry_base_delay_ms: 250,
         }
     }
+}
+
+/// LobeChat's names for settings (variable, field), merged in this order before `LOQUAT_*`:
+/// older spellings first, so the newer ones win when both are set.
+const LOBECHAT_NAMES: &[(&str, &str)] = &[
+    ("NEXTAUTH_URL", "app_url"),
+    ("DATABASE_URL", "database_url"),
+    ("KEY_VAULTS_SECRET", "key_vaults_secret"),
+    ("APP_URL", "app_url"),
+    ("PROXY_URL", "proxy_url"),
+    ("ACCESS_CODE", "access_code"),
+    ("AUTH_ALLOWED_EMAILS", "auth_allowed_emails"),
+    ("REDIS_URL", "redis_url"),
+    ("REDIS_PREFIX", "redis_prefix"),
+    ("NEXT_AUTH_SECRET", "auth_secret"),
+    ("AUTH_SECRET", "auth_secret"),
+];
+
+/// Variables read outside the typed settings: the config file's path, the log filter's
+/// fallback, the key rotation mode of the providers, and the standard proxy variables.
+const OTHER_NAMES: &[&str] =
+    &["LOQUAT_CONFIG", "RUST_LOG", "API_KEY_SELECT_MODE", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"];
+
+/// Every environment variable Loquat reads: [`settings_env_vars`], each catalogue provider's
+/// names ([`provider_env_vars`]) and single sign-on's (`loquat_auth::known_env_vars`). Tests
+/// check the README and the compose file against it.
+pub fn known_env_vars() -> Vec<String> {
+    let mut names = settings_env_vars();
+    names.extend(provider_env_vars());
+    names.extend(loquat_auth::known_env_vars().into_iter().map(str::to_owned));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The settings' variables, as the README's configuration table lists them: `LOQUAT_<FIELD>`
+/// (`__` between nested names) for every field of [`Config`] without a LobeChat name, the
+/// LobeChat names, and [`OTHER_NAMES`].
+pub fn settings_env_vars() -> Vec<String> {
+    let mut names: Vec<String> = LOBECHAT_NAMES.iter().map(|(variable, _)| (*variable).to_owned()).collect();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    for (field, value) in defaults.as_object().into_iter().flatten() {
+        if LOBECHAT_NAMES.iter().any(|(_, named)| named == field) {
+            continue;
+        }
+        match value.as_object() {
+            Some(section) => names.extend(section.keys().map(|key| format!("LOQUAT_{field}__{key}").to_uppercase())),
+            None => names.push(format!("LOQUAT_{field}").to_uppercase()),
+        }
+    }
+    names.extend(OTHER_NAMES.iter().map(|name| (*name).to_owned()));
+    names
+}
+
+/// Each catalogue provider's variables: `<P>_API_KEY`, `<P>_PROXY_URL`, `<P>_MODEL_LIST`,
+/// `<P>_API_VERSION`, `ENABLED_<P>`, and its own extra names (`AZURE_ENDPOINT`, `GITHUB_TOKEN`…).
+pub fn provider_env_vars() -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in loquat_core::catalogue::catalogue() {
+        let prefix = &entry.env;
+        names.extend(
+            ["_API_KEY", "_PROXY_URL", "_MODEL_LIST", "_API_VERSION"].map(|suffix| format!("{prefix}{suffix}")),
+        );
+        names.push(format!("ENABLED_{prefix}"));
+        names.extend([&entry.key_env, &entry.base_url_env, &entry.enabled_env].into_iter().flatten().cloned());
+    }
+    names
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,22 +250,10 @@ impl Config {
             None if default_file.exists() => figment = figment.merge(Toml::file(default_file)),
             None => {}
         }
-        figment = figment
-            // LobeChat's older names first, so the newer ones win when both are set.
-            .merge(Env::raw().only(&["NEXTAUTH_URL"]).map(|_| "app_url".into()))
-            .merge(Env::raw().only(&[
-                "DATABASE_URL",
-                "KEY_VAULTS_SECRET",
-                "APP_URL",
-                "PROXY_URL",
-                "ACCESS_CODE",
-                "AUTH_ALLOWED_EMAILS",
-                "REDIS_URL",
-                "REDIS_PREFIX",
-            ]))
-            .merge(Env::raw().only(&["NEXT_AUTH_SECRET"]).map(|_| "auth_secret".into()))
-            .merge(Env::raw().only(&["AUTH_SECRET"]).map(|_| "auth_secret".into()))
-            .merge(Env::prefixed("LOQUAT_").split("__").ignore(&["CONFIG"]));
+        for &(variable, field) in LOBECHAT_NAMES {
+            figment = figment.merge(Env::raw().only(&[variable]).map(move |_| field.into()));
+        }
+        figment = figment.merge(Env::prefixed("LOQUAT_").split("__").ignore(&["CONFIG"]));
         let mut config: Config = figment.extract().map_err(|error| ConfigError(error.to_string()))?;
         if config.log.is_empty() {
             config.log = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
@@ -203,15 +276,26 @@ impl Config {
         if self.generation.persist_interval_ms == 0 || self.generation.idle_timeout_secs == 0 {
             return Err(ConfigError("generation intervals and timeouts must be positive".into()));
         }
+        if self.generation.heartbeat_secs == 0 || self.generation.stale_after_secs < 3 * self.generation.heartbeat_secs
+        {
+            return Err(ConfigError(
+                "LOQUAT_GENERATION__STALE_AFTER_SECS must be at least three heartbeats (LOQUAT_GENERATION__HEARTBEAT_SECS)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 
-    pub fn generation_settings(&self) -> loquat_core::generation::GenerationSettings {
+    /// The generation settings; `node_id` from [`Config::node_id`] or [`crate::node::resolve`].
+    pub fn generation_settings(&self, node_id: String) -> loquat_core::generation::GenerationSettings {
         loquat_core::generation::GenerationSettings {
             persist_interval: Duration::from_millis(self.generation.persist_interval_ms),
             first_event_timeout: Duration::from_secs(self.generation.first_token_timeout_secs),
             idle_timeout: Duration::from_secs(self.generation.idle_timeout_secs),
             total_timeout: Duration::from_secs(self.generation.total_timeout_secs),
+            node_id,
+            heartbeat: Duration::from_secs(self.generation.heartbeat_secs),
+            stale_after: Duration::from_secs(self.generation.stale_after_secs),
         }
     }
 
@@ -258,6 +342,29 @@ mod tests {
         assert!(!printed.contains("hunter2") && !printed.contains("c2VjcmV0"));
         assert!(printed.contains("listen = \"127.0.0.1:3210\""));
         assert!(printed.contains("[generation]"));
+    }
+
+    #[test]
+    fn known_variables_cover_settings_providers_and_sso() {
+        let known = known_env_vars();
+        for name in [
+            "LOQUAT_LISTEN",
+            "LOQUAT_METRICS_TOKEN",
+            "LOQUAT_HTTP__BODY_LIMIT_BYTES",
+            "DATABASE_URL",
+            "NEXTAUTH_URL",
+            "RUST_LOG",
+            "OPENAI_API_KEY",
+            "ENABLED_AZURE_OPENAI",
+            "AZURE_ENDPOINT",
+            "GITHUB_TOKEN",
+            "AUTH_KEYCLOAK_ISSUER",
+            "AUTH0_CLIENT_ID",
+        ] {
+            assert!(known.iter().any(|known| known == name), "{name} is missing");
+        }
+        // A setting with a LobeChat name is documented under that name only.
+        assert!(!known.iter().any(|name| name == "LOQUAT_DATABASE_URL" || name == "LOQUAT_APP_URL"));
     }
 
     #[test]

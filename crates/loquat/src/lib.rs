@@ -1,7 +1,10 @@
 //! Wires Loquat together: configuration → store, providers, services → the HTTP router, and
 //! runs it until shutdown, letting running answers finish or persisting them as interrupted.
 
+mod bus;
 pub mod config;
+pub mod node;
+pub mod telemetry;
 mod vault;
 
 use std::future::Future;
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 use axum::serve::ListenerExt;
 use loquat_core::Secret;
 use loquat_core::Services;
+use loquat_core::bus::EventBus;
 use loquat_core::catalogue::ServerProviders;
 use loquat_core::service::{Limits, RegistrationMode};
 use loquat_providers::{HttpChatClient, HttpClientSettings, RetryPolicy};
@@ -19,7 +23,6 @@ use loquat_store::StoreOptions;
 use loquat_web::{AppState, WebSettings};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
-use tower_http::trace::TraceLayer;
 
 pub use config::Config;
 
@@ -44,6 +47,8 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error("rate limits (REDIS_URL): {0}")]
     Limits(String),
+    #[error("the event bus between replicas (REDIS_URL): {0}")]
+    Bus(String),
     #[error("single sign-on: {0}")]
     Sso(String),
 }
@@ -53,6 +58,10 @@ pub struct App {
     pub services: Services,
     router: axum::Router,
     shutdown_grace: Duration,
+    /// `LOQUAT_METRICS_LISTEN`: a second listener serving only `/metrics`.
+    metrics_listen: Option<SocketAddr>,
+    /// Holds this process's node name while it serves.
+    _node: node::Node,
 }
 
 /// Installs the process-wide TLS crypto provider (once; later calls do nothing).
@@ -88,19 +97,34 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         ..HttpClientSettings::default()
     })
     .map_err(|error| StartError::Client(error.to_string()))?;
+    let redis_url = config.redis_url.as_ref().map(|url| url.expose().to_owned()).filter(|url| !url.is_empty());
+    let node = node::resolve(config)?;
+    // Replicas share live answers and stop requests through Redis; alone, nothing is needed.
+    let bus: Option<Arc<dyn EventBus>> = match &redis_url {
+        Some(url) => {
+            let bus = bus::RedisBus::connect(url, &config.redis_prefix)
+                .await
+                .map_err(|error| StartError::Bus(error.to_string()))?;
+            Some(Arc::new(bus))
+        }
+        None => None,
+    };
+    tracing::info!(node = %node.id, shared = bus.is_some(), "generation node");
     let services = Services::new(
         Arc::new(store),
         Arc::new(client),
         vault,
         server_providers,
-        config.generation_settings(),
+        config.generation_settings(node.id.clone()),
         Limits {
             max_message_chars: config.max_message_chars,
             allow_user_keys: config.allow_user_keys,
             registration: RegistrationMode::parse(&config.registration).unwrap_or_default(),
         },
+        bus,
     );
     services.bootstrap().await?;
+    services.generations().listen_for_remote_stops();
     // Syntax sets and the sanitizer are built lazily; build them now, off the request path.
     tokio::task::spawn_blocking(loquat_web::markdown::warm_up);
     let public_url = config.app_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
@@ -117,7 +141,6 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         allowed_emails: Config::list(&config.auth_allowed_emails),
         public_url: public_url.clone(),
     };
-    let redis_url = config.redis_url.as_ref().map(|url| url.expose().to_owned());
     let limiter = loquat_limits::from_config(redis_url.as_deref(), &config.redis_prefix)
         .await
         .map_err(|error| StartError::Limits(error.to_string()))?;
@@ -132,10 +155,40 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             .map_err(|error| StartError::Sso(error.to_string()))?;
         Some(Arc::new(client))
     };
-    let router = loquat_web::router(AppState::new(services.clone(), web_settings, limiter, sso))
-        .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http());
-    Ok(App { services, router, shutdown_grace: Duration::from_secs(config.shutdown_grace_secs) })
+    // The recorder is process-wide (installed on first use); request tracing and request ids
+    // are layers of the route table.
+    let metrics = loquat_web::metrics::MetricsEndpoint::new(config.metrics_token.clone(), telemetry::renderer());
+    let state = AppState::new(services.clone(), web_settings, limiter, sso).with_metrics(metrics);
+    let router = loquat_web::router(state).layer(CompressionLayer::new());
+    Ok(App {
+        services,
+        router,
+        shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        metrics_listen: config.metrics_listen,
+        _node: node,
+    })
+}
+
+/// The services over the configured store (migrated), without providers or a server: for the
+/// command line's account commands. Runs no start-up recovery, since a server may be running.
+pub async fn open_services(config: &Config) -> Result<Services, StartError> {
+    install_crypto_provider();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let (vault, _) = vault::open(config)?;
+    let store = loquat_store::open(&store_options(config)).await?;
+    let client =
+        HttpChatClient::new(&HttpClientSettings::default()).map_err(|error| StartError::Client(error.to_string()))?;
+    Ok(Services::new(
+        Arc::new(store),
+        Arc::new(client),
+        vault,
+        ServerProviders::default(),
+        // The command line never generates.
+        config.generation_settings("cli".to_owned()),
+        Limits::default(),
+        None,
+    ))
 }
 
 pub fn store_options(config: &Config) -> StoreOptions {
@@ -153,19 +206,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let generations = self.services.generations().clone();
-        // Expired sessions and abandoned sign-ins are deleted hourly.
-        let services = self.services.clone();
-        let janitor = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                every.tick().await;
-                match services.purge_expired().await {
-                    Ok(0) => {}
-                    Ok(purged) => tracing::debug!(purged, "deleted expired sessions"),
-                    Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
-                }
-            }
-        });
+        let metrics_server = match self.metrics_listen {
+            Some(address) => Some(telemetry::serve_metrics(address).await?),
+            None => None,
+        };
+        // Expired sessions and abandoned sign-ins are deleted hourly; answers of a replica that
+        // died are marked interrupted once its heartbeat is overdue.
+        let janitor = tokio::spawn(janitor(self.services.clone()));
         // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -177,8 +224,31 @@ impl App {
             tracing::info!(running, grace = ?self.shutdown_grace, "waiting for running answers to finish");
         }
         janitor.abort();
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.abort();
+        }
         generations.shutdown(self.shutdown_grace).await;
         Ok(())
+    }
+}
+
+async fn janitor(services: Services) {
+    let stale_after = services.generations().settings().stale_after;
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    let mut sweep = tokio::time::interval(stale_after / 2);
+    loop {
+        tokio::select! {
+            _ = hourly.tick() => match services.purge_expired().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "deleted expired sessions"),
+                Err(error) => tracing::warn!(%error, "could not delete expired sessions"),
+            },
+            _ = sweep.tick() => match services.interrupt_stale_generations().await {
+                Ok(0) => {}
+                Ok(interrupted) => tracing::warn!(interrupted, "answers of a silent node were marked interrupted"),
+                Err(error) => tracing::warn!(%error, "could not look for answers of silent nodes"),
+            },
+        }
     }
 }
 

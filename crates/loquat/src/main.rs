@@ -1,4 +1,9 @@
-//! The `loquat` command: `serve` (the default), `migrate` and `config`.
+//! The `loquat` command: `serve` (the default), `migrate`, `config`, `user …` (accounts from
+//! the server's shell), `doctor` (what is wrong with this installation) and `healthcheck` (the
+//! container's probe).
+
+mod cli;
+mod doctor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,18 +30,32 @@ enum Command {
     Migrate,
     /// Print the effective configuration with secrets redacted.
     Config,
+    /// Manage accounts: create, reset a password, promote to or demote from administrator.
+    #[command(subcommand)]
+    User(cli::UserCommand),
+    /// Check the configuration, data folder, database, providers and Redis; exit 1 on a problem.
+    Doctor,
+    /// Exit 0 when the local server answers `/readyz` with 200 (for container health checks).
+    Healthcheck {
+        /// The readiness URL (default: `/readyz` on the configured port of this machine).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
+        Err(error) if matches!(command, Command::Doctor) => return doctor::config_failed(&error),
         Err(error) => {
             eprintln!("loquat: {error}");
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&config);
+    let serving = matches!(command, Command::Serve);
+    init_logging(&config, serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -45,19 +64,25 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => loquat::run(config, loquat::shutdown_signal()).await,
-            Command::Migrate => migrate(&config).await,
+        match command {
+            Command::Serve => loquat::run(config, loquat::shutdown_signal()).await.map_err(|e| e.to_string()),
+            Command::Migrate => migrate(&config).await.map_err(|error| error.to_string()),
             Command::Config => {
                 print!("{}", config.to_redacted_toml());
                 Ok(())
             }
+            Command::User(command) => cli::run_user_command(&config, command).await,
+            Command::Doctor => doctor::run(&config, &|name| std::env::var(name).ok()).await,
+            Command::Healthcheck { url } => cli::healthcheck(&config, url.as_deref()).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
+            // The server's log gets it too; the other commands only talk to the terminal.
+            if serving {
+                tracing::error!("{error}");
+            }
             eprintln!("loquat: {error}");
             ExitCode::FAILURE
         }
@@ -74,11 +99,16 @@ async fn migrate(config: &Config) -> Result<(), loquat::StartError> {
     Ok(())
 }
 
-fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+/// The server logs to stdout at the configured level; the other commands print their results
+/// on stdout and keep only warnings, on stderr.
+fn init_logging(config: &Config, serving: bool) {
+    let level = if serving { config.log.as_str() } else { "warn" };
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
+    match (config.log_format, serving) {
+        (LogFormat::Json, true) => builder.json().init(),
+        (LogFormat::Pretty, true) => builder.init(),
+        (LogFormat::Json, false) => builder.json().with_writer(std::io::stderr).init(),
+        (LogFormat::Pretty, false) => builder.with_writer(std::io::stderr).init(),
     }
 }

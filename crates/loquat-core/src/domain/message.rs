@@ -125,6 +125,8 @@ pub struct NewMessage {
     pub provider: Option<String>,
     pub model: Option<String>,
     pub created_at: Timestamp,
+    /// For a generating answer: the node (process) generating it.
+    pub generating_by: Option<String>,
 }
 
 impl Message {

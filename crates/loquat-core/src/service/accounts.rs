@@ -148,7 +148,12 @@ impl Services {
 
     /// Stores a new account. The first account of an instance that was used before accounts
     /// existed takes over the local user, so its assistants and topics stay.
-    async fn create_account(&self, user: &mut User, password_hash: Option<&str>, first: bool) -> CoreResult<()> {
+    pub(super) async fn create_account(
+        &self,
+        user: &mut User,
+        password_hash: Option<&str>,
+        first: bool,
+    ) -> CoreResult<()> {
         if first {
             let local = Services::local_user_id();
             if let Some(existing) = self.store.get_user(local).await?

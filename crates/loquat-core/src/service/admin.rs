@@ -132,7 +132,7 @@ impl Services {
         Ok(())
     }
 
-    async fn enabled_admins(&self) -> CoreResult<usize> {
+    pub(super) async fn enabled_admins(&self) -> CoreResult<usize> {
         let mut count = 0;
         let mut page = 0;
         loop {

@@ -67,7 +67,7 @@ impl Services {
                 (topic, true, None)
             }
         };
-        if self.generations.topic_busy(user, topic.id) {
+        if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
         // Check the quota and resolve the model before writing anything.
@@ -105,7 +105,7 @@ impl Services {
         let content = self.checked_content(content)?;
         let original = self.message(user, id).await?;
         let topic = self.topic(user, original.topic_id).await?;
-        if self.generations.topic_busy(user, topic.id) {
+        if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
         let edited = self
@@ -143,7 +143,7 @@ impl Services {
     /// Stops a running answer, keeping what arrived. Stopping a finished answer does nothing.
     pub async fn stop_generation(&self, user: UserId, id: MessageId) -> CoreResult<()> {
         self.message(user, id).await?;
-        self.generations.stop(user, id);
+        self.generations.stop_anywhere(self.store.clone(), user, id).await?;
         Ok(())
     }
 
@@ -153,12 +153,18 @@ impl Services {
             return Ok(Attachment::Live(subscription));
         }
         let message = self.message(user, id).await?;
+        if message.status == MessageStatus::Generating
+            && let Some(subscription) = self.generations.subscribe_remote(self.store.clone(), message.clone()).await
+        {
+            // Generating on another node: follow it through the event bus.
+            return Ok(Attachment::Live(subscription));
+        }
         Ok(Attachment::Finished(message))
     }
 
     async fn answer_question(&self, user: UserId, question: Message, language: &str) -> CoreResult<Exchange> {
         let topic = self.topic(user, question.topic_id).await?;
-        if self.generations.topic_busy(user, topic.id) {
+        if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
         let assistant = self.assistant(user, topic.assistant_id).await?;
@@ -209,6 +215,7 @@ impl Services {
             provider: Some(resolved.provider_id.clone()),
             model: Some(resolved.model.id.clone()),
             created_at: Timestamp::now(),
+            generating_by: Some(self.generations.settings().node_id.clone()),
         };
         self.store.insert_message(&answer).await?;
         self.store.set_active_leaf(user, topic.id, Some(answer.id), Timestamp::now()).await?;
@@ -282,6 +289,11 @@ impl Services {
         }
     }
 
+    /// Whether an answer of the topic is generating, on this node or another.
+    async fn topic_busy(&self, user: UserId, topic: TopicId) -> CoreResult<bool> {
+        Ok(self.generations.topic_busy(user, topic) || self.store.topic_generating(user, topic).await?)
+    }
+
     async fn visible_leaf(&self, user: UserId, topic: &Topic) -> CoreResult<Option<MessageId>> {
         if let Some(leaf) = topic.active_leaf_id
             && self.store.get_message(user, leaf).await?.is_some()
@@ -312,6 +324,7 @@ impl Services {
             provider: None,
             model,
             created_at: Timestamp::now(),
+            generating_by: None,
         };
         self.store.insert_message(&message).await?;
         self.message(user, message.id).await

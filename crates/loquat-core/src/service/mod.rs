@@ -5,6 +5,8 @@ mod accounts;
 mod admin;
 mod assistants;
 mod chat;
+mod cli;
+mod gateway;
 mod provider_settings;
 mod providers;
 mod tokens;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 pub use accounts::{ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
 pub use admin::NewInvite;
 pub use chat::{Attachment, Exchange, SendMessage};
+pub use gateway::{ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, assistant_slug};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, ResolvedModel};
 pub use tokens::TOKEN_PREFIX;
@@ -67,13 +70,14 @@ impl Services {
         server_providers: ServerProviders,
         generation: GenerationSettings,
         limits: Limits,
+        bus: Option<Arc<dyn crate::bus::EventBus>>,
     ) -> Self {
         Self {
             store,
             chat_client,
             vault: Arc::new(vault),
             server_providers: Arc::new(server_providers),
-            generations: Generations::new(generation),
+            generations: Generations::new(generation, bus),
             limits,
             model_cache: Arc::default(),
         }

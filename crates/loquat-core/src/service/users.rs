@@ -17,7 +17,10 @@ impl Services {
     /// Prepares the store for serving: the local user, their default assistant, and recovery of
     /// answers a previous process left generating.
     pub async fn bootstrap(&self) -> CoreResult<User> {
-        let interrupted = self.store.interrupt_generating(Timestamp::now()).await?;
+        let settings = self.generations.settings();
+        let now = Timestamp::now();
+        let stale_before = Timestamp(now.0 - settings.stale_after.as_millis() as i64);
+        let interrupted = self.store.interrupt_generating(Some(&settings.node_id), stale_before, now).await?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "answers left generating by a previous process were marked interrupted");
         }
@@ -35,6 +38,14 @@ impl Services {
         self.store.ensure_user(&user).await?;
         self.default_assistant(user.id).await?;
         self.user(user.id).await
+    }
+
+    /// Marks answers interrupted whose node stopped sending heartbeats (a replica that died);
+    /// run periodically on every node.
+    pub async fn interrupt_stale_generations(&self) -> CoreResult<u64> {
+        let now = Timestamp::now();
+        let stale_before = Timestamp(now.0 - self.generations.settings().stale_after.as_millis() as i64);
+        Ok(self.store.interrupt_generating(None, stale_before, now).await?)
     }
 
     pub async fn user(&self, id: UserId) -> CoreResult<User> {

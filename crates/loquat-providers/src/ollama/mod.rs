@@ -1,4 +1,5 @@
-//! Ollama's native API (`/api/chat`, `/api/tags`, `/api/pull`, `/api/show`), streamed as NDJSON.
+//! Ollama's native API (`/api/chat`, `/api/tags`, `/api/pull`, `/api/show`, `/api/embed`),
+//! streamed as NDJSON.
 //! Sections, as in every protocol module: request mapping (`request`), calls, stream parsing
 //! (`lines` for the framing, `stream` for the events), error mapping, tests.
 
@@ -10,7 +11,9 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ModelDetails, ProviderError, ProviderErrorKind, PullStream};
+use loquat_core::llm::{
+    ChatRequest, ChatStream, Embeddings, Endpoint, ModelDetails, ProviderError, ProviderErrorKind, PullStream,
+};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -100,6 +103,22 @@ pub(crate) async fn model_details(
     show_details(&body)
 }
 
+/// Embeds the inputs (`POST /api/embed`, one vector per input).
+pub(crate) async fn embed(
+    http: &Http,
+    endpoint: &Endpoint,
+    model: &str,
+    inputs: &[String],
+) -> Result<Embeddings, ProviderError> {
+    let builder = http
+        .client
+        .post(url(endpoint, "api/embed"))
+        .json(&json!({ "model": model, "input": inputs }))
+        .timeout(http.non_streaming_timeout);
+    let body = send_json(http, authorize(builder, endpoint)?, "embeddings").await?;
+    embeddings(&body, inputs.len())
+}
+
 /// Sends a streaming request; a 2xx answer becomes the lines of its body.
 async fn send_ndjson(http: &Http, builder: reqwest::RequestBuilder) -> Result<Lines<Body>, ProviderError> {
     let response = http.send(builder.header(ACCEPT, NDJSON)).await?;
@@ -139,6 +158,22 @@ fn model_names(body: &[u8]) -> Result<Vec<String>, ProviderError> {
         .map_err(|error| errors::protocol(format!("the model list is not Ollama's format: {error}")))?;
     let names = tags.models.into_iter().flatten().filter_map(|tag| tag.name.or(tag.model));
     Ok(names.filter(|name| !name.is_empty()).collect())
+}
+
+/// `embeddings` and `prompt_eval_count` of an `/api/embed` answer.
+fn embeddings(body: &[u8], inputs: usize) -> Result<Embeddings, ProviderError> {
+    #[derive(Deserialize)]
+    struct Embed {
+        embeddings: Vec<Vec<f32>>,
+        prompt_eval_count: Option<u32>,
+    }
+    let embed: Embed = serde_json::from_slice(body)
+        .map_err(|error| errors::protocol(format!("the embeddings are not Ollama's format: {error}")))?;
+    if embed.embeddings.len() != inputs {
+        let detail = format!("the provider sent {} embeddings for {inputs} inputs", embed.embeddings.len());
+        return Err(errors::protocol(detail));
+    }
+    Ok(Embeddings { vectors: embed.embeddings, prompt_tokens: embed.prompt_eval_count.unwrap_or(0) })
 }
 
 /// The context length of an `/api/show` answer. `model_info` has what the model was trained for

@@ -1,8 +1,10 @@
 //! OpenAI Chat Completions, as spoken by OpenAI and every compatible server (DeepSeek, Qwen
 //! compatible mode, vLLM, custom agents). Sections, as in every protocol module: request
-//! mapping (`request`), calls, stream parsing (`stream`), error mapping, tests. Azure reuses
-//! the request mapping, the stream parsing and the error mapping.
+//! mapping (`request`), calls, stream parsing (`stream`), error mapping, tests; `embeddings`
+//! for `POST /embeddings`. Azure reuses the request mapping, the stream parsing, the error
+//! mapping and the embeddings' response mapping.
 
+pub(crate) mod embeddings;
 pub(crate) mod request;
 pub(crate) mod stream;
 

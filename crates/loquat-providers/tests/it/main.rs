@@ -2,6 +2,7 @@
 //! upstreams of loquat-test-support, one module per wire protocol, with shared helpers here.
 
 mod conformance;
+mod embeddings;
 mod openai;
 mod ssrf;
 

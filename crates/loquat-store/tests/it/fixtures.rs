@@ -70,6 +70,7 @@ pub fn message(topic: &Topic, parent: Option<MessageId>, role: MessageRole, cont
         status: MessageStatus::Complete,
         provider: None,
         model: None,
+        generating_by: None,
         created_at: at(created),
     }
 }
@@ -79,6 +80,7 @@ pub fn generating(topic: &Topic, parent: MessageId, created: i64) -> NewMessage 
         status: MessageStatus::Generating,
         provider: Some("openai".to_owned()),
         model: Some("gpt-4o".to_owned()),
+        generating_by: Some("node-a".to_owned()),
         ..message(topic, Some(parent), MessageRole::Assistant, "", created)
     }
 }

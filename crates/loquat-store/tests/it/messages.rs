@@ -1,7 +1,7 @@
 //! `MessageStore`: round trip, order, the generating-only rule of progress and finish, subtree
 //! deletion on a branched tree, start-up recovery, a long topic, and ownership.
 
-use loquat_core::domain::{Message, MessageRole, MessageStatus, TokenUsage};
+use loquat_core::domain::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 use loquat_core::id::{MessageId, TopicId};
 use loquat_core::store::{FinishedAnswer, MessageStore, StoreErrorKind, TopicStore};
 use loquat_store::SqlStore;
@@ -209,7 +209,7 @@ async fn subtree_delete_on_a_branched_tree(store: SqlStore) {
     assert_eq!(store.get_message(w.bob.id, bobs.id).await.expect("loads"), Some(bobs));
 }
 
-async fn interrupt_marks_every_generating_answer(store: SqlStore) {
+async fn interrupt_marks_a_nodes_answers_and_silent_ones(store: SqlStore) {
     let w = world(&store).await;
     let question = insert(&store, &message(&w.topic, None, MessageRole::User, "q", 1)).await;
     let first = insert(&store, &generating(&w.topic, question.id, 2)).await;
@@ -221,21 +221,61 @@ async fn interrupt_marks_every_generating_answer(store: SqlStore) {
             .await
             .expect("runs")
     );
+    let on_b =
+        |created| NewMessage { generating_by: Some("node-b".to_owned()), ..generating(&w.topic, question.id, created) };
+    let silent = insert(&store, &on_b(6)).await;
+    let alive = insert(&store, &on_b(7)).await;
+    assert!(store.save_progress(w.alice.id, alive.id, "still going", "", at(90)).await.expect("runs"));
+    let from_before_nodes =
+        insert(&store, &NewMessage { generating_by: None, ..generating(&w.topic, question.id, 8) }).await;
     let bob_question = insert(&store, &message(&w.bob_topic, None, MessageRole::User, "q", 1)).await;
     let bobs = insert(&store, &generating(&w.bob_topic, bob_question.id, 2)).await;
-    assert!(store.save_progress(w.bob.id, bobs.id, "partial", "", at(3)).await.expect("runs"));
+    assert!(store.save_progress(w.bob.id, bobs.id, "partial", "", at(95)).await.expect("runs"));
 
-    assert_eq!(store.interrupt_generating(at(100)).await.expect("runs"), 3);
-    for (user, id) in [(w.alice.id, first.id), (w.alice.id, second.id), (w.bob.id, bobs.id)] {
+    // Node A restarts: its own answers go at once, node B's only if B fell silent.
+    assert_eq!(store.interrupt_generating(Some("node-a"), at(50), at(100)).await.expect("runs"), 5);
+    for (user, id) in [
+        (w.alice.id, first.id),
+        (w.alice.id, second.id),
+        (w.alice.id, silent.id),
+        (w.alice.id, from_before_nodes.id),
+        (w.bob.id, bobs.id),
+    ] {
         let stored = store.get_message(user, id).await.expect("loads").expect("exists");
         assert_eq!((stored.status, stored.updated_at), (MessageStatus::Interrupted, at(100)));
     }
     let bobs = store.get_message(w.bob.id, bobs.id).await.expect("loads").expect("exists");
     assert_eq!(bobs.content, "partial", "what was persisted is kept");
+    let still = store.get_message(w.alice.id, alive.id).await.expect("loads").expect("exists");
+    assert_eq!((still.status, still.content.as_str()), (MessageStatus::Generating, "still going"));
     let unchanged = store.get_message(w.alice.id, finished_one.id).await.expect("loads").expect("exists");
     assert_eq!((unchanged.status, unchanged.updated_at), (MessageStatus::Complete, at(5)));
     assert_eq!(store.get_message(w.alice.id, question.id).await.expect("loads"), Some(question));
-    assert_eq!(store.interrupt_generating(at(200)).await.expect("runs"), 0);
+
+    // The periodic sweep (no node of its own) takes B's answer once B has been silent.
+    assert_eq!(store.interrupt_generating(None, at(90), at(150)).await.expect("runs"), 0);
+    assert_eq!(store.interrupt_generating(None, at(91), at(150)).await.expect("runs"), 1);
+    assert_eq!(store.interrupt_generating(None, at(200), at(200)).await.expect("runs"), 0);
+}
+
+async fn stopping_one_answer_keeps_what_was_saved(store: SqlStore) {
+    let w = world(&store).await;
+    let question = insert(&store, &message(&w.topic, None, MessageRole::User, "q", 1)).await;
+    let answer = insert(&store, &generating(&w.topic, question.id, 2)).await;
+    assert!(store.save_progress(w.alice.id, answer.id, "so far", "", at(3)).await.expect("runs"));
+    assert!(store.topic_generating(w.alice.id, w.topic.id).await.expect("runs"));
+    assert!(!store.topic_generating(w.bob.id, w.topic.id).await.expect("runs"), "only the owner's");
+    assert!(!store.topic_generating(w.bob.id, w.bob_topic.id).await.expect("runs"));
+
+    assert!(!store.mark_stopped(w.bob.id, answer.id, at(4)).await.expect("runs"), "only the owner");
+    assert!(store.mark_stopped(w.alice.id, answer.id, at(5)).await.expect("runs"));
+    let stored = store.get_message(w.alice.id, answer.id).await.expect("loads").expect("exists");
+    assert_eq!((stored.status, stored.content.as_str(), stored.updated_at), (MessageStatus::Stopped, "so far", at(5)));
+    // The node still running it learns from its next save that the answer was stopped.
+    assert!(!store.save_progress(w.alice.id, answer.id, "so far and more", "", at(6)).await.expect("runs"));
+    assert!(!store.mark_stopped(w.alice.id, answer.id, at(7)).await.expect("runs"), "once");
+    assert!(!store.topic_generating(w.alice.id, w.topic.id).await.expect("runs"));
+    assert!(!store.mark_stopped(w.alice.id, question.id, at(7)).await.expect("runs"), "not generating");
 }
 
 async fn a_long_topic_loads_in_order(store: SqlStore) {
@@ -281,7 +321,8 @@ on_every_backend!(
     finish_writes_the_final_state_once,
     finish_records_errors_and_keeps_the_model,
     subtree_delete_on_a_branched_tree,
-    interrupt_marks_every_generating_answer,
+    interrupt_marks_a_nodes_answers_and_silent_ones,
+    stopping_one_answer_keeps_what_was_saved,
     a_long_topic_loads_in_order,
     a_message_needs_its_topic_and_parent,
 );

@@ -5,7 +5,8 @@
 //! `GET /api/tags` lists models with their tag (`:latest`), `POST /api/pull` streams progress
 //! (`pulling manifest`, per layer `total`/`completed` — the first line without `completed` —,
 //! `verifying sha256 digest`, `writing manifest`, `success`), `POST /api/show` reports
-//! `model_info` with `<architecture>.context_length`. Errors are `{"error":"…"}`.
+//! `model_info` with `<architecture>.context_length`, `POST /api/embed` answers `embeddings` for
+//! a listed model. Errors are `{"error":"…"}`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -21,6 +22,7 @@ use bytes::Bytes;
 use futures_util::stream;
 use serde_json::{Value, json};
 
+use super::embeddings::{inputs_of, ollama_answer};
 use super::reply::{HttpError, Piece, Script};
 use super::stream::{Out, Outcome, Render, ReplyStream, Whole, broken_body, play_whole};
 use super::{KeyCheck, Shared, bearer, json_error, respond, same_model, with_tag};
@@ -36,6 +38,7 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/api/tags", get(tags))
         .route("/api/pull", post(pull))
         .route("/api/show", post(show))
+        .route("/api/embed", post(embed))
         .fallback(unknown)
 }
 
@@ -205,6 +208,37 @@ async fn chat(
         return whole(&reply.0, outcome, &model).await;
     }
     ReplyStream::new(Arc::clone(&reply.0), LineRender { model }, outcome).into_response(NDJSON)
+}
+
+/// Vectors for `input` from a listed model; a queued reply's HTTP error is sent instead.
+async fn embed(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed = shared.receive(&method, &uri, &headers, &body);
+    if let Some(refusal) = refuse(&shared, &headers) {
+        return refusal;
+    }
+    let Some(request) = parsed else {
+        return error(400, "invalid character 'x' looking for beginning of value");
+    };
+    let Some(model) = model_of(&request).map(str::to_owned) else {
+        return error(400, "model is required");
+    };
+    let Some(inputs) = inputs_of(&request) else {
+        return error(400, "invalid input type");
+    };
+    let reply = shared.next_reply();
+    if let Some(http_error) = &reply.0.http_error {
+        return scripted_error(http_error, reply.0.retry_after, &model);
+    }
+    if !shared.models().iter().any(|known| same_model(known, &model)) {
+        return error(404, &format!("model \"{model}\" not found, try pulling it first"));
+    }
+    axum::Json(ollama_answer(&model, &inputs)).into_response()
 }
 
 /// A non-streamed answer, after the time the stream would have taken.

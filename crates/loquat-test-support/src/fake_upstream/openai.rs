@@ -1,6 +1,6 @@
 //! OpenAI Chat Completions and its Azure dialect. OpenAI: `POST /v1/chat/completions` (SSE
 //! `chat.completion.chunk`s ending with `data: [DONE]`, or a whole `chat.completion`),
-//! `GET /v1/models`, bearer keys. Azure: the same chunks under
+//! `GET /v1/models`, `POST /v1/embeddings`, bearer keys. Azure: the same chunks under
 //! `/openai/deployments/{deployment}/chat/completions?api-version=…`, opened by Azure's
 //! `prompt_filter_results` chunk (empty `choices`), with `api-key` keys, Azure's error bodies and
 //! `retry-after-ms`. The hot path (the benchmark's) only clones pre-rendered pieces.
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::embeddings::{inputs_of, openai_answer};
 use super::reply::{HttpError, Script, openai_call_id};
 use super::stream::{Out, Outcome, Render, ReplyStream, Whole, broken_body, play_whole};
 use super::{KeyCheck, Shared, bearer, header, json_error, query_param, respond, unix_now};
@@ -44,6 +45,7 @@ pub(super) fn openai_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/models", get(openai_models))
+        .route("/v1/embeddings", post(openai_embeddings))
         .fallback(openai_unknown)
 }
 
@@ -51,6 +53,7 @@ pub(super) fn azure_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
         .route("/openai/models", get(azure_models))
+        .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
         .fallback(azure_unknown)
 }
 
@@ -359,6 +362,59 @@ fn models(shared: Arc<Shared>, flavor: Flavor, method: Method, uri: Uri, headers
         })
         .collect();
     axum::Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+async fn openai_embeddings(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embeddings(shared, Flavor::OpenAi, method, uri, headers, body)
+}
+
+async fn azure_embeddings(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    embeddings(shared, Flavor::Azure, method, uri, headers, body)
+}
+
+/// Vectors for `input` (see `embeddings::fake_embedding`), after the key check; a queued
+/// reply's HTTP error is sent instead.
+fn embeddings(
+    shared: Arc<Shared>,
+    flavor: Flavor,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parsed = shared.receive(&method, &uri, &headers, &body);
+    if let Some(refusal) = refuse(&shared, flavor, &uri, &headers) {
+        return refusal;
+    }
+    let Some(request) = parsed else {
+        let message = "We could not parse the JSON body of your request.";
+        return error(flavor, 400, message, "invalid_request_error", None, None);
+    };
+    let model = match flavor {
+        Flavor::OpenAi => request["model"].as_str().unwrap_or_default().to_owned(),
+        Flavor::Azure => uri.path().split('/').nth(3).unwrap_or_default().to_owned(),
+    };
+    let Some(inputs) = inputs_of(&request).filter(|inputs| !inputs.is_empty() && !model.is_empty()) else {
+        let message = "'input' must be a string or an array of strings, and 'model' is required.";
+        return error(flavor, 400, message, "invalid_request_error", None, None);
+    };
+    let reply = shared.next_reply();
+    if let Some(http_error) = &reply.0.http_error {
+        return scripted_error(flavor, http_error, reply.0.retry_after, &model);
+    }
+    axum::Json(openai_answer(&model, &inputs, request["encoding_format"] == "base64")).into_response()
 }
 
 async fn openai_unknown(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {

@@ -80,19 +80,25 @@ impl Follower {
                         reasoning.push_str(&more_reasoning);
                         pending = true;
                     }
+                    Ok(GenerationEvent::Replace { content: all, reasoning: all_reasoning }) => {
+                        content = all;
+                        reasoning = all_reasoning;
+                        pending = true;
+                    }
                     Ok(GenerationEvent::Finished(_)) | Err(broadcast::error::RecvError::Closed) => {
                         return self.send_done().await;
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // This subscriber fell behind: start again from a fresh snapshot.
-                        match self.state.services.generations().subscribe(self.user, self.id) {
-                            Some(fresh) => {
+                        // (On this node or, through the bus, on another.)
+                        match self.state.services.attach(self.user, self.id).await {
+                            Ok(Attachment::Live(fresh)) if fresh.snapshot.finished.is_none() => {
                                 content = fresh.snapshot.content;
                                 reasoning = fresh.snapshot.reasoning;
                                 events = fresh.events;
                                 pending = true;
                             }
-                            None => return self.send_done().await,
+                            _ => return self.send_done().await,
                         }
                     }
                 },

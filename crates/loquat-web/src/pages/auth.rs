@@ -51,7 +51,8 @@ fn has_access(state: &AppState, request: &Request) -> bool {
         return true;
     }
     let path = request.uri().path();
-    if path == "/access" || path.starts_with("/static/") || path == "/healthz" {
+    // Probes and scrapers carry no cookie (`/metrics` has its own token).
+    if path == "/access" || path.starts_with("/static/") || matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return true;
     }
     // API clients authenticate with their own tokens.

@@ -295,6 +295,20 @@ pub struct SendResult {
     pub json: Value,
 }
 
+/// Redis for tests of several processes, or `None` to skip (a failure under
+/// `LOQUAT_TEST_REQUIRE_ALL=1`).
+pub fn test_redis_url() -> Option<String> {
+    let url = std::env::var("LOQUAT_TEST_REDIS_URL").ok().filter(|url| !url.trim().is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var("LOQUAT_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+            "LOQUAT_TEST_REQUIRE_ALL=1 but LOQUAT_TEST_REDIS_URL is not set"
+        );
+        println!("skipped: LOQUAT_TEST_REDIS_URL is not set");
+    }
+    url
+}
+
 /// Polls `condition` until it holds (or fails after 10 s).
 pub async fn eventually<F, Fut>(what: &str, mut condition: F)
 where

@@ -3,10 +3,18 @@
 
 mod browser;
 mod chat;
+mod cli;
+mod docker;
+mod health;
 mod helpers;
+mod metrics;
+mod openai_api;
+mod openai_api_limits;
+mod openai_python;
 mod pages;
 mod people;
 mod processes;
 mod recovery;
+mod replicas;
 mod security;
 mod tidy;

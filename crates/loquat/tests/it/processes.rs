@@ -5,21 +5,8 @@ use std::time::Duration;
 
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
 
-use crate::helpers::{TEST_KEY, temp_dir};
+use crate::helpers::{TEST_KEY, temp_dir, test_redis_url};
 use crate::recovery::start_process;
-
-/// Redis for the shared-limit test, or `None` to skip (a failure under `LOQUAT_TEST_REQUIRE_ALL`).
-fn redis_url() -> Option<String> {
-    let url = std::env::var("LOQUAT_TEST_REDIS_URL").ok().filter(|url| !url.trim().is_empty());
-    if url.is_none() {
-        assert!(
-            std::env::var("LOQUAT_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
-            "LOQUAT_TEST_REQUIRE_ALL=1 but LOQUAT_TEST_REDIS_URL is not set"
-        );
-        println!("skipped: LOQUAT_TEST_REDIS_URL is not set");
-    }
-    url
-}
 
 async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> u16 {
     let response = client
@@ -33,7 +20,7 @@ async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &s
 
 #[tokio::test]
 async fn a_sign_in_limit_holds_across_two_processes_sharing_redis() {
-    let Some(redis) = redis_url() else { return };
+    let Some(redis) = test_redis_url() else { return };
     let fake = FakeOpenAi::start().await;
     let data_dir = temp_dir("replicas");
     let prefix = format!("loquat-test-{}", uuid::Uuid::new_v4().simple());

@@ -1,0 +1,359 @@
+//! The OpenAI-compatible API's side of the core ("two front doors, one core"): which model a
+//! program names (`naming`), the request made for it — an assistant's system role, parameters,
+//! input template, history limit and fallback model —, the same quota and usage rules as the
+//! chat pages, and the answer's events passed straight through (`stream`), recorded and, when
+//! asked, saved as a topic once the answer ends.
+
+mod naming;
+mod stream;
+
+use std::time::Instant;
+
+pub use naming::{ASSISTANT_PREFIX, assistant_slug};
+pub use stream::ApiChatStream;
+
+use self::naming::{Purpose, Target};
+use self::stream::{Ledger, SavePlan};
+use super::Services;
+use crate::domain::{Assistant, AssistantConfig, MessageStatus, ModelParams, TokenUsage};
+use crate::error::{CoreError, CoreResult};
+use crate::generation::Attempt;
+use crate::id::{AssistantId, TopicId, UserId};
+use crate::llm::{
+    ChatMessage, ChatRequest, ChatRole, ChatStream, Embeddings, ProviderError, ProviderErrorKind, ReasoningConfig,
+    ReasoningEffort, ToolChoice, ToolSpec,
+};
+use crate::prompt::{PromptContext, apply_input_template, expand_placeholders};
+use crate::store::FinishedAnswer;
+use crate::time::Timestamp;
+
+/// A chat completion a program asked for, parsed by the web layer.
+#[derive(Debug, Clone, Default)]
+pub struct ApiChatRequest {
+    /// `provider/model`, a model id offered by one provider only, or `assistant/<id or slug>`.
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    /// What the request set; an assistant's parameters fill the ones it left out.
+    pub params: ModelParams,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: ToolChoice,
+    /// Sent as asked; without it, an assistant's effort goes to reasoning models.
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Store the exchange as a topic of the caller (`X-Loquat-Save: topic`).
+    pub save: bool,
+    /// The caller's language (`en`, `zh-CN`), for an assistant's placeholders.
+    pub language: String,
+}
+
+/// An answer on its way: the provider and model asking, and the events as they arrive.
+pub struct ApiChat {
+    /// A fresh id for this completion (a UUID, without dashes).
+    pub id: String,
+    pub created: Timestamp,
+    /// The provider and model that answered (a fallback's when the primary failed).
+    pub provider_id: String,
+    pub model_id: String,
+    /// The topic the exchange is saved to, when saving was asked for. It is written when the
+    /// answer ends.
+    pub saved_topic: Option<TopicId>,
+    pub events: ApiChatStream,
+}
+
+/// A model or assistant as `GET /v1/models` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiModel {
+    /// `provider/model` or `assistant/<id>` (or the name the caller used, for one model).
+    pub id: String,
+    /// The provider's id, or `loquat` for assistants.
+    pub owned_by: String,
+    /// A human name: the model's display name or the assistant's title.
+    pub name: String,
+    pub created: Option<Timestamp>,
+}
+
+impl Services {
+    /// Every model the user can chat with, as `provider/model`, then their assistants.
+    pub async fn api_models(&self, user: UserId) -> CoreResult<Vec<ApiModel>> {
+        let mut models = Vec::new();
+        for option in self.provider_options(user).await? {
+            for card in &option.models {
+                models.push(ApiModel {
+                    id: format!("{}/{}", option.id, card.id),
+                    owned_by: option.id.clone(),
+                    name: card.label().to_owned(),
+                    created: None,
+                });
+            }
+        }
+        for assistant in self.list_assistants(user).await? {
+            models.push(assistant_model(format!("{ASSISTANT_PREFIX}{}", assistant.id), &assistant));
+        }
+        Ok(models)
+    }
+
+    /// One model by any name the API accepts (`NotFound` when it names nothing available).
+    pub async fn api_model(&self, user: UserId, name: &str) -> CoreResult<ApiModel> {
+        Ok(match self.api_target(user, name, Purpose::Chat).await? {
+            Target::Model { provider_id, card } => {
+                ApiModel { id: name.to_owned(), owned_by: provider_id, name: card.label().to_owned(), created: None }
+            }
+            Target::Assistant(assistant) => assistant_model(name.to_owned(), &assistant),
+        })
+    }
+
+    /// Starts a chat completion for a program: checks the quota, resolves the name, builds the
+    /// request (an assistant's configuration applied) and opens the upstream stream — falling
+    /// back to the assistant's fallback model if the first fails before answering. Upstream
+    /// failures before the first event are returned as errors (and recorded as usage).
+    pub async fn api_chat(&self, user: UserId, request: ApiChatRequest) -> CoreResult<ApiChat> {
+        if request.messages.is_empty() {
+            return Err(CoreError::invalid("messages_empty"));
+        }
+        // Independent lookups run side by side: every store round trip is time to first token.
+        let (quota, target) =
+            tokio::join!(self.check_quota(user), self.api_target(user, &request.model, Purpose::Chat));
+        quota?;
+        let save = request.save;
+        let question = save.then(|| question_of(&request.messages));
+        let (assistant, attempts, saved_to) = match target? {
+            Target::Model { provider_id, card } => {
+                let (endpoint, saved_to) =
+                    tokio::join!(self.endpoint_for(user, &provider_id), self.default_assistant_if(user, save));
+                (None, vec![plain_attempt(provider_id, card, endpoint?, request)], saved_to?)
+            }
+            Target::Assistant(assistant) => {
+                let attempts = self.assistant_attempts(user, &assistant, request).await?;
+                let saved_to = save.then_some(assistant.id);
+                (Some(*assistant), attempts, saved_to)
+            }
+        };
+        let plan = saved_to.zip(question).map(|(assistant_id, question)| SavePlan::new(assistant_id, question));
+        let saved_topic = plan.as_ref().map(SavePlan::topic_id);
+        let started = Instant::now();
+        let created = Timestamp::now();
+        let mut ledger = Ledger::new(self.clone(), user, assistant.as_ref().map(|a| a.id), started, plan);
+        match self.open_first(&attempts).await {
+            Ok((index, stream)) => {
+                let attempt = &attempts[index];
+                ledger.answered_by(&attempt.provider_id, &attempt.model_id);
+                Ok(ApiChat {
+                    id: uuid::Uuid::now_v7().simple().to_string(),
+                    created,
+                    provider_id: attempt.provider_id.clone(),
+                    model_id: attempt.model_id.clone(),
+                    saved_topic,
+                    events: ApiChatStream::new(stream, ledger, self.generations.settings().idle_timeout),
+                })
+            }
+            Err(error) => {
+                if let Some(last) = attempts.last() {
+                    ledger.answered_by(&last.provider_id, &last.model_id);
+                }
+                ledger.close_with_error(error.clone()).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Embeds `inputs` with the named model (`provider/model`; any model of an available
+    /// provider), under the same quota; the tokens are recorded as usage.
+    pub async fn api_embeddings(&self, user: UserId, model: &str, inputs: &[String]) -> CoreResult<Embeddings> {
+        if inputs.is_empty() || inputs.iter().any(|input| input.is_empty()) {
+            return Err(CoreError::invalid("embedding_input"));
+        }
+        self.check_quota(user).await?;
+        let (provider_id, card) = match self.api_target(user, model, Purpose::Embeddings).await? {
+            Target::Model { provider_id, card } => (provider_id, card),
+            Target::Assistant(_) => return Err(CoreError::invalid_with("embedding_model", model)),
+        };
+        let endpoint = self.endpoint_for(user, &provider_id).await?;
+        let started = Instant::now();
+        let embedded = self.chat_client.embed(&endpoint, card.upstream_name(), inputs).await;
+        let (status, usage, error) = match &embedded {
+            Ok(embeddings) => {
+                let usage = TokenUsage { prompt_tokens: embeddings.prompt_tokens, ..TokenUsage::default() };
+                (MessageStatus::Complete, Some(usage), None)
+            }
+            Err(error) => (MessageStatus::Error, None, Some(error)),
+        };
+        let record = FinishedAnswer {
+            status,
+            content: String::new(),
+            reasoning: String::new(),
+            error_kind: error.map(|e| e.kind.code().to_owned()),
+            error_message: None,
+            provider: Some(provider_id),
+            model: Some(card.id),
+            usage,
+            ttft_ms: None,
+            duration_ms: Some(started.elapsed().as_millis() as i64),
+            updated_at: Timestamp::now(),
+        };
+        self.record_usage(user, None, &record).await;
+        Ok(embedded?)
+    }
+
+    /// The default assistant's id when the exchange is to be saved.
+    async fn default_assistant_if(&self, user: UserId, save: bool) -> CoreResult<Option<AssistantId>> {
+        if !save {
+            return Ok(None);
+        }
+        Ok(Some(self.default_assistant(user).await?.id))
+    }
+
+    /// The assistant's model, then its fallback, each with the conversation shaped by the
+    /// assistant: system role, history limit, input template, parameters.
+    async fn assistant_attempts(
+        &self,
+        user: UserId,
+        assistant: &Assistant,
+        request: ApiChatRequest,
+    ) -> CoreResult<Vec<Attempt>> {
+        let config = &assistant.config;
+        let (resolved, person, fallback) = tokio::join!(
+            self.resolve_model(user, &config.provider, &config.model),
+            self.user(user),
+            self.resolve_exact(user, &config.fallback_provider, &config.fallback_model),
+        );
+        let (resolved, person) = (resolved?, person?);
+        let context = PromptContext {
+            now: jiff::Zoned::now(),
+            model: resolved.model.id.clone(),
+            username: person.name,
+            language: request.language.clone(),
+        };
+        let messages = shape_conversation(config, &context, request.messages);
+        let params = merged_params(&request.params, &config.params);
+        let explicit_effort = request.reasoning_effort;
+        let attempt = |resolved: super::ResolvedModel, messages: Vec<ChatMessage>| {
+            let effort = explicit_effort.or(config.reasoning_effort.filter(|_| resolved.model.reasoning));
+            Attempt {
+                provider_id: resolved.provider_id,
+                model_id: resolved.model.id.clone(),
+                request: ChatRequest {
+                    model: resolved.model.upstream_name().to_owned(),
+                    messages,
+                    params: resolved.model.accepted_params(&params),
+                    tools: request.tools.clone(),
+                    tool_choice: request.tool_choice.clone(),
+                    reasoning: effort.map(|effort| ReasoningConfig { effort: Some(effort), budget_tokens: None }),
+                },
+                endpoint: resolved.endpoint,
+            }
+        };
+        let fallback = fallback.filter(|f| f.provider_id != resolved.provider_id || f.model.id != resolved.model.id);
+        let mut attempts = vec![attempt(resolved, messages.clone())];
+        if let Some(fallback) = fallback {
+            attempts.push(attempt(fallback, messages));
+        }
+        Ok(attempts)
+    }
+
+    /// Opens the first attempt that answers; a failure before any output moves on to the next.
+    async fn open_first(&self, attempts: &[Attempt]) -> Result<(usize, ChatStream), ProviderError> {
+        let first_event_timeout = self.generations.settings().first_event_timeout;
+        let mut last_error = ProviderError::new(ProviderErrorKind::BadRequest, "no model to ask");
+        for (index, attempt) in attempts.iter().enumerate() {
+            let opened = self.chat_client.stream_chat(&attempt.endpoint, &attempt.request);
+            let error = match tokio::time::timeout(first_event_timeout, opened).await {
+                Ok(Ok(stream)) => return Ok((index, stream)),
+                Ok(Err(error)) => error,
+                Err(_) => ProviderError::new(ProviderErrorKind::Timeout, "the provider did not answer in time"),
+            };
+            if index + 1 < attempts.len() {
+                tracing::warn!(provider = %attempt.provider_id, model = %attempt.model_id, %error,
+                    "API request falling back to the next model");
+            }
+            last_error = error;
+        }
+        Err(last_error)
+    }
+}
+
+fn assistant_model(id: String, assistant: &Assistant) -> ApiModel {
+    let name = if assistant.config.title.is_empty() { "default".to_owned() } else { assistant.config.title.clone() };
+    ApiModel { id, owned_by: "loquat".to_owned(), name, created: Some(assistant.created_at) }
+}
+
+/// A named model gets the conversation and parameters as sent (minus what the model rejects).
+fn plain_attempt(
+    provider_id: String,
+    card: crate::domain::ModelCard,
+    endpoint: crate::llm::Endpoint,
+    request: ApiChatRequest,
+) -> Attempt {
+    let reasoning =
+        request.reasoning_effort.map(|effort| ReasoningConfig { effort: Some(effort), budget_tokens: None });
+    Attempt {
+        provider_id,
+        model_id: card.id.clone(),
+        endpoint,
+        request: ChatRequest {
+            model: card.upstream_name().to_owned(),
+            messages: request.messages,
+            params: card.accepted_params(&request.params),
+            tools: request.tools,
+            tool_choice: request.tool_choice,
+            reasoning,
+        },
+    }
+}
+
+/// The request's parameters, each one it left out taken from the assistant.
+fn merged_params(request: &ModelParams, assistant: &ModelParams) -> ModelParams {
+    ModelParams {
+        temperature: request.temperature.or(assistant.temperature),
+        top_p: request.top_p.or(assistant.top_p),
+        presence_penalty: request.presence_penalty.or(assistant.presence_penalty),
+        frequency_penalty: request.frequency_penalty.or(assistant.frequency_penalty),
+        max_tokens: request.max_tokens.or(assistant.max_tokens),
+    }
+}
+
+/// The conversation as an assistant sends it: its system role (placeholders expanded) first,
+/// then the caller's system messages, then the latest `history_limit + 1` other messages — a
+/// cut never separates tool results from the call they answer — with the input template
+/// applied to user messages.
+fn shape_conversation(
+    config: &AssistantConfig,
+    context: &PromptContext,
+    messages: Vec<ChatMessage>,
+) -> Vec<ChatMessage> {
+    let (system, conversation): (Vec<ChatMessage>, Vec<ChatMessage>) =
+        messages.into_iter().partition(|message| message.role == ChatRole::System);
+    let keep = match config.history_limit {
+        Some(limit) => (limit as usize).saturating_add(1).min(conversation.len()),
+        None => conversation.len(),
+    };
+    let mut start = conversation.len() - keep;
+    while start > 0 && conversation[start].role == ChatRole::Tool {
+        start -= 1;
+    }
+    let mut shaped = Vec::with_capacity(system.len() + conversation.len() - start + 1);
+    let system_role = expand_placeholders(&config.system_role, context);
+    if !system_role.trim().is_empty() {
+        shaped.push(ChatMessage::new(ChatRole::System, system_role));
+    }
+    shaped.extend(system);
+    for mut message in conversation.into_iter().skip(start) {
+        if message.role == ChatRole::User {
+            message.content = apply_input_template(&config.input_template, &message.content);
+        }
+        shaped.push(message);
+    }
+    shaped
+}
+
+/// What a saved topic shows as the question: the last user message (with a note of its images).
+fn question_of(messages: &[ChatMessage]) -> String {
+    let Some(last) = messages.iter().rev().find(|message| message.role == ChatRole::User) else {
+        return messages.last().map(|message| message.content.clone()).unwrap_or_default();
+    };
+    match last.images.len() {
+        0 => last.content.clone(),
+        images => format!("{}\n\n[{images} image(s)]", last.content).trim_start().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

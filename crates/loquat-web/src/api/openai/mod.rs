@@ -1,0 +1,42 @@
+//! The OpenAI-compatible API under `/v1`: chat completions (streamed or whole), models and
+//! embeddings, for programs using OpenAI's SDKs with a personal API token. Each handler parses
+//! the wire shape (`request`), calls one `Services::api_*` method — the same quota, rate
+//! limits, assistants and usage as the pages — and renders OpenAI's shapes (`chunks`,
+//! `error`). These routes have their own body limit and no request timeout (a whole answer
+//! takes as long as the model needs).
+
+mod caller;
+mod chat;
+mod chunks;
+mod embeddings;
+mod error;
+mod models;
+mod request;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, Uri, header};
+use axum::routing::{any, get, post};
+use loquat_core::domain::Locale;
+
+use self::error::ApiError;
+use crate::i18n::Tr;
+use crate::{AppState, middleware};
+
+/// The API's routes; merged into the route table outside the page layers (access gate,
+/// cross-origin check, request timeout).
+pub fn routes(body_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::create_chat_completion))
+        .route("/v1/models", get(models::list_models))
+        .route("/v1/models/{*id}", get(models::get_model))
+        .route("/v1/embeddings", post(embeddings::create_embeddings))
+        .route("/v1/{*rest}", any(unknown_url))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+}
+
+async fn unknown_url(uri: Uri, headers: HeaderMap) -> ApiError {
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|value| value.to_str().ok());
+    ApiError::unknown_url(uri.path(), Tr::new(Locale::from_accept_language(accept_language.unwrap_or(""))))
+}

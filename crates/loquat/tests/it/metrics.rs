@@ -1,0 +1,108 @@
+//! Prometheus metrics: `/metrics` on the main port is off without a token and refuses a wrong
+//! one; after a chat it shows the request counters under route templates (never raw ids), the
+//! rate-limit counter and the store timing; the separate listener serves it without a token.
+
+use loquat_test_support::fake_openai::Reply;
+
+use crate::helpers::{TestApp, TestOptions};
+
+const TOKEN: &str = "scrape-token-0123";
+
+fn with_token(config: &mut loquat::Config) {
+    config.metrics_token = Some(loquat_core::Secret::new(TOKEN));
+}
+
+async fn scrape(app: &TestApp, authorization: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(app.url("/metrics"));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.expect("GET /metrics");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn metrics_are_off_without_a_token() {
+    let app = TestApp::spawn().await;
+    assert_eq!(scrape(&app, Some("Bearer anything")).await.0, 404);
+    assert_eq!(scrape(&app, None).await.0, 404);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_scrape_after_a_chat_shows_requests_by_route_template() {
+    let app = TestApp::spawn_with(TestOptions { configure: with_token, ..TestOptions::default() }).await;
+    assert_eq!(scrape(&app, None).await.0, 401);
+    assert_eq!(scrape(&app, Some("Bearer wrong-token")).await.0, 401);
+
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("Hello there"));
+    let sent = app.send(assistant, None, "Hi").await;
+    app.finished(sent.answer).await;
+    assert_eq!(app.client.get(app.url("/readyz")).send().await.expect("readyz").status().as_u16(), 200);
+    // Eleven wrong passwords for one account: the eleventh is refused by the limit.
+    let stranger = reqwest::Client::new();
+    for _ in 0..11 {
+        stranger
+            .post(app.url("/login"))
+            .form(&[("email", "nobody@example.com"), ("password", "wrong")])
+            .send()
+            .await
+            .ok();
+    }
+
+    let (status, text) = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!(status, 200);
+    let send_line = text
+        .lines()
+        .find(|line| {
+            line.starts_with("loquat_http_requests_total{") && line.contains("route=\"/chat/{assistant}/send\"")
+        })
+        .unwrap_or_else(|| panic!("a counter for the send route template:\n{text}"));
+    assert!(send_line.contains("method=\"POST\"") && send_line.contains("status=\"200\""), "{send_line}");
+    assert!(!text.contains(&assistant.to_string()), "no raw id in any label");
+    assert!(text.contains("# TYPE loquat_http_request_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("loquat_http_request_duration_seconds_bucket{route=\"/chat/{assistant}/send\",method=\"POST\",")
+    );
+    assert!(text.contains("# HELP loquat_http_requests_total "));
+    assert!(text.contains("loquat_rate_limited_total{rule=\"login-account\"}"), "{text}");
+    assert!(text.contains("loquat_store_query_duration_seconds_count{query=\"ping\"}"), "{text}");
+    assert!(text.contains("loquat_build_info{version="));
+    app.cleanup().await;
+}
+
+fn metrics_port(config: &mut loquat::Config) {
+    config.metrics_listen = Some(METRICS_ADDRESS.with(|address| *address));
+}
+
+tokio::task_local! {
+    static METRICS_ADDRESS: std::net::SocketAddr;
+}
+
+#[tokio::test]
+async fn the_separate_listener_serves_metrics_without_a_token() {
+    // A free port: bound, read and released (the app binds it again at once).
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let address = probe.local_addr().expect("address");
+    drop(probe);
+    let options = TestOptions { configure: metrics_port, ..TestOptions::default() };
+    let app = METRICS_ADDRESS.scope(address, TestApp::spawn_with(options)).await;
+    let mut text = String::new();
+    for _ in 0..50 {
+        if let Ok(response) = reqwest::get(format!("http://{address}/metrics")).await {
+            assert_eq!(response.status().as_u16(), 200);
+            text = response.text().await.expect("body");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(text.contains("loquat_http_requests_total"), "{text}");
+    // Only metrics there: the app's pages are not on that port.
+    let other = reqwest::get(format!("http://{address}/healthz")).await.expect("GET");
+    assert_eq!(other.status().as_u16(), 404);
+    // And the main port still hides them without a token.
+    assert_eq!(scrape(&app, None).await.0, 404);
+    app.cleanup().await;
+}
