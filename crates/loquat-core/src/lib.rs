@@ -12,6 +12,7 @@ pub mod id;
 pub mod llm;
 pub mod model_list;
 pub mod prompt;
+pub mod request;
 pub mod secret;
 pub mod service;
 pub mod store;

@@ -96,6 +96,12 @@ impl Http {
     /// included); its refusals, before sending or from the resolver or a redirect, are
     /// `BadRequest` naming the host only.
     pub async fn send(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+        // The id of the request that caused this call, for the provider's (or a proxy's) logs;
+        // `x-client-request-id` is OpenAI's name for it.
+        let builder = match loquat_core::request::current() {
+            Some(id) => builder.header("x-request-id", &*id).header("x-client-request-id", &*id),
+            None => builder,
+        };
         let (client, request) = builder.build_split();
         let request = request.map_err(|error| {
             // reqwest refuses some URLs itself (`file:///…`): report them as the guard would.

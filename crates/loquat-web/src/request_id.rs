@@ -26,6 +26,13 @@ pub async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Respons
     next.run(request).await
 }
 
+/// Middleware, after the id is set: makes it the current request id of everything the handler
+/// runs (`loquat_core::request`), generation jobs and upstream calls included.
+pub async fn carry_request_id(request: Request, next: Next) -> Response {
+    let id = id_of(request.extensions(), request.headers()).map(std::sync::Arc::<str>::from);
+    loquat_core::request::scope(id, next.run(request)).await
+}
+
 fn is_safe(id: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= MAX_LENGTH

@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         // template; a request id (the caller's if sane, else a UUID) in the trace span of every
         // log line and echoed on the response (request_id.rs). Layers run bottom-up.
         .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(axum::middleware::from_fn(request_id::carry_request_id))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_id::request_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::bus::{BusEvent, EventBus};
 use crate::domain::{Message, MessageStatus};
@@ -293,7 +294,14 @@ impl Generations {
         self.jobs().insert(spec.message_id, job.clone());
         metrics::started();
         let registry = self.clone();
-        self.tasks.spawn(async move {
+        // The job outlives the request that started it, but keeps its id (logs, upstream calls).
+        let request_id = crate::request::current();
+        let span = tracing::info_span!(
+            "generation",
+            message_id = %spec.message_id,
+            request_id = request_id.as_deref().unwrap_or_default(),
+        );
+        let work = async move {
             let runner = runner::Runner {
                 job: &job,
                 spec: &spec,
@@ -305,6 +313,7 @@ impl Generations {
             registry.jobs().remove(&spec.message_id);
             metrics::finished(&answer);
             on_finish(answer).await;
-        });
+        };
+        self.tasks.spawn(crate::request::scope(request_id, work).instrument(span));
     }
 }

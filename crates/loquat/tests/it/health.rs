@@ -77,6 +77,32 @@ async fn every_response_carries_a_request_id() {
 }
 
 #[tokio::test]
+async fn the_request_id_reaches_the_provider_with_the_answer_and_the_title() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.set_recording(true);
+    let response = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("accept", "application/json")
+        .header("x-request-id", "click-42")
+        .form(&[("content", "Hello"), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    let sent: Value = response.json().await.expect("JSON");
+    let topic = sent["topic_id"].as_str().expect("topic").parse().expect("id");
+    app.titled(topic).await;
+    let calls = app.fake.requests();
+    assert_eq!(calls.len(), 2, "the answer and the title");
+    for call in &calls {
+        assert_eq!(call.header("x-request-id"), Some("click-42"), "{}", call.path);
+        assert_eq!(call.header("x-client-request-id"), Some("click-42"));
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn json_log_lines_carry_the_request_id() {
     let fake = loquat_test_support::fake_openai::FakeOpenAi::start().await;
     let data_dir = crate::helpers::temp_dir("request-id-log");

@@ -37,7 +37,7 @@ async fn a_scrape_after_a_chat_shows_requests_by_route_template() {
     assert_eq!(scrape(&app, Some("Bearer wrong-token")).await.0, 401);
 
     let assistant = app.default_assistant().await;
-    app.fake.push_reply(Reply::text("Hello there"));
+    app.fake.push_reply(Reply::text("Hello there").usage(12, 3));
     let sent = app.send(assistant, None, "Hi").await;
     app.finished(sent.answer).await;
     assert_eq!(app.client.get(app.url("/readyz")).send().await.expect("readyz").status().as_u16(), 200);
@@ -70,6 +70,22 @@ async fn a_scrape_after_a_chat_shows_requests_by_route_template() {
     assert!(text.contains("loquat_rate_limited_total{rule=\"login-account\"}"), "{text}");
     assert!(text.contains("loquat_store_query_duration_seconds_count{query=\"ping\"}"), "{text}");
     assert!(text.contains("loquat_build_info{version="));
+    // Generations by provider, model and outcome; timings and tokens by provider.
+    let generations = text
+        .lines()
+        .find(|line| line.starts_with("loquat_generations_total{") && line.contains("status=\"complete\""))
+        .unwrap_or_else(|| panic!("no finished generation counted: {text}"));
+    assert!(generations.contains("provider=\"openai\"") && generations.contains("model=\""), "{generations}");
+    assert!(text.contains("loquat_generation_ttft_seconds_bucket{provider=\"openai\","), "{text}");
+    assert!(text.contains("loquat_generation_duration_seconds_count{provider=\"openai\"}"), "{text}");
+    // The recorder is the test binary's: other tests' answers may be counted too.
+    let completion_tokens: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("loquat_generation_tokens_total{provider=\"openai\",kind=\"completion\"} "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no completion tokens counted: {text}"));
+    assert!(completion_tokens >= 3, "{completion_tokens}");
+    assert!(text.contains("# TYPE loquat_generations_running gauge"), "{text}");
     app.cleanup().await;
 }
 
