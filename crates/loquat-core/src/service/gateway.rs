@@ -59,6 +59,14 @@ pub struct ApiChat {
     pub events: ApiChatStream,
 }
 
+/// A chat completion ready to start (see [`Services::prepare_api_chat`]).
+pub struct PreparedApiChat {
+    user: UserId,
+    assistant: Option<AssistantId>,
+    attempts: Vec<Attempt>,
+    plan: Option<SavePlan>,
+}
+
 /// A model or assistant as `GET /v1/models` lists it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiModel {
@@ -101,37 +109,64 @@ impl Services {
         })
     }
 
-    /// Starts a chat completion for a program: checks the quota, resolves the name, builds the
-    /// request (an assistant's configuration applied) and opens the upstream stream — falling
-    /// back to the assistant's fallback model if the first fails before answering. Upstream
-    /// failures before the first event are returned as errors (and recorded as usage).
+    /// Starts a chat completion for a program: [`Services::prepare_api_chat`], then
+    /// [`Services::start_api_chat`].
     pub async fn api_chat(&self, user: UserId, request: ApiChatRequest) -> CoreResult<ApiChat> {
+        let prepared = self.prepare_api_chat(user, request).await?;
+        self.start_api_chat(prepared).await
+    }
+
+    /// Everything before the provider is asked, reading only: checks the quota, resolves the
+    /// name and builds the requests (an assistant's configuration applied). A front door may
+    /// run its own admission checks (rate limits) side by side with this.
+    pub async fn prepare_api_chat(&self, user: UserId, request: ApiChatRequest) -> CoreResult<PreparedApiChat> {
         if request.messages.is_empty() {
             return Err(CoreError::invalid("messages_empty"));
         }
-        // Independent lookups run side by side: every store round trip is time to first token.
-        let (quota, target) =
-            tokio::join!(self.check_quota(user), self.api_target(user, &request.model, Purpose::Chat));
+        // Independent lookups run side by side (every store round trip is time to first token);
+        // for `provider/model` the endpoint is looked up while the name is being resolved.
+        let guess = provider_prefix(&request.model);
+        let save_to_default = request.save && !request.model.trim().starts_with(ASSISTANT_PREFIX);
+        let (quota, target, guessed_endpoint, default_assistant) = tokio::join!(
+            self.check_quota(user),
+            self.api_target(user, &request.model, Purpose::Chat),
+            async {
+                match guess {
+                    Some(provider) => self.endpoint_for(user, provider).await.ok(),
+                    None => None,
+                }
+            },
+            self.default_assistant_if(user, save_to_default),
+        );
         quota?;
-        let save = request.save;
-        let question = save.then(|| question_of(&request.messages));
+        let question = request.save.then(|| question_of(&request.messages));
         let (assistant, attempts, saved_to) = match target? {
             Target::Model { provider_id, card } => {
-                let (endpoint, saved_to) =
-                    tokio::join!(self.endpoint_for(user, &provider_id), self.default_assistant_if(user, save));
-                (None, vec![plain_attempt(provider_id, card, endpoint?, request)], saved_to?)
+                let endpoint = match guessed_endpoint {
+                    Some(endpoint) if guess == Some(provider_id.as_str()) => endpoint,
+                    _ => self.endpoint_for(user, &provider_id).await?,
+                };
+                (None, vec![plain_attempt(provider_id, card, endpoint, request)], default_assistant?)
             }
             Target::Assistant(assistant) => {
+                let saved_to = request.save.then_some(assistant.id);
                 let attempts = self.assistant_attempts(user, &assistant, request).await?;
-                let saved_to = save.then_some(assistant.id);
-                (Some(*assistant), attempts, saved_to)
+                (Some(assistant.id), attempts, saved_to)
             }
         };
         let plan = saved_to.zip(question).map(|(assistant_id, question)| SavePlan::new(assistant_id, question));
+        Ok(PreparedApiChat { user, assistant, attempts, plan })
+    }
+
+    /// Opens the upstream stream, falling back to an assistant's fallback model if the first
+    /// fails before answering. A failure before the first event is returned as an error (and
+    /// recorded as usage, and saved when asked).
+    pub async fn start_api_chat(&self, prepared: PreparedApiChat) -> CoreResult<ApiChat> {
+        let PreparedApiChat { user, assistant, attempts, plan } = prepared;
         let saved_topic = plan.as_ref().map(SavePlan::topic_id);
         let started = Instant::now();
         let created = Timestamp::now();
-        let mut ledger = Ledger::new(self.clone(), user, assistant.as_ref().map(|a| a.id), started, plan);
+        let mut ledger = Ledger::new(self.clone(), user, assistant, started, plan);
         match self.open_first(&attempts).await {
             Ok((index, stream)) => {
                 let attempt = &attempts[index];
@@ -268,6 +303,15 @@ impl Services {
         }
         Err(last_error)
     }
+}
+
+/// The provider a `provider/model` name starts with (a guess: resolution decides).
+fn provider_prefix(name: &str) -> Option<&str> {
+    let name = name.trim();
+    if name.starts_with(ASSISTANT_PREFIX) {
+        return None;
+    }
+    name.split_once('/').map(|(provider, _)| provider).filter(|provider| !provider.is_empty())
 }
 
 fn assistant_model(id: String, assistant: &Assistant) -> ApiModel {

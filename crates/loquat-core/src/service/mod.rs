@@ -19,7 +19,9 @@ use std::sync::Arc;
 pub use accounts::{ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
 pub use admin::NewInvite;
 pub use chat::{Attachment, Exchange, SendMessage};
-pub use gateway::{ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, assistant_slug};
+pub use gateway::{
+    ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, PreparedApiChat, assistant_slug,
+};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, ResolvedModel};
 pub use tokens::TOKEN_PREFIX;

@@ -38,13 +38,15 @@ pub async fn create_chat_completion(
         }
     };
     let parsed = parse_chat(&body, save, caller.0.locale().code())?;
-    state.allow_chat(&caller.0).await.map_err(ApiError::from_web)?;
     let model = parsed.request.model.clone();
-    let chat = state
-        .services
-        .api_chat(caller.0.user.id, parsed.request)
-        .await
-        .map_err(|error| ApiError::from_core(error, &model, tr))?;
+    let fail = |error| ApiError::from_core(error, &model, tr);
+    // The rate limit is decided while the service reads what it needs; nothing reaches the
+    // provider before both are through.
+    let services = &state.services;
+    let (admitted, prepared) =
+        tokio::join!(state.allow_chat(&caller.0), services.prepare_api_chat(caller.0.user.id, parsed.request));
+    admitted.map_err(ApiError::from_web)?;
+    let chat = services.start_api_chat(prepared.map_err(fail)?).await.map_err(fail)?;
     let topic = chat.saved_topic.and_then(|topic| HeaderValue::try_from(topic.to_string()).ok());
     let mut response =
         if parsed.stream { stream(chat, &model, parsed.include_usage, tr) } else { complete(chat, &model, tr).await? };
