@@ -70,17 +70,36 @@ impl Setup {
         Self { fake, loquat, client, assistant, dir }
     }
 
+    /// A new API token of the signed-in account, read off the account page that shows it once.
+    pub async fn api_token(&self) -> String {
+        let page = self
+            .client
+            .post(format!("{}/account/tokens", self.loquat.base))
+            .form(&[("name", "bench")])
+            .send()
+            .await
+            .expect("token created")
+            .text()
+            .await
+            .expect("account page");
+        let start = page.find("data-copy-value>").expect("the new token on the page") + "data-copy-value>".len();
+        let end = start + page[start..].find('<').expect("the token's end");
+        page[start..end].to_owned()
+    }
+
     pub async fn stop(self) {
         self.loquat.stop().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-/// Time to first token and total time, direct and through the chat path, at 1, 100 and 1,000
-/// concurrent streams; then chunks per second and CPU per 1,000 chunks at 100.
+/// Time to first token and total time, direct, through the chat path and through
+/// `/v1/chat/completions`, at 1, 100 and 1,000 concurrent streams; at 100 and 1,000 also chunks
+/// per second and Loquat's CPU per 1,000 chunks on each path.
 pub async fn overhead(binary: &Path) -> Value {
     let setup = Setup::start(binary, "gateway", &[]).await;
     let base = setup.loquat.base.clone();
+    let token = setup.api_token().await;
     let mut result = json!({});
     for (concurrency, rounds) in [(1usize, 50usize), (100, 3), (1_000, 1)] {
         // One topic per concurrent stream, created (and titled) before measuring.
@@ -93,40 +112,67 @@ pub async fn overhead(binary: &Path) -> Value {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let topics = Arc::new(topics);
         let mut direct = Vec::new();
-        let mut through = Vec::new();
-        let cpu_before = setup.loquat.cpu_seconds();
-        let mut busy = Duration::ZERO;
+        let mut chat = PathRun::default();
+        let mut api = PathRun::default();
         for _ in 0..rounds {
             direct.extend(
                 run_concurrently(concurrency, |_| direct_stream(setup.client.clone(), setup.fake.base_url())).await,
             );
-            let started = Instant::now();
-            through.extend(
+            chat.measure(&setup.loquat, || {
                 run_concurrently(concurrency, |index| {
                     chat_stream(setup.client.clone(), base.clone(), setup.assistant, topics[index], index)
                 })
-                .await,
-            );
-            busy += started.elapsed();
+            })
+            .await;
+            api.measure(&setup.loquat, || {
+                run_concurrently(concurrency, |index| {
+                    api_stream(setup.client.clone(), base.clone(), token.clone(), index)
+                })
+            })
+            .await;
         }
-        let cpu = setup.loquat.cpu_seconds() - cpu_before;
-        let chunks = (rounds * concurrency * CHUNKS) as f64;
-        let entry = compare(&format!("chat path c={concurrency}"), &mut direct, &mut through);
-        result[format!("concurrency_{concurrency}")] = entry;
-        if concurrency > 1 {
-            let per_second = chunks / busy.as_secs_f64();
-            let cpu_per_1000 = cpu / chunks * 1000.0;
-            println!(
-                "chat path c={concurrency}: {per_second:.0} upstream chunks/s; {:.1} ms of Loquat CPU per 1,000 chunks (saving, rendering, events included)",
-                cpu_per_1000 * 1000.0
-            );
-            result[format!("concurrency_{concurrency}")]["chunks_per_second"] = json!(stats::round(per_second));
-            result[format!("concurrency_{concurrency}")]["cpu_ms_per_1000_chunks"] =
-                json!(stats::round(cpu_per_1000 * 1000.0));
+        let entry = &mut result[format!("concurrency_{concurrency}")];
+        for (name, label, run) in [("chat_path", "chat path", &mut chat), ("api", "/v1 API", &mut api)] {
+            entry[name] = compare(&format!("{label} c={concurrency}"), &mut direct, &mut run.timings);
+            if concurrency > 1 {
+                run.throughput(&format!("{label} c={concurrency}"), &mut entry[name]);
+            }
         }
     }
     setup.stop().await;
     result
+}
+
+/// The timings of one path through Loquat, with the wall time and Loquat CPU time they took.
+#[derive(Default)]
+struct PathRun {
+    timings: Vec<Timing>,
+    busy: Duration,
+    cpu_seconds: f64,
+}
+
+impl PathRun {
+    async fn measure<F, Fut>(&mut self, loquat: &Loquat, run: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Vec<Timing>>,
+    {
+        let cpu_before = loquat.cpu_seconds();
+        let started = Instant::now();
+        self.timings.extend(run().await);
+        self.busy += started.elapsed();
+        self.cpu_seconds += loquat.cpu_seconds() - cpu_before;
+    }
+
+    /// Prints and records upstream chunks per second and CPU milliseconds per 1,000 chunks.
+    fn throughput(&self, label: &str, entry: &mut Value) {
+        let chunks = (self.timings.len() * CHUNKS) as f64;
+        let per_second = chunks / self.busy.as_secs_f64();
+        let cpu_ms_per_1000 = self.cpu_seconds / chunks * 1_000_000.0;
+        println!("{label}: {per_second:.0} upstream chunks/s; {cpu_ms_per_1000:.1} ms of Loquat CPU per 1,000 chunks");
+        entry["chunks_per_second"] = json!(stats::round(per_second));
+        entry["cpu_ms_per_1000_chunks"] = json!(stats::round(cpu_ms_per_1000));
+    }
 }
 
 /// Prints and returns the direct and through figures and their differences.
@@ -259,4 +305,28 @@ async fn chat_stream(
     let (_, answer) = send(&client, &base, assistant, Some(topic), user_index).await;
     let response = client.get(format!("{base}/messages/{answer}/events")).send().await.expect("events");
     timed_stream(response, started, |event| event.event == "render", |event| event.event == "done").await
+}
+
+/// A streamed `/v1/chat/completions` request, to its `[DONE]`.
+pub async fn api_stream(client: reqwest::Client, base: String, token: String, user_index: usize) -> Timing {
+    let started = Instant::now();
+    let response = api_request(&client, &base, &token, user_index).await.expect("API request");
+    timed_stream(response, started, |event| event.data.contains("\"content\":\"L"), |event| event.data == "[DONE]")
+        .await
+}
+
+/// Sends a streamed chat completion for `openai/gpt-4.1` as the `user_index`th client address.
+pub async fn api_request(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    user_index: usize,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(token)
+        .header("x-forwarded-for", address(user_index))
+        .json(&json!({ "model": "openai/gpt-4.1", "stream": true, "messages": [{ "role": "user", "content": "hi" }] }))
+        .send()
+        .await
 }

@@ -4,6 +4,7 @@
 
 mod footprint;
 mod gateway;
+mod scale;
 mod seed;
 mod server;
 mod stats;
@@ -44,13 +45,22 @@ async fn main() {
     let mut binary = server::default_binary();
     let mut json_out: Option<PathBuf> = None;
     let mut only: Option<String> = None;
+    let mut streams = 10_000;
+    let mut rounds = 2;
+    let mut connections = scale::ClientConnections::Http2;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
             "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
-            "--only" => only = Some(args.next().expect("--only store|process|page|gateway")),
+            "--only" => only = Some(args.next().expect("--only store|process|page|gateway|scale")),
+            "--streams" => streams = args.next().and_then(|n| n.parse().ok()).expect("--streams N"),
+            "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
+            "--http1" => connections = scale::ClientConnections::Http1,
             _ => {
-                eprintln!("usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway]");
+                eprintln!(
+                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale] \
+                     [--streams N] [--rounds N] [--http1]"
+                );
                 std::process::exit(2);
             }
         }
@@ -71,6 +81,9 @@ async fn main() {
     }
     if wanted("gateway") {
         report["gateway"] = gateway::overhead(&binary).await;
+    }
+    if wanted("scale") {
+        report["scale"] = scale::slow_streams(&binary, streams, connections, rounds).await;
     }
     let text = serde_json::to_string_pretty(&report).expect("serializable");
     if let Some(path) = json_out {

@@ -68,6 +68,11 @@ impl Loquat {
             .unwrap_or(0)
     }
 
+    /// Files (sockets included) the process has open (Linux).
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|entries| entries.count()).unwrap_or(0)
+    }
+
     /// CPU time (user + system) the process has used so far, in seconds (Linux).
     pub fn cpu_seconds(&self) -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();

@@ -12,6 +12,10 @@ use crate::domain::{
 use crate::id::{AssistantId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
 
+/// The histogram of store round trips, by `query` (the store method, e.g. `get_topic`), waiting
+/// for a connection included. Recorded by the store implementation.
+pub const QUERY_DURATION_SECONDS: &str = "loquat_store_query_duration_seconds";
+
 /// A storage failure. Stores return `Ok(None)` / `Ok(false)` for missing rows; this is for
 /// everything else.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ fn quota_key(scope: &QuotaScope) -> (&'static str, String) {
 #[async_trait]
 impl AdminStore for SqlStore {
     async fn insert_usage(&self, event: &UsageEvent) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_usage", |pool| {
             sqlx::query(
                 "INSERT INTO usage_events (id, user_id, assistant_id, provider, model, prompt_tokens, \
                  completion_tokens, reasoning_tokens, duration_ms, outcome, created_at) \
@@ -49,7 +49,7 @@ impl AdminStore for SqlStore {
 
     async fn user_tokens_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64> {
         // PostgreSQL sums a BIGINT as NUMERIC: cast back. Served by (user_id, created_at).
-        let tokens: i64 = on_pool!(&self.pools, read, |pool| {
+        let tokens: i64 = on_pool!(&self.pools, read, "user_tokens_since", |pool| {
             sqlx::query_scalar(
                 "SELECT CAST(COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS BIGINT) FROM usage_events \
                  WHERE user_id = $1 AND created_at >= $2",
@@ -73,7 +73,7 @@ impl AdminStore for SqlStore {
         let (from, to, user) = (from.as_millis(), to.as_millis(), user.map(|user| user.to_string()));
         let mut rows = match grouping {
             UsageGrouping::User => {
-                let rows = on_pool!(&self.pools, read, |pool| {
+                let rows = on_pool!(&self.pools, read, "usage_report", |pool| {
                     sqlx::query_as::<_, UsageUserRow>(
                         "SELECT user_id, COUNT(*) AS requests, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
                          CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
@@ -91,7 +91,7 @@ impl AdminStore for SqlStore {
                 convert_all(rows, UsageUserRow::into_domain)?
             }
             UsageGrouping::Model => {
-                let rows = on_pool!(&self.pools, read, |pool| {
+                let rows = on_pool!(&self.pools, read, "usage_report", |pool| {
                     sqlx::query_as::<_, UsageModelRow>(
                         "SELECT provider, model, COUNT(*) AS requests, \
                          CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
@@ -112,7 +112,7 @@ impl AdminStore for SqlStore {
             UsageGrouping::Day => {
                 // Whole UTC days since the epoch: BIGINT integer division on both backends; the
                 // date text is made in Rust so that both give the same `YYYY-MM-DD`.
-                let rows = on_pool!(&self.pools, read, |pool| {
+                let rows = on_pool!(&self.pools, read, "usage_report", |pool| {
                     sqlx::query_as::<_, UsageDayRow>(
                         "SELECT created_at / 86400000 AS day, COUNT(*) AS requests, \
                          CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
@@ -138,7 +138,7 @@ impl AdminStore for SqlStore {
 
     async fn get_quota(&self, scope: &QuotaScope) -> StoreResult<Option<Quota>> {
         let (scope, subject) = quota_key(scope);
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_quota", |pool| {
             sqlx::query_as::<_, QuotaRow>(
                 "SELECT tokens_per_day, tokens_per_month, requests_per_minute FROM quotas \
                  WHERE scope = $1 AND subject = $2",
@@ -156,7 +156,7 @@ impl AdminStore for SqlStore {
         let (scope, subject) = quota_key(scope);
         let tokens_per_day = quota_limit(quota.tokens_per_day)?;
         let tokens_per_month = quota_limit(quota.tokens_per_month)?;
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "set_quota", |pool| {
             sqlx::query(
                 "INSERT INTO quotas (scope, subject, tokens_per_day, tokens_per_month, requests_per_minute) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE SET \
@@ -177,7 +177,7 @@ impl AdminStore for SqlStore {
 
     async fn delete_quota(&self, scope: &QuotaScope) -> StoreResult<bool> {
         let (scope, subject) = quota_key(scope);
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_quota", |pool| {
             sqlx::query("DELETE FROM quotas WHERE scope = $1 AND subject = $2")
                 .bind(scope)
                 .bind(&subject)
@@ -190,7 +190,7 @@ impl AdminStore for SqlStore {
     }
 
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_audit", |pool| {
             sqlx::query(
                 "INSERT INTO audit_log (id, actor, action, target, detail, ip, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -213,7 +213,7 @@ impl AdminStore for SqlStore {
         let (limit, offset) = (i64::from(limit), i64::from(offset));
         // Two fixed texts rather than `$1 IS NULL OR …`, so each walks its own index.
         let rows = match action {
-            Some(action) => on_pool!(&self.pools, read, |pool| {
+            Some(action) => on_pool!(&self.pools, read, "list_audit", |pool| {
                 sqlx::query_as::<_, AuditRow>(
                     "SELECT id, actor, action, target, detail, ip, created_at FROM audit_log WHERE action = $1 \
                      ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
@@ -224,7 +224,7 @@ impl AdminStore for SqlStore {
                 .fetch_all(pool)
                 .await
             }),
-            None => on_pool!(&self.pools, read, |pool| {
+            None => on_pool!(&self.pools, read, "list_audit", |pool| {
                 sqlx::query_as::<_, AuditRow>(
                     "SELECT id, actor, action, target, detail, ip, created_at FROM audit_log \
                      ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
@@ -240,14 +240,14 @@ impl AdminStore for SqlStore {
     }
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
-        on_pool!(&self.pools, read, |pool| {
+        on_pool!(&self.pools, read, "get_setting", |pool| {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(pool).await
         })
         .map_err(store_error)
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "set_setting", |pool| {
             sqlx::query(
                 "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )

@@ -15,7 +15,7 @@ use crate::rows::{AssistantRow, config_json, convert_all};
 impl AssistantStore for SqlStore {
     async fn insert_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
         let config = config_json(&assistant.config)?;
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_assistant", |pool| {
             sqlx::query(
                 "INSERT INTO assistants (id, user_id, is_default, config, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -34,7 +34,7 @@ impl AssistantStore for SqlStore {
     }
 
     async fn get_assistant(&self, user: UserId, id: AssistantId) -> StoreResult<Option<Assistant>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_assistant", |pool| {
             sqlx::query_as::<_, AssistantRow>(
                 "SELECT id, user_id, is_default, config, created_at, updated_at FROM assistants \
                  WHERE id = $1 AND user_id = $2",
@@ -49,7 +49,7 @@ impl AssistantStore for SqlStore {
     }
 
     async fn list_assistants(&self, user: UserId) -> StoreResult<Vec<Assistant>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_assistants", |pool| {
             sqlx::query_as::<_, AssistantRow>(
                 "SELECT id, user_id, is_default, config, created_at, updated_at FROM assistants \
                  WHERE user_id = $1 ORDER BY is_default DESC, created_at, id",
@@ -70,7 +70,7 @@ impl AssistantStore for SqlStore {
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
         let config = config_json(config)?;
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "update_assistant", |pool| {
             sqlx::query("UPDATE assistants SET config = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
                 .bind(&config)
                 .bind(updated_at.as_millis())
@@ -85,7 +85,7 @@ impl AssistantStore for SqlStore {
     }
 
     async fn delete_assistant(&self, user: UserId, id: AssistantId) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_assistant", |pool| {
             sqlx::query("DELETE FROM assistants WHERE id = $1 AND user_id = $2")
                 .bind(id.to_string())
                 .bind(user.to_string())

@@ -14,7 +14,7 @@ use crate::rows::{ApiTokenRow, InviteRow, convert_all};
 #[async_trait]
 impl CredentialStore for SqlStore {
     async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_invite", |pool| {
             sqlx::query(
                 "INSERT INTO invites (code_hash, created_by, role, created_at, expires_at, used_by, used_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -37,7 +37,7 @@ impl CredentialStore for SqlStore {
         // Check and mark in one statement: of two registrations racing for one invite, the second
         // finds `used_by` set (PostgreSQL re-checks the condition after waiting for the first's
         // row lock; SQLite has a single writer) and gets no row.
-        let row = on_pool!(&self.pools, write, |pool| {
+        let row = on_pool!(&self.pools, write, "use_invite", |pool| {
             sqlx::query_as::<_, InviteRow>(
                 "UPDATE invites SET used_by = $1, used_at = $2 \
                  WHERE code_hash = $3 AND used_by IS NULL AND expires_at > $2 \
@@ -54,7 +54,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn get_valid_invite(&self, code_hash: &str, now: Timestamp) -> StoreResult<Option<Invite>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_valid_invite", |pool| {
             sqlx::query_as::<_, InviteRow>(
                 "SELECT code_hash, created_by, role, created_at, expires_at, used_by, used_at FROM invites \
                  WHERE code_hash = $1 AND used_by IS NULL AND expires_at > $2",
@@ -69,7 +69,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn list_invites(&self) -> StoreResult<Vec<Invite>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_invites", |pool| {
             sqlx::query_as::<_, InviteRow>(
                 "SELECT code_hash, created_by, role, created_at, expires_at, used_by, used_at FROM invites \
                  ORDER BY created_at DESC, code_hash DESC",
@@ -82,7 +82,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn delete_invite(&self, code_hash: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_invite", |pool| {
             sqlx::query("DELETE FROM invites WHERE code_hash = $1")
                 .bind(code_hash)
                 .execute(pool)
@@ -94,7 +94,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_api_token", |pool| {
             sqlx::query(
                 "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -115,7 +115,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "find_api_token", |pool| {
             sqlx::query_as::<_, ApiTokenRow>(
                 "SELECT id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at FROM api_tokens \
                  WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -129,7 +129,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_api_tokens", |pool| {
             sqlx::query_as::<_, ApiTokenRow>(
                 "SELECT id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at FROM api_tokens \
                  WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
@@ -144,7 +144,7 @@ impl CredentialStore for SqlStore {
 
     async fn revoke_api_token(&self, user: UserId, id: &str, at: Timestamp) -> StoreResult<bool> {
         // A revoked token keeps its first revocation time.
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "revoke_api_token", |pool| {
             sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
                 .bind(at.as_millis())
                 .bind(id)
@@ -158,7 +158,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn touch_api_token(&self, id: &str, at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "touch_api_token", |pool| {
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(at.as_millis())
                 .bind(id)

@@ -194,7 +194,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        on_pool!(&self.pools, read, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+        on_pool!(&self.pools, read, "ping", |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
             .map_err(store_error)?;
         // SQLite's writer is a separate connection; a wedged writer means a broken store.
         if let Pools::Sqlite { writer, .. } = &self.pools {

@@ -14,7 +14,7 @@ use crate::rows::{MessageRow, convert_all, usage_columns};
 #[async_trait]
 impl MessageStore for SqlStore {
     async fn insert_message(&self, message: &NewMessage) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_message", |pool| {
             sqlx::query(
                 "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, reasoning, status, \
                  provider, model, created_at, updated_at, generating_by) \
@@ -39,7 +39,7 @@ impl MessageStore for SqlStore {
     }
 
     async fn get_message(&self, user: UserId, id: MessageId) -> StoreResult<Option<Message>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_message", |pool| {
             sqlx::query_as::<_, MessageRow>(
                 "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
                  error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
@@ -56,7 +56,7 @@ impl MessageStore for SqlStore {
 
     async fn list_messages(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<Message>> {
         // Served by the (topic_id, created_at, id) index, already in order.
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_messages", |pool| {
             sqlx::query_as::<_, MessageRow>(
                 "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
                  error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
@@ -80,7 +80,7 @@ impl MessageStore for SqlStore {
         reasoning: &str,
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "save_progress", |pool| {
             sqlx::query(
                 "UPDATE messages SET content = $1, reasoning = $2, updated_at = $3 \
                  WHERE id = $4 AND user_id = $5 AND status = 'generating'",
@@ -101,7 +101,7 @@ impl MessageStore for SqlStore {
     async fn finish_message(&self, user: UserId, id: MessageId, answer: &FinishedAnswer) -> StoreResult<bool> {
         let [prompt_tokens, completion_tokens, reasoning_tokens] = usage_columns(answer.usage);
         // A missing provider or model keeps the one recorded when the answer was created.
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "finish_message", |pool| {
             sqlx::query(
                 "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
                  provider = COALESCE($6, provider), model = COALESCE($7, model), prompt_tokens = $8, \
@@ -134,7 +134,7 @@ impl MessageStore for SqlStore {
     async fn delete_message_subtree(&self, user: UserId, id: MessageId) -> StoreResult<u64> {
         // One statement: the parent_id foreign key is checked at its end, when the whole subtree
         // is gone. UNION (not UNION ALL) ends the walk even on a (corrupt) cycle.
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "delete_message_subtree", |pool| {
             sqlx::query(
                 "WITH RECURSIVE subtree (id) AS ( \
                      SELECT id FROM messages WHERE id = $1 AND user_id = $2 \
@@ -159,7 +159,7 @@ impl MessageStore for SqlStore {
         stale_before: Timestamp,
         now: Timestamp,
     ) -> StoreResult<u64> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "interrupt_generating", |pool| {
             sqlx::query(
                 "UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating' \
                  AND (generating_by IS NULL OR generating_by = $2 OR updated_at < $3)",
@@ -175,7 +175,7 @@ impl MessageStore for SqlStore {
     }
 
     async fn mark_stopped(&self, user: UserId, id: MessageId, now: Timestamp) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "mark_stopped", |pool| {
             sqlx::query(
                 "UPDATE messages SET status = 'stopped', updated_at = $1 \
                  WHERE id = $2 AND user_id = $3 AND status = 'generating'",
@@ -192,7 +192,7 @@ impl MessageStore for SqlStore {
     }
 
     async fn topic_generating(&self, user: UserId, topic: TopicId) -> StoreResult<bool> {
-        let found: Option<i32> = on_pool!(&self.pools, read, |pool| {
+        let found: Option<i32> = on_pool!(&self.pools, read, "topic_generating", |pool| {
             sqlx::query_scalar(
                 "SELECT 1 FROM messages WHERE status = 'generating' AND topic_id = $1 AND user_id = $2 LIMIT 1",
             )

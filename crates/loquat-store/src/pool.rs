@@ -2,7 +2,9 @@
 //! `on_pool!` macro that expands one query body for each of them, and the mapping of sqlx
 //! errors onto `StoreErrorKind`.
 
-use loquat_core::store::{StoreError, StoreErrorKind};
+use std::time::Instant;
+
+use loquat_core::store::{QUERY_DURATION_SECONDS, StoreError, StoreErrorKind};
 use sqlx::error::{DatabaseError, ErrorKind as DbErrorKind};
 use sqlx::postgres::PgDatabaseError;
 use sqlx::sqlite::SqliteError;
@@ -26,25 +28,38 @@ impl Pools {
     }
 }
 
-/// Runs one query body against the right pool: `on_pool!(pools, read, |pool| body)` or
-/// `on_pool!(pools, write, |pool| body)`. The body is expanded twice, once with `pool` bound to
-/// a `&SqlitePool` and once to a `&PgPool`, so the same SQL text (with `$n` placeholders) and
-/// the same row structs serve both backends. Both expansions must produce the same type.
+/// Runs one query body against the right pool, timing it as `query`:
+/// `on_pool!(pools, read, "get_topic", |pool| body)` or `on_pool!(pools, write, …)`. The body is
+/// expanded twice, once with `pool` bound to a `&SqlitePool` and once to a `&PgPool`, so the same
+/// SQL text (with `$n` placeholders) and the same row structs serve both backends. Both
+/// expansions must produce the same type.
 macro_rules! on_pool {
-    ($pools:expr, read, |$pool:ident| $body:expr) => {
-        match $pools {
+    ($pools:expr, read, $query:literal, |$pool:ident| $body:expr) => {{
+        let started = ::std::time::Instant::now();
+        let result = match $pools {
             $crate::pool::Pools::Sqlite { reader: $pool, .. } => $body,
             $crate::pool::Pools::Postgres($pool) => $body,
-        }
-    };
-    ($pools:expr, write, |$pool:ident| $body:expr) => {
-        match $pools {
+        };
+        $crate::pool::record_query($query, started);
+        result
+    }};
+    ($pools:expr, write, $query:literal, |$pool:ident| $body:expr) => {{
+        let started = ::std::time::Instant::now();
+        let result = match $pools {
             $crate::pool::Pools::Sqlite { writer: $pool, .. } => $body,
             $crate::pool::Pools::Postgres($pool) => $body,
-        }
-    };
+        };
+        $crate::pool::record_query($query, started);
+        result
+    }};
 }
 pub(crate) use on_pool;
+
+/// Records one store round trip (waiting for a connection included) in
+/// [`QUERY_DURATION_SECONDS`](loquat_core::store::QUERY_DURATION_SECONDS).
+pub(crate) fn record_query(query: &'static str, started: Instant) {
+    metrics::histogram!(QUERY_DURATION_SECONDS, "query" => query).record(started.elapsed().as_secs_f64());
+}
 
 /// Wraps a sqlx error as a store error of the matching kind.
 pub(crate) fn store_error(error: sqlx::Error) -> StoreError {

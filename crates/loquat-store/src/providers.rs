@@ -14,7 +14,7 @@ use crate::rows::{OverrideRow, ProviderRow, convert_all};
 #[async_trait]
 impl ProviderStore for SqlStore {
     async fn insert_provider(&self, provider: &ProviderSetting) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_provider", |pool| {
             sqlx::query(
                 "INSERT INTO provider_settings (id, user_id, name, protocol, base_url, api_key_encrypted, model_list, \
                  enabled, created_at, updated_at, api_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -38,7 +38,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn get_provider(&self, user: UserId, id: ProviderSettingId) -> StoreResult<Option<ProviderSetting>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_provider", |pool| {
             sqlx::query_as::<_, ProviderRow>(
                 "SELECT id, user_id, name, protocol, base_url, api_key_encrypted, model_list, api_version, enabled, \
                  created_at, updated_at FROM provider_settings WHERE id = $1 AND user_id = $2",
@@ -53,7 +53,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn list_providers(&self, user: UserId) -> StoreResult<Vec<ProviderSetting>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_providers", |pool| {
             sqlx::query_as::<_, ProviderRow>(
                 "SELECT id, user_id, name, protocol, base_url, api_key_encrypted, model_list, api_version, enabled, \
                  created_at, updated_at FROM provider_settings WHERE user_id = $1 ORDER BY created_at, id",
@@ -68,7 +68,7 @@ impl ProviderStore for SqlStore {
 
     async fn update_provider(&self, provider: &ProviderSetting) -> StoreResult<bool> {
         // Identity, owner and creation time never change.
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "update_provider", |pool| {
             sqlx::query(
                 "UPDATE provider_settings SET name = $1, protocol = $2, base_url = $3, api_key_encrypted = $4, \
                  model_list = $5, enabled = $6, updated_at = $7, api_version = $10 WHERE id = $8 AND user_id = $9",
@@ -92,7 +92,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn delete_provider(&self, user: UserId, id: ProviderSettingId) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_provider", |pool| {
             sqlx::query("DELETE FROM provider_settings WHERE id = $1 AND user_id = $2")
                 .bind(id.to_string())
                 .bind(user.to_string())
@@ -105,7 +105,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn get_provider_override(&self, user: UserId, provider_id: &str) -> StoreResult<Option<ProviderOverride>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_provider_override", |pool| {
             sqlx::query_as::<_, OverrideRow>(
                 "SELECT user_id, provider_id, api_key_encrypted, base_url, updated_at FROM provider_overrides \
                  WHERE user_id = $1 AND provider_id = $2",
@@ -120,7 +120,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn list_provider_overrides(&self, user: UserId) -> StoreResult<Vec<ProviderOverride>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_provider_overrides", |pool| {
             sqlx::query_as::<_, OverrideRow>(
                 "SELECT user_id, provider_id, api_key_encrypted, base_url, updated_at FROM provider_overrides \
                  WHERE user_id = $1 ORDER BY provider_id",
@@ -134,7 +134,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn upsert_provider_override(&self, provider_override: &ProviderOverride) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "upsert_provider_override", |pool| {
             sqlx::query(
                 "INSERT INTO provider_overrides (user_id, provider_id, api_key_encrypted, base_url, updated_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, provider_id) DO UPDATE SET \
@@ -154,7 +154,7 @@ impl ProviderStore for SqlStore {
     }
 
     async fn delete_provider_override(&self, user: UserId, provider_id: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_provider_override", |pool| {
             sqlx::query("DELETE FROM provider_overrides WHERE user_id = $1 AND provider_id = $2")
                 .bind(user.to_string())
                 .bind(provider_id)

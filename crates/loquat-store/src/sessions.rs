@@ -15,7 +15,7 @@ use crate::rows::{IdentityRow, SessionRow, convert_all};
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_session", |pool| {
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -35,7 +35,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn get_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_session", |pool| {
             sqlx::query_as::<_, SessionRow>(
                 "SELECT token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent FROM sessions \
                  WHERE token_hash = $1 AND expires_at > $2",
@@ -50,7 +50,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "touch_session", |pool| {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
                 .bind(at.as_millis())
                 .bind(token_hash)
@@ -62,7 +62,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_session", |pool| {
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                 .bind(token_hash)
                 .execute(pool)
@@ -74,7 +74,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "delete_user_sessions", |pool| {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(user.to_string())
                 .execute(pool)
@@ -85,7 +85,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_sessions", |pool| {
             sqlx::query_as::<_, SessionRow>(
                 "SELECT token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent FROM sessions \
                  WHERE user_id = $1 AND expires_at > $2 ORDER BY last_seen_at DESC, created_at DESC, token_hash",
@@ -100,7 +100,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn find_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<Identity>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "find_identity", |pool| {
             sqlx::query_as::<_, IdentityRow>(
                 "SELECT provider, subject, user_id, email, created_at FROM identities \
                  WHERE provider = $1 AND subject = $2",
@@ -115,7 +115,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_identity", |pool| {
             sqlx::query(
                 "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -132,7 +132,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn put_login_state(&self, state: &str, data: &str, created_at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "put_login_state", |pool| {
             sqlx::query("INSERT INTO login_states (state, data, created_at) VALUES ($1, $2, $3)")
                 .bind(state)
                 .bind(data)
@@ -146,7 +146,7 @@ impl SessionStore for SqlStore {
 
     async fn take_login_state(&self, state: &str) -> StoreResult<Option<(String, Timestamp)>> {
         // One statement: of two callbacks racing with the same state, only one gets a row.
-        let taken: Option<(String, i64)> = on_pool!(&self.pools, write, |pool| {
+        let taken: Option<(String, i64)> = on_pool!(&self.pools, write, "take_login_state", |pool| {
             sqlx::query_as("DELETE FROM login_states WHERE state = $1 RETURNING data, created_at")
                 .bind(state)
                 .fetch_optional(pool)
@@ -157,7 +157,7 @@ impl SessionStore for SqlStore {
     }
 
     async fn purge_expired(&self, now: Timestamp, logins_before: Timestamp) -> StoreResult<u64> {
-        let sessions = on_pool!(&self.pools, write, |pool| {
+        let sessions = on_pool!(&self.pools, write, "purge_expired", |pool| {
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
                 .bind(now.as_millis())
                 .execute(pool)
@@ -165,7 +165,7 @@ impl SessionStore for SqlStore {
                 .map(|done| done.rows_affected())
         })
         .map_err(store_error)?;
-        let logins = on_pool!(&self.pools, write, |pool| {
+        let logins = on_pool!(&self.pools, write, "purge_expired", |pool| {
             sqlx::query("DELETE FROM login_states WHERE created_at < $1")
                 .bind(logins_before.as_millis())
                 .execute(pool)

@@ -14,7 +14,7 @@ use crate::rows::{TopicRow, convert_all};
 #[async_trait]
 impl TopicStore for SqlStore {
     async fn insert_topic(&self, topic: &Topic) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_topic", |pool| {
             sqlx::query(
                 "INSERT INTO topics (id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -34,7 +34,7 @@ impl TopicStore for SqlStore {
     }
 
     async fn get_topic(&self, user: UserId, id: TopicId) -> StoreResult<Option<Topic>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_topic", |pool| {
             sqlx::query_as::<_, TopicRow>(
                 "SELECT id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at FROM topics \
                  WHERE id = $1 AND user_id = $2",
@@ -49,7 +49,7 @@ impl TopicStore for SqlStore {
     }
 
     async fn list_topics(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<Topic>> {
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_topics", |pool| {
             sqlx::query_as::<_, TopicRow>(
                 "SELECT id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at FROM topics \
                  WHERE user_id = $1 AND assistant_id = $2 ORDER BY updated_at DESC, id DESC",
@@ -64,7 +64,7 @@ impl TopicStore for SqlStore {
     }
 
     async fn rename_topic(&self, user: UserId, id: TopicId, title: &str, updated_at: Timestamp) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "rename_topic", |pool| {
             sqlx::query("UPDATE topics SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
                 .bind(title)
                 .bind(updated_at.as_millis())
@@ -80,7 +80,7 @@ impl TopicStore for SqlStore {
 
     async fn set_title_if_empty(&self, user: UserId, id: TopicId, title: &str) -> StoreResult<bool> {
         // Titling is not activity: `updated_at` (the list order) stays as it is.
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "set_title_if_empty", |pool| {
             sqlx::query("UPDATE topics SET title = $1 WHERE id = $2 AND user_id = $3 AND title = ''")
                 .bind(title)
                 .bind(id.to_string())
@@ -100,7 +100,7 @@ impl TopicStore for SqlStore {
         leaf: Option<MessageId>,
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "set_active_leaf", |pool| {
             sqlx::query("UPDATE topics SET active_leaf_id = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
                 .bind(leaf.map(|leaf| leaf.to_string()))
                 .bind(updated_at.as_millis())
@@ -115,7 +115,7 @@ impl TopicStore for SqlStore {
     }
 
     async fn delete_topic(&self, user: UserId, id: TopicId) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, |pool| {
+        let deleted = on_pool!(&self.pools, write, "delete_topic", |pool| {
             sqlx::query("DELETE FROM topics WHERE id = $1 AND user_id = $2")
                 .bind(id.to_string())
                 .bind(user.to_string())

@@ -41,7 +41,7 @@ impl SqlStore {
             "INSERT INTO users (id, name, email, password_hash, role, disabled, locale, theme, created_at, \
              last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         };
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "insert_user_row", |pool| {
             sqlx::query(sql)
                 .bind(user.id.to_string())
                 .bind(&user.name)
@@ -68,7 +68,7 @@ impl UserStore for SqlStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "get_user", |pool| {
             sqlx::query_as::<_, UserRow>(
                 "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
                  WHERE id = $1",
@@ -82,7 +82,7 @@ impl UserStore for SqlStore {
     }
 
     async fn update_user_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "update_user_preferences", |pool| {
             sqlx::query("UPDATE users SET locale = $1, theme = $2 WHERE id = $3")
                 .bind(locale_code(locale))
                 .bind(theme.code())
@@ -100,7 +100,7 @@ impl UserStore for SqlStore {
     }
 
     async fn claim_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "claim_user", |pool| {
             sqlx::query("UPDATE users SET name = $1, email = $2, role = $3, password_hash = $4 WHERE id = $5")
                 .bind(&user.name)
                 .bind(stored_email(user.email.as_deref()))
@@ -116,7 +116,7 @@ impl UserStore for SqlStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let row = on_pool!(&self.pools, read, |pool| {
+        let row = on_pool!(&self.pools, read, "find_user_by_email", |pool| {
             sqlx::query_as::<_, UserRow>(
                 "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
                  WHERE email = $1",
@@ -130,7 +130,7 @@ impl UserStore for SqlStore {
     }
 
     async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>> {
-        let hash: Option<Option<String>> = on_pool!(&self.pools, read, |pool| {
+        let hash: Option<Option<String>> = on_pool!(&self.pools, read, "password_hash", |pool| {
             sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(pool)
@@ -141,7 +141,7 @@ impl UserStore for SqlStore {
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "set_password_hash", |pool| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(hash)
                 .bind(id.to_string())
@@ -156,7 +156,7 @@ impl UserStore for SqlStore {
     async fn list_users(&self, search: &str, limit: u32, offset: u32) -> StoreResult<Vec<User>> {
         // `LOWER` on both sides: the backends fold the same (ASCII on SQLite, more on PostgreSQL)
         // on the column and the pattern, so a search always finds its own spelling.
-        let rows = on_pool!(&self.pools, read, |pool| {
+        let rows = on_pool!(&self.pools, read, "list_users", |pool| {
             sqlx::query_as::<_, UserRow>(
                 "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
                  WHERE LOWER(name) LIKE LOWER($1) ESCAPE '\\' OR LOWER(email) LIKE LOWER($1) ESCAPE '\\' \
@@ -173,7 +173,7 @@ impl UserStore for SqlStore {
     }
 
     async fn count_accounts(&self) -> StoreResult<u64> {
-        let accounts: i64 = on_pool!(&self.pools, read, |pool| {
+        let accounts: i64 = on_pool!(&self.pools, read, "count_accounts", |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email IS NOT NULL").fetch_one(pool).await
         })
         .map_err(store_error)?;
@@ -181,7 +181,7 @@ impl UserStore for SqlStore {
     }
 
     async fn set_user_role(&self, id: UserId, role: Role) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "set_user_role", |pool| {
             sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
                 .bind(role.as_str())
                 .bind(id.to_string())
@@ -194,7 +194,7 @@ impl UserStore for SqlStore {
     }
 
     async fn set_user_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "set_user_disabled", |pool| {
             sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
                 .bind(disabled)
                 .bind(id.to_string())
@@ -207,7 +207,7 @@ impl UserStore for SqlStore {
     }
 
     async fn set_user_name(&self, id: UserId, name: &str) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, |pool| {
+        let changed = on_pool!(&self.pools, write, "set_user_name", |pool| {
             sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
                 .bind(name)
                 .bind(id.to_string())
@@ -220,7 +220,7 @@ impl UserStore for SqlStore {
     }
 
     async fn touch_user(&self, id: UserId, at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, |pool| {
+        on_pool!(&self.pools, write, "touch_user", |pool| {
             sqlx::query("UPDATE users SET last_active_at = $1 WHERE id = $2")
                 .bind(at.as_millis())
                 .bind(id.to_string())

@@ -25,8 +25,8 @@ pub const HTTP_REQUESTS_TOTAL: &str = "loquat_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "loquat_http_request_duration_seconds";
 /// Requests refused by a rate limit, by `rule` (`login-ip`, `chat-user`, …).
 pub const RATE_LIMITED_TOTAL: &str = "loquat_rate_limited_total";
-/// Store round trips, by `query`. Today only the readiness check's `ping` is timed.
-pub const STORE_QUERY_DURATION_SECONDS: &str = "loquat_store_query_duration_seconds";
+/// Store round trips, by `query` (recorded by the store; the readiness check's is `ping`).
+pub use loquat_core::store::QUERY_DURATION_SECONDS as STORE_QUERY_DURATION_SECONDS;
 /// The route label of requests no route matched (404s of the fallback).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
@@ -42,7 +42,7 @@ pub fn describe() {
     describe_histogram!(
         STORE_QUERY_DURATION_SECONDS,
         Unit::Seconds,
-        "Store round trips by query; only the readiness check's ping is measured today."
+        "Store round trips by query (the store method), waiting for a connection included."
     );
 }
 

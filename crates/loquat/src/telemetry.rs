@@ -14,6 +14,8 @@ use crate::StartError;
 
 /// Buckets of every `*_seconds` histogram: from a fast page (5 ms) to a slow provider (2 min).
 const SECONDS_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Buckets of store round trips: from a cached SQLite read (250 µs) to a stuck pool (5 s).
+const STORE_BUCKETS: &[f64] = &[0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 /// Buckets of generation speed (`loquat_generation_tokens_per_second`, recorded by core).
 const TOKENS_PER_SECOND_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0];
 /// How often histograms are drained when nobody scrapes.
@@ -74,7 +76,10 @@ fn builder() -> PrometheusBuilder {
             TOKENS_PER_SECOND_BUCKETS,
         )
     });
-    with_speed.unwrap_or_else(|_| PrometheusBuilder::new())
+    let with_store = with_speed.and_then(|builder| {
+        builder.set_buckets_for_metric(Matcher::Full(loquat_core::store::QUERY_DURATION_SECONDS.into()), STORE_BUCKETS)
+    });
+    with_store.unwrap_or_else(|_| PrometheusBuilder::new())
 }
 
 fn describe() {
