@@ -1,6 +1,7 @@
-//! `loquat-bench`: measures Loquat against a fake upstream in one run and prints a table and a
-//! JSON summary. Build first with `cargo build --release`, then `cargo run --release -p
-//! loquat-bench`. Every gateway figure is a delta against calling the fake upstream directly.
+//! `loquat-bench`: measures Loquat against a fake upstream in one run and prints readable lines
+//! and a JSON summary. Build first with `cargo build --release`, then `target/release/loquat-bench`
+//! (`--only store|process|page|gateway|scale`, `--json PATH`, `--streams N`, `--rounds N`,
+//! `--http1`). Every gateway figure is a delta against calling the fake upstream directly.
 
 mod footprint;
 mod gateway;
