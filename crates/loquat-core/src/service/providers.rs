@@ -107,9 +107,17 @@ impl Services {
     /// Providers `user` can chat with now: the server's that have a key for this user (or need
     /// none) and some models, then the user's own enabled providers.
     pub async fn provider_options(&self, user: UserId) -> CoreResult<Vec<ProviderOption>> {
-        let overrides = self.user_overrides(user).await?;
-        let person = self.user(user).await?;
-        let allowed = self.role_models(person.role).await?;
+        // Independent reads side by side: each store round trip is time to first token.
+        let (overrides, person_and_models, settings) = tokio::join!(
+            self.user_overrides(user),
+            async {
+                let person = self.user(user).await?;
+                let allowed = self.role_models(person.role).await?;
+                CoreResult::Ok((person, allowed))
+            },
+            self.store.list_providers(user),
+        );
+        let (overrides, (person, allowed), settings) = (overrides?, person_and_models?, settings?);
         let admin = person.role == crate::domain::Role::Admin;
         let mut options = Vec::new();
         for server in &self.server_providers.providers {
@@ -127,7 +135,7 @@ impl Services {
         }
         // A user's own providers are theirs to use: the admin's model allow-list is about the
         // instance's providers (and its bill).
-        for setting in self.store.list_providers(user).await? {
+        for setting in settings {
             if setting.enabled {
                 let models = self.setting_models(&setting, admin).await?;
                 let (id, name) = (setting.id.to_string(), setting.name.clone());
@@ -171,9 +179,10 @@ impl Services {
     }
 
     pub(crate) async fn endpoint_for(&self, user: UserId, provider_id: &str) -> CoreResult<Endpoint> {
-        let admin = self.user(user).await?.role == crate::domain::Role::Admin;
+        let (person, overrides) = tokio::join!(self.user(user), self.user_overrides(user));
+        let admin = person?.role == crate::domain::Role::Admin;
         if let Some(server) = self.server_providers.get(provider_id) {
-            let user_override = self.user_overrides(user).await?.into_iter().find(|o| o.provider_id == server.id);
+            let user_override = overrides?.into_iter().find(|o| o.provider_id == server.id);
             return self.server_endpoint(server, user_override.as_ref(), admin);
         }
         let id: ProviderSettingId = provider_id.parse().map_err(|_| CoreError::NotFound("provider"))?;
@@ -219,10 +228,12 @@ impl Services {
 
     /// The user's overrides, or none when the instance does not allow users' own keys.
     pub(crate) async fn user_overrides(&self, user: UserId) -> CoreResult<Vec<ProviderOverride>> {
-        if !self.user_keys_allowed_now().await? {
+        // Both read at once; the overrides are dropped when users' keys are switched off.
+        let (allowed, overrides) = tokio::join!(self.user_keys_allowed_now(), self.store.list_provider_overrides(user));
+        if !allowed? {
             return Ok(Vec::new());
         }
-        Ok(self.store.list_provider_overrides(user).await?)
+        Ok(overrides?)
     }
 
     async fn server_models(

@@ -44,8 +44,9 @@ impl Services {
 
     /// The quota that applies to a user: their own limits, each unset one taken from the role.
     pub async fn effective_quota(&self, user: UserId, role: Role) -> CoreResult<Quota> {
-        let own = self.store.get_quota(&QuotaScope::User(user)).await?.unwrap_or_default();
-        let by_role = self.store.get_quota(&QuotaScope::Role(role)).await?.unwrap_or_default();
+        let (own_scope, role_scope) = (QuotaScope::User(user), QuotaScope::Role(role));
+        let (own, by_role) = tokio::join!(self.store.get_quota(&own_scope), self.store.get_quota(&role_scope));
+        let (own, by_role) = (own?.unwrap_or_default(), by_role?.unwrap_or_default());
         Ok(Quota {
             tokens_per_day: own.tokens_per_day.or(by_role.tokens_per_day),
             tokens_per_month: own.tokens_per_month.or(by_role.tokens_per_month),
