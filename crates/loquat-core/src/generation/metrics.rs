@@ -8,9 +8,9 @@ use crate::domain::MessageStatus;
 use crate::id::ProviderSettingId;
 use crate::store::FinishedAnswer;
 
-/// Jobs running on this node.
+/// Answers generating on this node: the chat pages' jobs and `/v1` completions alike.
 pub const RUNNING: &str = "loquat_generations_running";
-/// Finished jobs, by `provider`, `model` and `status` (`complete`, `stopped`, `error`,
+/// Finished answers (jobs and `/v1` completions), by `provider`, `model` and `status` (`complete`, `stopped`, `error`,
 /// `interrupted`).
 pub const FINISHED_TOTAL: &str = "loquat_generations_total";
 /// Failed jobs, by `provider` and error `kind` (`rate_limited`, `timeout`, `auth`, …).
@@ -26,20 +26,23 @@ pub const TOKENS_TOTAL: &str = "loquat_generation_tokens_total";
 
 /// Registers the help texts with the installed recorder.
 pub fn describe() {
-    describe_gauge!(RUNNING, "Generation jobs running on this node.");
-    describe_counter!(FINISHED_TOTAL, "Finished generation jobs, by provider, model and final status.");
-    describe_counter!(ERRORS_TOTAL, "Failed generation jobs, by provider and error kind.");
+    describe_gauge!(RUNNING, "Answers generating on this node (chat jobs and /v1 completions).");
+    describe_counter!(
+        FINISHED_TOTAL,
+        "Finished answers (chat jobs and /v1 completions), by provider, model and final status."
+    );
+    describe_counter!(ERRORS_TOTAL, "Failed answers, by provider and error kind.");
     describe_histogram!(TTFT_SECONDS, Unit::Seconds, "Time from the request to the first token, by provider.");
     describe_histogram!(DURATION_SECONDS, Unit::Seconds, "Duration of whole answers, by provider.");
     describe_histogram!(TOKENS_PER_SECOND, "Completion tokens per second after the first token, by provider.");
     describe_counter!(TOKENS_TOTAL, "Tokens reported by providers, by provider and kind.");
 }
 
-pub(super) fn started() {
+pub(crate) fn started() {
     gauge!(RUNNING).increment(1.0);
 }
 
-pub(super) fn finished(answer: &FinishedAnswer) {
+pub(crate) fn finished(answer: &FinishedAnswer) {
     gauge!(RUNNING).decrement(1.0);
     let provider = provider_label(answer.provider.as_deref().unwrap_or_default());
     let model = match provider.as_str() {

@@ -92,6 +92,44 @@ async fn a_scrape_after_a_chat_shows_requests_by_route_template() {
     app.cleanup().await;
 }
 
+#[tokio::test]
+async fn api_completions_count_as_generations() {
+    // A model no other test uses, so this test's series is its own in the shared recorder.
+    let model = "gpt-metrics-probe";
+    let env = vec![("OPENAI_MODEL_LIST", format!("-all,{model}"))];
+    let app = TestApp::spawn_with(TestOptions { configure: with_token, env, ..TestOptions::default() }).await;
+    let token = crate::openai_api::api_token(&app).await;
+    app.fake.push_reply(Reply::text("Counted").usage(5, 2));
+    let body =
+        serde_json::json!({ "model": format!("openai/{model}"), "messages": [{ "role": "user", "content": "Hi" }] });
+    let answer = crate::openai_api::post(&app, &token, "/chat/completions", &body).await;
+    assert_eq!(answer.status().as_u16(), 200);
+    // A refusal is not retried, so exactly one failed answer is counted.
+    let refusal = serde_json::json!({ "error": { "message": "no", "type": "invalid_request_error" } });
+    app.fake.push_reply(Reply::http_error(400, refusal));
+    let failed = crate::openai_api::post(&app, &token, "/chat/completions", &body).await;
+    assert_eq!(failed.status().as_u16(), 400);
+    // The usage (and the metrics with it) is written as the answer closes, just after the response.
+    let counted = |text: &str, status: &str| {
+        text.lines().any(|line| {
+            line.starts_with("loquat_generations_total{")
+                && line.contains(&format!("model=\"{model}\""))
+                && line.contains(&format!("status=\"{status}\""))
+                && line.ends_with(" 1")
+        })
+    };
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await.1;
+        if counted(&text, "complete") && counted(&text, "error") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(counted(&text, "complete") && counted(&text, "error"), "{text}");
+    app.cleanup().await;
+}
+
 fn metrics_port(config: &mut loquat::Config) {
     config.metrics_listen = Some(METRICS_ADDRESS.with(|address| *address));
 }

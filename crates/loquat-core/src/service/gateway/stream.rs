@@ -156,6 +156,8 @@ impl Ledger {
         save: Option<SavePlan>,
     ) -> Self {
         let (provider_id, model_id) = (String::new(), String::new());
+        // Counted as running until `close`, like a chat page's generation job.
+        crate::generation::metrics::started();
         Self { services, user, assistant, provider_id, model_id, started, ttft: None, usage: None, ending: None, save }
     }
 
@@ -205,6 +207,7 @@ impl Ledger {
         if let Some(error) = &error {
             tracing::info!(user = %self.user, %error, "an API answer failed");
         }
+        crate::generation::metrics::finished(&answer);
         self.services.record_usage(self.user, self.assistant, &answer).await;
         if let Some(save) = self.save {
             answer.content = answer_text(&save.content, &save.tool_calls);
