@@ -51,9 +51,9 @@ pub async fn pages(binary: &Path) -> Value {
     let (assistant, small, large) = {
         let store =
             loquat_store::open(&StoreOptions { database_url: None, data_dir: dir.clone() }).await.expect("store");
-        let assistant = seed::local_user_and_assistant(&store).await;
-        let small = seed::topic(&store, assistant, 200).await;
-        let large = seed::topic(&store, assistant, 2_000).await;
+        let (user, assistant) = seed::account_and_assistant(&store).await;
+        let small = seed::topic(&store, user, assistant, 200).await;
+        let large = seed::topic(&store, user, assistant, 2_000).await;
         (assistant, small, large)
     };
     let loquat = server::start(binary, &dir, &[]).await;

@@ -1,7 +1,6 @@
-//! Seeds a store with the local user, the default assistant and topics of a given length, the
-//! way Loquat itself would have stored them.
+//! Seeds a store with an administrator account, its default assistant and topics of a given
+//! length, the way Loquat itself would have stored them.
 
-use loquat_core::Services;
 use loquat_core::domain::{
     Assistant, AssistantConfig, MessageRole, MessageStatus, NewMessage, Theme, TokenUsage, Topic, User,
 };
@@ -91,10 +90,11 @@ fn paragraph(seed: usize, words: usize) -> String {
 pub const EMAIL: &str = "bench@example.com";
 pub const PASSWORD: &str = "bench password 123";
 
-/// Ensures the local user (an admin account) and their default assistant; returns the
-/// assistant.
-pub async fn local_user_and_assistant(store: &dyn Store) -> AssistantId {
-    let user = Services::local_user_id();
+/// Ensures the bench's account (an administrator, signed in with [`EMAIL`] and [`PASSWORD`])
+/// and its default assistant; returns both ids.
+pub async fn account_and_assistant(store: &dyn Store) -> (UserId, AssistantId) {
+    let existing = store.find_user_by_email(EMAIL).await.expect("reads");
+    let user = existing.as_ref().map_or_else(UserId::new, |user| user.id);
     let account = User {
         id: user,
         name: "Bench".into(),
@@ -106,13 +106,13 @@ pub async fn local_user_and_assistant(store: &dyn Store) -> AssistantId {
         created_at: Timestamp::now(),
         last_active_at: None,
     };
-    if store.get_user(user).await.expect("reads").is_none() {
+    if existing.is_none() {
         let hash = loquat_core::crypto::hash_password(PASSWORD).expect("hashes");
         store.insert_user(&account, Some(&hash)).await.expect("user stored");
     }
     let existing = store.list_assistants(user).await.expect("assistants");
     if let Some(default) = existing.into_iter().find(|a| a.is_default) {
-        return default.id;
+        return (user, default.id);
     }
     let now = Timestamp::now();
     let assistant = Assistant {
@@ -124,12 +124,11 @@ pub async fn local_user_and_assistant(store: &dyn Store) -> AssistantId {
         updated_at: now,
     };
     store.insert_assistant(&assistant).await.expect("assistant stored");
-    assistant.id
+    (user, assistant.id)
 }
 
 /// A topic of `count` messages alternating question and a markdown answer with code.
-pub async fn topic(store: &dyn Store, assistant: AssistantId, count: usize) -> TopicId {
-    let user: UserId = Services::local_user_id();
+pub async fn topic(store: &dyn Store, user: UserId, assistant: AssistantId, count: usize) -> TopicId {
     let now = Timestamp::now();
     let topic = Topic {
         id: TopicId::new(),

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use loquat_core::Services;
 use loquat_core::store::Store;
 use loquat_core::tree::MessageTree;
 use loquat_store::StoreOptions;
@@ -42,9 +41,8 @@ pub async fn run() -> Value {
 }
 
 async fn measure(store: &dyn Store) -> Value {
-    let assistant = seed::local_user_and_assistant(store).await;
-    let seeded = seed::topic(store, assistant, MESSAGES).await;
-    let user = Services::local_user_id();
+    let (user, assistant) = seed::account_and_assistant(store).await;
+    let seeded = seed::topic(store, user, assistant, MESSAGES).await;
     let mut load = Vec::with_capacity(RUNS);
     let mut branch = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {

@@ -123,6 +123,15 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
+/// Whether two secrets are equal, in time that depends on neither (their SHA-256 digests are
+/// compared in constant time, so not even the length leaks).
+pub fn secrets_match(a: &str, b: &str) -> bool {
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let (a, b) = (sha2::Sha256::digest(a.as_bytes()), sha2::Sha256::digest(b.as_bytes()));
+    a.as_slice().ct_eq(b.as_slice()).into()
+}
+
 /// A password hash in PHC format (argon2id, the crate's recommended parameters). Slow on
 /// purpose: call it off the async runtime.
 pub fn hash_password(password: &str) -> Result<String, VaultError> {
@@ -142,6 +151,14 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_compared_whole() {
+        assert!(secrets_match("code", "code"));
+        assert!(!secrets_match("code", "cod"));
+        assert!(!secrets_match("code", "code "));
+        assert!(!secrets_match("", "x"));
+    }
 
     #[test]
     fn passwords_and_tokens() {

@@ -49,17 +49,56 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Why an account may be created: the store checks it in the transaction that creates it, so
+/// two requests racing for one grant cannot both win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountGrant<'a> {
+    /// The instance's first account, which becomes an administrator. At most one account is
+    /// ever created this way; it also takes over the data of the local user an instance had
+    /// before accounts existed (moved to the new account's id).
+    First,
+    /// A single-use invitation (by code hash), still unused and unexpired at `now`: it is used
+    /// by this account, which gets the invite's role.
+    Invite { code_hash: &'a str, now: Timestamp },
+    /// Nothing to check: open registration, an administrator, the command line.
+    Granted,
+}
+
+/// Everything a new account is made of, written in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAccount<'a> {
+    /// Its id is new; its role is the grant's for `First` (admin) and `Invite` (the invite's).
+    pub user: &'a User,
+    pub password_hash: Option<&'a str>,
+    pub grant: AccountGrant<'a>,
+    /// Stored unless the account already has a default assistant (a local user's, taken over).
+    pub default_assistant: &'a Assistant,
+    /// The SSO identity the account signs in with, linked at once.
+    pub identity: Option<&'a Identity>,
+}
+
+/// Why the store refused a [`NewAccount`] (nothing was written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRefusal {
+    EmailTaken,
+    /// The invite is unknown, used (maybe a moment ago) or expired.
+    InviteInvalid,
+    /// The first account exists (maybe since a moment ago).
+    FirstAccountTaken,
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
+    /// Creates an account in one transaction: checks and uses its grant, inserts the user, its
+    /// default assistant and its SSO identity. Returns the stored user (with the role the grant
+    /// gave) or why it was refused.
+    async fn create_account(&self, account: &NewAccount<'_>) -> StoreResult<Result<User, AccountRefusal>>;
     /// Inserts the user unless a user with that id exists.
     async fn ensure_user(&self, user: &User) -> StoreResult<()>;
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn update_user_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> StoreResult<bool>;
     /// Inserts a new user with an optional password hash; a taken email is a `Conflict`.
     async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()>;
-    /// Turns an existing user (the local user of an instance created before accounts) into an
-    /// account: sets name, email, role and password hash.
-    async fn claim_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<bool>;
     /// The user with this email (compared lower-cased).
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     async fn password_hash(&self, id: UserId) -> StoreResult<Option<String>>;
@@ -102,8 +141,6 @@ pub trait SessionStore: Send + Sync {
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
     async fn insert_invite(&self, invite: &Invite) -> StoreResult<()>;
-    /// Marks the invite used by `user` if it is unused and unexpired at `now`; returns it.
-    async fn use_invite(&self, code_hash: &str, user: UserId, now: Timestamp) -> StoreResult<Option<Invite>>;
     /// The invite if it is unused and unexpired at `now` (to show the registration form).
     async fn get_valid_invite(&self, code_hash: &str, now: Timestamp) -> StoreResult<Option<Invite>>;
     /// All invites, newest first.
@@ -115,6 +152,8 @@ pub trait CredentialStore: Send + Sync {
     /// The user's tokens (revoked ones too), newest first.
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>>;
     async fn revoke_api_token(&self, user: UserId, id: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Revokes every unrevoked token of the user; returns how many.
+    async fn revoke_user_api_tokens(&self, user: UserId, at: Timestamp) -> StoreResult<u64>;
     async fn touch_api_token(&self, id: &str, at: Timestamp) -> StoreResult<()>;
 }
 
@@ -195,8 +234,26 @@ pub struct FinishedAnswer {
     pub updated_at: Timestamp,
 }
 
+/// One change of a topic's message tree. [`MessageStore::write_tree`] writes several at once,
+/// all or none: an exchange is never half stored.
+#[derive(Debug, Clone, Copy)]
+pub enum TreeWrite<'a> {
+    InsertTopic(&'a Topic),
+    InsertMessage(&'a NewMessage),
+    SetActiveLeaf {
+        topic: TopicId,
+        leaf: Option<MessageId>,
+        at: Timestamp,
+    },
+    /// The message and all its descendants.
+    DeleteSubtree(MessageId),
+}
+
 #[async_trait]
 pub trait MessageStore: Send + Sync {
+    /// Writes the changes in order, in one transaction, each filtered by `user` (inserted rows
+    /// carry `user` too). Returns how many rows each changed.
+    async fn write_tree(&self, user: UserId, writes: &[TreeWrite<'_>]) -> StoreResult<Vec<u64>>;
     async fn insert_message(&self, message: &NewMessage) -> StoreResult<()>;
     async fn get_message(&self, user: UserId, id: MessageId) -> StoreResult<Option<Message>>;
     /// Every message of the topic in creation order, in one query.

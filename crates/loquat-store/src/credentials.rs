@@ -33,26 +33,6 @@ impl CredentialStore for SqlStore {
         .map_err(store_error)
     }
 
-    async fn use_invite(&self, code_hash: &str, user: UserId, now: Timestamp) -> StoreResult<Option<Invite>> {
-        // Check and mark in one statement: of two registrations racing for one invite, the second
-        // finds `used_by` set (PostgreSQL re-checks the condition after waiting for the first's
-        // row lock; SQLite has a single writer) and gets no row.
-        let row = on_pool!(&self.pools, write, "use_invite", |pool| {
-            sqlx::query_as::<_, InviteRow>(
-                "UPDATE invites SET used_by = $1, used_at = $2 \
-                 WHERE code_hash = $3 AND used_by IS NULL AND expires_at > $2 \
-                 RETURNING code_hash, created_by, role, created_at, expires_at, used_by, used_at",
-            )
-            .bind(user.to_string())
-            .bind(now.as_millis())
-            .bind(code_hash)
-            .fetch_optional(pool)
-            .await
-        })
-        .map_err(store_error)?;
-        row.map(InviteRow::into_domain).transpose()
-    }
-
     async fn get_valid_invite(&self, code_hash: &str, now: Timestamp) -> StoreResult<Option<Invite>> {
         let row = on_pool!(&self.pools, read, "get_valid_invite", |pool| {
             sqlx::query_as::<_, InviteRow>(
@@ -155,6 +135,18 @@ impl CredentialStore for SqlStore {
         })
         .map_err(store_error)?;
         Ok(changed > 0)
+    }
+
+    async fn revoke_user_api_tokens(&self, user: UserId, at: Timestamp) -> StoreResult<u64> {
+        on_pool!(&self.pools, write, "revoke_user_api_tokens", |pool| {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(at.as_millis())
+                .bind(user.to_string())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)
     }
 
     async fn touch_api_token(&self, id: &str, at: Timestamp) -> StoreResult<()> {

@@ -12,6 +12,7 @@ mod providers;
 mod rows;
 mod sessions;
 mod topics;
+mod tree;
 mod users;
 
 use std::fmt;

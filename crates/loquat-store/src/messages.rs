@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use loquat_core::domain::{Message, NewMessage};
 use loquat_core::id::{MessageId, TopicId, UserId};
-use loquat_core::store::{FinishedAnswer, MessageStore, StoreResult};
+use loquat_core::store::{FinishedAnswer, MessageStore, StoreResult, TreeWrite};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
@@ -14,28 +14,11 @@ use crate::rows::{MessageRow, convert_all, usage_columns};
 #[async_trait]
 impl MessageStore for SqlStore {
     async fn insert_message(&self, message: &NewMessage) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_message", |pool| {
-            sqlx::query(
-                "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, reasoning, status, \
-                 provider, model, created_at, updated_at, generating_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $10, $11)",
-            )
-            .bind(message.id.to_string())
-            .bind(message.user_id.to_string())
-            .bind(message.topic_id.to_string())
-            .bind(message.parent_id.map(|parent| parent.to_string()))
-            .bind(message.role.as_str())
-            .bind(&message.content)
-            .bind(message.status.as_str())
-            .bind(message.provider.as_deref())
-            .bind(message.model.as_deref())
-            .bind(message.created_at.as_millis())
-            .bind(message.generating_by.as_deref())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+        self.write_one(message.user_id, TreeWrite::InsertMessage(message), "insert_message").await.map(|_| ())
+    }
+
+    async fn write_tree(&self, user: UserId, writes: &[TreeWrite<'_>]) -> StoreResult<Vec<u64>> {
+        self.write_tree_in_transaction(user, writes).await
     }
 
     async fn get_message(&self, user: UserId, id: MessageId) -> StoreResult<Option<Message>> {
@@ -132,25 +115,7 @@ impl MessageStore for SqlStore {
     }
 
     async fn delete_message_subtree(&self, user: UserId, id: MessageId) -> StoreResult<u64> {
-        // One statement: the parent_id foreign key is checked at its end, when the whole subtree
-        // is gone. UNION (not UNION ALL) ends the walk even on a (corrupt) cycle.
-        on_pool!(&self.pools, write, "delete_message_subtree", |pool| {
-            sqlx::query(
-                "WITH RECURSIVE subtree (id) AS ( \
-                     SELECT id FROM messages WHERE id = $1 AND user_id = $2 \
-                     UNION \
-                     SELECT child.id FROM messages AS child JOIN subtree ON child.parent_id = subtree.id \
-                     WHERE child.user_id = $2 \
-                 ) \
-                 DELETE FROM messages WHERE user_id = $2 AND id IN (SELECT id FROM subtree)",
-            )
-            .bind(id.to_string())
-            .bind(user.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)
+        self.write_one(user, TreeWrite::DeleteSubtree(id), "delete_message_subtree").await
     }
 
     async fn interrupt_generating(

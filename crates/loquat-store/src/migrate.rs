@@ -19,12 +19,14 @@ const SQLITE: &[Embedded] = &[
     (2, "provider overrides", include_str!("../migrations/sqlite/0002_provider_overrides.sql")),
     (3, "accounts", include_str!("../migrations/sqlite/0003_accounts.sql")),
     (4, "generating by", include_str!("../migrations/sqlite/0004_generating_by.sql")),
+    (5, "first account", include_str!("../migrations/sqlite/0005_first_account.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "provider overrides", include_str!("../migrations/postgres/0002_provider_overrides.sql")),
     (3, "accounts", include_str!("../migrations/postgres/0003_accounts.sql")),
     (4, "generating by", include_str!("../migrations/postgres/0004_generating_by.sql")),
+    (5, "first account", include_str!("../migrations/postgres/0005_first_account.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

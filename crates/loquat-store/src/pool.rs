@@ -34,19 +34,19 @@ impl Pools {
 /// SQL text (with `$n` placeholders) and the same row structs serve both backends. Both
 /// expansions must produce the same type.
 macro_rules! on_pool {
-    ($pools:expr, read, $query:literal, |$pool:ident| $body:expr) => {
+    ($pools:expr, read, $query:expr, |$pool:ident| $body:expr) => {
         $crate::pool::on_pool!(@timed $query, match $pools {
             $crate::pool::Pools::Sqlite { reader: $pool, .. } => $body,
             $crate::pool::Pools::Postgres($pool) => $body,
         })
     };
-    ($pools:expr, write, $query:literal, |$pool:ident| $body:expr) => {
+    ($pools:expr, write, $query:expr, |$pool:ident| $body:expr) => {
         $crate::pool::on_pool!(@timed $query, match $pools {
             $crate::pool::Pools::Sqlite { writer: $pool, .. } => $body,
             $crate::pool::Pools::Postgres($pool) => $body,
         })
     };
-    (@timed $query:literal, $run:expr) => {{
+    (@timed $query:expr, $run:expr) => {{
         let started = ::std::time::Instant::now();
         let result = $run;
         $crate::pool::record_query($query, started);

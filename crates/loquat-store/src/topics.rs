@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use loquat_core::domain::Topic;
 use loquat_core::id::{AssistantId, MessageId, TopicId, UserId};
-use loquat_core::store::{StoreResult, TopicStore};
+use loquat_core::store::{StoreResult, TopicStore, TreeWrite};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
@@ -14,23 +14,7 @@ use crate::rows::{TopicRow, convert_all};
 #[async_trait]
 impl TopicStore for SqlStore {
     async fn insert_topic(&self, topic: &Topic) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_topic", |pool| {
-            sqlx::query(
-                "INSERT INTO topics (id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(topic.id.to_string())
-            .bind(topic.user_id.to_string())
-            .bind(topic.assistant_id.to_string())
-            .bind(&topic.title)
-            .bind(topic.active_leaf_id.map(|leaf| leaf.to_string()))
-            .bind(topic.created_at.as_millis())
-            .bind(topic.updated_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+        self.write_one(topic.user_id, TreeWrite::InsertTopic(topic), "insert_topic").await.map(|_| ())
     }
 
     async fn get_topic(&self, user: UserId, id: TopicId) -> StoreResult<Option<Topic>> {
@@ -100,18 +84,8 @@ impl TopicStore for SqlStore {
         leaf: Option<MessageId>,
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "set_active_leaf", |pool| {
-            sqlx::query("UPDATE topics SET active_leaf_id = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
-                .bind(leaf.map(|leaf| leaf.to_string()))
-                .bind(updated_at.as_millis())
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
-        Ok(changed > 0)
+        let write = TreeWrite::SetActiveLeaf { topic: id, leaf, at: updated_at };
+        Ok(self.write_one(user, write, "set_active_leaf").await? > 0)
     }
 
     async fn delete_topic(&self, user: UserId, id: TopicId) -> StoreResult<bool> {

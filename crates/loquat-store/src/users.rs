@@ -5,12 +5,12 @@
 use async_trait::async_trait;
 use loquat_core::domain::{Locale, Role, Theme, User};
 use loquat_core::id::UserId;
-use loquat_core::store::{StoreResult, UserStore};
+use loquat_core::store::{AccountGrant, AccountRefusal, NewAccount, StoreErrorKind, StoreResult, UserStore};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
-use crate::rows::{UserRow, convert_all, count, locale_code};
+use crate::pool::{error_kind, on_pool, store_error};
+use crate::rows::{UserRow, config_json, convert_all, count, locale_code};
 
 /// The email as stored: lower-cased, so that lookups and uniqueness ignore case.
 fn stored_email(email: Option<&str>) -> Option<String> {
@@ -61,8 +61,138 @@ impl SqlStore {
     }
 }
 
+/// The statements of [`UserStore::create_account`], in the order they run.
+mod account_sql {
+    /// Is the email taken? (Checked first so the answer is clear; the unique index still
+    /// decides a race.)
+    pub const EMAIL_TAKEN: &str = "SELECT COUNT(*) FROM users WHERE email = $1";
+    /// The first account: only while no account exists. Of two racing, the later one finds the
+    /// other's row (SQLite has one writer) or hits `users_first_account` (PostgreSQL).
+    pub const FIRST_EXISTS: &str = "SELECT COUNT(*) FROM users WHERE email IS NOT NULL OR first_account";
+    /// Uses the invite if it is still unused and unexpired; PostgreSQL re-checks the condition
+    /// after waiting for a racing transaction's row lock, so only one can use it.
+    pub const USE_INVITE: &str = "UPDATE invites SET used_by = $1, used_at = $2 \
+        WHERE code_hash = $3 AND used_by IS NULL AND expires_at > $2 RETURNING role";
+    pub const INSERT_USER: &str = "INSERT INTO users (id, name, email, password_hash, role, disabled, locale, \
+        theme, created_at, last_active_at, first_account) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    /// The local user of an instance from before accounts (no email): its rows move to the first
+    /// account, then it goes.
+    pub const ADOPT: [&str; 6] = [
+        "UPDATE assistants SET user_id = $1 WHERE user_id IN (SELECT id FROM users WHERE email IS NULL)",
+        "UPDATE topics SET user_id = $1 WHERE user_id IN (SELECT id FROM users WHERE email IS NULL)",
+        "UPDATE messages SET user_id = $1 WHERE user_id IN (SELECT id FROM users WHERE email IS NULL)",
+        "UPDATE provider_settings SET user_id = $1 WHERE user_id IN (SELECT id FROM users WHERE email IS NULL)",
+        "UPDATE provider_overrides SET user_id = $1 WHERE user_id IN (SELECT id FROM users WHERE email IS NULL)",
+        "UPDATE usage_events SET user_id = $1 WHERE user_id IN (SELECT id FROM users WHERE email IS NULL)",
+    ];
+    pub const DROP_LOCAL: &str = "DELETE FROM users WHERE email IS NULL";
+    pub const INSERT_DEFAULT_ASSISTANT: &str = "INSERT INTO assistants (id, user_id, is_default, config, \
+        created_at, updated_at) SELECT $1, $2, TRUE, $3, $4, $4 \
+        WHERE NOT EXISTS (SELECT 1 FROM assistants WHERE user_id = $2 AND is_default)";
+    pub const INSERT_IDENTITY: &str =
+        "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)";
+}
+
+impl SqlStore {
+    /// The body of [`UserStore::create_account`]; `Ok(Err(_))` leaves without committing.
+    async fn create_account_in_transaction(
+        &self,
+        account: &NewAccount<'_>,
+        config: &str,
+    ) -> Result<Result<User, AccountRefusal>, sqlx::Error> {
+        use account_sql::*;
+        let mut user = account.user.clone();
+        user.email = stored_email(user.email.as_deref());
+        let first = account.grant == AccountGrant::First;
+        on_pool!(&self.pools, write, "create_account", |pool| async {
+            let mut tx = pool.begin().await?;
+            let taken: i64 = sqlx::query_scalar(EMAIL_TAKEN).bind(user.email.as_deref()).fetch_one(&mut *tx).await?;
+            if taken > 0 {
+                return Ok(Err(AccountRefusal::EmailTaken));
+            }
+            match account.grant {
+                AccountGrant::First => {
+                    let accounts: i64 = sqlx::query_scalar(FIRST_EXISTS).fetch_one(&mut *tx).await?;
+                    if accounts > 0 {
+                        return Ok(Err(AccountRefusal::FirstAccountTaken));
+                    }
+                    user.role = Role::Admin;
+                }
+                AccountGrant::Invite { code_hash, now } => {
+                    let role: Option<String> = sqlx::query_scalar(USE_INVITE)
+                        .bind(user.id.to_string())
+                        .bind(now.as_millis())
+                        .bind(code_hash)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(role) = role.as_deref().and_then(Role::parse) else {
+                        return Ok(Err(AccountRefusal::InviteInvalid));
+                    };
+                    user.role = role;
+                }
+                AccountGrant::Granted => {}
+            }
+            sqlx::query(INSERT_USER)
+                .bind(user.id.to_string())
+                .bind(&user.name)
+                .bind(user.email.as_deref())
+                .bind(account.password_hash)
+                .bind(user.role.as_str())
+                .bind(user.disabled)
+                .bind(locale_code(user.locale))
+                .bind(user.theme.code())
+                .bind(user.created_at.as_millis())
+                .bind(user.last_active_at.map(Timestamp::as_millis))
+                .bind(first)
+                .execute(&mut *tx)
+                .await?;
+            if first {
+                for statement in ADOPT {
+                    sqlx::query(statement).bind(user.id.to_string()).execute(&mut *tx).await?;
+                }
+                sqlx::query(DROP_LOCAL).execute(&mut *tx).await?;
+            }
+            let assistant = account.default_assistant;
+            sqlx::query(INSERT_DEFAULT_ASSISTANT)
+                .bind(assistant.id.to_string())
+                .bind(user.id.to_string())
+                .bind(config)
+                .bind(assistant.created_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+            if let Some(identity) = account.identity {
+                sqlx::query(INSERT_IDENTITY)
+                    .bind(&identity.provider)
+                    .bind(&identity.subject)
+                    .bind(user.id.to_string())
+                    .bind(identity.email.as_deref())
+                    .bind(identity.created_at.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Ok(user))
+        }
+        .await)
+    }
+}
+
 #[async_trait]
 impl UserStore for SqlStore {
+    async fn create_account(&self, account: &NewAccount<'_>) -> StoreResult<Result<User, AccountRefusal>> {
+        let config = config_json(&account.default_assistant.config)?;
+        match self.create_account_in_transaction(account, &config).await {
+            Ok(outcome) => Ok(outcome),
+            // A unique index decided a race the checks above could not see (PostgreSQL: two
+            // transactions that both found no first account, or the same email at once).
+            Err(error) if error_kind(&error) == StoreErrorKind::Conflict => Ok(Err(match account.grant {
+                AccountGrant::First => AccountRefusal::FirstAccountTaken,
+                _ => AccountRefusal::EmailTaken,
+            })),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
     async fn ensure_user(&self, user: &User) -> StoreResult<()> {
         self.insert_user_row(user, None, true).await
     }
@@ -97,22 +227,6 @@ impl UserStore for SqlStore {
 
     async fn insert_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<()> {
         self.insert_user_row(user, password_hash, false).await
-    }
-
-    async fn claim_user(&self, user: &User, password_hash: Option<&str>) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "claim_user", |pool| {
-            sqlx::query("UPDATE users SET name = $1, email = $2, role = $3, password_hash = $4 WHERE id = $5")
-                .bind(&user.name)
-                .bind(stored_email(user.email.as_deref()))
-                .bind(user.role.as_str())
-                .bind(password_hash)
-                .bind(user.id.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
-        Ok(changed > 0)
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {

@@ -13,6 +13,7 @@ use loquat_core::{CoreError, Secret};
 
 use crate::AppState;
 use crate::error::{Flavor, WebError};
+use crate::forwarded::TrustedProxies;
 use crate::i18n::Tr;
 
 /// The session cookie's name.
@@ -20,7 +21,8 @@ pub const SESSION_COOKIE: &str = "loquat_session";
 /// The access-code cookie's name (`ACCESS_CODE`).
 pub const ACCESS_COOKIE: &str = "loquat_access";
 
-/// A signed-in user.
+/// A signed-in user: a browser with a session cookie (pages), or a program with a personal API
+/// token (the `/v1` API builds its `Viewer` itself, with no session).
 pub struct Viewer {
     pub user: User,
     pub tr: Tr,
@@ -43,6 +45,26 @@ impl Viewer {
 
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin
+    }
+
+    /// A 400 for a form field holding a value none of our forms sends (an unknown role, a bad
+    /// number): named, never replaced by a default.
+    pub fn invalid_field(&self, field: &str) -> WebError {
+        WebError::bad_request(self.tr.t_with("error.invalid_field", "field", field), self.tr, self.flavor)
+    }
+
+    /// A checkbox: ticked (`on`) or not (absent or empty); anything else is a 400.
+    pub fn checkbox(&self, field: &str, value: &str) -> Result<bool, WebError> {
+        match value {
+            "" => Ok(false),
+            "on" => Ok(true),
+            _ => Err(self.invalid_field(field)),
+        }
+    }
+
+    /// A program calling with a personal API token (as opposed to a browser's session).
+    pub fn uses_api_token(&self) -> bool {
+        self.session.is_none()
     }
 }
 
@@ -75,12 +97,16 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn flavor(parts: &Parts) -> Flavor {
-    let wants_json = parts
-        .headers
+    flavor_of(&parts.headers, &parts.uri)
+}
+
+/// Whether the client wants errors as JSON (scripts, the API) or as a page.
+pub(crate) fn flavor_of(headers: &HeaderMap, uri: &axum::http::Uri) -> Flavor {
+    let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.starts_with("application/json") || accept.starts_with("text/event-stream"));
-    if wants_json || parts.uri.path().starts_with("/api/") || parts.uri.path().starts_with("/v1/") {
+    if wants_json || uri.path().starts_with("/api/") || uri.path().starts_with("/v1/") {
         Flavor::Json
     } else {
         Flavor::Html
@@ -88,39 +114,36 @@ fn flavor(parts: &Parts) -> Flavor {
 }
 
 fn browser_locale(parts: &Parts) -> Locale {
-    let accept_language = parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    browser_locale_of(&parts.headers)
+}
+
+/// The language the browser asks for (before a signed-in user's preference).
+pub(crate) fn browser_locale_of(headers: &HeaderMap) -> Locale {
+    let accept_language = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
     Locale::from_accept_language(accept_language)
 }
 
-/// Where the request comes from: the peer address, or the first `X-Forwarded-For` entry when
-/// the instance is configured to trust its reverse proxy.
-pub fn client_info(parts: &Parts, trust_forwarded_for: bool) -> ClientInfo {
-    let forwarded = trust_forwarded_for
-        .then(|| parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()))
-        .flatten()
-        .and_then(|value| value.split(',').next())
-        .map(|ip| ip.trim().to_owned())
-        .filter(|ip| !ip.is_empty());
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
+/// Where the request comes from: the peer address, or the address the trusted reverse proxies
+/// saw (`forwarded::TrustedProxies`: read from the right of `X-Forwarded-For`).
+pub fn client_info(parts: &Parts, proxies: &TrustedProxies) -> ClientInfo {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let ip = peer.map(|peer| {
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect();
+        proxies.client(peer, &forwarded).to_string()
+    });
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    ClientInfo { ip: forwarded.or(peer).unwrap_or_default(), user_agent: user_agent.chars().take(300).collect() }
+    ClientInfo { ip: ip.unwrap_or_default(), user_agent: user_agent.chars().take(300).collect() }
 }
 
-/// The signed-in user of this request: a session cookie, or (for the API) a bearer token.
+/// The signed-in user of this request and their session token: the session cookie only. A
+/// personal API token is for the `/v1` API (`api::openai::caller`), never for pages: a leaked
+/// token must not open the admin panel or mint more tokens.
 async fn signed_in(parts: &Parts, state: &AppState) -> Result<(Option<User>, Option<Secret>), CoreError> {
     if let Some(token) = cookie(&parts.headers, SESSION_COOKIE)
         && let Some(user) = state.services.session_user(&token).await?
     {
         return Ok((Some(user), Some(Secret::new(token))));
-    }
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    if let Some(token) = bearer {
-        return Ok((state.services.api_token_user(token).await?, None));
     }
     Ok((None, None))
 }
@@ -139,8 +162,26 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(WebError::sign_in_required(Tr::new(browser_locale), flavor, next));
         };
         let tr = Tr::new(user.locale.unwrap_or(browser_locale));
-        let client = client_info(parts, state.settings.trust_forwarded_for);
+        let client = client_info(parts, &state.settings.trusted_proxies);
         Ok(Self { theme: user.theme, user, tr, flavor, client, session })
+    }
+}
+
+/// A signed-in administrator: admin pages and actions take this, so a member is turned away
+/// (404, as for anything they cannot see) before the request body is even read. The services
+/// check the role again.
+pub struct AdminViewer(pub Viewer);
+
+impl FromRequestParts<AppState> for AdminViewer {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        if viewer.is_admin() && !viewer.user.disabled {
+            Ok(Self(viewer))
+        } else {
+            Err(WebError::not_found(viewer.tr, viewer.flavor))
+        }
     }
 }
 
@@ -155,7 +196,7 @@ impl FromRequestParts<AppState> for Visitor {
             .map_err(|error| WebError::from_core(error, Tr::new(browser_locale), flavor))?;
         let locale = user.as_ref().and_then(|user| user.locale).unwrap_or(browser_locale);
         let theme = user.as_ref().map_or(Theme::System, |user| user.theme);
-        let client = client_info(parts, state.settings.trust_forwarded_for);
+        let client = client_info(parts, &state.settings.trusted_proxies);
         Ok(Self { user, tr: Tr::new(locale), theme, flavor, client })
     }
 }

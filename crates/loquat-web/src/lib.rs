@@ -9,6 +9,8 @@ mod assets;
 mod chart;
 mod context;
 mod error;
+mod form;
+mod forwarded;
 mod health;
 mod i18n;
 mod limits;
@@ -26,7 +28,8 @@ use std::sync::Arc;
 use loquat_core::Services;
 
 pub use assets::assets;
-pub use routes::router;
+pub use forwarded::TrustedProxies;
+pub use routes::{route_list, router};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -39,8 +42,11 @@ pub struct WebSettings {
     pub access_codes: Vec<loquat_core::Secret>,
     /// A server secret that makes the access cookie unforgeable (`AUTH_SECRET`).
     pub auth_secret: loquat_core::Secret,
-    /// Trust `X-Forwarded-For` for the client address (only behind a reverse proxy).
-    pub trust_forwarded_for: bool,
+    /// Which `X-Forwarded-For` entries to believe for the client's address (behind reverse
+    /// proxies only; none by default).
+    pub trusted_proxies: TrustedProxies,
+    /// Answers one client address may start per minute on the chat pages (`0`: no limit).
+    pub chat_per_address_per_minute: u32,
     /// `AUTH_ALLOWED_EMAILS`: addresses or domains SSO sign-ins are restricted to.
     pub allowed_emails: Vec<String>,
     /// The public URL (`APP_URL`), for links shown to users (invitations).
@@ -54,7 +60,8 @@ impl Default for WebSettings {
             secure_cookies: false,
             access_codes: Vec::new(),
             auth_secret: loquat_core::Secret::default(),
-            trust_forwarded_for: false,
+            trusted_proxies: TrustedProxies::None,
+            chat_per_address_per_minute: 120,
             allowed_emails: Vec::new(),
             public_url: "http://127.0.0.1:3210".to_owned(),
         }

@@ -2,7 +2,9 @@
 //! forms and pages) and `api` (what the page scripts fetch); both call the same services.
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -15,77 +17,125 @@ use crate::api::{chat as chat_api, events};
 use crate::pages::{account, admin, assistants, auth, chat, settings, sso};
 use crate::{AppState, assets, health, metrics, middleware, request_id};
 
+/// Routes as data: each one added records its method and path beside the router it extends.
+#[derive(Default)]
+pub(crate) struct RouteTable {
+    pub(crate) router: Router<AppState>,
+    pub(crate) list: Vec<(Method, &'static str)>,
+}
+
+impl RouteTable {
+    pub(crate) fn route(mut self, path: &'static str, methods: &[Method], handler: MethodRouter<AppState>) -> Self {
+        self.list.extend(methods.iter().map(|method| (method.clone(), path)));
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    pub(crate) fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.route(path, &[Method::GET], get(handler))
+    }
+
+    pub(crate) fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.route(path, &[Method::POST], post(handler))
+    }
+
+    fn get_post<G, TG, P, TP>(self, path: &'static str, show: G, submit: P) -> Self
+    where
+        G: Handler<TG, AppState>,
+        TG: 'static,
+        P: Handler<TP, AppState>,
+        TP: 'static,
+    {
+        self.route(path, &[Method::GET, Method::POST], get(show).post(submit))
+    }
+}
+
 /// The longest a request may wait for its response head (provider checks take up to 30 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.body_limit;
-    Router::new()
+/// Every page, form and script endpoint, with the router they make.
+fn pages() -> RouteTable {
+    RouteTable::default()
         // Chat pages.
-        .route("/", get(chat::index))
-        .route("/chat/{assistant}", get(chat::show_new_topic))
-        .route("/chat/{assistant}/{topic}", get(chat::show_topic))
-        .route("/chat/{assistant}/send", post(chat_api::send_message))
+        .get("/", chat::index)
+        .get("/chat/{assistant}", chat::show_new_topic)
+        .get("/chat/{assistant}/{topic}", chat::show_topic)
+        .post("/chat/{assistant}/send", chat_api::send_message)
         // Messages.
-        .route("/messages/{id}/events", get(events::message_events))
-        .route("/messages/{id}/raw", get(chat_api::raw_message))
-        .route("/messages/{id}/stop", post(chat_api::stop_message))
-        .route("/messages/{id}/edit", get(chat::edit_message_page).post(chat::edit_message))
-        .route("/messages/{id}/regenerate", post(chat::regenerate_message))
-        .route("/messages/{id}/delete", post(chat::delete_message))
-        .route("/messages/{id}/switch", post(chat::switch_branch))
+        .get("/messages/{id}/events", events::message_events)
+        .get("/messages/{id}/raw", chat_api::raw_message)
+        .post("/messages/{id}/stop", chat_api::stop_message)
+        .get_post("/messages/{id}/edit", chat::edit_message_page, chat::edit_message)
+        .post("/messages/{id}/regenerate", chat::regenerate_message)
+        .post("/messages/{id}/delete", chat::delete_message)
+        .post("/messages/{id}/switch", chat::switch_branch)
         // Topics.
-        .route("/topics/{id}/rename", post(chat::rename_topic))
-        .route("/topics/{id}/delete", post(chat::delete_topic))
+        .post("/topics/{id}/rename", chat::rename_topic)
+        .post("/topics/{id}/delete", chat::delete_topic)
         // Assistants.
-        .route("/assistants/new", get(assistants::new_assistant_page))
-        .route("/assistants", post(assistants::create_assistant))
-        .route("/assistants/{id}/edit", get(assistants::edit_assistant_page))
-        .route("/assistants/{id}", post(assistants::update_assistant))
-        .route("/assistants/{id}/delete", post(assistants::delete_assistant))
-        .route("/assistants/{id}/model", post(assistants::set_assistant_model))
+        .get("/assistants/new", assistants::new_assistant_page)
+        .post("/assistants", assistants::create_assistant)
+        .get("/assistants/{id}/edit", assistants::edit_assistant_page)
+        .post("/assistants/{id}", assistants::update_assistant)
+        .post("/assistants/{id}/delete", assistants::delete_assistant)
+        .post("/assistants/{id}/model", assistants::set_assistant_model)
         // Settings.
-        .route("/settings", get(settings::settings_page))
-        .route("/settings/preferences", post(settings::save_preferences))
-        .route("/settings/theme", post(settings::cycle_theme))
-        .route("/settings/providers", post(settings::create_provider))
-        .route("/settings/providers/probe", post(settings::probe_provider))
-        .route("/settings/providers/{id}", get(settings::edit_provider_page).post(settings::update_provider))
-        .route("/settings/providers/{id}/delete", post(settings::delete_provider))
-        .route("/settings/server-providers/{id}", post(settings::save_server_provider_key))
-        .route("/settings/pull", post(settings::pull_model))
+        .get("/settings", settings::settings_page)
+        .post("/settings/preferences", settings::save_preferences)
+        .post("/settings/theme", settings::cycle_theme)
+        .post("/settings/providers", settings::create_provider)
+        .post("/settings/providers/probe", settings::probe_provider)
+        .get_post("/settings/providers/{id}", settings::edit_provider_page, settings::update_provider)
+        .post("/settings/providers/{id}/delete", settings::delete_provider)
+        .post("/settings/server-providers/{id}", settings::save_server_provider_key)
+        .post("/settings/pull", settings::pull_model)
         // Getting in.
-        .route("/access", get(auth::access_page).post(auth::submit_access))
-        .route("/login", get(auth::show_login).post(auth::submit_login))
-        .route("/register", get(auth::show_register).post(auth::submit_register))
-        .route("/logout", post(auth::sign_out))
-        .route("/api/auth/signin/{idp}", get(sso::sso_sign_in))
-        .route("/api/auth/callback/{idp}", get(sso::sso_callback))
+        .get_post("/access", auth::access_page, auth::submit_access)
+        .get_post("/login", auth::show_login, auth::submit_login)
+        .get_post("/register", auth::show_register, auth::submit_register)
+        .post("/logout", auth::sign_out)
+        .get("/api/auth/signin/{idp}", sso::sso_sign_in)
+        .get("/api/auth/callback/{idp}", sso::sso_callback)
         // The user's account.
-        .route("/account", get(account::show_account))
-        .route("/account/name", post(account::save_name))
-        .route("/account/password", post(account::change_password))
-        .route("/account/sessions/end-all", post(account::sign_out_everywhere))
-        .route("/account/tokens", post(account::create_token))
-        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .get("/account", account::show_account)
+        .post("/account/name", account::save_name)
+        .post("/account/password", account::change_password)
+        .post("/account/sessions/end-all", account::sign_out_everywhere)
+        .post("/account/tokens", account::create_token)
+        .post("/account/tokens/{id}/revoke", account::revoke_token)
         // Administration.
-        .route("/admin", get(admin::list_users))
-        .route("/admin/users", post(admin::create_user))
-        .route("/admin/users/{id}", get(admin::show_user))
-        .route("/admin/users/{id}/{action}", post(admin::user_action))
-        .route("/admin/invites", get(admin::list_invites).post(admin::create_invite))
-        .route("/admin/invites/{hash}/delete", post(admin::delete_invite))
-        .route("/admin/settings", get(admin::show_settings))
-        .route("/admin/settings/{setting}", post(admin::save_setting))
-        .route("/admin/usage", get(admin::show_usage))
-        .route("/admin/audit", get(admin::show_audit))
+        .get("/admin", admin::list_users)
+        .post("/admin/users", admin::create_user)
+        .get("/admin/users/{id}", admin::show_user)
+        .post("/admin/users/{id}/{action}", admin::user_action)
+        .get_post("/admin/invites", admin::list_invites, admin::create_invite)
+        .post("/admin/invites/{hash}/delete", admin::delete_invite)
+        .get("/admin/settings", admin::show_settings)
+        .post("/admin/settings/{setting}", admin::save_setting)
+        .get("/admin/usage", admin::show_usage)
+        .get("/admin/audit", admin::show_audit)
         // Plumbing.
-        .route("/static/{name}", get(assets::serve_asset))
-        .route("/healthz", get(|| async { "ok" }))
+        .get("/static/{name}", assets::serve_asset)
+        .get("/healthz", || async { "ok" })
         // Operations: readiness and Prometheus metrics (health.rs, metrics.rs); no sign-in, and
         // the access-code gate lets them through.
-        .route("/readyz", get(health::readiness))
-        .route("/metrics", get(metrics::serve_metrics))
+        .get("/readyz", health::readiness)
+        .get("/metrics", metrics::serve_metrics)
+}
+
+/// Every route: (method, path template) as the router serves it, the `/v1` API included. Built
+/// by the same code that builds the router, so tests that walk it (ownership, API tokens on
+/// pages) cover a new route without being edited.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    let mut list = pages().list;
+    list.extend(crate::api::openai::route_table(usize::MAX).list);
+    list
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit;
+    pages()
+        .router
         .fallback(chat::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
         .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
@@ -97,7 +147,7 @@ pub fn router(state: AppState) -> Router {
         // The OpenAI-compatible API (api/openai): bearer tokens only, OpenAI's error shape, its
         // own body limit; outside the page layers above (access gate, cross-origin check,
         // request timeout: a whole answer takes as long as the model needs).
-        .merge(crate::api::openai::routes(body_limit))
+        .merge(crate::api::openai::route_table(body_limit).router)
         // Operations, outermost so they see every answer: requests counted and timed per route
         // template; a request id (the caller's if sane, else a UUID) in the trace span of every
         // log line and echoed on the response (request_id.rs). Layers run bottom-up.

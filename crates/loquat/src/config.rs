@@ -55,9 +55,15 @@ pub struct Config {
     /// Who may register when the admin has not chosen: `open`, `invite` or `closed`
     /// (`LOQUAT_REGISTRATION`).
     pub registration: String,
-    /// Trust `X-Forwarded-For` for the client address (`LOQUAT_TRUST_FORWARDED_FOR`; only
-    /// behind a reverse proxy that sets it).
+    /// Take the client address from `X-Forwarded-For` (`LOQUAT_TRUST_FORWARDED_FOR`; only
+    /// behind a reverse proxy that sets it): the entry the one proxy in front of Loquat added,
+    /// unless `trusted_proxies` says more.
     pub trust_forwarded_for: bool,
+    /// The reverse proxies in front of Loquat (`LOQUAT_TRUSTED_PROXIES`): their number (`2`),
+    /// or their addresses and networks (`10.0.0.0/8,192.0.2.7`). Setting it trusts
+    /// `X-Forwarded-For` as far as those proxies vouch for it.
+    pub trusted_proxies: String,
+    pub limits: LimitsConfig,
     /// Hosts (or `host:port`) users' own providers may reach despite the SSRF guard,
     /// comma-separated (`LOQUAT_SSRF_ALLOW`, e.g. `127.0.0.1:11434,gpu.lan`).
     pub ssrf_allow: String,
@@ -70,6 +76,21 @@ pub struct Config {
     /// A second address serving only `/metrics`, without a token (`LOQUAT_METRICS_LISTEN`,
     /// e.g. `127.0.0.1:9464`): for an address only the monitoring network reaches.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Rate limits of the web layer (`LOQUAT_LIMITS__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Answers one client address may start per minute on the chat pages (`0`: no limit).
+    /// Requests with an API token are governed by their user's quota instead.
+    pub chat_per_address_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { chat_per_address_per_minute: 120 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -135,6 +156,8 @@ impl Default for Config {
             node_id: None,
             registration: "invite".to_owned(),
             trust_forwarded_for: false,
+            trusted_proxies: String::new(),
+            limits: LimitsConfig::default(),
             ssrf_allow: String::new(),
             shutdown_grace_secs: 20,
             metrics_token: None,
@@ -270,6 +293,7 @@ impl Config {
                 return Err(ConfigError("DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into()));
             }
         }
+        self.trusted_proxies()?;
         if loquat_core::service::RegistrationMode::parse(&self.registration).is_none() {
             return Err(ConfigError("LOQUAT_REGISTRATION must be open, invite or closed".into()));
         }
@@ -297,6 +321,21 @@ impl Config {
             heartbeat: Duration::from_secs(self.generation.heartbeat_secs),
             stale_after: Duration::from_secs(self.generation.stale_after_secs),
         }
+    }
+
+    /// Which `X-Forwarded-For` entries to believe: `trusted_proxies` when set, else the one
+    /// proxy `trust_forwarded_for` speaks of, else none.
+    pub fn trusted_proxies(&self) -> Result<loquat_web::TrustedProxies, ConfigError> {
+        use loquat_web::TrustedProxies;
+        if !self.trusted_proxies.trim().is_empty() {
+            return TrustedProxies::parse(&self.trusted_proxies).map_err(|item| {
+                ConfigError(format!(
+                    "LOQUAT_TRUSTED_PROXIES must be a number of proxies or addresses and networks such as \
+                     10.0.0.0/8; {item:?} is neither"
+                ))
+            });
+        }
+        Ok(if self.trust_forwarded_for { TrustedProxies::Hops(1) } else { TrustedProxies::None })
     }
 
     /// Comma-separated settings as lists (empty items dropped).

@@ -51,6 +51,8 @@ pub enum StartError {
     Bus(String),
     #[error("single sign-on: {0}")]
     Sso(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A built application, ready to serve.
@@ -137,7 +139,8 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             .map(|codes| Config::list(codes.expose()).into_iter().map(Secret::new).collect())
             .unwrap_or_default(),
         auth_secret: config.auth_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or(vault_key),
-        trust_forwarded_for: config.trust_forwarded_for,
+        trusted_proxies: config.trusted_proxies().map_err(|error| StartError::Config(error.to_string()))?,
+        chat_per_address_per_minute: config.limits.chat_per_address_per_minute,
         allowed_emails: Config::list(&config.auth_allowed_emails),
         public_url: public_url.clone(),
     };

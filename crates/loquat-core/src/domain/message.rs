@@ -129,6 +129,31 @@ pub struct NewMessage {
     pub generating_by: Option<String>,
 }
 
+impl NewMessage {
+    /// The message as the store returns it once inserted.
+    pub fn stored(&self) -> Message {
+        Message {
+            id: self.id,
+            user_id: self.user_id,
+            topic_id: self.topic_id,
+            parent_id: self.parent_id,
+            role: self.role,
+            content: self.content.clone(),
+            reasoning: String::new(),
+            status: self.status,
+            error_kind: None,
+            error_message: None,
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            usage: None,
+            ttft_ms: None,
+            duration_ms: None,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+        }
+    }
+}
+
 impl Message {
     /// Tokens per second of the answer, when the provider reported usage.
     pub fn tokens_per_second(&self) -> Option<f64> {

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use super::Services;
+use super::registration::{AccountRequest, Via};
 use crate::crypto::{hash_password, new_token, token_hash, verify_password};
-use crate::domain::{Identity, Role, Session, Theme, User};
+use crate::domain::{Identity, Session, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::secret::Secret;
@@ -92,84 +93,16 @@ impl Services {
         Ok(self.store.count_accounts().await? == 0)
     }
 
-    /// Creates an account and signs it in.
+    /// Creates an account through the registration form and signs it in.
     pub async fn register(&self, form: Registration, client: &ClientInfo) -> CoreResult<NewSession> {
-        let name = form.name.trim().to_owned();
-        let email = normalize_email(&form.email)?;
-        check_password(&form.password)?;
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(CoreError::invalid("name_length"));
-        }
-        let first = self.needs_first_account().await?;
-        let mut role = Role::User;
-        let mut invite_hash = None;
-        if first {
-            role = Role::Admin;
-        } else {
-            match (self.registration_mode().await?, &form.invite) {
-                (RegistrationMode::Closed, _) => return Err(CoreError::invalid("registration_closed")),
-                (_, Some(code)) => {
-                    let hash = token_hash(code.trim());
-                    let invite = self.store.get_valid_invite(&hash, Timestamp::now()).await?;
-                    role = invite.ok_or_else(|| CoreError::invalid("invite_invalid"))?.role;
-                    invite_hash = Some(hash);
-                }
-                (RegistrationMode::Invite, None) => return Err(CoreError::invalid("registration_invite_only")),
-                (RegistrationMode::Open, None) => {}
-            }
-        }
-        if self.store.find_user_by_email(&email).await?.is_some() {
-            return Err(CoreError::invalid("email_taken"));
-        }
-        let hash = hash_off_thread(form.password).await?;
-        let now = Timestamp::now();
-        let mut user = User {
-            id: UserId::new(),
-            name,
-            email: Some(email),
-            role,
-            disabled: false,
-            locale: None,
-            theme: Theme::System,
-            created_at: now,
-            last_active_at: Some(now),
+        let request = AccountRequest {
+            name: form.name,
+            email: form.email,
+            password: Some(form.password),
+            via: Via::Registration { invite: form.invite },
         };
-        self.create_account(&mut user, Some(&hash), first).await?;
-        if let Some(hash) = invite_hash
-            && self.store.use_invite(&hash, user.id, now).await?.is_none()
-        {
-            // Somebody used the invite in the same instant: the account exists, the invite
-            // counted once; keep the account (it was valid when checked) and record it.
-            self.audit(Some(user.id), "invite_race", &user.id.to_string(), "", client).await;
-        }
-        self.audit(Some(user.id), "registered", &user.id.to_string(), role.as_str(), client).await;
+        let user = self.create_account(request, client).await?;
         self.start_session(user, client).await
-    }
-
-    /// Stores a new account. The first account of an instance that was used before accounts
-    /// existed takes over the local user, so its assistants and topics stay.
-    pub(super) async fn create_account(
-        &self,
-        user: &mut User,
-        password_hash: Option<&str>,
-        first: bool,
-    ) -> CoreResult<()> {
-        if first {
-            let local = Services::local_user_id();
-            if let Some(existing) = self.store.get_user(local).await?
-                && existing.email.is_none()
-            {
-                user.id = local;
-                user.created_at = existing.created_at;
-                user.locale = existing.locale;
-                user.theme = existing.theme;
-                self.store.claim_user(user, password_hash).await?;
-                return Ok(());
-            }
-        }
-        self.store.insert_user(user, password_hash).await?;
-        self.default_assistant(user.id).await?;
-        Ok(())
     }
 
     /// Signs in with email and password. The error never says which of the two was wrong.
@@ -182,13 +115,16 @@ impl Services {
         };
         let verified = verify_off_thread(password, hash).await;
         match user {
-            Some(user) if verified && !user.disabled => {
-                self.audit(Some(user.id), "login", &email, "password", client).await;
-                self.start_session(user, client).await
+            // A disabled account says so whatever the password: the answer must not tell a
+            // guesser that a password was right.
+            Some(user) if user.disabled => {
+                let detail = if verified { "disabled" } else { "disabled, bad password" };
+                self.audit(Some(user.id), "login_failed", &email, detail, client).await;
+                Err(CoreError::invalid("account_disabled"))
             }
             Some(user) if verified => {
-                self.audit(Some(user.id), "login_failed", &email, "disabled", client).await;
-                Err(CoreError::invalid("account_disabled"))
+                self.audit(Some(user.id), "login", &email, "password", client).await;
+                self.start_session(user, client).await
             }
             _ => {
                 self.audit(None, "login_failed", &email, "bad credentials", client).await;
@@ -198,16 +134,23 @@ impl Services {
     }
 
     /// Signs in someone an SSO provider vouched for: the linked account, else the account with
-    /// the same verified email (linked now), else a new account unless registration is closed.
-    /// `allowed` restricts emails (addresses or `@domain`s; empty allows all).
+    /// the same verified email (linked now), else a new account — only when registration is
+    /// open, when `AUTH_ALLOWED_EMAILS` names the email, or with an invitation carried through
+    /// the sign-in (`invite`). `allowed` restricts emails (addresses or `@domain`s; empty allows
+    /// all).
     pub async fn sign_in_with_sso(
         &self,
         identity: SsoIdentity,
         allowed: &[String],
+        invite: Option<String>,
         client: &ClientInfo,
     ) -> CoreResult<NewSession> {
         let email = identity.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
-        if !allowed.is_empty() && !email.as_deref().is_some_and(|email| email_allowed(email, allowed)) {
+        // Only a verified email may pass the allow-list: anyone can type any address.
+        let email_allowed =
+            identity.email_verified && email.as_deref().is_some_and(|email| email_allowed(email, allowed));
+        let provider = identity.provider.clone();
+        if !allowed.is_empty() && !email_allowed {
             self.audit(None, "login_failed", email.as_deref().unwrap_or(""), "email not allowed", client).await;
             return Err(CoreError::invalid("email_not_allowed"));
         }
@@ -218,58 +161,38 @@ impl Services {
                 (Some(email), true) => self.store.find_user_by_email(email).await?,
                 _ => None,
             };
-            let user = match existing {
-                Some(user) => user,
-                None => self.sso_account(&identity, email.clone()).await?,
-            };
-            let link = Identity {
-                provider: identity.provider.clone(),
-                subject: identity.subject.clone(),
-                user_id: user.id,
-                email: email.clone(),
-                created_at: Timestamp::now(),
-            };
-            self.store.insert_identity(&link).await?;
-            user
+            match existing {
+                Some(user) => {
+                    let link = Identity {
+                        provider: identity.provider.clone(),
+                        subject: identity.subject.clone(),
+                        user_id: user.id,
+                        email: email.clone(),
+                        created_at: Timestamp::now(),
+                    };
+                    self.store.insert_identity(&link).await?;
+                    user
+                }
+                None => {
+                    let request = AccountRequest::sso(identity, email.clone(), invite, email_allowed);
+                    match self.create_account(request, client).await {
+                        Ok(user) => user,
+                        Err(error) => {
+                            let detail = format!("no account created: {error}");
+                            self.audit(None, "login_failed", email.as_deref().unwrap_or(""), &detail, client).await;
+                            tracing::info!(%provider, %error, "single sign-on created no account");
+                            return Err(error);
+                        }
+                    }
+                }
+            }
         };
         if user.disabled {
             self.audit(Some(user.id), "login_failed", email.as_deref().unwrap_or(""), "disabled", client).await;
             return Err(CoreError::invalid("account_disabled"));
         }
-        self.audit(Some(user.id), "login", email.as_deref().unwrap_or(""), &identity.provider, client).await;
+        self.audit(Some(user.id), "login", email.as_deref().unwrap_or(""), &provider, client).await;
         self.start_session(user, client).await
-    }
-
-    async fn sso_account(&self, identity: &SsoIdentity, email: Option<String>) -> CoreResult<User> {
-        let first = self.needs_first_account().await?;
-        if !first && self.registration_mode().await? == RegistrationMode::Closed {
-            return Err(CoreError::invalid("registration_closed"));
-        }
-        // An unverified email is not trusted to be unique to this person: keep none.
-        let email = email.filter(|_| identity.email_verified);
-        if let Some(email) = &email
-            && self.store.find_user_by_email(email).await?.is_some()
-        {
-            return Err(CoreError::invalid("email_taken"));
-        }
-        let now = Timestamp::now();
-        let name = identity.name.clone().or_else(|| email.clone()).unwrap_or_else(|| identity.subject.clone());
-        let mut user = User {
-            id: UserId::new(),
-            name: name.chars().take(100).collect(),
-            // Accounts are counted by email; an SSO account without one still needs a value.
-            email: Some(
-                email.unwrap_or_else(|| format!("{}@{}.sso", identity.subject, identity.provider).to_lowercase()),
-            ),
-            role: if first { Role::Admin } else { Role::User },
-            disabled: false,
-            locale: None,
-            theme: Theme::System,
-            created_at: now,
-            last_active_at: Some(now),
-        };
-        self.create_account(&mut user, None, first).await?;
-        Ok(user)
     }
 
     async fn start_session(&self, user: User, client: &ClientInfo) -> CoreResult<NewSession> {
@@ -310,24 +233,37 @@ impl Services {
         Ok(())
     }
 
-    /// Ends every session of the user (all browsers, all devices).
-    pub async fn sign_out_everywhere(&self, user: UserId, client: &ClientInfo) -> CoreResult<u64> {
+    /// Ends every session of the user (all browsers, all devices) and, when asked, revokes
+    /// their API tokens too.
+    pub async fn sign_out_everywhere(&self, user: UserId, revoke_tokens: bool, client: &ClientInfo) -> CoreResult<u64> {
         let ended = self.store.delete_user_sessions(user).await?;
-        self.audit(Some(user), "logout_everywhere", &user.to_string(), &ended.to_string(), client).await;
+        let detail = format!("{ended} sessions{}", self.revoke_tokens_if(user, revoke_tokens).await?);
+        self.audit(Some(user), "logout_everywhere", &user.to_string(), &detail, client).await;
         Ok(ended)
+    }
+
+    /// Revokes every API token of the user when `revoke`; a note for the audit log.
+    pub(crate) async fn revoke_tokens_if(&self, user: UserId, revoke: bool) -> CoreResult<String> {
+        if !revoke {
+            return Ok(String::new());
+        }
+        let revoked = self.store.revoke_user_api_tokens(user, Timestamp::now()).await?;
+        Ok(format!(", {revoked} API tokens revoked"))
     }
 
     pub async fn sessions(&self, user: UserId) -> CoreResult<Vec<Session>> {
         Ok(self.store.list_sessions(user, Timestamp::now()).await?)
     }
 
-    /// Changes the password after checking the current one; other sessions end.
+    /// Changes the password after checking the current one; other sessions end, and the API
+    /// tokens too when `revoke_tokens`.
     pub async fn change_password(
         &self,
         user: UserId,
         current: Secret,
         new: Secret,
         keep_session: Option<&str>,
+        revoke_tokens: bool,
         client: &ClientInfo,
     ) -> CoreResult<()> {
         check_password(&new)?;
@@ -355,7 +291,8 @@ impl Services {
             };
             self.store.insert_session(&session).await?;
         }
-        self.audit(Some(user), "password_changed", &user.to_string(), "", client).await;
+        let detail = self.revoke_tokens_if(user, revoke_tokens).await?;
+        self.audit(Some(user), "password_changed", &user.to_string(), detail.trim_start_matches(", "), client).await;
         Ok(())
     }
 

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use super::Services;
-use super::accounts::{ClientInfo, RegistrationMode, check_password, hash_off_thread, normalize_email};
+use super::accounts::{ClientInfo, RegistrationMode, check_password, hash_off_thread};
+use super::registration::{AccountRequest, Via};
 use crate::crypto::{new_token, token_hash};
-use crate::domain::{AuditEvent, Invite, Role, Theme, User};
+use crate::domain::{AuditEvent, Invite, Role, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::secret::Secret;
@@ -52,33 +53,13 @@ impl Services {
         role: Role,
         client: &ClientInfo,
     ) -> CoreResult<User> {
-        self.require_admin(actor).await?;
-        let email = normalize_email(email)?;
-        check_password(&password)?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(CoreError::invalid("name_length"));
-        }
-        if self.store.find_user_by_email(&email).await?.is_some() {
-            return Err(CoreError::invalid("email_taken"));
-        }
-        let hash = hash_off_thread(password).await?;
-        let now = Timestamp::now();
-        let user = User {
-            id: UserId::new(),
+        let request = AccountRequest {
             name: name.to_owned(),
-            email: Some(email.clone()),
-            role,
-            disabled: false,
-            locale: None,
-            theme: Theme::System,
-            created_at: now,
-            last_active_at: None,
+            email: email.to_owned(),
+            password: Some(password),
+            via: Via::Admin { actor, role },
         };
-        self.store.insert_user(&user, Some(&hash)).await?;
-        self.default_assistant(user.id).await?;
-        self.audit(Some(actor), "user_created", &email, role.as_str(), client).await;
-        Ok(user)
+        self.create_account(request, client).await
     }
 
     /// Changes a role; the last enabled admin cannot be demoted.
@@ -114,12 +95,14 @@ impl Services {
         Ok(())
     }
 
-    /// Sets a new password for a user and ends their sessions.
+    /// Sets a new password for a user and ends their sessions (and revokes their API tokens
+    /// when `revoke_tokens`).
     pub async fn admin_reset_password(
         &self,
         actor: UserId,
         id: UserId,
         password: Secret,
+        revoke_tokens: bool,
         client: &ClientInfo,
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
@@ -128,7 +111,8 @@ impl Services {
         let hash = hash_off_thread(password).await?;
         self.store.set_password_hash(id, &hash).await?;
         self.store.delete_user_sessions(id).await?;
-        self.audit(Some(actor), "password_reset", &id.to_string(), "", client).await;
+        let detail = self.revoke_tokens_if(id, revoke_tokens).await?;
+        self.audit(Some(actor), "password_reset", &id.to_string(), detail.trim_start_matches(", "), client).await;
         Ok(())
     }
 

@@ -6,6 +6,12 @@ use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, UserId};
 use crate::time::Timestamp;
 
+/// A user's default assistant as it starts: no title, the default configuration.
+pub(crate) fn new_default_assistant(user: UserId, now: Timestamp) -> Assistant {
+    let config = AssistantConfig { title: String::new(), ..AssistantConfig::default() };
+    Assistant { id: AssistantId::new(), user_id: user, is_default: true, config, created_at: now, updated_at: now }
+}
+
 impl Services {
     pub async fn list_assistants(&self, user: UserId) -> CoreResult<Vec<Assistant>> {
         Ok(self.store.list_assistants(user).await?)
@@ -21,8 +27,9 @@ impl Services {
         if let Some(default) = assistants.into_iter().find(|a| a.is_default) {
             return Ok(default);
         }
-        let config = AssistantConfig { title: String::new(), ..AssistantConfig::default() };
-        self.insert_assistant(user, config, true).await
+        let assistant = new_default_assistant(user, Timestamp::now());
+        self.store.insert_assistant(&assistant).await?;
+        Ok(assistant)
     }
 
     pub async fn create_assistant(&self, user: UserId, config: AssistantConfig) -> CoreResult<Assistant> {

@@ -8,7 +8,7 @@ use crate::generation::{Attempt, JobSpec, Subscription};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::llm::{ChatEvent, ChatRequest};
 use crate::prompt::{PromptContext, build_chat_messages, clean_title, title_request};
-use crate::store::FinishedAnswer;
+use crate::store::{FinishedAnswer, TreeWrite};
 use crate::time::Timestamp;
 use crate::tree::MessageTree;
 
@@ -67,19 +67,24 @@ impl Services {
                 (topic, true, None)
             }
         };
-        if self.topic_busy(user, topic.id).await? {
+        if !created_topic && self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
         // Check the quota and resolve the model before writing anything.
         self.check_quota(user).await?;
         let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
+        let question = new_message(user, topic.id, parent, MessageRole::User, content, None);
+        let mut writes = Vec::with_capacity(4);
         if created_topic {
-            self.store.insert_topic(&topic).await?;
+            writes.push(TreeWrite::InsertTopic(&topic));
         }
-        let user_message = self.insert_message(user, topic.id, parent, MessageRole::User, content, None).await?;
-        let answer = self.start_answer(user, &assistant, &topic, &user_message, &send.language, resolved).await?;
-        let topic = self.topic(user, topic.id).await?;
-        Ok(Exchange { topic, created_topic, user_message: Some(user_message), answer })
+        writes.push(TreeWrite::InsertMessage(&question));
+        let question = question.stored();
+        let answer = self
+            .start_answer(user, &assistant, &topic, Question::New(&question, writes), &send.language, resolved)
+            .await?;
+        let topic = with_leaf(topic, &answer);
+        Ok(Exchange { topic, created_topic, user_message: Some(question), answer })
     }
 
     /// Generates a new answer beside an existing one (a sibling under the same question).
@@ -90,7 +95,7 @@ impl Services {
             _ => return Err(CoreError::invalid("regenerate_question")),
         };
         let question = self.message(user, question_id).await?;
-        self.answer_question(user, question, language).await
+        self.answer_question(user, Question::Stored(&question), language).await
     }
 
     /// Edits a message as a new sibling, so the original stays reachable. Editing a question
@@ -108,34 +113,54 @@ impl Services {
         if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
-        let edited = self
-            .insert_message(user, topic.id, original.parent_id, original.role, content, original.model.clone())
-            .await?;
+        let edited = new_message(user, topic.id, original.parent_id, original.role, content, original.model.clone());
         match original.role {
-            MessageRole::User => self.answer_question(user, edited, language).await,
+            MessageRole::User => {
+                let stored = edited.stored();
+                let writes = vec![TreeWrite::InsertMessage(&edited)];
+                self.answer_question(user, Question::New(&stored, writes), language).await
+            }
             MessageRole::Assistant => {
-                self.store.set_active_leaf(user, topic.id, Some(edited.id), Timestamp::now()).await?;
-                let topic = self.topic(user, topic.id).await?;
-                Ok(Exchange { topic, created_topic: false, user_message: None, answer: edited })
+                let at = Timestamp::now();
+                let writes = [
+                    TreeWrite::InsertMessage(&edited),
+                    TreeWrite::SetActiveLeaf { topic: topic.id, leaf: Some(edited.id), at },
+                ];
+                self.store.write_tree(user, &writes).await?;
+                let answer = edited.stored();
+                let topic = with_leaf(topic, &answer);
+                Ok(Exchange { topic, created_topic: false, user_message: None, answer })
             }
         }
     }
 
-    /// Deletes a message and everything below it; a running answer is stopped first.
+    /// Deletes a message and everything below it; a running answer is stopped first. The
+    /// deletion and the topic's new visible leaf are written together.
     pub async fn delete_message(&self, user: UserId, id: MessageId) -> CoreResult<Topic> {
         let message = self.message(user, id).await?;
         let topic = self.topic(user, message.topic_id).await?;
         self.stop_topic_generations(user, topic.id).await?;
-        self.store.delete_message_subtree(user, id).await?;
-        let remaining = self.store.list_messages(user, topic.id).await?;
+        let messages = self.store.list_messages(user, topic.id).await?;
+        // Messages come parents first: one pass finds the whole subtree.
+        let mut doomed = std::collections::HashSet::from([id]);
+        for candidate in &messages {
+            if candidate.parent_id.is_some_and(|parent| doomed.contains(&parent)) {
+                doomed.insert(candidate.id);
+            }
+        }
+        let remaining: Vec<Message> = messages.into_iter().filter(|m| !doomed.contains(&m.id)).collect();
         let tree = MessageTree::new(&remaining);
+        let delete = TreeWrite::DeleteSubtree(id);
         let active_leaf_survives = topic.active_leaf_id.is_some_and(|leaf| tree.get(leaf).is_some());
-        if !active_leaf_survives {
+        if active_leaf_survives {
+            self.store.write_tree(user, &[delete]).await?;
+        } else {
             let leaf = match message.parent_id {
                 Some(parent) if tree.get(parent).is_some() => Some(tree.latest_leaf_under(parent)),
                 _ => tree.branch(None).last().map(|entry| entry.message.id),
             };
-            self.store.set_active_leaf(user, topic.id, leaf, Timestamp::now()).await?;
+            let set_leaf = TreeWrite::SetActiveLeaf { topic: topic.id, leaf, at: Timestamp::now() };
+            self.store.write_tree(user, &[delete, set_leaf]).await?;
         }
         self.topic(user, topic.id).await
     }
@@ -162,31 +187,44 @@ impl Services {
         Ok(Attachment::Finished(message))
     }
 
-    async fn answer_question(&self, user: UserId, question: Message, language: &str) -> CoreResult<Exchange> {
-        let topic = self.topic(user, question.topic_id).await?;
+    async fn answer_question(&self, user: UserId, question: Question<'_>, language: &str) -> CoreResult<Exchange> {
+        let topic = self.topic(user, question.message().topic_id).await?;
         if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
         let assistant = self.assistant(user, topic.assistant_id).await?;
         self.check_quota(user).await?;
         let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
-        let answer = self.start_answer(user, &assistant, &topic, &question, language, resolved).await?;
-        let topic = self.topic(user, topic.id).await?;
+        let answer = self.start_answer(user, &assistant, &topic, question, language, resolved).await?;
+        let topic = with_leaf(topic, &answer);
         Ok(Exchange { topic, created_topic: false, user_message: None, answer })
     }
 
-    /// Inserts the answer placeholder under `question`, makes it the visible leaf and starts
-    /// the generation job.
+    /// Stores the answer placeholder under the question (with the question itself, when it is
+    /// new, in the same transaction), makes it the visible leaf and starts the generation job.
     async fn start_answer(
         &self,
         user: UserId,
         assistant: &Assistant,
         topic: &Topic,
-        question: &Message,
+        question: Question<'_>,
         language: &str,
         resolved: super::ResolvedModel,
     ) -> CoreResult<Message> {
-        let messages = self.store.list_messages(user, topic.id).await?;
+        let (question, mut writes, stored) = match question {
+            Question::Stored(message) => (message, Vec::with_capacity(2), true),
+            Question::New(message, writes) => (message, writes, false),
+        };
+        // The branch up to the question: a new question at the root (a new topic, say) is all
+        // of it; otherwise the stored messages, plus the question when it is new.
+        let mut messages = if !stored && question.parent_id.is_none() {
+            Vec::new()
+        } else {
+            self.store.list_messages(user, topic.id).await?
+        };
+        if !stored {
+            messages.push(question.clone());
+        }
         let branch: Vec<Message> =
             MessageTree::new(&messages).branch(Some(question.id)).into_iter().map(|entry| entry.message).collect();
         let person = self.user(user).await?;
@@ -196,13 +234,13 @@ impl Services {
             username: person.name,
             language: language.to_owned(),
         };
-        let messages = build_chat_messages(&assistant.config, &branch, &context);
-        let mut attempts = vec![attempt_for(&resolved, &assistant.config, messages.clone())];
+        let prompt = build_chat_messages(&assistant.config, &branch, &context);
+        let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone())];
         let config = &assistant.config;
         if let Some(fallback) = self.resolve_exact(user, &config.fallback_provider, &config.fallback_model).await
             && (fallback.provider_id != resolved.provider_id || fallback.model.id != resolved.model.id)
         {
-            attempts.push(attempt_for(&fallback, config, messages));
+            attempts.push(attempt_for(&fallback, config, prompt));
         }
         let answer = NewMessage {
             id: MessageId::new(),
@@ -217,8 +255,9 @@ impl Services {
             created_at: Timestamp::now(),
             generating_by: Some(self.generations.settings().node_id.clone()),
         };
-        self.store.insert_message(&answer).await?;
-        self.store.set_active_leaf(user, topic.id, Some(answer.id), Timestamp::now()).await?;
+        writes.push(TreeWrite::InsertMessage(&answer));
+        writes.push(TreeWrite::SetActiveLeaf { topic: topic.id, leaf: Some(answer.id), at: answer.created_at });
+        self.store.write_tree(user, &writes).await?;
 
         let needs_title = topic.title.is_empty() && question.parent_id.is_none();
         let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts };
@@ -238,7 +277,7 @@ impl Services {
                 }
             },
         );
-        self.message(user, answer.id).await
+        Ok(answer.stored())
     }
 
     /// Names a new topic from its first exchange, with the model that answered. Failures are
@@ -304,32 +343,6 @@ impl Services {
         Ok(MessageTree::new(&messages).branch(None).last().map(|entry| entry.message.id))
     }
 
-    async fn insert_message(
-        &self,
-        user: UserId,
-        topic: TopicId,
-        parent: Option<MessageId>,
-        role: MessageRole,
-        content: String,
-        model: Option<String>,
-    ) -> CoreResult<Message> {
-        let message = NewMessage {
-            id: MessageId::new(),
-            user_id: user,
-            topic_id: topic,
-            parent_id: parent,
-            role,
-            content,
-            status: MessageStatus::Complete,
-            provider: None,
-            model,
-            created_at: Timestamp::now(),
-            generating_by: None,
-        };
-        self.store.insert_message(&message).await?;
-        self.message(user, message.id).await
-    }
-
     fn checked_content(&self, content: &str) -> CoreResult<String> {
         let trimmed = content.trim();
         if trimmed.is_empty() {
@@ -340,6 +353,52 @@ impl Services {
         }
         Ok(trimmed.to_owned())
     }
+}
+
+/// The question an answer is for: already stored (regenerate), or new and still to be written
+/// together with the answer (send, edit), with the writes that go before it.
+enum Question<'a> {
+    Stored(&'a Message),
+    New(&'a Message, Vec<TreeWrite<'a>>),
+}
+
+impl Question<'_> {
+    fn message(&self) -> &Message {
+        match self {
+            Question::Stored(message) | Question::New(message, _) => message,
+        }
+    }
+}
+
+/// A new message of the user's or a corrected answer: complete, stored as written.
+fn new_message(
+    user: UserId,
+    topic: TopicId,
+    parent: Option<MessageId>,
+    role: MessageRole,
+    content: String,
+    model: Option<String>,
+) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        user_id: user,
+        topic_id: topic,
+        parent_id: parent,
+        role,
+        content,
+        status: MessageStatus::Complete,
+        provider: None,
+        model,
+        created_at: Timestamp::now(),
+        generating_by: None,
+    }
+}
+
+/// The topic as it is once `message` became its visible leaf.
+fn with_leaf(mut topic: Topic, message: &Message) -> Topic {
+    topic.active_leaf_id = Some(message.id);
+    topic.updated_at = message.created_at;
+    topic
 }
 
 /// The request for one provider and model: the same conversation, only the parameters the

@@ -5,42 +5,22 @@
 
 use super::Services;
 use super::accounts::{ClientInfo, check_password, hash_off_thread, normalize_email};
-use crate::domain::{Role, Theme, User};
+use super::registration::{AccountRequest, Via};
+use crate::domain::{Role, User};
 use crate::error::{CoreError, CoreResult};
-use crate::id::UserId;
 use crate::secret::Secret;
-use crate::time::Timestamp;
 
 impl Services {
-    /// Creates an account with a password. The first account of an instance is always an admin
-    /// (and takes over the local user's data, as when registering through the page).
+    /// Creates an account with a password, by the same rules as every other door (the first
+    /// account of an instance is an administrator).
     pub async fn cli_create_user(&self, name: &str, email: &str, password: Secret, admin: bool) -> CoreResult<User> {
-        let email = normalize_email(email)?;
-        check_password(&password)?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(CoreError::invalid("name_length"));
-        }
-        if self.store.find_user_by_email(&email).await?.is_some() {
-            return Err(CoreError::invalid("email_taken"));
-        }
-        let first = self.needs_first_account().await?;
-        let role = if admin || first { Role::Admin } else { Role::User };
-        let hash = hash_off_thread(password).await?;
-        let mut user = User {
-            id: UserId::new(),
+        let request = AccountRequest {
             name: name.to_owned(),
-            email: Some(email.clone()),
-            role,
-            disabled: false,
-            locale: None,
-            theme: Theme::System,
-            created_at: Timestamp::now(),
-            last_active_at: None,
+            email: email.to_owned(),
+            password: Some(password),
+            via: Via::CommandLine { admin },
         };
-        self.create_account(&mut user, Some(&hash), first).await?;
-        self.audit(None, "user_created", &email, role.as_str(), &cli_client()).await;
-        Ok(user)
+        self.create_account(request, &cli_client()).await
     }
 
     /// Sets a new password and ends the account's sessions.

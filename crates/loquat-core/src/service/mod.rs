@@ -9,6 +9,7 @@ mod cli;
 mod gateway;
 mod provider_settings;
 mod providers;
+mod registration;
 mod tokens;
 mod topics;
 mod usage;

@@ -3,7 +3,7 @@
 //! connection checks, model lists and model downloads (Ollama).
 
 use super::Services;
-use crate::domain::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
+use crate::domain::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting, Role};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{ProviderSettingId, UserId};
 use crate::llm::{Endpoint, PullStream};
@@ -24,7 +24,9 @@ pub struct ServerProviderView {
     pub id: String,
     pub name: String,
     pub protocol: Protocol,
-    pub base_url: String,
+    /// The server's base URL, for administrators only: members must not learn internal
+    /// addresses.
+    pub base_url: Option<String>,
     pub server_has_key: bool,
     pub key_required: bool,
     /// The user set their own key / base URL for it.
@@ -40,6 +42,7 @@ impl Services {
     pub async fn server_provider_views(&self, user: UserId) -> CoreResult<Vec<ServerProviderView>> {
         let overrides = self.user_overrides(user).await?;
         let options = self.provider_options(user).await?;
+        let admin = self.user(user).await?.role == Role::Admin;
         Ok(self
             .server_providers
             .providers
@@ -51,7 +54,7 @@ impl Services {
                     id: server.id.clone(),
                     name: server.name.clone(),
                     protocol: server.protocol,
-                    base_url: server.base_url.clone(),
+                    base_url: admin.then(|| server.base_url.clone()),
                     server_has_key: server.key_count() > 0,
                     key_required: server.key_required,
                     user_has_key: user_override.is_some_and(|o| o.api_key_encrypted.is_some()),
@@ -75,9 +78,6 @@ impl Services {
         if !self.user_keys_allowed_now().await? {
             return Err(CoreError::invalid("user_keys_forbidden"));
         }
-        if self.server_providers.get(provider_id).is_none() {
-            return Err(CoreError::NotFound("provider"));
-        }
         let base_url = normalize_base_url(base_url);
         let is_http = base_url.starts_with("http://") || base_url.starts_with("https://");
         if !base_url.is_empty() && !is_http {
@@ -90,6 +90,12 @@ impl Services {
             Some(key) if key.expose().len() > 4096 => return Err(CoreError::invalid("api_key_length")),
             Some(key) => Some(self.vault.encrypt(key.expose().trim())),
         };
+        // The server's keys never go to another URL (see `server_endpoint`): a provider that
+        // needs a key needs the user's own with the user's own URL.
+        let server = self.server_providers.get(provider_id).ok_or(CoreError::NotFound("provider"))?;
+        if !base_url.is_empty() && base_url != server.base_url && server.key_required && api_key_encrypted.is_none() {
+            return Err(CoreError::invalid("own_url_needs_own_key"));
+        }
         if api_key_encrypted.is_none() && base_url.is_empty() {
             self.store.delete_provider_override(user, provider_id).await?;
         } else {
@@ -108,11 +114,16 @@ impl Services {
         Ok(())
     }
 
-    /// Downloads a model onto an Ollama provider (server or custom), reporting progress.
+    /// Downloads a model onto an Ollama provider, reporting progress: onto the server's only
+    /// for administrators (it fills the server's disk and serves everyone), onto a user's own
+    /// provider for its owner.
     pub async fn pull_model(&self, user: UserId, provider_id: &str, model: &str) -> CoreResult<PullStream> {
         let model = model.trim();
         if model.is_empty() || model.len() > 200 || model.chars().any(char::is_whitespace) {
             return Err(CoreError::invalid("model_name"));
+        }
+        if self.server_providers.get(provider_id).is_some() {
+            self.require_admin(user).await?;
         }
         let endpoint = self.endpoint_for(user, provider_id).await?;
         if endpoint.protocol != Protocol::Ollama {

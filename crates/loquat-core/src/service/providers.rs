@@ -26,6 +26,19 @@ pub struct ProviderOption {
     pub custom: bool,
 }
 
+impl ProviderOption {
+    /// The model `id` as this provider offers it to the user: one of its listed models (the
+    /// administrator's allow-list already applied), or on the user's own provider any name
+    /// (custom servers often serve models nobody listed). The one check behind the chat pages
+    /// and the API.
+    pub fn offered_model(&self, id: &str) -> Option<ModelCard> {
+        match self.models.iter().find(|card| card.id == id) {
+            Some(card) => Some(card.clone()),
+            None => self.custom.then(|| ModelCard::plain(id)),
+        }
+    }
+}
+
 /// A provider and model ready for a request.
 #[derive(Debug, Clone)]
 pub struct ResolvedModel {
@@ -145,9 +158,9 @@ impl Services {
         Ok(options)
     }
 
-    /// Picks the provider and model for a request. An empty or unavailable choice falls back
-    /// to the first available provider and its first model; a model not in the list is still
-    /// allowed (custom servers often serve models nobody listed).
+    /// Picks the provider and model for a request. An empty or unavailable provider falls back
+    /// to the first available provider and its first model; a model the chosen provider does
+    /// not offer this user is refused (see [`ProviderOption::offered_model`]).
     pub async fn resolve_model(&self, user: UserId, provider: &str, model: &str) -> CoreResult<ResolvedModel> {
         let options = self.provider_options(user).await?;
         let option = options
@@ -156,7 +169,7 @@ impl Services {
             .or_else(|| options.first())
             .ok_or_else(|| CoreError::invalid("no_provider"))?;
         let card = if option.id == provider && !model.is_empty() {
-            option.models.iter().find(|card| card.id == model).cloned().unwrap_or_else(|| ModelCard::plain(model))
+            option.offered_model(model).ok_or_else(|| CoreError::invalid_with("model_not_allowed", model))?
         } else {
             option
                 .models
@@ -191,18 +204,24 @@ impl Services {
     }
 
     /// The server's endpoint for the provider; the user's own key (and base URL) replace the
-    /// server's when they set them. A base URL typed by a non-admin is not trusted (SSRF guard).
+    /// server's when they set them. The server's keys only ever go to the server's base URL: a
+    /// user who points the provider elsewhere brings their own key or sends none. A base URL
+    /// typed by a non-admin is not trusted (SSRF guard).
     fn server_endpoint(
         &self,
         server: &ServerProvider,
         user_override: Option<&ProviderOverride>,
         admin: bool,
     ) -> CoreResult<Endpoint> {
-        let user_base_url = user_override.map(|o| o.base_url.as_str()).filter(|url| !url.is_empty());
+        let user_base_url = user_override
+            .map(|o| o.base_url.as_str())
+            .filter(|url| !url.is_empty() && *url != server.base_url.as_str());
         let base_url = user_base_url.unwrap_or(&server.base_url).to_owned();
         let mut endpoint = match user_override.and_then(|o| o.api_key_encrypted.as_deref()) {
             Some(stored) => Endpoint::new(server.protocol, base_url, Some(self.vault.decrypt(stored)?)),
+            None if user_base_url.is_some() => Endpoint::new(server.protocol, base_url, None),
             None => {
+                // Rotation on 401/429 stays among the server's keys, for the server's URL.
                 let mut keys = server.keys_for_request(self.server_providers.key_mode).into_iter();
                 let mut endpoint = Endpoint::new(server.protocol, base_url, keys.next());
                 endpoint.other_keys = keys.collect();

@@ -128,6 +128,7 @@ impl Services {
         client: &ClientInfo,
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
+        validate_quota(&quota)?;
         if quota == Quota::default() {
             self.store.delete_quota(&scope).await?;
         } else {
@@ -140,6 +141,24 @@ impl Services {
         self.audit(Some(actor), "quota_changed", &target, &format!("{quota:?}"), client).await;
         Ok(())
     }
+}
+
+/// The most requests per minute a quota may allow: far beyond any real client, and a rate
+/// the rate limiter keeps exactly. More is "no limit" (an empty field).
+pub const MAX_REQUESTS_PER_MINUTE: u32 = 1_000_000;
+/// The most tokens a quota may allow (stored as a signed 64-bit number).
+pub const MAX_QUOTA_TOKENS: u64 = 1_000_000_000_000_000;
+
+/// Limits are checked where they are set, so the rate limiter never meets one it cannot keep.
+fn validate_quota(quota: &Quota) -> CoreResult<()> {
+    if quota.requests_per_minute.is_some_and(|rate| rate == 0 || rate > MAX_REQUESTS_PER_MINUTE) {
+        return Err(CoreError::invalid_with("quota_requests", MAX_REQUESTS_PER_MINUTE.to_string()));
+    }
+    let tokens = [quota.tokens_per_day, quota.tokens_per_month];
+    if tokens.into_iter().flatten().any(|limit| limit == 0 || limit > MAX_QUOTA_TOKENS) {
+        return Err(CoreError::invalid_with("quota_tokens", MAX_QUOTA_TOKENS.to_string()));
+    }
+    Ok(())
 }
 
 /// The first instant of the current UTC month.
@@ -155,6 +174,21 @@ fn month_start(now: Timestamp) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas_are_checked_where_they_are_set() {
+        let quota = |rate: Option<u32>, day: Option<u64>| Quota {
+            tokens_per_day: day,
+            tokens_per_month: None,
+            requests_per_minute: rate,
+        };
+        assert!(validate_quota(&quota(None, None)).is_ok());
+        assert!(validate_quota(&quota(Some(MAX_REQUESTS_PER_MINUTE), Some(MAX_QUOTA_TOKENS))).is_ok());
+        assert!(validate_quota(&quota(Some(100_000_000), None)).is_err());
+        assert!(validate_quota(&quota(Some(0), None)).is_err());
+        assert!(validate_quota(&quota(None, Some(0))).is_err());
+        assert!(validate_quota(&quota(None, Some(u64::MAX))).is_err());
+    }
 
     #[test]
     fn months_start_on_the_first_at_midnight_utc() {

@@ -1,22 +1,14 @@
-//! The local user and their preferences. Accounts arrive later; until then one user owns
-//! everything, but every row already carries its `user_id`.
+//! Start-up recovery, users and their preferences.
 
 use super::Services;
-use crate::domain::{Locale, Role, Theme, User};
+use crate::domain::{Locale, Theme, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::time::Timestamp;
 
 impl Services {
-    /// The id of the single local user (fixed, so that restarts find the same data).
-    pub fn local_user_id() -> UserId {
-        // A fixed, valid UUIDv7 text; parsing it cannot fail.
-        "01900000-0000-7000-8000-000000000001".parse().unwrap_or_else(|_| UserId::new())
-    }
-
-    /// Prepares the store for serving: the local user, their default assistant, and recovery of
-    /// answers a previous process left generating.
-    pub async fn bootstrap(&self) -> CoreResult<User> {
+    /// Prepares the store for serving: recovers answers a previous process left generating.
+    pub async fn bootstrap(&self) -> CoreResult<()> {
         let settings = self.generations.settings();
         let now = Timestamp::now();
         let stale_before = Timestamp(now.0 - settings.stale_after.as_millis() as i64);
@@ -24,20 +16,7 @@ impl Services {
         if interrupted > 0 {
             tracing::warn!(interrupted, "answers left generating by a previous process were marked interrupted");
         }
-        let user = User {
-            id: Self::local_user_id(),
-            name: "Local user".to_owned(),
-            email: None,
-            role: Role::Admin,
-            disabled: false,
-            locale: None,
-            theme: Theme::System,
-            created_at: Timestamp::now(),
-            last_active_at: None,
-        };
-        self.store.ensure_user(&user).await?;
-        self.default_assistant(user.id).await?;
-        self.user(user.id).await
+        Ok(())
     }
 
     /// Marks answers interrupted whose node stopped sending heartbeats (a replica that died);
@@ -71,16 +50,5 @@ impl Services {
         } else {
             Err(CoreError::NotFound("user"))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_user_id_is_fixed() {
-        assert_eq!(Services::local_user_id(), Services::local_user_id());
-        assert_eq!(Services::local_user_id().as_uuid().get_version_num(), 7);
     }
 }

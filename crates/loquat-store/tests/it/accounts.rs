@@ -1,19 +1,23 @@
-//! `UserStore`, accounts: inserting and claiming users, emails (lower-cased, unique whatever
+//! `UserStore`, accounts: inserting users, creating accounts (the first one once, taking over
+//! the local user; whole or not at all), emails (lower-cased, unique whatever
 //! their case), password hashes, the searchable paged user list, roles, disabling, renaming and
 //! activity; and the upgrade of a database created before accounts (its local user becomes the
 //! admin).
 
 use std::borrow::Cow;
 
-use loquat_core::domain::{Locale, Role, Theme, User};
+use loquat_core::domain::{Identity, Locale, MessageRole, Role, Theme, User};
 use loquat_core::id::UserId;
-use loquat_core::store::{StoreErrorKind, UserStore};
+use loquat_core::store::{
+    AccountGrant, AccountRefusal, AssistantStore, MessageStore, NewAccount, SessionStore, StoreErrorKind, TopicStore,
+    UserStore,
+};
 use loquat_store::{SQLITE_FILE_NAME, SqlStore, StoreOptions, open};
 use loquat_test_support::postgres::TestDatabase;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
-use crate::fixtures::{account, at, user};
+use crate::fixtures::{account, assistant, at, message, new_account, topic, user};
 use crate::harness::{TempDir, on_every_backend};
 
 async fn insert_user_round_trips(store: SqlStore) {
@@ -83,44 +87,100 @@ async fn ensure_user_keeps_every_column(store: SqlStore) {
     assert_eq!(store.count_accounts().await.expect("counts"), 0);
 }
 
-async fn claiming_turns_the_local_user_into_an_account(store: SqlStore) {
-    let mut local = user("Local user");
-    local.role = Role::Admin;
-    local.locale = Some(Locale::SimplifiedChinese);
-    local.theme = Theme::Dark;
+async fn the_first_account_takes_over_the_local_user(store: SqlStore) {
+    // An instance used before accounts: its local user owns an assistant, a topic, a message.
+    let local = user("Local user");
     store.ensure_user(&local).await.expect("inserted");
-    let bob = account("Bob", "bob@example.com", 1);
-    store.insert_user(&bob, None).await.expect("inserted");
+    let old_assistant = assistant(local.id, true, "", 0);
+    store.insert_assistant(&old_assistant).await.expect("assistant");
+    let old_topic = topic(local.id, old_assistant.id, "Before accounts", 1);
+    store.insert_topic(&old_topic).await.expect("topic");
+    let old_message = message(&old_topic, None, MessageRole::User, "hello", 2);
+    store.insert_message(&old_message).await.expect("message");
+
+    let alice = account("Alice", "Alice@Example.com", 5);
+    let new_assistant = assistant(alice.id, true, "", 5);
+    let created = store
+        .create_account(&new_account(&alice, Some("$argon2id$alice"), AccountGrant::First, &new_assistant))
+        .await
+        .expect("runs")
+        .expect("the first account is created");
+    assert_eq!(created, User { role: Role::Admin, email: Some("alice@example.com".into()), ..alice.clone() });
+    assert_ne!(created.id, local.id, "the administrator gets a fresh id");
+    assert_eq!(store.get_user(alice.id).await.expect("loads"), Some(created.clone()));
+    assert_eq!(store.password_hash(alice.id).await.expect("loads").as_deref(), Some("$argon2id$alice"));
+    // The local user's data moved to the new account; the local user is gone.
+    assert_eq!(store.get_user(local.id).await.expect("loads"), None);
+    let assistants = store.list_assistants(alice.id).await.expect("lists");
+    assert_eq!(assistants.iter().map(|a| a.id).collect::<Vec<_>>(), [old_assistant.id], "one default assistant");
+    let moved = store.get_topic(alice.id, old_topic.id).await.expect("loads").expect("the topic moved");
+    assert_eq!(moved.title, "Before accounts");
+    assert!(store.get_message(alice.id, old_message.id).await.expect("loads").is_some());
     assert_eq!(store.count_accounts().await.expect("counts"), 1);
+}
 
-    // Only name, email, role and password change: preferences and creation time stay.
-    let claimed = User {
-        name: "Alice".into(),
-        email: Some("Alice@Example.com".into()),
-        role: Role::Admin,
-        locale: None,
-        theme: Theme::Light,
-        created_at: at(99),
-        ..local.clone()
+async fn the_first_account_is_created_once(store: SqlStore) {
+    let tasks: Vec<_> = (0..8)
+        .map(|index| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let candidate = account(&format!("Admin {index}"), &format!("admin{index}@example.com"), index);
+                let default = assistant(candidate.id, true, "", index);
+                let account = new_account(&candidate, None, AccountGrant::First, &default);
+                store.create_account(&account).await.expect("runs")
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.expect("the task succeeds") {
+            Ok(user) => {
+                assert_eq!(user.role, Role::Admin);
+                winners += 1;
+            }
+            Err(refusal) => assert_eq!(refusal, AccountRefusal::FirstAccountTaken),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one first account");
+    assert_eq!(store.count_accounts().await.expect("counts"), 1);
+    // Later accounts need another grant.
+    let late = account("Late", "late@example.com", 99);
+    let default = assistant(late.id, true, "", 99);
+    let refused = store.create_account(&new_account(&late, None, AccountGrant::First, &default)).await.expect("runs");
+    assert_eq!(refused, Err(AccountRefusal::FirstAccountTaken));
+    let granted = store.create_account(&new_account(&late, None, AccountGrant::Granted, &default)).await.expect("runs");
+    assert_eq!(granted.map(|user| user.role), Ok(Role::User));
+}
+
+async fn a_new_account_is_written_whole_or_not_at_all(store: SqlStore) {
+    let alice = account("Alice", "alice@example.com", 1);
+    let default = assistant(alice.id, true, "", 1);
+    let identity = Identity {
+        provider: "keycloak".into(),
+        subject: "sub-1".into(),
+        user_id: alice.id,
+        email: Some("alice@example.com".into()),
+        created_at: at(1),
     };
-    assert!(store.claim_user(&claimed, Some("$argon2id$alice")).await.expect("claimed"));
-    let stored = store.get_user(local.id).await.expect("loads").expect("exists");
-    assert_eq!(
-        stored,
-        User { name: "Alice".into(), email: Some("alice@example.com".into()), role: Role::Admin, ..local.clone() }
-    );
-    assert_eq!(store.password_hash(local.id).await.expect("loads").as_deref(), Some("$argon2id$alice"));
-    assert_eq!(store.count_accounts().await.expect("counts"), 2);
-    assert_eq!(store.find_user_by_email("alice@example.com").await.expect("loads").map(|u| u.id), Some(local.id));
+    let with_identity =
+        NewAccount { identity: Some(&identity), ..new_account(&alice, None, AccountGrant::Granted, &default) };
+    store.create_account(&with_identity).await.expect("runs").expect("created");
+    assert_eq!(store.find_identity("keycloak", "sub-1").await.expect("loads").map(|i| i.user_id), Some(alice.id));
+    assert_eq!(store.list_assistants(alice.id).await.expect("lists"), vec![default.clone()]);
 
-    let stealing = User { email: Some("BOB@example.com".into()), ..claimed.clone() };
-    let error = store.claim_user(&stealing, None).await.expect_err("bob's email is taken");
-    assert_eq!(error.kind, StoreErrorKind::Conflict);
-    assert_eq!(store.get_user(local.id).await.expect("loads"), Some(stored));
-
-    let stranger = User { id: UserId::new(), ..claimed };
-    assert!(!store.claim_user(&stranger, None).await.expect("runs"));
-    assert_eq!(store.get_user(stranger.id).await.expect("loads"), None);
+    // The same email in any case is refused before anything is written.
+    let twin = account("Twin", "ALICE@example.com", 2);
+    let twin_default = assistant(twin.id, true, "", 2);
+    let refused = store.create_account(&new_account(&twin, None, AccountGrant::Granted, &twin_default)).await;
+    assert_eq!(refused.expect("runs"), Err(AccountRefusal::EmailTaken));
+    // An identity already linked makes the whole account fail: no user, no assistant.
+    let bob = account("Bob", "bob@example.com", 3);
+    let bob_default = assistant(bob.id, true, "", 3);
+    let stolen =
+        NewAccount { identity: Some(&identity), ..new_account(&bob, None, AccountGrant::Granted, &bob_default) };
+    assert!(store.create_account(&stolen).await.expect("runs").is_err());
+    assert_eq!(store.get_user(bob.id).await.expect("loads"), None);
+    assert!(store.list_assistants(bob.id).await.expect("lists").is_empty());
 }
 
 async fn users_are_listed_newest_first_and_searched(store: SqlStore) {
@@ -201,7 +261,9 @@ on_every_backend!(
     insert_user_round_trips,
     emails_are_unique_whatever_their_case,
     ensure_user_keeps_every_column,
-    claiming_turns_the_local_user_into_an_account,
+    the_first_account_takes_over_the_local_user,
+    the_first_account_is_created_once,
+    a_new_account_is_written_whole_or_not_at_all,
     users_are_listed_newest_first_and_searched,
     role_disabled_name_and_activity_change_one_user,
 );

@@ -1,12 +1,13 @@
-//! `CredentialStore`: invites (single use, expiry, a race between two registrations) and API
+//! `CredentialStore`: invites (used once by the account they create, with their role; expiry;
+//! eight registrations racing for one invite) and API
 //! tokens (lookup by hash, revocation by their owner only, per-user lists).
 
 use loquat_core::domain::{ApiToken, Invite, Role};
 use loquat_core::id::UserId;
-use loquat_core::store::{CredentialStore, StoreErrorKind};
+use loquat_core::store::{AccountGrant, AccountRefusal, CredentialStore, StoreErrorKind, UserStore};
 use loquat_store::SqlStore;
 
-use crate::fixtures::{at, world};
+use crate::fixtures::{account, assistant, at, new_account, world};
 use crate::harness::on_every_backend;
 
 fn invite(created_by: UserId, code_hash: &str, role: Role, created: i64, expires: i64) -> Invite {
@@ -34,6 +35,14 @@ fn token(user: UserId, id: &str, token_hash: &str, created: i64) -> ApiToken {
     }
 }
 
+/// Creates an account for `name` with the invite `code`; its role, or the refusal.
+async fn register_with(store: &SqlStore, code: &str, name: &str, now: i64) -> Result<Role, AccountRefusal> {
+    let person = account(name, &format!("{}@example.com", name.to_lowercase()), now);
+    let default = assistant(person.id, true, "", now);
+    let grant = AccountGrant::Invite { code_hash: code, now: at(now) };
+    store.create_account(&new_account(&person, None, grant, &default)).await.expect("runs").map(|user| user.role)
+}
+
 async fn invites_are_used_once(store: SqlStore) {
     let w = world(&store).await;
     let member = invite(w.alice.id, "member", Role::User, 10, 1_000);
@@ -45,19 +54,25 @@ async fn invites_are_used_once(store: SqlStore) {
     assert_eq!(store.get_valid_invite("member", at(500)).await.expect("loads"), Some(member.clone()));
     assert_eq!(store.list_invites().await.expect("lists"), vec![admin.clone(), member.clone()], "newest first");
 
-    let carol = UserId::new();
-    let used = store.use_invite("member", carol, at(600)).await.expect("runs").expect("the invite is valid");
-    let expected = Invite { used_by: Some(carol), used_at: Some(at(600)), ..member.clone() };
-    assert_eq!(used, expected);
-    assert_eq!(store.use_invite("member", UserId::new(), at(601)).await.expect("runs"), None, "used once");
+    assert_eq!(register_with(&store, "member", "Carol", 600).await, Ok(Role::User));
+    let carol = store.find_user_by_email("carol@example.com").await.expect("loads").expect("carol exists");
+    let expected = Invite { used_by: Some(carol.id), used_at: Some(at(600)), ..member.clone() };
+    assert_eq!(register_with(&store, "member", "Dave", 601).await, Err(AccountRefusal::InviteInvalid), "used once");
+    assert_eq!(store.find_user_by_email("dave@example.com").await.expect("loads"), None, "nothing was written");
     assert_eq!(store.get_valid_invite("member", at(601)).await.expect("loads"), None);
     assert_eq!(store.list_invites().await.expect("lists"), vec![admin.clone(), expected]);
 
-    assert_eq!(store.use_invite("unknown", carol, at(600)).await.expect("runs"), None);
+    assert_eq!(register_with(&store, "unknown", "Erin", 600).await, Err(AccountRefusal::InviteInvalid));
     assert!(store.delete_invite("admin").await.expect("deleted"));
     assert!(!store.delete_invite("admin").await.expect("runs"));
-    assert_eq!(store.use_invite("admin", carol, at(600)).await.expect("runs"), None);
+    assert_eq!(register_with(&store, "admin", "Frank", 600).await, Err(AccountRefusal::InviteInvalid));
     assert_eq!(store.list_invites().await.expect("lists").len(), 1);
+}
+
+async fn an_invite_gives_its_role(store: SqlStore) {
+    let w = world(&store).await;
+    store.insert_invite(&invite(w.alice.id, "admin", Role::Admin, 10, 1_000)).await.expect("inserted");
+    assert_eq!(register_with(&store, "admin", "Grace", 20).await, Ok(Role::Admin));
 }
 
 async fn expired_invites_are_refused(store: SqlStore) {
@@ -65,37 +80,40 @@ async fn expired_invites_are_refused(store: SqlStore) {
     store.insert_invite(&invite(w.alice.id, "soon", Role::User, 0, 100)).await.expect("inserted");
     assert!(store.get_valid_invite("soon", at(99)).await.expect("loads").is_some());
     assert_eq!(store.get_valid_invite("soon", at(100)).await.expect("loads"), None, "expired at expires_at");
-    assert_eq!(store.use_invite("soon", w.bob.id, at(100)).await.expect("runs"), None);
-    assert_eq!(store.use_invite("soon", w.bob.id, at(5_000)).await.expect("runs"), None);
+    assert_eq!(register_with(&store, "soon", "Heidi", 100).await, Err(AccountRefusal::InviteInvalid));
+    assert_eq!(register_with(&store, "soon", "Ivan", 5_000).await, Err(AccountRefusal::InviteInvalid));
     let listed = store.list_invites().await.expect("lists");
     assert_eq!(listed.first().map(|i| i.used_by), Some(None), "an expired invite stays unused");
-    let used = store.use_invite("soon", w.bob.id, at(99)).await.expect("runs").expect("still valid at 99");
-    assert_eq!(used.used_by, Some(w.bob.id));
+    assert_eq!(register_with(&store, "soon", "Judy", 99).await, Ok(Role::User), "still valid at 99");
 }
 
 async fn racing_registrations_use_an_invite_once(store: SqlStore) {
     let w = world(&store).await;
     for round in 0..5 {
         let code = format!("race-{round}");
-        store.insert_invite(&invite(w.alice.id, &code, Role::User, round, 10_000)).await.expect("inserted");
+        store.insert_invite(&invite(w.alice.id, &code, Role::Admin, round, 10_000)).await.expect("inserted");
         let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (store, code, user) = (store.clone(), code.clone(), UserId::new());
-                tokio::spawn(async move { (user, store.use_invite(&code, user, at(500)).await.expect("runs")) })
+            .map(|index| {
+                let (store, code) = (store.clone(), code.clone());
+                tokio::spawn(async move { register_with(&store, &code, &format!("Racer{round}x{index}"), 500).await })
             })
             .collect();
-        let mut winners = Vec::new();
+        let mut winners = 0;
         for task in tasks {
-            let (user, used) = task.await.expect("the task succeeds");
-            if let Some(used) = used {
-                assert_eq!(used.used_by, Some(user));
-                winners.push(user);
+            match task.await.expect("the task succeeds") {
+                Ok(role) => {
+                    assert_eq!(role, Role::Admin);
+                    winners += 1;
+                }
+                Err(refusal) => assert_eq!(refusal, AccountRefusal::InviteInvalid),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one registration wins");
+        assert_eq!(winners, 1, "round {round}: exactly one registration wins");
+        let admins = store.list_users(&format!("racer{round}x"), 100, 0).await.expect("lists");
+        assert_eq!(admins.len(), 1, "round {round}: one account exists");
         let stored = store.list_invites().await.expect("lists");
         let stored = stored.iter().find(|i| i.code_hash == code).expect("listed");
-        assert_eq!(stored.used_by, winners.first().copied());
+        assert_eq!(stored.used_by, admins.first().map(|user| user.id));
     }
 }
 
@@ -131,6 +149,19 @@ async fn api_tokens_are_found_listed_and_revoked_by_their_owner(store: SqlStore)
     assert_eq!(store.find_api_token("hash-3").await.expect("loads"), Some(bobs));
 }
 
+async fn all_of_a_users_tokens_are_revoked_at_once(store: SqlStore) {
+    let w = world(&store).await;
+    for (id, hash, user) in [("t1", "hash-1", w.alice.id), ("t2", "hash-2", w.alice.id), ("t3", "hash-3", w.bob.id)] {
+        store.insert_api_token(&token(user, id, hash, 10)).await.expect("inserted");
+    }
+    assert!(store.revoke_api_token(w.alice.id, "t1", at(20)).await.expect("revoked"));
+    assert_eq!(store.revoke_user_api_tokens(w.alice.id, at(30)).await.expect("revoked"), 1, "t1 was revoked already");
+    let alices = store.list_api_tokens(w.alice.id).await.expect("lists");
+    let revoked: Vec<_> = alices.iter().map(|token| (token.id.as_str(), token.revoked_at)).collect();
+    assert_eq!(revoked, [("t2", Some(at(30))), ("t1", Some(at(20)))]);
+    assert!(store.find_api_token("hash-3").await.expect("loads").is_some(), "bob's token is untouched");
+}
+
 async fn api_token_rules_are_enforced(store: SqlStore) {
     let w = world(&store).await;
     store.insert_api_token(&token(w.alice.id, "t1", "hash-1", 10)).await.expect("inserted");
@@ -145,8 +176,10 @@ async fn api_token_rules_are_enforced(store: SqlStore) {
 
 on_every_backend!(
     invites_are_used_once,
+    an_invite_gives_its_role,
     expired_invites_are_refused,
     racing_registrations_use_an_invite_once,
     api_tokens_are_found_listed_and_revoked_by_their_owner,
     api_token_rules_are_enforced,
+    all_of_a_users_tokens_are_revoked_at_once,
 );

@@ -5,7 +5,7 @@ use loquat_core::domain::{
     Theme, Topic, User,
 };
 use loquat_core::id::{AssistantId, MessageId, ProviderSettingId, TopicId, UserId};
-use loquat_core::store::{AssistantStore, MessageStore, TopicStore, UserStore};
+use loquat_core::store::{AccountGrant, AssistantStore, MessageStore, NewAccount, TopicStore, UserStore};
 use loquat_core::time::Timestamp;
 use loquat_store::SqlStore;
 
@@ -99,6 +99,16 @@ pub fn provider(user: UserId, name: &str, created: i64) -> ProviderSetting {
         created_at: at(created),
         updated_at: at(created),
     }
+}
+
+/// An account to create with `grant`, with its default assistant and no SSO identity.
+pub fn new_account<'a>(
+    user: &'a User,
+    password_hash: Option<&'a str>,
+    grant: AccountGrant<'a>,
+    default_assistant: &'a Assistant,
+) -> NewAccount<'a> {
+    NewAccount { user, password_hash, grant, default_assistant, identity: None }
 }
 
 /// Two users, each with a default assistant and a topic; `alice` owns what the tests change

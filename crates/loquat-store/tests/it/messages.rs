@@ -3,7 +3,7 @@
 
 use loquat_core::domain::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 use loquat_core::id::{MessageId, TopicId};
-use loquat_core::store::{FinishedAnswer, MessageStore, StoreErrorKind, TopicStore};
+use loquat_core::store::{FinishedAnswer, MessageStore, StoreErrorKind, TopicStore, TreeWrite};
 use loquat_store::SqlStore;
 
 use crate::fixtures::{at, generating, insert, message, topic, world};
@@ -314,7 +314,43 @@ async fn a_message_needs_its_topic_and_parent(store: SqlStore) {
     assert_eq!(error.expect_err("the id is taken").kind, StoreErrorKind::Conflict);
 }
 
+async fn an_exchange_is_written_whole_or_not_at_all(store: SqlStore) {
+    let w = world(&store).await;
+    // A new topic, a question, its answer and the leaf, together.
+    let fresh = topic(w.alice.id, w.assistant.id, "", 5);
+    let question = message(&fresh, None, MessageRole::User, "hi", 6);
+    let answer = generating(&fresh, question.id, 7);
+    let leaf = TreeWrite::SetActiveLeaf { topic: fresh.id, leaf: Some(answer.id), at: at(8) };
+    let writes =
+        [TreeWrite::InsertTopic(&fresh), TreeWrite::InsertMessage(&question), TreeWrite::InsertMessage(&answer), leaf];
+    assert_eq!(store.write_tree(w.alice.id, &writes).await.expect("written"), [1, 1, 1, 1]);
+    let stored = store.get_topic(w.alice.id, fresh.id).await.expect("loads").expect("exists");
+    assert_eq!((stored.active_leaf_id, stored.updated_at), (Some(answer.id), at(8)));
+    assert_eq!(store.list_messages(w.alice.id, fresh.id).await.expect("lists").len(), 2);
+
+    // The second answer's parent does not exist: nothing of this batch stays.
+    let next = message(&fresh, Some(answer.id), MessageRole::User, "more", 9);
+    let broken = message(&fresh, Some(MessageId::new()), MessageRole::Assistant, "", 10);
+    let leaf = TreeWrite::SetActiveLeaf { topic: fresh.id, leaf: Some(broken.id), at: at(11) };
+    let writes = [TreeWrite::InsertMessage(&next), TreeWrite::InsertMessage(&broken), leaf];
+    let error = store.write_tree(w.alice.id, &writes).await.expect_err("the parent is missing");
+    assert_eq!(error.kind, StoreErrorKind::Conflict);
+    assert_eq!(store.list_messages(w.alice.id, fresh.id).await.expect("lists").len(), 2, "the question rolled back");
+    let stored = store.get_topic(w.alice.id, fresh.id).await.expect("loads").expect("exists");
+    assert_eq!(stored.active_leaf_id, Some(answer.id), "the leaf rolled back");
+
+    // A subtree and the new leaf go together; another user's ids change nothing.
+    let writes = [
+        TreeWrite::DeleteSubtree(answer.id),
+        TreeWrite::SetActiveLeaf { topic: fresh.id, leaf: Some(question.id), at: at(12) },
+    ];
+    assert_eq!(store.write_tree(w.bob.id, &writes).await.expect("runs"), [0, 0]);
+    assert_eq!(store.write_tree(w.alice.id, &writes).await.expect("runs"), [1, 1]);
+    assert_eq!(store.list_messages(w.alice.id, fresh.id).await.expect("lists").len(), 1);
+}
+
 on_every_backend!(
+    an_exchange_is_written_whole_or_not_at_all,
     insert_and_get_round_trip,
     list_is_in_creation_order,
     progress_only_while_generating,

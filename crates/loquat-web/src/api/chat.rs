@@ -1,11 +1,12 @@
 //! Sending a message (JSON for the script, a redirect for a plain form), reading a message's
 //! raw markdown (copy, edit) and stopping an answer.
 
+use crate::form::Form;
 use askama::Template;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
 use loquat_core::domain::Message;
 use loquat_core::id::{AssistantId, MessageId, TopicId};
 use loquat_core::service::SendMessage;

@@ -1,8 +1,8 @@
 //! The signed-in user's own page: name, password, sessions ("sign out everywhere"), personal
 //! API tokens (shown once) and their usage and quota.
 
+use crate::form::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::Response;
@@ -44,6 +44,8 @@ struct AccountPage {
     has_password: bool,
     sessions: Vec<SessionRow>,
     tokens: Vec<TokenRow>,
+    /// Some token is not revoked: "revoke them too" is offered.
+    has_tokens: bool,
     /// A token just created: shown this once.
     new_token: Option<String>,
     usage: UsageView,
@@ -84,6 +86,7 @@ async fn account_page(
                 user_agent: session.user_agent.chars().take(80).collect(),
             })
             .collect(),
+        has_tokens: tokens.iter().any(|token| token.revoked_at.is_none()),
         tokens: tokens
             .into_iter()
             .map(|token| TokenRow {
@@ -128,6 +131,16 @@ pub struct PasswordForm {
     #[serde(default)]
     current: String,
     new: String,
+    /// `on`: revoke the API tokens too.
+    #[serde(default)]
+    revoke_tokens: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EverywhereForm {
+    /// `on`: revoke the API tokens too.
+    revoke_tokens: String,
 }
 
 pub async fn change_password(
@@ -143,6 +156,7 @@ pub async fn change_password(
             Secret::new(form.current),
             Secret::new(form.new),
             keep.as_deref(),
+            viewer.checkbox("revoke_tokens", &form.revoke_tokens)?,
             &viewer.client,
         )
         .await;
@@ -155,8 +169,13 @@ pub async fn change_password(
 }
 
 /// Ends every session of the user, this one included.
-pub async fn sign_out_everywhere(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
-    state.services.sign_out_everywhere(viewer.user.id, &viewer.client).await.map_err(viewer.fail())?;
+pub async fn sign_out_everywhere(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Form(form): Form<EverywhereForm>,
+) -> WebResult<Response> {
+    let revoke = viewer.checkbox("revoke_tokens", &form.revoke_tokens)?;
+    state.services.sign_out_everywhere(viewer.user.id, revoke, &viewer.client).await.map_err(viewer.fail())?;
     let mut response = see_other("/login");
     let cookie = super::auth::set_cookie(SESSION_COOKIE, "", 0, state.settings.secure_cookies);
     response.headers_mut().append(header::SET_COOKIE, cookie);

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::form::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use loquat_core::Secret;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::chat::parse_id;
 use super::{Chrome, render, see_other};
 use crate::AppState;
-use crate::context::Viewer;
+use crate::context::{AdminViewer, Viewer};
 use crate::error::{WebResult, user_message};
 use crate::i18n::Tr;
 use crate::views::{UsageLineView, format_time, usage_line};
@@ -60,8 +60,7 @@ fn quota_fields(quota: &Quota) -> QuotaFields {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+/// The quota form's fields as typed.
 pub struct QuotaForm {
     tokens_per_day: String,
     tokens_per_month: String,
@@ -69,14 +68,35 @@ pub struct QuotaForm {
 }
 
 impl QuotaForm {
-    fn quota(&self) -> Quota {
-        let number = |text: &str| text.trim().parse::<u64>().ok();
-        Quota {
-            tokens_per_day: number(&self.tokens_per_day),
-            tokens_per_month: number(&self.tokens_per_month),
-            requests_per_minute: self.requests_per_minute.trim().parse::<u32>().ok(),
+    fn from_fields(form: &std::collections::HashMap<String, String>) -> Self {
+        let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+        Self {
+            tokens_per_day: field("tokens_per_day"),
+            tokens_per_month: field("tokens_per_month"),
+            requests_per_minute: field("requests_per_minute"),
         }
     }
+
+    /// The quota; an empty field is no limit, anything but a whole number is refused.
+    fn quota(&self, viewer: &Viewer) -> WebResult<Quota> {
+        fn number<T: std::str::FromStr>(viewer: &Viewer, field: &str, text: &str) -> WebResult<Option<T>> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse().map(Some).map_err(|_| viewer.invalid_field(field))
+        }
+        Ok(Quota {
+            tokens_per_day: number(viewer, "tokens_per_day", &self.tokens_per_day)?,
+            tokens_per_month: number(viewer, "tokens_per_month", &self.tokens_per_month)?,
+            requests_per_minute: number(viewer, "requests_per_minute", &self.requests_per_minute)?,
+        })
+    }
+}
+
+/// A role named by a form; an unknown one is refused, not read as "user".
+fn role_field(viewer: &Viewer, text: &str) -> WebResult<Role> {
+    Role::parse(text).ok_or_else(|| viewer.invalid_field("role"))
 }
 
 // ---- People ---------------------------------------------------------------------------------
@@ -118,7 +138,7 @@ async fn users_page(viewer: &Viewer, state: &AppState, query: ListQuery, error: 
 }
 
 pub async fn list_users(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> WebResult<Response> {
@@ -134,11 +154,11 @@ pub struct NewUserForm {
 }
 
 pub async fn create_user(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Form(form): Form<NewUserForm>,
 ) -> WebResult<Response> {
-    let role = Role::parse(&form.role).unwrap_or(Role::User);
+    let role = role_field(&viewer, &form.role)?;
     let created = state
         .services
         .admin_create_user(viewer.user.id, &form.name, &form.email, Secret::new(form.password), role, &viewer.client)
@@ -187,14 +207,18 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
     render(&page, viewer.tr)
 }
 
-pub async fn show_user(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+pub async fn show_user(
+    AdminViewer(viewer): AdminViewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let id: UserId = parse_id(&id, &viewer)?;
     user_page(&viewer, &state, id, None).await
 }
 
 /// One form endpoint per action on a user: `role`, `disable`, `enable`, `password`, `quota`.
 pub async fn user_action(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<std::collections::HashMap<String, String>>,
@@ -205,19 +229,17 @@ pub async fn user_action(
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let result = match action.as_str() {
         "role" => {
-            let role = Role::parse(&field("role")).unwrap_or(Role::User);
+            let role = role_field(&viewer, &field("role"))?;
             services.admin_set_role(actor, id, role, &viewer.client).await
         }
         "disable" => services.admin_set_disabled(actor, id, true, &viewer.client).await,
         "enable" => services.admin_set_disabled(actor, id, false, &viewer.client).await,
-        "password" => services.admin_reset_password(actor, id, Secret::new(field("password")), &viewer.client).await,
+        "password" => {
+            let revoke = viewer.checkbox("revoke_tokens", &field("revoke_tokens"))?;
+            services.admin_reset_password(actor, id, Secret::new(field("password")), revoke, &viewer.client).await
+        }
         "quota" => {
-            let quota = QuotaForm {
-                tokens_per_day: field("tokens_per_day"),
-                tokens_per_month: field("tokens_per_month"),
-                requests_per_minute: field("requests_per_minute"),
-            }
-            .quota();
+            let quota = QuotaForm::from_fields(&form).quota(&viewer)?;
             services.admin_set_quota(actor, QuotaScope::User(id), quota, &viewer.client).await
         }
         _ => return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor)),
@@ -281,7 +303,7 @@ async fn invites_page(viewer: &Viewer, state: &AppState, new_link: Option<String
     render(&page, tr)
 }
 
-pub async fn list_invites(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+pub async fn list_invites(AdminViewer(viewer): AdminViewer, State(state): State<AppState>) -> WebResult<Response> {
     invites_page(&viewer, &state, None).await
 }
 
@@ -292,12 +314,15 @@ pub struct InviteForm {
 }
 
 pub async fn create_invite(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Form(form): Form<InviteForm>,
 ) -> WebResult<Response> {
-    let role = Role::parse(&form.role).unwrap_or(Role::User);
-    let days = u64::from(form.days.clamp(1, 90));
+    let role = role_field(&viewer, &form.role)?;
+    if !(1..=90).contains(&form.days) {
+        return Err(viewer.invalid_field("days"));
+    }
+    let days = u64::from(form.days);
     let invite = state
         .services
         .admin_create_invite(viewer.user.id, role, Duration::from_secs(days * 24 * 3600), &viewer.client)
@@ -308,7 +333,7 @@ pub async fn create_invite(
 }
 
 pub async fn delete_invite(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Path(hash): Path<String>,
 ) -> WebResult<Response> {
@@ -344,7 +369,7 @@ impl SettingsPage {
     }
 }
 
-pub async fn show_settings(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
+pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State<AppState>) -> WebResult<Response> {
     let services = &state.services;
     services.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
     let mut roles = Vec::new();
@@ -380,7 +405,7 @@ pub async fn show_settings(viewer: Viewer, State(state): State<AppState>) -> Web
 
 /// One endpoint per setting: `registration`, `user-keys`, `models-<role>`, `quota-<role>`.
 pub async fn save_setting(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Path(setting): Path<String>,
     Form(form): Form<std::collections::HashMap<String, String>>,
@@ -390,20 +415,15 @@ pub async fn save_setting(
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     let role_of = |prefix: &str| setting.strip_prefix(prefix).and_then(Role::parse);
     let result = if setting == "registration" {
-        let mode = RegistrationMode::parse(&field("mode")).unwrap_or_default();
+        let mode = RegistrationMode::parse(&field("mode")).ok_or_else(|| viewer.invalid_field("mode"))?;
         services.admin_set_registration(actor, mode, &viewer.client).await
     } else if setting == "user-keys" {
-        services.admin_set_user_keys(actor, field("allowed") == "on", &viewer.client).await
+        services.admin_set_user_keys(actor, viewer.checkbox("allowed", &field("allowed"))?, &viewer.client).await
     } else if let Some(role) = role_of("models-") {
         let patterns = field("models").lines().map(str::to_owned).collect();
         services.admin_set_role_models(actor, role, patterns, &viewer.client).await
     } else if let Some(role) = role_of("quota-") {
-        let quota = QuotaForm {
-            tokens_per_day: field("tokens_per_day"),
-            tokens_per_month: field("tokens_per_month"),
-            requests_per_minute: field("requests_per_minute"),
-        }
-        .quota();
+        let quota = QuotaForm::from_fields(&form).quota(&viewer)?;
         services.admin_set_quota(actor, QuotaScope::Role(role), quota, &viewer.client).await
     } else {
         return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor));
@@ -440,7 +460,7 @@ pub struct UsageQuery {
 }
 
 pub async fn show_usage(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Query(query): Query<UsageQuery>,
 ) -> WebResult<Response> {
@@ -498,7 +518,7 @@ struct AuditPage {
 }
 
 pub async fn show_audit(
-    viewer: Viewer,
+    AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> WebResult<Response> {

@@ -1,7 +1,7 @@
 //! Creating, editing and deleting assistants, and the chat header's quick model switch.
 
+use crate::form::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use loquat_core::domain::{AssistantConfig, ModelParams};
@@ -10,7 +10,7 @@ use loquat_core::llm::ReasoningEffort;
 use serde::Deserialize;
 
 use super::chat::parse_id;
-use super::{Chrome, render, see_other};
+use super::{Chrome, render, safe_next, see_other};
 use crate::AppState;
 use crate::context::Viewer;
 use crate::error::{Flavor, WebError, WebResult, user_message};
@@ -94,17 +94,25 @@ impl AssistantForm {
             }
             text.parse::<u32>().map(Some).map_err(|_| tr.t_with("assistant.error_number", "field", field))
         };
-        let (provider, model) = self.model.split_once("::").unwrap_or(("", ""));
-        let (fallback_provider, fallback_model) = self.fallback.split_once("::").unwrap_or(("", ""));
+        // `provider::model`, or empty for the instance's default.
+        let choice = |text: &str, field: &str| -> Result<(String, String), String> {
+            match text.split_once("::") {
+                Some((provider, model)) => Ok((provider.to_owned(), model.to_owned())),
+                None if text.trim().is_empty() => Ok((String::new(), String::new())),
+                None => Err(tr.t_with("error.invalid_field", "field", field)),
+            }
+        };
+        let (provider, model) = choice(&self.model, "model")?;
+        let (fallback_provider, fallback_model) = choice(&self.fallback, "fallback")?;
         Ok(AssistantConfig {
-            fallback_provider: fallback_provider.to_owned(),
-            fallback_model: fallback_model.to_owned(),
+            fallback_provider,
+            fallback_model,
             title: self.title.trim().to_owned(),
             description: self.description.trim().to_owned(),
             avatar: self.avatar.trim().chars().take(8).collect(),
             system_role: self.system_role.clone(),
-            provider: provider.to_owned(),
-            model: model.to_owned(),
+            provider,
+            model,
             params: ModelParams {
                 temperature: float(&self.temperature, "temperature")?,
                 top_p: float(&self.top_p, "top_p")?,
@@ -113,10 +121,11 @@ impl AssistantForm {
                 max_tokens: integer(&self.max_tokens, "max_tokens")?,
             },
             reasoning_effort: match self.reasoning_effort.as_str() {
+                "" => None,
                 "low" => Some(ReasoningEffort::Low),
                 "medium" => Some(ReasoningEffort::Medium),
                 "high" => Some(ReasoningEffort::High),
-                _ => None,
+                _ => return Err(tr.t_with("error.invalid_field", "field", "reasoning_effort")),
             },
             history_limit: integer(&self.history_limit, "history_limit")?,
             input_template: self.input_template.clone(),
@@ -264,11 +273,5 @@ pub async fn set_assistant_model(
     if viewer.flavor == Flavor::Json {
         return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
     }
-    Ok(see_other(&safe_back(&form.back, &format!("/chat/{id}"))))
-}
-
-/// A same-site path to return to after a form post, or `fallback`.
-pub fn safe_back(back: &str, fallback: &str) -> String {
-    let is_local_path = back.starts_with('/') && !back.starts_with("//") && !back.contains('\\');
-    if is_local_path { back.to_owned() } else { fallback.to_owned() }
+    Ok(see_other(&safe_next(&form.back, &format!("/chat/{id}"))))
 }

@@ -1,23 +1,23 @@
 //! Getting in: the access-code gate (`ACCESS_CODE`), sign-in, registration (first account,
 //! open, or by invite link) and sign-out. Sessions live in HttpOnly, SameSite=Lax cookies.
 
+use crate::form::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use loquat_core::Secret;
-use loquat_core::crypto::token_hash;
+use loquat_core::crypto::{secrets_match, token_hash};
 use loquat_core::service::{NewSession, Registration, RegistrationMode};
 use serde::Deserialize;
 
-use super::assistants::safe_back;
-use super::{Chrome, render, see_other};
+use super::{Chrome, render, safe_next, see_other};
 use crate::AppState;
 use crate::context::{ACCESS_COOKIE, SESSION_COOKIE, Visitor, cookie};
 use crate::error::{WebResult, user_message};
 use crate::i18n::Tr;
+use crate::limits::LoginGate;
 
 /// Session cookies last as long as sessions (30 days, extended on use).
 const SESSION_MAX_AGE: u64 = 30 * 24 * 3600;
@@ -31,7 +31,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> Header
 
 /// Signs the browser in: the session cookie, then on to `next`.
 pub fn signed_in_response(session: &NewSession, next: &str, secure: bool) -> Response {
-    let mut response = see_other(&safe_back(next, "/"));
+    let mut response = see_other(&safe_next(next, "/"));
     let cookie = set_cookie(SESSION_COOKIE, session.token.expose(), SESSION_MAX_AGE, secure);
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
@@ -45,6 +45,9 @@ fn access_value(state: &AppState, code: &Secret) -> String {
     token_hash(&format!("{}:{}", state.settings.auth_secret.expose(), code.expose()))
 }
 
+/// Whether the request may pass the access-code gate: it carries a valid access cookie, or
+/// goes to a path that must work without one. Only the cookie counts: the `/v1` API (its own
+/// bearer tokens, validated there) is outside this gate altogether.
 fn has_access(state: &AppState, request: &Request) -> bool {
     let codes = &state.settings.access_codes;
     if codes.is_empty() {
@@ -55,13 +58,8 @@ fn has_access(state: &AppState, request: &Request) -> bool {
     if path == "/access" || path.starts_with("/static/") || matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return true;
     }
-    // API clients authenticate with their own tokens.
-    let bearer = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if bearer.is_some_and(|value| value.starts_with("Bearer lq_")) {
-        return true;
-    }
     cookie(request.headers(), ACCESS_COOKIE)
-        .is_some_and(|value| codes.iter().any(|code| access_value(state, code) == value))
+        .is_some_and(|value| codes.iter().any(|code| secrets_match(&access_value(state, code), &value)))
 }
 
 /// Middleware: without the access code, pages go to `/access`, anything else gets 401.
@@ -95,7 +93,8 @@ pub struct NextQuery {
 }
 
 pub async fn access_page(visitor: Visitor, Query(query): Query<NextQuery>) -> WebResult<Response> {
-    let page = AccessPage { tr: visitor.tr, chrome: Chrome::new(visitor.theme), next: query.next, error: None };
+    let next = safe_next(&query.next, "");
+    let page = AccessPage { tr: visitor.tr, chrome: Chrome::new(visitor.theme), next, error: None };
     render(&page, visitor.tr)
 }
 
@@ -111,16 +110,30 @@ pub async fn submit_access(
     visitor: Visitor,
     Form(form): Form<AccessForm>,
 ) -> WebResult<Response> {
-    let entered = Secret::new(form.code.trim());
-    if !state.settings.access_codes.iter().any(|code| code.expose() == entered.expose()) {
-        let error = Some(visitor.tr.t("auth.access_wrong").into_owned());
-        let page = AccessPage { tr: visitor.tr, chrome: Chrome::new(visitor.theme), next: form.next, error };
-        return render(&page, visitor.tr).map(|mut response| {
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
+    let next = safe_next(&form.next, "");
+    let page_with = |error: &str, status: StatusCode| {
+        let error = Some(visitor.tr.t(error).into_owned());
+        let page = AccessPage { tr: visitor.tr, chrome: Chrome::new(visitor.theme), next: next.clone(), error };
+        render(&page, visitor.tr).map(|mut response| {
+            *response.status_mut() = status;
             response
-        });
+        })
+    };
+    if !state.allow_access_attempt(&visitor.client.ip).await {
+        return page_with("limited.too_many_requests", StatusCode::TOO_MANY_REQUESTS);
     }
-    let mut response = see_other(&safe_back(&form.next, "/"));
+    let entered = Secret::new(form.code.trim());
+    // Every code is compared, each in constant time: neither the time nor the order tells
+    // anything about them.
+    let matches = state
+        .settings
+        .access_codes
+        .iter()
+        .fold(false, |found, code| found | secrets_match(code.expose(), entered.expose()));
+    if !matches {
+        return page_with("auth.access_wrong", StatusCode::UNAUTHORIZED);
+    }
+    let mut response = see_other(&safe_next(&form.next, "/"));
     let value = access_value(&state, &entered);
     let cookie = set_cookie(ACCESS_COOKIE, &value, 365 * 24 * 3600, state.settings.secure_cookies);
     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -128,6 +141,11 @@ pub async fn submit_access(
 }
 
 // ---- Sign-in and registration --------------------------------------------------------------
+
+/// The single sign-on providers as (id, name), for buttons.
+fn sso_choices(state: &AppState) -> Vec<(String, String)> {
+    state.sso.iter().flat_map(|sso| sso.providers().iter().map(|p| (p.id.clone(), p.name.clone()))).collect()
+}
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -153,11 +171,11 @@ async fn login_page(
     let page = LoginPage {
         tr: visitor.tr,
         chrome: Chrome::new(visitor.theme),
-        next,
+        next: safe_next(&next, ""),
         email,
         error,
         can_register: first || mode == RegistrationMode::Open,
-        sso: state.sso.iter().flat_map(|sso| sso.providers().iter().map(|p| (p.id.clone(), p.name.clone()))).collect(),
+        sso: sso_choices(state),
     };
     render(&page, visitor.tr)
 }
@@ -168,7 +186,7 @@ pub async fn show_login(
     Query(query): Query<NextQuery>,
 ) -> WebResult<Response> {
     if visitor.user.is_some() {
-        return Ok(see_other(&safe_back(&query.next, "/")));
+        return Ok(see_other(&safe_next(&query.next, "/")));
     }
     if state.services.needs_first_account().await.map_err(visitor.fail())? {
         return Ok(see_other("/register"));
@@ -189,7 +207,7 @@ pub async fn submit_login(
     visitor: Visitor,
     Form(form): Form<LoginForm>,
 ) -> WebResult<Response> {
-    if !state.allow_login(&visitor.client.ip, &form.email).await {
+    if state.allow_login(&visitor.client.ip, &form.email).await == LoginGate::Refused {
         let error = Some(visitor.tr.t("limited.too_many_requests").into_owned());
         return login_page(&state, &visitor, form.next, form.email, error).await.map(|mut response| {
             *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
@@ -221,6 +239,9 @@ struct RegisterPage {
     error: Option<String>,
     /// Registration is not possible (closed, or invite-only without a valid invite).
     blocked: Option<String>,
+    /// Single sign-on providers (id, name): an account can be made through them too, with the
+    /// invite carried along.
+    sso: Vec<(String, String)>,
 }
 
 async fn register_page(
@@ -245,8 +266,17 @@ async fn register_page(
             RegistrationMode::Closed => Some(visitor.tr.t("invalid.registration_closed").into_owned()),
         }
     };
-    let page =
-        RegisterPage { tr: visitor.tr, chrome: Chrome::new(visitor.theme), first, invite, name, email, error, blocked };
+    let page = RegisterPage {
+        tr: visitor.tr,
+        chrome: Chrome::new(visitor.theme),
+        first,
+        invite,
+        name,
+        email,
+        error,
+        blocked,
+        sso: sso_choices(state),
+    };
     render(&page, visitor.tr)
 }
 

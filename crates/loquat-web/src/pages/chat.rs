@@ -4,8 +4,8 @@
 
 use std::str::FromStr;
 
+use crate::form::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use loquat_core::domain::Assistant;

@@ -1,19 +1,19 @@
 //! The settings page: language and theme, the server's providers (read only) and the user's own
 //! OpenAI-compatible providers (keys are write-only: stored encrypted, never shown again).
 
+use crate::form::Form;
 use askama::Template;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::{Form, Json};
 use loquat_core::domain::{Locale, Protocol, ProviderDraft, Theme};
 use loquat_core::id::ProviderSettingId;
 use loquat_core::service::ProviderSettingView;
 use loquat_core::{CoreError, Secret};
 use serde::Deserialize;
 
-use super::assistants::safe_back;
 use super::chat::parse_id;
-use super::{Chrome, render, see_other};
+use super::{Chrome, render, safe_next, see_other};
 use crate::AppState;
 use crate::context::Viewer;
 use crate::error::{Flavor, WebResult, user_message};
@@ -30,6 +30,7 @@ pub struct Choice {
 pub struct ServerProviderRow {
     pub id: String,
     pub name: String,
+    /// Empty for members (the server's addresses are the administrator's business).
     pub base_url: String,
     pub model_count: usize,
     /// Offered in the model picker now.
@@ -38,7 +39,7 @@ pub struct ServerProviderRow {
     pub needs_key: bool,
     pub user_has_key: bool,
     pub user_base_url: String,
-    /// An Ollama server: models can be downloaded from here.
+    /// An Ollama server and an administrator: models can be downloaded from here.
     pub can_pull: bool,
 }
 
@@ -144,23 +145,28 @@ impl ProviderForm {
         }
     }
 
-    fn draft(&self) -> ProviderDraft {
-        let api_key = if self.remove_key == "on" {
+    /// The provider the form describes; a value no form sends is a 400.
+    fn draft(&self, viewer: &Viewer) -> WebResult<ProviderDraft> {
+        let api_key = if viewer.checkbox("remove_key", &self.remove_key)? {
             Some(Secret::default())
         } else if self.api_key.trim().is_empty() {
             None
         } else {
             Some(Secret::new(self.api_key.trim()))
         };
-        ProviderDraft {
+        Ok(ProviderDraft {
             name: self.name.clone(),
-            protocol: Protocol::parse(&self.protocol).unwrap_or(Protocol::OpenAi),
+            // No protocol named: OpenAI-compatible, as most servers are.
+            protocol: match self.protocol.trim() {
+                "" => Protocol::OpenAi,
+                code => Protocol::parse(code).ok_or_else(|| viewer.invalid_field("protocol"))?,
+            },
             base_url: self.base_url.clone(),
             api_key,
             model_list: self.model_list.clone(),
             api_version: self.api_version.clone(),
-            enabled: self.enabled == "on",
-        }
+            enabled: viewer.checkbox("enabled", &self.enabled)?,
+        })
     }
 
     /// The form to show again after an error: never echo a key back.
@@ -208,13 +214,13 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
             .map(|server| ServerProviderRow {
                 id: server.id.clone(),
                 name: server.name.clone(),
-                base_url: server.base_url.clone(),
+                base_url: server.base_url.clone().unwrap_or_default(),
                 model_count: server.models.len(),
                 offered: server.offered,
                 needs_key: server.key_required && !server.server_has_key && !server.user_has_key,
                 user_has_key: server.user_has_key,
                 user_base_url: server.user_base_url.clone(),
-                can_pull: server.protocol == Protocol::Ollama,
+                can_pull: server.protocol == Protocol::Ollama && viewer.is_admin(),
             })
             .collect(),
         custom_providers: custom
@@ -257,8 +263,12 @@ pub async fn save_preferences(
     State(state): State<AppState>,
     Form(form): Form<PreferencesForm>,
 ) -> WebResult<Response> {
-    let locale = Locale::parse(&form.locale);
-    let theme = Theme::parse(&form.theme).unwrap_or(viewer.theme);
+    // An empty language follows the browser; anything else must be one we speak.
+    let locale = match form.locale.trim() {
+        "" => None,
+        code => Some(Locale::parse(code).ok_or_else(|| viewer.invalid_field("locale"))?),
+    };
+    let theme = Theme::parse(&form.theme).ok_or_else(|| viewer.invalid_field("theme"))?;
     state.services.update_preferences(viewer.user.id, locale, theme).await.map_err(viewer.fail())?;
     Ok(see_other("/settings"))
 }
@@ -284,7 +294,7 @@ pub async fn cycle_theme(
     if viewer.flavor == Flavor::Json {
         return Ok(Json(serde_json::json!({ "theme": next.code() })).into_response());
     }
-    Ok(see_other(&safe_back(&form.back, "/")))
+    Ok(see_other(&safe_next(&form.back, "/")))
 }
 
 pub async fn create_provider(
@@ -292,7 +302,7 @@ pub async fn create_provider(
     State(state): State<AppState>,
     Form(form): Form<ProviderForm>,
 ) -> WebResult<Response> {
-    match state.services.create_provider(viewer.user.id, form.draft()).await {
+    match state.services.create_provider(viewer.user.id, form.draft(&viewer)?).await {
         Ok(_) => Ok(see_other("/settings")),
         Err(error @ CoreError::Invalid { .. }) => {
             let message = user_message(&error, viewer.tr);
@@ -327,7 +337,7 @@ pub async fn update_provider(
     Form(form): Form<ProviderForm>,
 ) -> WebResult<Response> {
     let id: ProviderSettingId = parse_id(&id, &viewer)?;
-    match state.services.update_provider(viewer.user.id, id, form.draft()).await {
+    match state.services.update_provider(viewer.user.id, id, form.draft(&viewer)?).await {
         Ok(_) => Ok(see_other("/settings")),
         Err(error @ CoreError::Invalid { .. }) => {
             let message = user_message(&error, viewer.tr);
@@ -364,7 +374,7 @@ pub async fn probe_provider(
     Form(form): Form<ProviderForm>,
 ) -> WebResult<Response> {
     let stored: Option<ProviderSettingId> = if form.id.is_empty() { None } else { Some(parse_id(&form.id, &viewer)?) };
-    let result = state.services.probe_provider(viewer.user.id, stored, &form.draft()).await;
+    let result = state.services.probe_provider(viewer.user.id, stored, &form.draft(&viewer)?).await;
     let tr = viewer.tr;
     let (ok, message, models) = match result {
         Ok(models) => (true, tr.t_with("provider.check_ok", "count", &models.len().to_string()), models),
@@ -398,7 +408,7 @@ pub async fn save_server_provider_key(
     Path(id): Path<String>,
     Form(form): Form<ServerKeyForm>,
 ) -> WebResult<Response> {
-    let api_key = if form.remove_key == "on" {
+    let api_key = if viewer.checkbox("remove_key", &form.remove_key)? {
         Some(Secret::default())
     } else if form.api_key.trim().is_empty() {
         None

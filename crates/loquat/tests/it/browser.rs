@@ -251,6 +251,8 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
             ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
             ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
         ],
+        // Registration is invite-only: the allow-list lets this person in through SSO.
+        configure: |config| config.auth_allowed_emails = "sso.user@example.com,owner@example.com".into(),
         ..TestOptions::default()
     })
     .await;
@@ -288,10 +290,14 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
     browser.until("signed in through SSO", "location.pathname.startsWith('/chat/')").await;
     client.goto(&app.url("/account")).await.expect("account");
     browser.until("the SSO account", "document.body.textContent.includes('sso.user@example.com')").await;
+    // A member signed in through SSO cannot reach the admin panel.
+    client.goto(&app.url("/admin")).await.expect("admin");
+    browser.until("not found", "document.body.textContent.includes('does not exist')").await;
+    assert!(!browser.text_of("document.body.textContent").await.contains("owner@example.com"));
 
     // The admin disables that member: the next page sends the browser to sign in.
-    let member = app.services.admin_list_users(app.user(), "sso.user", 0).await.expect("users")[0].id;
-    app.services.admin_set_disabled(app.user(), member, true, &Default::default()).await.expect("disabled");
+    let member = app.services.admin_list_users(app.admin().await, "sso.user", 0).await.expect("users")[0].id;
+    app.services.admin_set_disabled(app.admin().await, member, true, &Default::default()).await.expect("disabled");
     client.goto(&app.url("/")).await.expect("home");
     browser.until("signed out", "location.pathname === '/login'").await;
     browser.close().await;

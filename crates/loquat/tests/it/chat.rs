@@ -152,12 +152,12 @@ async fn a_passing_failure_is_retried_and_a_broken_model_falls_back() {
 
     // The assistant names a fallback: when the primary model is refused, the fallback answers
     // and the answer records which model replied.
-    let mut config = app.services.assistant(app.user(), assistant).await.expect("assistant").config;
+    let mut config = app.services.assistant(app.admin().await, assistant).await.expect("assistant").config;
     config.provider = "openai".into();
     config.model = "gpt-4.1".into();
     config.fallback_provider = "openai".into();
     config.fallback_model = "gpt-4o-mini".into();
-    app.services.update_assistant(app.user(), assistant, config).await.expect("updated");
+    app.services.update_assistant(app.admin().await, assistant, config).await.expect("updated");
     app.fake.push_reply(Reply::http_error(
         404,
         json!({ "error": { "message": "no such model", "code": "model_not_found" } }),
@@ -179,7 +179,7 @@ async fn stop_cancels_the_upstream_request_and_keeps_the_text() {
     let assistant = app.default_assistant().await;
     app.fake.push_reply(Reply::tokens(500).delay_between_chunks(Duration::from_millis(20)));
     let sent = app.send(assistant, None, "Go on forever").await;
-    let user = app.user();
+    let user = app.admin().await;
     eventually("some text", || async {
         app.services.generations().subscribe(user, sent.answer).is_some_and(|s| s.snapshot.content.len() > 10)
     })
@@ -232,7 +232,7 @@ async fn regenerate_edit_and_switch_make_branches() {
     let location = app.post_redirect(&format!("/messages/{}/regenerate", sent.answer), &[]).await;
     let topic_page = format!("/chat/{assistant}/{}", sent.topic);
     assert!(location.starts_with(&topic_page));
-    let conversation = app.services.conversation(app.user(), sent.topic).await.expect("topic");
+    let conversation = app.services.conversation(app.admin().await, sent.topic).await.expect("topic");
     let second = conversation.branch.last().expect("an answer").message.id;
     app.finished(second).await;
     let (_, page) = app.page(&topic_page).await;
@@ -249,7 +249,7 @@ async fn regenerate_edit_and_switch_make_branches() {
     let question = conversation.branch[0].message.id;
     app.fake.push_reply(Reply::text("Answer to the edited question"));
     app.post_redirect(&format!("/messages/{question}/edit"), &[("content", "Edited question")]).await;
-    let edited = app.services.conversation(app.user(), sent.topic).await.expect("topic");
+    let edited = app.services.conversation(app.admin().await, sent.topic).await.expect("topic");
     assert_eq!(edited.branch[0].message.content, "Edited question");
     assert_eq!((edited.branch[0].sibling_index, edited.branch[0].sibling_count), (2, 2));
     app.finished(edited.branch[1].message.id).await;
@@ -258,7 +258,7 @@ async fn regenerate_edit_and_switch_make_branches() {
 
     // Deleting the edited question removes its branch and shows the original again.
     app.post_redirect(&format!("/messages/{}/delete", edited.branch[0].message.id), &[]).await;
-    let after = app.services.conversation(app.user(), sent.topic).await.expect("topic");
+    let after = app.services.conversation(app.admin().await, sent.topic).await.expect("topic");
     assert_eq!(after.branch[0].message.content, "Question");
     app.cleanup().await;
 }
@@ -279,7 +279,7 @@ async fn the_request_carries_system_role_history_limit_template_and_parameters()
         },
         ..AssistantConfig::default()
     };
-    let assistant = app.services.create_assistant(app.user(), config).await.expect("created").id;
+    let assistant = app.services.create_assistant(app.admin().await, config).await.expect("created").id;
     let mut topic = None;
     for (index, text) in ["one", "two", "three"].iter().enumerate() {
         app.fake.push_reply(Reply::text(format!("answer {index}")));
@@ -319,7 +319,7 @@ async fn a_new_topic_gets_a_title_from_the_model() {
     app.fake.push_reply(Reply::text("\"Rust ownership basics.\""));
     let sent = app.send(assistant, None, "Explain Rust ownership").await;
     app.finished(sent.answer).await;
-    let user = app.user();
+    let user = app.admin().await;
     eventually("the topic title", || async {
         app.services.topic(user, sent.topic).await.is_ok_and(|t| t.title == "Rust ownership basics")
     })

@@ -24,6 +24,9 @@ pub const TEST_KEY: &str = "sk-test-0123456789abcdef";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// A change to the configuration made with values of the test.
+pub type Adjust = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// How to start a test app.
 pub struct TestOptions {
     /// Extra provider environment (on top of the fake upstream as OpenAI, unless `no_provider`).
@@ -33,11 +36,21 @@ pub struct TestOptions {
     pub configure: fn(&mut Config),
     /// Register the administrator account on start (browser tests do it through the page).
     pub first_account: bool,
+    /// A configuration change that needs values of the test (addresses of fakes), after
+    /// `configure`.
+    pub adjust: Option<Adjust>,
 }
 
 impl Default for TestOptions {
     fn default() -> Self {
-        Self { env: Vec::new(), no_provider: false, database: None, configure: |_| {}, first_account: true }
+        Self {
+            env: Vec::new(),
+            no_provider: false,
+            database: None,
+            configure: |_| {},
+            first_account: true,
+            adjust: None,
+        }
     }
 }
 
@@ -47,6 +60,7 @@ pub struct TestApp {
     pub fake: FakeOpenAi,
     pub services: Services,
     pub data_dir: PathBuf,
+    admin: std::sync::OnceLock<loquat_core::id::UserId>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     database: Option<TestDatabase>,
@@ -85,6 +99,9 @@ impl TestApp {
         config.generation.persist_interval_ms = 50;
         config.http.retry_base_delay_ms = 5;
         (options.configure)(&mut config);
+        if let Some(adjust) = options.adjust {
+            adjust(&mut config);
+        }
         // Hermetic: a local Ollama on this machine must not change what the tests see.
         let mut env: HashMap<String, String> = HashMap::from([("ENABLED_OLLAMA".to_owned(), "0".to_owned())]);
         if !options.no_provider {
@@ -114,6 +131,7 @@ impl TestApp {
             fake,
             services,
             data_dir,
+            admin: std::sync::OnceLock::new(),
             shutdown: Some(shutdown),
             server: Some(server),
             database: options.database,
@@ -150,13 +168,21 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
-    /// The administrator's id (the first account takes over the instance's local user).
-    pub fn user(&self) -> loquat_core::id::UserId {
-        Services::local_user_id()
+    /// The first administrator's id (the first account: [`ADMIN_EMAIL`], or whoever registered
+    /// first through a browser), found once it registered.
+    pub async fn admin(&self) -> loquat_core::id::UserId {
+        if let Some(id) = self.admin.get() {
+            return *id;
+        }
+        let users = self.services.store().list_users("", 1000, 0).await.expect("reads");
+        let first =
+            users.iter().filter(|user| user.role == loquat_core::domain::Role::Admin).min_by_key(|u| u.created_at);
+        let id = first.expect("the administrator has registered").id;
+        *self.admin.get_or_init(|| id)
     }
 
     pub async fn default_assistant(&self) -> AssistantId {
-        self.services.default_assistant(self.user()).await.expect("default assistant").id
+        self.services.default_assistant(self.admin().await).await.expect("default assistant").id
     }
 
     /// GET a page as the administrator, following redirects; returns status and body.
@@ -217,8 +243,10 @@ impl TestApp {
     pub async fn finished(&self, id: MessageId) -> Message {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let message = self.services.message(self.user(), id).await.expect("message exists");
-            if message.status != MessageStatus::Generating && !self.services.generations().is_running(self.user(), id) {
+            let message = self.services.message(self.admin().await, id).await.expect("message exists");
+            if message.status != MessageStatus::Generating
+                && !self.services.generations().is_running(self.admin().await, id)
+            {
                 return message;
             }
             assert!(Instant::now() < deadline, "message {id} still generating");
@@ -229,7 +257,7 @@ impl TestApp {
     /// Waits until a new topic has been titled, so the title request cannot consume a reply
     /// queued for a later message. Returns the title.
     pub async fn titled(&self, topic: TopicId) -> String {
-        let user = self.user();
+        let user = self.admin().await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let title = self.services.topic(user, topic).await.expect("topic").title;

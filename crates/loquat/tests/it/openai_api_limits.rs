@@ -84,7 +84,7 @@ async fn provider_failures_come_back_in_openai_shape() {
 async fn quota_rate_limit_and_usage_follow_the_chat_pages_rules() {
     let app = TestApp::spawn().await;
     let token = api_token(&app).await;
-    let user = app.user();
+    let user = app.admin().await;
     app.fake.push_reply(Reply::text("Counted.").usage(20, 5));
     let (status, _) =
         post_json(&app, &token, "/chat/completions", &json!({ "model": "gpt-4o", "messages": hello() })).await;
@@ -123,7 +123,7 @@ async fn quota_rate_limit_and_usage_follow_the_chat_pages_rules() {
 async fn x_loquat_save_stores_the_exchange_as_a_topic() {
     let app = TestApp::spawn().await;
     let token = api_token(&app).await;
-    let user = app.user();
+    let user = app.admin().await;
     let default_assistant = app.default_assistant().await;
     app.fake.push_reply(Reply::text("Rust is a language.").usage(4, 5));
     let response = reqwest::Client::new()
@@ -204,7 +204,7 @@ async fn embeddings_in_openai_list_shape() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["data"][0]["embedding"], "AAAwQQAAAEAAAAA/AACAvg==");
 
-    let report = app.services.usage_report(app.user(), UsageGrouping::Model, 1, None).await.expect("report");
+    let report = app.services.usage_report(app.admin().await, UsageGrouping::Model, 1, None).await.expect("report");
     assert!(report.iter().any(|line| line.row.model == "text-embedding-3-small" && line.row.prompt_tokens == 7));
     for (body, status, param) in [
         (json!({ "model": "assistant/default", "input": "x" }), 400, "model"),

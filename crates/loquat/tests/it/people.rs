@@ -18,7 +18,7 @@ async fn the_first_account_is_admin_and_then_registration_needs_an_invite() {
     let (_, page) = app.page_as(&anonymous, "/login").await;
     assert!(page.contains("Create the administrator account"));
     app.sign_up(&app.client, "Ada", ADMIN_EMAIL, ADMIN_PASSWORD, "").await;
-    let admin = app.services.user(app.user()).await.expect("the local user was claimed");
+    let admin = app.services.user(app.admin().await).await.expect("the first account exists");
     assert_eq!((admin.role, admin.email.as_deref()), (Role::Admin, Some(ADMIN_EMAIL)));
 
     // Invite-only by default: registering without an invite is refused.
@@ -60,7 +60,7 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     let bob = cookie_client();
     app.services
         .admin_create_user(
-            app.user(),
+            app.admin().await,
             "Bob",
             "bob@example.com",
             loquat_core::Secret::new("bobs long password"),
@@ -74,7 +74,7 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     assert_eq!(app.page_as(&bob, "/account").await.0, 200);
 
     // The admin disables bob: his session stops working at once.
-    let bob_id = app.services.admin_list_users(app.user(), "bob", 0).await.expect("users")[0].id;
+    let bob_id = app.services.admin_list_users(app.admin().await, "bob", 0).await.expect("users")[0].id;
     app.post_redirect(&format!("/admin/users/{bob_id}/disable"), &[]).await;
     let response = bob.get(app.url("/account")).header("accept", "text/html").send().await.expect("page");
     assert_eq!(response.status().as_u16(), 303, "sent to sign in");
@@ -89,7 +89,7 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     assert_eq!(app.sign_in(&attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await, 429);
     // The audit log saw it.
-    let events = app.services.admin_audit(app.user(), Some("login_failed"), 0).await.expect("audit");
+    let events = app.services.admin_audit(app.admin().await, Some("login_failed"), 0).await.expect("audit");
     assert!(events.len() >= 10);
     let (_, audit) = app.page("/admin/audit?action=user_disabled").await;
     assert!(audit.contains("user_disabled"));
@@ -128,24 +128,13 @@ async fn api_tokens_are_shown_once_and_can_be_revoked() {
     assert!(token.starts_with("lq_"));
     let (_, account) = app.page("/account").await;
     assert!(!account.contains(token), "never shown again");
-    // The token authenticates a request on its own (no cookie).
-    let with_token = reqwest::Client::new()
-        .get(app.url("/account"))
-        .bearer_auth(token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("request");
+    // The token authenticates an API request on its own (no cookie).
+    let with_token =
+        reqwest::Client::new().get(app.url("/v1/models")).bearer_auth(token).send().await.expect("request");
     assert_eq!(with_token.status().as_u16(), 200);
-    let id = app.services.api_tokens(app.user()).await.expect("tokens")[0].id.clone();
+    let id = app.services.api_tokens(app.admin().await).await.expect("tokens")[0].id.clone();
     app.post_redirect(&format!("/account/tokens/{id}/revoke"), &[]).await;
-    let revoked = reqwest::Client::new()
-        .get(app.url("/account"))
-        .bearer_auth(token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .expect("request");
+    let revoked = reqwest::Client::new().get(app.url("/v1/models")).bearer_auth(token).send().await.expect("request");
     assert_eq!(revoked.status().as_u16(), 401);
     app.cleanup().await;
 }
@@ -159,7 +148,7 @@ async fn usage_is_recorded_and_quotas_are_enforced() {
     let sent = app.send(assistant, None, "Count me").await;
     app.finished(sent.answer).await;
     app.titled(sent.topic).await;
-    let (today, _) = app.services.usage_so_far(app.user()).await.expect("usage");
+    let (today, _) = app.services.usage_so_far(app.admin().await).await.expect("usage");
     assert_eq!(today, 42);
     let (_, usage) = app.page("/admin/usage?group=model").await;
     assert!(usage.contains("openai · gpt-4.1") && usage.contains("<svg class=\"chart\""));
@@ -169,7 +158,7 @@ async fn usage_is_recorded_and_quotas_are_enforced() {
     // A daily quota of 40 tokens is used up: the next message is refused plainly.
     let quota = Quota { tokens_per_day: Some(40), ..Quota::default() };
     app.services
-        .admin_set_quota(app.user(), QuotaScope::Role(Role::Admin), quota, &Default::default())
+        .admin_set_quota(app.admin().await, QuotaScope::Role(Role::Admin), quota, &Default::default())
         .await
         .expect("set");
     let refused = app
@@ -184,7 +173,7 @@ async fn usage_is_recorded_and_quotas_are_enforced() {
     let body: serde_json::Value = refused.json().await.expect("json");
     assert!(body["error"]["message"].as_str().expect("message").contains("today's token quota"));
     // The admin raises the limit for this user: allowed again.
-    app.post_redirect(&format!("/admin/users/{}/quota", app.user()), &[("tokens_per_day", "100000")]).await;
+    app.post_redirect(&format!("/admin/users/{}/quota", app.admin().await), &[("tokens_per_day", "100000")]).await;
     let sent = app.send(assistant, Some(sent.topic), "More").await;
     app.finished(sent.answer).await;
     app.cleanup().await;
@@ -236,7 +225,7 @@ async fn single_sign_on_signs_in_links_and_refuses_bad_tokens() {
 }
 
 /// Starts a sign-in and lets the fake IdP approve it; returns the callback URL.
-async fn sso_round_trip(app: &TestApp, browser: &reqwest::Client) -> String {
+pub(crate) async fn sso_round_trip(app: &TestApp, browser: &reqwest::Client) -> String {
     let start = browser.get(app.url("/api/auth/signin/generic-oidc")).send().await.expect("sign in");
     assert_eq!(start.status().as_u16(), 303);
     let authorize = start.headers()["location"].to_str().expect("ascii").to_owned();

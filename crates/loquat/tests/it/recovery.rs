@@ -128,7 +128,7 @@ async fn a_graceful_shutdown_stores_unfinished_answers_as_interrupted() {
     let assistant = app.default_assistant().await;
     app.fake.push_reply(Reply::tokens(1000).delay_between_chunks(Duration::from_millis(20)));
     let sent = app.send(assistant, None, "Long").await;
-    let user = app.user();
+    let user = app.admin().await;
     eventually("text arrives", || async {
         app.services.generations().subscribe(user, sent.answer).is_some_and(|s| !s.snapshot.content.is_empty())
     })

@@ -104,7 +104,7 @@ async fn another_users_ids_find_nothing() {
     };
     not_found(services.send_message(stranger, send).await.map(|_| ()));
     // Everything is still there for the owner.
-    let conversation = services.conversation(app.user(), sent.topic).await.expect("still mine");
+    let conversation = services.conversation(app.admin().await, sent.topic).await.expect("still mine");
     assert_eq!(conversation.branch.len(), 2);
     assert_ne!(conversation.topic.title, "stolen");
     app.cleanup().await;
@@ -155,7 +155,7 @@ async fn second_user(app: &TestApp) -> reqwest::Client {
     let invite = app
         .services
         .admin_create_invite(
-            app.user(),
+            app.admin().await,
             loquat_core::domain::Role::User,
             std::time::Duration::from_secs(600),
             &Default::default(),
@@ -167,24 +167,108 @@ async fn second_user(app: &TestApp) -> reqwest::Client {
     bob
 }
 
+/// What stands in a route's parameters: the first user's objects, by what the route is about.
+struct Fillers {
+    assistant: String,
+    topic: String,
+    message: String,
+    own_assistant: String,
+    provider: String,
+    token: String,
+    admin: String,
+    invite: String,
+}
+
+impl Fillers {
+    /// The path with its parameters filled, and whether it names one of the first user's
+    /// objects (then another user must find nothing).
+    fn fill(&self, path: &str) -> (String, bool) {
+        let mut owned = false;
+        let mut filled = String::new();
+        for segment in path.split('/').skip(1) {
+            let value = match segment {
+                "{assistant}" => Some(self.assistant.clone()),
+                "{topic}" => Some(self.topic.clone()),
+                "{hash}" => Some(self.invite.clone()),
+                "{id}" if path.starts_with("/messages/") => Some(self.message.clone()),
+                "{id}" if path.starts_with("/topics/") => Some(self.topic.clone()),
+                "{id}" if path.starts_with("/assistants/") => Some(self.own_assistant.clone()),
+                "{id}" if path.starts_with("/settings/providers/") => Some(self.provider.clone()),
+                "{id}" if path.starts_with("/account/tokens/") => Some(self.token.clone()),
+                "{id}" if path.starts_with("/admin/users/") => Some(self.admin.clone()),
+                "{*id}" => Some(format!("assistant/{}", self.own_assistant)),
+                _ => None,
+            };
+            let segment = match value {
+                Some(value) => {
+                    owned = true;
+                    value
+                }
+                None => match segment {
+                    // Names that are nobody's objects.
+                    "{id}" if path.starts_with("/settings/server-providers/") => "openai".to_owned(),
+                    "{action}" => "disable".to_owned(),
+                    "{setting}" => "registration".to_owned(),
+                    "{idp}" => "generic-oidc".to_owned(),
+                    "{name}" => "app.css".to_owned(),
+                    "{*rest}" => "nothing-here".to_owned(),
+                    // A parameter this test does not know yet: a random id must find nothing.
+                    unknown if unknown.starts_with('{') => {
+                        owned = true;
+                        uuid::Uuid::now_v7().to_string()
+                    }
+                    literal => literal.to_owned(),
+                },
+            };
+            filled.push('/');
+            filled.push_str(&segment);
+        }
+        if filled.is_empty() {
+            filled.push('/');
+        }
+        (filled, owned)
+    }
+}
+
+/// A form with a plausible value for every field our forms have, so that only ownership and
+/// roles can stop a request.
+const ANY_FORM: &[(&str, &str)] = &[
+    ("content", "intrude"),
+    ("topic_id", ""),
+    ("title", "stolen"),
+    ("name", "stolen"),
+    ("model", "openai::gpt-4o"),
+    ("role", "user"),
+    ("days", "7"),
+    ("mode", "open"),
+    ("base_url", "http://127.0.0.1:9/v1"),
+    ("protocol", "openai"),
+    ("password", "a stolen long password"),
+    ("provider", "openai"),
+];
+
+/// Public routes: they need no session (signing in, probes, assets).
+fn is_public(path: &str) -> bool {
+    matches!(path, "/login" | "/register" | "/access" | "/logout" | "/healthz" | "/readyz" | "/metrics")
+        || path.starts_with("/api/auth/")
+        || path.starts_with("/static/")
+}
+
 #[tokio::test]
-async fn a_second_user_gets_404_on_every_route_with_the_first_users_ids() {
+async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_tokens_on_pages() {
     let app = TestApp::spawn().await;
+    let admin = app.admin().await;
     let assistant = app.default_assistant().await;
     let sent = app.send(assistant, None, "private").await;
     app.finished(sent.answer).await;
-    let own = app
-        .services
-        .create_assistant(
-            app.user(),
-            loquat_core::domain::AssistantConfig { title: "Mine".into(), ..Default::default() },
-        )
+    let services = &app.services;
+    let own = services
+        .create_assistant(admin, loquat_core::domain::AssistantConfig { title: "Mine".into(), ..Default::default() })
         .await
         .expect("assistant");
-    let provider = app
-        .services
+    let provider = services
         .create_provider(
-            app.user(),
+            admin,
             loquat_core::domain::ProviderDraft {
                 name: "Private".into(),
                 protocol: loquat_core::domain::Protocol::OpenAi,
@@ -197,62 +281,81 @@ async fn a_second_user_gets_404_on_every_route_with_the_first_users_ids() {
         )
         .await
         .expect("provider");
-    let (_, token) = app.services.create_api_token(app.user(), "mine", &Default::default()).await.expect("token");
-    let bob = second_user(&app).await;
-    let (a, t, m, o, p, k) = (assistant, sent.topic, sent.answer, own.id, provider.setting.id, token.id);
-    let gets = [
-        format!("/chat/{a}"),
-        format!("/chat/{a}/{t}"),
-        format!("/chat/{o}"),
-        format!("/messages/{m}/raw"),
-        format!("/messages/{m}/events"),
-        format!("/messages/{m}/edit"),
-        format!("/assistants/{o}/edit"),
-        format!("/settings/providers/{p}"),
-        "/admin".to_owned(),
-        format!("/admin/users/{}", app.user()),
-        "/admin/usage".to_owned(),
-        "/admin/audit".to_owned(),
-        "/admin/settings".to_owned(),
-        "/admin/invites".to_owned(),
-    ];
-    for path in &gets {
-        let response = bob.get(app.url(path)).header("accept", "application/json").send().await.expect("GET");
-        assert_eq!(response.status().as_u16(), 404, "GET {path}");
-    }
-    let topic_text = t.to_string();
-    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
-        (format!("/chat/{a}/send"), vec![("content", "intrude"), ("topic_id", "")]),
-        (format!("/chat/{a}/send"), vec![("content", "intrude"), ("topic_id", topic_text.as_str())]),
-        (format!("/messages/{m}/stop"), vec![]),
-        (format!("/messages/{m}/edit"), vec![("content", "changed")]),
-        (format!("/messages/{m}/regenerate"), vec![]),
-        (format!("/messages/{m}/delete"), vec![]),
-        (format!("/messages/{m}/switch"), vec![]),
-        (format!("/topics/{t}/rename"), vec![("title", "stolen")]),
-        (format!("/topics/{t}/delete"), vec![]),
-        (format!("/assistants/{o}"), vec![("title", "stolen")]),
-        (format!("/assistants/{o}/delete"), vec![]),
-        (format!("/assistants/{o}/model"), vec![("model", "openai::gpt-4o")]),
-        (format!("/settings/providers/{p}"), vec![("name", "stolen"), ("base_url", "https://x.example/v1")]),
-        (format!("/settings/providers/{p}/delete"), vec![]),
-        (format!("/account/tokens/{k}/revoke"), vec![]),
-        (format!("/admin/users/{}/role", app.user()), vec![("role", "user")]),
-        (format!("/admin/users/{}/disable", app.user()), vec![]),
-        ("/admin/invites".to_owned(), vec![("role", "admin"), ("days", "7")]),
-        ("/admin/settings/registration".to_owned(), vec![("mode", "open")]),
-    ];
-    for (path, form) in &posts {
-        let response =
-            bob.post(app.url(path)).header("accept", "application/json").form(form).send().await.expect("POST");
-        assert_eq!(response.status().as_u16(), 404, "POST {path}");
+    let (admin_token, token) = services.create_api_token(admin, "mine", &Default::default()).await.expect("token");
+    let invite = services
+        .admin_create_invite(
+            admin,
+            loquat_core::domain::Role::User,
+            std::time::Duration::from_secs(600),
+            &Default::default(),
+        )
+        .await
+        .expect("invite");
+    let fillers = Fillers {
+        assistant: assistant.to_string(),
+        topic: sent.topic.to_string(),
+        message: sent.answer.to_string(),
+        own_assistant: own.id.to_string(),
+        provider: provider.setting.id.to_string(),
+        token: token.id,
+        admin: admin.to_string(),
+        invite: invite.invite.code_hash.clone(),
+    };
+    let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
+    let (bob_token, _) = services.create_api_token(bob_id, "bob's", &Default::default()).await.expect("token");
+    let routes = loquat_web::route_list();
+    assert!(routes.len() > 50, "the route table is walked, not a copy of it");
+    for (method, path) in &routes {
+        let (url, owned) = fillers.fill(path);
+        let api = path.starts_with("/v1/");
+        let mut request = bob.request(method.clone(), app.url(&url)).header("accept", "application/json");
+        if api {
+            request = request.bearer_auth(bob_token.expose());
+        }
+        if *method == reqwest::Method::POST {
+            request = request.form(ANY_FORM);
+        }
+        let status = request.send().await.expect("request").status().as_u16();
+        assert!(status < 500, "{method} {url} as another user: {status}");
+        if owned || (path.starts_with("/admin") && !api) {
+            assert_eq!(status, 404, "{method} {url} as another user (a member)");
+        }
+        // Routes that end the member's own session (sign out, everywhere): sign back in.
+        let account = bob.get(app.url("/account")).header("accept", "application/json").send().await;
+        if account.expect("account").status().as_u16() == 401 {
+            assert_eq!(app.sign_in(&bob, "bob@example.com", "a long enough password").await, 303);
+        }
+
+        // A personal API token opens no page: a leaked one must not reach the admin panel.
+        if !api && !is_public(path) {
+            let mut request = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .request(method.clone(), app.url(&url))
+                .bearer_auth(admin_token.expose())
+                .header("accept", "application/json");
+            if *method == reqwest::Method::POST {
+                request = request.form(ANY_FORM);
+            }
+            let status = request.send().await.expect("request").status().as_u16();
+            assert_eq!(status, 401, "{method} {url} with an API token instead of a session");
+        }
     }
     // Nothing changed for the owner.
-    let conversation = app.services.conversation(app.user(), t).await.expect("still there");
+    let conversation = services.conversation(admin, sent.topic).await.expect("still there");
     assert_eq!(conversation.branch.len(), 2);
-    assert!(conversation.topic.title != "stolen");
-    assert_eq!(app.services.api_tokens(app.user()).await.expect("tokens")[0].revoked_at, None);
-    assert_eq!(app.services.user(app.user()).await.expect("admin").role, loquat_core::domain::Role::Admin);
+    assert_ne!(conversation.topic.title, "stolen");
+    assert_eq!(services.assistant(admin, own.id).await.expect("still there").config.title, "Mine");
+    assert_eq!(
+        services.provider_setting(admin, provider.setting.id).await.expect("still there").setting.name,
+        "Private"
+    );
+    assert_eq!(services.api_tokens(admin).await.expect("tokens")[0].revoked_at, None);
+    let me = services.user(admin).await.expect("admin");
+    assert_eq!((me.role, me.disabled), (loquat_core::domain::Role::Admin, false));
+    let invites = services.admin_invites(admin).await.expect("invites");
+    assert!(invites.iter().any(|invite| invite.code_hash == fillers.invite && invite.used_by.is_none()));
     app.cleanup().await;
 }
 

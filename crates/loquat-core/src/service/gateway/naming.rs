@@ -78,10 +78,10 @@ fn find_model(options: &[ProviderOption], name: &str, purpose: Purpose) -> CoreR
         && !model.is_empty()
         && let Some(option) = options.iter().find(|option| option.id == provider)
     {
-        if let Some(card) = option.models.iter().find(|card| card.id == model) {
-            return Ok(Target::Model { provider_id: option.id.clone(), card: card.clone() });
+        if let Some(card) = option.offered_model(model) {
+            return Ok(Target::Model { provider_id: option.id.clone(), card });
         }
-        if option.custom || purpose == Purpose::Embeddings {
+        if purpose == Purpose::Embeddings {
             return Ok(Target::Model { provider_id: option.id.clone(), card: ModelCard::plain(model) });
         }
         // Not this provider's: maybe a model id with a slash (`meta-llama/…`) offered elsewhere.

@@ -40,7 +40,7 @@ impl FromRequestParts<AppState> for ApiCaller {
         let user = state.services.api_token_user(token).await.map_err(|error| ApiError::from_core(error, "", tr))?;
         let Some(user) = user else { return Err(ApiError::invalid_key(tr)) };
         let tr = Tr::new(user.locale.unwrap_or(browser_locale));
-        let client = client_info(parts, state.settings.trust_forwarded_for);
+        let client = client_info(parts, &state.settings.trusted_proxies);
         Ok(Self(Viewer { theme: user.theme, user, tr, flavor: Flavor::Json, client, session: None }))
     }
 }

@@ -13,27 +13,32 @@ mod error;
 mod models;
 mod request;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, Uri, header};
-use axum::routing::{any, get, post};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::routing::any;
 use loquat_core::domain::Locale;
 
 use self::error::ApiError;
 use crate::i18n::Tr;
-use crate::{AppState, middleware};
+use crate::middleware;
+use crate::routes::RouteTable;
 
 /// The API's routes; merged into the route table outside the page layers (access gate,
 /// cross-origin check, request timeout).
-pub fn routes(body_limit: usize) -> Router<AppState> {
-    Router::new()
-        .route("/v1/chat/completions", post(chat::create_chat_completion))
-        .route("/v1/models", get(models::list_models))
-        .route("/v1/models/{*id}", get(models::get_model))
-        .route("/v1/embeddings", post(embeddings::create_embeddings))
-        .route("/v1/{*rest}", any(unknown_url))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+pub(crate) fn route_table(body_limit: usize) -> RouteTable {
+    let table = RouteTable::default()
+        .post("/v1/chat/completions", chat::create_chat_completion)
+        .get("/v1/models", models::list_models)
+        .get("/v1/models/{*id}", models::get_model)
+        .post("/v1/embeddings", embeddings::create_embeddings)
+        .route("/v1/{*rest}", &[Method::GET, Method::POST], any(unknown_url));
+    RouteTable {
+        router: table
+            .router
+            .layer(DefaultBodyLimit::max(body_limit))
+            .layer(axum::middleware::from_fn(middleware::security_headers)),
+        list: table.list,
+    }
 }
 
 async fn unknown_url(uri: Uri, headers: HeaderMap) -> ApiError {
