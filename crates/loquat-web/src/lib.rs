@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 use loquat_core::Services;
 
+use crate::render_cache::Renderer;
+
 pub use assets::assets;
 pub use routes::router;
 
@@ -70,6 +72,8 @@ pub struct AppState {
     pub sso: Option<Arc<loquat_auth::SsoClient>>,
     /// `GET /metrics` on the main port (`None`: 404); see [`AppState::with_metrics`].
     pub metrics: Option<metrics::MetricsEndpoint>,
+    /// Markdown rendering off the async workers, with its cache.
+    pub renderer: Renderer,
 }
 
 impl AppState {
@@ -79,7 +83,8 @@ impl AppState {
         limiter: Arc<dyn loquat_limits::RateLimiter>,
         sso: Option<Arc<loquat_auth::SsoClient>>,
     ) -> Self {
-        Self { services, settings: Arc::new(settings), limiter, sso, metrics: None }
+        let renderer = Renderer::new();
+        Self { services, settings: Arc::new(settings), limiter, sso, metrics: None, renderer }
     }
 
     /// Serves the installed recorder's metrics at `GET /metrics` (behind its token).

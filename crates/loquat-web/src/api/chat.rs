@@ -43,9 +43,11 @@ pub async fn send_message(
     if viewer.flavor == Flavor::Html {
         return Ok(see_other(&url));
     }
+    let messages: Vec<&Message> = exchange.user_message.iter().chain([&exchange.answer]).collect();
+    let rendered = state.renderer.messages(messages.iter().copied()).await;
     let mut html = String::new();
-    for message in exchange.user_message.iter().chain([&exchange.answer]) {
-        let view = MessageView::from_entry(&lone_entry(message), viewer.tr);
+    for (message, rendered) in messages.into_iter().zip(rendered) {
+        let view = MessageView::from_entry(&lone_entry(message), viewer.tr, rendered);
         html.push_str(&MessageFragment { tr: viewer.tr, m: &view }.render().unwrap_or_default());
     }
     Ok(Json(serde_json::json!({

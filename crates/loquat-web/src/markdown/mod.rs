@@ -41,7 +41,7 @@ pub fn render_streaming(text: &str) -> String {
 }
 
 /// The text as escaped paragraphs with line breaks and no markdown (what [`render`] falls back
-/// to past its budget).
+/// to past its budget; also the fallback when rendering fails).
 pub fn render_plain(text: &str) -> String {
     let mut html = String::with_capacity(text.len() + 64);
     pulldown_cmark::html::push_html(&mut html, limits::plain_events(text).into_iter());
