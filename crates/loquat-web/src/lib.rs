@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use loquat_core::Services;
 
+use crate::markdown::ImageHosts;
 use crate::render_cache::Renderer;
 
 pub use assets::assets;
@@ -47,6 +48,9 @@ pub struct WebSettings {
     pub allowed_emails: Vec<String>,
     /// The public URL (`APP_URL`), for links shown to users (invitations).
     pub public_url: String,
+    /// `LOQUAT_IMAGE_HOSTS`: hosts whose images rendered markdown may load (and the CSP's
+    /// `img-src` lists); empty, remote images are shown as links.
+    pub image_hosts: ImageHosts,
 }
 
 impl Default for WebSettings {
@@ -59,6 +63,7 @@ impl Default for WebSettings {
             trust_forwarded_for: false,
             allowed_emails: Vec::new(),
             public_url: "http://127.0.0.1:3210".to_owned(),
+            image_hosts: ImageHosts::none(),
         }
     }
 }
@@ -83,7 +88,7 @@ impl AppState {
         limiter: Arc<dyn loquat_limits::RateLimiter>,
         sso: Option<Arc<loquat_auth::SsoClient>>,
     ) -> Self {
-        let renderer = Renderer::new();
+        let renderer = Renderer::new(settings.image_hosts.clone());
         Self { services, settings: Arc::new(settings), limiter, sso, metrics: None, renderer }
     }
 

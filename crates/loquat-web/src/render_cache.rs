@@ -12,7 +12,7 @@ use loquat_core::domain::{Message, MessageStatus};
 use loquat_core::id::MessageId;
 use tokio::sync::Semaphore;
 
-use crate::markdown;
+use crate::markdown::{self, ImageHosts};
 
 /// The most rendered HTML kept, in bytes.
 const CAPACITY_BYTES: usize = 16 * 1024 * 1024;
@@ -33,32 +33,28 @@ pub struct RenderFailed;
 /// Markdown rendering for the pages and the event stream. Cheap to clone.
 #[derive(Clone)]
 pub struct Renderer {
+    images: Arc<ImageHosts>,
     /// Renders running at once on the blocking pool.
     permits: Arc<Semaphore>,
-}
-
-impl Default for Renderer {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Renderer {
     /// At most one render per core runs at once (rendering is CPU work; more would only queue
     /// in the blocking pool and compete with the async workers).
-    pub fn new() -> Self {
+    pub fn new(images: ImageHosts) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Self { permits: Arc::new(Semaphore::new(cores.max(2))) }
+        Self { images: Arc::new(images), permits: Arc::new(Semaphore::new(cores.max(2))) }
     }
 
     /// The messages' HTML, in order: from the cache, else rendered (all misses in one task).
     /// A render that fails is logged and shown as plain text, never as nothing.
     pub async fn messages<'m>(&self, messages: impl IntoIterator<Item = &'m Message>) -> Vec<Rendered> {
         let messages: Vec<&Message> = messages.into_iter().collect();
+        let fingerprint = self.images.fingerprint();
         let mut rendered = vec![Rendered::default(); messages.len()];
         let mut misses = Vec::new();
         for (index, message) in messages.iter().enumerate() {
-            let miss = Miss::new(index, message);
+            let miss = Miss::new(index, message, fingerprint);
             match miss.cached() {
                 Some(hit) => rendered[index] = hit,
                 None => misses.push(miss),
@@ -68,7 +64,8 @@ impl Renderer {
             return rendered;
         }
         let indexes: Vec<usize> = misses.iter().map(|miss| miss.index).collect();
-        let result = self.run(move || misses.into_iter().map(Miss::render).collect::<Vec<_>>()).await;
+        let images = Arc::clone(&self.images);
+        let result = self.run(move || misses.into_iter().map(|miss| miss.render(&images)).collect::<Vec<_>>()).await;
         match result {
             Ok(results) => {
                 for (index, result) in results {
@@ -96,13 +93,14 @@ impl Renderer {
         content: String,
         reasoning: String,
     ) -> Result<Rendered, RenderFailed> {
+        let images = Arc::clone(&self.images);
         let work = move || {
             catch_unwind(AssertUnwindSafe(|| Rendered {
-                html: markdown::render_streaming(&content).into(),
+                html: markdown::render_streaming(&content, &images).into(),
                 reasoning_html: if reasoning.is_empty() {
                     empty()
                 } else {
-                    markdown::render_streaming(&reasoning).into()
+                    markdown::render_streaming(&reasoning, &images).into()
                 },
             }))
         };
@@ -117,8 +115,9 @@ impl Renderer {
 
     /// Markdown that is not a message (an assistant's opening message); not cached.
     pub async fn markdown(&self, text: String) -> String {
+        let images = Arc::clone(&self.images);
         let input = text.clone();
-        let rendered = self.run(move || render_or_plain(&input, false, None)).await;
+        let rendered = self.run(move || render_or_plain(&input, &images, false, None)).await;
         rendered.unwrap_or_else(|RenderFailed| markdown::render_plain(&text))
     }
 
@@ -151,8 +150,9 @@ struct Miss {
 }
 
 impl Miss {
-    fn new(index: usize, message: &Message) -> Self {
-        let key = |reasoning| Key { id: message.id, updated_at: message.updated_at.as_millis(), reasoning };
+    fn new(index: usize, message: &Message, fingerprint: u32) -> Self {
+        let key =
+            |reasoning| Key { id: message.id, updated_at: message.updated_at.as_millis(), reasoning, fingerprint };
         Self {
             index,
             id: message.id,
@@ -173,15 +173,15 @@ impl Miss {
         Some(Rendered { html, reasoning_html })
     }
 
-    fn render(self) -> (usize, Rendered) {
+    fn render(self, images: &ImageHosts) -> (usize, Rendered) {
         let render = |key: Key, text: &str| {
             if text.is_empty() && key.reasoning {
                 return empty();
             }
             if self.generating {
-                return render_or_plain(text, true, Some(self.id)).into();
+                return render_or_plain(text, images, true, Some(self.id)).into();
             }
-            cached(key).unwrap_or_else(|| store(key, render_or_plain(text, false, Some(self.id))))
+            cached(key).unwrap_or_else(|| store(key, render_or_plain(text, images, false, Some(self.id))))
         };
         let rendered = Rendered {
             html: render(self.content_key, &self.content),
@@ -192,8 +192,8 @@ impl Miss {
 }
 
 /// The text rendered, or (logged) as plain text if rendering panics.
-fn render_or_plain(text: &str, streaming: bool, message_id: Option<MessageId>) -> String {
-    let render = || if streaming { markdown::render_streaming(text) } else { markdown::render(text) };
+fn render_or_plain(text: &str, images: &ImageHosts, streaming: bool, message_id: Option<MessageId>) -> String {
+    let render = || if streaming { markdown::render_streaming(text, images) } else { markdown::render(text, images) };
     catch_unwind(AssertUnwindSafe(render)).unwrap_or_else(|_| {
         let message_id = message_id.map(|id| id.to_string()).unwrap_or_default();
         tracing::error!(message_id, "rendering markdown panicked; shown as plain text");
@@ -210,6 +210,8 @@ struct Key {
     id: MessageId,
     updated_at: i64,
     reasoning: bool,
+    /// Of the image policy the HTML was rendered under.
+    fingerprint: u32,
 }
 
 #[derive(Default)]

@@ -20,6 +20,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
+    let content_security_policy = middleware::content_security_policy(&state.settings.image_hosts);
     Router::new()
         // Chat pages.
         .route("/", get(chat::index))
@@ -89,7 +90,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(chat::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
         .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(content_security_policy.clone(), middleware::security_headers))
         .layer(RequestBodyLimitLayer::new(body_limit))
         // Bounds how long a handler may take to answer; a stream's body is not affected (its
         // response head is sent at once).
@@ -97,7 +98,7 @@ pub fn router(state: AppState) -> Router {
         // The OpenAI-compatible API (api/openai): bearer tokens only, OpenAI's error shape, its
         // own body limit; outside the page layers above (access gate, cross-origin check,
         // request timeout: a whole answer takes as long as the model needs).
-        .merge(crate::api::openai::routes(body_limit))
+        .merge(crate::api::openai::routes(body_limit, content_security_policy))
         // Operations, outermost so they see every answer: requests counted and timed per route
         // template; a request id (the caller's if sane, else a UUID) in the trace span of every
         // log line and echoed on the response (request_id.rs). Layers run bottom-up.

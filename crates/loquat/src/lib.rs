@@ -51,6 +51,8 @@ pub enum StartError {
     Bus(String),
     #[error("single sign-on: {0}")]
     Sso(String),
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
 }
 
 /// A built application, ready to serve.
@@ -140,6 +142,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         trust_forwarded_for: config.trust_forwarded_for,
         allowed_emails: Config::list(&config.auth_allowed_emails),
         public_url: public_url.clone(),
+        image_hosts: config.image_hosts()?,
     };
     let limiter = loquat_limits::from_config(redis_url.as_deref(), &config.redis_prefix)
         .await

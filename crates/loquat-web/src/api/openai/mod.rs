@@ -15,7 +15,7 @@ mod request;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::routing::{any, get, post};
 use loquat_core::domain::Locale;
 
@@ -25,7 +25,7 @@ use crate::{AppState, middleware};
 
 /// The API's routes; merged into the route table outside the page layers (access gate,
 /// cross-origin check, request timeout).
-pub fn routes(body_limit: usize) -> Router<AppState> {
+pub fn routes(body_limit: usize, content_security_policy: HeaderValue) -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat::create_chat_completion))
         .route("/v1/models", get(models::list_models))
@@ -33,7 +33,7 @@ pub fn routes(body_limit: usize) -> Router<AppState> {
         .route("/v1/embeddings", post(embeddings::create_embeddings))
         .route("/v1/{*rest}", any(unknown_url))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(content_security_policy, middleware::security_headers))
 }
 
 async fn unknown_url(uri: Uri, headers: HeaderMap) -> ApiError {
