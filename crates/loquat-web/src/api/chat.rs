@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::context::Viewer;
-use crate::error::{Flavor, WebResult};
+use crate::error::{Flavor, WebError, WebResult};
 use crate::pages::chat::{MessageFragment, parse_id, topic_url};
 use crate::pages::see_other;
 use crate::views::MessageView;
@@ -48,7 +48,8 @@ pub async fn send_message(
     let mut html = String::new();
     for (message, rendered) in messages.into_iter().zip(rendered) {
         let view = MessageView::from_entry(&lone_entry(message), viewer.tr, rendered);
-        html.push_str(&MessageFragment { tr: viewer.tr, m: &view }.render().unwrap_or_default());
+        let fragment = MessageFragment { tr: viewer.tr, m: &view }.render();
+        html.push_str(&fragment.map_err(|error| WebError::internal(error, viewer.tr, viewer.flavor))?);
     }
     Ok(Json(serde_json::json!({
         "topic_id": exchange.topic.id.to_string(),

@@ -1,7 +1,7 @@
 //! The live view of an answer as server-sent events. `render` carries the answer so far,
 //! rendered and sanitized on the server (off the async workers) at most every 100 ms, less
 //! often while renders are slow; `done` carries the final body; `error` (a translated message)
-//! ends a stream whose render failed. A subscriber that disconnects only unsubscribes: the
+//! ends a stream that cannot go on. A subscriber that disconnects only unsubscribes: the
 //! generation goes on.
 
 use std::convert::Infallible;
@@ -11,6 +11,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
+use loquat_core::ErrorKind;
 use loquat_core::generation::{GenerationEvent, Subscription};
 use loquat_core::id::{MessageId, UserId};
 use loquat_core::service::Attachment;
@@ -126,18 +127,24 @@ impl Follower {
 
     /// Sends the stored final state of the message and ends the stream.
     async fn send_done(&self) {
-        let data = match self.state.services.message(self.user, self.id).await {
-            Ok(message) => {
-                let rendered = self.state.renderer.messages([&message]).await.into_iter().next();
-                let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default());
-                let body = MessageBodyFragment { tr: self.tr, m: &view }.render().unwrap_or_default();
-                serde_json::json!({ "status": view.status, "html": body })
-            }
+        let message = match self.state.services.message(self.user, self.id).await {
+            Ok(message) => message,
             Err(error) => {
                 tracing::warn!(message_id = %self.id, %error, "could not load the finished message");
-                serde_json::json!({ "status": "error", "html": "" })
+                let key = if error.kind() == ErrorKind::NotFound { "error.not_found" } else { "error.internal" };
+                return self.send_error(key).await;
             }
         };
+        let rendered = self.state.renderer.messages([&message]).await.into_iter().next();
+        let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default());
+        let body = match (MessageBodyFragment { tr: self.tr, m: &view }).render() {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(message_id = %self.id, %error, "could not render the finished message");
+                return self.send_error("error.render").await;
+            }
+        };
+        let data = serde_json::json!({ "status": view.status, "html": body });
         let _ = self.sender.send(Ok(Event::default().event("done").data(data.to_string()))).await;
     }
 
