@@ -61,41 +61,110 @@ function setBusy(id) {
   composer.classList.toggle('busy', Boolean(id));
 }
 
+/** Waits (ms) before each reopening of a dropped event stream; after the last, an error shows. */
+const RECONNECT_DELAYS = [500, 1000, 2000, 4000];
+
 /**
  * Follows a generating answer: `render` events replace its content with the server-rendered
- * text so far, `done` replaces its body with the final one.
+ * text so far, `done` replaces its body with the final one, and the server's `error` event
+ * shows its message. A stream that drops (network, server restart, closed without `done`) is
+ * reopened a few times with growing delays; then an error with a retry button shows. Whenever
+ * following ends, the composer is released.
  * @param {string} id
  * @param {{ refreshTitle?: boolean }} [options]
  */
 function follow(id, options = {}) {
   const article = document.getElementById(`m-${id}`);
-  if (!article) return;
-  setBusy(id);
-  const source = new EventSource(`/messages/${id}/events`);
-  source.addEventListener('render', (event) => {
-    const data = JSON.parse(event.data);
-    const stick = nearBottom();
-    const content = article.querySelector('.content');
-    if (content) content.innerHTML = data.html;
-    const reasoning = article.querySelector('.reasoning');
-    if (reasoning && data.reasoning_html) {
-      reasoning.hidden = false;
-      reasoning.querySelector('.reasoning-body').innerHTML = data.reasoning_html;
-    }
-    if (stick) scrollToBottom();
-  });
-  source.addEventListener('done', (event) => {
-    source.close();
-    const data = JSON.parse(event.data);
-    const stick = nearBottom();
-    article.dataset.status = data.status;
-    const bubble = article.querySelector('.bubble');
-    if (bubble && data.html) bubble.innerHTML = data.html;
-    enhance(article);
+  if (!article) {
     setBusy(null);
-    if (stick) scrollToBottom();
-    if (options.refreshTitle) setTimeout(refreshChrome, 2000);
+    return;
+  }
+  article.querySelector('.stream-error')?.remove();
+  setBusy(id);
+  let failures = 0;
+  /** @param {string} message */
+  const fail = (message) => {
+    showStreamError(article, message, () => follow(id, options));
+    setBusy(null);
+  };
+  const open = () => {
+    const source = new EventSource(`/messages/${id}/events`);
+    /** Runs a handler; data the page cannot use ends following with an error. */
+    const guarded = (handler) => (event) => {
+      try {
+        handler(event);
+      } catch {
+        source.close();
+        fail(text('i18nStream'));
+      }
+    };
+    source.addEventListener('render', guarded((event) => {
+      failures = 0;
+      const data = JSON.parse(event.data);
+      const stick = nearBottom();
+      const content = article.querySelector('.content');
+      if (content) content.innerHTML = data.html;
+      const reasoning = article.querySelector('.reasoning');
+      if (reasoning && data.reasoning_html) {
+        reasoning.hidden = false;
+        reasoning.querySelector('.reasoning-body').innerHTML = data.reasoning_html;
+      }
+      if (stick) scrollToBottom();
+    }));
+    source.addEventListener('done', guarded((event) => {
+      source.close();
+      const data = JSON.parse(event.data);
+      const stick = nearBottom();
+      article.dataset.status = data.status;
+      const bubble = article.querySelector('.bubble');
+      if (bubble && data.html) bubble.innerHTML = data.html;
+      enhance(article);
+      setBusy(null);
+      if (stick) scrollToBottom();
+      if (options.refreshTitle) setTimeout(refreshChrome, 2000);
+    }));
+    // Both the server's `error` event (a MessageEvent with data) and a failed connection.
+    source.addEventListener('error', (event) => {
+      source.close();
+      if (event instanceof MessageEvent && event.data) {
+        let message = '';
+        try {
+          message = JSON.parse(event.data).message;
+        } catch {
+          // The generic message below.
+        }
+        fail(message || text('i18nStream'));
+      } else if (failures < RECONNECT_DELAYS.length) {
+        setTimeout(open, RECONNECT_DELAYS[failures++]);
+      } else {
+        fail(text('i18nStream'));
+      }
+    });
+  };
+  open();
+}
+
+/**
+ * Shows why an answer's live view stopped, with a button that starts following it again.
+ * @param {HTMLElement} article @param {string} message @param {() => void} retry
+ */
+function showStreamError(article, message, retry) {
+  article.querySelector('.stream-error')?.remove();
+  const notice = document.createElement('div');
+  notice.className = 'notice notice-error stream-error';
+  notice.setAttribute('role', 'alert');
+  const words = document.createElement('span');
+  words.textContent = `${message} `;
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'link';
+  button.textContent = text('i18nRetry');
+  button.addEventListener('click', () => {
+    notice.remove();
+    retry();
   });
+  notice.append(words, button);
+  (article.querySelector('.bubble') ?? article).append(notice);
 }
 
 /** Re-reads the page to pick up a new topic title in the sidebar and header. */
@@ -140,7 +209,14 @@ async function send(form) {
     toast(error?.error?.message ?? `${response.status}`);
     return;
   }
-  const data = await response.json();
+  let data;
+  try {
+    data = await response.json();
+  } catch {
+    setBusy(null);
+    toast(text('i18nNetwork'));
+    return;
+  }
   messages.querySelector('.welcome')?.remove();
   messages.insertAdjacentHTML('beforeend', data.html);
   form.querySelector('input[name=topic_id]').value = data.topic_id;

@@ -37,6 +37,14 @@ impl WebError {
         Self { status, message, flavor, tr, redirect: None }
     }
 
+    /// A failure of our own (a template that did not render: a bug), logged once here; the
+    /// user gets the generic message.
+    pub fn internal(error: impl std::fmt::Display, tr: Tr, flavor: Flavor) -> Self {
+        tracing::error!(%error, "request failed");
+        let message = tr.t("error.internal").into_owned();
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message, flavor, tr, redirect: None }
+    }
+
     pub fn bad_request(message: impl Into<String>, tr: Tr, flavor: Flavor) -> Self {
         Self { status: StatusCode::BAD_REQUEST, message: message.into(), flavor, tr, redirect: None }
     }

@@ -27,6 +27,9 @@ use std::sync::Arc;
 
 use loquat_core::Services;
 
+use crate::markdown::ImageHosts;
+use crate::render_cache::Renderer;
+
 pub use assets::assets;
 pub use forwarded::TrustedProxies;
 pub use routes::{route_list, router};
@@ -51,6 +54,9 @@ pub struct WebSettings {
     pub allowed_emails: Vec<String>,
     /// The public URL (`APP_URL`), for links shown to users (invitations).
     pub public_url: String,
+    /// `LOQUAT_IMAGE_HOSTS`: hosts whose images rendered markdown may load (and the CSP's
+    /// `img-src` lists); empty, remote images are shown as links.
+    pub image_hosts: ImageHosts,
 }
 
 impl Default for WebSettings {
@@ -64,6 +70,7 @@ impl Default for WebSettings {
             chat_per_address_per_minute: 120,
             allowed_emails: Vec::new(),
             public_url: "http://127.0.0.1:3210".to_owned(),
+            image_hosts: ImageHosts::none(),
         }
     }
 }
@@ -77,6 +84,8 @@ pub struct AppState {
     pub sso: Option<Arc<loquat_auth::SsoClient>>,
     /// `GET /metrics` on the main port (`None`: 404); see [`AppState::with_metrics`].
     pub metrics: Option<metrics::MetricsEndpoint>,
+    /// Markdown rendering off the async workers, with its cache.
+    pub renderer: Renderer,
 }
 
 impl AppState {
@@ -86,7 +95,8 @@ impl AppState {
         limiter: Arc<dyn loquat_limits::RateLimiter>,
         sso: Option<Arc<loquat_auth::SsoClient>>,
     ) -> Self {
-        Self { services, settings: Arc::new(settings), limiter, sso, metrics: None }
+        let renderer = Renderer::new(settings.image_hosts.clone());
+        Self { services, settings: Arc::new(settings), limiter, sso, metrics: None, renderer }
     }
 
     /// Serves the installed recorder's metrics at `GET /metrics` (behind its token).

@@ -1,19 +1,34 @@
 //! Cross-cutting HTTP behaviour: security headers on every response and a cross-origin check
 //! on every state-changing request (a browser on another site cannot post to Loquat).
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data: https:; connect-src 'self'; font-src 'self'; object-src 'none'; \
-    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+use crate::markdown::ImageHosts;
 
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// The Content-Security-Policy: scripts, styles and connections only from Loquat; images from
+/// Loquat, `data:` and exactly the allowed image hosts (no `https:` wildcard: a remote image
+/// in a model's answer must not load unless its host is allowed).
+pub fn content_security_policy(images: &ImageHosts) -> HeaderValue {
+    let mut img_src = "'self' data:".to_owned();
+    if !images.is_empty() {
+        img_src.push(' ');
+        img_src.push_str(&images.csp_sources());
+    }
+    let policy = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src {img_src}; connect-src 'self'; \
+         font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    // Host names are checked to be letters, digits, `-`, `.` and `*`: always a valid header.
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"))
+}
+
+pub async fn security_headers(State(csp): State<HeaderValue>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -56,6 +71,19 @@ mod tests {
             map.insert(*name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn images_come_only_from_allowed_hosts() {
+        let csp = content_security_policy(&ImageHosts::none());
+        let csp = csp.to_str().expect("ascii");
+        assert!(csp.contains("img-src 'self' data:;"), "{csp}");
+        assert!(!csp.contains("https:"), "{csp}");
+        let hosts = ImageHosts::parse(&["img.example.com", "*.cdn.example.org"]).expect("valid");
+        let csp = content_security_policy(&hosts);
+        let csp = csp.to_str().expect("ascii");
+        assert!(csp.contains("img-src 'self' data: https://img.example.com https://*.cdn.example.org;"), "{csp}");
+        assert!(csp.contains("script-src 'self';") && csp.contains("frame-ancestors 'none'"), "{csp}");
     }
 
     #[test]

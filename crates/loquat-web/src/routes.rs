@@ -128,18 +128,20 @@ fn pages() -> RouteTable {
 /// pages) cover a new route without being edited.
 pub fn route_list() -> Vec<(Method, &'static str)> {
     let mut list = pages().list;
-    list.extend(crate::api::openai::route_table(usize::MAX).list);
+    let no_policy = axum::http::HeaderValue::from_static("default-src 'none'");
+    list.extend(crate::api::openai::route_table(usize::MAX, no_policy).list);
     list
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
+    let content_security_policy = middleware::content_security_policy(&state.settings.image_hosts);
     pages()
         .router
         .fallback(chat::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
         .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(content_security_policy.clone(), middleware::security_headers))
         .layer(RequestBodyLimitLayer::new(body_limit))
         // Bounds how long a handler may take to answer; a stream's body is not affected (its
         // response head is sent at once).
@@ -147,7 +149,7 @@ pub fn router(state: AppState) -> Router {
         // The OpenAI-compatible API (api/openai): bearer tokens only, OpenAI's error shape, its
         // own body limit; outside the page layers above (access gate, cross-origin check,
         // request timeout: a whole answer takes as long as the model needs).
-        .merge(crate::api::openai::route_table(body_limit).router)
+        .merge(crate::api::openai::route_table(body_limit, content_security_policy).router)
         // Operations, outermost so they see every answer: requests counted and timed per route
         // template; a request id (the caller's if sane, else a UUID) in the trace span of every
         // log line and echoed on the response (request_id.rs). Layers run bottom-up.

@@ -8,7 +8,7 @@ use loquat_core::service::ProviderOption;
 use loquat_core::tree::BranchEntry;
 
 use crate::i18n::Tr;
-use crate::render_cache;
+use crate::render_cache::Rendered;
 
 /// One message as the chat shows it.
 #[derive(Debug, Clone)]
@@ -33,7 +33,8 @@ pub struct MessageView {
 }
 
 impl MessageView {
-    pub fn from_entry(entry: &BranchEntry, tr: Tr) -> Self {
+    /// `rendered` is the message's HTML (see `render_cache::Renderer::messages`).
+    pub fn from_entry(entry: &BranchEntry, tr: Tr, rendered: Rendered) -> Self {
         let message = &entry.message;
         let generating = message.status == MessageStatus::Generating;
         let notice = match message.status {
@@ -48,8 +49,8 @@ impl MessageView {
         Self {
             id: message.id.to_string(),
             is_user: message.role == MessageRole::User,
-            html: render_cache::content_html(message),
-            reasoning_html: render_cache::reasoning_html(message),
+            html: rendered.html,
+            reasoning_html: rendered.reasoning_html,
             generating,
             status: message.status.as_str(),
             notice,

@@ -67,6 +67,9 @@ pub struct Config {
     /// Hosts (or `host:port`) users' own providers may reach despite the SSRF guard,
     /// comma-separated (`LOQUAT_SSRF_ALLOW`, e.g. `127.0.0.1:11434,gpu.lan`).
     pub ssrf_allow: String,
+    /// Hosts whose images rendered messages may load, comma-separated: exact names or
+    /// `*.example.com` (`LOQUAT_IMAGE_HOSTS`). Unset, images in answers are shown as links.
+    pub image_hosts: String,
     /// How long running answers may finish after SIGTERM before they are stored as
     /// interrupted (`LOQUAT_SHUTDOWN_GRACE_SECS`).
     pub shutdown_grace_secs: u64,
@@ -159,6 +162,7 @@ impl Default for Config {
             trusted_proxies: String::new(),
             limits: LimitsConfig::default(),
             ssrf_allow: String::new(),
+            image_hosts: String::new(),
             shutdown_grace_secs: 20,
             metrics_token: None,
             metrics_listen: None,
@@ -297,6 +301,7 @@ impl Config {
         if loquat_core::service::RegistrationMode::parse(&self.registration).is_none() {
             return Err(ConfigError("LOQUAT_REGISTRATION must be open, invite or closed".into()));
         }
+        self.image_hosts()?;
         if self.generation.persist_interval_ms == 0 || self.generation.idle_timeout_secs == 0 {
             return Err(ConfigError("generation intervals and timeouts must be positive".into()));
         }
@@ -336,6 +341,12 @@ impl Config {
             });
         }
         Ok(if self.trust_forwarded_for { TrustedProxies::Hops(1) } else { TrustedProxies::None })
+    }
+
+    /// The image hosts rendered messages may load (`LOQUAT_IMAGE_HOSTS`).
+    pub fn image_hosts(&self) -> Result<loquat_web::markdown::ImageHosts, ConfigError> {
+        loquat_web::markdown::ImageHosts::parse(&Self::list(&self.image_hosts))
+            .map_err(|error| ConfigError(error.to_string()))
     }
 
     /// Comma-separated settings as lists (empty items dropped).
@@ -404,6 +415,18 @@ mod tests {
         }
         // A setting with a LobeChat name is documented under that name only.
         assert!(!known.iter().any(|name| name == "LOQUAT_DATABASE_URL" || name == "LOQUAT_APP_URL"));
+    }
+
+    #[test]
+    fn image_hosts_are_parsed_and_checked() {
+        let config = Config { image_hosts: "img.example.com, *.cdn.example.org".into(), ..Config::default() };
+        assert!(config.validate().is_ok());
+        let hosts = config.image_hosts().expect("valid");
+        assert_eq!(hosts.csp_sources(), "https://img.example.com https://*.cdn.example.org");
+        assert!(Config::default().image_hosts().expect("valid").is_empty());
+        let config = Config { image_hosts: "img.example.com; script-src *".into(), ..Config::default() };
+        assert!(config.validate().is_err());
+        assert!(known_env_vars().iter().any(|name| name == "LOQUAT_IMAGE_HOSTS"));
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub enum StartError {
     #[error("single sign-on: {0}")]
     Sso(String),
     #[error("{0}")]
-    Config(String),
+    Config(#[from] config::ConfigError),
 }
 
 /// A built application, ready to serve.
@@ -139,10 +139,11 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             .map(|codes| Config::list(codes.expose()).into_iter().map(Secret::new).collect())
             .unwrap_or_default(),
         auth_secret: config.auth_secret.clone().filter(|secret| !secret.is_empty()).unwrap_or(vault_key),
-        trusted_proxies: config.trusted_proxies().map_err(|error| StartError::Config(error.to_string()))?,
+        trusted_proxies: config.trusted_proxies()?,
         chat_per_address_per_minute: config.limits.chat_per_address_per_minute,
         allowed_emails: Config::list(&config.auth_allowed_emails),
         public_url: public_url.clone(),
+        image_hosts: config.image_hosts()?,
     };
     let limiter = loquat_limits::from_config(redis_url.as_deref(), &config.redis_prefix)
         .await

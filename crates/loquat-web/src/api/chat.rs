@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::context::Viewer;
-use crate::error::{Flavor, WebResult};
+use crate::error::{Flavor, WebError, WebResult};
 use crate::pages::chat::{MessageFragment, parse_id, topic_url};
 use crate::pages::see_other;
 use crate::views::MessageView;
@@ -44,10 +44,13 @@ pub async fn send_message(
     if viewer.flavor == Flavor::Html {
         return Ok(see_other(&url));
     }
+    let messages: Vec<&Message> = exchange.user_message.iter().chain([&exchange.answer]).collect();
+    let rendered = state.renderer.messages(messages.iter().copied()).await;
     let mut html = String::new();
-    for message in exchange.user_message.iter().chain([&exchange.answer]) {
-        let view = MessageView::from_entry(&lone_entry(message), viewer.tr);
-        html.push_str(&MessageFragment { tr: viewer.tr, m: &view }.render().unwrap_or_default());
+    for (message, rendered) in messages.into_iter().zip(rendered) {
+        let view = MessageView::from_entry(&lone_entry(message), viewer.tr, rendered);
+        let fragment = MessageFragment { tr: viewer.tr, m: &view }.render();
+        html.push_str(&fragment.map_err(|error| WebError::internal(error, viewer.tr, viewer.flavor))?);
     }
     Ok(Json(serde_json::json!({
         "topic_id": exchange.topic.id.to_string(),

@@ -1,6 +1,8 @@
 //! The live view of an answer as server-sent events. `render` carries the answer so far,
-//! rendered and sanitized on the server at most every 100 ms; `done` carries the final body.
-//! A subscriber that disconnects only unsubscribes: the generation goes on.
+//! rendered and sanitized on the server (off the async workers) at most every 100 ms, less
+//! often while renders are slow; `done` carries the final body; `error` (a translated message)
+//! ends a stream that cannot go on. A subscriber that disconnects only unsubscribes: the
+//! generation goes on.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
+use loquat_core::ErrorKind;
 use loquat_core::generation::{GenerationEvent, Subscription};
 use loquat_core::id::{MessageId, UserId};
 use loquat_core::service::Attachment;
@@ -21,11 +24,12 @@ use crate::AppState;
 use crate::context::Viewer;
 use crate::error::WebResult;
 use crate::i18n::Tr;
-use crate::markdown;
 use crate::pages::chat::{MessageBodyFragment, parse_id};
 use crate::views::MessageView;
 
-/// The shortest interval between two `render` events for one subscriber.
+/// The shortest interval between two `render` events for one subscriber. A render that takes
+/// longer (a long answer, or a queue of renders) stretches the interval to twice its time, so
+/// one subscriber never keeps a render slot busy.
 const RENDER_INTERVAL: Duration = Duration::from_millis(100);
 
 pub async fn message_events(
@@ -63,15 +67,15 @@ impl Follower {
         let mut content = snapshot.content;
         let mut reasoning = snapshot.reasoning;
         let mut pending = !content.is_empty() || !reasoning.is_empty();
-        let mut last_render: Option<Instant> = None;
+        let mut due = Instant::now();
         loop {
-            let due = last_render.map_or_else(Instant::now, |at| at + RENDER_INTERVAL);
             if pending && Instant::now() >= due {
+                let started = Instant::now();
                 if !self.send_render(&content, &reasoning).await {
                     return;
                 }
                 pending = false;
-                last_render = Some(Instant::now());
+                due = Instant::now() + RENDER_INTERVAL.max(started.elapsed() * 2);
             }
             tokio::select! {
                 received = events.recv() => match received {
@@ -108,27 +112,45 @@ impl Follower {
         }
     }
 
+    /// Sends the answer so far; false when the stream has ended (the subscriber left, or the
+    /// render failed and an `error` event was sent instead).
     async fn send_render(&self, content: &str, reasoning: &str) -> bool {
-        let data = serde_json::json!({
-            "html": markdown::render_streaming(content),
-            "reasoning_html": if reasoning.is_empty() { String::new() } else { markdown::render_streaming(reasoning) },
-        });
+        let rendered = self.state.renderer.streaming(self.id, content.to_owned(), reasoning.to_owned()).await;
+        let Ok(rendered) = rendered else {
+            // Already logged by the renderer.
+            self.send_error("error.render").await;
+            return false;
+        };
+        let data = serde_json::json!({ "html": &*rendered.html, "reasoning_html": &*rendered.reasoning_html });
         self.sender.send(Ok(Event::default().event("render").data(data.to_string()))).await.is_ok()
     }
 
     /// Sends the stored final state of the message and ends the stream.
     async fn send_done(&self) {
-        let data = match self.state.services.message(self.user, self.id).await {
-            Ok(message) => {
-                let view = MessageView::from_entry(&lone_entry(&message), self.tr);
-                let body = MessageBodyFragment { tr: self.tr, m: &view }.render().unwrap_or_default();
-                serde_json::json!({ "status": view.status, "html": body })
-            }
+        let message = match self.state.services.message(self.user, self.id).await {
+            Ok(message) => message,
             Err(error) => {
                 tracing::warn!(message_id = %self.id, %error, "could not load the finished message");
-                serde_json::json!({ "status": "error", "html": "" })
+                let key = if error.kind() == ErrorKind::NotFound { "error.not_found" } else { "error.internal" };
+                return self.send_error(key).await;
             }
         };
+        let rendered = self.state.renderer.messages([&message]).await.into_iter().next();
+        let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default());
+        let body = match (MessageBodyFragment { tr: self.tr, m: &view }).render() {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(message_id = %self.id, %error, "could not render the finished message");
+                return self.send_error("error.render").await;
+            }
+        };
+        let data = serde_json::json!({ "status": view.status, "html": body });
         let _ = self.sender.send(Ok(Event::default().event("done").data(data.to_string()))).await;
+    }
+
+    /// Ends the stream with an `error` event: a translated message the page shows with a retry.
+    async fn send_error(&self, key: &str) {
+        let data = serde_json::json!({ "message": self.tr.t(key) });
+        let _ = self.sender.send(Ok(Event::default().event("error").data(data.to_string()))).await;
     }
 }

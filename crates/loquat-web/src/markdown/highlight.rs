@@ -19,6 +19,8 @@ static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(Mutex::default);
 /// highlighting costs ~0.1–0.3 ms per line of ordinary code.
 const MAX_HIGHLIGHT_BYTES: usize = 48 * 1024;
 const MAX_HIGHLIGHT_LINE: usize = 2 * 1024;
+/// What starting a block costs, counted against a render's highlighting budget as bytes.
+const BLOCK_COST_BYTES: usize = 256;
 /// Memory for cached highlighted blocks (keys and HTML).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -34,7 +36,9 @@ pub(crate) fn warm_up() {
 /// pushed to `highlighted[N]`: [`splice`] swaps it in after sanitizing. Highlighted HTML needs no
 /// cleaning (ammonia would only spend time re-parsing the spans): it is built here from escaped
 /// text and a fixed set of class names, and is checked by [`only_spans`] besides.
-pub(crate) fn code_block(lang: &str, code: &str, highlighted: &mut Vec<Arc<str>>) -> String {
+///
+/// `budget` is what the render may still spend on highlighting (bytes of code not cached yet).
+pub(crate) fn code_block(lang: &str, code: &str, highlighted: &mut Vec<Arc<str>>, budget: &mut usize) -> String {
     let lang = clean_lang(lang);
     let mut out = String::with_capacity(code.len() + 64);
     out.push_str("<pre class=\"code\"");
@@ -44,7 +48,7 @@ pub(crate) fn code_block(lang: &str, code: &str, highlighted: &mut Vec<Arc<str>>
         out.push('"');
     }
     out.push_str("><code");
-    if let Some(html) = lang.and_then(|lang| highlight(lang, code)) {
+    if let Some(html) = lang.and_then(|lang| highlight(lang, code, budget)) {
         out.push_str(" data-hl=\"");
         out.push_str(&highlighted.len().to_string());
         out.push('"');
@@ -209,7 +213,7 @@ fn clean_lang(lang: &str) -> Option<&str> {
     ok.then_some(lang)
 }
 
-fn highlight(lang: &str, code: &str) -> Option<Arc<str>> {
+fn highlight(lang: &str, code: &str, budget: &mut usize) -> Option<Arc<str>> {
     if code.len() > MAX_HIGHLIGHT_BYTES || code.lines().any(|line| line.len() > MAX_HIGHLIGHT_LINE) {
         return None;
     }
@@ -218,6 +222,10 @@ fn highlight(lang: &str, code: &str) -> Option<Arc<str>> {
     let key = format!("{}\0{code}", syntax.name);
     if let Some(hit) = CACHE.lock().ok().and_then(|mut cache| cache.get(&key)) {
         return Some(hit);
+    }
+    // Each block also costs a parser state and a pass over the syntax's rules.
+    if !super::limits::Budget::take(budget, code.len() + BLOCK_COST_BYTES) {
+        return None;
     }
     // A highlighting bug must not take the page down: fall back to plain text.
     let html: Arc<str> = catch_unwind(AssertUnwindSafe(|| render(syntax, syntaxes, code)))
@@ -287,8 +295,8 @@ mod tests {
 
     /// The block as `render` would show it (without the sanitizer in between).
     fn code_block(lang: &str, code: &str) -> String {
-        let mut highlighted = Vec::new();
-        let html = super::code_block(lang, code, &mut highlighted);
+        let (mut highlighted, mut budget) = (Vec::new(), usize::MAX);
+        let html = super::code_block(lang, code, &mut highlighted, &mut budget);
         splice(html, &highlighted)
     }
 
@@ -422,8 +430,8 @@ mod tests {
 
     #[test]
     fn placeholder_carries_plain_code_until_spliced() {
-        let mut highlighted = Vec::new();
-        let html = super::code_block("rust", "let a = 1;\n", &mut highlighted);
+        let (mut highlighted, mut budget) = (Vec::new(), usize::MAX);
+        let html = super::code_block("rust", "let a = 1;\n", &mut highlighted, &mut budget);
         assert_eq!(html, "<pre class=\"code\" data-lang=\"rust\"><code data-hl=\"0\">let a = 1;\n</code></pre>\n");
         assert_eq!(highlighted.len(), 1);
         // Unknown indexes and malformed marks are left alone.

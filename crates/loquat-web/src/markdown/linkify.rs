@@ -58,6 +58,10 @@ fn boundary_before(before: &str) -> bool {
 }
 
 /// Length of the URL at the start of `s`, and whether it is a `www.` one.
+///
+/// Linear over a whole text run: a start that cannot have a valid host is refused after
+/// looking at the host alone, so only starts that become links (and are then skipped) or whose
+/// host is followed by nothing but trailing punctuation scan further (see [`host_can_be_valid`]).
 fn url_at(s: &str) -> Option<(usize, bool)> {
     let (scheme_len, www) = if has_prefix(s, "https://") {
         (8, false)
@@ -68,6 +72,9 @@ fn url_at(s: &str) -> Option<(usize, bool)> {
     } else {
         return None;
     };
+    if !host_can_be_valid(&s[scheme_len..], www) {
+        return None;
+    }
     let end = s.char_indices().find(|&(_, c)| ends_url(c)).map_or(s.len(), |(i, _)| i);
     let url = trim_trailing(&s[..end]);
     let rest = url.get(scheme_len..).unwrap_or("");
@@ -76,6 +83,40 @@ fn url_at(s: &str) -> Option<(usize, bool)> {
         return None;
     }
     Some((url.len(), www))
+}
+
+/// A quick necessary condition for [`url_at`] (`after_scheme` starts at the host). The final
+/// host is a prefix of the run of host characters here; it is followed by `/`, `?` or `#`, or
+/// else everything after it is trailing punctuation that gets trimmed. None of the characters
+/// this looks at can start another URL (host characters and `/` are not boundaries, trailing
+/// punctuation has no `h` or `w`), so over a text run it looks at each character once or twice.
+fn host_can_be_valid(after_scheme: &str, www: bool) -> bool {
+    let run = after_scheme.find(|c: char| !is_host_char(c)).unwrap_or(after_scheme.len());
+    let host = &after_scheme[..run];
+    if !host.chars().next().is_some_and(char::is_alphanumeric) {
+        return false;
+    }
+    if www && !host.get(4..).is_some_and(|h| h.contains('.')) {
+        return false;
+    }
+    let mut after = after_scheme[run..].chars();
+    match after.next() {
+        None | Some('/' | '?' | '#') => true,
+        Some(c) if ends_url(c) => true,
+        Some(c) => std::iter::once(c)
+            .chain(after)
+            .take_while(|&c| !ends_url(c))
+            .all(|c| is_trailing(c) || matches!(c, ')' | ']' | '}')),
+    }
+}
+
+fn is_host_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+}
+
+/// Punctuation that ends a sentence rather than a URL.
+fn is_trailing(c: char) -> bool {
+    matches!(c, '?' | '!' | '.' | ',' | ':' | ';' | '*' | '_' | '~' | '\'')
 }
 
 fn has_prefix(s: &str, prefix: &str) -> bool {
@@ -93,16 +134,25 @@ fn ends_url(c: char) -> bool {
 }
 
 /// Drops trailing punctuation, and closing brackets that have no opening partner in the URL.
+/// (Brackets are counted once, so a URL ending in thousands of `)` costs linear time.)
 fn trim_trailing(mut url: &str) -> &str {
+    const PAIRS: [(char, char); 3] = [('(', ')'), ('[', ']'), ('{', '}')];
+    let mut counts = [(0usize, 0usize); 3];
+    for c in url.chars() {
+        for (pair, count) in PAIRS.iter().zip(counts.iter_mut()) {
+            count.0 += usize::from(c == pair.0);
+            count.1 += usize::from(c == pair.1);
+        }
+    }
     loop {
         let Some(c) = url.chars().next_back() else { return url };
-        let unbalanced = |open: char| url.matches(open).count() < url.matches(c).count();
-        let drop = match c {
-            '?' | '!' | '.' | ',' | ':' | ';' | '*' | '_' | '~' | '\'' => true,
-            ')' => unbalanced('('),
-            ']' => unbalanced('['),
-            '}' => unbalanced('{'),
-            _ => false,
+        let drop = match PAIRS.iter().position(|pair| pair.1 == c) {
+            Some(i) if counts[i].0 < counts[i].1 => {
+                counts[i].1 -= 1;
+                true
+            }
+            Some(_) => false,
+            None => is_trailing(c),
         };
         if !drop {
             return url;
@@ -114,8 +164,7 @@ fn trim_trailing(mut url: &str) -> &str {
 /// Host (with optional port): starts alphanumeric, then letters, digits, `-`, `_`, `.`, `:`
 /// (non-ASCII letters allowed for IDNs).
 fn valid_host(host: &str) -> bool {
-    host.chars().next().is_some_and(char::is_alphanumeric)
-        && host.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    host.chars().next().is_some_and(char::is_alphanumeric) && host.chars().all(is_host_char)
 }
 
 #[cfg(test)]
@@ -168,6 +217,18 @@ mod tests {
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces[0], Piece::Text("a "));
         assert_eq!(pieces[2], Piece::Text(" b"));
+    }
+
+    #[test]
+    fn pathological_runs_take_linear_time() {
+        let started = std::time::Instant::now();
+        let parens = format!("https://x.io/{}", ")".repeat(100_000));
+        assert_eq!(urls(&parens)[0].0, "https://x.io/");
+        assert!(urls(&"h!https://a(".repeat(16_000)).is_empty());
+        assert!(urls(&"www.abc/!".repeat(20_000)).is_empty());
+        assert!(urls(&"!https://a.io(".repeat(10_000)).is_empty());
+        assert_eq!(urls(&"https://a.io/ ".repeat(10_000)).len(), 10_000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -12,18 +12,21 @@ use super::escape_text;
 const MAX_SOURCE_BYTES: usize = 8 * 1024;
 /// Bounds the work macro expansion can cause.
 const MAX_EVENTS: usize = 20_000;
+/// Deeper groups (`{`, `\left`, `\begin`) are not rendered: pulldown-latex's time grows with
+/// the square of the depth, and MathML that deep would slow the sanitizer too.
+const MAX_NESTING: usize = 24;
 
 /// MathML for `src`, or the escaped source marked as a math error.
 pub(crate) fn render(src: &str, display: bool) -> String {
     // pulldown-latex is young; a panic on odd input must not take the page down.
     match catch_unwind(AssertUnwindSafe(|| to_mathml(src, display))) {
         Ok(Some(mathml)) => mathml,
-        _ => error_html(src, display),
+        _ => source_html(src, display),
     }
 }
 
 fn to_mathml(src: &str, display: bool) -> Option<String> {
-    if src.len() > MAX_SOURCE_BYTES {
+    if src.len() > MAX_SOURCE_BYTES || nesting(src) > MAX_NESTING {
         return None;
     }
     let storage = Storage::new();
@@ -44,7 +47,32 @@ fn to_mathml(src: &str, display: bool) -> Option<String> {
     Some(out)
 }
 
-fn error_html(src: &str, display: bool) -> String {
+/// The deepest nesting of `{…}`, `\left…\right` and `\begin…\end` groups in `src`.
+fn nesting(src: &str) -> usize {
+    let bytes = src.as_bytes();
+    // `\left` as a command, not the start of `\leftarrow`.
+    let command = |at: usize, name: &str| {
+        src[at..].starts_with(name) && !bytes.get(at + name.len()).is_some_and(u8::is_ascii_alphabetic)
+    };
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => depth += 1,
+            b'}' => depth = depth.saturating_sub(1),
+            b'\\' if command(i, "\\left") || command(i, "\\begin") => depth += 1,
+            b'\\' if command(i, "\\right") || command(i, "\\end") => depth = depth.saturating_sub(1),
+            // An escaped brace or backslash is not a group.
+            b'\\' if matches!(bytes.get(i + 1), Some(b'{' | b'}' | b'\\')) => i += 1,
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+        i += 1;
+    }
+    deepest
+}
+
+/// The formula's escaped source, marked as a math error (not rendered).
+pub(crate) fn source_html(src: &str, display: bool) -> String {
     let delimiter = if display { "$$" } else { "$" };
     let mut out = String::with_capacity(src.len() + 40);
     out.push_str("<code class=\"math-error\">");
@@ -87,5 +115,18 @@ mod tests {
         let html = render(src, false);
         assert!(html.len() < 5_000_000);
         assert!(render(&"x".repeat(MAX_SOURCE_BYTES + 1), false).starts_with("<code class=\"math-error\">"));
+    }
+
+    #[test]
+    fn deep_groups_are_shown_as_source() {
+        let deep = format!("{}x{}", "{".repeat(MAX_NESTING + 1), "}".repeat(MAX_NESTING + 1));
+        assert!(render(&deep, false).starts_with("<code class=\"math-error\">"));
+        let deep = format!("{}x{}", "\\left(".repeat(MAX_NESTING + 1), "\\right)".repeat(MAX_NESTING + 1));
+        assert!(render(&deep, false).starts_with("<code class=\"math-error\">"));
+        let fine = format!("{}x{}", "{".repeat(MAX_NESTING), "}".repeat(MAX_NESTING));
+        assert!(render(&fine, false).starts_with("<math"), "{}", render(&fine, false));
+        assert_eq!(nesting(r"\{a\} {b} \\{c}"), 1);
+        assert_eq!(nesting(r"a \leftarrow b \leftarrow c \rightarrow d \endgroup"), 0);
+        assert_eq!(nesting(r"\left( \begin{matrix} a \end{matrix} \right)"), 3);
     }
 }

@@ -1,10 +1,12 @@
 //! Markdown → safe HTML for model answers and user messages: the public API (`render`,
 //! `render_streaming`, `plain_excerpt`, `highlight_css`, `warm_up`) and the pulldown-cmark
 //! event pass that neutralises raw HTML and swaps in our own links, images, code, math and
-//! footnotes before ammonia cleans the result.
+//! footnotes before ammonia cleans the result. Rendering is linear in the text (`limits`).
 
 mod excerpt;
 mod highlight;
+mod images;
+mod limits;
 mod linkify;
 mod math;
 mod palette;
@@ -12,25 +14,42 @@ mod sanitize;
 mod streaming;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
-use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, TextMergeStream};
+use pulldown_cmark::{CodeBlockKind, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd, TextMergeWithOffset};
+
+pub use images::{ImageHosts, InvalidImageHost};
 
 /// Renders markdown (GFM flavoured, with `$…$` math) to sanitised HTML.
 ///
-/// Raw HTML in the input is shown as text; links are limited to http, https and mailto;
-/// the result is passed through an ammonia allow-list as a last line of defence.
-pub fn render(text: &str) -> String {
-    let (events, highlighted) = transform(text);
+/// Raw HTML in the input is shown as text; links are limited to http, https and mailto; remote
+/// images load only from `images` (others become links); the result is passed through an
+/// ammonia allow-list as a last line of defence. Time is linear in the text: containers nested
+/// deeper than [`limits::MAX_NESTING`] are shown as source, and a text past the size or event
+/// budget is shown as plain paragraphs.
+pub fn render(text: &str, images: &ImageHosts) -> String {
+    let transformed = (text.len() <= limits::MAX_MARKDOWN_BYTES).then(|| transform(text, images)).flatten();
+    let Some((events, highlighted)) = transformed else {
+        return render_plain(text);
+    };
     let mut html = String::with_capacity(text.len() + text.len() / 2 + 64);
     pulldown_cmark::html::push_html(&mut html, events.into_iter());
-    highlight::splice(sanitize::clean(&html), &highlighted)
+    highlight::splice(sanitize::clean(&html, !images.is_empty()), &highlighted)
 }
 
 /// Like [`render`], for an answer that is still streaming: an unclosed code fence at the end
 /// is closed first, so a half-written block renders as a block.
-pub fn render_streaming(text: &str) -> String {
-    render(&streaming::close_open_fence(text))
+pub fn render_streaming(text: &str, images: &ImageHosts) -> String {
+    render(&streaming::close_open_fence(text), images)
+}
+
+/// The text as escaped paragraphs with line breaks and no markdown (what [`render`] falls back
+/// to past its budget; also the fallback when rendering fails).
+pub fn render_plain(text: &str) -> String {
+    let mut html = String::with_capacity(text.len() + 64);
+    pulldown_cmark::html::push_html(&mut html, limits::plain_events(text).into_iter());
+    sanitize::clean(&html, false)
 }
 
 /// The text with markdown syntax removed and whitespace collapsed, cut to at most `max_chars`
@@ -48,7 +67,7 @@ pub fn highlight_css() -> String {
 pub fn warm_up() {
     highlight::warm_up();
     sanitize::warm_up();
-    let _ = render("`x` $x$\n\n```rust\nfn main() {}\n```\n");
+    let _ = render("`x` $x$\n\n```rust\nfn main() {}\n```\n", &ImageHosts::none());
 }
 
 /// The markdown extensions we enable (shared with the excerpt pass).
@@ -64,28 +83,42 @@ fn options() -> Options {
 /// Parses `text` and rewrites the event stream so that everything pulldown-cmark's HTML writer
 /// will emit verbatim (`Event::Html`) was produced here, from escaped pieces. Also returns the
 /// highlighted code blocks, spliced in after sanitizing (see [`highlight::code_block`]).
-fn transform(text: &str) -> (Vec<Event<'_>>, Vec<Arc<str>>) {
+/// `None` past the event budget.
+fn transform<'a>(text: &'a str, images: &ImageHosts) -> Option<(Vec<Event<'a>>, Vec<Arc<str>>)> {
     let mut pass = Pass {
         text,
+        images,
         out: Vec::new(),
         highlighted: Vec::new(),
+        depth: 0,
+        budget: limits::Budget::new(),
         links: Vec::new(),
         link_depth: 0,
         html_break: false,
         footnotes: HashMap::new(),
         fn_key: None,
     };
-    let mut events = TextMergeStream::new(Parser::new_ext(text, options()));
-    while let Some(event) = events.next() {
-        pass.event(event, &mut events);
+    let mut events = TextMergeWithOffset::new(Parser::new_ext(text, options()).into_offset_iter());
+    while let Some((event, range)) = events.next() {
+        pass.event(event, range, &mut events);
+        if pass.out.len() > limits::MAX_EVENTS {
+            return None;
+        }
     }
-    (pass.out, pass.highlighted)
+    Some((pass.out, pass.highlighted))
 }
 
-struct Pass<'a> {
+/// The parser's events with the source range of each.
+type Spanned<'a> = (Event<'a>, Range<usize>);
+
+struct Pass<'a, 'p> {
     text: &'a str,
+    images: &'p ImageHosts,
     out: Vec<Event<'a>>,
     highlighted: Vec<Arc<str>>,
+    /// Open containers (see [`limits::MAX_NESTING`]).
+    depth: usize,
+    budget: limits::Budget,
     /// For each open link: whether we emitted an `<a>` (the URL was allowed).
     links: Vec<bool>,
     link_depth: usize,
@@ -96,8 +129,19 @@ struct Pass<'a> {
     fn_key: Option<String>,
 }
 
-impl<'a> Pass<'a> {
-    fn event(&mut self, event: Event<'a>, rest: &mut impl Iterator<Item = Event<'a>>) {
+impl<'a> Pass<'a, '_> {
+    fn event(&mut self, event: Event<'a>, range: Range<usize>, rest: &mut impl Iterator<Item = Spanned<'a>>) {
+        match &event {
+            // Consumed whole below (or ignored), so they open nothing.
+            Event::Start(Tag::CodeBlock(_) | Tag::Image { .. } | Tag::MetadataBlock(_))
+            | Event::End(TagEnd::MetadataBlock(_)) => {}
+            Event::Start(tag) if self.depth + limits::levels(tag) > limits::MAX_NESTING => {
+                return self.too_deep(limits::is_block(tag), range, rest);
+            }
+            Event::Start(_) => self.depth += 1,
+            Event::End(_) => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
         match event {
             Event::Start(Tag::CodeBlock(kind)) => {
                 let lang = match &kind {
@@ -105,32 +149,19 @@ impl<'a> Pass<'a> {
                     CodeBlockKind::Indented => "",
                 };
                 let mut code = String::new();
-                for inner in rest.by_ref() {
+                for (inner, _) in rest.by_ref() {
                     match inner {
                         Event::Text(t) => code.push_str(&t),
                         Event::End(TagEnd::CodeBlock) => break,
                         _ => {}
                     }
                 }
-                let html = highlight::code_block(lang, &code, &mut self.highlighted);
+                let html = highlight::code_block(lang, &code, &mut self.highlighted, &mut self.budget.highlight_bytes);
                 self.html(html);
             }
             Event::Start(Tag::Image { dest_url, title, .. }) => {
                 let alt = collect_alt(rest);
-                if is_http(&dest_url) {
-                    let mut h = String::from("<img src=\"");
-                    escape_url(&mut h, &dest_url);
-                    h.push_str("\" alt=\"");
-                    escape_attr(&mut h, &alt);
-                    if !title.is_empty() {
-                        h.push_str("\" title=\"");
-                        escape_attr(&mut h, &title);
-                    }
-                    h.push_str("\" loading=\"lazy\" referrerpolicy=\"no-referrer\">");
-                    self.html(h);
-                } else if !alt.is_empty() {
-                    self.out.push(Event::Text(alt.into()));
-                }
+                self.image(&dest_url, &title, alt);
             }
             Event::Start(Tag::Link { link_type, dest_url, title, .. }) => {
                 self.link_depth += 1;
@@ -171,8 +202,8 @@ impl<'a> Pass<'a> {
             Event::InlineHtml(raw) if is_br(&raw) => self.out.push(Event::HardBreak),
             Event::InlineHtml(raw) => self.out.push(Event::Text(raw)),
             Event::Text(t) if self.link_depth == 0 => self.text(t),
-            Event::InlineMath(src) => self.html(math::render(&src, false)),
-            Event::DisplayMath(src) => self.html(math::render(&src, true)),
+            Event::InlineMath(src) => self.math(&src, false),
+            Event::DisplayMath(src) => self.math(&src, true),
             Event::FootnoteReference(name) => {
                 let (id, n) = self.footnote(&name);
                 self.html(format!("<sup class=\"footnote-reference\"><a href=\"#{id}\">{n}</a></sup>"));
@@ -195,6 +226,76 @@ impl<'a> Pass<'a> {
     /// Trusted HTML produced by this module (all user text inside it already escaped).
     fn html(&mut self, html: String) {
         self.out.push(Event::Html(html.into()));
+    }
+
+    /// A container nested too deep: skips its events and shows its markdown source instead
+    /// (a paragraph of lines for a block, text for an inline element).
+    fn too_deep(&mut self, block: bool, range: Range<usize>, rest: &mut impl Iterator<Item = Spanned<'a>>) {
+        let mut open = 1usize;
+        for (inner, _) in rest.by_ref() {
+            match inner {
+                Event::Start(_) => open += 1,
+                Event::End(_) => open -= 1,
+                _ => {}
+            }
+            if open == 0 {
+                break;
+            }
+        }
+        let source = &self.text[range];
+        if !block {
+            self.out.push(Event::Text(source.into()));
+            return;
+        }
+        self.html("<p>".to_owned());
+        for (i, line) in source.lines().enumerate() {
+            if i > 0 {
+                self.out.push(Event::HardBreak);
+            }
+            self.out.push(Event::Text(line.into()));
+        }
+        self.html("</p>\n".to_owned());
+    }
+
+    /// An `<img>` for an https image on an allowed host; any other web image becomes a link
+    /// to it (loading it would tell its host the URL without the user asking); others: the alt.
+    fn image(&mut self, url: &str, title: &str, alt: String) {
+        if self.images.allows(url) {
+            let mut h = String::from("<img src=\"");
+            escape_url(&mut h, url);
+            h.push_str("\" alt=\"");
+            escape_attr(&mut h, &alt);
+            if !title.is_empty() {
+                h.push_str("\" title=\"");
+                escape_attr(&mut h, title);
+            }
+            h.push_str("\" loading=\"lazy\" referrerpolicy=\"no-referrer\">");
+            self.html(h);
+        } else if is_http(url) {
+            let label = if alt.trim().is_empty() { url.to_owned() } else { alt };
+            // Inside a link the label is enough (links do not nest).
+            if self.link_depth == 0 {
+                let mut h = link_open(url, title);
+                h.insert_str(2, " class=\"image-link\"");
+                self.html(h);
+                self.out.push(Event::Text(label.into()));
+                self.html("</a>".to_owned());
+            } else {
+                self.out.push(Event::Text(label.into()));
+            }
+        } else if !alt.is_empty() {
+            self.out.push(Event::Text(alt.into()));
+        }
+    }
+
+    /// MathML while the render's math budget lasts, then the source.
+    fn math(&mut self, src: &str, display: bool) {
+        let html = if limits::Budget::take(&mut self.budget.math_bytes, src.len()) {
+            math::render(src, display)
+        } else {
+            math::source_html(src, display)
+        };
+        self.html(html);
     }
 
     /// Plain text outside links: bare URLs become links.
@@ -227,10 +328,10 @@ impl<'a> Pass<'a> {
 }
 
 /// Consumes the events of an image up to its end, returning the alt text.
-fn collect_alt<'a>(rest: &mut impl Iterator<Item = Event<'a>>) -> String {
+fn collect_alt<'a>(rest: &mut impl Iterator<Item = Spanned<'a>>) -> String {
     let mut alt = String::new();
     let mut depth = 1usize;
-    for inner in rest.by_ref() {
+    for (inner, _) in rest.by_ref() {
         match inner {
             Event::Start(Tag::Image { .. }) => depth += 1,
             Event::End(TagEnd::Image) => {

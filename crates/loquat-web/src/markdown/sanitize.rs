@@ -46,19 +46,23 @@ const MATHML_ATTRIBUTES: &[&str] = &[
 /// Style properties kept (table cell alignment, math colours); everything else is dropped.
 const STYLE_PROPERTIES: &[&str] = &["text-align", "color", "background-color", "border", "border-color"];
 
-static SANITIZER: LazyLock<Builder<'static>> = LazyLock::new(build);
+static SANITIZER: LazyLock<Builder<'static>> = LazyLock::new(|| build(true));
+/// Without `<img>`: when no image host is allowed, none gets through even by mistake.
+static SANITIZER_NO_IMAGES: LazyLock<Builder<'static>> = LazyLock::new(|| build(false));
 
 pub(crate) fn warm_up() {
     LazyLock::force(&SANITIZER);
+    LazyLock::force(&SANITIZER_NO_IMAGES);
 }
 
-pub(crate) fn clean(html: &str) -> String {
-    SANITIZER.clean(html).to_string()
+pub(crate) fn clean(html: &str, images: bool) -> String {
+    let sanitizer = if images { &SANITIZER } else { &SANITIZER_NO_IMAGES };
+    sanitizer.clean(html).to_string()
 }
 
-fn build() -> Builder<'static> {
+fn build(images: bool) -> Builder<'static> {
     let mut tag_attributes: HashMap<&'static str, HashSet<&'static str>> = HashMap::from([
-        ("a", HashSet::from(["href", "title", "target"])),
+        ("a", HashSet::from(["href", "title", "target", "class"])),
         ("img", HashSet::from(["src", "alt", "title"])),
         ("input", HashSet::from(["checked", "disabled"])),
         ("pre", HashSet::from(["class", "data-lang"])),
@@ -82,9 +86,10 @@ fn build() -> Builder<'static> {
             HashMap::from([("loading", HashSet::from(["lazy"])), ("referrerpolicy", HashSet::from(["no-referrer"]))]),
         ),
     ]);
+    let tags = HTML_TAGS.iter().chain(MATHML_TAGS).copied().filter(|&tag| images || tag != "img").collect();
     let mut builder = Builder::empty();
     builder
-        .tags(HTML_TAGS.iter().chain(MATHML_TAGS).copied().collect())
+        .tags(tags)
         .clean_content_tags(HashSet::from(["script", "style", "template", "textarea", "title", "noscript"]))
         .generic_attributes(HashSet::new())
         .tag_attributes(tag_attributes)
@@ -138,6 +143,7 @@ fn filter_attribute<'u>(element: &str, attribute: &str, value: &'u str) -> Optio
 /// Keeps only the class names the renderer uses on each element.
 fn filter_classes<'u>(element: &str, value: &'u str) -> Option<Cow<'u, str>> {
     let allowed = |class: &str| match element {
+        "a" => class == "image-link",
         "span" => class.starts_with("hl-"),
         "pre" => class == "code",
         "code" => class == "math-error",
@@ -161,7 +167,19 @@ fn filter_classes<'u>(element: &str, value: &'u str) -> Option<Cow<'u, str>> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    fn clean(html: &str) -> String {
+        super::clean(html, true)
+    }
+
+    #[test]
+    fn images_are_removed_unless_allowed() {
+        let html = r#"<p><img src="https://e.com/a.png" alt="a"></p>"#;
+        assert_eq!(super::clean(html, false), "<p></p>");
+        assert_eq!(
+            clean(r#"<a class="image-link evil" href="https://e.com/a.png">a</a>"#),
+            r#"<a class="image-link" href="https://e.com/a.png" rel="noopener noreferrer nofollow">a</a>"#
+        );
+    }
 
     #[test]
     fn strips_what_is_not_allowed() {

