@@ -172,12 +172,16 @@ pub trait AdminStore: Send + Sync {
         user: Option<UserId>,
     ) -> StoreResult<Vec<UsageRow>>;
     async fn get_quota(&self, scope: &QuotaScope) -> StoreResult<Option<Quota>>;
+    /// Every quota (per role and per user), for a cached snapshot.
+    async fn list_quotas(&self) -> StoreResult<Vec<(QuotaScope, Quota)>>;
     async fn set_quota(&self, scope: &QuotaScope, quota: &Quota) -> StoreResult<()>;
     async fn delete_quota(&self, scope: &QuotaScope) -> StoreResult<bool>;
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Newest first, paged; only events whose action is `action` when given.
     async fn list_audit(&self, action: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>>;
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Every instance setting, for a cached snapshot.
+    async fn list_settings(&self) -> StoreResult<Vec<(String, String)>>;
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
 }
 

@@ -3,7 +3,7 @@
 //! pairs).
 
 use async_trait::async_trait;
-use loquat_core::domain::{AuditEvent, Quota, QuotaScope, UsageEvent, UsageGrouping, UsageRow};
+use loquat_core::domain::{AuditEvent, Quota, QuotaScope, Role, UsageEvent, UsageGrouping, UsageRow};
 use loquat_core::id::UserId;
 use loquat_core::store::{AdminStore, StoreResult};
 use loquat_core::time::Timestamp;
@@ -11,6 +11,15 @@ use loquat_core::time::Timestamp;
 use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
 use crate::rows::{AuditRow, QuotaRow, UsageDayRow, UsageModelRow, UsageUserRow, convert_all, count, quota_limit};
+
+/// A quota row with its key.
+#[derive(sqlx::FromRow)]
+struct ScopedQuotaRow {
+    scope: String,
+    subject: String,
+    #[sqlx(flatten)]
+    quota: QuotaRow,
+}
 
 /// The `(scope, subject)` key of a quota row.
 fn quota_key(scope: &QuotaScope) -> (&'static str, String) {
@@ -152,6 +161,29 @@ impl AdminStore for SqlStore {
         row.map(QuotaRow::into_domain).transpose()
     }
 
+    async fn list_quotas(&self) -> StoreResult<Vec<(QuotaScope, Quota)>> {
+        let rows = on_pool!(&self.pools, read, "list_quotas", |pool| {
+            sqlx::query_as::<_, ScopedQuotaRow>(
+                "SELECT scope, subject, tokens_per_day, tokens_per_month, requests_per_minute FROM quotas",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        let mut quotas = Vec::with_capacity(rows.len());
+        for row in rows {
+            let scope = match row.scope.as_str() {
+                "role" => Role::parse(&row.subject).map(QuotaScope::Role),
+                "user" => row.subject.parse().ok().map(QuotaScope::User),
+                _ => None,
+            };
+            // A row nobody could have written (a manual edit) is skipped, not fatal.
+            let Some(scope) = scope else { continue };
+            quotas.push((scope, row.quota.into_domain()?));
+        }
+        Ok(quotas)
+    }
+
     async fn set_quota(&self, scope: &QuotaScope, quota: &Quota) -> StoreResult<()> {
         let (scope, subject) = quota_key(scope);
         let tokens_per_day = quota_limit(quota.tokens_per_day)?;
@@ -242,6 +274,13 @@ impl AdminStore for SqlStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         on_pool!(&self.pools, read, "get_setting", |pool| {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(pool).await
+        })
+        .map_err(store_error)
+    }
+
+    async fn list_settings(&self) -> StoreResult<Vec<(String, String)>> {
+        on_pool!(&self.pools, read, "list_settings", |pool| {
+            sqlx::query_as::<_, (String, String)>("SELECT key, value FROM settings").fetch_all(pool).await
         })
         .map_err(store_error)
     }

@@ -141,7 +141,7 @@ pub fn client_info(parts: &Parts, proxies: &TrustedProxies) -> ClientInfo {
 /// token must not open the admin panel or mint more tokens.
 async fn signed_in(parts: &Parts, state: &AppState) -> Result<(Option<User>, Option<Secret>), CoreError> {
     if let Some(token) = cookie(&parts.headers, SESSION_COOKIE)
-        && let Some(user) = state.services.session_user(&token).await?
+        && let Some(user) = state.services.accounts.session_user(&token).await?
     {
         return Ok((Some(user), Some(Secret::new(token))));
     }

@@ -58,7 +58,7 @@ pub async fn run_user_command(config: &Config, command: UserCommand) -> Result<(
                 eprintln!("loquat: warning: --password is visible in the process list; prefer --password-stdin");
             }
             let (password, generated) = password_from(password, password_stdin)?;
-            let user = services.cli_create_user(&name, &email, password.clone(), admin).await.map_err(explain)?;
+            let user = services.admin.cli_create_user(&name, &email, password.clone(), admin).await.map_err(explain)?;
             println!("created {} ({})", describe(&user), role_name(user.role));
             if user.role == Role::Admin && !admin {
                 println!("the first account of an instance is an administrator");
@@ -67,16 +67,16 @@ pub async fn run_user_command(config: &Config, command: UserCommand) -> Result<(
         }
         UserCommand::ResetPassword { email, password_stdin } => {
             let (password, generated) = password_from(None, password_stdin)?;
-            let user = services.cli_reset_password(&email, password.clone()).await.map_err(explain)?;
+            let user = services.admin.cli_reset_password(&email, password.clone()).await.map_err(explain)?;
             println!("new password set for {}; their sessions were ended", describe(&user));
             print_generated(&password, generated);
         }
         UserCommand::Promote { email } => {
-            let user = services.cli_set_role(&email, Role::Admin).await.map_err(explain)?;
+            let user = services.admin.cli_set_role(&email, Role::Admin).await.map_err(explain)?;
             println!("{} is now an administrator", describe(&user));
         }
         UserCommand::Demote { email } => {
-            let user = services.cli_set_role(&email, Role::User).await.map_err(explain)?;
+            let user = services.admin.cli_set_role(&email, Role::User).await.map_err(explain)?;
             println!("{} is now a member", describe(&user));
         }
     }

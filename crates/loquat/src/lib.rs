@@ -242,7 +242,7 @@ async fn janitor(services: Services) {
     let mut sweep = tokio::time::interval(stale_after / 2);
     loop {
         tokio::select! {
-            _ = hourly.tick() => match services.purge_expired().await {
+            _ = hourly.tick() => match services.accounts.purge_expired().await {
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "deleted expired sessions"),
                 Err(error) => tracing::warn!(%error, "could not delete expired sessions"),

@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use super::Services;
+use std::sync::Arc;
+
 use super::registration::{AccountRequest, Via};
+use super::{Audit, Instance};
 use crate::crypto::{hash_password, new_token, token_hash, verify_password};
 use crate::domain::{Identity, Session, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::secret::Secret;
+use crate::store::Store;
 use crate::time::Timestamp;
 
 /// How long a session lasts without use; each use (at most every few minutes) extends it.
@@ -80,12 +83,29 @@ pub struct SsoIdentity {
     pub name: Option<String>,
 }
 
-impl Services {
+/// Accounts, sign-in, sessions and single sign-on, API tokens, a user's profile and
+/// preferences. Cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) audit: Audit,
+    pub(super) instance: Instance,
+}
+
+impl Accounts {
+    pub(crate) fn new(store: Arc<dyn Store>, audit: Audit, instance: Instance) -> Self {
+        Self { store, audit, instance }
+    }
+
     /// The registration mode: the admin's choice, else the configured default. Before the
     /// first account exists, registration is always open (that account becomes admin).
     pub async fn registration_mode(&self) -> CoreResult<RegistrationMode> {
-        let stored = self.store.get_setting("registration_mode").await?;
-        Ok(stored.as_deref().and_then(RegistrationMode::parse).unwrap_or(self.limits.registration))
+        self.instance.registration_mode().await
+    }
+
+    /// Whether an invite code is currently valid (for the registration page).
+    pub async fn invite_is_valid(&self, code: &str) -> CoreResult<bool> {
+        Ok(self.store.get_valid_invite(&token_hash(code.trim()), Timestamp::now()).await?.is_some())
     }
 
     /// Whether no account exists yet (the next one will be the admin).
@@ -119,15 +139,15 @@ impl Services {
             // guesser that a password was right.
             Some(user) if user.disabled => {
                 let detail = if verified { "disabled" } else { "disabled, bad password" };
-                self.audit(Some(user.id), "login_failed", &email, detail, client).await;
+                self.audit.record(Some(user.id), "login_failed", &email, detail, client).await;
                 Err(CoreError::invalid("account_disabled"))
             }
             Some(user) if verified => {
-                self.audit(Some(user.id), "login", &email, "password", client).await;
+                self.audit.record(Some(user.id), "login", &email, "password", client).await;
                 self.start_session(user, client).await
             }
             _ => {
-                self.audit(None, "login_failed", &email, "bad credentials", client).await;
+                self.audit.record(None, "login_failed", &email, "bad credentials", client).await;
                 Err(CoreError::invalid("bad_credentials"))
             }
         }
@@ -151,7 +171,7 @@ impl Services {
             identity.email_verified && email.as_deref().is_some_and(|email| email_allowed(email, allowed));
         let provider = identity.provider.clone();
         if !allowed.is_empty() && !email_allowed {
-            self.audit(None, "login_failed", email.as_deref().unwrap_or(""), "email not allowed", client).await;
+            self.audit.record(None, "login_failed", email.as_deref().unwrap_or(""), "email not allowed", client).await;
             return Err(CoreError::invalid("email_not_allowed"));
         }
         let user = if let Some(linked) = self.store.find_identity(&identity.provider, &identity.subject).await? {
@@ -179,7 +199,9 @@ impl Services {
                         Ok(user) => user,
                         Err(error) => {
                             let detail = format!("no account created: {error}");
-                            self.audit(None, "login_failed", email.as_deref().unwrap_or(""), &detail, client).await;
+                            self.audit
+                                .record(None, "login_failed", email.as_deref().unwrap_or(""), &detail, client)
+                                .await;
                             tracing::info!(%provider, %error, "single sign-on created no account");
                             return Err(error);
                         }
@@ -188,10 +210,10 @@ impl Services {
             }
         };
         if user.disabled {
-            self.audit(Some(user.id), "login_failed", email.as_deref().unwrap_or(""), "disabled", client).await;
+            self.audit.record(Some(user.id), "login_failed", email.as_deref().unwrap_or(""), "disabled", client).await;
             return Err(CoreError::invalid("account_disabled"));
         }
-        self.audit(Some(user.id), "login", email.as_deref().unwrap_or(""), &provider, client).await;
+        self.audit.record(Some(user.id), "login", email.as_deref().unwrap_or(""), &provider, client).await;
         self.start_session(user, client).await
     }
 
@@ -238,7 +260,7 @@ impl Services {
     pub async fn sign_out_everywhere(&self, user: UserId, revoke_tokens: bool, client: &ClientInfo) -> CoreResult<u64> {
         let ended = self.store.delete_user_sessions(user).await?;
         let detail = format!("{ended} sessions{}", self.revoke_tokens_if(user, revoke_tokens).await?);
-        self.audit(Some(user), "logout_everywhere", &user.to_string(), &detail, client).await;
+        self.audit.record(Some(user), "logout_everywhere", &user.to_string(), &detail, client).await;
         Ok(ended)
     }
 
@@ -292,7 +314,9 @@ impl Services {
             self.store.insert_session(&session).await?;
         }
         let detail = self.revoke_tokens_if(user, revoke_tokens).await?;
-        self.audit(Some(user), "password_changed", &user.to_string(), detail.trim_start_matches(", "), client).await;
+        self.audit
+            .record(Some(user), "password_changed", &user.to_string(), detail.trim_start_matches(", "), client)
+            .await;
         Ok(())
     }
 

@@ -1,17 +1,20 @@
 //! The admin's side: people (list, create, role, disable, reset password), invitations,
-//! instance settings (registration, users' own keys, models per role) and the audit log.
+//! instance settings (registration, users' own keys, models and quotas per role), quotas per
+//! person and the audit log.
 //! Every method checks that the actor is an admin.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::Services;
 use super::accounts::{ClientInfo, RegistrationMode, check_password, hash_off_thread};
 use super::registration::{AccountRequest, Via};
+use super::{Accounts, Audit, Instance};
 use crate::crypto::{new_token, token_hash};
-use crate::domain::{AuditEvent, Invite, Role, User};
+use crate::domain::{AuditEvent, Invite, Quota, QuotaScope, Role, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::secret::Secret;
+use crate::store::Store;
 use crate::time::Timestamp;
 
 /// An invite link was made: the code is shown once.
@@ -21,16 +24,24 @@ pub struct NewInvite {
     pub invite: Invite,
 }
 
-impl Services {
+/// The administrator's side. Every method checks that the actor is an enabled admin. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Admin {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) audit: Audit,
+    pub(super) instance: Instance,
+    pub(super) accounts: Accounts,
+}
+
+impl Admin {
+    pub(crate) fn new(store: Arc<dyn Store>, audit: Audit, instance: Instance, accounts: Accounts) -> Self {
+        Self { store, audit, instance, accounts }
+    }
+
     /// The actor, if they are an enabled admin.
     pub async fn require_admin(&self, actor: UserId) -> CoreResult<User> {
-        let user = self.user(actor).await?;
-        if user.role == Role::Admin && !user.disabled {
-            Ok(user)
-        } else {
-            // Non-admins learn nothing about admin pages.
-            Err(CoreError::NotFound("page"))
-        }
+        super::admin_user(self.store.as_ref(), actor).await
     }
 
     pub async fn admin_list_users(&self, actor: UserId, search: &str, page: u32) -> CoreResult<Vec<User>> {
@@ -40,7 +51,7 @@ impl Services {
 
     pub async fn admin_user(&self, actor: UserId, id: UserId) -> CoreResult<User> {
         self.require_admin(actor).await?;
-        self.user(id).await
+        super::existing_user(self.store.as_ref(), id).await
     }
 
     /// Creates an account for somebody (the admin hands them the password).
@@ -59,18 +70,18 @@ impl Services {
             password: Some(password),
             via: Via::Admin { actor, role },
         };
-        self.create_account(request, client).await
+        self.accounts.create_account(request, client).await
     }
 
     /// Changes a role; the last enabled admin cannot be demoted.
     pub async fn admin_set_role(&self, actor: UserId, id: UserId, role: Role, client: &ClientInfo) -> CoreResult<()> {
         self.require_admin(actor).await?;
-        let target = self.user(id).await?;
+        let target = super::existing_user(self.store.as_ref(), id).await?;
         if target.role == Role::Admin && role != Role::Admin && self.enabled_admins().await? <= 1 {
             return Err(CoreError::invalid("last_admin"));
         }
         self.store.set_user_role(id, role).await?;
-        self.audit(Some(actor), "role_changed", &id.to_string(), role.as_str(), client).await;
+        self.audit.record(Some(actor), "role_changed", &id.to_string(), role.as_str(), client).await;
         Ok(())
     }
 
@@ -91,7 +102,7 @@ impl Services {
             self.store.delete_user_sessions(id).await?;
         }
         let action = if disabled { "user_disabled" } else { "user_enabled" };
-        self.audit(Some(actor), action, &id.to_string(), "", client).await;
+        self.audit.record(Some(actor), action, &id.to_string(), "", client).await;
         Ok(())
     }
 
@@ -107,12 +118,14 @@ impl Services {
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
         check_password(&password)?;
-        self.user(id).await?;
+        super::existing_user(self.store.as_ref(), id).await?;
         let hash = hash_off_thread(password).await?;
         self.store.set_password_hash(id, &hash).await?;
         self.store.delete_user_sessions(id).await?;
-        let detail = self.revoke_tokens_if(id, revoke_tokens).await?;
-        self.audit(Some(actor), "password_reset", &id.to_string(), detail.trim_start_matches(", "), client).await;
+        let detail = self.accounts.revoke_tokens_if(id, revoke_tokens).await?;
+        self.audit
+            .record(Some(actor), "password_reset", &id.to_string(), detail.trim_start_matches(", "), client)
+            .await;
         Ok(())
     }
 
@@ -150,7 +163,7 @@ impl Services {
             used_at: None,
         };
         self.store.insert_invite(&invite).await?;
-        self.audit(Some(actor), "invite_created", role.as_str(), "", client).await;
+        self.audit.record(Some(actor), "invite_created", role.as_str(), "", client).await;
         Ok(NewInvite { code, invite })
     }
 
@@ -164,11 +177,6 @@ impl Services {
         if self.store.delete_invite(code_hash).await? { Ok(()) } else { Err(CoreError::NotFound("invite")) }
     }
 
-    /// Whether an invite code is currently valid (for the registration page).
-    pub async fn invite_is_valid(&self, code: &str) -> CoreResult<bool> {
-        Ok(self.store.get_valid_invite(&token_hash(code.trim()), Timestamp::now()).await?.is_some())
-    }
-
     pub async fn admin_set_registration(
         &self,
         actor: UserId,
@@ -176,28 +184,16 @@ impl Services {
         client: &ClientInfo,
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
-        self.store.set_setting("registration_mode", mode.as_str()).await?;
-        self.audit(Some(actor), "settings_changed", "registration_mode", mode.as_str(), client).await;
+        self.instance.set_registration_mode(mode).await?;
+        self.audit.record(Some(actor), "settings_changed", "registration_mode", mode.as_str(), client).await;
         Ok(())
-    }
-
-    /// Whether users may use their own provider keys: the admin's choice, else the config.
-    pub async fn user_keys_allowed_now(&self) -> CoreResult<bool> {
-        let stored = self.store.get_setting("allow_user_keys").await?;
-        Ok(stored.map_or(self.limits.allow_user_keys, |value| value == "true"))
     }
 
     pub async fn admin_set_user_keys(&self, actor: UserId, allowed: bool, client: &ClientInfo) -> CoreResult<()> {
         self.require_admin(actor).await?;
-        self.store.set_setting("allow_user_keys", if allowed { "true" } else { "false" }).await?;
-        self.audit(Some(actor), "settings_changed", "allow_user_keys", &allowed.to_string(), client).await;
+        self.instance.set_user_keys_allowed(allowed).await?;
+        self.audit.record(Some(actor), "settings_changed", "allow_user_keys", &allowed.to_string(), client).await;
         Ok(())
-    }
-
-    /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
-    pub async fn role_models(&self, role: Role) -> CoreResult<Vec<String>> {
-        let stored = self.store.get_setting(&format!("models.{}", role.as_str())).await?;
-        Ok(stored.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default())
     }
 
     pub async fn admin_set_role_models(
@@ -211,8 +207,8 @@ impl Services {
         let patterns: Vec<String> =
             patterns.into_iter().map(|p| p.trim().to_owned()).filter(|p| p.contains("::")).collect();
         let json = serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".to_owned());
-        self.store.set_setting(&format!("models.{}", role.as_str()), &json).await?;
-        self.audit(Some(actor), "settings_changed", &format!("models.{}", role.as_str()), &json, client).await;
+        self.instance.set_role_models(role, &json).await?;
+        self.audit.record(Some(actor), "settings_changed", &format!("models.{}", role.as_str()), &json, client).await;
         Ok(())
     }
 
@@ -221,27 +217,28 @@ impl Services {
         Ok(self.store.list_audit(action, 100, page.saturating_mul(100)).await?)
     }
 
-    /// Records a security-relevant action. Failures are logged, never fatal to the action.
-    pub(crate) async fn audit(
+    pub async fn admin_quota(&self, actor: UserId, scope: &QuotaScope) -> CoreResult<Quota> {
+        self.require_admin(actor).await?;
+        Ok(self.instance.snapshot().await?.scoped_quota(scope))
+    }
+
+    /// Sets (or, when every limit is empty, removes) a quota.
+    pub async fn admin_set_quota(
         &self,
-        actor: Option<UserId>,
-        action: &str,
-        target: &str,
-        detail: &str,
+        actor: UserId,
+        scope: QuotaScope,
+        quota: Quota,
         client: &ClientInfo,
-    ) {
-        let event = AuditEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            actor,
-            action: action.to_owned(),
-            target: target.chars().take(300).collect(),
-            detail: detail.chars().take(1000).collect(),
-            ip: client.ip.chars().take(64).collect(),
-            created_at: Timestamp::now(),
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        super::usage::validate_quota(&quota)?;
+        self.instance.set_quota(&scope, &quota).await?;
+        let target = match &scope {
+            QuotaScope::Role(role) => format!("role:{}", role.as_str()),
+            QuotaScope::User(user) => format!("user:{user}"),
         };
-        if let Err(error) = self.store.insert_audit(&event).await {
-            tracing::error!(%error, action, "could not write the audit log");
-        }
+        self.audit.record(Some(actor), "quota_changed", &target, &format!("{quota:?}"), client).await;
+        Ok(())
     }
 }
 

@@ -1,9 +1,12 @@
 //! Assistants: create, change, delete; every user has one default assistant.
 
-use super::Services;
+use std::sync::Arc;
+
 use crate::domain::{Assistant, AssistantConfig};
 use crate::error::{CoreError, CoreResult};
+use crate::generation::Generations;
 use crate::id::{AssistantId, UserId};
+use crate::store::Store;
 use crate::time::Timestamp;
 
 /// A user's default assistant as it starts: no title, the default configuration.
@@ -12,7 +15,19 @@ pub(crate) fn new_default_assistant(user: UserId, now: Timestamp) -> Assistant {
     Assistant { id: AssistantId::new(), user_id: user, is_default: true, config, created_at: now, updated_at: now }
 }
 
-impl Services {
+/// Assistants, topics and the branch of the message tree a user looks at (`topics.rs`). Cheap
+/// to clone.
+#[derive(Clone)]
+pub struct Assistants {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) generations: Generations,
+}
+
+impl Assistants {
+    pub(crate) fn new(store: Arc<dyn Store>, generations: Generations) -> Self {
+        Self { store, generations }
+    }
+
     pub async fn list_assistants(&self, user: UserId) -> CoreResult<Vec<Assistant>> {
         Ok(self.store.list_assistants(user).await?)
     }

@@ -1,14 +1,17 @@
 //! Chatting: send, regenerate, edit, delete and stop. Every answer is a generation job; these
 //! methods only prepare the message tree and start it.
 
-use super::Services;
-use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Topic};
+use std::sync::Arc;
+
+use super::providers::Reach;
+use super::{Assistants, ProviderOption, Providers, ResolvedModel, Usage};
+use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Topic, User};
 use crate::error::{CoreError, CoreResult};
-use crate::generation::{Attempt, JobSpec, Subscription};
+use crate::generation::{Attempt, Generations, JobSpec, Subscription};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
-use crate::llm::{ChatEvent, ChatRequest};
+use crate::llm::{ChatClient, ChatEvent, ChatRequest};
 use crate::prompt::{PromptContext, build_chat_messages, clean_title, title_request};
-use crate::store::{FinishedAnswer, TreeWrite};
+use crate::store::{FinishedAnswer, Store, TreeWrite};
 use crate::time::Timestamp;
 use crate::tree::MessageTree;
 
@@ -39,14 +42,63 @@ pub enum Attachment {
     Finished(Message),
 }
 
-impl Services {
+/// Sending, regenerating, editing, deleting and stopping: every answer is a generation job.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Chat {
+    store: Arc<dyn Store>,
+    chat_client: Arc<dyn ChatClient>,
+    generations: Generations,
+    providers: Providers,
+    assistants: Assistants,
+    usage: Usage,
+    max_message_chars: usize,
+}
+
+/// Who is asking and what they can reach, read once per action.
+struct Asker {
+    person: User,
+    reach: Reach,
+    options: Vec<ProviderOption>,
+}
+
+impl Chat {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        chat_client: Arc<dyn ChatClient>,
+        generations: Generations,
+        providers: Providers,
+        assistants: Assistants,
+        usage: Usage,
+        max_message_chars: usize,
+    ) -> Self {
+        Self { store, chat_client, generations, providers, assistants, usage, max_message_chars }
+    }
+
+    /// The user, their quota checked, and the providers they can reach.
+    async fn asker(&self, user: UserId) -> CoreResult<Asker> {
+        let person = super::existing_user(self.store.as_ref(), user).await?;
+        let (quota, reach) = tokio::join!(self.usage.check_quota(&person), self.providers.reach(&person));
+        quota?;
+        let reach = reach?;
+        let options = self.providers.options(&reach).await?;
+        Ok(Asker { person, reach, options })
+    }
+
+    /// The model an assistant asks for, as `asker` may use it.
+    async fn resolve(&self, asker: &Asker, assistant: &Assistant) -> CoreResult<ResolvedModel> {
+        let config = &assistant.config;
+        self.providers.resolve_model(&asker.reach, &asker.options, &config.provider, &config.model).await
+    }
+
     /// Stores the user's message, creates the answer placeholder and starts generating.
     pub async fn send_message(&self, user: UserId, send: SendMessage) -> CoreResult<Exchange> {
         let content = self.checked_content(&send.content)?;
-        let assistant = self.assistant(user, send.assistant_id).await?;
+        let (assistant, asker) = tokio::join!(self.assistants.assistant(user, send.assistant_id), self.asker(user));
+        let (assistant, asker) = (assistant?, asker?);
         let (topic, created_topic, parent) = match send.topic_id {
             Some(id) => {
-                let topic = self.topic(user, id).await?;
+                let topic = self.assistants.topic(user, id).await?;
                 if topic.assistant_id != assistant.id {
                     return Err(CoreError::NotFound("topic"));
                 }
@@ -70,9 +122,8 @@ impl Services {
         if !created_topic && self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
-        // Check the quota and resolve the model before writing anything.
-        self.check_quota(user).await?;
-        let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
+        // The quota and the model are checked before anything is written.
+        let resolved = self.resolve(&asker, &assistant).await?;
         let question = new_message(user, topic.id, parent, MessageRole::User, content, None);
         let mut writes = Vec::with_capacity(4);
         if created_topic {
@@ -80,21 +131,21 @@ impl Services {
         }
         writes.push(TreeWrite::InsertMessage(&question));
         let question = question.stored();
-        let answer = self
-            .start_answer(user, &assistant, &topic, Question::New(&question, writes), &send.language, resolved)
-            .await?;
+        let question_and_writes = Question::New(&question, writes);
+        let answer =
+            self.start_answer(&asker, &assistant, &topic, question_and_writes, &send.language, resolved).await?;
         let topic = with_leaf(topic, &answer);
         Ok(Exchange { topic, created_topic, user_message: Some(question), answer })
     }
 
     /// Generates a new answer beside an existing one (a sibling under the same question).
     pub async fn regenerate(&self, user: UserId, answer_id: MessageId, language: &str) -> CoreResult<Exchange> {
-        let answer = self.message(user, answer_id).await?;
+        let answer = self.assistants.message(user, answer_id).await?;
         let question_id = match (answer.role, answer.parent_id) {
             (MessageRole::Assistant, Some(parent)) => parent,
             _ => return Err(CoreError::invalid("regenerate_question")),
         };
-        let question = self.message(user, question_id).await?;
+        let question = self.assistants.message(user, question_id).await?;
         self.answer_question(user, Question::Stored(&question), language).await
     }
 
@@ -108,8 +159,8 @@ impl Services {
         language: &str,
     ) -> CoreResult<Exchange> {
         let content = self.checked_content(content)?;
-        let original = self.message(user, id).await?;
-        let topic = self.topic(user, original.topic_id).await?;
+        let original = self.assistants.message(user, id).await?;
+        let topic = self.assistants.topic(user, original.topic_id).await?;
         if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
@@ -137,9 +188,9 @@ impl Services {
     /// Deletes a message and everything below it; a running answer is stopped first. The
     /// deletion and the topic's new visible leaf are written together.
     pub async fn delete_message(&self, user: UserId, id: MessageId) -> CoreResult<Topic> {
-        let message = self.message(user, id).await?;
-        let topic = self.topic(user, message.topic_id).await?;
-        self.stop_topic_generations(user, topic.id).await?;
+        let message = self.assistants.message(user, id).await?;
+        let topic = self.assistants.topic(user, message.topic_id).await?;
+        self.assistants.stop_topic_generations(user, topic.id).await?;
         let messages = self.store.list_messages(user, topic.id).await?;
         // Messages come parents first: one pass finds the whole subtree.
         let mut doomed = std::collections::HashSet::from([id]);
@@ -162,12 +213,12 @@ impl Services {
             let set_leaf = TreeWrite::SetActiveLeaf { topic: topic.id, leaf, at: Timestamp::now() };
             self.store.write_tree(user, &[delete, set_leaf]).await?;
         }
-        self.topic(user, topic.id).await
+        self.assistants.topic(user, topic.id).await
     }
 
     /// Stops a running answer, keeping what arrived. Stopping a finished answer does nothing.
     pub async fn stop_generation(&self, user: UserId, id: MessageId) -> CoreResult<()> {
-        self.message(user, id).await?;
+        self.assistants.message(user, id).await?;
         self.generations.stop_anywhere(self.store.clone(), user, id).await?;
         Ok(())
     }
@@ -177,7 +228,7 @@ impl Services {
         if let Some(subscription) = self.generations.subscribe(user, id) {
             return Ok(Attachment::Live(subscription));
         }
-        let message = self.message(user, id).await?;
+        let message = self.assistants.message(user, id).await?;
         if message.status == MessageStatus::Generating
             && let Some(subscription) = self.generations.subscribe_remote(self.store.clone(), message.clone()).await
         {
@@ -188,14 +239,14 @@ impl Services {
     }
 
     async fn answer_question(&self, user: UserId, question: Question<'_>, language: &str) -> CoreResult<Exchange> {
-        let topic = self.topic(user, question.message().topic_id).await?;
+        let (topic, asker) = tokio::join!(self.assistants.topic(user, question.message().topic_id), self.asker(user));
+        let (topic, asker) = (topic?, asker?);
         if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
         }
-        let assistant = self.assistant(user, topic.assistant_id).await?;
-        self.check_quota(user).await?;
-        let resolved = self.resolve_model(user, &assistant.config.provider, &assistant.config.model).await?;
-        let answer = self.start_answer(user, &assistant, &topic, question, language, resolved).await?;
+        let assistant = self.assistants.assistant(user, topic.assistant_id).await?;
+        let resolved = self.resolve(&asker, &assistant).await?;
+        let answer = self.start_answer(&asker, &assistant, &topic, question, language, resolved).await?;
         let topic = with_leaf(topic, &answer);
         Ok(Exchange { topic, created_topic: false, user_message: None, answer })
     }
@@ -204,13 +255,14 @@ impl Services {
     /// new, in the same transaction), makes it the visible leaf and starts the generation job.
     async fn start_answer(
         &self,
-        user: UserId,
+        asker: &Asker,
         assistant: &Assistant,
         topic: &Topic,
         question: Question<'_>,
         language: &str,
-        resolved: super::ResolvedModel,
+        resolved: ResolvedModel,
     ) -> CoreResult<Message> {
+        let user = asker.person.id;
         let (question, mut writes, stored) = match question {
             Question::Stored(message) => (message, Vec::with_capacity(2), true),
             Question::New(message, writes) => (message, writes, false),
@@ -227,17 +279,22 @@ impl Services {
         }
         let branch: Vec<Message> =
             MessageTree::new(&messages).branch(Some(question.id)).into_iter().map(|entry| entry.message).collect();
-        let person = self.user(user).await?;
         let context = PromptContext {
             now: jiff::Zoned::now(),
             model: resolved.model.id.clone(),
-            username: person.name,
+            username: asker.person.name.clone(),
             language: language.to_owned(),
         };
         let prompt = build_chat_messages(&assistant.config, &branch, &context);
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone())];
         let config = &assistant.config;
-        if let Some(fallback) = self.resolve_exact(user, &config.fallback_provider, &config.fallback_model).await
+        let fallback = self.providers.resolve_exact(
+            &asker.reach,
+            &asker.options,
+            &config.fallback_provider,
+            &config.fallback_model,
+        );
+        if let Some(fallback) = fallback.await
             && (fallback.provider_id != resolved.provider_id || fallback.model.id != resolved.model.id)
         {
             attempts.push(attempt_for(&fallback, config, prompt));
@@ -261,7 +318,7 @@ impl Services {
 
         let needs_title = topic.title.is_empty() && question.parent_id.is_none();
         let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts };
-        let services = self.clone();
+        let chat = self.clone();
         let question_text = question.content.clone();
         let language = language.to_owned();
         let topic_id = topic.id;
@@ -271,9 +328,9 @@ impl Services {
             self.store.clone(),
             self.chat_client.clone(),
             move |finished: FinishedAnswer| async move {
-                services.record_usage(user, Some(assistant_id), &finished).await;
+                chat.usage.record(user, Some(assistant_id), &finished).await;
                 if needs_title && finished.status == MessageStatus::Complete {
-                    services.title_topic(user, topic_id, &question_text, &finished.content, &language, &resolved).await;
+                    chat.title_topic(user, topic_id, &question_text, &finished.content, &language, &resolved).await;
                 }
             },
         );
@@ -289,7 +346,7 @@ impl Services {
         question: &str,
         answer: &str,
         language: &str,
-        resolved: &super::ResolvedModel,
+        resolved: &ResolvedModel,
     ) {
         use futures_util::StreamExt;
         let request = ChatRequest {
@@ -348,8 +405,8 @@ impl Services {
         if trimmed.is_empty() {
             return Err(CoreError::invalid("message_empty"));
         }
-        if trimmed.chars().count() > self.limits.max_message_chars {
-            return Err(CoreError::invalid_with("message_length", self.limits.max_message_chars.to_string()));
+        if trimmed.chars().count() > self.max_message_chars {
+            return Err(CoreError::invalid_with("message_length", self.max_message_chars.to_string()));
         }
         Ok(trimmed.to_owned())
     }
@@ -404,7 +461,7 @@ fn with_leaf(mut topic: Topic, message: &Message) -> Topic {
 /// The request for one provider and model: the same conversation, only the parameters the
 /// model accepts, and reasoning effort only for reasoning models.
 fn attempt_for(
-    resolved: &super::ResolvedModel,
+    resolved: &ResolvedModel,
     config: &crate::domain::AssistantConfig,
     messages: Vec<crate::llm::ChatMessage>,
 ) -> Attempt {

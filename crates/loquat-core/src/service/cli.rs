@@ -3,14 +3,14 @@
 //! pages apply (valid email and password, the last admin stays), and each change is audited
 //! with no actor.
 
-use super::Services;
+use super::Admin;
 use super::accounts::{ClientInfo, check_password, hash_off_thread, normalize_email};
 use super::registration::{AccountRequest, Via};
 use crate::domain::{Role, User};
 use crate::error::{CoreError, CoreResult};
 use crate::secret::Secret;
 
-impl Services {
+impl Admin {
     /// Creates an account with a password, by the same rules as every other door (the first
     /// account of an instance is an administrator).
     pub async fn cli_create_user(&self, name: &str, email: &str, password: Secret, admin: bool) -> CoreResult<User> {
@@ -20,7 +20,7 @@ impl Services {
             password: Some(password),
             via: Via::CommandLine { admin },
         };
-        self.create_account(request, &cli_client()).await
+        self.accounts.create_account(request, &cli_client()).await
     }
 
     /// Sets a new password and ends the account's sessions.
@@ -30,7 +30,7 @@ impl Services {
         let hash = hash_off_thread(password).await?;
         self.store.set_password_hash(user.id, &hash).await?;
         self.store.delete_user_sessions(user.id).await?;
-        self.audit(None, "password_reset", &user.id.to_string(), "", &cli_client()).await;
+        self.audit.record(None, "password_reset", &user.id.to_string(), "", &cli_client()).await;
         Ok(user)
     }
 
@@ -41,7 +41,7 @@ impl Services {
             return Err(CoreError::invalid("last_admin"));
         }
         self.store.set_user_role(user.id, role).await?;
-        self.audit(None, "role_changed", &user.id.to_string(), role.as_str(), &cli_client()).await;
+        self.audit.record(None, "role_changed", &user.id.to_string(), role.as_str(), &cli_client()).await;
         user.role = role;
         Ok(user)
     }

@@ -7,6 +7,7 @@
 mod naming;
 mod stream;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use naming::{ASSISTANT_PREFIX, assistant_slug};
@@ -14,17 +15,18 @@ pub use stream::ApiChatStream;
 
 use self::naming::{Purpose, Target};
 use self::stream::{Ledger, SavePlan};
-use super::Services;
-use crate::domain::{Assistant, AssistantConfig, MessageStatus, ModelParams, TokenUsage};
+use super::providers::Reach;
+use super::{Assistants, ProviderOption, Providers, Usage};
+use crate::domain::{Assistant, AssistantConfig, MessageStatus, ModelParams, TokenUsage, User};
 use crate::error::{CoreError, CoreResult};
-use crate::generation::Attempt;
+use crate::generation::{Attempt, Generations};
 use crate::id::{AssistantId, TopicId, UserId};
 use crate::llm::{
-    ChatMessage, ChatRequest, ChatRole, ChatStream, Embeddings, ProviderError, ProviderErrorKind, ReasoningConfig,
-    ReasoningEffort, ToolChoice, ToolSpec,
+    ChatClient, ChatMessage, ChatRequest, ChatRole, ChatStream, Embeddings, ProviderError, ProviderErrorKind,
+    ReasoningConfig, ReasoningEffort, ToolChoice, ToolSpec,
 };
 use crate::prompt::{PromptContext, apply_input_template, expand_placeholders};
-use crate::store::FinishedAnswer;
+use crate::store::{FinishedAnswer, Store};
 use crate::time::Timestamp;
 
 /// A chat completion a program asked for, parsed by the web layer.
@@ -59,7 +61,7 @@ pub struct ApiChat {
     pub events: ApiChatStream,
 }
 
-/// A chat completion ready to start (see [`Services::prepare_api_chat`]).
+/// A chat completion ready to start (see [`Gateway::prepare_api_chat`]).
 pub struct PreparedApiChat {
     user: UserId,
     assistant: Option<AssistantId>,
@@ -79,11 +81,49 @@ pub struct ApiModel {
     pub created: Option<Timestamp>,
 }
 
-impl Services {
+/// The OpenAI-compatible API's side of the core. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    store: Arc<dyn Store>,
+    chat_client: Arc<dyn ChatClient>,
+    generations: Generations,
+    providers: Providers,
+    assistants: Assistants,
+    usage: Usage,
+}
+
+/// The caller and what they can reach, read once per request.
+pub(super) struct Caller<'u> {
+    user: &'u User,
+    reach: Reach,
+    options: Vec<ProviderOption>,
+}
+
+impl Gateway {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        chat_client: Arc<dyn ChatClient>,
+        generations: Generations,
+        providers: Providers,
+        assistants: Assistants,
+        usage: Usage,
+    ) -> Self {
+        Self { store, chat_client, generations, providers, assistants, usage }
+    }
+
+    /// What `user` can reach: the store is asked twice, side by side (the instance's settings
+    /// are a cached snapshot).
+    async fn caller<'u>(&self, user: &'u User) -> CoreResult<Caller<'u>> {
+        let reach = self.providers.reach(user).await?;
+        let options = self.providers.options(&reach).await?;
+        Ok(Caller { user, reach, options })
+    }
+
     /// Every model the user can chat with, as `provider/model`, then their assistants.
-    pub async fn api_models(&self, user: UserId) -> CoreResult<Vec<ApiModel>> {
+    pub async fn api_models(&self, user: &User) -> CoreResult<Vec<ApiModel>> {
+        let (caller, assistants) = tokio::join!(self.caller(user), self.assistants.list_assistants(user.id));
         let mut models = Vec::new();
-        for option in self.provider_options(user).await? {
+        for option in caller?.options {
             for card in &option.models {
                 models.push(ApiModel {
                     id: format!("{}/{}", option.id, card.id),
@@ -93,15 +133,16 @@ impl Services {
                 });
             }
         }
-        for assistant in self.list_assistants(user).await? {
+        for assistant in assistants? {
             models.push(assistant_model(format!("{ASSISTANT_PREFIX}{}", assistant.id), &assistant));
         }
         Ok(models)
     }
 
     /// One model by any name the API accepts (`NotFound` when it names nothing available).
-    pub async fn api_model(&self, user: UserId, name: &str) -> CoreResult<ApiModel> {
-        Ok(match self.api_target(user, name, Purpose::Chat).await? {
+    pub async fn api_model(&self, user: &User, name: &str) -> CoreResult<ApiModel> {
+        let caller = self.caller(user).await?;
+        Ok(match self.api_target(&caller, name, Purpose::Chat).await? {
             Target::Model { provider_id, card } => {
                 ApiModel { id: name.to_owned(), owned_by: provider_id, name: card.label().to_owned(), created: None }
             }
@@ -109,53 +150,44 @@ impl Services {
         })
     }
 
-    /// Starts a chat completion for a program: [`Services::prepare_api_chat`], then
-    /// [`Services::start_api_chat`].
-    pub async fn api_chat(&self, user: UserId, request: ApiChatRequest) -> CoreResult<ApiChat> {
+    /// Starts a chat completion for a program: [`Gateway::prepare_api_chat`], then
+    /// [`Gateway::start_api_chat`].
+    pub async fn api_chat(&self, user: &User, request: ApiChatRequest) -> CoreResult<ApiChat> {
         let prepared = self.prepare_api_chat(user, request).await?;
         self.start_api_chat(prepared).await
     }
 
     /// Everything before the provider is asked, reading only: checks the quota, resolves the
     /// name and builds the requests (an assistant's configuration applied). A front door may
-    /// run its own admission checks (rate limits) side by side with this.
-    pub async fn prepare_api_chat(&self, user: UserId, request: ApiChatRequest) -> CoreResult<PreparedApiChat> {
+    /// run its own admission checks (rate limits) side by side with this. The caller (`user`)
+    /// comes from the front door, already read with its token.
+    pub async fn prepare_api_chat(&self, user: &User, request: ApiChatRequest) -> CoreResult<PreparedApiChat> {
         if request.messages.is_empty() {
             return Err(CoreError::invalid("messages_empty"));
         }
-        // Independent lookups run side by side (every store round trip is time to first token);
-        // for `provider/model` the endpoint is looked up while the name is being resolved.
-        let guess = provider_prefix(&request.model);
+        // Independent reads side by side: every store round trip is time to first token.
         let save_to_default = request.save && !request.model.trim().starts_with(ASSISTANT_PREFIX);
-        let (quota, target, guessed_endpoint, default_assistant) = tokio::join!(
-            self.check_quota(user),
-            self.api_target(user, &request.model, Purpose::Chat),
-            async {
-                match guess {
-                    Some(provider) => self.endpoint_for(user, provider).await.ok(),
-                    None => None,
-                }
-            },
-            self.default_assistant_if(user, save_to_default),
+        let (quota, caller, default_assistant) = tokio::join!(
+            self.usage.check_quota(user),
+            self.caller(user),
+            self.default_assistant_if(user.id, save_to_default),
         );
         quota?;
+        let caller = caller?;
         let question = request.save.then(|| question_of(&request.messages));
-        let (assistant, attempts, saved_to) = match target? {
+        let (assistant, attempts, saved_to) = match self.api_target(&caller, &request.model, Purpose::Chat).await? {
             Target::Model { provider_id, card } => {
-                let endpoint = match guessed_endpoint {
-                    Some(endpoint) if guess == Some(provider_id.as_str()) => endpoint,
-                    _ => self.endpoint_for(user, &provider_id).await?,
-                };
+                let endpoint = self.providers.endpoint(&caller.reach, &provider_id)?;
                 (None, vec![plain_attempt(provider_id, card, endpoint, request)], default_assistant?)
             }
             Target::Assistant(assistant) => {
                 let saved_to = request.save.then_some(assistant.id);
-                let attempts = self.assistant_attempts(user, &assistant, request).await?;
+                let attempts = self.assistant_attempts(&caller, &assistant, request).await?;
                 (Some(assistant.id), attempts, saved_to)
             }
         };
         let plan = saved_to.zip(question).map(|(assistant_id, question)| SavePlan::new(assistant_id, question));
-        Ok(PreparedApiChat { user, assistant, attempts, plan })
+        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan })
     }
 
     /// Opens the upstream stream, falling back to an assistant's fallback model if the first
@@ -192,16 +224,18 @@ impl Services {
 
     /// Embeds `inputs` with the named model (`provider/model`; any model of an available
     /// provider), under the same quota; the tokens are recorded as usage.
-    pub async fn api_embeddings(&self, user: UserId, model: &str, inputs: &[String]) -> CoreResult<Embeddings> {
+    pub async fn api_embeddings(&self, user: &User, model: &str, inputs: &[String]) -> CoreResult<Embeddings> {
         if inputs.is_empty() || inputs.iter().any(|input| input.is_empty()) {
             return Err(CoreError::invalid("embedding_input"));
         }
-        self.check_quota(user).await?;
-        let (provider_id, card) = match self.api_target(user, model, Purpose::Embeddings).await? {
+        let (quota, caller) = tokio::join!(self.usage.check_quota(user), self.caller(user));
+        quota?;
+        let caller = caller?;
+        let (provider_id, card) = match self.api_target(&caller, model, Purpose::Embeddings).await? {
             Target::Model { provider_id, card } => (provider_id, card),
             Target::Assistant(_) => return Err(CoreError::invalid_with("embedding_model", model)),
         };
-        let endpoint = self.endpoint_for(user, &provider_id).await?;
+        let endpoint = self.providers.endpoint(&caller.reach, &provider_id)?;
         let started = Instant::now();
         let embedded = self.chat_client.embed(&endpoint, card.upstream_name(), inputs).await;
         let (status, usage, error) = match &embedded {
@@ -224,7 +258,7 @@ impl Services {
             duration_ms: Some(started.elapsed().as_millis() as i64),
             updated_at: Timestamp::now(),
         };
-        self.record_usage(user, None, &record).await;
+        self.usage.record(user.id, None, &record).await;
         Ok(embedded?)
     }
 
@@ -233,28 +267,26 @@ impl Services {
         if !save {
             return Ok(None);
         }
-        Ok(Some(self.default_assistant(user).await?.id))
+        Ok(Some(self.assistants.default_assistant(user).await?.id))
     }
 
     /// The assistant's model, then its fallback, each with the conversation shaped by the
     /// assistant: system role, history limit, input template, parameters.
     async fn assistant_attempts(
         &self,
-        user: UserId,
+        caller: &Caller<'_>,
         assistant: &Assistant,
         request: ApiChatRequest,
     ) -> CoreResult<Vec<Attempt>> {
         let config = &assistant.config;
-        let (resolved, person, fallback) = tokio::join!(
-            self.resolve_model(user, &config.provider, &config.model),
-            self.user(user),
-            self.resolve_exact(user, &config.fallback_provider, &config.fallback_model),
-        );
-        let (resolved, person) = (resolved?, person?);
+        let providers = &self.providers;
+        let (reach, options) = (&caller.reach, &caller.options);
+        let resolved = providers.resolve_model(reach, options, &config.provider, &config.model).await?;
+        let fallback = providers.resolve_exact(reach, options, &config.fallback_provider, &config.fallback_model).await;
         let context = PromptContext {
             now: jiff::Zoned::now(),
             model: resolved.model.id.clone(),
-            username: person.name,
+            username: caller.user.name.clone(),
             language: request.language.clone(),
         };
         let messages = shape_conversation(config, &context, request.messages);
@@ -303,15 +335,6 @@ impl Services {
         }
         Err(last_error)
     }
-}
-
-/// The provider a `provider/model` name starts with (a guess: resolution decides).
-fn provider_prefix(name: &str) -> Option<&str> {
-    let name = name.trim();
-    if name.starts_with(ASSISTANT_PREFIX) {
-        return None;
-    }
-    name.split_once('/').map(|(provider, _)| provider).filter(|provider| !provider.is_empty())
 }
 
 fn assistant_model(id: String, assistant: &Assistant) -> ApiModel {

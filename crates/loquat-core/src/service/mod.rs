@@ -1,5 +1,19 @@
 //! The services: every rule of the product lives here, behind methods that take the acting
 //! user. Pages and the API are thin callers; stores only store.
+//!
+//! `Services` is the composition root: a few services, each holding only what it needs, that a
+//! reader can take one at a time —
+//! - [`Accounts`]: registration (one way for every door), sign-in, sessions, SSO, API tokens,
+//!   a user's profile and preferences;
+//! - [`Admin`]: people, invitations, instance settings, quotas, the audit log, the command line;
+//! - [`Providers`]: which providers and models a user can use, endpoints and keys, the settings
+//!   page's providers, model downloads;
+//! - [`Assistants`]: assistants, topics and the branch of the message tree a user looks at;
+//! - [`Chat`]: sending, regenerating, editing, deleting and stopping — generation jobs;
+//! - [`Gateway`]: the OpenAI-compatible API's side;
+//!
+//! and two small shared parts: [`Usage`] (records and quotas) and [`Instance`] (the
+//! administrator's run-time settings, cached). The audit log writer is internal.
 
 mod accounts;
 mod admin;
@@ -7,6 +21,7 @@ mod assistants;
 mod chat;
 mod cli;
 mod gateway;
+mod instance;
 mod provider_settings;
 mod providers;
 mod registration;
@@ -17,23 +32,29 @@ mod users;
 
 use std::sync::Arc;
 
-pub use accounts::{ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
-pub use admin::NewInvite;
-pub use chat::{Attachment, Exchange, SendMessage};
+pub use accounts::{Accounts, ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
+pub use admin::{Admin, NewInvite};
+pub use assistants::Assistants;
+pub use chat::{Attachment, Chat, Exchange, SendMessage};
 pub use gateway::{
-    ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, PreparedApiChat, assistant_slug,
+    ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, Gateway, PreparedApiChat, assistant_slug,
 };
+pub use instance::Instance;
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
-pub use providers::{ProviderOption, ResolvedModel};
+pub use providers::{ProviderOption, Providers, ResolvedModel};
 pub use tokens::TOKEN_PREFIX;
 pub use topics::Conversation;
-pub use usage::UsageLine;
+pub use usage::{Usage, UsageLine};
 
 use crate::catalogue::ServerProviders;
 use crate::crypto::KeyVault;
+use crate::domain::{AuditEvent, Role, User};
+use crate::error::{CoreError, CoreResult};
 use crate::generation::{GenerationSettings, Generations};
+use crate::id::UserId;
 use crate::llm::ChatClient;
 use crate::store::Store;
+use crate::time::Timestamp;
 
 /// Limits the services enforce.
 #[derive(Debug, Clone)]
@@ -53,16 +74,19 @@ impl Default for Limits {
     }
 }
 
-/// Loquat's application core, shared by every front door.
+/// Loquat's application core, shared by every front door. Cheap to clone.
 #[derive(Clone)]
 pub struct Services {
+    pub accounts: Accounts,
+    pub admin: Admin,
+    pub providers: Providers,
+    pub assistants: Assistants,
+    pub chat: Chat,
+    pub gateway: Gateway,
+    pub usage: Usage,
+    pub instance: Instance,
     store: Arc<dyn Store>,
-    chat_client: Arc<dyn ChatClient>,
-    vault: Arc<KeyVault>,
-    server_providers: Arc<ServerProviders>,
     generations: Generations,
-    limits: Limits,
-    model_cache: Arc<providers::ModelCache>,
 }
 
 impl Services {
@@ -75,15 +99,39 @@ impl Services {
         limits: Limits,
         bus: Option<Arc<dyn crate::bus::EventBus>>,
     ) -> Self {
-        Self {
-            store,
+        let generations = Generations::new(generation, bus);
+        let audit = Audit { store: store.clone() };
+        let instance = Instance::new(store.clone(), limits.clone());
+        let usage = Usage::new(store.clone(), instance.clone());
+        let accounts = Accounts::new(store.clone(), audit.clone(), instance.clone());
+        let admin = Admin::new(store.clone(), audit.clone(), instance.clone(), accounts.clone());
+        let providers = Providers::new(
+            store.clone(),
+            chat_client.clone(),
+            Arc::new(vault),
+            Arc::new(server_providers),
+            instance.clone(),
+            audit,
+        );
+        let assistants = Assistants::new(store.clone(), generations.clone());
+        let chat = Chat::new(
+            store.clone(),
+            chat_client.clone(),
+            generations.clone(),
+            providers.clone(),
+            assistants.clone(),
+            usage.clone(),
+            limits.max_message_chars,
+        );
+        let gateway = Gateway::new(
+            store.clone(),
             chat_client,
-            vault: Arc::new(vault),
-            server_providers: Arc::new(server_providers),
-            generations: Generations::new(generation, bus),
-            limits,
-            model_cache: Arc::default(),
-        }
+            generations.clone(),
+            providers.clone(),
+            assistants.clone(),
+            usage.clone(),
+        );
+        Self { accounts, admin, providers, assistants, chat, gateway, usage, instance, store, generations }
     }
 
     /// The running generation jobs (for subscriptions, metrics and shutdown).
@@ -93,5 +141,50 @@ impl Services {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+}
+
+/// The user `actor`, if they are an enabled administrator; anybody else learns nothing about
+/// admin pages (`NotFound`).
+pub(crate) async fn admin_user(store: &dyn Store, actor: UserId) -> CoreResult<User> {
+    match store.get_user(actor).await? {
+        Some(user) if user.role == Role::Admin && !user.disabled => Ok(user),
+        _ => Err(CoreError::NotFound("page")),
+    }
+}
+
+/// The user `id`, or `NotFound`.
+pub(crate) async fn existing_user(store: &dyn Store, id: UserId) -> CoreResult<User> {
+    store.get_user(id).await?.ok_or(CoreError::NotFound("user"))
+}
+
+/// Writes the audit log of security-relevant actions.
+#[derive(Clone)]
+pub(crate) struct Audit {
+    store: Arc<dyn Store>,
+}
+
+impl Audit {
+    /// Records an action. Failures are logged, never fatal to the action.
+    pub(crate) async fn record(
+        &self,
+        actor: Option<UserId>,
+        action: &str,
+        target: &str,
+        detail: &str,
+        client: &ClientInfo,
+    ) {
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            actor,
+            action: action.to_owned(),
+            target: target.chars().take(300).collect(),
+            detail: detail.chars().take(1000).collect(),
+            ip: client.ip.chars().take(64).collect(),
+            created_at: Timestamp::now(),
+        };
+        if let Err(error) = self.store.insert_audit(&event).await {
+            tracing::error!(%error, action, "could not write the audit log");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! key vault and never returned), their own keys for the server's providers when allowed,
 //! connection checks, model lists and model downloads (Ollama).
 
-use super::Services;
+use super::Providers;
 use crate::domain::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting, Role};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{ProviderSettingId, UserId};
@@ -37,12 +37,14 @@ pub struct ServerProviderView {
     pub models: Vec<ModelCard>,
 }
 
-impl Services {
+impl Providers {
     /// The server's providers with this user's view of them.
     pub async fn server_provider_views(&self, user: UserId) -> CoreResult<Vec<ServerProviderView>> {
-        let overrides = self.user_overrides(user).await?;
-        let options = self.provider_options(user).await?;
-        let admin = self.user(user).await?.role == Role::Admin;
+        let person = super::existing_user(self.store.as_ref(), user).await?;
+        let admin = person.role == Role::Admin;
+        let reach = self.reach(&person).await?;
+        let options = self.options(&reach).await?;
+        let overrides = reach.overrides();
         Ok(self
             .server_providers
             .providers
@@ -75,7 +77,7 @@ impl Services {
         api_key: Option<Secret>,
         base_url: &str,
     ) -> CoreResult<()> {
-        if !self.user_keys_allowed_now().await? {
+        if !self.instance.user_keys_allowed().await? {
             return Err(CoreError::invalid("user_keys_forbidden"));
         }
         let base_url = normalize_base_url(base_url);
@@ -110,7 +112,9 @@ impl Services {
         }
         self.model_cache.clear();
         let client = super::accounts::ClientInfo::default();
-        self.audit(Some(user), "provider_key_changed", provider_id, "own key for a server provider", &client).await;
+        self.audit
+            .record(Some(user), "provider_key_changed", provider_id, "own key for a server provider", &client)
+            .await;
         Ok(())
     }
 
@@ -122,10 +126,12 @@ impl Services {
         if model.is_empty() || model.len() > 200 || model.chars().any(char::is_whitespace) {
             return Err(CoreError::invalid("model_name"));
         }
-        if self.server_providers.get(provider_id).is_some() {
-            self.require_admin(user).await?;
-        }
-        let endpoint = self.endpoint_for(user, provider_id).await?;
+        let person = if self.server_providers.get(provider_id).is_some() {
+            super::admin_user(self.store.as_ref(), user).await?
+        } else {
+            super::existing_user(self.store.as_ref(), user).await?
+        };
+        let endpoint = self.endpoint(&self.reach(&person).await?, provider_id)?;
         if endpoint.protocol != Protocol::Ollama {
             return Err(CoreError::invalid("pull_unsupported"));
         }
@@ -163,7 +169,9 @@ impl Services {
         self.store.insert_provider(&setting).await?;
         if setting.api_key_encrypted.is_some() {
             let client = super::accounts::ClientInfo::default();
-            self.audit(Some(user), "provider_key_changed", &setting.id.to_string(), &setting.name, &client).await;
+            self.audit
+                .record(Some(user), "provider_key_changed", &setting.id.to_string(), &setting.name, &client)
+                .await;
         }
         Ok(view(setting))
     }
@@ -193,7 +201,9 @@ impl Services {
         }
         if draft.api_key.is_some() {
             let client = super::accounts::ClientInfo::default();
-            self.audit(Some(user), "provider_key_changed", &setting.id.to_string(), &setting.name, &client).await;
+            self.audit
+                .record(Some(user), "provider_key_changed", &setting.id.to_string(), &setting.name, &client)
+                .await;
         }
         Ok(view(setting))
     }
@@ -220,7 +230,7 @@ impl Services {
             api_key = self.setting_endpoint(&setting, false)?.api_key;
         }
         let mut endpoint = Endpoint::new(draft.protocol, normalize_base_url(&draft.base_url), api_key);
-        endpoint.trusted = self.user(user).await?.role == crate::domain::Role::Admin;
+        endpoint.trusted = super::existing_user(self.store.as_ref(), user).await?.role == Role::Admin;
         endpoint.api_version = Some(draft.api_version.trim().to_owned()).filter(|version| !version.is_empty());
         let mut models = self.chat_client.list_models(&endpoint).await?;
         models.sort();

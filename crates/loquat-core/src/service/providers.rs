@@ -6,14 +6,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Services;
 use super::admin::model_allowed;
-use crate::catalogue::ServerProvider;
-use crate::domain::{ModelCard, ProviderOverride, ProviderSetting};
+use super::{Audit, Instance};
+use crate::catalogue::{ServerProvider, ServerProviders};
+use crate::crypto::KeyVault;
+use crate::domain::{ModelCard, ProviderOverride, ProviderSetting, User};
 use crate::error::{CoreError, CoreResult};
-use crate::id::{ProviderSettingId, UserId};
+use crate::id::UserId;
 use crate::llm::{ChatClient, Endpoint};
 use crate::model_list::{apply_model_list, parse_model_list};
+use crate::store::Store;
 
 /// A provider as offered in the model picker.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,31 +118,86 @@ async fn fetch(client: &dyn ChatClient, endpoint: &Endpoint) -> Result<Vec<Model
     Ok(models)
 }
 
-impl Services {
-    /// Providers `user` can chat with now: the server's that have a key for this user (or need
-    /// none) and some models, then the user's own enabled providers.
+/// Which providers and models users can reach, and the endpoints and keys to reach them with;
+/// also the settings page's providers (`provider_settings.rs`). Cheap to clone.
+#[derive(Clone)]
+pub struct Providers {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) chat_client: Arc<dyn ChatClient>,
+    pub(super) vault: Arc<KeyVault>,
+    pub(super) server_providers: Arc<ServerProviders>,
+    pub(super) model_cache: Arc<ModelCache>,
+    pub(super) instance: Instance,
+    pub(super) audit: Audit,
+}
+
+/// What one user can reach, read once per request: their role, the role's model allow-list,
+/// their own keys for the server's providers and their own providers. Everything after it
+/// (the model picker, a model's endpoint and keys) is computed without asking the store again.
+pub(crate) struct Reach {
+    admin: bool,
+    allowed: Vec<String>,
+    overrides: Vec<ProviderOverride>,
+    settings: Vec<ProviderSetting>,
+}
+
+impl Reach {
+    /// The user's own keys and URLs for the server's providers (none while the instance does
+    /// not allow them).
+    pub(crate) fn overrides(&self) -> &[ProviderOverride] {
+        &self.overrides
+    }
+}
+
+impl Providers {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        chat_client: Arc<dyn ChatClient>,
+        vault: Arc<KeyVault>,
+        server_providers: Arc<ServerProviders>,
+        instance: Instance,
+        audit: Audit,
+    ) -> Self {
+        Self { store, chat_client, vault, server_providers, model_cache: Arc::default(), instance, audit }
+    }
+
+    /// What `user` can reach: two store reads side by side (the rest is the cached instance
+    /// snapshot).
+    pub(crate) async fn reach(&self, user: &User) -> CoreResult<Reach> {
+        let (snapshot, overrides, settings) =
+            tokio::join!(self.instance.snapshot(), self.store.list_provider_overrides(user.id), async {
+                self.store.list_providers(user.id).await
+            });
+        let snapshot = snapshot?;
+        let keys_allowed = self.instance.user_keys_allowed_in(&snapshot);
+        Ok(Reach {
+            admin: user.role == crate::domain::Role::Admin,
+            allowed: snapshot.role_models(user.role).to_vec(),
+            // The overrides count only while the instance allows users' own keys.
+            overrides: if keys_allowed { overrides? } else { Vec::new() },
+            settings: settings?,
+        })
+    }
+
+    /// Providers `user` can chat with now (see [`Providers::options`]).
     pub async fn provider_options(&self, user: UserId) -> CoreResult<Vec<ProviderOption>> {
-        // Independent reads side by side: each store round trip is time to first token.
-        let (overrides, person_and_models, settings) = tokio::join!(
-            self.user_overrides(user),
-            async {
-                let person = self.user(user).await?;
-                let allowed = self.role_models(person.role).await?;
-                CoreResult::Ok((person, allowed))
-            },
-            self.store.list_providers(user),
-        );
-        let (overrides, (person, allowed), settings) = (overrides?, person_and_models?, settings?);
-        let admin = person.role == crate::domain::Role::Admin;
+        let person = super::existing_user(self.store.as_ref(), user).await?;
+        let reach = self.reach(&person).await?;
+        self.options(&reach).await
+    }
+
+    /// The server's providers that have a key for this user (or need none) and some models,
+    /// then the user's own enabled providers.
+    pub(crate) async fn options(&self, reach: &Reach) -> CoreResult<Vec<ProviderOption>> {
         let mut options = Vec::new();
         for server in &self.server_providers.providers {
-            let user_override = overrides.iter().find(|o| o.provider_id == server.id);
+            let user_override = reach.overrides.iter().find(|o| o.provider_id == server.id);
             let has_key = server.key_count() > 0 || user_override.is_some_and(|o| o.api_key_encrypted.is_some());
             if server.key_required && !has_key {
                 continue;
             }
-            let mut models = self.server_models(server, user_override, admin).await?;
-            models.retain(|model| model_allowed(&allowed, &server.id, &model.id));
+            let mut models = self.server_models(server, user_override, reach.admin).await?;
+            models.retain(|model| model_allowed(&reach.allowed, &server.id, &model.id));
             if models.is_empty() {
                 continue;
             }
@@ -148,9 +205,9 @@ impl Services {
         }
         // A user's own providers are theirs to use: the admin's model allow-list is about the
         // instance's providers (and its bill).
-        for setting in settings {
+        for setting in &reach.settings {
             if setting.enabled {
-                let models = self.setting_models(&setting, admin).await?;
+                let models = self.setting_models(setting, reach.admin).await?;
                 let (id, name) = (setting.id.to_string(), setting.name.clone());
                 options.push(ProviderOption { id, name, models, custom: true });
             }
@@ -161,8 +218,13 @@ impl Services {
     /// Picks the provider and model for a request. An empty or unavailable provider falls back
     /// to the first available provider and its first model; a model the chosen provider does
     /// not offer this user is refused (see [`ProviderOption::offered_model`]).
-    pub async fn resolve_model(&self, user: UserId, provider: &str, model: &str) -> CoreResult<ResolvedModel> {
-        let options = self.provider_options(user).await?;
+    pub(crate) async fn resolve_model(
+        &self,
+        reach: &Reach,
+        options: &[ProviderOption],
+        provider: &str,
+        model: &str,
+    ) -> CoreResult<ResolvedModel> {
         let option = options
             .iter()
             .find(|option| option.id == provider)
@@ -177,30 +239,38 @@ impl Services {
                 .cloned()
                 .ok_or_else(|| CoreError::invalid_with("provider_without_models", option.name.clone()))?
         };
-        let endpoint = self.endpoint_for(user, &option.id).await?;
+        let endpoint = self.endpoint(reach, &option.id)?;
         Ok(ResolvedModel { provider_id: option.id.clone(), model: card, endpoint })
     }
 
     /// Resolves a choice only if that exact provider is available (fallback models: a fallback
     /// that is itself unavailable is no fallback).
-    pub(crate) async fn resolve_exact(&self, user: UserId, provider: &str, model: &str) -> Option<ResolvedModel> {
+    pub(crate) async fn resolve_exact(
+        &self,
+        reach: &Reach,
+        options: &[ProviderOption],
+        provider: &str,
+        model: &str,
+    ) -> Option<ResolvedModel> {
         if provider.is_empty() || model.is_empty() {
             return None;
         }
-        let resolved = self.resolve_model(user, provider, model).await.ok()?;
+        let resolved = self.resolve_model(reach, options, provider, model).await.ok()?;
         (resolved.provider_id == provider).then_some(resolved)
     }
 
-    pub(crate) async fn endpoint_for(&self, user: UserId, provider_id: &str) -> CoreResult<Endpoint> {
-        let (person, overrides) = tokio::join!(self.user(user), self.user_overrides(user));
-        let admin = person?.role == crate::domain::Role::Admin;
+    /// The endpoint (URL, key, trust) of a provider the user can reach.
+    pub(crate) fn endpoint(&self, reach: &Reach, provider_id: &str) -> CoreResult<Endpoint> {
         if let Some(server) = self.server_providers.get(provider_id) {
-            let user_override = overrides?.into_iter().find(|o| o.provider_id == server.id);
-            return self.server_endpoint(server, user_override.as_ref(), admin);
+            let user_override = reach.overrides.iter().find(|o| o.provider_id == server.id);
+            return self.server_endpoint(server, user_override, reach.admin);
         }
-        let id: ProviderSettingId = provider_id.parse().map_err(|_| CoreError::NotFound("provider"))?;
-        let setting = self.store.get_provider(user, id).await?.ok_or(CoreError::NotFound("provider"))?;
-        self.setting_endpoint(&setting, admin)
+        let setting = reach
+            .settings
+            .iter()
+            .find(|setting| setting.id.to_string() == provider_id)
+            .ok_or(CoreError::NotFound("provider"))?;
+        self.setting_endpoint(setting, reach.admin)
     }
 
     /// The server's endpoint for the provider; the user's own key (and base URL) replace the
@@ -243,16 +313,6 @@ impl Services {
         endpoint.trusted = admin;
         endpoint.api_version = Some(setting.api_version.clone()).filter(|version| !version.is_empty());
         Ok(endpoint)
-    }
-
-    /// The user's overrides, or none when the instance does not allow users' own keys.
-    pub(crate) async fn user_overrides(&self, user: UserId) -> CoreResult<Vec<ProviderOverride>> {
-        // Both read at once; the overrides are dropped when users' keys are switched off.
-        let (allowed, overrides) = tokio::join!(self.user_keys_allowed_now(), self.store.list_provider_overrides(user));
-        if !allowed? {
-            return Ok(Vec::new());
-        }
-        Ok(overrides?)
     }
 
     async fn server_models(

@@ -3,7 +3,7 @@
 //! first account becomes the administrator; later ones need open registration, an invite, an
 //! email `AUTH_ALLOWED_EMAILS` names (single sign-on), an administrator or the operator.
 
-use super::Services;
+use super::Accounts;
 use super::accounts::{ClientInfo, RegistrationMode, SsoIdentity, check_password, hash_off_thread, normalize_email};
 use crate::crypto::token_hash;
 use crate::domain::{Identity, Role, Theme, User};
@@ -71,7 +71,7 @@ enum Grant {
     Granted,
 }
 
-impl Services {
+impl Accounts {
     /// Creates an account (see the module's documentation) and records it in the audit log.
     pub(crate) async fn create_account(&self, request: AccountRequest, client: &ClientInfo) -> CoreResult<User> {
         let name = request.name.trim().to_owned();
@@ -148,7 +148,7 @@ impl Services {
         };
         let target = user.email.clone().unwrap_or_default();
         let detail = format!("{} ({how})", user.role.as_str());
-        self.audit(actor.or(Some(user.id)), action, &target, &detail, client).await;
+        self.audit.record(actor.or(Some(user.id)), action, &target, &detail, client).await;
         Ok(user)
     }
 
@@ -157,7 +157,7 @@ impl Services {
     async fn grant_for(&self, via: &Via) -> CoreResult<(Grant, Role, Option<UserId>)> {
         let invite = match via {
             Via::Admin { actor, role } => {
-                self.require_admin(*actor).await?;
+                super::admin_user(self.store.as_ref(), *actor).await?;
                 return Ok((Grant::Granted, *role, Some(*actor)));
             }
             Via::CommandLine { admin } => {
@@ -168,7 +168,7 @@ impl Services {
             }
         };
         let email_allowed = matches!(via, Via::Sso { email_allowed: true, .. });
-        match (self.registration_mode().await?, invite) {
+        match (self.instance.registration_mode().await?, invite) {
             (RegistrationMode::Closed, _) => Err(CoreError::invalid("registration_closed")),
             // The invite's role is read by the store as it uses the invite.
             (_, Some(code_hash)) => Ok((Grant::Invite(code_hash), Role::User, None)),

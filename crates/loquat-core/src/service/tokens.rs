@@ -1,7 +1,7 @@
 //! Personal API tokens for the OpenAI-compatible API: created by their owner, shown once,
 //! stored as a hash, revocable.
 
-use super::Services;
+use super::Accounts;
 use super::accounts::ClientInfo;
 use crate::crypto::{new_token, token_hash};
 use crate::domain::{ApiToken, User};
@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 /// Tokens start with this, so a leaked one is recognisable (and secret scanners can match it).
 pub const TOKEN_PREFIX: &str = "lq_";
 
-impl Services {
+impl Accounts {
     /// Creates a token; the returned secret is the only time it can be seen.
     pub async fn create_api_token(
         &self,
@@ -37,7 +37,7 @@ impl Services {
             revoked_at: None,
         };
         self.store.insert_api_token(&token).await?;
-        self.audit(Some(user), "token_created", &token.id, name, client).await;
+        self.audit.record(Some(user), "token_created", &token.id, name, client).await;
         Ok((secret, token))
     }
 
@@ -49,7 +49,7 @@ impl Services {
         if !self.store.revoke_api_token(user, id, Timestamp::now()).await? {
             return Err(CoreError::NotFound("token"));
         }
-        self.audit(Some(user), "token_revoked", id, "", client).await;
+        self.audit.record(Some(user), "token_revoked", id, "", client).await;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! Topics and the branch of the message tree a user looks at.
 
-use super::Services;
+use super::Assistants;
 use crate::domain::{Message, Topic};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
@@ -14,7 +14,7 @@ pub struct Conversation {
     pub branch: Vec<BranchEntry>,
 }
 
-impl Services {
+impl Assistants {
     pub async fn list_topics(&self, user: UserId, assistant: AssistantId) -> CoreResult<Vec<Topic>> {
         Ok(self.store.list_topics(user, assistant).await?)
     }

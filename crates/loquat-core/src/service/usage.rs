@@ -2,12 +2,13 @@
 //! duration); quotas per role and per user cap tokens per day and month; reports group usage
 //! per user, model or day, with costs from the model bank's prices.
 
-use super::Services;
-use super::accounts::ClientInfo;
-use crate::domain::{Quota, QuotaScope, Role, UsageEvent, UsageGrouping, UsageRow};
+use std::sync::Arc;
+
+use super::Instance;
+use crate::domain::{Quota, Role, UsageEvent, UsageGrouping, UsageRow, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, UserId};
-use crate::store::FinishedAnswer;
+use crate::store::{FinishedAnswer, Store};
 use crate::time::Timestamp;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -20,9 +21,20 @@ pub struct UsageLine {
     pub cost: Option<f64>,
 }
 
-impl Services {
+/// Usage records, reports and the token quotas. Cheap to clone.
+#[derive(Clone)]
+pub struct Usage {
+    store: Arc<dyn Store>,
+    instance: Instance,
+}
+
+impl Usage {
+    pub(crate) fn new(store: Arc<dyn Store>, instance: Instance) -> Self {
+        Self { store, instance }
+    }
+
     /// Records a finished generation (whatever its outcome) for statistics and quotas.
-    pub(crate) async fn record_usage(&self, user: UserId, assistant: Option<AssistantId>, answer: &FinishedAnswer) {
+    pub(crate) async fn record(&self, user: UserId, assistant: Option<AssistantId>, answer: &FinishedAnswer) {
         let usage = answer.usage.unwrap_or_default();
         let event = UsageEvent {
             id: uuid::Uuid::now_v7().to_string(),
@@ -44,30 +56,23 @@ impl Services {
 
     /// The quota that applies to a user: their own limits, each unset one taken from the role.
     pub async fn effective_quota(&self, user: UserId, role: Role) -> CoreResult<Quota> {
-        let (own_scope, role_scope) = (QuotaScope::User(user), QuotaScope::Role(role));
-        let (own, by_role) = tokio::join!(self.store.get_quota(&own_scope), self.store.get_quota(&role_scope));
-        let (own, by_role) = (own?.unwrap_or_default(), by_role?.unwrap_or_default());
-        Ok(Quota {
-            tokens_per_day: own.tokens_per_day.or(by_role.tokens_per_day),
-            tokens_per_month: own.tokens_per_month.or(by_role.tokens_per_month),
-            requests_per_minute: own.requests_per_minute.or(by_role.requests_per_minute),
-        })
+        self.instance.quota(user, role).await
     }
 
     /// Refuses a new generation when the user has used up a daily or monthly token quota.
-    /// (Requests per minute are enforced by the web layer's rate limiter.)
-    pub(crate) async fn check_quota(&self, user: UserId) -> CoreResult<()> {
-        let person = self.user(user).await?;
-        let quota = self.effective_quota(user, person.role).await?;
+    /// (Requests per minute are enforced by the web layer's rate limiter.) Without token
+    /// quotas this reads nothing but the cached instance settings.
+    pub(crate) async fn check_quota(&self, user: &User) -> CoreResult<()> {
+        let quota = self.instance.quota(user.id, user.role).await?;
         let now = Timestamp::now();
         let day_start = Timestamp(now.0 - now.0.rem_euclid(DAY_MS));
         if let Some(limit) = quota.tokens_per_day
-            && self.store.user_tokens_since(user, day_start).await? >= limit
+            && self.store.user_tokens_since(user.id, day_start).await? >= limit
         {
             return Err(CoreError::Limited { code: "quota_day", detail: limit.to_string() });
         }
         if let Some(limit) = quota.tokens_per_month
-            && self.store.user_tokens_since(user, month_start(now)).await? >= limit
+            && self.store.user_tokens_since(user.id, month_start(now)).await? >= limit
         {
             return Err(CoreError::Limited { code: "quota_month", detail: limit.to_string() });
         }
@@ -92,55 +97,27 @@ impl Services {
         days: u32,
         only: Option<UserId>,
     ) -> CoreResult<Vec<UsageLine>> {
-        let me = self.user(actor).await?;
+        let me = super::existing_user(self.store.as_ref(), actor).await?;
         let only = if me.role == Role::Admin { only } else { Some(actor) };
         let now = Timestamp::now();
         let from = Timestamp(now.0 - now.0.rem_euclid(DAY_MS) - i64::from(days.saturating_sub(1)) * DAY_MS);
         let rows = self.store.usage_report(grouping, from, Timestamp(now.0 + 1), only).await?;
-        Ok(rows.into_iter().map(|row| UsageLine { cost: self.cost_of(&row), row }).collect())
+        Ok(rows.into_iter().map(|row| UsageLine { cost: cost_of(&row), row }).collect())
     }
+}
 
-    fn cost_of(&self, row: &UsageRow) -> Option<f64> {
-        if row.model.is_empty() {
-            return None;
-        }
-        let card = crate::catalogue::catalogue()
-            .iter()
-            .filter(|entry| entry.id == row.provider)
-            .flat_map(|entry| entry.models.iter())
-            .find(|card| card.id == row.model)?;
-        let input = card.price_input? * row.prompt_tokens as f64 / 1_000_000.0;
-        let output = card.price_output? * row.completion_tokens as f64 / 1_000_000.0;
-        Some(input + output)
+fn cost_of(row: &UsageRow) -> Option<f64> {
+    if row.model.is_empty() {
+        return None;
     }
-
-    pub async fn admin_quota(&self, actor: UserId, scope: &QuotaScope) -> CoreResult<Quota> {
-        self.require_admin(actor).await?;
-        Ok(self.store.get_quota(scope).await?.unwrap_or_default())
-    }
-
-    /// Sets (or, when every limit is empty, removes) a quota.
-    pub async fn admin_set_quota(
-        &self,
-        actor: UserId,
-        scope: QuotaScope,
-        quota: Quota,
-        client: &ClientInfo,
-    ) -> CoreResult<()> {
-        self.require_admin(actor).await?;
-        validate_quota(&quota)?;
-        if quota == Quota::default() {
-            self.store.delete_quota(&scope).await?;
-        } else {
-            self.store.set_quota(&scope, &quota).await?;
-        }
-        let target = match &scope {
-            QuotaScope::Role(role) => format!("role:{}", role.as_str()),
-            QuotaScope::User(user) => format!("user:{user}"),
-        };
-        self.audit(Some(actor), "quota_changed", &target, &format!("{quota:?}"), client).await;
-        Ok(())
-    }
+    let card = crate::catalogue::catalogue()
+        .iter()
+        .filter(|entry| entry.id == row.provider)
+        .flat_map(|entry| entry.models.iter())
+        .find(|card| card.id == row.model)?;
+    let input = card.price_input? * row.prompt_tokens as f64 / 1_000_000.0;
+    let output = card.price_output? * row.completion_tokens as f64 / 1_000_000.0;
+    Some(input + output)
 }
 
 /// The most requests per minute a quota may allow: far beyond any real client, and a rate
@@ -150,7 +127,7 @@ pub const MAX_REQUESTS_PER_MINUTE: u32 = 1_000_000;
 pub const MAX_QUOTA_TOKENS: u64 = 1_000_000_000_000_000;
 
 /// Limits are checked where they are set, so the rate limiter never meets one it cannot keep.
-fn validate_quota(quota: &Quota) -> CoreResult<()> {
+pub(crate) fn validate_quota(quota: &Quota) -> CoreResult<()> {
     if quota.requests_per_minute.is_some_and(|rate| rate == 0 || rate > MAX_REQUESTS_PER_MINUTE) {
         return Err(CoreError::invalid_with("quota_requests", MAX_REQUESTS_PER_MINUTE.to_string()));
     }

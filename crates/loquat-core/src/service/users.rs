@@ -1,6 +1,6 @@
-//! Start-up recovery, users and their preferences.
+//! Start-up recovery (the composition root's), and users' profiles and preferences (accounts).
 
-use super::Services;
+use super::{Accounts, Services};
 use crate::domain::{Locale, Theme, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
@@ -26,7 +26,9 @@ impl Services {
         let stale_before = Timestamp(now.0 - self.generations.settings().stale_after.as_millis() as i64);
         Ok(self.store.interrupt_generating(None, stale_before, now).await?)
     }
+}
 
+impl Accounts {
     pub async fn user(&self, id: UserId) -> CoreResult<User> {
         self.store.get_user(id).await?.ok_or(CoreError::NotFound("user"))
     }

@@ -39,7 +39,7 @@ pub async fn send_message(
         if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, &viewer)?) };
     let send =
         SendMessage { assistant_id, topic_id, content: form.content, language: viewer.locale().code().to_owned() };
-    let exchange = state.services.send_message(viewer.user.id, send).await.map_err(viewer.fail())?;
+    let exchange = state.services.chat.send_message(viewer.user.id, send).await.map_err(viewer.fail())?;
     let url = topic_url(exchange.topic.assistant_id, exchange.topic.id);
     if viewer.flavor == Flavor::Html {
         return Ok(see_other(&url));
@@ -75,7 +75,7 @@ pub fn lone_entry(message: &Message) -> BranchEntry {
 
 pub async fn raw_message(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
-    let message = state.services.message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let message = state.services.assistants.message(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.content).into_response())
 }
 
@@ -85,11 +85,11 @@ pub async fn stop_message(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
-    state.services.stop_generation(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.chat.stop_generation(viewer.user.id, id).await.map_err(viewer.fail())?;
     if viewer.flavor == Flavor::Json {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let message = state.services.message(viewer.user.id, id).await.map_err(viewer.fail())?;
-    let topic = state.services.topic(viewer.user.id, message.topic_id).await.map_err(viewer.fail())?;
+    let message = state.services.assistants.message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.assistants.topic(viewer.user.id, message.topic_id).await.map_err(viewer.fail())?;
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }

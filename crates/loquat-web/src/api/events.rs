@@ -38,7 +38,7 @@ pub async fn message_events(
     Path(id): Path<String>,
 ) -> WebResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let id: MessageId = parse_id(&id, &viewer)?;
-    let attachment = state.services.attach(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let attachment = state.services.chat.attach(viewer.user.id, id).await.map_err(viewer.fail())?;
     let (sender, receiver) = mpsc::channel(16);
     let follower = Follower { state, user: viewer.user.id, id, tr: viewer.tr, sender };
     tokio::spawn(async move {
@@ -95,7 +95,7 @@ impl Follower {
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // This subscriber fell behind: start again from a fresh snapshot.
                         // (On this node or, through the bus, on another.)
-                        match self.state.services.attach(self.user, self.id).await {
+                        match self.state.services.chat.attach(self.user, self.id).await {
                             Ok(Attachment::Live(fresh)) if fresh.snapshot.finished.is_none() => {
                                 content = fresh.snapshot.content;
                                 reasoning = fresh.snapshot.reasoning;
@@ -127,7 +127,7 @@ impl Follower {
 
     /// Sends the stored final state of the message and ends the stream.
     async fn send_done(&self) {
-        let message = match self.state.services.message(self.user, self.id).await {
+        let message = match self.state.services.assistants.message(self.user, self.id).await {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(message_id = %self.id, %error, "could not load the finished message");

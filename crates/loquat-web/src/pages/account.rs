@@ -64,12 +64,13 @@ async fn account_page(
     let user = viewer.user.id;
     let tr = viewer.tr;
     let current = viewer.session.as_ref().map(|token| loquat_core::crypto::token_hash(token.expose()));
-    let sessions = services.sessions(user).await.map_err(viewer.fail())?;
-    let tokens = services.api_tokens(user).await.map_err(viewer.fail())?;
-    let has_password = services.has_password(user).await.map_err(viewer.fail())?;
-    let report = services.usage_report(user, UsageGrouping::Model, 30, Some(user)).await.map_err(viewer.fail())?;
-    let (today, month) = services.usage_so_far(user).await.map_err(viewer.fail())?;
-    let quota = services.effective_quota(user, viewer.user.role).await.map_err(viewer.fail())?;
+    let sessions = services.accounts.sessions(user).await.map_err(viewer.fail())?;
+    let tokens = services.accounts.api_tokens(user).await.map_err(viewer.fail())?;
+    let has_password = services.accounts.has_password(user).await.map_err(viewer.fail())?;
+    let report =
+        services.usage.usage_report(user, UsageGrouping::Model, 30, Some(user)).await.map_err(viewer.fail())?;
+    let (today, month) = services.usage.usage_so_far(user).await.map_err(viewer.fail())?;
+    let quota = services.usage.effective_quota(user, viewer.user.role).await.map_err(viewer.fail())?;
     let page = AccountPage {
         tr,
         chrome: Chrome::new(viewer.theme),
@@ -120,7 +121,7 @@ pub async fn save_name(
     State(state): State<AppState>,
     Form(form): Form<NameForm>,
 ) -> WebResult<Response> {
-    match state.services.rename_user(viewer.user.id, &form.name).await {
+    match state.services.accounts.rename_user(viewer.user.id, &form.name).await {
         Ok(()) => Ok(see_other("/account")),
         Err(error) => account_page(&state, &viewer, None, None, Some(user_message(&error, viewer.tr))).await,
     }
@@ -151,6 +152,7 @@ pub async fn change_password(
     let keep = viewer.session.as_ref().map(|token| token.expose().to_owned());
     let result = state
         .services
+        .accounts
         .change_password(
             viewer.user.id,
             Secret::new(form.current),
@@ -175,7 +177,7 @@ pub async fn sign_out_everywhere(
     Form(form): Form<EverywhereForm>,
 ) -> WebResult<Response> {
     let revoke = viewer.checkbox("revoke_tokens", &form.revoke_tokens)?;
-    state.services.sign_out_everywhere(viewer.user.id, revoke, &viewer.client).await.map_err(viewer.fail())?;
+    state.services.accounts.sign_out_everywhere(viewer.user.id, revoke, &viewer.client).await.map_err(viewer.fail())?;
     let mut response = see_other("/login");
     let cookie = super::auth::set_cookie(SESSION_COOKIE, "", 0, state.settings.secure_cookies);
     response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -192,7 +194,7 @@ pub async fn create_token(
     State(state): State<AppState>,
     Form(form): Form<TokenForm>,
 ) -> WebResult<Response> {
-    match state.services.create_api_token(viewer.user.id, &form.name, &viewer.client).await {
+    match state.services.accounts.create_api_token(viewer.user.id, &form.name, &viewer.client).await {
         Ok((secret, _)) => account_page(&state, &viewer, Some(secret.expose().to_owned()), None, None).await,
         Err(error) => account_page(&state, &viewer, None, None, Some(user_message(&error, viewer.tr))).await,
     }
@@ -203,6 +205,6 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    state.services.revoke_api_token(viewer.user.id, &id, &viewer.client).await.map_err(viewer.fail())?;
+    state.services.accounts.revoke_api_token(viewer.user.id, &id, &viewer.client).await.map_err(viewer.fail())?;
     Ok(see_other("/account"))
 }

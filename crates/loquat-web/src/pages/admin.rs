@@ -123,7 +123,8 @@ pub struct ListQuery {
 }
 
 async fn users_page(viewer: &Viewer, state: &AppState, query: ListQuery, error: Option<String>) -> WebResult<Response> {
-    let users = state.services.admin_list_users(viewer.user.id, &query.q, query.page).await.map_err(viewer.fail())?;
+    let users =
+        state.services.admin.admin_list_users(viewer.user.id, &query.q, query.page).await.map_err(viewer.fail())?;
     let page = UsersPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -161,6 +162,7 @@ pub async fn create_user(
     let role = role_field(&viewer, &form.role)?;
     let created = state
         .services
+        .admin
         .admin_create_user(viewer.user.id, &form.name, &form.email, Secret::new(form.password), role, &viewer.client)
         .await;
     match created {
@@ -189,10 +191,10 @@ struct UserPage {
 
 async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<String>) -> WebResult<Response> {
     let services = &state.services;
-    let user = services.admin_user(viewer.user.id, id).await.map_err(viewer.fail())?;
-    let quota = services.admin_quota(viewer.user.id, &QuotaScope::User(id)).await.map_err(viewer.fail())?;
+    let user = services.admin.admin_user(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let quota = services.admin.admin_quota(viewer.user.id, &QuotaScope::User(id)).await.map_err(viewer.fail())?;
     let usage =
-        services.usage_report(viewer.user.id, UsageGrouping::Model, 30, Some(id)).await.map_err(viewer.fail())?;
+        services.usage.usage_report(viewer.user.id, UsageGrouping::Model, 30, Some(id)).await.map_err(viewer.fail())?;
     let page = UserPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -230,17 +232,17 @@ pub async fn user_action(
     let result = match action.as_str() {
         "role" => {
             let role = role_field(&viewer, &field("role"))?;
-            services.admin_set_role(actor, id, role, &viewer.client).await
+            services.admin.admin_set_role(actor, id, role, &viewer.client).await
         }
-        "disable" => services.admin_set_disabled(actor, id, true, &viewer.client).await,
-        "enable" => services.admin_set_disabled(actor, id, false, &viewer.client).await,
+        "disable" => services.admin.admin_set_disabled(actor, id, true, &viewer.client).await,
+        "enable" => services.admin.admin_set_disabled(actor, id, false, &viewer.client).await,
         "password" => {
             let revoke = viewer.checkbox("revoke_tokens", &field("revoke_tokens"))?;
-            services.admin_reset_password(actor, id, Secret::new(field("password")), revoke, &viewer.client).await
+            services.admin.admin_reset_password(actor, id, Secret::new(field("password")), revoke, &viewer.client).await
         }
         "quota" => {
             let quota = QuotaForm::from_fields(&form).quota(&viewer)?;
-            services.admin_set_quota(actor, QuotaScope::User(id), quota, &viewer.client).await
+            services.admin.admin_set_quota(actor, QuotaScope::User(id), quota, &viewer.client).await
         }
         _ => return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor)),
     };
@@ -275,7 +277,7 @@ struct InvitesPage {
 }
 
 async fn invites_page(viewer: &Viewer, state: &AppState, new_link: Option<String>) -> WebResult<Response> {
-    let invites = state.services.admin_invites(viewer.user.id).await.map_err(viewer.fail())?;
+    let invites = state.services.admin.admin_invites(viewer.user.id).await.map_err(viewer.fail())?;
     let now = loquat_core::time::Timestamp::now();
     let tr = viewer.tr;
     let page = InvitesPage {
@@ -325,6 +327,7 @@ pub async fn create_invite(
     let days = u64::from(form.days);
     let invite = state
         .services
+        .admin
         .admin_create_invite(viewer.user.id, role, Duration::from_secs(days * 24 * 3600), &viewer.client)
         .await
         .map_err(viewer.fail())?;
@@ -337,7 +340,7 @@ pub async fn delete_invite(
     State(state): State<AppState>,
     Path(hash): Path<String>,
 ) -> WebResult<Response> {
-    state.services.admin_delete_invite(viewer.user.id, &hash).await.map_err(viewer.fail())?;
+    state.services.admin.admin_delete_invite(viewer.user.id, &hash).await.map_err(viewer.fail())?;
     Ok(see_other("/admin/invites"))
 }
 
@@ -371,11 +374,11 @@ impl SettingsPage {
 
 pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State<AppState>) -> WebResult<Response> {
     let services = &state.services;
-    services.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
+    services.admin.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
     let mut roles = Vec::new();
     for role in Role::ALL {
-        let models = services.role_models(role).await.map_err(viewer.fail())?;
-        let quota = services.admin_quota(viewer.user.id, &QuotaScope::Role(role)).await.map_err(viewer.fail())?;
+        let models = services.instance.role_models(role).await.map_err(viewer.fail())?;
+        let quota = services.admin.admin_quota(viewer.user.id, &QuotaScope::Role(role)).await.map_err(viewer.fail())?;
         roles.push(RoleSettings {
             role: role.as_str(),
             models: models.join("\n"),
@@ -384,6 +387,7 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
         });
     }
     let available = services
+        .providers
         .provider_options(viewer.user.id)
         .await
         .map_err(viewer.fail())?
@@ -395,8 +399,8 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
         tab: "settings",
-        registration: services.registration_mode().await.map_err(viewer.fail())?.as_str(),
-        user_keys: services.user_keys_allowed_now().await.map_err(viewer.fail())?,
+        registration: services.accounts.registration_mode().await.map_err(viewer.fail())?.as_str(),
+        user_keys: services.instance.user_keys_allowed().await.map_err(viewer.fail())?,
         roles,
         available,
     };
@@ -416,15 +420,15 @@ pub async fn save_setting(
     let role_of = |prefix: &str| setting.strip_prefix(prefix).and_then(Role::parse);
     let result = if setting == "registration" {
         let mode = RegistrationMode::parse(&field("mode")).ok_or_else(|| viewer.invalid_field("mode"))?;
-        services.admin_set_registration(actor, mode, &viewer.client).await
+        services.admin.admin_set_registration(actor, mode, &viewer.client).await
     } else if setting == "user-keys" {
-        services.admin_set_user_keys(actor, viewer.checkbox("allowed", &field("allowed"))?, &viewer.client).await
+        services.admin.admin_set_user_keys(actor, viewer.checkbox("allowed", &field("allowed"))?, &viewer.client).await
     } else if let Some(role) = role_of("models-") {
         let patterns = field("models").lines().map(str::to_owned).collect();
-        services.admin_set_role_models(actor, role, patterns, &viewer.client).await
+        services.admin.admin_set_role_models(actor, role, patterns, &viewer.client).await
     } else if let Some(role) = role_of("quota-") {
         let quota = QuotaForm::from_fields(&form).quota(&viewer)?;
-        services.admin_set_quota(actor, QuotaScope::Role(role), quota, &viewer.client).await
+        services.admin.admin_set_quota(actor, QuotaScope::Role(role), quota, &viewer.client).await
     } else {
         return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor));
     };
@@ -464,7 +468,7 @@ pub async fn show_usage(
     State(state): State<AppState>,
     Query(query): Query<UsageQuery>,
 ) -> WebResult<Response> {
-    state.services.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
+    state.services.admin.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
     let days = if query.days == 0 { 30 } else { query.days.min(366) };
     let (grouping, group) = match query.group.as_str() {
         "user" => (UsageGrouping::User, "user"),
@@ -472,18 +476,19 @@ pub async fn show_usage(
         _ => (UsageGrouping::Day, "day"),
     };
     let services = &state.services;
-    let mut lines = services.usage_report(viewer.user.id, grouping, days, None).await.map_err(viewer.fail())?;
+    let mut lines = services.usage.usage_report(viewer.user.id, grouping, days, None).await.map_err(viewer.fail())?;
     if grouping == UsageGrouping::User {
         // Show people by name and email rather than by id.
         for line in &mut lines {
             if let Ok(id) = line.row.key.parse::<UserId>()
-                && let Ok(user) = services.admin_user(viewer.user.id, id).await
+                && let Ok(user) = services.admin.admin_user(viewer.user.id, id).await
             {
                 line.row.key = format!("{} <{}>", user.name, user.email.unwrap_or_default());
             }
         }
     }
-    let per_day = services.usage_report(viewer.user.id, UsageGrouping::Day, days, None).await.map_err(viewer.fail())?;
+    let per_day =
+        services.usage.usage_report(viewer.user.id, UsageGrouping::Day, days, None).await.map_err(viewer.fail())?;
     let page = UsagePage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -523,7 +528,7 @@ pub async fn show_audit(
     Query(query): Query<ListQuery>,
 ) -> WebResult<Response> {
     let action = Some(query.action.trim()).filter(|a| !a.is_empty());
-    let events = state.services.admin_audit(viewer.user.id, action, query.page).await.map_err(viewer.fail())?;
+    let events = state.services.admin.admin_audit(viewer.user.id, action, query.page).await.map_err(viewer.fail())?;
     let page = AuditPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),

@@ -163,7 +163,7 @@ async fn assistant_page(
     form: AssistantForm,
     error: Option<String>,
 ) -> WebResult<Response> {
-    let providers = state.services.provider_options(viewer.user.id).await.map_err(viewer.fail())?;
+    let providers = state.services.providers.provider_options(viewer.user.id).await.map_err(viewer.fail())?;
     let (provider, model) = form.model.split_once("::").unwrap_or(("", ""));
     let (fallback_provider, fallback_model) = form.fallback.split_once("::").unwrap_or(("", ""));
     let page = AssistantPage {
@@ -193,7 +193,7 @@ pub async fn create_assistant(
         Ok(config) => config,
         Err(message) => return assistant_page(&viewer, &state, None, false, form, Some(message)).await,
     };
-    match state.services.create_assistant(viewer.user.id, config).await {
+    match state.services.assistants.create_assistant(viewer.user.id, config).await {
         Ok(assistant) => Ok(see_other(&format!("/chat/{}", assistant.id))),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             assistant_page(&viewer, &state, None, false, form, Some(user_message(&error, viewer.tr))).await
@@ -208,7 +208,7 @@ pub async fn edit_assistant_page(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: AssistantId = parse_id(&id, &viewer)?;
-    let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
     let form = AssistantForm::from_config(&assistant.config);
     assistant_page(&viewer, &state, Some(id), assistant.is_default, form, None).await
 }
@@ -220,14 +220,14 @@ pub async fn update_assistant(
     Form(form): Form<AssistantForm>,
 ) -> WebResult<Response> {
     let id: AssistantId = parse_id(&id, &viewer)?;
-    let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
     let config = match form.to_config(viewer.tr) {
         Ok(config) => config,
         Err(message) => {
             return assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await;
         }
     };
-    match state.services.update_assistant(viewer.user.id, id, config).await {
+    match state.services.assistants.update_assistant(viewer.user.id, id, config).await {
         Ok(_) => Ok(see_other(&format!("/chat/{id}"))),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             let message = user_message(&error, viewer.tr);
@@ -243,7 +243,7 @@ pub async fn delete_assistant(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: AssistantId = parse_id(&id, &viewer)?;
-    state.services.delete_assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.assistants.delete_assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other("/"))
 }
 
@@ -262,14 +262,14 @@ pub async fn set_assistant_model(
     Form(form): Form<ModelForm>,
 ) -> WebResult<Response> {
     let id: AssistantId = parse_id(&id, &viewer)?;
-    let assistant = state.services.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
     let Some((provider, model)) = form.model.split_once("::") else {
         return Err(WebError::bad_request(viewer.tr.t("assistant.error_model"), viewer.tr, viewer.flavor));
     };
     let mut config = assistant.config;
     config.provider = provider.to_owned();
     config.model = model.to_owned();
-    state.services.update_assistant(viewer.user.id, id, config).await.map_err(viewer.fail())?;
+    state.services.assistants.update_assistant(viewer.user.id, id, config).await.map_err(viewer.fail())?;
     if viewer.flavor == Flavor::Json {
         return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
     }

@@ -166,8 +166,8 @@ async fn login_page(
     email: String,
     error: Option<String>,
 ) -> WebResult<Response> {
-    let mode = state.services.registration_mode().await.map_err(visitor.fail())?;
-    let first = state.services.needs_first_account().await.map_err(visitor.fail())?;
+    let mode = state.services.accounts.registration_mode().await.map_err(visitor.fail())?;
+    let first = state.services.accounts.needs_first_account().await.map_err(visitor.fail())?;
     let page = LoginPage {
         tr: visitor.tr,
         chrome: Chrome::new(visitor.theme),
@@ -188,7 +188,7 @@ pub async fn show_login(
     if visitor.user.is_some() {
         return Ok(see_other(&safe_next(&query.next, "/")));
     }
-    if state.services.needs_first_account().await.map_err(visitor.fail())? {
+    if state.services.accounts.needs_first_account().await.map_err(visitor.fail())? {
         return Ok(see_other("/register"));
     }
     login_page(&state, &visitor, query.next, String::new(), None).await
@@ -214,7 +214,7 @@ pub async fn submit_login(
             response
         });
     }
-    match state.services.sign_in(&form.email, Secret::new(form.password), &visitor.client).await {
+    match state.services.accounts.sign_in(&form.email, Secret::new(form.password), &visitor.client).await {
         Ok(session) => Ok(signed_in_response(&session, &form.next, state.settings.secure_cookies)),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             let message = Some(user_message(&error, visitor.tr));
@@ -252,12 +252,12 @@ async fn register_page(
     email: String,
     error: Option<String>,
 ) -> WebResult<Response> {
-    let first = state.services.needs_first_account().await.map_err(visitor.fail())?;
-    let mode = state.services.registration_mode().await.map_err(visitor.fail())?;
+    let first = state.services.accounts.needs_first_account().await.map_err(visitor.fail())?;
+    let mode = state.services.accounts.registration_mode().await.map_err(visitor.fail())?;
     let blocked = if first {
         None
     } else if !invite.is_empty() {
-        let valid = state.services.invite_is_valid(&invite).await.map_err(visitor.fail())?;
+        let valid = state.services.accounts.invite_is_valid(&invite).await.map_err(visitor.fail())?;
         (!valid).then(|| visitor.tr.t("invalid.invite_invalid").into_owned())
     } else {
         match mode {
@@ -314,7 +314,7 @@ pub async fn submit_register(
         password: Secret::new(form.password),
         invite: Some(form.invite.clone()).filter(|code| !code.trim().is_empty()),
     };
-    match state.services.register(registration, &visitor.client).await {
+    match state.services.accounts.register(registration, &visitor.client).await {
         Ok(session) => Ok(signed_in_response(&session, "/", state.settings.secure_cookies)),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             let message = Some(user_message(&error, visitor.tr));
@@ -330,7 +330,7 @@ pub async fn submit_register(
 /// Signs this browser out (its session is deleted, the cookie cleared).
 pub async fn sign_out(State(state): State<AppState>, request: Request) -> Response {
     if let Some(token) = cookie(request.headers(), SESSION_COOKIE)
-        && let Err(error) = state.services.sign_out(&token).await
+        && let Err(error) = state.services.accounts.sign_out(&token).await
     {
         tracing::warn!(%error, "could not delete a session");
     }

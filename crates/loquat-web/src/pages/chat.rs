@@ -69,7 +69,7 @@ pub fn topic_url(assistant: impl std::fmt::Display, topic: impl std::fmt::Displa
 }
 
 pub async fn index(viewer: Viewer, State(state): State<AppState>) -> WebResult<Response> {
-    let assistant = state.services.default_assistant(viewer.user.id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.default_assistant(viewer.user.id).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("/chat/{}", assistant.id)))
 }
 
@@ -79,7 +79,7 @@ pub async fn show_new_topic(
     Path(assistant): Path<String>,
 ) -> WebResult<Response> {
     let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
-    let assistant = state.services.assistant(viewer.user.id, assistant_id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.assistant(viewer.user.id, assistant_id).await.map_err(viewer.fail())?;
     chat_page(&viewer, &state, &assistant, None).await
 }
 
@@ -91,11 +91,11 @@ pub async fn show_topic(
     let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
     let topic_id: TopicId = parse_id(&topic, &viewer)?;
     let user = viewer.user.id;
-    let conversation = state.services.conversation(user, topic_id).await.map_err(viewer.fail())?;
+    let conversation = state.services.assistants.conversation(user, topic_id).await.map_err(viewer.fail())?;
     if conversation.topic.assistant_id != assistant_id {
         return Err(WebError::not_found(viewer.tr, viewer.flavor));
     }
-    let assistant = state.services.assistant(user, assistant_id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.assistant(user, assistant_id).await.map_err(viewer.fail())?;
     chat_page(&viewer, &state, &assistant, Some(conversation)).await
 }
 
@@ -108,9 +108,9 @@ async fn chat_page(
     let user = viewer.user.id;
     let services = &state.services;
     let tr = viewer.tr;
-    let assistants = services.list_assistants(user).await.map_err(viewer.fail())?;
-    let topics = services.list_topics(user, assistant.id).await.map_err(viewer.fail())?;
-    let providers = services.provider_options(user).await.map_err(viewer.fail())?;
+    let assistants = services.assistants.list_assistants(user).await.map_err(viewer.fail())?;
+    let topics = services.assistants.list_topics(user, assistant.id).await.map_err(viewer.fail())?;
+    let providers = services.providers.provider_options(user).await.map_err(viewer.fail())?;
     let current_topic = conversation.as_ref().map(|c| &c.topic);
     let branch = conversation.as_ref().map(|c| c.branch.as_slice()).unwrap_or_default();
     let rendered = state.renderer.messages(branch.iter().map(|entry| &entry.message)).await;
@@ -164,8 +164,8 @@ pub async fn edit_message_page(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
-    let message = state.services.message(viewer.user.id, id).await.map_err(viewer.fail())?;
-    let topic = state.services.topic(viewer.user.id, message.topic_id).await.map_err(viewer.fail())?;
+    let message = state.services.assistants.message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.assistants.topic(viewer.user.id, message.topic_id).await.map_err(viewer.fail())?;
     let page = EditMessagePage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -191,7 +191,7 @@ pub async fn edit_message(
     state.allow_chat(&viewer).await?;
     let language = viewer.locale().code();
     let exchange =
-        state.services.edit_message(viewer.user.id, id, &form.content, language).await.map_err(viewer.fail())?;
+        state.services.chat.edit_message(viewer.user.id, id, &form.content, language).await.map_err(viewer.fail())?;
     let topic = &exchange.topic;
     Ok(see_other(&format!("{}#m-{}", topic_url(topic.assistant_id, topic.id), exchange.answer.id)))
 }
@@ -204,7 +204,7 @@ pub async fn regenerate_message(
     let id: MessageId = parse_id(&id, &viewer)?;
     state.allow_chat(&viewer).await?;
     let exchange =
-        state.services.regenerate(viewer.user.id, id, viewer.locale().code()).await.map_err(viewer.fail())?;
+        state.services.chat.regenerate(viewer.user.id, id, viewer.locale().code()).await.map_err(viewer.fail())?;
     let topic = &exchange.topic;
     Ok(see_other(&format!("{}#m-{}", topic_url(topic.assistant_id, topic.id), exchange.answer.id)))
 }
@@ -215,7 +215,7 @@ pub async fn delete_message(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
-    let topic = state.services.delete_message(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.chat.delete_message(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }
 
@@ -225,7 +225,7 @@ pub async fn switch_branch(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
-    let topic = state.services.switch_branch(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.assistants.switch_branch(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("{}#m-{id}", topic_url(topic.assistant_id, topic.id))))
 }
 
@@ -241,8 +241,8 @@ pub async fn rename_topic(
     Form(form): Form<RenameForm>,
 ) -> WebResult<Response> {
     let id: TopicId = parse_id(&id, &viewer)?;
-    state.services.rename_topic(viewer.user.id, id, &form.title).await.map_err(viewer.fail())?;
-    let topic = state.services.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.assistants.rename_topic(viewer.user.id, id, &form.title).await.map_err(viewer.fail())?;
+    let topic = state.services.assistants.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }
 
@@ -252,8 +252,8 @@ pub async fn delete_topic(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: TopicId = parse_id(&id, &viewer)?;
-    let topic = state.services.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
-    state.services.delete_topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let topic = state.services.assistants.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.assistants.delete_topic(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("/chat/{}", topic.assistant_id)))
 }
 

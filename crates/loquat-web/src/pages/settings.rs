@@ -183,9 +183,9 @@ impl ProviderForm {
 async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: Option<String>) -> WebResult<Response> {
     let user = viewer.user.id;
     let tr = viewer.tr;
-    let options = state.services.provider_options(user).await.map_err(viewer.fail())?;
-    let custom = state.services.provider_settings(user).await.map_err(viewer.fail())?;
-    let servers = state.services.server_provider_views(user).await.map_err(viewer.fail())?;
+    let options = state.services.providers.provider_options(user).await.map_err(viewer.fail())?;
+    let custom = state.services.providers.provider_settings(user).await.map_err(viewer.fail())?;
+    let servers = state.services.providers.server_provider_views(user).await.map_err(viewer.fail())?;
     let mut locales = vec![Choice {
         value: String::new(),
         label: tr.t("settings.language_auto").into_owned(),
@@ -239,7 +239,7 @@ async fn settings(viewer: &Viewer, state: &AppState, form: ProviderForm, error: 
                 can_pull: view.setting.protocol == Protocol::Ollama,
             })
             .collect(),
-        allow_user_keys: state.services.user_keys_allowed_now().await.map_err(viewer.fail())?,
+        allow_user_keys: state.services.instance.user_keys_allowed().await.map_err(viewer.fail())?,
         form,
         error,
     };
@@ -269,7 +269,7 @@ pub async fn save_preferences(
         code => Some(Locale::parse(code).ok_or_else(|| viewer.invalid_field("locale"))?),
     };
     let theme = Theme::parse(&form.theme).ok_or_else(|| viewer.invalid_field("theme"))?;
-    state.services.update_preferences(viewer.user.id, locale, theme).await.map_err(viewer.fail())?;
+    state.services.accounts.update_preferences(viewer.user.id, locale, theme).await.map_err(viewer.fail())?;
     Ok(see_other("/settings"))
 }
 
@@ -290,7 +290,12 @@ pub async fn cycle_theme(
         Theme::Light => Theme::Dark,
         Theme::Dark => Theme::System,
     };
-    state.services.update_preferences(viewer.user.id, viewer.user.locale, next).await.map_err(viewer.fail())?;
+    state
+        .services
+        .accounts
+        .update_preferences(viewer.user.id, viewer.user.locale, next)
+        .await
+        .map_err(viewer.fail())?;
     if viewer.flavor == Flavor::Json {
         return Ok(Json(serde_json::json!({ "theme": next.code() })).into_response());
     }
@@ -302,7 +307,7 @@ pub async fn create_provider(
     State(state): State<AppState>,
     Form(form): Form<ProviderForm>,
 ) -> WebResult<Response> {
-    match state.services.create_provider(viewer.user.id, form.draft(&viewer)?).await {
+    match state.services.providers.create_provider(viewer.user.id, form.draft(&viewer)?).await {
         Ok(_) => Ok(see_other("/settings")),
         Err(error @ CoreError::Invalid { .. }) => {
             let message = user_message(&error, viewer.tr);
@@ -318,7 +323,7 @@ pub async fn edit_provider_page(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: ProviderSettingId = parse_id(&id, &viewer)?;
-    let view = state.services.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
+    let view = state.services.providers.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
     let page = ProviderPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -337,11 +342,11 @@ pub async fn update_provider(
     Form(form): Form<ProviderForm>,
 ) -> WebResult<Response> {
     let id: ProviderSettingId = parse_id(&id, &viewer)?;
-    match state.services.update_provider(viewer.user.id, id, form.draft(&viewer)?).await {
+    match state.services.providers.update_provider(viewer.user.id, id, form.draft(&viewer)?).await {
         Ok(_) => Ok(see_other("/settings")),
         Err(error @ CoreError::Invalid { .. }) => {
             let message = user_message(&error, viewer.tr);
-            let view = state.services.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
+            let view = state.services.providers.provider_setting(viewer.user.id, id).await.map_err(viewer.fail())?;
             let page = ProviderPage {
                 tr: viewer.tr,
                 chrome: Chrome::new(viewer.theme),
@@ -362,7 +367,7 @@ pub async fn delete_provider(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: ProviderSettingId = parse_id(&id, &viewer)?;
-    state.services.delete_provider(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.providers.delete_provider(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other("/settings"))
 }
 
@@ -374,7 +379,7 @@ pub async fn probe_provider(
     Form(form): Form<ProviderForm>,
 ) -> WebResult<Response> {
     let stored: Option<ProviderSettingId> = if form.id.is_empty() { None } else { Some(parse_id(&form.id, &viewer)?) };
-    let result = state.services.probe_provider(viewer.user.id, stored, &form.draft(&viewer)?).await;
+    let result = state.services.providers.probe_provider(viewer.user.id, stored, &form.draft(&viewer)?).await;
     let tr = viewer.tr;
     let (ok, message, models) = match result {
         Ok(models) => (true, tr.t_with("provider.check_ok", "count", &models.len().to_string()), models),
@@ -415,7 +420,7 @@ pub async fn save_server_provider_key(
     } else {
         Some(Secret::new(form.api_key.trim()))
     };
-    match state.services.set_provider_override(viewer.user.id, &id, api_key, &form.base_url).await {
+    match state.services.providers.set_provider_override(viewer.user.id, &id, api_key, &form.base_url).await {
         Ok(()) => Ok(see_other("/settings")),
         Err(error @ CoreError::Invalid { .. }) => {
             let message = user_message(&error, viewer.tr);
@@ -441,8 +446,12 @@ pub async fn pull_model(
     use axum::response::sse::{Event, Sse};
     use futures_util::StreamExt;
 
-    let progress =
-        state.services.pull_model(viewer.user.id, &form.provider, &form.model).await.map_err(viewer.fail())?;
+    let progress = state
+        .services
+        .providers
+        .pull_model(viewer.user.id, &form.provider, &form.model)
+        .await
+        .map_err(viewer.fail())?;
     let tr = viewer.tr;
     let events = progress.map(move |item| {
         let event = match item {

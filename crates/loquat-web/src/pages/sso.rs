@@ -62,7 +62,7 @@ pub async fn sso_sign_in(
     let invite = Some(query.invite.trim().to_owned()).filter(|code| !code.is_empty() && code.len() <= 200);
     let pending = Pending { next: safe_next(&query.next, "/"), login, browser: token_hash(browser.expose()), invite };
     let data = serde_json::to_string(&pending).map_err(|_| sso_failed(&visitor))?;
-    state.services.save_login_state(&pending.login.state, &data).await.map_err(visitor.fail())?;
+    state.services.accounts.save_login_state(&pending.login.state, &data).await.map_err(visitor.fail())?;
     let mut response = see_other(&url);
     let secure = state.settings.secure_cookies;
     let cookie = set_cookie(BROWSER_COOKIE, browser.expose(), BROWSER_COOKIE_MAX_AGE, secure);
@@ -107,7 +107,7 @@ async fn complete(
         return Err(sso_failed(visitor));
     }
     // Single use: a replayed callback finds nothing.
-    let Some(data) = state.services.take_login_state(&query.state).await.map_err(visitor.fail())? else {
+    let Some(data) = state.services.accounts.take_login_state(&query.state).await.map_err(visitor.fail())? else {
         return Err(sso_failed(visitor));
     };
     let pending: Pending = serde_json::from_str(&data).map_err(|_| sso_failed(visitor))?;
@@ -134,7 +134,7 @@ async fn complete(
         name: identity.name,
     };
     let allowed = &state.settings.allowed_emails;
-    match state.services.sign_in_with_sso(identity, allowed, pending.invite, &visitor.client).await {
+    match state.services.accounts.sign_in_with_sso(identity, allowed, pending.invite, &visitor.client).await {
         Ok(session) => Ok(signed_in_response(&session, &pending.next, state.settings.secure_cookies)),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             let message = user_message(&error, visitor.tr);

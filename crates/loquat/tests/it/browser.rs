@@ -307,8 +307,12 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
     assert!(!browser.text_of("document.body.textContent").await.contains("owner@example.com"));
 
     // The admin disables that member: the next page sends the browser to sign in.
-    let member = app.services.admin_list_users(app.admin().await, "sso.user", 0).await.expect("users")[0].id;
-    app.services.admin_set_disabled(app.admin().await, member, true, &Default::default()).await.expect("disabled");
+    let member = app.services.admin.admin_list_users(app.admin().await, "sso.user", 0).await.expect("users")[0].id;
+    app.services
+        .admin
+        .admin_set_disabled(app.admin().await, member, true, &Default::default())
+        .await
+        .expect("disabled");
     client.goto(&app.url("/")).await.expect("home");
     browser.until("signed out", "location.pathname === '/login'").await;
     browser.close().await;

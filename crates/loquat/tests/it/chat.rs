@@ -174,12 +174,12 @@ async fn a_passing_failure_is_retried_and_a_broken_model_falls_back() {
 
     // The assistant names a fallback: when the primary model is refused, the fallback answers
     // and the answer records which model replied.
-    let mut config = app.services.assistant(app.admin().await, assistant).await.expect("assistant").config;
+    let mut config = app.services.assistants.assistant(app.admin().await, assistant).await.expect("assistant").config;
     config.provider = "openai".into();
     config.model = "gpt-4.1".into();
     config.fallback_provider = "openai".into();
     config.fallback_model = "gpt-4o-mini".into();
-    app.services.update_assistant(app.admin().await, assistant, config).await.expect("updated");
+    app.services.assistants.update_assistant(app.admin().await, assistant, config).await.expect("updated");
     app.fake.push_reply(Reply::http_error(
         404,
         json!({ "error": { "message": "no such model", "code": "model_not_found" } }),
@@ -254,7 +254,7 @@ async fn regenerate_edit_and_switch_make_branches() {
     let location = app.post_redirect(&format!("/messages/{}/regenerate", sent.answer), &[]).await;
     let topic_page = format!("/chat/{assistant}/{}", sent.topic);
     assert!(location.starts_with(&topic_page));
-    let conversation = app.services.conversation(app.admin().await, sent.topic).await.expect("topic");
+    let conversation = app.services.assistants.conversation(app.admin().await, sent.topic).await.expect("topic");
     let second = conversation.branch.last().expect("an answer").message.id;
     app.finished(second).await;
     let (_, page) = app.page(&topic_page).await;
@@ -271,7 +271,7 @@ async fn regenerate_edit_and_switch_make_branches() {
     let question = conversation.branch[0].message.id;
     app.fake.push_reply(Reply::text("Answer to the edited question"));
     app.post_redirect(&format!("/messages/{question}/edit"), &[("content", "Edited question")]).await;
-    let edited = app.services.conversation(app.admin().await, sent.topic).await.expect("topic");
+    let edited = app.services.assistants.conversation(app.admin().await, sent.topic).await.expect("topic");
     assert_eq!(edited.branch[0].message.content, "Edited question");
     assert_eq!((edited.branch[0].sibling_index, edited.branch[0].sibling_count), (2, 2));
     app.finished(edited.branch[1].message.id).await;
@@ -280,7 +280,7 @@ async fn regenerate_edit_and_switch_make_branches() {
 
     // Deleting the edited question removes its branch and shows the original again.
     app.post_redirect(&format!("/messages/{}/delete", edited.branch[0].message.id), &[]).await;
-    let after = app.services.conversation(app.admin().await, sent.topic).await.expect("topic");
+    let after = app.services.assistants.conversation(app.admin().await, sent.topic).await.expect("topic");
     assert_eq!(after.branch[0].message.content, "Question");
     app.cleanup().await;
 }
@@ -301,7 +301,7 @@ async fn the_request_carries_system_role_history_limit_template_and_parameters()
         },
         ..AssistantConfig::default()
     };
-    let assistant = app.services.create_assistant(app.admin().await, config).await.expect("created").id;
+    let assistant = app.services.assistants.create_assistant(app.admin().await, config).await.expect("created").id;
     let mut topic = None;
     for (index, text) in ["one", "two", "three"].iter().enumerate() {
         app.fake.push_reply(Reply::text(format!("answer {index}")));
@@ -343,7 +343,7 @@ async fn a_new_topic_gets_a_title_from_the_model() {
     app.finished(sent.answer).await;
     let user = app.admin().await;
     eventually("the topic title", || async {
-        app.services.topic(user, sent.topic).await.is_ok_and(|t| t.title == "Rust ownership basics")
+        app.services.assistants.topic(user, sent.topic).await.is_ok_and(|t| t.title == "Rust ownership basics")
     })
     .await;
     let title_request = &app.fake.requests()[1];

@@ -22,6 +22,7 @@ pub(crate) async fn member(app: &TestApp, name: &str) -> (reqwest::Client, UserI
     let admin = app.admin().await;
     let invite = app
         .services
+        .admin
         .admin_create_invite(admin, Role::User, Duration::from_secs(600), &Default::default())
         .await
         .expect("invite");
@@ -75,7 +76,7 @@ async fn the_access_gate_trusts_only_its_cookie_and_limits_guessing() {
         .await
         .expect("register");
     assert_eq!(register.status().as_u16(), 401);
-    assert!(app.services.needs_first_account().await.expect("reads"), "no administrator was created");
+    assert!(app.services.accounts.needs_first_account().await.expect("reads"), "no administrator was created");
 
     // The API is behind its own tokens, validated there.
     let bogus = stranger.get(app.url("/v1/models")).bearer_auth("lq_bogus").send().await.expect("models");
@@ -101,7 +102,7 @@ async fn the_access_gate_trusts_only_its_cookie_and_limits_guessing() {
 async fn api_tokens_open_the_api_and_nothing_else() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let (token, _) = app.services.create_api_token(admin, "script", &Default::default()).await.expect("token");
+    let (token, _) = app.services.accounts.create_api_token(admin, "script", &Default::default()).await.expect("token");
     let program = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let models = program.get(app.url("/v1/models")).bearer_auth(token.expose()).send().await.expect("models");
     assert_eq!(models.status().as_u16(), 200);
@@ -123,7 +124,7 @@ async fn api_tokens_open_the_api_and_nothing_else() {
         .await
         .expect("mint");
     assert!(!minted.status().is_success(), "a token cannot mint tokens");
-    assert_eq!(app.services.api_tokens(admin).await.expect("tokens").len(), 1);
+    assert_eq!(app.services.accounts.api_tokens(admin).await.expect("tokens").len(), 1);
 
     // "Sign out everywhere" without the box keeps tokens; with it, they stop at once.
     let still = |token: Secret| {
@@ -139,7 +140,8 @@ async fn api_tokens_open_the_api_and_nothing_else() {
 
     // A password change can take them too.
     assert_eq!(app.sign_in(&app.client, ADMIN_EMAIL, ADMIN_PASSWORD).await, 303);
-    let (second, _) = app.services.create_api_token(admin, "second", &Default::default()).await.expect("token");
+    let (second, _) =
+        app.services.accounts.create_api_token(admin, "second", &Default::default()).await.expect("token");
     let changed = app
         .post_form(
             "/account/password",
@@ -151,7 +153,7 @@ async fn api_tokens_open_the_api_and_nothing_else() {
 
     // An administrator's reset too; and a disabled member's tokens stop at once.
     let (_, bob) = member(&app, "Bob").await;
-    let (bobs, _) = app.services.create_api_token(bob, "bob", &Default::default()).await.expect("token");
+    let (bobs, _) = app.services.accounts.create_api_token(bob, "bob", &Default::default()).await.expect("token");
     assert_eq!(still(bobs.clone()).await, 200);
     app.post_redirect(
         &format!("/admin/users/{bob}/password"),
@@ -159,7 +161,8 @@ async fn api_tokens_open_the_api_and_nothing_else() {
     )
     .await;
     assert_eq!(still(bobs).await, 401);
-    let (bobs_next, _) = app.services.create_api_token(bob, "bob 2", &Default::default()).await.expect("token");
+    let (bobs_next, _) =
+        app.services.accounts.create_api_token(bob, "bob 2", &Default::default()).await.expect("token");
     app.post_redirect(&format!("/admin/users/{bob}/disable"), &[]).await;
     assert_eq!(still(bobs_next).await, 401);
     app.cleanup().await;
@@ -197,7 +200,7 @@ async fn server_keys_never_go_to_a_members_url() {
         .expect("save");
     assert_eq!(saved.status().as_u16(), 303);
     elsewhere.push_reply(Reply::error(401));
-    let assistant = app.services.default_assistant(bob_id).await.expect("assistant").id;
+    let assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
     assert_eq!(send_as(&app, &bob, assistant).await.status().as_u16(), 200);
     assert!(elsewhere.wait_for_requests(1, Duration::from_secs(10)).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -221,9 +224,9 @@ async fn members_limited_to_one_model_cannot_chat_with_another() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let patterns = vec!["openai::gpt-4o-mini".to_owned()];
-    app.services.admin_set_role_models(admin, Role::User, patterns, &Default::default()).await.expect("set");
+    app.services.admin.admin_set_role_models(admin, Role::User, patterns, &Default::default()).await.expect("set");
     let (bob, bob_id) = member(&app, "Bob").await;
-    let assistant = app.services.default_assistant(bob_id).await.expect("assistant").id;
+    let assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
     let chosen = bob
         .post(app.url(&format!("/assistants/{assistant}/model")))
         .header("accept", "application/json")
@@ -305,7 +308,7 @@ async fn registrations_race(database: Option<TestDatabase>) {
 
     // Eight people use one single-use administrator invite at once: one gets in.
     let invite =
-        app.services.admin_create_invite(admin, Role::Admin, Duration::from_secs(600), &Default::default()).await;
+        app.services.admin.admin_create_invite(admin, Role::Admin, Duration::from_secs(600), &Default::default()).await;
     let code = invite.expect("invite").code.expose().to_owned();
     let attempts = (0..8).map(|index| {
         let (client, url, code) = (cookie_client(), app.url("/register"), code.clone());
@@ -396,7 +399,7 @@ async fn the_per_address_chat_limit_is_configurable_and_spares_api_tokens() {
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
     // A batch job with a token from the same address is governed by its user's quota only.
-    let (token, _) = app.services.create_api_token(admin, "batch", &Default::default()).await.expect("token");
+    let (token, _) = app.services.accounts.create_api_token(admin, "batch", &Default::default()).await.expect("token");
     for round in 0..10 {
         let response = reqwest::Client::new()
             .post(app.url("/v1/chat/completions"))
@@ -459,7 +462,7 @@ async fn the_client_address_is_the_one_the_proxy_saw() {
     }
     assert_eq!(statuses.last(), Some(&429), "the limit per address holds: {statuses:?}");
     let admin = app.admin().await;
-    let failed = app.services.admin_audit(admin, Some("login_failed"), 0).await.expect("audit");
+    let failed = app.services.admin.admin_audit(admin, Some("login_failed"), 0).await.expect("audit");
     assert!(!failed.is_empty());
     assert!(
         failed.iter().all(|event| event.ip == "192.0.2.44"),
@@ -577,7 +580,7 @@ async fn single_sign_on_creates_accounts_only_as_registration_allows() {
 
     let admin = app.admin().await;
     let client = Default::default();
-    let invite = app.services.admin_create_invite(admin, Role::User, Duration::from_secs(600), &client).await;
+    let invite = app.services.admin.admin_create_invite(admin, Role::User, Duration::from_secs(600), &client).await;
     let code = invite.expect("invite").code.expose().to_owned();
     let (_, register) = app.page_as(&cookie_client(), &format!("/register?invite={code}")).await;
     assert!(register.contains(&format!("/api/auth/signin/generic-oidc?invite={code}")), "SSO offered with the invite");
@@ -589,7 +592,7 @@ async fn single_sign_on_creates_accounts_only_as_registration_allows() {
     let callback = location(&approved);
     assert_eq!(browser.get(&callback).send().await.expect("callback").status().as_u16(), 303);
     assert_eq!(count_users(&app).await, before + 1, "the invitation made the account");
-    assert!(!app.services.invite_is_valid(&code).await.expect("reads"), "and was used");
+    assert!(!app.services.accounts.invite_is_valid(&code).await.expect("reads"), "and was used");
     app.cleanup().await;
 }
 
@@ -641,7 +644,7 @@ async fn form_values_nobody_sends_are_refused_plainly() {
         assert_eq!(status, 400, "{path} {form:?}: {page}");
     }
     // Nothing changed.
-    assert_eq!(app.services.user(bob).await.expect("bob").role, Role::User);
+    assert_eq!(app.services.accounts.user(bob).await.expect("bob").role, Role::User);
     assert!(app.services.store().find_user_by_email("x@example.com").await.expect("reads").is_none());
     assert!(app.services.store().get_quota(&QuotaScope::Role(Role::User)).await.expect("reads").is_none());
     app.cleanup().await;

@@ -182,7 +182,7 @@ impl TestApp {
     }
 
     pub async fn default_assistant(&self) -> AssistantId {
-        self.services.default_assistant(self.admin().await).await.expect("default assistant").id
+        self.services.assistants.default_assistant(self.admin().await).await.expect("default assistant").id
     }
 
     /// GET a page as the administrator, following redirects; returns status and body.
@@ -243,7 +243,7 @@ impl TestApp {
     pub async fn finished(&self, id: MessageId) -> Message {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let message = self.services.message(self.admin().await, id).await.expect("message exists");
+            let message = self.services.assistants.message(self.admin().await, id).await.expect("message exists");
             if message.status != MessageStatus::Generating
                 && !self.services.generations().is_running(self.admin().await, id)
             {
@@ -260,7 +260,7 @@ impl TestApp {
         let user = self.admin().await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let title = self.services.topic(user, topic).await.expect("topic").title;
+            let title = self.services.assistants.topic(user, topic).await.expect("topic").title;
             if !title.is_empty() {
                 return title;
             }

@@ -14,8 +14,12 @@ use crate::helpers::{TestApp, TestOptions};
 
 /// A fresh API token of the administrator.
 pub async fn api_token(app: &TestApp) -> String {
-    let (secret, _) =
-        app.services.create_api_token(app.admin().await, "tests", &Default::default()).await.expect("token created");
+    let (secret, _) = app
+        .services
+        .accounts
+        .create_api_token(app.admin().await, "tests", &Default::default())
+        .await
+        .expect("token created");
     secret.expose().to_owned()
 }
 
@@ -84,8 +88,12 @@ async fn only_a_valid_bearer_token_gets_in() {
     assert_eq!(response.status().as_u16(), 200);
 
     // A revoked token stops working at once.
-    let tokens = app.services.api_tokens(app.admin().await).await.expect("tokens");
-    app.services.revoke_api_token(app.admin().await, &tokens[0].id, &Default::default()).await.expect("revoked");
+    let tokens = app.services.accounts.api_tokens(app.admin().await).await.expect("tokens");
+    app.services
+        .accounts
+        .revoke_api_token(app.admin().await, &tokens[0].id, &Default::default())
+        .await
+        .expect("revoked");
     let response = plain.get(&url).bearer_auth(&token).send().await.expect("GET");
     assert_eq!(response.status().as_u16(), 401);
     let (status, body) = post_json(&app, &token, "/chat/completions", &json!({})).await;
@@ -298,7 +306,8 @@ async fn an_assistant_applies_its_configuration() {
         input_template: "Notes: {{text}}".into(),
         ..AssistantConfig::default()
     };
-    let assistant = app.services.create_assistant(app.admin().await, config.clone()).await.expect("assistant");
+    let assistant =
+        app.services.assistants.create_assistant(app.admin().await, config.clone()).await.expect("assistant");
     let messages = json!([
         { "role": "user", "content": "old question" },
         { "role": "assistant", "content": "old answer" },
@@ -324,7 +333,7 @@ async fn an_assistant_applies_its_configuration() {
 
     // A model that rejects sampling parameters gets none of them, even when the request sets one.
     let reasoning = AssistantConfig { title: "Thinker".into(), model: "gpt-5.5".into(), ..config };
-    let thinker = app.services.create_assistant(app.admin().await, reasoning).await.expect("assistant");
+    let thinker = app.services.assistants.create_assistant(app.admin().await, reasoning).await.expect("assistant");
     let body = json!({ "model": format!("assistant/{}", thinker.id), "messages": hello(), "top_p": 0.5 });
     let (status, _) = post_json(&app, &token, "/chat/completions", &body).await;
     assert_eq!(status, 200);

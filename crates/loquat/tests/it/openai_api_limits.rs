@@ -89,13 +89,17 @@ async fn quota_rate_limit_and_usage_follow_the_chat_pages_rules() {
     let (status, _) =
         post_json(&app, &token, "/chat/completions", &json!({ "model": "gpt-4o", "messages": hello() })).await;
     assert_eq!(status, 200);
-    let report = app.services.usage_report(user, UsageGrouping::Model, 1, None).await.expect("report");
+    let report = app.services.usage.usage_report(user, UsageGrouping::Model, 1, None).await.expect("report");
     let row = report.iter().find(|line| line.row.model == "gpt-4o").expect("usage of gpt-4o");
     assert_eq!((row.row.requests, row.row.prompt_tokens, row.row.completion_tokens), (1, 20, 5));
 
     // A used-up daily quota: 429 insufficient_quota with the quota's message, nothing sent upstream.
     let quota = Quota { tokens_per_day: Some(10), ..Quota::default() };
-    app.services.admin_set_quota(user, QuotaScope::User(user), quota, &Default::default()).await.expect("quota set");
+    app.services
+        .admin
+        .admin_set_quota(user, QuotaScope::User(user), quota, &Default::default())
+        .await
+        .expect("quota set");
     let requests_before = app.fake.request_count();
     let (status, answer) =
         post_json(&app, &token, "/chat/completions", &json!({ "model": "gpt-4o", "messages": hello() })).await;
@@ -109,7 +113,11 @@ async fn quota_rate_limit_and_usage_follow_the_chat_pages_rules() {
 
     // Requests per minute: the same limiter as the chat page.
     let quota = Quota { requests_per_minute: Some(1), ..Quota::default() };
-    app.services.admin_set_quota(user, QuotaScope::User(user), quota, &Default::default()).await.expect("quota set");
+    app.services
+        .admin
+        .admin_set_quota(user, QuotaScope::User(user), quota, &Default::default())
+        .await
+        .expect("quota set");
     let body = json!({ "model": "gpt-4o", "messages": hello(), "stream": true });
     let first = post(&app, &token, "/chat/completions", &body).await;
     assert_eq!(first.status().as_u16(), 200);
@@ -137,7 +145,8 @@ async fn x_loquat_save_stores_the_exchange_as_a_topic() {
     assert_eq!(response.status().as_u16(), 200);
     let topic: loquat_core::id::TopicId =
         response.headers()["x-loquat-topic"].to_str().expect("ascii").parse().expect("a topic id");
-    let conversation = app.services.conversation(user, topic).await.expect("the topic exists when the answer does");
+    let conversation =
+        app.services.assistants.conversation(user, topic).await.expect("the topic exists when the answer does");
     assert_eq!(conversation.topic.assistant_id, default_assistant);
     let messages: Vec<_> = conversation.branch.iter().map(|entry| &entry.message).collect();
     assert_eq!(messages.len(), 2);
@@ -148,7 +157,7 @@ async fn x_loquat_save_stores_the_exchange_as_a_topic() {
 
     // Streamed, through an assistant: saved under that assistant once the stream has ended.
     let config = AssistantConfig { title: "Saver".into(), ..AssistantConfig::default() };
-    let assistant = app.services.create_assistant(user, config).await.expect("assistant");
+    let assistant = app.services.assistants.create_assistant(user, config).await.expect("assistant");
     app.fake.push_reply(Reply::text("Streamed and saved."));
     let response = reqwest::Client::new()
         .post(app.url("/v1/chat/completions"))
@@ -161,10 +170,10 @@ async fn x_loquat_save_stores_the_exchange_as_a_topic() {
     assert!(response.headers().contains_key("x-loquat-topic"));
     sse_data(response).await;
     eventually("the streamed exchange is saved", || async {
-        let topics = app.services.list_topics(user, assistant.id).await.expect("topics");
+        let topics = app.services.assistants.list_topics(user, assistant.id).await.expect("topics");
         match topics.first() {
             Some(topic) => {
-                let conversation = app.services.conversation(user, topic.id).await.expect("conversation");
+                let conversation = app.services.assistants.conversation(user, topic.id).await.expect("conversation");
                 conversation.branch.last().is_some_and(|entry| entry.message.content == "Streamed and saved.")
             }
             None => false,
@@ -175,7 +184,7 @@ async fn x_loquat_save_stores_the_exchange_as_a_topic() {
     let (status, _) =
         post_json(&app, &token, "/chat/completions", &json!({ "model": "gpt-4o", "messages": hello() })).await;
     assert_eq!(status, 200);
-    assert_eq!(app.services.list_topics(user, default_assistant).await.expect("topics").len(), 1);
+    assert_eq!(app.services.assistants.list_topics(user, default_assistant).await.expect("topics").len(), 1);
     app.cleanup().await;
 }
 
@@ -204,7 +213,8 @@ async fn embeddings_in_openai_list_shape() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["data"][0]["embedding"], "AAAwQQAAAEAAAAA/AACAvg==");
 
-    let report = app.services.usage_report(app.admin().await, UsageGrouping::Model, 1, None).await.expect("report");
+    let report =
+        app.services.usage.usage_report(app.admin().await, UsageGrouping::Model, 1, None).await.expect("report");
     assert!(report.iter().any(|line| line.row.model == "text-embedding-3-small" && line.row.prompt_tokens == 7));
     for (body, status, param) in [
         (json!({ "model": "assistant/default", "input": "x" }), 400, "model"),

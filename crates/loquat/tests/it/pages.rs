@@ -26,7 +26,7 @@ async fn without_a_provider_the_page_explains_how_to_add_one() {
     assert_eq!(response.status().as_u16(), 422);
     let body: serde_json::Value = response.json().await.expect("json");
     assert!(body["error"]["message"].as_str().expect("message").starts_with("No model provider is configured."));
-    assert!(app.services.list_topics(app.admin().await, assistant).await.expect("topics").is_empty());
+    assert!(app.services.assistants.list_topics(app.admin().await, assistant).await.expect("topics").is_empty());
     app.cleanup().await;
 }
 
@@ -52,7 +52,7 @@ async fn assistants_are_created_edited_and_deleted() {
         )
         .await;
     let id: loquat_core::id::AssistantId = location.trim_start_matches("/chat/").parse().expect("assistant id");
-    let assistant = app.services.assistant(app.admin().await, id).await.expect("stored");
+    let assistant = app.services.assistants.assistant(app.admin().await, id).await.expect("stored");
     assert_eq!(assistant.config.model, "gpt-4o");
     assert_eq!(assistant.config.params.temperature, Some(1.1));
     assert_eq!(assistant.config.history_limit, Some(4));
@@ -70,7 +70,7 @@ async fn assistants_are_created_edited_and_deleted() {
 
     // The chat header switches the model.
     app.post_redirect(&format!("/assistants/{id}/model"), &[("model", "openai::o3"), ("back", "/x")]).await;
-    assert_eq!(app.services.assistant(app.admin().await, id).await.expect("stored").config.model, "o3");
+    assert_eq!(app.services.assistants.assistant(app.admin().await, id).await.expect("stored").config.model, "o3");
 
     app.post_redirect(&format!("/assistants/{id}/delete"), &[]).await;
     let (status, _) = app.page(&format!("/chat/{id}")).await;
@@ -90,7 +90,7 @@ async fn topics_are_listed_renamed_and_deleted() {
     app.finished(first.answer).await;
     let second = app.send(assistant, None, "Second topic").await;
     app.finished(second.answer).await;
-    let topics = app.services.list_topics(app.admin().await, assistant).await.expect("topics");
+    let topics = app.services.assistants.list_topics(app.admin().await, assistant).await.expect("topics");
     assert_eq!(topics[0].id, second.topic, "newest first");
 
     app.post_redirect(&format!("/topics/{}/rename", first.topic), &[("title", "Renamed 话题")]).await;
@@ -100,7 +100,10 @@ async fn topics_are_listed_renamed_and_deleted() {
     assert_eq!(location, format!("/chat/{assistant}"));
     let (status, _) = app.page(&format!("/chat/{assistant}/{}", first.topic)).await;
     assert_eq!(status, 404);
-    assert!(app.services.message(app.admin().await, first.answer).await.is_err(), "messages went with the topic");
+    assert!(
+        app.services.assistants.message(app.admin().await, first.answer).await.is_err(),
+        "messages went with the topic"
+    );
     app.cleanup().await;
 }
 
@@ -147,7 +150,7 @@ async fn a_custom_provider_keeps_its_key_secret() {
         ],
     )
     .await;
-    let settings = app.services.provider_settings(app.admin().await).await.expect("providers");
+    let settings = app.services.providers.provider_settings(app.admin().await).await.expect("providers");
     let stored = &settings[0].setting;
     let encrypted = stored.api_key_encrypted.as_deref().expect("a stored key");
     assert!(!encrypted.contains(secret_key));
@@ -184,13 +187,13 @@ async fn a_custom_provider_keeps_its_key_secret() {
         &[("name", "Renamed"), ("base_url", base_url.as_str()), ("enabled", "on")],
     )
     .await;
-    let kept = app.services.provider_settings(app.admin().await).await.expect("providers");
+    let kept = app.services.providers.provider_settings(app.admin().await).await.expect("providers");
     assert_eq!(kept[0].setting.api_key_encrypted.as_deref(), Some(encrypted));
     let response =
         app.post_form(&format!("/settings/providers/{id}"), &[("name", "Renamed"), ("base_url", "ftp://nope")]).await;
     assert!(response.text().await.expect("body").contains("must start with http:// or https://"));
     app.post_redirect(&format!("/settings/providers/{id}/delete"), &[]).await;
-    assert!(app.services.provider_settings(app.admin().await).await.expect("providers").is_empty());
+    assert!(app.services.providers.provider_settings(app.admin().await).await.expect("providers").is_empty());
     app.cleanup().await;
 }
 
@@ -265,7 +268,7 @@ async fn a_custom_provider_of_each_native_protocol_chats() {
             ],
         )
         .await;
-        let provider = app.services.provider_settings(app.admin().await).await.expect("providers");
+        let provider = app.services.providers.provider_settings(app.admin().await).await.expect("providers");
         let id = provider.iter().find(|p| p.setting.name == protocol.as_str()).expect("saved").setting.id;
         app.post_redirect(&format!("/assistants/{assistant}/model"), &[("model", &format!("{id}::{model}"))]).await;
         let sent = app.send(assistant, None, "Hello").await;

@@ -18,7 +18,7 @@ async fn the_first_account_is_admin_and_then_registration_needs_an_invite() {
     let (_, page) = app.page_as(&anonymous, "/login").await;
     assert!(page.contains("Create the administrator account"));
     app.sign_up(&app.client, "Ada", ADMIN_EMAIL, ADMIN_PASSWORD, "").await;
-    let admin = app.services.user(app.admin().await).await.expect("the first account exists");
+    let admin = app.services.accounts.user(app.admin().await).await.expect("the first account exists");
     assert_eq!((admin.role, admin.email.as_deref()), (Role::Admin, Some(ADMIN_EMAIL)));
 
     // Invite-only by default: registering without an invite is refused.
@@ -59,6 +59,7 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     let app = TestApp::spawn().await;
     let bob = cookie_client();
     app.services
+        .admin
         .admin_create_user(
             app.admin().await,
             "Bob",
@@ -74,7 +75,7 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     assert_eq!(app.page_as(&bob, "/account").await.0, 200);
 
     // The admin disables bob: his session stops working at once.
-    let bob_id = app.services.admin_list_users(app.admin().await, "bob", 0).await.expect("users")[0].id;
+    let bob_id = app.services.admin.admin_list_users(app.admin().await, "bob", 0).await.expect("users")[0].id;
     app.post_redirect(&format!("/admin/users/{bob_id}/disable"), &[]).await;
     let response = bob.get(app.url("/account")).header("accept", "text/html").send().await.expect("page");
     assert_eq!(response.status().as_u16(), 303, "sent to sign in");
@@ -89,7 +90,7 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     assert_eq!(app.sign_in(&attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await, 429);
     // The audit log saw it.
-    let events = app.services.admin_audit(app.admin().await, Some("login_failed"), 0).await.expect("audit");
+    let events = app.services.admin.admin_audit(app.admin().await, Some("login_failed"), 0).await.expect("audit");
     assert!(events.len() >= 10);
     let (_, audit) = app.page("/admin/audit?action=user_disabled").await;
     assert!(audit.contains("user_disabled"));
@@ -132,7 +133,7 @@ async fn api_tokens_are_shown_once_and_can_be_revoked() {
     let with_token =
         reqwest::Client::new().get(app.url("/v1/models")).bearer_auth(token).send().await.expect("request");
     assert_eq!(with_token.status().as_u16(), 200);
-    let id = app.services.api_tokens(app.admin().await).await.expect("tokens")[0].id.clone();
+    let id = app.services.accounts.api_tokens(app.admin().await).await.expect("tokens")[0].id.clone();
     app.post_redirect(&format!("/account/tokens/{id}/revoke"), &[]).await;
     let revoked = reqwest::Client::new().get(app.url("/v1/models")).bearer_auth(token).send().await.expect("request");
     assert_eq!(revoked.status().as_u16(), 401);
@@ -148,7 +149,7 @@ async fn usage_is_recorded_and_quotas_are_enforced() {
     let sent = app.send(assistant, None, "Count me").await;
     app.finished(sent.answer).await;
     app.titled(sent.topic).await;
-    let (today, _) = app.services.usage_so_far(app.admin().await).await.expect("usage");
+    let (today, _) = app.services.usage.usage_so_far(app.admin().await).await.expect("usage");
     assert_eq!(today, 42);
     let (_, usage) = app.page("/admin/usage?group=model").await;
     assert!(usage.contains("openai · gpt-4.1") && usage.contains("<svg class=\"chart\""));
@@ -158,6 +159,7 @@ async fn usage_is_recorded_and_quotas_are_enforced() {
     // A daily quota of 40 tokens is used up: the next message is refused plainly.
     let quota = Quota { tokens_per_day: Some(40), ..Quota::default() };
     app.services
+        .admin
         .admin_set_quota(app.admin().await, QuotaScope::Role(Role::Admin), quota, &Default::default())
         .await
         .expect("set");

@@ -134,7 +134,7 @@ async fn a_graceful_shutdown_stores_unfinished_answers_as_interrupted() {
     })
     .await;
     app.stop().await;
-    let answer = app.services.message(user, sent.answer).await.expect("stored");
+    let answer = app.services.assistants.message(user, sent.answer).await.expect("stored");
     assert_eq!(answer.status, MessageStatus::Interrupted);
     assert!(!answer.content.is_empty());
     app.cleanup().await;

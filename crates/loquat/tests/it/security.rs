@@ -115,7 +115,7 @@ async fn hostile_markdown_does_not_stall_the_server() {
     for markdown in hostile_markdown() {
         app.fake.push_reply(Reply::chunks(chunked(&markdown)));
         let send = SendMessage { assistant_id: assistant, topic_id: None, content: markdown, language: "en".into() };
-        let exchange = app.services.send_message(user, send).await.expect("sent");
+        let exchange = app.services.chat.send_message(user, send).await.expect("sent");
         app.finished(exchange.answer.id).await;
         app.titled(exchange.topic.id).await;
         topics.push(exchange.topic.id);
@@ -201,27 +201,27 @@ async fn another_users_ids_find_nothing() {
     let not_found = |result: Result<(), loquat_core::CoreError>| {
         assert_eq!(result.expect_err("must fail").kind(), ErrorKind::NotFound);
     };
-    not_found(services.assistant(stranger, assistant).await.map(|_| ()));
-    not_found(services.conversation(stranger, sent.topic).await.map(|_| ()));
-    not_found(services.message(stranger, sent.answer).await.map(|_| ()));
-    not_found(services.stop_generation(stranger, sent.answer).await);
-    not_found(services.regenerate(stranger, sent.answer, "en").await.map(|_| ()));
-    not_found(services.edit_message(stranger, sent.answer, "x", "en").await.map(|_| ()));
-    not_found(services.switch_branch(stranger, sent.answer).await.map(|_| ()));
-    not_found(services.delete_message(stranger, sent.answer).await.map(|_| ()));
-    not_found(services.rename_topic(stranger, sent.topic, "stolen").await);
-    not_found(services.delete_topic(stranger, sent.topic).await);
-    not_found(services.attach(stranger, sent.answer).await.map(|_| ()));
-    not_found(services.delete_assistant(stranger, assistant).await);
+    not_found(services.assistants.assistant(stranger, assistant).await.map(|_| ()));
+    not_found(services.assistants.conversation(stranger, sent.topic).await.map(|_| ()));
+    not_found(services.assistants.message(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.chat.stop_generation(stranger, sent.answer).await);
+    not_found(services.chat.regenerate(stranger, sent.answer, "en").await.map(|_| ()));
+    not_found(services.chat.edit_message(stranger, sent.answer, "x", "en").await.map(|_| ()));
+    not_found(services.assistants.switch_branch(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.chat.delete_message(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.assistants.rename_topic(stranger, sent.topic, "stolen").await);
+    not_found(services.assistants.delete_topic(stranger, sent.topic).await);
+    not_found(services.chat.attach(stranger, sent.answer).await.map(|_| ()));
+    not_found(services.assistants.delete_assistant(stranger, assistant).await);
     let send = loquat_core::service::SendMessage {
         assistant_id: assistant,
         topic_id: Some(sent.topic),
         content: "intrude".into(),
         language: "en".into(),
     };
-    not_found(services.send_message(stranger, send).await.map(|_| ()));
+    not_found(services.chat.send_message(stranger, send).await.map(|_| ()));
     // Everything is still there for the owner.
-    let conversation = services.conversation(app.admin().await, sent.topic).await.expect("still mine");
+    let conversation = services.assistants.conversation(app.admin().await, sent.topic).await.expect("still mine");
     assert_eq!(conversation.branch.len(), 2);
     assert_ne!(conversation.topic.title, "stolen");
     app.cleanup().await;
@@ -271,6 +271,7 @@ async fn bad_input_gets_clear_errors() {
 async fn second_user(app: &TestApp) -> reqwest::Client {
     let invite = app
         .services
+        .admin
         .admin_create_invite(
             app.admin().await,
             loquat_core::domain::Role::User,
@@ -380,10 +381,12 @@ async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_token
     app.finished(sent.answer).await;
     let services = &app.services;
     let own = services
+        .assistants
         .create_assistant(admin, loquat_core::domain::AssistantConfig { title: "Mine".into(), ..Default::default() })
         .await
         .expect("assistant");
     let provider = services
+        .providers
         .create_provider(
             admin,
             loquat_core::domain::ProviderDraft {
@@ -398,8 +401,10 @@ async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_token
         )
         .await
         .expect("provider");
-    let (admin_token, token) = services.create_api_token(admin, "mine", &Default::default()).await.expect("token");
+    let (admin_token, token) =
+        services.accounts.create_api_token(admin, "mine", &Default::default()).await.expect("token");
     let invite = services
+        .admin
         .admin_create_invite(
             admin,
             loquat_core::domain::Role::User,
@@ -419,7 +424,7 @@ async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_token
         invite: invite.invite.code_hash.clone(),
     };
     let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
-    let (bob_token, _) = services.create_api_token(bob_id, "bob's", &Default::default()).await.expect("token");
+    let (bob_token, _) = services.accounts.create_api_token(bob_id, "bob's", &Default::default()).await.expect("token");
     let routes = loquat_web::route_list();
     assert!(routes.len() > 50, "the route table is walked, not a copy of it");
     for (method, path) in &routes {
@@ -460,18 +465,18 @@ async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_token
         }
     }
     // Nothing changed for the owner.
-    let conversation = services.conversation(admin, sent.topic).await.expect("still there");
+    let conversation = services.assistants.conversation(admin, sent.topic).await.expect("still there");
     assert_eq!(conversation.branch.len(), 2);
     assert_ne!(conversation.topic.title, "stolen");
-    assert_eq!(services.assistant(admin, own.id).await.expect("still there").config.title, "Mine");
+    assert_eq!(services.assistants.assistant(admin, own.id).await.expect("still there").config.title, "Mine");
     assert_eq!(
-        services.provider_setting(admin, provider.setting.id).await.expect("still there").setting.name,
+        services.providers.provider_setting(admin, provider.setting.id).await.expect("still there").setting.name,
         "Private"
     );
-    assert_eq!(services.api_tokens(admin).await.expect("tokens")[0].revoked_at, None);
-    let me = services.user(admin).await.expect("admin");
+    assert_eq!(services.accounts.api_tokens(admin).await.expect("tokens")[0].revoked_at, None);
+    let me = services.accounts.user(admin).await.expect("admin");
     assert_eq!((me.role, me.disabled), (loquat_core::domain::Role::Admin, false));
-    let invites = services.admin_invites(admin).await.expect("invites");
+    let invites = services.admin.admin_invites(admin).await.expect("invites");
     assert!(invites.iter().any(|invite| invite.code_hash == fillers.invite && invite.used_by.is_none()));
     app.cleanup().await;
 }

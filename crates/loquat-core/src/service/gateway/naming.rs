@@ -3,10 +3,10 @@
 //! `assistant/<id>` — also `assistant/<title-slug>` when the slug is unique, and
 //! `assistant/default` for the default assistant.
 
-use super::super::{ProviderOption, Services};
+use super::super::ProviderOption;
+use super::{Caller, Gateway};
 use crate::domain::{Assistant, ModelCard};
 use crate::error::{CoreError, CoreResult};
-use crate::id::UserId;
 
 /// The prefix naming one of the caller's assistants.
 pub const ASSISTANT_PREFIX: &str = "assistant/";
@@ -26,18 +26,17 @@ pub(super) enum Purpose {
     Embeddings,
 }
 
-impl Services {
-    pub(super) async fn api_target(&self, user: UserId, name: &str, purpose: Purpose) -> CoreResult<Target> {
+impl Gateway {
+    pub(super) async fn api_target(&self, caller: &Caller<'_>, name: &str, purpose: Purpose) -> CoreResult<Target> {
         let name = name.trim();
         if name.is_empty() {
             return Err(CoreError::invalid("model_missing"));
         }
         if let Some(key) = name.strip_prefix(ASSISTANT_PREFIX) {
-            let assistants = self.list_assistants(user).await?;
+            let assistants = self.assistants.list_assistants(caller.user.id).await?;
             return find_assistant(assistants, key, name).map(|assistant| Target::Assistant(Box::new(assistant)));
         }
-        let options = self.provider_options(user).await?;
-        find_model(&options, name, purpose)
+        find_model(&caller.options, name, purpose)
     }
 }
 
@@ -100,7 +99,7 @@ fn find_model(options: &[ProviderOption], name: &str, purpose: Purpose) -> CoreR
 mod tests {
     use super::*;
     use crate::domain::AssistantConfig;
-    use crate::id::AssistantId;
+    use crate::id::{AssistantId, UserId};
     use crate::time::Timestamp;
 
     fn option(id: &str, models: &[&str], custom: bool) -> ProviderOption {

@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use futures_util::Stream;
 use tokio::time::Sleep;
 
-use super::super::Services;
+use super::Gateway;
 use crate::domain::{MessageRole, MessageStatus, NewMessage, TokenUsage, Topic};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::llm::{ChatEvent, ChatStream, ProviderError, ProviderErrorKind, ToolCall};
 use crate::store::FinishedAnswer;
+use crate::store::TreeWrite;
 use crate::time::Timestamp;
 
 /// The answer's events as the provider sends them; the stream ends after an error. Dropping it
@@ -113,7 +114,7 @@ impl Drop for ApiChatStream {
 
 /// What is written once an answer ends: usage always, the exchange when saving.
 pub(super) struct Ledger {
-    services: Services,
+    gateway: Gateway,
     user: UserId,
     assistant: Option<AssistantId>,
     provider_id: String,
@@ -149,7 +150,7 @@ impl SavePlan {
 
 impl Ledger {
     pub(super) fn new(
-        services: Services,
+        gateway: Gateway,
         user: UserId,
         assistant: Option<AssistantId>,
         started: Instant,
@@ -158,7 +159,7 @@ impl Ledger {
         let (provider_id, model_id) = (String::new(), String::new());
         // Counted as running until `close`, like a chat page's generation job.
         crate::generation::metrics::started();
-        Self { services, user, assistant, provider_id, model_id, started, ttft: None, usage: None, ending: None, save }
+        Self { gateway, user, assistant, provider_id, model_id, started, ttft: None, usage: None, ending: None, save }
     }
 
     pub(super) fn answered_by(&mut self, provider_id: &str, model_id: &str) {
@@ -208,11 +209,11 @@ impl Ledger {
             tracing::info!(user = %self.user, %error, "an API answer failed");
         }
         crate::generation::metrics::finished(&answer);
-        self.services.record_usage(self.user, self.assistant, &answer).await;
+        self.gateway.usage.record(self.user, self.assistant, &answer).await;
         if let Some(save) = self.save {
             answer.content = answer_text(&save.content, &save.tool_calls);
             answer.reasoning = save.reasoning.clone();
-            if let Err(error) = self.services.save_api_exchange(self.user, &save, &answer).await {
+            if let Err(error) = self.gateway.save_api_exchange(self.user, &save, &answer).await {
                 tracing::warn!(topic = %save.topic_id, %error, "could not save an API exchange");
             }
         }
@@ -226,8 +227,9 @@ fn answer_text(content: &str, tool_calls: &[ToolCall]) -> String {
     parts.join("\n\n")
 }
 
-impl Services {
-    /// Stores an API exchange as a new topic of `user`: the question, then the finished answer.
+impl Gateway {
+    /// Stores an API exchange as a new topic of `user`: the question, then the finished answer
+    /// (the topic and both messages in one transaction, then the answer's final state).
     async fn save_api_exchange(
         &self,
         user: UserId,
@@ -244,7 +246,6 @@ impl Services {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_topic(&topic).await?;
         let question = NewMessage {
             id: MessageId::new(),
             user_id: user,
@@ -258,7 +259,6 @@ impl Services {
             created_at: now,
             generating_by: None,
         };
-        self.store.insert_message(&question).await?;
         // An answer is only ever finished from `generating`: insert it so, finish it at once.
         let reply = NewMessage {
             id: MessageId::new(),
@@ -271,9 +271,14 @@ impl Services {
             generating_by: Some(self.generations.settings().node_id.clone()),
             ..question
         };
-        self.store.insert_message(&reply).await?;
+        let writes = [
+            TreeWrite::InsertTopic(&topic),
+            TreeWrite::InsertMessage(&question),
+            TreeWrite::InsertMessage(&reply),
+            TreeWrite::SetActiveLeaf { topic: topic.id, leaf: Some(reply.id), at: now },
+        ];
+        self.store.write_tree(user, &writes).await?;
         self.store.finish_message(user, reply.id, answer).await?;
-        self.store.set_active_leaf(user, topic.id, Some(reply.id), Timestamp::now()).await?;
         Ok(())
     }
 }

@@ -37,7 +37,8 @@ impl FromRequestParts<AppState> for ApiCaller {
         let browser_locale = Locale::from_accept_language(accept_language.unwrap_or(""));
         let tr = Tr::new(browser_locale);
         let Some(token) = bearer(parts) else { return Err(ApiError::missing_key(tr)) };
-        let user = state.services.api_token_user(token).await.map_err(|error| ApiError::from_core(error, "", tr))?;
+        let user =
+            state.services.accounts.api_token_user(token).await.map_err(|error| ApiError::from_core(error, "", tr))?;
         let Some(user) = user else { return Err(ApiError::invalid_key(tr)) };
         let tr = Tr::new(user.locale.unwrap_or(browser_locale));
         let client = client_info(parts, &state.settings.trusted_proxies);

@@ -44,9 +44,9 @@ pub async fn create_chat_completion(
     // provider before both are through.
     let services = &state.services;
     let (admitted, prepared) =
-        tokio::join!(state.allow_chat(&caller.0), services.prepare_api_chat(caller.0.user.id, parsed.request));
+        tokio::join!(state.allow_chat(&caller.0), services.gateway.prepare_api_chat(&caller.0.user, parsed.request));
     admitted.map_err(ApiError::from_web)?;
-    let chat = services.start_api_chat(prepared.map_err(fail)?).await.map_err(fail)?;
+    let chat = services.gateway.start_api_chat(prepared.map_err(fail)?).await.map_err(fail)?;
     let topic = chat.saved_topic.and_then(|topic| HeaderValue::try_from(topic.to_string()).ok());
     let mut response =
         if parsed.stream { stream(chat, &model, parsed.include_usage, tr) } else { complete(chat, &model, tr).await? };

@@ -38,7 +38,8 @@ pub async fn create_embeddings(
     state.allow_chat(&caller.0).await.map_err(ApiError::from_web)?;
     let embeddings = state
         .services
-        .api_embeddings(caller.0.user.id, &model, &inputs)
+        .gateway
+        .api_embeddings(&caller.0.user, &model, &inputs)
         .await
         .map_err(|error| ApiError::from_core(error, &model, tr))?;
     let data: Vec<Value> = embeddings

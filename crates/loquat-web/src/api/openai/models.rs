@@ -13,7 +13,7 @@ use crate::AppState;
 
 pub async fn list_models(caller: ApiCaller, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let tr = caller.tr();
-    let models = state.services.api_models(caller.0.user.id).await.map_err(|e| ApiError::from_core(e, "", tr))?;
+    let models = state.services.gateway.api_models(&caller.0.user).await.map_err(|e| ApiError::from_core(e, "", tr))?;
     let data: Vec<Value> = models.iter().map(model_json).collect();
     Ok(Json(json!({ "object": "list", "data": data })))
 }
@@ -25,7 +25,7 @@ pub async fn get_model(
 ) -> Result<Json<Value>, ApiError> {
     let tr = caller.tr();
     let model =
-        state.services.api_model(caller.0.user.id, &name).await.map_err(|e| ApiError::from_core(e, &name, tr))?;
+        state.services.gateway.api_model(&caller.0.user, &name).await.map_err(|e| ApiError::from_core(e, &name, tr))?;
     Ok(Json(model_json(&model)))
 }
 

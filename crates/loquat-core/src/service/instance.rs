@@ -1,0 +1,199 @@
+//! The administrator's run-time settings of the instance — registration mode, users' own keys,
+//! models per role, quotas per role and per person — read on almost every request, so kept as
+//! one snapshot in process. A change made here is seen at once by this process; other replicas
+//! see it within [`FRESH_FOR`] (each reloads its snapshot, two small queries, when it is older).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::Limits;
+use super::accounts::RegistrationMode;
+use crate::domain::{Quota, QuotaScope, Role};
+use crate::error::CoreResult;
+use crate::id::UserId;
+use crate::store::Store;
+
+/// How long a snapshot is trusted: the longest another replica's change takes to show here.
+pub const FRESH_FOR: Duration = Duration::from_secs(2);
+
+const REGISTRATION_MODE: &str = "registration_mode";
+const ALLOW_USER_KEYS: &str = "allow_user_keys";
+
+/// The settings as one consistent value.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    registration: Option<RegistrationMode>,
+    allow_user_keys: Option<bool>,
+    /// `provider::model` patterns per role (empty or absent = all models).
+    role_models: HashMap<Role, Vec<String>>,
+    role_quotas: HashMap<Role, Quota>,
+    user_quotas: HashMap<UserId, Quota>,
+}
+
+impl Snapshot {
+    fn load(settings: Vec<(String, String)>, quotas: Vec<(QuotaScope, Quota)>) -> Self {
+        let mut snapshot = Self::default();
+        for (key, value) in settings {
+            match key.as_str() {
+                REGISTRATION_MODE => snapshot.registration = RegistrationMode::parse(&value),
+                ALLOW_USER_KEYS => snapshot.allow_user_keys = Some(value == "true"),
+                _ => {
+                    let role = key.strip_prefix("models.").and_then(Role::parse);
+                    if let Some(role) = role {
+                        let patterns = serde_json::from_str(&value).unwrap_or_default();
+                        snapshot.role_models.insert(role, patterns);
+                    }
+                }
+            }
+        }
+        for (scope, quota) in quotas {
+            match scope {
+                QuotaScope::Role(role) => snapshot.role_quotas.insert(role, quota),
+                QuotaScope::User(user) => snapshot.user_quotas.insert(user, quota),
+            };
+        }
+        snapshot
+    }
+
+    /// The quota that applies to a user: their own limits, each unset one taken from the role.
+    pub fn quota(&self, user: UserId, role: Role) -> Quota {
+        let own = self.user_quotas.get(&user).cloned().unwrap_or_default();
+        let by_role = self.role_quotas.get(&role).cloned().unwrap_or_default();
+        Quota {
+            tokens_per_day: own.tokens_per_day.or(by_role.tokens_per_day),
+            tokens_per_month: own.tokens_per_month.or(by_role.tokens_per_month),
+            requests_per_minute: own.requests_per_minute.or(by_role.requests_per_minute),
+        }
+    }
+
+    /// The quota stored for exactly this scope (the admin's forms).
+    pub fn scoped_quota(&self, scope: &QuotaScope) -> Quota {
+        let quota = match scope {
+            QuotaScope::Role(role) => self.role_quotas.get(role),
+            QuotaScope::User(user) => self.user_quotas.get(user),
+        };
+        quota.cloned().unwrap_or_default()
+    }
+
+    /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
+    pub fn role_models(&self, role: Role) -> &[String] {
+        self.role_models.get(&role).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A snapshot and when it was read.
+type Cached = (Instant, Arc<Snapshot>);
+
+/// The instance's settings, cached. Cheap to clone.
+#[derive(Clone)]
+pub struct Instance {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    cached: Arc<RwLock<Option<Cached>>>,
+}
+
+impl Instance {
+    pub(crate) fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        Self { store, limits, cached: Arc::default() }
+    }
+
+    /// The current snapshot: the cached one while fresh, else read again.
+    pub async fn snapshot(&self) -> CoreResult<Arc<Snapshot>> {
+        if let Some((at, snapshot)) = self.cached.read().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(Arc::clone(snapshot));
+        }
+        let (settings, quotas) = tokio::join!(self.store.list_settings(), self.store.list_quotas());
+        let snapshot = Arc::new(Snapshot::load(settings?, quotas?));
+        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), Arc::clone(&snapshot)));
+        Ok(snapshot)
+    }
+
+    /// Forgets the snapshot after a change, so this process sees it at once.
+    pub(crate) fn changed(&self) {
+        *self.cached.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The registration mode: the admin's choice, else the configured default. Before the
+    /// first account exists, registration is always possible (that account becomes admin).
+    pub async fn registration_mode(&self) -> CoreResult<RegistrationMode> {
+        Ok(self.snapshot().await?.registration.unwrap_or(self.limits.registration))
+    }
+
+    /// Whether users may use their own provider keys: the admin's choice, else the config.
+    pub async fn user_keys_allowed(&self) -> CoreResult<bool> {
+        Ok(self.user_keys_allowed_in(&*self.snapshot().await?))
+    }
+
+    /// [`Instance::user_keys_allowed`] in a snapshot already read.
+    pub(crate) fn user_keys_allowed_in(&self, snapshot: &Snapshot) -> bool {
+        snapshot.allow_user_keys.unwrap_or(self.limits.allow_user_keys)
+    }
+
+    /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
+    pub async fn role_models(&self, role: Role) -> CoreResult<Vec<String>> {
+        Ok(self.snapshot().await?.role_models(role).to_vec())
+    }
+
+    /// The quota that applies to a user (their own limits, each unset one from the role).
+    pub async fn quota(&self, user: UserId, role: Role) -> CoreResult<Quota> {
+        Ok(self.snapshot().await?.quota(user, role))
+    }
+
+    pub(crate) async fn set_registration_mode(&self, mode: RegistrationMode) -> CoreResult<()> {
+        self.set(REGISTRATION_MODE, mode.as_str()).await
+    }
+
+    pub(crate) async fn set_user_keys_allowed(&self, allowed: bool) -> CoreResult<()> {
+        self.set(ALLOW_USER_KEYS, if allowed { "true" } else { "false" }).await
+    }
+
+    pub(crate) async fn set_role_models(&self, role: Role, json: &str) -> CoreResult<()> {
+        self.set(&format!("models.{}", role.as_str()), json).await
+    }
+
+    pub(crate) async fn set_quota(&self, scope: &QuotaScope, quota: &Quota) -> CoreResult<()> {
+        if *quota == Quota::default() {
+            self.store.delete_quota(scope).await?;
+        } else {
+            self.store.set_quota(scope, quota).await?;
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn set(&self, key: &str, value: &str) -> CoreResult<()> {
+        self.store.set_setting(key, value).await?;
+        self.changed();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_reads_settings_and_quotas() {
+        let user = UserId::new();
+        let settings = vec![
+            ("registration_mode".to_owned(), "open".to_owned()),
+            ("allow_user_keys".to_owned(), "false".to_owned()),
+            ("models.user".to_owned(), r#"["openai::gpt-4o-mini"]"#.to_owned()),
+            ("models.nobody".to_owned(), "[]".to_owned()),
+        ];
+        let role_quota = Quota { tokens_per_day: Some(100), requests_per_minute: Some(5), ..Quota::default() };
+        let own = Quota { requests_per_minute: Some(50), ..Quota::default() };
+        let quotas = vec![(QuotaScope::Role(Role::User), role_quota), (QuotaScope::User(user), own)];
+        let snapshot = Snapshot::load(settings, quotas);
+        assert_eq!(snapshot.registration, Some(RegistrationMode::Open));
+        assert_eq!(snapshot.allow_user_keys, Some(false));
+        assert_eq!(snapshot.role_models(Role::User), ["openai::gpt-4o-mini"]);
+        assert!(snapshot.role_models(Role::Admin).is_empty());
+        let effective = snapshot.quota(user, Role::User);
+        assert_eq!((effective.tokens_per_day, effective.requests_per_minute), (Some(100), Some(50)));
+        assert_eq!(snapshot.quota(UserId::new(), Role::Admin), Quota::default());
+    }
+}
