@@ -120,6 +120,9 @@ pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     /// The session with this token hash, if it has not expired at `now`.
     async fn get_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+    /// The user of the session with this token hash, if it has not expired at `now`, with when
+    /// the session was last seen — one query, for every signed-in request.
+    async fn session_user(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<(Timestamp, User)>>;
     async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()>;
     async fn delete_session(&self, token_hash: &str) -> StoreResult<bool>;
     /// Deletes every session of the user; returns how many.
@@ -137,6 +140,14 @@ pub trait SessionStore: Send + Sync {
     async fn purge_expired(&self, now: Timestamp, logins_before: Timestamp) -> StoreResult<u64>;
 }
 
+/// The owner of an API token, found with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenOwner {
+    pub token_id: String,
+    pub last_used_at: Option<Timestamp>,
+    pub user: User,
+}
+
 /// Invitations and API tokens.
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
@@ -149,6 +160,9 @@ pub trait CredentialStore: Send + Sync {
     async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()>;
     /// The unrevoked token with this hash.
     async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// The owner of the unrevoked token with this hash, with the token's id and when it was
+    /// last used — one query, for every API request.
+    async fn api_token_user(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>>;
     /// The user's tokens (revoked ones too), newest first.
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>>;
     async fn revoke_api_token(&self, user: UserId, id: &str, at: Timestamp) -> StoreResult<bool>;

@@ -4,12 +4,21 @@
 use async_trait::async_trait;
 use loquat_core::domain::{ApiToken, Invite};
 use loquat_core::id::UserId;
-use loquat_core::store::{CredentialStore, StoreResult};
+use loquat_core::store::{CredentialStore, StoreResult, TokenOwner};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
-use crate::rows::{ApiTokenRow, InviteRow, convert_all};
+use crate::rows::{ApiTokenRow, InviteRow, UserRow, convert_all};
+
+/// A token's id and last use with its owner.
+#[derive(sqlx::FromRow)]
+struct TokenUserRow {
+    token_id: String,
+    token_last_used_at: Option<i64>,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
 
 #[async_trait]
 impl CredentialStore for SqlStore {
@@ -106,6 +115,28 @@ impl CredentialStore for SqlStore {
         })
         .map_err(store_error)?;
         row.map(ApiTokenRow::into_domain).transpose()
+    }
+
+    async fn api_token_user(&self, token_hash: &str) -> StoreResult<Option<TokenOwner>> {
+        let row = on_pool!(&self.pools, read, "api_token_user", |pool| {
+            sqlx::query_as::<_, TokenUserRow>(
+                "SELECT t.id AS token_id, t.last_used_at AS token_last_used_at, u.id, u.name, u.email, u.role, \
+                 u.disabled, u.locale, u.theme, u.created_at, u.last_active_at FROM api_tokens AS t \
+                 JOIN users AS u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(|row| {
+            Ok(TokenOwner {
+                token_id: row.token_id,
+                last_used_at: row.token_last_used_at.map(Timestamp),
+                user: row.user.into_domain()?,
+            })
+        })
+        .transpose()
     }
 
     async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {

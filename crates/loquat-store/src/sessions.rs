@@ -3,14 +3,22 @@
 //! taken once).
 
 use async_trait::async_trait;
-use loquat_core::domain::{Identity, Session};
+use loquat_core::domain::{Identity, Session, User};
 use loquat_core::id::UserId;
 use loquat_core::store::{SessionStore, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
-use crate::rows::{IdentityRow, SessionRow, convert_all};
+use crate::rows::{IdentityRow, SessionRow, UserRow, convert_all};
+
+/// When a session was last seen, with its user.
+#[derive(sqlx::FromRow)]
+struct SessionUserRow {
+    session_last_seen_at: i64,
+    #[sqlx(flatten)]
+    user: UserRow,
+}
 
 #[async_trait]
 impl SessionStore for SqlStore {
@@ -47,6 +55,22 @@ impl SessionStore for SqlStore {
         })
         .map_err(store_error)?;
         row.map(SessionRow::into_domain).transpose()
+    }
+
+    async fn session_user(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<(Timestamp, User)>> {
+        let row = on_pool!(&self.pools, read, "session_user", |pool| {
+            sqlx::query_as::<_, SessionUserRow>(
+                "SELECT s.last_seen_at AS session_last_seen_at, u.id, u.name, u.email, u.role, u.disabled, \
+                 u.locale, u.theme, u.created_at, u.last_active_at FROM sessions AS s \
+                 JOIN users AS u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(|row| Ok((Timestamp(row.session_last_seen_at), row.user.into_domain()?))).transpose()
     }
 
     async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()> {

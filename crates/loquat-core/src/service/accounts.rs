@@ -238,12 +238,11 @@ impl Accounts {
     pub async fn session_user(&self, token: &str) -> CoreResult<Option<User>> {
         let hash = token_hash(token);
         let now = Timestamp::now();
-        let Some(session) = self.store.get_session(&hash, now).await? else { return Ok(None) };
-        let Some(user) = self.store.get_user(session.user_id).await? else { return Ok(None) };
+        let Some((last_seen_at, user)) = self.store.session_user(&hash, now).await? else { return Ok(None) };
         if user.disabled {
             return Ok(None);
         }
-        if now.0 - session.last_seen_at.0 > TOUCH_EVERY.as_millis() as i64 {
+        if now.0 - last_seen_at.0 > TOUCH_EVERY.as_millis() as i64 {
             self.store.touch_session(&hash, now).await?;
             self.store.touch_user(user.id, now).await?;
         }

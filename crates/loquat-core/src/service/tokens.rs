@@ -58,15 +58,20 @@ impl Accounts {
         if !token.starts_with(TOKEN_PREFIX) {
             return Ok(None);
         }
-        let Some(found) = self.store.find_api_token(&token_hash(token)).await? else { return Ok(None) };
-        let Some(user) = self.store.get_user(found.user_id).await? else { return Ok(None) };
-        if user.disabled {
+        let Some(found) = self.store.api_token_user(&token_hash(token)).await? else { return Ok(None) };
+        if found.user.disabled {
             return Ok(None);
         }
         let now = Timestamp::now();
         if found.last_used_at.is_none_or(|at| now.0 - at.0 > 60_000) {
-            self.store.touch_api_token(&found.id, now).await?;
+            // Off the request's path: when the token was last used is for its owner's page.
+            let (store, id) = (self.store.clone(), found.token_id);
+            tokio::spawn(async move {
+                if let Err(error) = store.touch_api_token(&id, now).await {
+                    tracing::warn!(%error, "could not record an API token's use");
+                }
+            });
         }
-        Ok(Some(user))
+        Ok(Some(found.user))
     }
 }

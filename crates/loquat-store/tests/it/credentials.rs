@@ -154,7 +154,10 @@ async fn all_of_a_users_tokens_are_revoked_at_once(store: SqlStore) {
     for (id, hash, user) in [("t1", "hash-1", w.alice.id), ("t2", "hash-2", w.alice.id), ("t3", "hash-3", w.bob.id)] {
         store.insert_api_token(&token(user, id, hash, 10)).await.expect("inserted");
     }
+    let owner = store.api_token_user("hash-2").await.expect("loads").expect("a live token");
+    assert_eq!((owner.token_id.as_str(), owner.last_used_at, &owner.user), ("t2", None, &w.alice));
     assert!(store.revoke_api_token(w.alice.id, "t1", at(20)).await.expect("revoked"));
+    assert_eq!(store.api_token_user("hash-1").await.expect("loads"), None, "a revoked token has no owner");
     assert_eq!(store.revoke_user_api_tokens(w.alice.id, at(30)).await.expect("revoked"), 1, "t1 was revoked already");
     let alices = store.list_api_tokens(w.alice.id).await.expect("lists");
     let revoked: Vec<_> = alices.iter().map(|token| (token.id.as_str(), token.revoked_at)).collect();

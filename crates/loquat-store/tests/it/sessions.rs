@@ -35,6 +35,12 @@ async fn sessions_expire(store: SqlStore) {
     assert_eq!(store.get_session("live", at(1_000)).await.expect("loads"), None);
     assert_eq!(store.get_session("unknown", at(0)).await.expect("loads"), None);
 
+    // The session's user in the same query, while the session lives.
+    let (seen, user) = store.session_user("live", at(500)).await.expect("loads").expect("a live session");
+    assert_eq!((seen, user), (at(10), w.alice.clone()));
+    assert_eq!(store.session_user("expired", at(500)).await.expect("loads"), None);
+    assert_eq!(store.session_user("unknown", at(0)).await.expect("loads"), None);
+
     assert_eq!(store.list_sessions(w.alice.id, at(500)).await.expect("lists"), vec![live.clone()]);
     assert_eq!(store.list_sessions(w.alice.id, at(50)).await.expect("lists"), vec![live, expired]);
 }
