@@ -9,7 +9,7 @@ use loquat_core::store::{AdminStore, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
+use crate::pool::{execute, on_pool, store_error};
 use crate::rows::{AuditRow, QuotaRow, UsageDayRow, UsageModelRow, UsageUserRow, convert_all, count, quota_limit};
 
 /// A quota row with its key.
@@ -32,28 +32,25 @@ fn quota_key(scope: &QuotaScope) -> (&'static str, String) {
 #[async_trait]
 impl AdminStore for SqlStore {
     async fn insert_usage(&self, event: &UsageEvent) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_usage", |pool| {
-            sqlx::query(
-                "INSERT INTO usage_events (id, user_id, assistant_id, provider, model, prompt_tokens, \
+        execute!(
+            &self.pools,
+            "insert_usage",
+            "INSERT INTO usage_events (id, user_id, assistant_id, provider, model, prompt_tokens, \
                  completion_tokens, reasoning_tokens, duration_ms, outcome, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&event.id)
-            .bind(event.user_id.to_string())
-            .bind(event.assistant_id.map(|assistant| assistant.to_string()))
-            .bind(&event.provider)
-            .bind(&event.model)
-            .bind(i64::from(event.prompt_tokens))
-            .bind(i64::from(event.completion_tokens))
-            .bind(i64::from(event.reasoning_tokens))
-            .bind(event.duration_ms)
-            .bind(&event.outcome)
-            .bind(event.created_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            &event.id,
+            event.user_id.to_string(),
+            event.assistant_id.map(|assistant| assistant.to_string()),
+            &event.provider,
+            &event.model,
+            i64::from(event.prompt_tokens),
+            i64::from(event.completion_tokens),
+            i64::from(event.reasoning_tokens),
+            event.duration_ms,
+            &event.outcome,
+            event.created_at.as_millis()
+        )
+        .map(|_| ())
     }
 
     async fn user_tokens_since(&self, user: UserId, since: Timestamp) -> StoreResult<u64> {
@@ -188,57 +185,49 @@ impl AdminStore for SqlStore {
         let (scope, subject) = quota_key(scope);
         let tokens_per_day = quota_limit(quota.tokens_per_day)?;
         let tokens_per_month = quota_limit(quota.tokens_per_month)?;
-        on_pool!(&self.pools, write, "set_quota", |pool| {
-            sqlx::query(
-                "INSERT INTO quotas (scope, subject, tokens_per_day, tokens_per_month, requests_per_minute) \
+        execute!(
+            &self.pools,
+            "set_quota",
+            "INSERT INTO quotas (scope, subject, tokens_per_day, tokens_per_month, requests_per_minute) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE SET \
                  tokens_per_day = excluded.tokens_per_day, tokens_per_month = excluded.tokens_per_month, \
                  requests_per_minute = excluded.requests_per_minute",
-            )
-            .bind(scope)
-            .bind(&subject)
-            .bind(tokens_per_day)
-            .bind(tokens_per_month)
-            .bind(quota.requests_per_minute.map(i64::from))
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            scope,
+            &subject,
+            tokens_per_day,
+            tokens_per_month,
+            quota.requests_per_minute.map(i64::from)
+        )
+        .map(|_| ())
     }
 
     async fn delete_quota(&self, scope: &QuotaScope) -> StoreResult<bool> {
         let (scope, subject) = quota_key(scope);
-        let deleted = on_pool!(&self.pools, write, "delete_quota", |pool| {
-            sqlx::query("DELETE FROM quotas WHERE scope = $1 AND subject = $2")
-                .bind(scope)
-                .bind(&subject)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let deleted = execute!(
+            &self.pools,
+            "delete_quota",
+            "DELETE FROM quotas WHERE scope = $1 AND subject = $2",
+            scope,
+            &subject
+        )?;
         Ok(deleted > 0)
     }
 
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_audit", |pool| {
-            sqlx::query(
-                "INSERT INTO audit_log (id, actor, action, target, detail, ip, created_at) \
+        execute!(
+            &self.pools,
+            "insert_audit",
+            "INSERT INTO audit_log (id, actor, action, target, detail, ip, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&event.id)
-            .bind(event.actor.map(|actor| actor.to_string()))
-            .bind(&event.action)
-            .bind(&event.target)
-            .bind(&event.detail)
-            .bind(&event.ip)
-            .bind(event.created_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            &event.id,
+            event.actor.map(|actor| actor.to_string()),
+            &event.action,
+            &event.target,
+            &event.detail,
+            &event.ip,
+            event.created_at.as_millis()
+        )
+        .map(|_| ())
     }
 
     async fn list_audit(&self, action: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>> {
@@ -286,16 +275,13 @@ impl AdminStore for SqlStore {
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "set_setting", |pool| {
-            sqlx::query(
-                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(key)
-            .bind(value)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "set_setting",
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            key,
+            value
+        )
+        .map(|_| ())
     }
 }

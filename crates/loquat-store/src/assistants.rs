@@ -8,29 +8,26 @@ use loquat_core::store::{AssistantStore, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
+use crate::pool::{execute, on_pool, store_error};
 use crate::rows::{AssistantRow, config_json, convert_all};
 
 #[async_trait]
 impl AssistantStore for SqlStore {
     async fn insert_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
         let config = config_json(&assistant.config)?;
-        on_pool!(&self.pools, write, "insert_assistant", |pool| {
-            sqlx::query(
-                "INSERT INTO assistants (id, user_id, is_default, config, created_at, updated_at) \
+        execute!(
+            &self.pools,
+            "insert_assistant",
+            "INSERT INTO assistants (id, user_id, is_default, config, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(assistant.id.to_string())
-            .bind(assistant.user_id.to_string())
-            .bind(assistant.is_default)
-            .bind(&config)
-            .bind(assistant.created_at.as_millis())
-            .bind(assistant.updated_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            assistant.id.to_string(),
+            assistant.user_id.to_string(),
+            assistant.is_default,
+            &config,
+            assistant.created_at.as_millis(),
+            assistant.updated_at.as_millis()
+        )
+        .map(|_| ())
     }
 
     async fn get_assistant(&self, user: UserId, id: AssistantId) -> StoreResult<Option<Assistant>> {
@@ -70,30 +67,26 @@ impl AssistantStore for SqlStore {
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
         let config = config_json(config)?;
-        let changed = on_pool!(&self.pools, write, "update_assistant", |pool| {
-            sqlx::query("UPDATE assistants SET config = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
-                .bind(&config)
-                .bind(updated_at.as_millis())
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "update_assistant",
+            "UPDATE assistants SET config = $1, updated_at = $2 WHERE id = $3 AND user_id = $4",
+            &config,
+            updated_at.as_millis(),
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 
     async fn delete_assistant(&self, user: UserId, id: AssistantId) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, "delete_assistant", |pool| {
-            sqlx::query("DELETE FROM assistants WHERE id = $1 AND user_id = $2")
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let deleted = execute!(
+            &self.pools,
+            "delete_assistant",
+            "DELETE FROM assistants WHERE id = $1 AND user_id = $2",
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(deleted > 0)
     }
 }

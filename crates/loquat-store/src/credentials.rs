@@ -8,7 +8,7 @@ use loquat_core::store::{CredentialStore, StoreResult, TokenOwner};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
+use crate::pool::{execute, on_pool, store_error};
 use crate::rows::{ApiTokenRow, InviteRow, UserRow, convert_all};
 
 /// A token's id and last use with its owner.
@@ -23,23 +23,20 @@ struct TokenUserRow {
 #[async_trait]
 impl CredentialStore for SqlStore {
     async fn insert_invite(&self, invite: &Invite) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_invite", |pool| {
-            sqlx::query(
-                "INSERT INTO invites (code_hash, created_by, role, created_at, expires_at, used_by, used_at) \
+        execute!(
+            &self.pools,
+            "insert_invite",
+            "INSERT INTO invites (code_hash, created_by, role, created_at, expires_at, used_by, used_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&invite.code_hash)
-            .bind(invite.created_by.to_string())
-            .bind(invite.role.as_str())
-            .bind(invite.created_at.as_millis())
-            .bind(invite.expires_at.as_millis())
-            .bind(invite.used_by.map(|user| user.to_string()))
-            .bind(invite.used_at.map(Timestamp::as_millis))
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            &invite.code_hash,
+            invite.created_by.to_string(),
+            invite.role.as_str(),
+            invite.created_at.as_millis(),
+            invite.expires_at.as_millis(),
+            invite.used_by.map(|user| user.to_string()),
+            invite.used_at.map(Timestamp::as_millis)
+        )
+        .map(|_| ())
     }
 
     async fn get_valid_invite(&self, code_hash: &str, now: Timestamp) -> StoreResult<Option<Invite>> {
@@ -71,36 +68,26 @@ impl CredentialStore for SqlStore {
     }
 
     async fn delete_invite(&self, code_hash: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, "delete_invite", |pool| {
-            sqlx::query("DELETE FROM invites WHERE code_hash = $1")
-                .bind(code_hash)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let deleted = execute!(&self.pools, "delete_invite", "DELETE FROM invites WHERE code_hash = $1", code_hash)?;
         Ok(deleted > 0)
     }
 
     async fn insert_api_token(&self, token: &ApiToken) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_api_token", |pool| {
-            sqlx::query(
-                "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at) \
+        execute!(
+            &self.pools,
+            "insert_api_token",
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, prefix, created_at, last_used_at, revoked_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&token.id)
-            .bind(token.user_id.to_string())
-            .bind(&token.name)
-            .bind(&token.token_hash)
-            .bind(&token.prefix)
-            .bind(token.created_at.as_millis())
-            .bind(token.last_used_at.map(Timestamp::as_millis))
-            .bind(token.revoked_at.map(Timestamp::as_millis))
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            &token.id,
+            token.user_id.to_string(),
+            &token.name,
+            &token.token_hash,
+            &token.prefix,
+            token.created_at.as_millis(),
+            token.last_used_at.map(Timestamp::as_millis),
+            token.revoked_at.map(Timestamp::as_millis)
+        )
+        .map(|_| ())
     }
 
     async fn find_api_token(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
@@ -155,40 +142,35 @@ impl CredentialStore for SqlStore {
 
     async fn revoke_api_token(&self, user: UserId, id: &str, at: Timestamp) -> StoreResult<bool> {
         // A revoked token keeps its first revocation time.
-        let changed = on_pool!(&self.pools, write, "revoke_api_token", |pool| {
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
-                .bind(at.as_millis())
-                .bind(id)
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "revoke_api_token",
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+            at.as_millis(),
+            id,
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 
     async fn revoke_user_api_tokens(&self, user: UserId, at: Timestamp) -> StoreResult<u64> {
-        on_pool!(&self.pools, write, "revoke_user_api_tokens", |pool| {
-            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                .bind(at.as_millis())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "revoke_user_api_tokens",
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            at.as_millis(),
+            user.to_string()
+        )
     }
 
     async fn touch_api_token(&self, id: &str, at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "touch_api_token", |pool| {
-            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-                .bind(at.as_millis())
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "touch_api_token",
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2",
+            at.as_millis(),
+            id
+        )
+        .map(|_| ())
     }
 }

@@ -8,8 +8,18 @@ use loquat_core::store::{FinishedAnswer, MessageStore, StoreResult, TreeWrite};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
+use crate::pool::{execute, on_pool, store_error};
 use crate::rows::{MessageRow, convert_all, usage_columns};
+
+/// The columns a `MessageRow` reads, as a literal the queries `concat!` (never built at run
+/// time).
+macro_rules! message_columns {
+    () => {
+        "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, error_message, \
+         provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, duration_ms, created_at, \
+         updated_at"
+    };
+}
 
 #[async_trait]
 impl MessageStore for SqlStore {
@@ -23,11 +33,10 @@ impl MessageStore for SqlStore {
 
     async fn get_message(&self, user: UserId, id: MessageId) -> StoreResult<Option<Message>> {
         let row = on_pool!(&self.pools, read, "get_message", |pool| {
-            sqlx::query_as::<_, MessageRow>(
-                "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
-                 error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
-                 duration_ms, created_at, updated_at FROM messages WHERE id = $1 AND user_id = $2",
-            )
+            sqlx::query_as::<_, MessageRow>(concat!(
+                message_columns!(),
+                " FROM messages WHERE id = $1 AND user_id = $2"
+            ))
             .bind(id.to_string())
             .bind(user.to_string())
             .fetch_optional(pool)
@@ -40,12 +49,10 @@ impl MessageStore for SqlStore {
     async fn list_messages(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<Message>> {
         // Served by the (topic_id, created_at, id) index, already in order.
         let rows = on_pool!(&self.pools, read, "list_messages", |pool| {
-            sqlx::query_as::<_, MessageRow>(
-                "SELECT id, user_id, topic_id, parent_id, role, content, reasoning, status, error_kind, \
-                 error_message, provider, model, prompt_tokens, completion_tokens, reasoning_tokens, ttft_ms, \
-                 duration_ms, created_at, updated_at FROM messages WHERE topic_id = $1 AND user_id = $2 \
-                 ORDER BY created_at, id",
-            )
+            sqlx::query_as::<_, MessageRow>(concat!(
+                message_columns!(),
+                " FROM messages WHERE topic_id = $1 AND user_id = $2 ORDER BY created_at, id"
+            ))
             .bind(topic.to_string())
             .bind(user.to_string())
             .fetch_all(pool)
@@ -63,54 +70,46 @@ impl MessageStore for SqlStore {
         reasoning: &str,
         updated_at: Timestamp,
     ) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "save_progress", |pool| {
-            sqlx::query(
-                "UPDATE messages SET content = $1, reasoning = $2, updated_at = $3 \
+        let changed = execute!(
+            &self.pools,
+            "save_progress",
+            "UPDATE messages SET content = $1, reasoning = $2, updated_at = $3 \
                  WHERE id = $4 AND user_id = $5 AND status = 'generating'",
-            )
-            .bind(content)
-            .bind(reasoning)
-            .bind(updated_at.as_millis())
-            .bind(id.to_string())
-            .bind(user.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+            content,
+            reasoning,
+            updated_at.as_millis(),
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 
     async fn finish_message(&self, user: UserId, id: MessageId, answer: &FinishedAnswer) -> StoreResult<bool> {
         let [prompt_tokens, completion_tokens, reasoning_tokens] = usage_columns(answer.usage);
         // A missing provider or model keeps the one recorded when the answer was created.
-        let changed = on_pool!(&self.pools, write, "finish_message", |pool| {
-            sqlx::query(
-                "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
+        let changed = execute!(
+            &self.pools,
+            "finish_message",
+            "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
                  provider = COALESCE($6, provider), model = COALESCE($7, model), prompt_tokens = $8, \
                  completion_tokens = $9, reasoning_tokens = $10, ttft_ms = $11, duration_ms = $12, updated_at = $13 \
                  WHERE id = $14 AND user_id = $15 AND status = 'generating'",
-            )
-            .bind(answer.status.as_str())
-            .bind(&answer.content)
-            .bind(&answer.reasoning)
-            .bind(answer.error_kind.as_deref())
-            .bind(answer.error_message.as_deref())
-            .bind(answer.provider.as_deref())
-            .bind(answer.model.as_deref())
-            .bind(prompt_tokens)
-            .bind(completion_tokens)
-            .bind(reasoning_tokens)
-            .bind(answer.ttft_ms)
-            .bind(answer.duration_ms)
-            .bind(answer.updated_at.as_millis())
-            .bind(id.to_string())
-            .bind(user.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+            answer.status.as_str(),
+            &answer.content,
+            &answer.reasoning,
+            answer.error_kind.as_deref(),
+            answer.error_message.as_deref(),
+            answer.provider.as_deref(),
+            answer.model.as_deref(),
+            prompt_tokens,
+            completion_tokens,
+            reasoning_tokens,
+            answer.ttft_ms,
+            answer.duration_ms,
+            answer.updated_at.as_millis(),
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 
@@ -124,35 +123,27 @@ impl MessageStore for SqlStore {
         stale_before: Timestamp,
         now: Timestamp,
     ) -> StoreResult<u64> {
-        on_pool!(&self.pools, write, "interrupt_generating", |pool| {
-            sqlx::query(
-                "UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating' \
+        execute!(
+            &self.pools,
+            "interrupt_generating",
+            "UPDATE messages SET status = 'interrupted', updated_at = $1 WHERE status = 'generating' \
                  AND (generating_by IS NULL OR generating_by = $2 OR updated_at < $3)",
-            )
-            .bind(now.as_millis())
-            .bind(node.unwrap_or(""))
-            .bind(stale_before.as_millis())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)
+            now.as_millis(),
+            node.unwrap_or(""),
+            stale_before.as_millis()
+        )
     }
 
     async fn mark_stopped(&self, user: UserId, id: MessageId, now: Timestamp) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "mark_stopped", |pool| {
-            sqlx::query(
-                "UPDATE messages SET status = 'stopped', updated_at = $1 \
+        let changed = execute!(
+            &self.pools,
+            "mark_stopped",
+            "UPDATE messages SET status = 'stopped', updated_at = $1 \
                  WHERE id = $2 AND user_id = $3 AND status = 'generating'",
-            )
-            .bind(now.as_millis())
-            .bind(id.to_string())
-            .bind(user.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+            now.as_millis(),
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 

@@ -55,6 +55,19 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Runs one statement — the same SQL text on both backends — with its parameters, timed as
+/// `$query`: `execute!(&self.pools, "set_user_name", "UPDATE … WHERE id = $2", name, id)`.
+/// Evaluates to `StoreResult<u64>`, the rows it changed.
+macro_rules! execute {
+    ($pools:expr, $query:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        $crate::pool::on_pool!($pools, write, $query, |pool| {
+            sqlx::query($sql)$(.bind($bind))*.execute(pool).await.map(|done| done.rows_affected())
+        })
+        .map_err($crate::pool::store_error)
+    };
+}
+pub(crate) use execute;
+
 /// Records one store round trip (waiting for a connection included) in
 /// [`QUERY_DURATION_SECONDS`](loquat_core::store::QUERY_DURATION_SECONDS).
 pub(crate) fn record_query(query: &'static str, started: Instant) {

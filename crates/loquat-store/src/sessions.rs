@@ -9,7 +9,7 @@ use loquat_core::store::{SessionStore, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
+use crate::pool::{execute, on_pool, store_error};
 use crate::rows::{IdentityRow, SessionRow, UserRow, convert_all};
 
 /// When a session was last seen, with its user.
@@ -23,23 +23,20 @@ struct SessionUserRow {
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn insert_session(&self, session: &Session) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_session", |pool| {
-            sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent) \
+        execute!(
+            &self.pools,
+            "insert_session",
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, ip, user_agent) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&session.token_hash)
-            .bind(session.user_id.to_string())
-            .bind(session.created_at.as_millis())
-            .bind(session.expires_at.as_millis())
-            .bind(session.last_seen_at.as_millis())
-            .bind(&session.ip)
-            .bind(&session.user_agent)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+            &session.token_hash,
+            session.user_id.to_string(),
+            session.created_at.as_millis(),
+            session.expires_at.as_millis(),
+            session.last_seen_at.as_millis(),
+            &session.ip,
+            &session.user_agent
+        )
+        .map(|_| ())
     }
 
     async fn get_session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
@@ -74,38 +71,24 @@ impl SessionStore for SqlStore {
     }
 
     async fn touch_session(&self, token_hash: &str, at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "touch_session", |pool| {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
-                .bind(at.as_millis())
-                .bind(token_hash)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "touch_session",
+            "UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2",
+            at.as_millis(),
+            token_hash
+        )
+        .map(|_| ())
     }
 
     async fn delete_session(&self, token_hash: &str) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, "delete_session", |pool| {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                .bind(token_hash)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let deleted =
+            execute!(&self.pools, "delete_session", "DELETE FROM sessions WHERE token_hash = $1", token_hash)?;
         Ok(deleted > 0)
     }
 
     async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        on_pool!(&self.pools, write, "delete_user_sessions", |pool| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)
+        execute!(&self.pools, "delete_user_sessions", "DELETE FROM sessions WHERE user_id = $1", user.to_string())
     }
 
     async fn list_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
@@ -139,33 +122,29 @@ impl SessionStore for SqlStore {
     }
 
     async fn insert_identity(&self, identity: &Identity) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "insert_identity", |pool| {
-            sqlx::query(
-                "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&identity.provider)
-            .bind(&identity.subject)
-            .bind(identity.user_id.to_string())
-            .bind(identity.email.as_deref())
-            .bind(identity.created_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "insert_identity",
+            "INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &identity.provider,
+            &identity.subject,
+            identity.user_id.to_string(),
+            identity.email.as_deref(),
+            identity.created_at.as_millis()
+        )
+        .map(|_| ())
     }
 
     async fn put_login_state(&self, state: &str, data: &str, created_at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "put_login_state", |pool| {
-            sqlx::query("INSERT INTO login_states (state, data, created_at) VALUES ($1, $2, $3)")
-                .bind(state)
-                .bind(data)
-                .bind(created_at.as_millis())
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "put_login_state",
+            "INSERT INTO login_states (state, data, created_at) VALUES ($1, $2, $3)",
+            state,
+            data,
+            created_at.as_millis()
+        )
+        .map(|_| ())
     }
 
     async fn take_login_state(&self, state: &str) -> StoreResult<Option<(String, Timestamp)>> {
@@ -181,22 +160,14 @@ impl SessionStore for SqlStore {
     }
 
     async fn purge_expired(&self, now: Timestamp, logins_before: Timestamp) -> StoreResult<u64> {
-        let sessions = on_pool!(&self.pools, write, "purge_expired", |pool| {
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-                .bind(now.as_millis())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
-        let logins = on_pool!(&self.pools, write, "purge_expired", |pool| {
-            sqlx::query("DELETE FROM login_states WHERE created_at < $1")
-                .bind(logins_before.as_millis())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let sessions =
+            execute!(&self.pools, "purge_expired", "DELETE FROM sessions WHERE expires_at <= $1", now.as_millis())?;
+        let logins = execute!(
+            &self.pools,
+            "purge_expired",
+            "DELETE FROM login_states WHERE created_at < $1",
+            logins_before.as_millis()
+        )?;
         Ok(sessions + logins)
     }
 }

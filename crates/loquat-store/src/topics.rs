@@ -8,7 +8,7 @@ use loquat_core::store::{StoreResult, TopicStore, TreeWrite};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{on_pool, store_error};
+use crate::pool::{execute, on_pool, store_error};
 use crate::rows::{TopicRow, convert_all};
 
 #[async_trait]
@@ -48,32 +48,28 @@ impl TopicStore for SqlStore {
     }
 
     async fn rename_topic(&self, user: UserId, id: TopicId, title: &str, updated_at: Timestamp) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "rename_topic", |pool| {
-            sqlx::query("UPDATE topics SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4")
-                .bind(title)
-                .bind(updated_at.as_millis())
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "rename_topic",
+            "UPDATE topics SET title = $1, updated_at = $2 WHERE id = $3 AND user_id = $4",
+            title,
+            updated_at.as_millis(),
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 
     async fn set_title_if_empty(&self, user: UserId, id: TopicId, title: &str) -> StoreResult<bool> {
         // Titling is not activity: `updated_at` (the list order) stays as it is.
-        let changed = on_pool!(&self.pools, write, "set_title_if_empty", |pool| {
-            sqlx::query("UPDATE topics SET title = $1 WHERE id = $2 AND user_id = $3 AND title = ''")
-                .bind(title)
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "set_title_if_empty",
+            "UPDATE topics SET title = $1 WHERE id = $2 AND user_id = $3 AND title = ''",
+            title,
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(changed > 0)
     }
 
@@ -89,15 +85,13 @@ impl TopicStore for SqlStore {
     }
 
     async fn delete_topic(&self, user: UserId, id: TopicId) -> StoreResult<bool> {
-        let deleted = on_pool!(&self.pools, write, "delete_topic", |pool| {
-            sqlx::query("DELETE FROM topics WHERE id = $1 AND user_id = $2")
-                .bind(id.to_string())
-                .bind(user.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let deleted = execute!(
+            &self.pools,
+            "delete_topic",
+            "DELETE FROM topics WHERE id = $1 AND user_id = $2",
+            id.to_string(),
+            user.to_string()
+        )?;
         Ok(deleted > 0)
     }
 }

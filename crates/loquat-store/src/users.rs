@@ -9,7 +9,7 @@ use loquat_core::store::{AccountGrant, AccountRefusal, NewAccount, StoreErrorKin
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
-use crate::pool::{error_kind, on_pool, store_error};
+use crate::pool::{error_kind, execute, on_pool, store_error};
 use crate::rows::{UserRow, config_json, convert_all, count, locale_code};
 
 /// The email as stored: lower-cased, so that lookups and uniqueness ignore case.
@@ -41,23 +41,22 @@ impl SqlStore {
             "INSERT INTO users (id, name, email, password_hash, role, disabled, locale, theme, created_at, \
              last_active_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         };
-        on_pool!(&self.pools, write, "insert_user_row", |pool| {
-            sqlx::query(sql)
-                .bind(user.id.to_string())
-                .bind(&user.name)
-                .bind(stored_email(user.email.as_deref()))
-                .bind(password_hash)
-                .bind(user.role.as_str())
-                .bind(user.disabled)
-                .bind(locale_code(user.locale))
-                .bind(user.theme.code())
-                .bind(user.created_at.as_millis())
-                .bind(user.last_active_at.map(Timestamp::as_millis))
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "insert_user_row",
+            sql,
+            user.id.to_string(),
+            &user.name,
+            stored_email(user.email.as_deref()),
+            password_hash,
+            user.role.as_str(),
+            user.disabled,
+            locale_code(user.locale),
+            user.theme.code(),
+            user.created_at.as_millis(),
+            user.last_active_at.map(Timestamp::as_millis)
+        )
+        .map(|_| ())
     }
 }
 
@@ -212,16 +211,14 @@ impl UserStore for SqlStore {
     }
 
     async fn update_user_preferences(&self, id: UserId, locale: Option<Locale>, theme: Theme) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "update_user_preferences", |pool| {
-            sqlx::query("UPDATE users SET locale = $1, theme = $2 WHERE id = $3")
-                .bind(locale_code(locale))
-                .bind(theme.code())
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "update_user_preferences",
+            "UPDATE users SET locale = $1, theme = $2 WHERE id = $3",
+            locale_code(locale),
+            theme.code(),
+            id.to_string()
+        )?;
         Ok(changed > 0)
     }
 
@@ -255,15 +252,13 @@ impl UserStore for SqlStore {
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &str) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "set_password_hash", |pool| {
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(hash)
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "set_password_hash",
+            "UPDATE users SET password_hash = $1 WHERE id = $2",
+            hash,
+            id.to_string()
+        )?;
         Ok(changed > 0)
     }
 
@@ -295,54 +290,42 @@ impl UserStore for SqlStore {
     }
 
     async fn set_user_role(&self, id: UserId, role: Role) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "set_user_role", |pool| {
-            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-                .bind(role.as_str())
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "set_user_role",
+            "UPDATE users SET role = $1 WHERE id = $2",
+            role.as_str(),
+            id.to_string()
+        )?;
         Ok(changed > 0)
     }
 
     async fn set_user_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "set_user_disabled", |pool| {
-            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-                .bind(disabled)
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed = execute!(
+            &self.pools,
+            "set_user_disabled",
+            "UPDATE users SET disabled = $1 WHERE id = $2",
+            disabled,
+            id.to_string()
+        )?;
         Ok(changed > 0)
     }
 
     async fn set_user_name(&self, id: UserId, name: &str) -> StoreResult<bool> {
-        let changed = on_pool!(&self.pools, write, "set_user_name", |pool| {
-            sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
-                .bind(name)
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
+        let changed =
+            execute!(&self.pools, "set_user_name", "UPDATE users SET name = $1 WHERE id = $2", name, id.to_string())?;
         Ok(changed > 0)
     }
 
     async fn touch_user(&self, id: UserId, at: Timestamp) -> StoreResult<()> {
-        on_pool!(&self.pools, write, "touch_user", |pool| {
-            sqlx::query("UPDATE users SET last_active_at = $1 WHERE id = $2")
-                .bind(at.as_millis())
-                .bind(id.to_string())
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(store_error)
+        execute!(
+            &self.pools,
+            "touch_user",
+            "UPDATE users SET last_active_at = $1 WHERE id = $2",
+            at.as_millis(),
+            id.to_string()
+        )
+        .map(|_| ())
     }
 }
 

@@ -3,7 +3,8 @@
 //! deltas, a chunk with the finish reason, the usage chunk (empty `choices`) when the request
 //! asked for `stream_options.include_usage`, then `data: [DONE]`. A failure after the start is
 //! an in-stream `{"error": …}` event, then the end. Each frame is the request's pre-rendered
-//! head plus one small JSON piece: no per-chunk allocation beyond the frame itself.
+//! head plus one small JSON piece, written straight into the outgoing buffer; frames that are
+//! ready together (a burst from the upstream) leave as one write.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -43,6 +44,9 @@ enum State {
     Done,
 }
 
+/// Frames that are ready together go out as one write, up to this many bytes.
+const BATCH_BYTES: usize = 16 * 1024;
+
 impl ChunkStream {
     pub fn new(events: ApiChatStream, id: &str, created: i64, model: &str, include_usage: bool, tr: Tr) -> Self {
         let head = format!(
@@ -54,34 +58,35 @@ impl ChunkStream {
         Self { events, head: head.into_bytes(), include_usage, tr, state, tool_calls, usage }
     }
 
-    /// One chunk: the head, then `{"index":0,"delta":{` + `delta` + the tail.
-    fn delta(&self, delta: &[u8]) -> Bytes {
-        let mut frame = Vec::with_capacity(self.head.len() + delta.len() + 80);
-        frame.extend_from_slice(&self.head);
-        frame.extend_from_slice(b"{\"index\":0,\"delta\":{");
-        frame.extend_from_slice(delta);
-        frame.extend_from_slice(DELTA_END);
-        Bytes::from(frame)
+    /// One chunk: the head, then `{"index":0,"delta":{` + what `delta` writes + the tail.
+    fn delta(&self, out: &mut Vec<u8>, delta: impl FnOnce(&mut Vec<u8>)) {
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"{\"index\":0,\"delta\":{");
+        delta(out);
+        out.extend_from_slice(DELTA_END);
     }
 
-    /// A delta with one string field (`"content":"…"`).
-    fn text_delta(&self, field: &str, text: &str) -> Bytes {
-        let mut delta = Vec::with_capacity(field.len() + text.len() + 8);
-        delta.push(b'"');
-        delta.extend_from_slice(field.as_bytes());
-        delta.extend_from_slice(b"\":");
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut delta, text);
-        self.delta(&delta)
+    /// A delta with one string field (`"content":"…"`), the text escaped straight into `out`.
+    fn text_delta(&self, out: &mut Vec<u8>, field: &str, text: &str) {
+        self.delta(out, |out| {
+            out.push(b'"');
+            out.extend_from_slice(field.as_bytes());
+            out.extend_from_slice(b"\":");
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, text);
+        });
     }
 
-    fn tool_delta(&mut self, call: &ToolCall) -> Bytes {
+    fn tool_delta(&mut self, out: &mut Vec<u8>, call: &ToolCall) {
         let index = self.tool_calls;
         self.tool_calls += 1;
         let id = if call.id.is_empty() { format!("call_{index}") } else { call.id.clone() };
         let call = json!([{ "index": index, "id": id, "type": "function",
                             "function": { "name": call.name, "arguments": call.arguments } }]);
-        self.delta(format!("\"tool_calls\":{call}").as_bytes())
+        self.delta(out, |out| {
+            out.extend_from_slice(b"\"tool_calls\":");
+            let _ = serde_json::to_writer(&mut *out, &call);
+        });
     }
 
     fn finish_frame(&self, reason: FinishReason, out: &mut Vec<u8>) {
@@ -92,66 +97,75 @@ impl ChunkStream {
     }
 
     /// What closes a stream that ended well: the finish chunk (unless sent), usage, `[DONE]`.
-    fn closing(&self) -> Bytes {
-        let mut out = Vec::with_capacity(2 * self.head.len() + 256);
+    fn closing(&self, out: &mut Vec<u8>) {
         if self.state != State::Finished {
-            self.finish_frame(FinishReason::Stop, &mut out);
+            self.finish_frame(FinishReason::Stop, out);
         }
         if self.include_usage {
             out.extend_from_slice(&self.head);
             out.extend_from_slice(b"],\"usage\":");
-            out.extend_from_slice(usage_json(self.usage.unwrap_or_default()).to_string().as_bytes());
+            let _ = serde_json::to_writer(&mut *out, &usage_json(self.usage.unwrap_or_default()));
             out.extend_from_slice(b"}\n\n");
         }
         out.extend_from_slice(DONE);
-        Bytes::from(out)
+    }
+
+    /// Writes the frame of one event (if it makes one).
+    fn event(&mut self, event: ChatEvent, out: &mut Vec<u8>) {
+        match event {
+            ChatEvent::Text(text) if !text.is_empty() => self.text_delta(out, "content", &text),
+            ChatEvent::Reasoning(text) if !text.is_empty() => self.text_delta(out, "reasoning_content", &text),
+            ChatEvent::ToolCall(call) => self.tool_delta(out, &call),
+            ChatEvent::Finish(reason) if self.state == State::Streaming => {
+                self.state = State::Finished;
+                self.finish_frame(reason, out);
+            }
+            ChatEvent::Usage(usage) => self.usage = Some(usage),
+            _ => {}
+        }
     }
 }
 
 impl Stream for ChunkStream {
     type Item = Result<Bytes, Infallible>;
 
+    /// Writes every frame that is ready into one buffer (a burst of upstream chunks becomes one
+    /// write to the client) and hands it out when the upstream has nothing more for now.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let mut out: Vec<u8> = Vec::new();
+        let ready = |out: Vec<u8>| Poll::Ready(Some(Ok(Bytes::from(out))));
         loop {
             match this.state {
-                State::Done => return Poll::Ready(None),
+                State::Done if out.is_empty() => return Poll::Ready(None),
+                State::Done => return ready(out),
                 State::Start => {
                     this.state = State::Streaming;
-                    return Poll::Ready(Some(Ok(this.delta(b"\"role\":\"assistant\",\"content\":\"\""))));
+                    out.reserve(this.head.len() + 256);
+                    this.delta(&mut out, |out| out.extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\""));
                 }
+                State::Streaming | State::Finished if out.len() >= BATCH_BYTES => return ready(out),
                 State::Streaming | State::Finished => {}
             }
-            let frame = match Pin::new(&mut this.events).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
+            match Pin::new(&mut this.events).poll_next(cx) {
+                Poll::Pending if out.is_empty() => return Poll::Pending,
+                Poll::Pending => return ready(out),
                 Poll::Ready(None) => {
-                    let closing = this.closing();
+                    this.closing(&mut out);
                     this.state = State::Done;
-                    closing
                 }
                 Poll::Ready(Some(Err(error))) => {
                     this.state = State::Done;
                     let body = ApiError::from_provider(&error, this.tr).body();
-                    Bytes::from(format!("data: {body}\n\n"))
+                    out.extend_from_slice(format!("data: {body}\n\n").as_bytes());
                 }
-                Poll::Ready(Some(Ok(event))) => match event {
-                    ChatEvent::Text(text) if !text.is_empty() => this.text_delta("content", &text),
-                    ChatEvent::Reasoning(text) if !text.is_empty() => this.text_delta("reasoning_content", &text),
-                    ChatEvent::ToolCall(call) => this.tool_delta(&call),
-                    ChatEvent::Finish(reason) if this.state == State::Streaming => {
-                        this.state = State::Finished;
-                        let mut out = Vec::with_capacity(this.head.len() + 80);
-                        this.finish_frame(reason, &mut out);
-                        Bytes::from(out)
+                Poll::Ready(Some(Ok(event))) => {
+                    if out.capacity() == 0 {
+                        out.reserve(this.head.len() + 256);
                     }
-                    ChatEvent::Usage(usage) => {
-                        this.usage = Some(usage);
-                        continue;
-                    }
-                    _ => continue,
-                },
-            };
-            return Poll::Ready(Some(Ok(frame)));
+                    this.event(event, &mut out);
+                }
+            }
         }
     }
 }
