@@ -3,9 +3,10 @@
 //! publish to the event bus for other nodes, and write the final state once.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::time::Instant;
 
 use super::{BusEvent, EventBus, GenerationEvent, GenerationSettings, Job, JobSpec, Outcome, STOP_SHUTDOWN, STOP_USER};
 use crate::domain::{MessageStatus, TokenUsage};
@@ -95,12 +96,12 @@ impl Runner<'_> {
                     return Err(Ended::Cancelled);
                 }
                 // Quiet upstream (a model thinking): still show other nodes this job is alive.
-                () = tokio::time::sleep_until(heartbeat_due.into()) => {
+                () = tokio::time::sleep_until(heartbeat_due) => {
                     self.save(&mut dirty).await;
                     last_persist = Instant::now();
                     continue;
                 }
-                next = tokio::time::timeout_at(deadline.into(), stream.next()) => next,
+                next = tokio::time::timeout_at(deadline, stream.next()) => next,
             };
             last_event = Instant::now();
             let event = match next {
