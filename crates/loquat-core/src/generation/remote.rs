@@ -12,11 +12,11 @@ use tokio::sync::broadcast;
 use super::{GenerationEvent, Outcome, Snapshot, Subscription};
 use crate::bus::{BusEvent, BusStream, EventBus};
 use crate::domain::{Message, MessageStatus};
-use crate::store::Store;
+use crate::store::MessageStore;
 
 pub(super) async fn follow(
     bus: Option<Arc<dyn EventBus>>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     message: Message,
     check_every: Duration,
 ) -> Option<Subscription> {

@@ -11,13 +11,13 @@ use tokio::time::Instant;
 use super::{BusEvent, EventBus, GenerationEvent, GenerationSettings, Job, JobSpec, Outcome, STOP_SHUTDOWN, STOP_USER};
 use crate::domain::{MessageStatus, TokenUsage};
 use crate::llm::{ChatClient, ChatEvent, ChatStream, ProviderError, ProviderErrorKind};
-use crate::store::{FinishedAnswer, Store};
+use crate::store::{FinishedAnswer, MessageStore};
 use crate::time::Timestamp;
 
 pub(super) struct Runner<'a> {
     pub job: &'a Job,
     pub spec: &'a JobSpec,
-    pub store: &'a dyn Store,
+    pub store: &'a dyn MessageStore,
     pub settings: &'a GenerationSettings,
     pub bus: Option<&'a dyn EventBus>,
 }
