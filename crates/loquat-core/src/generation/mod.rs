@@ -7,6 +7,8 @@
 pub mod metrics;
 mod remote;
 mod runner;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
