@@ -3,6 +3,7 @@
 //! millisecond without waiting for them.
 
 mod job;
+mod replicas;
 
 use std::sync::Arc;
 use std::time::Duration;
