@@ -2,6 +2,7 @@
 //! travel the bus, and a follower of a node that died.
 
 use super::*;
+use crate::bus::BusEvent;
 use crate::domain::MessageStatus;
 use crate::testing::MemoryBus;
 use crate::time::Timestamp;
@@ -58,6 +59,50 @@ async fn with_a_bus_a_follower_joining_mid_answer_catches_up_and_gets_the_rest_a
     let last_deltas = events.iter().rev().skip(1).take(5);
     assert!(last_deltas.clone().all(|event| matches!(event, GenerationEvent::Delta { .. })), "{events:?}");
     finished.await.expect("finishes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_that_resyncs_from_a_save_keeps_the_delta_that_starts_where_the_save_ends() {
+    // Node A played by hand, in an order Redis allows: B reads the store between A's save and
+    // A's next delta, which starts exactly where the saved text ends.
+    let bus = Arc::new(MemoryBus::default());
+    let node = Node::new([]).await;
+    let (store, user, id) = (node.store.clone(), node.user, node.answer.id);
+    let save = |text: &'static str| store.save_progress(user, id, text, "", Timestamp::now());
+    let delta = |at: usize, text: &str| {
+        let delta = BusEvent::Delta { content_at: at, reasoning_at: 0, content: text.into(), reasoning: String::new() };
+        bus.publish(id, delta);
+    };
+    let settle = || tokio::time::sleep(ms(10));
+    save("ab").await.expect("saved");
+    let b = other_node(Some(bus.clone()));
+    let following = b.subscribe_remote(store.clone(), node.stored().await).await.expect("follows");
+    let node_a = async {
+        delta(3, "d"); // "c" went out before B subscribed: a gap, and the store is behind
+        settle().await;
+        save("abcd").await.expect("saved");
+        delta(4, "e");
+        settle().await;
+        delta(5, "f");
+        settle().await;
+        let answer = FinishedAnswer {
+            status: MessageStatus::Complete,
+            content: "abcdef".into(),
+            reasoning: String::new(),
+            error_kind: None,
+            error_message: None,
+            provider: None,
+            model: None,
+            usage: None,
+            ttft_ms: None,
+            duration_ms: None,
+            updated_at: Timestamp::now(),
+        };
+        store.finish_message(user, id, &answer).await.expect("finished");
+        bus.publish(id, BusEvent::Finished);
+    };
+    let ((text, events), ()) = tokio::join!(follow(following), node_a);
+    assert_eq!(text, "abcdef", "in step again from \"e\" on: {events:?}");
 }
 
 #[tokio::test(start_paused = true)]
