@@ -88,15 +88,17 @@ impl Runner<'_> {
             let wait = if ttft.is_none() { self.settings.first_event_timeout } else { self.settings.idle_timeout };
             // Measured from the last event (a heartbeat must not restart the clock).
             let deadline = (last_event + wait).min(started + self.settings.total_timeout);
-            let heartbeat_due = last_persist + self.settings.heartbeat;
+            // New text is saved a persist interval after the last write, even when the upstream
+            // goes quiet after it; with nothing new, a heartbeat shows other nodes the job lives.
+            let save_every = if dirty { self.settings.persist_interval } else { self.settings.heartbeat };
+            let save_due = last_persist + save_every.min(self.settings.heartbeat);
             let next = tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
                     self.flush(&mut dirty).await;
                     return Err(Ended::Cancelled);
                 }
-                // Quiet upstream (a model thinking): still show other nodes this job is alive.
-                () = tokio::time::sleep_until(heartbeat_due) => {
+                () = tokio::time::sleep_until(save_due) => {
                     self.save(&mut dirty).await;
                     last_persist = Instant::now();
                     continue;
@@ -116,10 +118,6 @@ impl Runner<'_> {
                 ChatEvent::Usage(reported) => *usage = Some(reported),
                 // Chat answers do not offer tools yet; signatures only matter with tools.
                 ChatEvent::Finish(_) | ChatEvent::ToolCall(_) | ChatEvent::ReasoningSignature(_) => {}
-            }
-            if dirty && last_persist.elapsed() >= self.settings.persist_interval {
-                self.flush(&mut dirty).await;
-                last_persist = Instant::now();
             }
         }
     }

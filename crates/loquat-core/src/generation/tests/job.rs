@@ -32,6 +32,14 @@ async fn progress_is_saved_in_batches_and_the_final_state_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn text_followed_by_a_pause_reaches_the_store_within_the_persist_interval() {
+    let node = Node::new([Script::new().text("Let me think.").wait(secs(4)).text(" Done.")]).await;
+    let answer = node.run().await;
+    assert_eq!(answer.content, "Let me think. Done.");
+    assert_eq!(node.saves().first(), Some(&(ms(500), "Let me think.".to_owned())), "{:?}", node.saves());
+}
+
+#[tokio::test(start_paused = true)]
 async fn stop_cancels_the_upstream_and_keeps_what_arrived() {
     let node = Node::new([Script::words(50, ms(100))]).await;
     let finished = node.start(&["model-a"]);
