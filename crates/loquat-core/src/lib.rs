@@ -16,6 +16,8 @@ pub mod request;
 pub mod secret;
 pub mod service;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod time;
 pub mod tree;
 

@@ -309,7 +309,9 @@ pub struct ModelDetails {
 
 #[async_trait]
 pub trait ChatClient: Send + Sync {
-    /// Starts a streamed chat completion. Dropping the stream cancels the upstream request.
+    /// Starts a streamed chat completion. Returns once the answer's first visible output (text,
+    /// reasoning or a tool call) has arrived, so a failure before it is this call's error and
+    /// the caller may still ask another model. Dropping the stream cancels the upstream request.
     async fn stream_chat(&self, endpoint: &Endpoint, request: &ChatRequest) -> Result<ChatStream, ProviderError>;
 
     /// The model ids the provider reports (`GET /models` for OpenAI-compatible servers).

@@ -7,6 +7,8 @@
 pub mod metrics;
 mod remote;
 mod runner;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -23,7 +25,7 @@ use crate::bus::{BusEvent, EventBus};
 use crate::domain::{Message, MessageStatus};
 use crate::id::{MessageId, TopicId, UserId};
 use crate::llm::{ChatClient, ChatRequest, Endpoint};
-use crate::store::{FinishedAnswer, Store, StoreResult};
+use crate::store::{FinishedAnswer, MessageStore, StoreResult};
 use crate::time::Timestamp;
 
 /// Timing of generation jobs.
@@ -187,7 +189,11 @@ impl Generations {
 
     /// Follows an answer generating on another node: through the bus when there is one, else
     /// by reading the store as often as the running node writes it.
-    pub(crate) async fn subscribe_remote(&self, store: Arc<dyn Store>, message: Message) -> Option<Subscription> {
+    pub(crate) async fn subscribe_remote(
+        &self,
+        store: Arc<dyn MessageStore>,
+        message: Message,
+    ) -> Option<Subscription> {
         let check_every = match &self.bus {
             Some(_) => self.settings.heartbeat,
             None => self.settings.persist_interval,
@@ -199,7 +205,12 @@ impl Generations {
     /// the bus and stores what it has; if it does not within a heartbeat (no bus, or the node
     /// died), the stored answer is marked stopped, which the running node notices at its
     /// next save.
-    pub(crate) async fn stop_anywhere(&self, store: Arc<dyn Store>, user: UserId, id: MessageId) -> StoreResult<()> {
+    pub(crate) async fn stop_anywhere(
+        &self,
+        store: Arc<dyn MessageStore>,
+        user: UserId,
+        id: MessageId,
+    ) -> StoreResult<()> {
         if self.stop(user, id) {
             return Ok(());
         }
@@ -277,8 +288,13 @@ impl Generations {
     }
 
     /// Starts a job. `on_finish` runs after the final state is stored (auto-titling).
-    pub(crate) fn start<F, Fut>(&self, spec: JobSpec, store: Arc<dyn Store>, client: Arc<dyn ChatClient>, on_finish: F)
-    where
+    pub(crate) fn start<F, Fut>(
+        &self,
+        spec: JobSpec,
+        store: Arc<dyn MessageStore>,
+        client: Arc<dyn ChatClient>,
+        on_finish: F,
+    ) where
         F: FnOnce(FinishedAnswer) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {

@@ -12,11 +12,11 @@ use tokio::sync::broadcast;
 use super::{GenerationEvent, Outcome, Snapshot, Subscription};
 use crate::bus::{BusEvent, BusStream, EventBus};
 use crate::domain::{Message, MessageStatus};
-use crate::store::Store;
+use crate::store::MessageStore;
 
 pub(super) async fn follow(
     bus: Option<Arc<dyn EventBus>>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     message: Message,
     check_every: Duration,
 ) -> Option<Subscription> {
@@ -80,20 +80,23 @@ pub(super) async fn follow(
                         {
                             continue; // already in the snapshot
                         }
-                        if content_at == content_len && reasoning_at == reasoning_len {
-                            content_len += content.len();
-                            reasoning_len += reasoning.len();
-                            if sender.send(GenerationEvent::Delta { content, reasoning }).is_err() {
-                                return; // nobody follows any more
+                        if (content_at, reasoning_at) != (content_len, reasoning_len) {
+                            // A gap (or overlap): start again from the store, which may end
+                            // where this delta starts (saved just before it) or hold it already.
+                            let Ok(Some(now)) = store.get_message(latest.user_id, latest.id).await else { return };
+                            content_len = now.content.len();
+                            reasoning_len = now.reasoning.len();
+                            let replace = GenerationEvent::Replace { content: now.content, reasoning: now.reasoning };
+                            let _ = sender.send(replace);
+                            if (content_at, reasoning_at) != (content_len, reasoning_len) {
+                                continue;
                             }
-                            continue;
                         }
-                        // A gap (or overlap): start again from the store.
-                        let Ok(Some(now)) = store.get_message(latest.user_id, latest.id).await else { return };
-                        content_len = now.content.len();
-                        reasoning_len = now.reasoning.len();
-                        let _ =
-                            sender.send(GenerationEvent::Replace { content: now.content, reasoning: now.reasoning });
+                        content_len += content.len();
+                        reasoning_len += reasoning.len();
+                        if sender.send(GenerationEvent::Delta { content, reasoning }).is_err() {
+                            return; // nobody follows any more
+                        }
                     }
                     None => {
                         // The bus dropped us; the store still tells when the answer ends.

@@ -3,20 +3,21 @@
 //! publish to the event bus for other nodes, and write the final state once.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::time::Instant;
 
 use super::{BusEvent, EventBus, GenerationEvent, GenerationSettings, Job, JobSpec, Outcome, STOP_SHUTDOWN, STOP_USER};
 use crate::domain::{MessageStatus, TokenUsage};
 use crate::llm::{ChatClient, ChatEvent, ChatStream, ProviderError, ProviderErrorKind};
-use crate::store::{FinishedAnswer, Store};
+use crate::store::{FinishedAnswer, MessageStore};
 use crate::time::Timestamp;
 
 pub(super) struct Runner<'a> {
     pub job: &'a Job,
     pub spec: &'a JobSpec,
-    pub store: &'a dyn Store,
+    pub store: &'a dyn MessageStore,
     pub settings: &'a GenerationSettings,
     pub bus: Option<&'a dyn EventBus>,
 }
@@ -87,20 +88,22 @@ impl Runner<'_> {
             let wait = if ttft.is_none() { self.settings.first_event_timeout } else { self.settings.idle_timeout };
             // Measured from the last event (a heartbeat must not restart the clock).
             let deadline = (last_event + wait).min(started + self.settings.total_timeout);
-            let heartbeat_due = last_persist + self.settings.heartbeat;
+            // New text is saved a persist interval after the last write, even when the upstream
+            // goes quiet after it; with nothing new, a heartbeat shows other nodes the job lives.
+            let save_every = if dirty { self.settings.persist_interval } else { self.settings.heartbeat };
+            let save_due = last_persist + save_every.min(self.settings.heartbeat);
             let next = tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
                     self.flush(&mut dirty).await;
                     return Err(Ended::Cancelled);
                 }
-                // Quiet upstream (a model thinking): still show other nodes this job is alive.
-                () = tokio::time::sleep_until(heartbeat_due.into()) => {
+                () = tokio::time::sleep_until(save_due) => {
                     self.save(&mut dirty).await;
                     last_persist = Instant::now();
                     continue;
                 }
-                next = tokio::time::timeout_at(deadline.into(), stream.next()) => next,
+                next = tokio::time::timeout_at(deadline, stream.next()) => next,
             };
             last_event = Instant::now();
             let event = match next {
@@ -115,10 +118,6 @@ impl Runner<'_> {
                 ChatEvent::Usage(reported) => *usage = Some(reported),
                 // Chat answers do not offer tools yet; signatures only matter with tools.
                 ChatEvent::Finish(_) | ChatEvent::ToolCall(_) | ChatEvent::ReasoningSignature(_) => {}
-            }
-            if dirty && last_persist.elapsed() >= self.settings.persist_interval {
-                self.flush(&mut dirty).await;
-                last_persist = Instant::now();
             }
         }
     }

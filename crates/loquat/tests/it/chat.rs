@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
 use loquat_core::domain::{AssistantConfig, MessageStatus};
 use loquat_test_support::fake_openai::Reply;
 use serde_json::json;
@@ -87,13 +89,30 @@ async fn a_stream_that_cannot_finish_ends_with_an_error_event() {
     app.fake.push_reply(Reply::tokens(60).delay_between_chunks(Duration::from_millis(20)));
     let sent = app.send(assistant, None, "hello").await;
     let user = app.admin().await;
-    let services = app.services.clone();
-    let answer = sent.answer;
-    let remove = async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        services.store().delete_message_subtree(user, answer).await.expect("deleted");
+    let response = app
+        .client
+        .get(app.url(&format!("/messages/{}/events", sent.answer)))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("events");
+    // The server subscribed before it answered: the answer is followed from here on.
+    assert_eq!(response.status().as_u16(), 200);
+    app.services.store().delete_message_subtree(user, sent.answer).await.expect("deleted");
+    let mut stream = response.bytes_stream().eventsource();
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(event) = stream.next().await {
+            let event = event.expect("valid SSE");
+            let data: serde_json::Value = serde_json::from_str(&event.data).expect("JSON data");
+            let end = event.event == "done" || event.event == "error";
+            events.push((event.event, data));
+            if end {
+                break;
+            }
+        }
     };
-    let (events, ()) = tokio::join!(app.events(sent.answer), remove);
+    tokio::time::timeout(Duration::from_secs(20), read).await.expect("the stream ends");
     let (name, data) = events.last().expect("events");
     assert_eq!(name, "error", "{events:?}");
     assert!(data["message"].as_str().is_some_and(|message| message.contains("does not exist")), "{data}");

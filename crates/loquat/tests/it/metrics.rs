@@ -74,7 +74,7 @@ async fn a_scrape_after_a_chat_shows_requests_by_route_template() {
     assert!(text.contains("loquat_store_query_duration_seconds_count{query=\"ping\"}"), "{text}");
     // Every store method is timed under its name, in buckets fine enough for a local database.
     assert!(text.contains("loquat_store_query_duration_seconds_count{query=\"write_tree\"}"), "{text}");
-    assert!(text.contains("loquat_store_query_duration_seconds_bucket{query=\"get_session\",le=\"0.001\"}"), "{text}");
+    assert!(text.contains("loquat_store_query_duration_seconds_bucket{query=\"session_user\",le=\"0.001\"}"), "{text}");
     assert!(text.contains("loquat_build_info{version="));
     // Generations by provider, model and outcome; timings and tokens by provider.
     let generations = text

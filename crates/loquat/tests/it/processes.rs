@@ -1,11 +1,9 @@
 //! Several real `loquat` processes: a rate limit shared through Redis holds across two of them,
 //! and no secret the process was given ever reaches its log.
 
-use std::time::Duration;
-
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
 
-use crate::helpers::{TEST_KEY, temp_dir, test_redis_url};
+use crate::helpers::{TEST_KEY, eventually, temp_dir, test_redis_url};
 use crate::recovery::start_process;
 
 async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> u16 {
@@ -108,14 +106,23 @@ async fn secrets_never_reach_the_log() {
         .await
         .expect("probe");
     fake.push_reply(Reply::text("hello"));
-    client
+    let sent: serde_json::Value = client
         .post(format!("{base}{chat}/send"))
         .header("accept", "application/json")
         .form(&[("content", "hi"), ("topic_id", "")])
         .send()
         .await
-        .expect("send");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON");
+    // The chat's last step is titling the new topic (with the fake's default reply).
+    let topic = format!("{base}{}", sent["topic_url"].as_str().expect("topic url"));
+    eventually("the new topic is titled", || async {
+        let page = client.get(&topic).send().await.expect("page").text().await.expect("body");
+        page.contains("Hello from the fake upstream")
+    })
+    .await;
     let log = process.log.lock().expect("log").join("\n");
     assert!(log.len() > 200, "the process logged something");
     for secret in [TEST_KEY, vault_key, custom_key, access, password] {

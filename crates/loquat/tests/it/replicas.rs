@@ -2,9 +2,10 @@
 //! generating on one is watched live from the other, stopped from the other, and when its
 //! process is killed the survivor marks it interrupted, keeping what was saved.
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
 use loquat_test_support::postgres::TestDatabase;
 use serde_json::Value;
@@ -76,8 +77,8 @@ impl Replicas {
         response.text().await.expect("body")
     }
 
-    /// Follows an answer's events on `base`: the `render` events, then the `done` event.
-    async fn watch(&self, base: &str, answer: &str) -> (Vec<Value>, Value) {
+    /// Opens an answer's event stream on `base`: once it answers, that node follows the answer.
+    async fn events(&self, base: &str, answer: &str) -> Events {
         use eventsource_stream::Eventsource;
         let response = self
             .client
@@ -87,18 +88,15 @@ impl Replicas {
             .await
             .expect("events");
         assert_eq!(response.status().as_u16(), 200);
-        let mut events = response.bytes_stream().eventsource();
-        let mut renders = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Ok(Some(event)) = tokio::time::timeout_at(deadline.into(), events.next()).await {
+        Box::pin(response.bytes_stream().eventsource().map(|event| {
             let event = event.expect("valid SSE");
-            let data: Value = serde_json::from_str(&event.data).expect("JSON");
-            if event.event == "done" {
-                return (renders, data);
-            }
-            renders.push(data);
-        }
-        panic!("no done event for {answer} after {} renders", renders.len());
+            (event.event, serde_json::from_str(&event.data).expect("JSON"))
+        }))
+    }
+
+    /// Follows an answer's events on `base`: the `render` events, then the `done` event.
+    async fn watch(&self, base: &str, answer: &str) -> (Vec<Value>, Value) {
+        until_done(self.events(base, answer).await).await
     }
 
     async fn cleanup(self) {
@@ -121,6 +119,29 @@ impl Replicas {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// An answer's server-sent events: name and data.
+type Events = Pin<Box<dyn Stream<Item = (String, Value)> + Send>>;
+
+/// Reads `events` until `done`: the `render` events before it, and `done`'s data.
+async fn until_done(mut events: Events) -> (Vec<Value>, Value) {
+    let mut renders = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Ok(Some((name, data))) = tokio::time::timeout_at(deadline.into(), events.next()).await {
+        if name == "done" {
+            return (renders, data);
+        }
+        renders.push(data);
+    }
+    panic!("no done event after {} renders", renders.len());
+}
+
+/// Waits for the first event, a `render` of the text saved so far: the node follows the answer.
+async fn following(events: &mut Events) {
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next()).await.expect("an event in time");
+    let (name, data) = first.expect("the stream is open");
+    assert_eq!(name, "render", "{data}");
 }
 
 fn words_in(html: &Value) -> usize {
@@ -162,18 +183,12 @@ async fn stopped_from_b(replicas: &Replicas, topic: &str) {
         replicas.raw(b, &answer).await.split_whitespace().count() > 5
     })
     .await;
-    let watching = replicas.watch(b, &answer);
-    let stop = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let response = replicas
-            .client
-            .post(format!("{b}/messages/{answer}/stop"))
-            .header("accept", "application/json")
-            .send()
-            .await;
-        assert_eq!(response.expect("stop").status().as_u16(), 204);
-    };
-    let ((_, done), ()) = tokio::join!(watching, stop);
+    let mut events = replicas.events(b, &answer).await;
+    following(&mut events).await;
+    let response =
+        replicas.client.post(format!("{b}/messages/{answer}/stop")).header("accept", "application/json").send().await;
+    assert_eq!(response.expect("stop").status().as_u16(), 204);
+    let (_, done) = until_done(events).await;
     assert_eq!(done["status"], "stopped", "{done}");
     assert!(replicas.fake.wait_for_cancellation(Duration::from_secs(5)).await, "A cancelled its upstream request");
     let kept = replicas.raw(&replicas.a.base, &answer).await.split_whitespace().count();
@@ -203,15 +218,13 @@ async fn with_redis_an_answer_is_watched_stopped_and_recovered_from_another_repl
         replicas.raw(&b, &answer).await.split_whitespace().count() > 5
     })
     .await;
-    let watching = replicas.watch(&b, &answer);
+    let mut events = replicas.events(&b, &answer).await;
+    following(&mut events).await;
     let pid = replicas.a.child.id().expect("A runs").to_string();
-    let kill = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let killed = tokio::process::Command::new("kill").args(["-KILL", &pid]).status().await.expect("kill runs");
-        assert!(killed.success());
-        Instant::now()
-    };
-    let ((_, done), killed) = tokio::join!(watching, kill);
+    let status = tokio::process::Command::new("kill").args(["-KILL", &pid]).status().await.expect("kill runs");
+    assert!(status.success());
+    let killed = Instant::now();
+    let (_, done) = until_done(events).await;
     assert_eq!(done["status"], "interrupted", "{done}");
     assert!(killed.elapsed() < Duration::from_secs(10), "noticed within the stale time and a sweep");
     let saved = replicas.raw(&b, &answer).await;
