@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
 use self::request::wire_request;
 use self::stream::{MessageStream, message_events};
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, join_url, read_bounded};
+use crate::transport::{Http, is_json, join_url, read_bounded};
 
 const API_VERSION: &str = "2023-06-01";
 /// A whole (non-streamed) message may be this large when a server ignores `stream: true`.
@@ -113,11 +113,6 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
         }
     }
     Ok(models)
-}
-
-fn is_json(response: &reqwest::Response) -> bool {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
 // ---- Error mapping --------------------------------------------------------------------------

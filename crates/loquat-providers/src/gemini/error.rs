@@ -9,7 +9,7 @@ use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
 
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, read_bounded};
+use crate::transport::{Http, read_bounded};
 
 /// Longest wait taken from a provider's answer; longer ones are ignored as nonsense.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);

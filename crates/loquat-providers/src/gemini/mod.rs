@@ -12,14 +12,14 @@ mod tests_request;
 
 use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderValue};
 use serde::Deserialize;
 
 use self::error::error_response;
 use self::request::wire_request;
 use self::stream::{ChunkStream, Parser, whole_answer_events};
 use crate::errors;
-use crate::http::{Http, read_bounded};
+use crate::transport::{Http, is_json, read_bounded};
 
 const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 /// The version appended to a base URL that names only a host (LobeChat's `GOOGLE_PROXY_URL`).
@@ -185,9 +185,4 @@ fn model_page(body: &[u8]) -> Result<ModelPage, ProviderError> {
         .map(|model| model.name.strip_prefix("models/").map_or_else(|| model.name.clone(), str::to_owned))
         .collect();
     Ok(ModelPage { names, next_page_token: models.next_page_token.filter(|token| !token.is_empty()) })
-}
-
-fn is_json(response: &reqwest::Response) -> bool {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }

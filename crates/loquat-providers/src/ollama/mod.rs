@@ -22,7 +22,7 @@ use self::lines::Lines;
 use self::request::wire_request;
 use self::stream::{ChatLines, PullLines};
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, join_url, read_bounded};
+use crate::transport::{Http, join_url, read_bounded};
 
 /// Where Ollama listens when no base URL is configured.
 pub(crate) const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";

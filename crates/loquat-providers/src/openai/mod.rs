@@ -10,14 +10,14 @@ pub(crate) mod stream;
 
 use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
 use self::request::{Dialect, wire_request};
 use self::stream::{ChunkStream, completion_events};
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, join_url, read_bounded};
+use crate::transport::{Http, is_json, join_url, read_bounded};
 
 /// A whole (non-streamed) completion may be this large when a server ignores `stream: true`.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -94,11 +94,6 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
     let models: Models = serde_json::from_slice(&body)
         .map_err(|error| errors::protocol(format!("the model list is not OpenAI's format: {error}")))?;
     Ok(models.data.into_iter().map(|model| model.id).collect())
-}
-
-fn is_json(response: &reqwest::Response) -> bool {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
 // ---- Response and error mapping -------------------------------------------------------------
