@@ -12,6 +12,7 @@ mod ollama;
 mod openai;
 mod retry;
 pub mod ssrf;
+mod stream;
 mod transport;
 
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};

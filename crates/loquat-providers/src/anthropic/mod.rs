@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use self::request::wire_request;
-use self::stream::{MessageStream, message_events};
+use self::stream::{MessageHandler, message_events};
 use crate::errors::{self, ErrorInfo};
+use crate::stream::EventAdapter;
 use crate::transport::{Http, is_json, join_url, read_bounded};
 
 const API_VERSION: &str = "2023-06-01";
@@ -73,7 +74,7 @@ pub(crate) async fn stream_chat(
         return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
     }
     let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(MessageStream::new(Box::pin(bytes))))
+    Ok(Box::pin(EventAdapter::sse(Box::pin(bytes), MessageHandler::default())))
 }
 
 /// The model ids of `GET /v1/models`, following its pages (`has_more`, `after_id`).

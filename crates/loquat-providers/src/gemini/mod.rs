@@ -17,8 +17,9 @@ use serde::Deserialize;
 
 use self::error::error_response;
 use self::request::wire_request;
-use self::stream::{ChunkStream, Parser, whole_answer_events};
+use self::stream::{ResponseHandler, whole_answer_events};
 use crate::errors;
+use crate::stream::EventAdapter;
 use crate::transport::{Http, is_json, read_bounded};
 
 const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
@@ -110,18 +111,18 @@ pub(crate) async fn stream_chat(
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
-    let parser = Parser::new(Parser::fresh_id_tag());
+    let handler = ResponseHandler::new(ResponseHandler::fresh_id_tag());
     if is_json(&response) {
         // A proxy that ignored `alt=sse` (a JSON array of responses), or an error with a 2xx.
         let (body, cut) = read_bounded(&mut response, MAX_JSON_BODY_BYTES).await.map_err(errors::body)?;
         if cut {
             return Err(errors::protocol("the provider's JSON answer is too large"));
         }
-        let events = whole_answer_events(&body, parser)?;
+        let events = whole_answer_events(&body, handler)?;
         return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
     }
     let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(ChunkStream::new(Box::pin(bytes), parser)))
+    Ok(Box::pin(EventAdapter::sse(Box::pin(bytes), handler)))
 }
 
 /// The models that can chat (`supportedGenerationMethods` has `generateContent`; a proxy that

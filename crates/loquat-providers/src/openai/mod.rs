@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use self::request::{Dialect, wire_request};
-use self::stream::{ChunkStream, completion_events};
+use self::stream::{ChunkHandler, completion_events};
 use crate::errors::{self, ErrorInfo};
+use crate::stream::EventAdapter;
 use crate::transport::{Http, is_json, join_url, read_bounded};
 
 /// A whole (non-streamed) completion may be this large when a server ignores `stream: true`.
@@ -70,7 +71,7 @@ pub(crate) async fn send_streaming(http: &Http, builder: reqwest::RequestBuilder
         return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
     }
     let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(ChunkStream::new(Box::pin(bytes))))
+    Ok(Box::pin(EventAdapter::sse(Box::pin(bytes), ChunkHandler::default())))
 }
 
 pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
@@ -158,14 +159,14 @@ mod tests {
 
     use futures_util::StreamExt;
 
-    use super::stream::ChunkStream;
+    use super::stream::ChunkHandler;
     use super::*;
 
     /// Parses `reads` (each one a TCP read) and collects the events, stopping at the first error.
     async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {
         let reads: Vec<Result<Bytes, ProviderError>> =
             reads.iter().map(|read| Ok(Bytes::copy_from_slice(read))).collect();
-        let mut stream = ChunkStream::new(futures_stream::iter(reads));
+        let mut stream = EventAdapter::sse(futures_stream::iter(reads), ChunkHandler::default());
         let (mut events, mut error) = (Vec::new(), None);
         while let Some(item) = stream.next().await {
             match item {
@@ -271,7 +272,7 @@ mod tests {
     async fn a_transport_error_mid_stream_ends_with_that_error() {
         let reads =
             vec![Ok(Bytes::from(chunk(r#"{"content":"a"}"#, "null"))), Err(errors::closed_early(Some("reset")))];
-        let mut stream = ChunkStream::new(futures_stream::iter(reads));
+        let mut stream = EventAdapter::sse(futures_stream::iter(reads), ChunkHandler::default());
         assert_eq!(stream.next().await.map(Result::ok), Some(Some(text("a"))));
         let error = stream.next().await.and_then(Result::err).expect("an error");
         assert!(error.detail.ends_with(": reset"), "{}", error.detail);
