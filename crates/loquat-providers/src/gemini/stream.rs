@@ -44,10 +44,10 @@ impl EventHandler for ResponseHandler {
         if data.is_empty() || data == "[DONE]" {
             return Ok(false);
         }
-        let value: Value = serde_json::from_str(data).map_err(|error| {
+        let payload = Payload::parse(data.as_bytes()).map_err(|error| {
             errors::protocol(format!("the provider sent an event that is not Gemini's format: {error}"))
         })?;
-        self.handle_value(value, out)?;
+        self.handle_payload(payload, out)?;
         Ok(false)
     }
 
@@ -79,17 +79,19 @@ impl ResponseHandler {
         format!("{:08x}", nanos ^ count.rotate_left(20))
     }
 
-    /// One payload: a response, an array of them, or an error object.
-    fn handle_value(&mut self, value: Value, out: &mut VecDeque<ChatEvent>) -> Result<(), ProviderError> {
-        if let Value::Array(items) = value {
-            return items.into_iter().try_for_each(|item| self.handle_value(item, out));
+    fn handle_payload(&mut self, payload: Payload, out: &mut VecDeque<ChatEvent>) -> Result<(), ProviderError> {
+        match payload {
+            Payload::One(response) => self.handle_response(response, out),
+            Payload::Many(responses) => {
+                responses.into_iter().try_for_each(|response| self.handle_response(response, out))
+            }
         }
-        if value.get("error").is_some_and(|error| !error.is_null()) {
-            return Err(GoogleError::parse(&value).into_error(None, None));
+    }
+
+    fn handle_response(&mut self, response: Response, out: &mut VecDeque<ChatEvent>) -> Result<(), ProviderError> {
+        if let Some(error) = response.error {
+            return Err(GoogleError::from_error(&error).into_error(None, None));
         }
-        let response = Response::deserialize(value).map_err(|error| {
-            errors::protocol(format!("the provider sent a response that is not Gemini's format: {error}"))
-        })?;
         if let Some(usage) = response.usage_metadata {
             self.usage = Some(usage.into());
         }
@@ -176,10 +178,10 @@ pub(crate) fn finish_reason(reason: &str, called_tools: bool) -> FinishReason {
 
 /// Events of a whole JSON answer (a server that ignored `alt=sse`): a response or an array.
 pub(crate) fn whole_answer_events(body: &[u8], mut handler: ResponseHandler) -> Result<Vec<ChatEvent>, ProviderError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| errors::protocol(format!("the provider's answer is not JSON: {error}")))?;
+    let payload = Payload::parse(body)
+        .map_err(|error| errors::protocol(format!("the provider's answer is not Gemini's format: {error}")))?;
     let mut events = VecDeque::with_capacity(4);
-    handler.handle_value(value, &mut events)?;
+    handler.handle_payload(payload, &mut events)?;
     if !handler.complete() {
         return Err(errors::closed_early(None));
     }
@@ -187,9 +189,27 @@ pub(crate) fn whole_answer_events(body: &[u8], mut handler: ResponseHandler) -> 
     Ok(events.into())
 }
 
+/// One JSON payload, parsed once: a response or (from proxies, in whole answers) an array.
+enum Payload {
+    One(Response),
+    Many(Vec<Response>),
+}
+
+impl Payload {
+    fn parse(json: &[u8]) -> serde_json::Result<Self> {
+        if json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+            serde_json::from_slice(json).map(Payload::Many)
+        } else {
+            serde_json::from_slice(json).map(Payload::One)
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Response {
+    /// An error sent as stream data (`null` in some proxies' successful responses).
+    error: Option<Value>,
     candidates: Option<Vec<Candidate>>,
     prompt_feedback: Option<PromptFeedback>,
     usage_metadata: Option<Usage>,

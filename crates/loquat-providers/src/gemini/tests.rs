@@ -191,6 +191,22 @@ async fn an_error_object_mid_stream_fails_after_the_partial_text() {
 }
 
 #[tokio::test]
+async fn arrays_of_responses_and_error_members_in_the_stream_data() {
+    let both = json!([response(json!([{ "text": "a" }]), None), response(json!([{ "text": "b" }]), Some("STOP"))]);
+    let (events, error) = parse(&[sse(&both).as_bytes()]).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(events, vec![text("a"), text("b"), ChatEvent::Finish(FinishReason::Stop)]);
+    let failed = json!([response(json!([{ "text": "a" }]), None), { "error": "the backend went away" }]);
+    let (events, error) = parse(&[sse(&failed).as_bytes()]).await;
+    assert_eq!(events, vec![text("a")], "the events before the error come first");
+    let error = error.expect("an error");
+    assert_eq!((error.kind, error.detail.as_str()), (ProviderErrorKind::Unavailable, "the backend went away"));
+    let (events, error) = parse(&[sse(&json!({ "error": null, "candidates": [] })).as_bytes()]).await;
+    assert!(events.is_empty());
+    assert_eq!(error.map(|error| error.kind), Some(ProviderErrorKind::Unavailable), "no finish: cut short");
+}
+
+#[tokio::test]
 async fn an_early_end_is_unavailable_but_a_cut_after_the_finish_is_not() {
     let (events, error) = parse(&[sse(&response(json!([{ "text": "cut" }]), None)).as_bytes()]).await;
     assert_eq!(events, vec![text("cut")]);
