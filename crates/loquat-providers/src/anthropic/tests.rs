@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
 use super::stream::{MessageHandler, message_events};
 use super::*;
+use crate::stream::EventAdapter;
 
 /// Parses `reads` (each one a TCP read) and collects the events, stopping at the first error.
 async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {

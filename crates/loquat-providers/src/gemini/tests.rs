@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, stream as futures_stream};
 use loquat_core::Secret;
 use loquat_core::domain::{Protocol, TokenUsage};
 use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::error::GoogleError;
 use super::*;
+use crate::stream::EventAdapter;
 
 /// Parses `reads` (each one a TCP read) and collects the events and the error that ends them.
 async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {

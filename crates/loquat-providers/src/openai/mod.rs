@@ -8,7 +8,6 @@ pub(crate) mod embeddings;
 pub(crate) mod request;
 pub(crate) mod stream;
 
-use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
@@ -17,10 +16,10 @@ use serde_json::Value;
 use self::request::{Dialect, wire_request};
 use self::stream::{ChunkHandler, completion_events};
 use crate::errors::{self, ErrorInfo};
-use crate::stream::EventAdapter;
-use crate::transport::{Http, is_json, join_url, read_bounded};
+use crate::stream::sse::sse_answer;
+use crate::transport::{Http, join_url, read_bounded};
 
-/// A whole (non-streamed) completion may be this large when a server ignores `stream: true`.
+/// A model list may be this large.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
@@ -57,21 +56,11 @@ pub(crate) async fn stream_chat(
 /// Sends a Chat Completions request and turns the answer into events: SSE chunks, or a whole
 /// JSON completion from servers that ignore `stream: true`. Shared with Azure.
 pub(crate) async fn send_streaming(http: &Http, builder: reqwest::RequestBuilder) -> Result<ChatStream, ProviderError> {
-    let mut response = http.send(builder.header(ACCEPT, "text/event-stream")).await?;
+    let response = http.send(builder.header(ACCEPT, "text/event-stream")).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
-    if is_json(&response) {
-        // A server that ignored `stream: true` (or reports an error with a 2xx status).
-        let (body, cut) = read_bounded(&mut response, MAX_JSON_BODY_BYTES).await.map_err(errors::body)?;
-        if cut {
-            return Err(errors::protocol("the provider's JSON answer is too large"));
-        }
-        let events = completion_events(&body)?;
-        return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
-    }
-    let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(EventAdapter::sse(Box::pin(bytes), ChunkHandler::default())))
+    sse_answer(response, ChunkHandler::default(), |body, _| completion_events(body)).await
 }
 
 pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
@@ -157,10 +146,11 @@ mod tests {
     use loquat_core::domain::TokenUsage;
     use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
 
-    use futures_util::StreamExt;
+    use futures_util::{StreamExt, stream as futures_stream};
 
     use super::stream::ChunkHandler;
     use super::*;
+    use crate::stream::EventAdapter;
 
     /// Parses `reads` (each one a TCP read) and collects the events, stopping at the first error.
     async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {

@@ -1,16 +1,44 @@
 //! Server-sent events framing (eventsource-stream): the events of a body, with invalid UTF-8
 //! and invalid SSE told apart from a failed read. Comments (keep-alives) never reach a handler.
+//! [`sse_answer`] turns a 2xx answer to a streaming request into chat events, SSE or not.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use eventsource_stream::{Event, EventStream, EventStreamError};
-use futures_util::{Stream, StreamExt};
-use loquat_core::llm::ProviderError;
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
+use loquat_core::llm::{ChatEvent, ChatStream, ProviderError};
 
 use super::{EventAdapter, EventHandler, FrameError};
 use crate::errors;
+use crate::transport::{is_json, read_bounded};
+
+/// A whole (non-streamed) JSON answer may be this large.
+const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The chat events of a 2xx answer to a streaming request: its SSE events through `handler`,
+/// or, when the answer is one JSON document (a server that ignored the request to stream, or
+/// an error sent with a 2xx status), the events `whole` reads from that document.
+pub(crate) async fn sse_answer<H>(
+    mut response: reqwest::Response,
+    handler: H,
+    whole: impl FnOnce(&[u8], H) -> Result<Vec<ChatEvent>, ProviderError>,
+) -> Result<ChatStream, ProviderError>
+where
+    H: EventHandler<Frame = Event> + Send + Unpin + 'static,
+{
+    if is_json(&response) {
+        let (body, cut) = read_bounded(&mut response, MAX_JSON_BODY_BYTES).await.map_err(errors::body)?;
+        if cut {
+            return Err(errors::protocol("the provider's JSON answer is too large"));
+        }
+        let events = whole(&body, handler)?;
+        return Ok(Box::pin(stream::iter(events.into_iter().map(Ok))));
+    }
+    let bytes = response.bytes_stream().map_err(errors::body);
+    Ok(Box::pin(EventAdapter::sse(Box::pin(bytes), handler)))
+}
 
 /// The SSE events of a byte stream.
 pub(crate) struct SseFrames<S>(EventStream<S>);
@@ -54,7 +82,6 @@ fn frame_error(error: EventStreamError<ProviderError>) -> FrameError {
 
 #[cfg(test)]
 mod tests {
-    use futures_util::stream;
     use loquat_core::llm::ProviderErrorKind;
 
     use super::*;
