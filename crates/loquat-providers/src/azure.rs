@@ -8,10 +8,10 @@ use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use crate::errors;
-use crate::http::{Http, join_url, read_bounded};
 use crate::openai::embeddings::send_embeddings;
 use crate::openai::request::{Dialect, wire_request};
 use crate::openai::{error_response, send_streaming};
+use crate::transport::{Http, join_url, read_bounded};
 
 /// Used when neither the provider nor `AZURE_API_VERSION` names one (the current GA version).
 pub(crate) const DEFAULT_API_VERSION: &str = "2024-10-21";

@@ -1,14 +1,13 @@
-//! The HTTP side shared by every protocol: [`HttpClientSettings`], the [`HttpChatClient`] that
-//! owns the pooled `reqwest::Client`s (a trusted one for the administrator's providers and one
-//! behind the SSRF guard for URLs users typed) and dispatches on [`Protocol`], and small
-//! helpers (sending, URL joining, bounded body reads) the protocol modules use.
+//! The dispatcher: [`HttpClientSettings`] and the [`HttpChatClient`] that owns the pooled
+//! `reqwest::Client`s (a trusted one for the administrator's providers and one behind the SSRF
+//! guard for URLs users typed) and dispatches on [`Protocol`] to the protocol modules. The only
+//! module that knows every protocol; the protocols' shared helpers are in `transport`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures_util::StreamExt;
 use loquat_core::domain::Protocol;
 use loquat_core::llm::{
@@ -17,7 +16,8 @@ use loquat_core::llm::{
 };
 
 use crate::retry::{self, RetryPolicy};
-use crate::ssrf::{self, Guard, Refusal, SsrfPolicy};
+use crate::ssrf::{Guard, SsrfPolicy};
+use crate::transport::Http;
 use crate::{anthropic, azure, errors, gemini, ollama, openai};
 
 /// How the shared HTTP client behaves. `Default` gives values suited to public LLM APIs.
@@ -78,50 +78,6 @@ impl fmt::Display for ClientInitError {
 }
 
 impl std::error::Error for ClientInitError {}
-
-/// What a protocol module needs to make calls: the pooled client, the non-streaming limits,
-/// and for the guarded client its SSRF guard. Requests leave through [`Http::send`].
-#[derive(Debug, Clone)]
-pub(crate) struct Http {
-    pub client: reqwest::Client,
-    pub non_streaming_timeout: Duration,
-    pub max_error_body_bytes: usize,
-    /// Checks every URL before it is sent; `None` for the trusted client.
-    pub guard: Option<Arc<Guard>>,
-}
-
-impl Http {
-    /// Sends a request built from `self.client`; every protocol module sends through here. The
-    /// guarded client checks the final URL first (the one the protocol module built, defaults
-    /// included); its refusals, before sending or from the resolver or a redirect, are
-    /// `BadRequest` naming the host only.
-    pub async fn send(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-        // The id of the request that caused this call, for the provider's (or a proxy's) logs;
-        // `x-client-request-id` is OpenAI's name for it.
-        let builder = match loquat_core::request::current() {
-            Some(id) => builder.header("x-request-id", &*id).header("x-client-request-id", &*id),
-            None => builder,
-        };
-        let (client, request) = builder.build_split();
-        let request = request.map_err(|error| {
-            // reqwest refuses some URLs itself (`file:///…`): report them as the guard would.
-            let refusal =
-                self.guard.as_ref().zip(error.url()).and_then(|(guard, url)| guard.policy().check_url(url).err());
-            refusal.map_or_else(|| errors::transport(error), refused)
-        })?;
-        if let Some(guard) = &self.guard {
-            guard.check(request.url()).await.map_err(refused)?;
-        }
-        client.execute(request).await.map_err(|error| match ssrf::refusal_in(&error) {
-            Some(refusal) => refused(refusal),
-            None => errors::transport(error),
-        })
-    }
-}
-
-fn refused(refusal: Refusal) -> ProviderError {
-    ProviderError::new(ProviderErrorKind::BadRequest, refusal.to_string())
-}
 
 /// Loquat's [`ChatClient`]: pooled HTTP clients (rustls, HTTP/1.1 and HTTP/2) shared by all
 /// requests, dispatching to the module of the endpoint's protocol. Trusted endpoints (the
@@ -277,42 +233,9 @@ fn log(error: ProviderError) -> ProviderError {
     error
 }
 
-/// `{base_url}/{path}` with exactly one slash between them.
-pub(crate) fn join_url(base_url: &str, path: &str) -> String {
-    format!("{}/{}", base_url.trim().trim_end_matches('/'), path.trim_start_matches('/'))
-}
-
-/// Reads at most `limit` bytes of the body; the rest is left unread (and the connection
-/// dropped with the response). Returns what was read and whether the body was cut.
-pub(crate) async fn read_bounded(
-    response: &mut reqwest::Response,
-    limit: usize,
-) -> Result<(Bytes, bool), reqwest::Error> {
-    let mut buffer = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = limit - buffer.len();
-        if chunk.len() > room {
-            buffer.extend_from_slice(&chunk[..room]);
-            return Ok((Bytes::from(buffer), true));
-        }
-        buffer.extend_from_slice(&chunk);
-    }
-    Ok((Bytes::from(buffer), false))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_join_with_one_slash() {
-        assert_eq!(
-            join_url("https://api.openai.com/v1", "chat/completions"),
-            "https://api.openai.com/v1/chat/completions"
-        );
-        assert_eq!(join_url("http://h/v1/ ", "/models"), "http://h/v1/models");
-        assert_eq!(join_url("http://h/v1//", "models"), "http://h/v1/models");
-    }
 
     #[test]
     fn default_settings_build_a_client() {

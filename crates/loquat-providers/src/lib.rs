@@ -1,7 +1,11 @@
 //! Loquat's LLM wire protocols: the only crate that speaks to providers. [`HttpChatClient`]
-//! implements core's `ChatClient` over pooled HTTP clients and dispatches on the endpoint's
-//! protocol to one module per protocol: `openai` (and every compatible server), `anthropic`,
-//! `gemini`, `ollama` and `azure`. URLs users typed go through the SSRF guard ([`ssrf`]).
+//! (`http`) implements core's `ChatClient` over pooled HTTP clients and dispatches on the
+//! endpoint's protocol to one module per protocol: `openai` (and every compatible server),
+//! `anthropic`, `gemini`, `ollama` and `azure`. Those build on a shared toolbox — `transport`
+//! (sending, URLs, bounded reads), `stream` (framing and the one stream adapter), `errors` —
+//! and never on the dispatcher. Adding a protocol is a request mapper, a `stream::EventHandler`
+//! and an error mapper, plus its arms in `http`. URLs users typed go through the SSRF guard
+//! ([`ssrf`]).
 
 mod anthropic;
 mod azure;
@@ -12,6 +16,8 @@ mod ollama;
 mod openai;
 mod retry;
 pub mod ssrf;
+mod stream;
+mod transport;
 
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};
 pub use retry::RetryPolicy;

@@ -5,7 +5,9 @@
 use std::io;
 use std::ops::Deref;
 
-use crate::fake_upstream::{FakeUpstream, Protocol};
+use loquat_core::domain::Protocol;
+
+use crate::fake_upstream::FakeUpstream;
 pub use crate::fake_upstream::{RecordedRequest, Reply};
 
 /// A running fake OpenAI upstream (`base_url()` is `http://127.0.0.1:<port>/v1`); every

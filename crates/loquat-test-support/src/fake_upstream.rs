@@ -31,6 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
+use loquat_core::domain::Protocol;
 use serde_json::Value;
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
@@ -40,48 +41,13 @@ pub use anthropic::THINKING_SIGNATURE as ANTHROPIC_THINKING_SIGNATURE;
 pub use embeddings::fake_embedding;
 pub use reply::Reply;
 
-/// The wire protocol a fake speaks (the same five as Loquat's `Protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    /// `POST /v1/chat/completions` (SSE chunks), `GET /v1/models`; `Authorization: Bearer`.
-    OpenAi,
-    /// `POST /v1/messages` (SSE events), `GET /v1/models`; `x-api-key` + `anthropic-version`.
-    Anthropic,
-    /// `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` (and `:generateContent`),
-    /// `GET /v1beta/models`; `x-goog-api-key` (or `?key=`).
-    Gemini,
-    /// `POST /api/chat` (NDJSON), `GET /api/tags`, `POST /api/pull`, `POST /api/show`.
-    Ollama,
-    /// `POST /openai/deployments/{deployment}/chat/completions?api-version=…`,
-    /// `GET /openai/models?api-version=…`; `api-key`.
-    Azure,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 5] =
-        [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini, Protocol::Ollama, Protocol::Azure];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::OpenAi => "openai",
-            Protocol::Anthropic => "anthropic",
-            Protocol::Gemini => "gemini",
-            Protocol::Ollama => "ollama",
-            Protocol::Azure => "azure",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Protocol::ALL.into_iter().find(|protocol| protocol.as_str() == text)
-    }
-
-    fn default_models(self) -> &'static [&'static str] {
-        match self {
-            Protocol::OpenAi | Protocol::Azure => &["gpt-4o-mini", "fake-reasoner"],
-            Protocol::Anthropic => &["claude-sonnet-4-5", "claude-haiku-4-5"],
-            Protocol::Gemini => &["gemini-2.5-flash", "gemini-2.5-pro"],
-            Protocol::Ollama => &["llama3.2", "qwen3"],
-        }
+/// The models a fake of `protocol` lists until [`FakeUpstream::set_models`].
+fn default_models(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::OpenAi | Protocol::Azure => &["gpt-4o-mini", "fake-reasoner"],
+        Protocol::Anthropic => &["claude-sonnet-4-5", "claude-haiku-4-5"],
+        Protocol::Gemini => &["gemini-2.5-flash", "gemini-2.5-pro"],
+        Protocol::Ollama => &["llama3.2", "qwen3"],
     }
 }
 
@@ -142,6 +108,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl FakeUpstream {
     /// Starts a fake of `protocol` on a free port of 127.0.0.1. Panics if it cannot listen.
+    /// Its routes and key checks are the protocol's:
+    /// - OpenAI: `POST /v1/chat/completions` (SSE chunks), `GET /v1/models`; `Authorization: Bearer`.
+    /// - Anthropic: `POST /v1/messages` (SSE events), `GET /v1/models`; `x-api-key` +
+    ///   `anthropic-version`.
+    /// - Gemini: `POST /v1beta/models/{model}:streamGenerateContent?alt=sse` (and
+    ///   `:generateContent`), `GET /v1beta/models`; `x-goog-api-key` (or `?key=`).
+    /// - Ollama: `POST /api/chat` (NDJSON), `GET /api/tags`, `POST /api/pull`, `POST /api/show`.
+    /// - Azure: `POST /openai/deployments/{deployment}/chat/completions?api-version=…`,
+    ///   `GET /openai/models?api-version=…`; `api-key`.
     pub async fn start(protocol: Protocol) -> Self {
         match Self::try_start(protocol).await {
             Ok(fake) => fake,
@@ -160,7 +135,7 @@ impl FakeUpstream {
             config: Mutex::new(Config {
                 queue: VecDeque::new(),
                 default_reply: Reply::text("Hello from the fake upstream."),
-                models: protocol.default_models().iter().map(|model| (*model).to_owned()).collect(),
+                models: default_models(protocol).iter().map(|model| (*model).to_owned()).collect(),
                 required_key: None,
                 recording: true,
                 context_lengths: HashMap::new(),

@@ -9,19 +9,19 @@ mod tests;
 
 use std::time::Duration;
 
-use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
 use self::request::wire_request;
-use self::stream::{MessageStream, message_events};
+use self::stream::{MessageHandler, message_events};
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, join_url, read_bounded};
+use crate::stream::sse::sse_answer;
+use crate::transport::{Http, join_url, read_bounded};
 
 const API_VERSION: &str = "2023-06-01";
-/// A whole (non-streamed) message may be this large when a server ignores `stream: true`.
+/// A model list page may be this large.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// `GET /v1/models` pages of this size, at most this many pages.
 const MODELS_PAGE_SIZE: &str = "1000";
@@ -59,21 +59,11 @@ pub(crate) async fn stream_chat(
         .post(api_url(&endpoint.base_url, "messages"))
         .header(ACCEPT, "text/event-stream")
         .json(&wire_request(request));
-    let mut response = http.send(authorize(builder, endpoint)?).await?;
+    let response = http.send(authorize(builder, endpoint)?).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
-    if is_json(&response) {
-        // A server that ignored `stream: true` (or reports an error with a 2xx status).
-        let (body, cut) = read_bounded(&mut response, MAX_JSON_BODY_BYTES).await.map_err(errors::body)?;
-        if cut {
-            return Err(errors::protocol("the provider's JSON answer is too large"));
-        }
-        let events = message_events(&body)?;
-        return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
-    }
-    let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(MessageStream::new(Box::pin(bytes))))
+    sse_answer(response, MessageHandler::default(), |body, _| message_events(body)).await
 }
 
 /// The model ids of `GET /v1/models`, following its pages (`has_more`, `after_id`).
@@ -113,11 +103,6 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
         }
     }
     Ok(models)
-}
-
-fn is_json(response: &reqwest::Response) -> bool {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
 // ---- Error mapping --------------------------------------------------------------------------

@@ -1,14 +1,10 @@
-//! Anthropic Messages stream parsing: SSE events (`message_start`, content blocks and their
-//! deltas, `message_delta`, `message_stop`, `ping`, `error`) become [`ChatEvent`]s, tool calls
-//! whole at their block's end; and a whole JSON `message` (a server that did not stream) too.
+//! Anthropic Messages stream parsing: the event handler for SSE events (`message_start`, content
+//! blocks and their deltas, `message_delta`, `message_stop`, `ping`, `error`), tool calls whole
+//! at their block's end; and a whole JSON `message` (a server that did not stream) as events.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, EventStreamError};
-use futures_util::{Stream, StreamExt};
+use eventsource_stream::Event;
 use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ToolCall};
 use serde::Deserialize;
@@ -16,14 +12,13 @@ use serde_json::Value;
 
 use super::{error_info, in_stream_error, into_error};
 use crate::errors;
+use crate::stream::EventHandler;
 
-/// Turns an SSE byte stream into chat events. Ends after `message_stop`; a stream that ends
-/// before it, and before any `stop_reason`, ends with an `Unavailable` error. The finish and
-/// the usage (once, with the final counts) are the last events.
-pub(crate) struct MessageStream<S> {
-    /// `None` once the stream is over; dropping it releases the HTTP response.
-    events: Option<EventStream<S>>,
-    pending: VecDeque<ChatEvent>,
+/// The meaning of Messages SSE events. The stream ends after `message_stop`; a body that ends
+/// before it, and before any `stop_reason`, is cut short. The finish and the usage (once, with
+/// the final counts) are the last events.
+#[derive(Default)]
+pub(crate) struct MessageHandler {
     /// Open thinking and tool-use blocks by their index.
     blocks: HashMap<usize, Block>,
     usage: Usage,
@@ -37,20 +32,10 @@ enum Block {
     ToolUse { id: String, name: String, json: String, input: Value },
 }
 
-impl<S> MessageStream<S> {
-    pub(crate) fn new(bytes: S) -> Self {
-        Self {
-            events: Some(EventStream::new(bytes)),
-            pending: VecDeque::with_capacity(4),
-            blocks: HashMap::new(),
-            usage: Usage::default(),
-            stop_reason: None,
-            finished: false,
-        }
-    }
+impl EventHandler for MessageHandler {
+    type Frame = Event;
 
-    /// Queues the events of one SSE event; returns whether the stream is over (`message_stop`).
-    fn handle(&mut self, event: &Event) -> Result<bool, ProviderError> {
+    fn frame(&mut self, event: Event, out: &mut VecDeque<ChatEvent>) -> Result<bool, ProviderError> {
         let data = event.data.trim();
         if event.event == "error" {
             return Err(in_stream_error(data));
@@ -63,30 +48,46 @@ impl<S> MessageStream<S> {
         })?;
         match wire {
             WireEvent::MessageStart { message } => self.usage.merge(message.usage),
-            WireEvent::ContentBlockStart { index, content_block } => self.start_block(index, content_block),
-            WireEvent::ContentBlockDelta { index, delta } => self.delta(index, delta),
-            WireEvent::ContentBlockStop { index } => self.stop_block(index),
+            WireEvent::ContentBlockStart { index, content_block } => self.start_block(index, content_block, out),
+            WireEvent::ContentBlockDelta { index, delta } => self.delta(index, delta, out),
+            WireEvent::ContentBlockStop { index } => self.stop_block(index, out),
             WireEvent::MessageDelta { delta, usage } => {
                 if let Some(reason) = delta.stop_reason {
                     self.stop_reason = Some(reason);
                 }
                 self.usage.merge(usage);
             }
-            WireEvent::MessageStop => {
-                self.finish();
-                return Ok(true);
-            }
+            WireEvent::MessageStop => return Ok(true),
             WireEvent::Error { error } => return Err(into_error(error_info(&error), None)),
             WireEvent::Ping | WireEvent::Other => {}
         }
         Ok(false)
     }
 
-    fn start_block(&mut self, index: usize, block: ContentBlock) {
+    /// After a stop_reason the answer is complete; losing `message_stop` costs nothing.
+    fn complete(&self) -> bool {
+        self.stop_reason.is_some()
+    }
+
+    /// Queues the finish and the usage, once.
+    fn end(&mut self, out: &mut VecDeque<ChatEvent>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let reason = self.stop_reason.as_deref().map_or(FinishReason::Stop, finish_reason);
+        out.push_back(ChatEvent::Finish(reason));
+        if self.usage.seen {
+            out.push_back(ChatEvent::Usage(self.usage.token_usage()));
+        }
+    }
+}
+
+impl MessageHandler {
+    fn start_block(&mut self, index: usize, block: ContentBlock, out: &mut VecDeque<ChatEvent>) {
         match block {
-            ContentBlock::Text { text } => self.push_text(ChatEvent::Text(text)),
+            ContentBlock::Text { text } => push_text(ChatEvent::Text(text), out),
             ContentBlock::Thinking { thinking, signature } => {
-                self.push_text(ChatEvent::Reasoning(thinking));
+                push_text(ChatEvent::Reasoning(thinking), out);
                 self.blocks.insert(index, Block::Thinking { signature });
             }
             ContentBlock::ToolUse { id, name, input } => {
@@ -97,89 +98,33 @@ impl<S> MessageStream<S> {
         }
     }
 
-    fn delta(&mut self, index: usize, delta: Delta) {
+    fn delta(&mut self, index: usize, delta: Delta, out: &mut VecDeque<ChatEvent>) {
         match (delta, self.blocks.get_mut(&index)) {
-            (Delta::Text { text }, _) => self.push_text(ChatEvent::Text(text)),
-            (Delta::Thinking { thinking }, _) => self.push_text(ChatEvent::Reasoning(thinking)),
+            (Delta::Text { text }, _) => push_text(ChatEvent::Text(text), out),
+            (Delta::Thinking { thinking }, _) => push_text(ChatEvent::Reasoning(thinking), out),
             (Delta::Signature { signature }, Some(Block::Thinking { signature: whole })) => whole.push_str(&signature),
             (Delta::InputJson { partial_json }, Some(Block::ToolUse { json, .. })) => json.push_str(&partial_json),
             _ => {}
         }
     }
 
-    fn stop_block(&mut self, index: usize) {
+    fn stop_block(&mut self, index: usize, out: &mut VecDeque<ChatEvent>) {
         match self.blocks.remove(&index) {
             Some(Block::Thinking { signature }) if !signature.is_empty() => {
-                self.pending.push_back(ChatEvent::ReasoningSignature(signature));
+                out.push_back(ChatEvent::ReasoningSignature(signature));
             }
             Some(Block::ToolUse { id, name, json, input }) => {
                 let call = tool_call(index, id, name, json, &input);
-                self.pending.push_back(ChatEvent::ToolCall(call));
+                out.push_back(ChatEvent::ToolCall(call));
             }
             _ => {}
         }
     }
-
-    fn push_text(&mut self, event: ChatEvent) {
-        if !matches!(&event, ChatEvent::Text(text) | ChatEvent::Reasoning(text) if text.is_empty()) {
-            self.pending.push_back(event);
-        }
-    }
-
-    /// Queues the finish and the usage, once.
-    fn finish(&mut self) {
-        if std::mem::replace(&mut self.finished, true) {
-            return;
-        }
-        let reason = self.stop_reason.as_deref().map_or(FinishReason::Stop, finish_reason);
-        self.pending.push_back(ChatEvent::Finish(reason));
-        if self.usage.seen {
-            self.pending.push_back(ChatEvent::Usage(self.usage.token_usage()));
-        }
-    }
 }
 
-impl<S> Stream for MessageStream<S>
-where
-    S: Stream<Item = Result<Bytes, ProviderError>> + Unpin,
-{
-    type Item = Result<ChatEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            let Some(events) = this.events.as_mut() else {
-                return Poll::Ready(None);
-            };
-            // After a stop_reason the answer is complete; losing `message_stop` costs nothing.
-            let complete = this.stop_reason.is_some();
-            let failure = match ready!(events.poll_next_unpin(cx)) {
-                Some(Ok(event)) => match this.handle(&event) {
-                    Ok(false) => continue,
-                    Ok(true) => None,
-                    Err(error) => Some(error),
-                },
-                Some(Err(EventStreamError::Transport(error))) => Some(error).filter(|_| !complete),
-                Some(Err(EventStreamError::Utf8(error))) => {
-                    Some(errors::protocol(format!("the provider sent invalid UTF-8: {error}")))
-                }
-                Some(Err(EventStreamError::Parser(error))) => {
-                    Some(errors::protocol(format!("the provider sent invalid server-sent events: {error}")))
-                }
-                None => Some(errors::closed_early(None)).filter(|_| !complete),
-            };
-            this.events = None;
-            match failure {
-                Some(error) => {
-                    this.pending.clear();
-                    return Poll::Ready(Some(Err(error)));
-                }
-                None => this.finish(),
-            }
-        }
+fn push_text(event: ChatEvent, out: &mut VecDeque<ChatEvent>) {
+    if !matches!(&event, ChatEvent::Text(text) | ChatEvent::Reasoning(text) if text.is_empty()) {
+        out.push_back(event);
     }
 }
 
@@ -339,24 +284,22 @@ pub(crate) fn message_events(body: &[u8]) -> Result<Vec<ChatEvent>, ProviderErro
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| errors::protocol("the provider's answer has no content"))?;
-    let mut stream = MessageStream::<futures_util::stream::Empty<Result<Bytes, ProviderError>>> {
-        events: None,
-        ..MessageStream::new(futures_util::stream::empty())
-    };
+    let mut handler = MessageHandler::default();
+    let mut events = VecDeque::with_capacity(content.len() + 2);
     for (index, block) in content.iter().enumerate() {
         match serde_json::from_value::<ContentBlock>(block.clone()) {
             Ok(ContentBlock::ToolUse { id, name, input }) => {
-                stream.pending.push_back(ChatEvent::ToolCall(tool_call(index, id, name, String::new(), &input)));
+                events.push_back(ChatEvent::ToolCall(tool_call(index, id, name, String::new(), &input)));
             }
             Ok(block) => {
-                stream.start_block(index, block);
-                stream.stop_block(index);
+                handler.start_block(index, block, &mut events);
+                handler.stop_block(index, &mut events);
             }
             Err(error) => return Err(errors::protocol(format!("the provider sent an unknown content block: {error}"))),
         }
     }
-    stream.stop_reason = value.get("stop_reason").and_then(Value::as_str).map(str::to_owned);
-    stream.usage.merge(value.get("usage").and_then(|usage| WireUsage::deserialize(usage).ok()));
-    stream.finish();
-    Ok(stream.pending.into())
+    handler.stop_reason = value.get("stop_reason").and_then(Value::as_str).map(str::to_owned);
+    handler.usage.merge(value.get("usage").and_then(|usage| WireUsage::deserialize(usage).ok()));
+    handler.end(&mut events);
+    Ok(events.into())
 }

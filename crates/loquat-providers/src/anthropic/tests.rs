@@ -8,13 +8,14 @@ use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ProviderErrorKind, ToolCall};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 
-use super::stream::{MessageStream, message_events};
+use super::stream::{MessageHandler, message_events};
 use super::*;
+use crate::stream::EventAdapter;
 
 /// Parses `reads` (each one a TCP read) and collects the events, stopping at the first error.
 async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {
     let reads: Vec<Result<Bytes, ProviderError>> = reads.iter().map(|read| Ok(Bytes::copy_from_slice(read))).collect();
-    let mut stream = MessageStream::new(futures_stream::iter(reads));
+    let mut stream = EventAdapter::sse(futures_stream::iter(reads), MessageHandler::default());
     let (mut events, mut error) = (Vec::new(), None);
     while let Some(item) = stream.next().await {
         match item {
@@ -274,7 +275,7 @@ async fn an_early_end_is_unavailable_unless_a_stop_reason_arrived() {
     assert_eq!(events, vec![text("cut"), ChatEvent::Finish(FinishReason::Length), usage(5, 4)]);
 
     let reads = vec![Ok(Bytes::from(stopped)), Err(errors::closed_early(Some("reset")))];
-    let events: Vec<_> = MessageStream::new(futures_stream::iter(reads)).collect().await;
+    let events: Vec<_> = EventAdapter::sse(futures_stream::iter(reads), MessageHandler::default()).collect().await;
     assert!(events.iter().all(Result::is_ok), "a broken connection after the stop reason is no failure");
     assert_eq!(events.len(), 3);
 }
@@ -282,7 +283,7 @@ async fn an_early_end_is_unavailable_unless_a_stop_reason_arrived() {
 #[tokio::test]
 async fn a_transport_error_before_the_end_is_that_error_and_data_after_message_stop_is_ignored() {
     let reads = vec![Ok(Bytes::from(text_delta(0, "a"))), Err(errors::closed_early(Some("reset")))];
-    let mut stream = MessageStream::new(futures_stream::iter(reads));
+    let mut stream = EventAdapter::sse(futures_stream::iter(reads), MessageHandler::default());
     assert_eq!(stream.next().await.map(Result::ok), Some(Some(text("a"))));
     let error = stream.next().await.and_then(Result::err).expect("an error");
     assert!(error.detail.ends_with(": reset"), "{}", error.detail);

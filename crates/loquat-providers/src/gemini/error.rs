@@ -9,7 +9,7 @@ use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
 
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, read_bounded};
+use crate::transport::{Http, read_bounded};
 
 /// Longest wait taken from a provider's answer; longer ones are ignored as nonsense.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -38,11 +38,21 @@ impl GoogleError {
             Value::Array(items) => items.first().unwrap_or(&Value::Null),
             other => other,
         };
-        let object = match value.get("error") {
-            Some(Value::String(message)) => return Self { message: message.clone(), ..Self::default() },
-            Some(inner @ Value::Object(_)) => inner,
-            _ => value,
-        };
+        match value.get("error") {
+            Some(error @ (Value::String(_) | Value::Object(_))) => Self::from_error(error),
+            _ => Self::from_object(value),
+        }
+    }
+
+    /// Reads the `error` member of a body: a message, or `{code, message, status, details}`.
+    pub(crate) fn from_error(error: &Value) -> Self {
+        match error {
+            Value::String(message) => Self { message: message.clone(), ..Self::default() },
+            object => Self::from_object(object),
+        }
+    }
+
+    fn from_object(object: &Value) -> Self {
         let text = |field: &str| object.get(field).and_then(Value::as_str).filter(|text| !text.is_empty());
         let code = match object.get("code") {
             Some(Value::Number(number)) => number.as_u64().and_then(|code| u16::try_from(code).ok()),

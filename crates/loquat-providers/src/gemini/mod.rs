@@ -10,21 +10,21 @@ mod tests;
 #[cfg(test)]
 mod tests_request;
 
-use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderValue};
 use serde::Deserialize;
 
 use self::error::error_response;
 use self::request::wire_request;
-use self::stream::{ChunkStream, Parser, whole_answer_events};
+use self::stream::{ResponseHandler, whole_answer_events};
 use crate::errors;
-use crate::http::{Http, read_bounded};
+use crate::stream::sse::sse_answer;
+use crate::transport::{Http, read_bounded};
 
 const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 /// The version appended to a base URL that names only a host (LobeChat's `GOOGLE_PROXY_URL`).
 const DEFAULT_VERSION: &str = "v1beta";
-/// A whole (non-streamed) answer may be this large when a proxy ignores `alt=sse`.
+/// A model list page may be this large.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Pages of 1,000 models followed at most (Google lists fewer than 100).
 const MAX_MODEL_PAGES: usize = 5;
@@ -106,22 +106,13 @@ pub(crate) async fn stream_chat(
         .post(stream_url(endpoint, &request.model))
         .header(ACCEPT, "text/event-stream")
         .json(&wire_request(request));
-    let mut response = http.send(authorize(builder, endpoint)?).await?;
+    let response = http.send(authorize(builder, endpoint)?).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
-    let parser = Parser::new(Parser::fresh_id_tag());
-    if is_json(&response) {
-        // A proxy that ignored `alt=sse` (a JSON array of responses), or an error with a 2xx.
-        let (body, cut) = read_bounded(&mut response, MAX_JSON_BODY_BYTES).await.map_err(errors::body)?;
-        if cut {
-            return Err(errors::protocol("the provider's JSON answer is too large"));
-        }
-        let events = whole_answer_events(&body, parser)?;
-        return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
-    }
-    let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(ChunkStream::new(Box::pin(bytes), parser)))
+    // A proxy that ignored `alt=sse` sends a JSON array of responses.
+    let handler = ResponseHandler::new(ResponseHandler::fresh_id_tag());
+    sse_answer(response, handler, whole_answer_events).await
 }
 
 /// The models that can chat (`supportedGenerationMethods` has `generateContent`; a proxy that
@@ -185,9 +176,4 @@ fn model_page(body: &[u8]) -> Result<ModelPage, ProviderError> {
         .map(|model| model.name.strip_prefix("models/").map_or_else(|| model.name.clone(), str::to_owned))
         .collect();
     Ok(ModelPage { names, next_page_token: models.next_page_token.filter(|token| !token.is_empty()) })
-}
-
-fn is_json(response: &reqwest::Response) -> bool {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }

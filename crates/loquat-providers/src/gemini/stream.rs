@@ -1,16 +1,12 @@
-//! Gemini stream parsing: each SSE `data:` (or each element of a whole JSON answer) is a
-//! `GenerateContentResponse` whose parts become text, reasoning and whole tool calls; the
+//! Gemini stream parsing: the event handler for SSE `data:` payloads (and whole JSON answers),
+//! `GenerateContentResponse`s whose parts become text, reasoning and whole tool calls; the
 //! finish reason and the last usage are emitted when the body ends (Gemini sends no `[DONE]`).
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::{Context, Poll, ready};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, EventStreamError};
-use futures_util::{Stream, StreamExt};
+use eventsource_stream::Event;
 use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ProviderErrorKind, ToolCall};
 use serde::Deserialize;
@@ -18,11 +14,12 @@ use serde_json::Value;
 
 use super::error::{GoogleError, in_stream_error};
 use crate::errors;
+use crate::stream::EventHandler;
 
-/// Turns `GenerateContentResponse`s into chat events. A clean end needs a finish reason.
+/// The meaning of `GenerateContentResponse`s, streamed as SSE or in a whole answer. The body
+/// ends the stream (Gemini sends no `[DONE]`); a clean end needs a finish reason.
 #[derive(Debug)]
-pub(crate) struct Parser {
-    pending: VecDeque<ChatEvent>,
+pub(crate) struct ResponseHandler {
     /// The finish reason, once one arrived (emitted at the end, with the usage).
     finish: Option<String>,
     usage: Option<TokenUsage>,
@@ -35,16 +32,43 @@ pub(crate) struct Parser {
     id_tag: String,
 }
 
-impl Parser {
-    pub(crate) fn new(id_tag: impl Into<String>) -> Self {
-        Self {
-            pending: VecDeque::with_capacity(4),
-            finish: None,
-            usage: None,
-            tool_calls: 0,
-            answered: false,
-            id_tag: id_tag.into(),
+impl EventHandler for ResponseHandler {
+    type Frame = Event;
+
+    fn frame(&mut self, event: Event, out: &mut VecDeque<ChatEvent>) -> Result<bool, ProviderError> {
+        if event.event == "error" {
+            return Err(in_stream_error(&event.data));
         }
+        let data = event.data.trim();
+        // Gemini sends no `[DONE]`, but proxies modelled on OpenAI's API may add one.
+        if data.is_empty() || data == "[DONE]" {
+            return Ok(false);
+        }
+        let payload = Payload::parse(data.as_bytes()).map_err(|error| {
+            errors::protocol(format!("the provider sent an event that is not Gemini's format: {error}"))
+        })?;
+        self.handle_payload(payload, out)?;
+        Ok(false)
+    }
+
+    /// After a finish reason a broken connection only costs what came after it (usage).
+    fn complete(&self) -> bool {
+        self.finish.is_some()
+    }
+
+    fn end(&mut self, out: &mut VecDeque<ChatEvent>) {
+        if let Some(reason) = self.finish.as_deref() {
+            out.push_back(ChatEvent::Finish(finish_reason(reason, self.tool_calls > 0)));
+        }
+        if let Some(usage) = self.usage.take() {
+            out.push_back(ChatEvent::Usage(usage));
+        }
+    }
+}
+
+impl ResponseHandler {
+    pub(crate) fn new(id_tag: impl Into<String>) -> Self {
+        Self { finish: None, usage: None, tool_calls: 0, answered: false, id_tag: id_tag.into() }
     }
 
     /// A tag from the clock and a counter: Gemini does not name its calls.
@@ -55,37 +79,19 @@ impl Parser {
         format!("{:08x}", nanos ^ count.rotate_left(20))
     }
 
-    pub(crate) fn next_event(&mut self) -> Option<ChatEvent> {
-        self.pending.pop_front()
+    fn handle_payload(&mut self, payload: Payload, out: &mut VecDeque<ChatEvent>) -> Result<(), ProviderError> {
+        match payload {
+            Payload::One(response) => self.handle_response(response, out),
+            Payload::Many(responses) => {
+                responses.into_iter().try_for_each(|response| self.handle_response(response, out))
+            }
+        }
     }
 
-    pub(crate) fn finished(&self) -> bool {
-        self.finish.is_some()
-    }
-
-    /// Handles one SSE data payload: a response, an array of them, or an error object.
-    pub(crate) fn handle_data(&mut self, data: &str) -> Result<(), ProviderError> {
-        let data = data.trim();
-        // Gemini sends no `[DONE]`, but proxies modelled on OpenAI's API may add one.
-        if data.is_empty() || data == "[DONE]" {
-            return Ok(());
+    fn handle_response(&mut self, response: Response, out: &mut VecDeque<ChatEvent>) -> Result<(), ProviderError> {
+        if let Some(error) = response.error {
+            return Err(GoogleError::from_error(&error).into_error(None, None));
         }
-        let value: Value = serde_json::from_str(data).map_err(|error| {
-            errors::protocol(format!("the provider sent an event that is not Gemini's format: {error}"))
-        })?;
-        self.handle_value(value)
-    }
-
-    pub(crate) fn handle_value(&mut self, value: Value) -> Result<(), ProviderError> {
-        if let Value::Array(items) = value {
-            return items.into_iter().try_for_each(|item| self.handle_value(item));
-        }
-        if value.get("error").is_some_and(|error| !error.is_null()) {
-            return Err(GoogleError::parse(&value).into_error(None, None));
-        }
-        let response = Response::deserialize(value).map_err(|error| {
-            errors::protocol(format!("the provider sent a response that is not Gemini's format: {error}"))
-        })?;
         if let Some(usage) = response.usage_metadata {
             self.usage = Some(usage.into());
         }
@@ -99,7 +105,7 @@ impl Parser {
             return Ok(());
         };
         for part in candidate.content.and_then(|content| content.parts).into_iter().flatten() {
-            self.handle_part(part);
+            self.handle_part(part, out);
         }
         let reason =
             candidate.finish_reason.filter(|reason| !reason.is_empty() && reason != "FINISH_REASON_UNSPECIFIED");
@@ -116,42 +122,29 @@ impl Parser {
         Ok(())
     }
 
-    fn handle_part(&mut self, part: Part) {
+    fn handle_part(&mut self, part: Part, out: &mut VecDeque<ChatEvent>) {
         if let Some(call) = part.function_call {
             // Gemini signs the first call of a step; it must come back on that call.
             if self.tool_calls == 0
                 && let Some(signature) = part.thought_signature.filter(|signature| !signature.is_empty())
             {
-                self.pending.push_back(ChatEvent::ReasoningSignature(signature));
+                out.push_back(ChatEvent::ReasoningSignature(signature));
             }
             let arguments =
                 call.args.filter(|args| !args.is_null()).map_or_else(|| "{}".to_owned(), |args| args.to_string());
             let id = format!("call_{}_{}", self.id_tag, self.tool_calls);
             self.tool_calls += 1;
             self.answered = true;
-            self.pending.push_back(ChatEvent::ToolCall(ToolCall { id, name: call.name, arguments }));
+            out.push_back(ChatEvent::ToolCall(ToolCall { id, name: call.name, arguments }));
         }
         if let Some(text) = part.text.filter(|text| !text.is_empty()) {
             if part.thought == Some(true) {
-                self.pending.push_back(ChatEvent::Reasoning(text));
+                out.push_back(ChatEvent::Reasoning(text));
             } else {
                 self.answered = true;
-                self.pending.push_back(ChatEvent::Text(text));
+                out.push_back(ChatEvent::Text(text));
             }
         }
-    }
-
-    /// The body ended: the finish and the usage, or the error of a stream cut short.
-    pub(crate) fn end(&mut self) -> Result<(), ProviderError> {
-        let Some(reason) = self.finish.as_deref() else {
-            return Err(errors::closed_early(None));
-        };
-        let reason = finish_reason(reason, self.tool_calls > 0);
-        self.pending.push_back(ChatEvent::Finish(reason));
-        if let Some(usage) = self.usage.take() {
-            self.pending.push_back(ChatEvent::Usage(usage));
-        }
-        Ok(())
     }
 }
 
@@ -183,77 +176,40 @@ pub(crate) fn finish_reason(reason: &str, called_tools: bool) -> FinishReason {
     }
 }
 
-/// Turns an SSE byte stream into chat events; ends with the body.
-pub(crate) struct ChunkStream<S> {
-    /// `None` once the body is over; dropping it releases the HTTP response.
-    events: Option<EventStream<S>>,
-    parser: Parser,
-    /// The error to report once the events before it are out; then the stream ends.
-    failure: Option<ProviderError>,
-}
-
-impl<S> ChunkStream<S> {
-    pub(crate) fn new(bytes: S, parser: Parser) -> Self {
-        Self { events: Some(EventStream::new(bytes)), parser, failure: None }
-    }
-
-    fn handle(&mut self, event: &Event) -> Result<(), ProviderError> {
-        if event.event == "error" {
-            return Err(in_stream_error(&event.data));
-        }
-        self.parser.handle_data(&event.data)
-    }
-}
-
-impl<S> Stream for ChunkStream<S>
-where
-    S: Stream<Item = Result<Bytes, ProviderError>> + Unpin,
-{
-    type Item = Result<ChatEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.parser.next_event() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            let Some(events) = this.events.as_mut() else {
-                return Poll::Ready(this.failure.take().map(Err));
-            };
-            let outcome = match ready!(events.poll_next_unpin(cx)) {
-                Some(Ok(event)) => match this.handle(&event) {
-                    Ok(()) => continue,
-                    Err(error) => Err(error),
-                },
-                // After a finish reason the answer is complete; a broken connection only costs
-                // what came after it (usage).
-                Some(Err(EventStreamError::Transport(error))) if !this.parser.finished() => Err(error),
-                Some(Err(EventStreamError::Transport(_))) | None => this.parser.end(),
-                Some(Err(EventStreamError::Utf8(error))) => {
-                    Err(errors::protocol(format!("the provider sent invalid UTF-8: {error}")))
-                }
-                Some(Err(EventStreamError::Parser(error))) => {
-                    Err(errors::protocol(format!("the provider sent invalid server-sent events: {error}")))
-                }
-            };
-            this.events = None;
-            this.failure = outcome.err();
-        }
-    }
-}
-
 /// Events of a whole JSON answer (a server that ignored `alt=sse`): a response or an array.
-pub(crate) fn whole_answer_events(body: &[u8], mut parser: Parser) -> Result<Vec<ChatEvent>, ProviderError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| errors::protocol(format!("the provider's answer is not JSON: {error}")))?;
-    parser.handle_value(value)?;
-    parser.end()?;
-    Ok(std::iter::from_fn(|| parser.next_event()).collect())
+pub(crate) fn whole_answer_events(body: &[u8], mut handler: ResponseHandler) -> Result<Vec<ChatEvent>, ProviderError> {
+    let payload = Payload::parse(body)
+        .map_err(|error| errors::protocol(format!("the provider's answer is not Gemini's format: {error}")))?;
+    let mut events = VecDeque::with_capacity(4);
+    handler.handle_payload(payload, &mut events)?;
+    if !handler.complete() {
+        return Err(errors::closed_early(None));
+    }
+    handler.end(&mut events);
+    Ok(events.into())
+}
+
+/// One JSON payload, parsed once: a response or (from proxies, in whole answers) an array.
+enum Payload {
+    One(Response),
+    Many(Vec<Response>),
+}
+
+impl Payload {
+    fn parse(json: &[u8]) -> serde_json::Result<Self> {
+        if json.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+            serde_json::from_slice(json).map(Payload::Many)
+        } else {
+            serde_json::from_slice(json).map(Payload::One)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Response {
+    /// An error sent as stream data (`null` in some proxies' successful responses).
+    error: Option<Value>,
     candidates: Option<Vec<Candidate>>,
     prompt_feedback: Option<PromptFeedback>,
     usage_metadata: Option<Usage>,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, stream as futures_stream};
 use loquat_core::Secret;
 use loquat_core::domain::{Protocol, TokenUsage};
 use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 
 use super::error::GoogleError;
 use super::*;
+use crate::stream::EventAdapter;
 
 /// Parses `reads` (each one a TCP read) and collects the events and the error that ends them.
 async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {
     let reads: Vec<Result<Bytes, ProviderError>> = reads.iter().map(|read| Ok(Bytes::copy_from_slice(read))).collect();
-    let mut stream = ChunkStream::new(futures_stream::iter(reads), Parser::new("t"));
+    let mut stream = EventAdapter::sse(futures_stream::iter(reads), ResponseHandler::new("t"));
     let (mut events, mut error) = (Vec::new(), None);
     while let Some(item) = stream.next().await {
         match item {
@@ -122,7 +123,7 @@ async fn function_calls_are_whole_with_generated_ids_and_the_first_signature() {
             ChatEvent::Finish(FinishReason::ToolCalls),
         ]
     );
-    let tags = [Parser::fresh_id_tag(), Parser::fresh_id_tag()];
+    let tags = [ResponseHandler::fresh_id_tag(), ResponseHandler::fresh_id_tag()];
     assert_ne!(tags[0], tags[1]);
 }
 
@@ -191,6 +192,22 @@ async fn an_error_object_mid_stream_fails_after_the_partial_text() {
 }
 
 #[tokio::test]
+async fn arrays_of_responses_and_error_members_in_the_stream_data() {
+    let both = json!([response(json!([{ "text": "a" }]), None), response(json!([{ "text": "b" }]), Some("STOP"))]);
+    let (events, error) = parse(&[sse(&both).as_bytes()]).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(events, vec![text("a"), text("b"), ChatEvent::Finish(FinishReason::Stop)]);
+    let failed = json!([response(json!([{ "text": "a" }]), None), { "error": "the backend went away" }]);
+    let (events, error) = parse(&[sse(&failed).as_bytes()]).await;
+    assert_eq!(events, vec![text("a")], "the events before the error come first");
+    let error = error.expect("an error");
+    assert_eq!((error.kind, error.detail.as_str()), (ProviderErrorKind::Unavailable, "the backend went away"));
+    let (events, error) = parse(&[sse(&json!({ "error": null, "candidates": [] })).as_bytes()]).await;
+    assert!(events.is_empty());
+    assert_eq!(error.map(|error| error.kind), Some(ProviderErrorKind::Unavailable), "no finish: cut short");
+}
+
+#[tokio::test]
 async fn an_early_end_is_unavailable_but_a_cut_after_the_finish_is_not() {
     let (events, error) = parse(&[sse(&response(json!([{ "text": "cut" }]), None)).as_bytes()]).await;
     assert_eq!(events, vec![text("cut")]);
@@ -200,7 +217,7 @@ async fn an_early_end_is_unavailable_but_a_cut_after_the_finish_is_not() {
 
     let done = sse(&response(json!([{ "text": "done" }]), Some("STOP")));
     let reads = vec![Ok(Bytes::from(done)), Err(errors::closed_early(Some("reset")))];
-    let mut stream = ChunkStream::new(futures_stream::iter(reads), Parser::new("t"));
+    let mut stream = EventAdapter::sse(futures_stream::iter(reads), ResponseHandler::new("t"));
     let mut events = Vec::new();
     while let Some(item) = stream.next().await {
         events.push(item.expect("no error after the finish"));
@@ -209,7 +226,7 @@ async fn an_early_end_is_unavailable_but_a_cut_after_the_finish_is_not() {
 
     let reads =
         vec![Ok(Bytes::from(sse(&response(json!([{ "text": "a" }]), None)))), Err(errors::closed_early(Some("reset")))];
-    let mut stream = ChunkStream::new(futures_stream::iter(reads), Parser::new("t"));
+    let mut stream = EventAdapter::sse(futures_stream::iter(reads), ResponseHandler::new("t"));
     assert_eq!(stream.next().await.map(Result::ok), Some(Some(text("a"))));
     let error = stream.next().await.and_then(Result::err).expect("an error");
     assert!(error.detail.ends_with(": reset"), "{}", error.detail);
@@ -234,9 +251,9 @@ fn a_whole_json_answer_becomes_the_same_events() {
         { "candidates": [{ "content": { "parts": [{ "text": " there" }], "role": "model" }, "finishReason": "STOP" }],
           "usageMetadata": { "promptTokenCount": 2, "candidatesTokenCount": 2 } },
     ]);
-    let events = whole_answer_events(answer.to_string().as_bytes(), Parser::new("t")).expect("events");
+    let events = whole_answer_events(answer.to_string().as_bytes(), ResponseHandler::new("t")).expect("events");
     assert_eq!(events, vec![text("Hi"), text(" there"), ChatEvent::Finish(FinishReason::Stop), usage(2, 2, 0)]);
-    let error = whole_answer_events(b"[]", Parser::new("t")).expect_err("no finish");
+    let error = whole_answer_events(b"[]", ResponseHandler::new("t")).expect_err("no finish");
     assert_eq!(error.kind, ProviderErrorKind::Unavailable);
 }
 

@@ -1,9 +1,8 @@
 //! Ollama's native API (`/api/chat`, `/api/tags`, `/api/pull`, `/api/show`, `/api/embed`),
 //! streamed as NDJSON.
 //! Sections, as in every protocol module: request mapping (`request`), calls, stream parsing
-//! (`lines` for the framing, `stream` for the events), error mapping, tests.
+//! (`stream`, over the shared NDJSON framing), error mapping, tests.
 
-mod lines;
 mod request;
 mod stream;
 
@@ -18,11 +17,12 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use self::lines::Lines;
 use self::request::wire_request;
-use self::stream::{ChatLines, PullLines};
+use self::stream::{ChatHandler, PullLines};
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, join_url, read_bounded};
+use crate::stream::EventAdapter;
+use crate::stream::ndjson::Lines;
+use crate::transport::{Http, join_url, read_bounded};
 
 /// Where Ollama listens when no base URL is configured.
 pub(crate) const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
@@ -70,7 +70,7 @@ pub(crate) async fn stream_chat(
 ) -> Result<ChatStream, ProviderError> {
     let builder = http.client.post(url(endpoint, "api/chat")).json(&wire_request(request));
     let lines = send_ndjson(http, authorize(builder, endpoint)?).await?;
-    Ok(Box::pin(ChatLines::new(lines)))
+    Ok(Box::pin(EventAdapter::new(lines, ChatHandler::default())))
 }
 
 /// Lists the models pulled onto the server (`GET /api/tags`), by name (`llama3.1:8b`).

@@ -1,5 +1,5 @@
-//! Ollama stream parsing: `/api/chat` NDJSON lines become [`ChatEvent`]s (thinking, text, whole
-//! tool calls, then usage and finish from the `done` line), and `/api/pull` lines become
+//! Ollama stream parsing: the event handler for `/api/chat` NDJSON lines (thinking, text, whole
+//! tool calls, then usage and finish from the `done` line), and `/api/pull` lines as
 //! [`PullProgress`]. An `{"error": ...}` line fails either stream, wherever it comes.
 
 use std::collections::VecDeque;
@@ -14,30 +14,25 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::in_stream_error;
-use super::lines::Lines;
 use crate::errors;
+use crate::stream::EventHandler;
+use crate::stream::ndjson::Lines;
 
-/// Turns an `/api/chat` byte stream into chat events. Ends after the `"done": true` line; a body
-/// that ends before it ends with an `Unavailable` error.
-pub(crate) struct ChatLines<S> {
-    /// `None` once the stream is over; dropping it releases the HTTP response.
-    lines: Option<Lines<S>>,
-    /// Events of the last line not yet handed out (a line can carry several).
-    pending: VecDeque<ChatEvent>,
+/// The meaning of `/api/chat` lines. The stream ends after the `"done": true` line, which
+/// carries the usage and the finish; a body that ends before it is cut short.
+#[derive(Debug, Default)]
+pub(crate) struct ChatHandler {
     /// Tool calls seen so far, for ids of calls Ollama sends without one.
     tool_calls: usize,
     /// Whether any tool call was made (the finish is then `ToolCalls`).
     called: bool,
 }
 
-impl<S> ChatLines<S> {
-    pub(crate) fn new(lines: Lines<S>) -> Self {
-        Self { lines: Some(lines), pending: VecDeque::with_capacity(4), tool_calls: 0, called: false }
-    }
+impl EventHandler for ChatHandler {
+    type Frame = Bytes;
 
-    /// Queues the events of one line; returns whether the answer is finished.
-    fn handle(&mut self, line: &[u8]) -> Result<bool, ProviderError> {
-        let line: ChatLine = serde_json::from_slice(line).map_err(|error| {
+    fn frame(&mut self, line: Bytes, out: &mut VecDeque<ChatEvent>) -> Result<bool, ProviderError> {
+        let line: ChatLine = serde_json::from_slice(&line).map_err(|error| {
             errors::protocol(format!("the provider sent a line that is not Ollama's chat format: {error}"))
         })?;
         if let Some(error) = line.error.filter(|error| !error.is_null()) {
@@ -45,10 +40,10 @@ impl<S> ChatLines<S> {
         }
         if let Some(message) = line.message {
             if let Some(thinking) = message.thinking.filter(|text| !text.is_empty()) {
-                self.pending.push_back(ChatEvent::Reasoning(thinking));
+                out.push_back(ChatEvent::Reasoning(thinking));
             }
             if let Some(content) = message.content.filter(|text| !text.is_empty()) {
-                self.pending.push_back(ChatEvent::Text(content));
+                out.push_back(ChatEvent::Text(content));
             }
             for call in message.tool_calls.into_iter().flatten() {
                 let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| format!("call_{}", self.tool_calls));
@@ -59,7 +54,7 @@ impl<S> ChatLines<S> {
                     Some(Value::String(text)) => text,
                     Some(value) => value.to_string(),
                 };
-                self.pending.push_back(ChatEvent::ToolCall(ToolCall { id, name: call.function.name, arguments }));
+                out.push_back(ChatEvent::ToolCall(ToolCall { id, name: call.function.name, arguments }));
             }
         }
         if !line.done {
@@ -67,7 +62,7 @@ impl<S> ChatLines<S> {
         }
         if line.prompt_eval_count.is_some() || line.eval_count.is_some() {
             let clamp = |count: Option<u64>| u32::try_from(count.unwrap_or(0)).unwrap_or(u32::MAX);
-            self.pending.push_back(ChatEvent::Usage(TokenUsage {
+            out.push_back(ChatEvent::Usage(TokenUsage {
                 // Absent when the whole prompt came from Ollama's cache.
                 prompt_tokens: clamp(line.prompt_eval_count),
                 // Thinking tokens included: Ollama does not count them apart.
@@ -75,9 +70,17 @@ impl<S> ChatLines<S> {
                 ..TokenUsage::default()
             }));
         }
-        self.pending.push_back(ChatEvent::Finish(finish_reason(line.done_reason.as_deref(), self.called)));
+        out.push_back(ChatEvent::Finish(finish_reason(line.done_reason.as_deref(), self.called)));
         Ok(true)
     }
+
+    /// The answer is complete only with the `done` line, which also ends the stream.
+    fn complete(&self) -> bool {
+        false
+    }
+
+    /// The `done` line queued everything.
+    fn end(&mut self, _out: &mut VecDeque<ChatEvent>) {}
 }
 
 /// Ollama says `stop` after tool calls too; the finish then says `ToolCalls`, as elsewhere.
@@ -88,39 +91,6 @@ pub(crate) fn finish_reason(reason: Option<&str>, called: bool) -> FinishReason 
         None | Some("" | "stop") => FinishReason::Stop,
         Some("length") => FinishReason::Length,
         Some(_) => FinishReason::Other,
-    }
-}
-
-impl<S> Stream for ChatLines<S>
-where
-    S: Stream<Item = Result<Bytes, ProviderError>> + Unpin,
-{
-    type Item = Result<ChatEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            let Some(lines) = this.lines.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let failure = match ready!(lines.poll_next_unpin(cx)) {
-                Some(Ok(line)) => match this.handle(&line) {
-                    Ok(false) => continue,
-                    Ok(true) => None,
-                    Err(error) => Some(error),
-                },
-                Some(Err(error)) => Some(error),
-                None => Some(errors::closed_early(None)),
-            };
-            this.lines = None;
-            if let Some(error) = failure {
-                this.pending.clear();
-                return Poll::Ready(Some(Err(error)));
-            }
-        }
     }
 }
 
@@ -201,7 +171,7 @@ where
         };
         let item = match ready!(lines.poll_next_unpin(cx)) {
             Some(Ok(line)) => pull_progress(&line),
-            Some(Err(error)) => Err(error),
+            Some(Err(error)) => Err(error.into()),
             None => Err(errors::closed_early(None)),
         };
         if item.as_ref().map_or(true, |progress| progress.status == "success") {

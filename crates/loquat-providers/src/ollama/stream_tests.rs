@@ -7,9 +7,10 @@ use futures_util::{StreamExt, stream};
 use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ProviderErrorKind, PullProgress, ToolCall};
 
-use super::super::lines::Lines;
-use super::{ChatLines, PullLines, finish_reason};
+use super::{ChatHandler, PullLines, finish_reason};
 use crate::errors;
+use crate::stream::EventAdapter;
+use crate::stream::ndjson::Lines;
 
 type Reads = stream::Iter<std::vec::IntoIter<Result<Bytes, ProviderError>>>;
 
@@ -20,7 +21,7 @@ fn reads(reads: &[&[u8]]) -> Lines<Reads> {
 
 /// Parses `reads` (each one a TCP read) and collects the events, and the error that ended them.
 async fn parse(parts: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {
-    let mut stream = ChatLines::new(reads(parts));
+    let mut stream = EventAdapter::new(reads(parts), ChatHandler::default());
     let (mut events, mut error) = (Vec::new(), None);
     while let Some(item) = stream.next().await {
         match item {
@@ -195,7 +196,7 @@ async fn an_early_end_is_unavailable() {
 #[tokio::test]
 async fn a_transport_error_mid_stream_ends_with_that_error() {
     let reads = vec![Ok(Bytes::from(text_chunk("a"))), Err(errors::closed_early(Some("reset")))];
-    let mut stream = ChatLines::new(Lines::new(stream::iter(reads)));
+    let mut stream = EventAdapter::new(Lines::new(stream::iter(reads)), ChatHandler::default());
     assert_eq!(stream.next().await.map(Result::ok), Some(Some(text("a"))));
     let error = stream.next().await.and_then(Result::err).expect("an error");
     assert!(error.detail.ends_with(": reset"), "{}", error.detail);

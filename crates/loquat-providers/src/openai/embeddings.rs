@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{authorize, error_response};
 use crate::errors;
-use crate::http::{Http, join_url, read_bounded};
+use crate::transport::{Http, join_url, read_bounded};
 
 /// Vectors are long: a few thousand floats per input, as JSON text.
 const MAX_EMBEDDINGS_BODY_BYTES: usize = 64 * 1024 * 1024;

@@ -8,18 +8,18 @@ pub(crate) mod embeddings;
 pub(crate) mod request;
 pub(crate) mod stream;
 
-use futures_util::{TryStreamExt, stream as futures_stream};
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::Value;
 
 use self::request::{Dialect, wire_request};
-use self::stream::{ChunkStream, completion_events};
+use self::stream::{ChunkHandler, completion_events};
 use crate::errors::{self, ErrorInfo};
-use crate::http::{Http, join_url, read_bounded};
+use crate::stream::sse::sse_answer;
+use crate::transport::{Http, join_url, read_bounded};
 
-/// A whole (non-streamed) completion may be this large when a server ignores `stream: true`.
+/// A model list may be this large.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
@@ -56,21 +56,11 @@ pub(crate) async fn stream_chat(
 /// Sends a Chat Completions request and turns the answer into events: SSE chunks, or a whole
 /// JSON completion from servers that ignore `stream: true`. Shared with Azure.
 pub(crate) async fn send_streaming(http: &Http, builder: reqwest::RequestBuilder) -> Result<ChatStream, ProviderError> {
-    let mut response = http.send(builder.header(ACCEPT, "text/event-stream")).await?;
+    let response = http.send(builder.header(ACCEPT, "text/event-stream")).await?;
     if !response.status().is_success() {
         return Err(error_response(http, response).await);
     }
-    if is_json(&response) {
-        // A server that ignored `stream: true` (or reports an error with a 2xx status).
-        let (body, cut) = read_bounded(&mut response, MAX_JSON_BODY_BYTES).await.map_err(errors::body)?;
-        if cut {
-            return Err(errors::protocol("the provider's JSON answer is too large"));
-        }
-        let events = completion_events(&body)?;
-        return Ok(Box::pin(futures_stream::iter(events.into_iter().map(Ok))));
-    }
-    let bytes = response.bytes_stream().map_err(errors::body);
-    Ok(Box::pin(ChunkStream::new(Box::pin(bytes))))
+    sse_answer(response, ChunkHandler::default(), |body, _| completion_events(body)).await
 }
 
 pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<String>, ProviderError> {
@@ -94,11 +84,6 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
     let models: Models = serde_json::from_slice(&body)
         .map_err(|error| errors::protocol(format!("the model list is not OpenAI's format: {error}")))?;
     Ok(models.data.into_iter().map(|model| model.id).collect())
-}
-
-fn is_json(response: &reqwest::Response) -> bool {
-    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
 }
 
 // ---- Response and error mapping -------------------------------------------------------------
@@ -161,16 +146,17 @@ mod tests {
     use loquat_core::domain::TokenUsage;
     use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
 
-    use futures_util::StreamExt;
+    use futures_util::{StreamExt, stream as futures_stream};
 
-    use super::stream::ChunkStream;
+    use super::stream::ChunkHandler;
     use super::*;
+    use crate::stream::EventAdapter;
 
     /// Parses `reads` (each one a TCP read) and collects the events, stopping at the first error.
     async fn parse(reads: &[&[u8]]) -> (Vec<ChatEvent>, Option<ProviderError>) {
         let reads: Vec<Result<Bytes, ProviderError>> =
             reads.iter().map(|read| Ok(Bytes::copy_from_slice(read))).collect();
-        let mut stream = ChunkStream::new(futures_stream::iter(reads));
+        let mut stream = EventAdapter::sse(futures_stream::iter(reads), ChunkHandler::default());
         let (mut events, mut error) = (Vec::new(), None);
         while let Some(item) = stream.next().await {
             match item {
@@ -276,7 +262,7 @@ mod tests {
     async fn a_transport_error_mid_stream_ends_with_that_error() {
         let reads =
             vec![Ok(Bytes::from(chunk(r#"{"content":"a"}"#, "null"))), Err(errors::closed_early(Some("reset")))];
-        let mut stream = ChunkStream::new(futures_stream::iter(reads));
+        let mut stream = EventAdapter::sse(futures_stream::iter(reads), ChunkHandler::default());
         assert_eq!(stream.next().await.map(Result::ok), Some(Some(text("a"))));
         let error = stream.next().await.and_then(Result::err).expect("an error");
         assert!(error.detail.ends_with(": reset"), "{}", error.detail);

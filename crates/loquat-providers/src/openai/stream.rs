@@ -1,14 +1,10 @@
-//! OpenAI Chat Completions stream parsing: SSE `chat.completion.chunk`s become [`ChatEvent`]s
+//! OpenAI Chat Completions stream parsing: the event handler for SSE `chat.completion.chunk`s
 //! (text, reasoning, tool calls assembled from their streamed pieces, usage, finish), and a
-//! whole `chat.completion` (a server that ignored `stream: true`) becomes the same events.
+//! whole `chat.completion` (a server that ignored `stream: true`) as the same events.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, EventStreamError};
-use futures_util::{Stream, StreamExt};
+use eventsource_stream::Event;
 use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ToolCall};
 use serde::Deserialize;
@@ -16,31 +12,21 @@ use serde_json::Value;
 
 use super::{error_info, in_stream_error};
 use crate::errors;
+use crate::stream::EventHandler;
 
-/// Turns an SSE byte stream into chat events. Ends after `data: [DONE]`; a stream that ends
-/// before `[DONE]` and before any `finish_reason` ends with an `Unavailable` error.
-pub(crate) struct ChunkStream<S> {
-    /// `None` once the stream is over; dropping it releases the HTTP response.
-    events: Option<EventStream<S>>,
-    /// Events of the last chunk not yet handed out (a chunk can carry several).
-    pending: VecDeque<ChatEvent>,
+/// The meaning of Chat Completions SSE events. The stream ends after `data: [DONE]`; a body
+/// that ends before it and before any `finish_reason` is cut short.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkHandler {
     /// Tool calls being streamed, by their index; emitted whole before the finish.
     tool_calls: BTreeMap<usize, ToolCall>,
     finished: bool,
 }
 
-impl<S> ChunkStream<S> {
-    pub(crate) fn new(bytes: S) -> Self {
-        Self {
-            events: Some(EventStream::new(bytes)),
-            pending: VecDeque::with_capacity(4),
-            tool_calls: BTreeMap::new(),
-            finished: false,
-        }
-    }
+impl EventHandler for ChunkHandler {
+    type Frame = Event;
 
-    /// Queues the events of one SSE event; returns whether the stream is over (`[DONE]`).
-    fn handle(&mut self, event: &Event) -> Result<bool, ProviderError> {
+    fn frame(&mut self, event: Event, out: &mut VecDeque<ChatEvent>) -> Result<bool, ProviderError> {
         let data = event.data.trim();
         if event.event == "error" {
             return Err(in_stream_error(data));
@@ -49,7 +35,6 @@ impl<S> ChunkStream<S> {
             return Ok(false);
         }
         if data == "[DONE]" {
-            self.flush_tool_calls();
             return Ok(true);
         }
         let chunk: Chunk = serde_json::from_str(data).map_err(|error| {
@@ -62,27 +47,39 @@ impl<S> ChunkStream<S> {
             if let Some(delta) = choice.delta {
                 let reasoning = delta.reasoning_content.filter(|text| !text.is_empty()).or(delta.reasoning);
                 if let Some(text) = reasoning.filter(|text| !text.is_empty()) {
-                    self.pending.push_back(ChatEvent::Reasoning(text));
+                    out.push_back(ChatEvent::Reasoning(text));
                 }
                 if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
-                    self.pending.push_back(ChatEvent::Text(text));
+                    out.push_back(ChatEvent::Text(text));
                 }
                 for piece in delta.tool_calls.into_iter().flatten() {
                     self.add_tool_call_piece(piece);
                 }
             }
             if let Some(reason) = choice.finish_reason.filter(|_| !self.finished) {
-                self.flush_tool_calls();
+                self.flush_tool_calls(out);
                 self.finished = true;
-                self.pending.push_back(ChatEvent::Finish(finish_reason(&reason)));
+                out.push_back(ChatEvent::Finish(finish_reason(&reason)));
             }
         }
         if let Some(usage) = chunk.usage {
-            self.pending.push_back(ChatEvent::Usage(usage.into()));
+            out.push_back(ChatEvent::Usage(usage.into()));
         }
         Ok(false)
     }
 
+    /// After a finish_reason a broken connection only costs the usage chunk.
+    fn complete(&self) -> bool {
+        self.finished
+    }
+
+    /// Tool calls of a stream that ended without a finish_reason (`[DONE]` alone).
+    fn end(&mut self, out: &mut VecDeque<ChatEvent>) {
+        self.flush_tool_calls(out);
+    }
+}
+
+impl ChunkHandler {
     fn add_tool_call_piece(&mut self, piece: ToolCallDelta) {
         let index = piece.index.unwrap_or(self.tool_calls.len());
         let call = self.tool_calls.entry(index).or_insert_with(|| ToolCall {
@@ -103,53 +100,12 @@ impl<S> ChunkStream<S> {
         }
     }
 
-    fn flush_tool_calls(&mut self) {
+    fn flush_tool_calls(&mut self, out: &mut VecDeque<ChatEvent>) {
         for (index, mut call) in std::mem::take(&mut self.tool_calls) {
             if call.id.is_empty() {
                 call.id = format!("call_{index}");
             }
-            self.pending.push_back(ChatEvent::ToolCall(call));
-        }
-    }
-}
-
-impl<S> Stream for ChunkStream<S>
-where
-    S: Stream<Item = Result<Bytes, ProviderError>> + Unpin,
-{
-    type Item = Result<ChatEvent, ProviderError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        loop {
-            if let Some(event) = this.pending.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            let Some(events) = this.events.as_mut() else {
-                return Poll::Ready(None);
-            };
-            let failure = match ready!(events.poll_next_unpin(cx)) {
-                Some(Ok(event)) => match this.handle(&event) {
-                    Ok(false) => continue,
-                    Ok(true) => None,
-                    Err(error) => Some(error),
-                },
-                // After a finish_reason the answer is complete; a broken connection only costs
-                // the usage chunk.
-                Some(Err(EventStreamError::Transport(error))) => Some(error).filter(|_| !this.finished),
-                Some(Err(EventStreamError::Utf8(error))) => {
-                    Some(errors::protocol(format!("the provider sent invalid UTF-8: {error}")))
-                }
-                Some(Err(EventStreamError::Parser(error))) => {
-                    Some(errors::protocol(format!("the provider sent invalid server-sent events: {error}")))
-                }
-                None => Some(errors::closed_early(None)).filter(|_| !this.finished),
-            };
-            this.events = None;
-            if let Some(error) = failure {
-                this.pending.clear();
-                return Poll::Ready(Some(Err(error)));
-            }
+            out.push_back(ChatEvent::ToolCall(call));
         }
     }
 }

@@ -25,9 +25,7 @@ use loquat_core::llm::{
     ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, FinishReason, ProviderError,
     ProviderErrorKind, ToolSpec,
 };
-use loquat_test_support::fake_upstream::{
-    ANTHROPIC_THINKING_SIGNATURE, FakeUpstream, Protocol as Wire, RecordedRequest, Reply,
-};
+use loquat_test_support::fake_upstream::{ANTHROPIC_THINKING_SIGNATURE, FakeUpstream, RecordedRequest, Reply};
 use serde_json::{Value, json};
 
 use crate::{client, client_without_retries, collect, reasoning_of, text_of};
@@ -47,11 +45,11 @@ const AZURE_DEPLOYMENT: &str = "chat-deployment";
 /// `conformance::<protocol>::<test>` for every protocol and every test named.
 macro_rules! matrix {
     ($($test:ident),* $(,)?) => {
-        mod openai { $( #[tokio::test] async fn $test() { super::$test(super::Wire::OpenAi).await } )* }
-        mod anthropic { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Anthropic).await } )* }
-        mod gemini { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Gemini).await } )* }
-        mod ollama { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Ollama).await } )* }
-        mod azure { $( #[tokio::test] async fn $test() { super::$test(super::Wire::Azure).await } )* }
+        mod openai { $( #[tokio::test] async fn $test() { super::$test(super::Protocol::OpenAi).await } )* }
+        mod anthropic { $( #[tokio::test] async fn $test() { super::$test(super::Protocol::Anthropic).await } )* }
+        mod gemini { $( #[tokio::test] async fn $test() { super::$test(super::Protocol::Gemini).await } )* }
+        mod ollama { $( #[tokio::test] async fn $test() { super::$test(super::Protocol::Ollama).await } )* }
+        mod azure { $( #[tokio::test] async fn $test() { super::$test(super::Protocol::Azure).await } )* }
     };
 }
 
@@ -79,7 +77,7 @@ matrix!(
 
 /// One cell of the matrix: a fake speaking `wire`, and how Loquat addresses it.
 struct Row {
-    wire: Wire,
+    wire: Protocol,
     fake: FakeUpstream,
 }
 
@@ -90,7 +88,7 @@ impl fmt::Display for Row {
 }
 
 impl Row {
-    async fn start(wire: Wire) -> Self {
+    async fn start(wire: Protocol) -> Self {
         Self { wire, fake: FakeUpstream::start(wire).await }
     }
 
@@ -99,24 +97,17 @@ impl Row {
     }
 
     fn endpoint_with_key(&self, key: &str) -> Endpoint {
-        let protocol = match self.wire {
-            Wire::OpenAi => Protocol::OpenAi,
-            Wire::Anthropic => Protocol::Anthropic,
-            Wire::Gemini => Protocol::Gemini,
-            Wire::Ollama => Protocol::Ollama,
-            Wire::Azure => Protocol::Azure,
-        };
-        Endpoint::new(protocol, self.fake.base_url(), Some(Secret::new(key)))
+        Endpoint::new(self.wire, self.fake.base_url(), Some(Secret::new(key)))
     }
 
     /// The model as the protocol names it (Azure: the deployment).
     fn model(&self) -> &'static str {
         match self.wire {
-            Wire::OpenAi => "gpt-4o-mini",
-            Wire::Anthropic => "claude-sonnet-4-5",
-            Wire::Gemini => "gemini-2.5-flash",
-            Wire::Ollama => "llama3.2",
-            Wire::Azure => AZURE_DEPLOYMENT,
+            Protocol::OpenAi => "gpt-4o-mini",
+            Protocol::Anthropic => "claude-sonnet-4-5",
+            Protocol::Gemini => "gemini-2.5-flash",
+            Protocol::Ollama => "llama3.2",
+            Protocol::Azure => AZURE_DEPLOYMENT,
         }
     }
 
@@ -195,7 +186,7 @@ fn last_usage(events: &[ChatEvent]) -> Option<TokenUsage> {
     events.iter().rev().find_map(|event| if let ChatEvent::Usage(usage) = event { Some(*usage) } else { None })
 }
 
-async fn streams_text_then_finish_and_usage(wire: Wire) {
+async fn streams_text_then_finish_and_usage(wire: Protocol) {
     let row = Row::start(wire).await;
     let text = "Hello brave new wörld 👋 again";
     let events = row.play_ok(Reply::text(text).usage(10, 6)).await;
@@ -213,7 +204,7 @@ async fn streams_text_then_finish_and_usage(wire: Wire) {
     assert_eq!(last_usage(&events), Some(expected), "{row}: {events:?}");
 }
 
-async fn streams_reasoning_before_text(wire: Wire) {
+async fn streams_reasoning_before_text(wire: Protocol) {
     let row = Row::start(wire).await;
     let events = row.play_ok(Reply::text("42.").reasoning("Let me think hard")).await;
     assert_eq!(reasoning_of(&events), "Let me think hard", "{row}: {events:?}");
@@ -226,7 +217,7 @@ async fn streams_reasoning_before_text(wire: Wire) {
         .enumerate()
         .filter_map(|(at, event)| if let ChatEvent::ReasoningSignature(sig) = event { Some((at, sig)) } else { None })
         .collect();
-    if wire == Wire::Anthropic {
+    if wire == Protocol::Anthropic {
         assert_eq!(signatures.len(), 1, "{row}: the thinking block's signature, once: {events:?}");
         let (at, signature) = signatures[0];
         assert_eq!(signature, ANTHROPIC_THINKING_SIGNATURE, "{row}");
@@ -235,7 +226,7 @@ async fn streams_reasoning_before_text(wire: Wire) {
     assert_eq!(finishes(&events), [FinishReason::Stop], "{row}: {events:?}");
 }
 
-async fn assembles_tool_calls(wire: Wire) {
+async fn assembles_tool_calls(wire: Protocol) {
     let row = Row::start(wire).await;
     let mut request = row.request();
     request.tools = vec![
@@ -277,7 +268,7 @@ async fn assembles_tool_calls(wire: Wire) {
     assert!(last_call < finish, "{row}: the calls come before the finish: {events:?}");
 }
 
-async fn translates_finish_reasons(wire: Wire) {
+async fn translates_finish_reasons(wire: Protocol) {
     let row = Row::start(wire).await;
     let events = row.play_ok(Reply::text("cut short").finish_reason("length")).await;
     assert_eq!(finishes(&events), [FinishReason::Length], "{row}: {events:?}");
@@ -285,20 +276,20 @@ async fn translates_finish_reasons(wire: Wire) {
     assert_eq!(finishes(&events), [FinishReason::Stop], "{row}: {events:?}");
 }
 
-async fn reports_token_usage(wire: Wire) {
+async fn reports_token_usage(wire: Protocol) {
     let row = Row::start(wire).await;
     let events = row.play_ok(Reply::text("Forty-two.").reasoning("one two three").usage(1234, 567)).await;
     // The reasoning tokens (three reasoning chunks) where the protocol reports them apart.
     let reasoning_tokens = match wire {
-        Wire::OpenAi | Wire::Azure | Wire::Gemini => 3,
-        Wire::Anthropic | Wire::Ollama => 0,
+        Protocol::OpenAi | Protocol::Azure | Protocol::Gemini => 3,
+        Protocol::Anthropic | Protocol::Ollama => 0,
     };
     let expected =
         TokenUsage { prompt_tokens: 1234, completion_tokens: 567, reasoning_tokens, ..TokenUsage::default() };
     assert_eq!(last_usage(&events), Some(expected), "{row}: {events:?}");
 }
 
-async fn an_error_inside_the_stream_follows_the_partial_text(wire: Wire) {
+async fn an_error_inside_the_stream_follows_the_partial_text(wire: Protocol) {
     let row = Row::start(wire).await;
     let (events, error) = row.play(Reply::tokens(6).fail_after(3), &row.request()).await;
     assert_eq!(text_of(&events), "Lorem ipsum dolor", "{row}: {events:?}");
@@ -307,7 +298,7 @@ async fn an_error_inside_the_stream_follows_the_partial_text(wire: Wire) {
     assert_eq!(error.kind, ProviderErrorKind::Unavailable, "{row}: {error}");
 }
 
-async fn a_cut_connection_follows_the_partial_text(wire: Wire) {
+async fn a_cut_connection_follows_the_partial_text(wire: Protocol) {
     let row = Row::start(wire).await;
     let (events, error) = row.play(Reply::tokens(6).disconnect_after(2), &row.request()).await;
     assert_eq!(text_of(&events), "Lorem ipsum", "{row}: {events:?}");
@@ -315,7 +306,7 @@ async fn a_cut_connection_follows_the_partial_text(wire: Wire) {
     assert_eq!(error.kind, ProviderErrorKind::Unavailable, "{row}: {error}");
 }
 
-async fn maps_http_errors_to_kinds(wire: Wire) {
+async fn maps_http_errors_to_kinds(wire: Protocol) {
     use ProviderErrorKind::*;
     let row = Row::start(wire).await;
     let cases = [
@@ -335,7 +326,7 @@ async fn maps_http_errors_to_kinds(wire: Wire) {
     assert_eq!((error.kind, error.status), (RateLimited, Some(429)), "{row}: HTTP 429: {error}");
 }
 
-async fn a_rate_limit_carries_the_providers_wait(wire: Wire) {
+async fn a_rate_limit_carries_the_providers_wait(wire: Protocol) {
     let row = Row::start(wire).await;
     let error = row.open_error(Reply::error(429).retry_after_secs(7)).await;
     assert_eq!((error.kind, error.status), (ProviderErrorKind::RateLimited, Some(429)), "{row}: {error}");
@@ -344,7 +335,7 @@ async fn a_rate_limit_carries_the_providers_wait(wire: Wire) {
 
 /// The retry layer (`retry.rs`) waits the provider's short `Retry-After` and tries again before
 /// the first token: the caller sees the second attempt's answer.
-async fn a_short_rate_limit_wait_is_retried(wire: Wire) {
+async fn a_short_rate_limit_wait_is_retried(wire: Protocol) {
     let row = Row::start(wire).await;
     row.fake.push_reply(Reply::error(429).retry_after_secs(1));
     row.fake.set_default_reply(Reply::text("Second time lucky."));
@@ -357,7 +348,7 @@ async fn a_short_rate_limit_wait_is_retried(wire: Wire) {
     assert!(started.elapsed() >= Duration::from_millis(950), "{row}: waited {:?}", started.elapsed());
 }
 
-async fn a_wrong_key_is_an_invalid_key(wire: Wire) {
+async fn a_wrong_key_is_an_invalid_key(wire: Protocol) {
     let row = Row::start(wire).await;
     row.fake.require_key("sk-the-right-one");
     let wrong = row.endpoint();
@@ -379,7 +370,7 @@ async fn a_wrong_key_is_an_invalid_key(wire: Wire) {
     assert!(models.is_ok_and(|models| !models.is_empty()), "{row}: the right key lists models");
 }
 
-async fn a_stalled_stream_is_cut_by_the_callers_timeout_and_cancelled(wire: Wire) {
+async fn a_stalled_stream_is_cut_by_the_callers_timeout_and_cancelled(wire: Protocol) {
     let row = Row::start(wire).await;
     row.fake.push_reply(Reply::tokens(6).stall_after(2));
     let mut stream = row.open(&row.request()).await;
@@ -398,7 +389,7 @@ async fn a_stalled_stream_is_cut_by_the_callers_timeout_and_cancelled(wire: Wire
     assert!(row.fake.wait_for_cancellation(WAIT).await, "{row}: dropping the stream closes the upstream request");
 }
 
-async fn dropping_the_stream_cancels_the_upstream_request(wire: Wire) {
+async fn dropping_the_stream_cancels_the_upstream_request(wire: Protocol) {
     let row = Row::start(wire).await;
     row.fake.push_reply(Reply::tokens(10_000).delay_between_chunks(Duration::from_millis(2)));
     let mut stream = row.open(&row.request()).await;

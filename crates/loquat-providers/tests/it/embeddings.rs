@@ -5,7 +5,7 @@
 use loquat_core::Secret;
 use loquat_core::domain::Protocol;
 use loquat_core::llm::{ChatClient, Endpoint, ProviderErrorKind};
-use loquat_test_support::fake_upstream::{FakeUpstream, Protocol as Wire, Reply, fake_embedding};
+use loquat_test_support::fake_upstream::{FakeUpstream, Reply, fake_embedding};
 
 use crate::client_without_retries;
 
@@ -15,8 +15,8 @@ fn inputs() -> Vec<String> {
     vec!["hello world".to_owned(), "a longer piece of text".to_owned()]
 }
 
-async fn embed_with(wire: Wire, protocol: Protocol, model: &str) -> (FakeUpstream, loquat_core::llm::Embeddings) {
-    let fake = FakeUpstream::start(wire).await;
+async fn embed_with(protocol: Protocol, model: &str) -> (FakeUpstream, loquat_core::llm::Embeddings) {
+    let fake = FakeUpstream::start(protocol).await;
     fake.require_key(KEY);
     let endpoint = Endpoint::new(protocol, fake.base_url(), Some(Secret::new(KEY)));
     let embeddings = client_without_retries().embed(&endpoint, model, &inputs()).await.expect("embeddings");
@@ -25,7 +25,7 @@ async fn embed_with(wire: Wire, protocol: Protocol, model: &str) -> (FakeUpstrea
 
 #[tokio::test]
 async fn openai_embeds_every_input_in_order() {
-    let (fake, embeddings) = embed_with(Wire::OpenAi, Protocol::OpenAi, "text-embedding-3-small").await;
+    let (fake, embeddings) = embed_with(Protocol::OpenAi, "text-embedding-3-small").await;
     assert_eq!(embeddings.vectors, vec![fake_embedding("hello world"), fake_embedding("a longer piece of text")]);
     assert_eq!(embeddings.prompt_tokens, 7);
     let request = &fake.requests()[0];
@@ -40,7 +40,7 @@ async fn openai_embeds_every_input_in_order() {
 
 #[tokio::test]
 async fn azure_embeds_with_its_deployment() {
-    let (fake, embeddings) = embed_with(Wire::Azure, Protocol::Azure, "embedder").await;
+    let (fake, embeddings) = embed_with(Protocol::Azure, "embedder").await;
     assert_eq!(embeddings.vectors.len(), 2);
     let request = &fake.requests()[0];
     assert_eq!(request.path, "/openai/deployments/embedder/embeddings");
@@ -50,7 +50,7 @@ async fn azure_embeds_with_its_deployment() {
 
 #[tokio::test]
 async fn ollama_embeds_with_api_embed() {
-    let (fake, embeddings) = embed_with(Wire::Ollama, Protocol::Ollama, "llama3.2").await;
+    let (fake, embeddings) = embed_with(Protocol::Ollama, "llama3.2").await;
     assert_eq!(embeddings.vectors[0], fake_embedding("hello world"));
     assert_eq!(embeddings.prompt_tokens, 7);
     assert_eq!(fake.requests()[0].path, "/api/embed");
@@ -58,14 +58,14 @@ async fn ollama_embeds_with_api_embed() {
 
 #[tokio::test]
 async fn errors_keep_their_kind_and_other_protocols_refuse() {
-    let fake = FakeUpstream::start(Wire::OpenAi).await;
+    let fake = FakeUpstream::start(Protocol::OpenAi).await;
     fake.push_reply(Reply::error(429));
     let endpoint = Endpoint::new(Protocol::OpenAi, fake.base_url(), Some(Secret::new(KEY)));
     let client = client_without_retries();
     let error = client.embed(&endpoint, "m", &inputs()).await.expect_err("rate limited");
     assert_eq!(error.kind, ProviderErrorKind::RateLimited);
     assert!(!error.detail.contains(KEY));
-    let ollama = FakeUpstream::start(Wire::Ollama).await;
+    let ollama = FakeUpstream::start(Protocol::Ollama).await;
     let endpoint = Endpoint::new(Protocol::Ollama, ollama.base_url(), None);
     let error = client.embed(&endpoint, "missing-model", &inputs()).await.expect_err("not pulled");
     assert_eq!(error.kind, ProviderErrorKind::ModelNotFound);

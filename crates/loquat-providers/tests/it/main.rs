@@ -5,6 +5,7 @@ mod conformance;
 mod embeddings;
 mod openai;
 mod ssrf;
+mod whole_answers;
 
 use futures_util::StreamExt;
 use loquat_core::llm::{ChatEvent, ChatStream, ProviderError};

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use loquat_test_support::fake_upstream::{FakeUpstream, Protocol, Reply};
+use loquat_core::domain::Protocol;
+use loquat_test_support::fake_upstream::{FakeUpstream, Reply};
 
 const DEMO: &str = "Here is a **streamed** answer from the fake upstream.\n\n\
 | Provider | Protocol |\n|---|---|\n| OpenAI | Chat Completions |\n| vLLM | OpenAI-compatible |\n\n\

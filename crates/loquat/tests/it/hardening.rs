@@ -11,7 +11,7 @@ use loquat_core::domain::{MessageStatus, Quota, QuotaScope, Role};
 use loquat_core::id::{AssistantId, MessageId, UserId};
 use loquat_test_support::fake_idp::{FakeIdp, FakeUser};
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
-use loquat_test_support::fake_upstream::{FakeUpstream, Protocol};
+use loquat_test_support::fake_upstream::FakeUpstream;
 use loquat_test_support::postgres::TestDatabase;
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TEST_KEY, TestApp, TestOptions, cookie_client, eventually};
@@ -267,6 +267,7 @@ async fn members_limited_to_one_model_cannot_chat_with_another() {
 
 #[tokio::test]
 async fn only_administrators_download_models_onto_the_servers_ollama() {
+    use loquat_core::domain::Protocol;
     let ollama = FakeUpstream::start(Protocol::Ollama).await;
     ollama.set_models(["llama3.1:8b"]);
     ollama.set_registry(["qwen2.5:7b"]);

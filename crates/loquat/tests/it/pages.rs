@@ -242,7 +242,8 @@ async fn assets_are_hashed_and_cached_forever() {
 
 #[tokio::test]
 async fn a_custom_provider_of_each_native_protocol_chats() {
-    use loquat_test_support::fake_upstream::{FakeUpstream, Protocol};
+    use loquat_core::domain::Protocol;
+    use loquat_test_support::fake_upstream::FakeUpstream;
     let app = TestApp::spawn_with(TestOptions { no_provider: true, ..TestOptions::default() }).await;
     let assistant = app.default_assistant().await;
     for (protocol, model) in [
@@ -282,7 +283,8 @@ async fn a_custom_provider_of_each_native_protocol_chats() {
 
 #[tokio::test]
 async fn ollama_models_are_listed_and_downloaded_from_the_settings_page() {
-    use loquat_test_support::fake_upstream::{FakeUpstream, Protocol};
+    use loquat_core::domain::Protocol;
+    use loquat_test_support::fake_upstream::FakeUpstream;
     let ollama = FakeUpstream::start(Protocol::Ollama).await;
     ollama.set_models(["llama3.1:8b"]);
     ollama.set_context_length("llama3.1:8b", 131_072);

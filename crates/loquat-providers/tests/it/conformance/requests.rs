@@ -6,18 +6,18 @@
 //! responses, OpenAI's orphan tool messages, Ollama's non-object arguments).
 
 use futures_util::StreamExt;
-use loquat_core::domain::ModelParams;
+use loquat_core::domain::{ModelParams, Protocol};
 use loquat_core::llm::{
     ChatClient, ChatMessage, ChatRequest, ChatRole, Image, ProviderErrorKind, ReasoningConfig, ReasoningEffort,
     Thinking, ToolCall, ToolSpec,
 };
-use loquat_test_support::fake_upstream::{ANTHROPIC_THINKING_SIGNATURE, Protocol as Wire, RecordedRequest, Reply};
+use loquat_test_support::fake_upstream::{ANTHROPIC_THINKING_SIGNATURE, RecordedRequest, Reply};
 use serde_json::{Value, json};
 
 use super::{AZURE_DEPLOYMENT, KEY, Row, WAIT};
 use crate::{client, reasoning_of};
 
-pub(super) async fn lists_models_across_pages(wire: Wire) {
+pub(super) async fn lists_models_across_pages(wire: Protocol) {
     let row = Row::start(wire).await;
     // More than one page of Anthropic (20) and Gemini (50) by default.
     let models: Vec<String> = (0..60).map(|i| format!("model-{i:02}")).collect();
@@ -28,17 +28,17 @@ pub(super) async fn lists_models_across_pages(wire: Wire) {
         other => panic!("{row}: listing failed: {other:?}"),
     };
     let expected: Vec<String> = match wire {
-        Wire::Ollama => models.iter().map(|model| format!("{model}:latest")).collect(),
+        Protocol::Ollama => models.iter().map(|model| format!("{model}:latest")).collect(),
         _ => models,
     };
     assert_eq!(listed, expected, "{row}");
     let request = row.last_request().await;
     assert_eq!(request.method, "GET", "{row}");
     let path = match wire {
-        Wire::OpenAi | Wire::Anthropic => "/v1/models",
-        Wire::Gemini => "/v1beta/models",
-        Wire::Ollama => "/api/tags",
-        Wire::Azure => "/openai/models",
+        Protocol::OpenAi | Protocol::Anthropic => "/v1/models",
+        Protocol::Gemini => "/v1beta/models",
+        Protocol::Ollama => "/api/tags",
+        Protocol::Azure => "/openai/models",
     };
     assert_eq!(request.path, path, "{row}");
     assert_auth(&row, &request);
@@ -48,10 +48,10 @@ pub(super) async fn lists_models_across_pages(wire: Wire) {
 fn assert_auth(row: &Row, request: &RecordedRequest) {
     let bearer = format!("Bearer {KEY}");
     let (header, value) = match row.wire {
-        Wire::OpenAi | Wire::Ollama => ("authorization", bearer.as_str()),
-        Wire::Anthropic => ("x-api-key", KEY),
-        Wire::Gemini => ("x-goog-api-key", KEY),
-        Wire::Azure => ("api-key", KEY),
+        Protocol::OpenAi | Protocol::Ollama => ("authorization", bearer.as_str()),
+        Protocol::Anthropic => ("x-api-key", KEY),
+        Protocol::Gemini => ("x-goog-api-key", KEY),
+        Protocol::Azure => ("api-key", KEY),
     };
     assert_eq!(request.header(header), Some(value), "{row}: the key in `{header}`");
     for other in ["authorization", "x-api-key", "x-goog-api-key", "api-key"].into_iter().filter(|name| *name != header)
@@ -59,7 +59,7 @@ fn assert_auth(row: &Row, request: &RecordedRequest) {
         assert_eq!(request.header(other), None, "{row}: no `{other}` header");
     }
     assert!(!request.query.contains(KEY), "{row}: the key is not in the URL: {}", request.query);
-    if row.wire == Wire::Anthropic {
+    if row.wire == Protocol::Anthropic {
         assert!(request.header("anthropic-version").is_some_and(|version| !version.is_empty()), "{row}");
     }
 }
@@ -68,7 +68,7 @@ fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
 }
 
-pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
+pub(super) async fn sends_the_protocols_request_shape(wire: Protocol) {
     let row = Row::start(wire).await;
     let mut tuned = row.request();
     tuned.params = ModelParams { temperature: Some(0.5), max_tokens: Some(256), ..ModelParams::default() };
@@ -81,14 +81,14 @@ pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
     assert_auth(&row, &sent);
     let body = &sent.body;
     match wire {
-        Wire::OpenAi | Wire::Azure => {
-            let path = if wire == Wire::OpenAi {
+        Protocol::OpenAi | Protocol::Azure => {
+            let path = if wire == Protocol::OpenAi {
                 "/v1/chat/completions".to_owned()
             } else {
                 format!("/openai/deployments/{AZURE_DEPLOYMENT}/chat/completions")
             };
             assert_eq!(sent.path, path, "{row}");
-            if wire == Wire::Azure {
+            if wire == Protocol::Azure {
                 assert!(sent.query_param("api-version").is_some_and(|version| !version.is_empty()), "{row}");
             } else {
                 assert_eq!(body["model"], "gpt-4o-mini", "{row}");
@@ -100,7 +100,7 @@ pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
             assert!(plain.body.get("max_tokens").is_none(), "{row}: no limit unless set");
             assert!((number(&body["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
         }
-        Wire::Anthropic => {
+        Protocol::Anthropic => {
             assert_eq!(sent.path, "/v1/messages", "{row}");
             assert_eq!(body["model"], "claude-sonnet-4-5", "{row}");
             let system = &body["system"];
@@ -116,7 +116,7 @@ pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
             assert!(plain.body["max_tokens"].as_u64().is_some_and(|limit| limit > 0), "{row}: max_tokens is required");
             assert!((number(&body["temperature"]) - 0.5).abs() < 1e-6, "{row}: {body}");
         }
-        Wire::Gemini => {
+        Protocol::Gemini => {
             assert_eq!(sent.path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent", "{row}");
             assert_eq!(sent.query_param("alt").as_deref(), Some("sse"), "{row}");
             let system = body.get("systemInstruction").or_else(|| body.get("system_instruction"));
@@ -134,7 +134,7 @@ pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
             let plain_config = plain.body.get("generationConfig").unwrap_or(&Value::Null);
             assert!(plain_config.get("maxOutputTokens").is_none(), "{row}: no limit unless set: {}", plain.body);
         }
-        Wire::Ollama => {
+        Protocol::Ollama => {
             assert_eq!(sent.path, "/api/chat", "{row}");
             assert_eq!(body["model"], "llama3.2", "{row}");
             assert_eq!(body["messages"][0], json!({ "role": "system", "content": "Be brief." }), "{row}: {body}");
@@ -147,10 +147,10 @@ pub(super) async fn sends_the_protocols_request_shape(wire: Wire) {
     }
 }
 
-pub(super) async fn pulls_and_describes_models_where_the_protocol_can(wire: Wire) {
+pub(super) async fn pulls_and_describes_models_where_the_protocol_can(wire: Protocol) {
     let row = Row::start(wire).await;
     let endpoint = row.endpoint();
-    if wire != Wire::Ollama {
+    if wire != Protocol::Ollama {
         let refused = client().pull_model(&endpoint, "anything").await.err().map(|error| error.kind);
         assert_eq!(refused, Some(ProviderErrorKind::BadRequest), "{row}: only Ollama downloads models");
         let details = client().model_details(&endpoint, row.model()).await;
@@ -223,12 +223,12 @@ fn text_in(content: &Value) -> Option<&str> {
     content.as_str().or_else(|| content[0]["text"].as_str())
 }
 
-pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Wire) {
+pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Protocol) {
     let row = Row::start(wire).await;
     let sent = sent(&row, &tool_round_trip(&row), Reply::text("It is 18°C and sunny.")).await;
     let body = &sent.body;
     match wire {
-        Wire::OpenAi | Wire::Azure => {
+        Protocol::OpenAi | Protocol::Azure => {
             let call = &body["messages"][2];
             assert_eq!(call["role"], "assistant", "{row}: {body}");
             let expected = json!({ "id": "call_weather_1", "type": "function",
@@ -238,7 +238,7 @@ pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Wire) {
             assert_eq!(body["messages"][3], result, "{row}: {body}");
             assert_eq!(body["tools"][0]["function"]["name"], "get_weather", "{row}: {body}");
         }
-        Wire::Anthropic => {
+        Protocol::Anthropic => {
             let roles: Vec<&str> =
                 body["messages"].as_array().into_iter().flatten().filter_map(|m| m["role"].as_str()).collect();
             assert_eq!(roles, ["user", "assistant", "user"], "{row}: {body}");
@@ -254,7 +254,7 @@ pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Wire) {
             assert_eq!(body["tools"][0]["name"], "get_weather", "{row}: {body}");
             assert!(body["tools"][0]["input_schema"].is_object(), "{row}: {body}");
         }
-        Wire::Gemini => {
+        Protocol::Gemini => {
             let contents = body["contents"].as_array().cloned().unwrap_or_default();
             assert_eq!(contents.len(), 3, "{row}: user, model call, response: {body}");
             assert_eq!(contents[1]["role"], "model", "{row}: {body}");
@@ -270,7 +270,7 @@ pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Wire) {
                 body["tools"][0].get("functionDeclarations").or_else(|| body["tools"][0].get("function_declarations"));
             assert_eq!(declarations.map(|found| &found[0]["name"]), Some(&json!("get_weather")), "{row}: {body}");
         }
-        Wire::Ollama => {
+        Protocol::Ollama => {
             let call = &body["messages"][2];
             assert_eq!(call["role"], "assistant", "{row}: {body}");
             let function = &call["tool_calls"][0]["function"];
@@ -285,7 +285,7 @@ pub(super) async fn sends_tool_results_back_in_the_protocols_shape(wire: Wire) {
     }
 }
 
-pub(super) async fn sends_reasoning_settings_and_signed_thinking_back(wire: Wire) {
+pub(super) async fn sends_reasoning_settings_and_signed_thinking_back(wire: Protocol) {
     let row = Row::start(wire).await;
     let mut request = tool_round_trip(&row);
     request.reasoning = Some(ReasoningConfig { effort: Some(ReasoningEffort::Medium), budget_tokens: None });
@@ -298,8 +298,8 @@ pub(super) async fn sends_reasoning_settings_and_signed_thinking_back(wire: Wire
     let sent = row.last_request().await;
     let body = &sent.body;
     match wire {
-        Wire::OpenAi | Wire::Azure => assert_eq!(body["reasoning_effort"], "medium", "{row}: {body}"),
-        Wire::Anthropic => {
+        Protocol::OpenAi | Protocol::Azure => assert_eq!(body["reasoning_effort"], "medium", "{row}: {body}"),
+        Protocol::Anthropic => {
             assert_eq!(body["thinking"], json!({ "type": "enabled", "budget_tokens": 8192 }), "{row}: {body}");
             assert!(body["max_tokens"].as_u64().is_some_and(|max| max > 8192), "{row}: {body}");
             assert!(body.get("temperature").is_none_or(|t| t == 1), "{row}: {body}");
@@ -307,16 +307,16 @@ pub(super) async fn sends_reasoning_settings_and_signed_thinking_back(wire: Wire
             assert_eq!(first["type"], "thinking", "{row}: the call's turn opens with its thinking: {body}");
             assert_eq!(first["signature"], ANTHROPIC_THINKING_SIGNATURE, "{row}: {body}");
         }
-        Wire::Gemini => {
+        Protocol::Gemini => {
             let config = &body["generationConfig"]["thinkingConfig"];
             assert_eq!(config["includeThoughts"], true, "{row}: thoughts are asked for: {body}");
             assert!(config["thinkingBudget"] == 8192 || config["thinkingLevel"].is_string(), "{row}: {body}");
         }
-        Wire::Ollama => assert!(body["think"] == true || body["think"] == "medium", "{row}: {body}"),
+        Protocol::Ollama => assert!(body["think"] == true || body["think"] == "medium", "{row}: {body}"),
     }
 }
 
-pub(super) async fn sends_images_in_the_protocols_shape(wire: Wire) {
+pub(super) async fn sends_images_in_the_protocols_shape(wire: Protocol) {
     let row = Row::start(wire).await;
     let mut request = row.request();
     let mut question = ChatMessage::new(ChatRole::User, "What is this?");
@@ -327,25 +327,25 @@ pub(super) async fn sends_images_in_the_protocols_shape(wire: Wire) {
     let text = body.to_string();
     assert!(text.contains("What is this?") && text.contains("iVBORw0KGgo="), "{row}: {body}");
     match wire {
-        Wire::OpenAi | Wire::Azure => {
+        Protocol::OpenAi | Protocol::Azure => {
             let parts = body["messages"][1]["content"].as_array().cloned().unwrap_or_default();
             let image = json!({ "type": "image_url", "image_url": { "url": "data:image/png;base64,iVBORw0KGgo=" } });
             assert!(parts.contains(&image), "{row}: {body}");
         }
-        Wire::Anthropic => {
+        Protocol::Anthropic => {
             let blocks = body["messages"][0]["content"].as_array().cloned().unwrap_or_default();
             let image = json!({ "type": "image",
                                 "source": { "type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo=" } });
             assert!(blocks.contains(&image), "{row}: {body}");
         }
-        Wire::Gemini => {
+        Protocol::Gemini => {
             let parts = body["contents"][0]["parts"].as_array().cloned().unwrap_or_default();
             let inline = parts.iter().find_map(|part| part.get("inlineData").or_else(|| part.get("inline_data")));
             let inline = inline.unwrap_or(&Value::Null);
             let mime = inline.get("mimeType").or_else(|| inline.get("mime_type"));
             assert_eq!((mime, &inline["data"]), (Some(&json!("image/png")), &json!("iVBORw0KGgo=")), "{row}: {body}");
         }
-        Wire::Ollama => {
+        Protocol::Ollama => {
             assert_eq!(body["messages"][1]["images"], json!(["iVBORw0KGgo="]), "{row}: {body}");
             assert_eq!(body["messages"][1]["content"], "What is this?", "{row}: {body}");
         }

@@ -9,12 +9,14 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use loquat_core::llm::ProviderError;
 
+use super::FrameError;
 use crate::errors;
 
 /// The longest line accepted (a final chat line with a long tool call stays far below it).
 pub(crate) const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 
-/// The lines of an NDJSON body, without their line ending. Ends after the first error.
+/// The lines of an NDJSON body, without their line ending. Ends after the first error: a failed
+/// read, or a line over the limit (malformed).
 pub(crate) struct Lines<S> {
     /// `None` once the body is over (or failed); dropping it releases the HTTP response.
     bytes: Option<S>,
@@ -53,9 +55,9 @@ impl<S> Lines<S> {
         self.searched = 0;
     }
 
-    fn too_long(&mut self) -> ProviderError {
+    fn too_long(&mut self) -> FrameError {
         self.end();
-        errors::protocol(format!("the provider sent a line longer than {} bytes", self.max_line))
+        FrameError::Malformed(errors::protocol(format!("the provider sent a line longer than {} bytes", self.max_line)))
     }
 }
 
@@ -71,7 +73,7 @@ impl<S> Stream for Lines<S>
 where
     S: Stream<Item = Result<Bytes, ProviderError>> + Unpin,
 {
-    type Item = Result<Bytes, ProviderError>;
+    type Item = Result<Bytes, FrameError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
@@ -93,7 +95,7 @@ where
                 Some(Ok(chunk)) => this.buffer.extend_from_slice(&chunk),
                 Some(Err(error)) => {
                     this.end();
-                    return Poll::Ready(Some(Err(error)));
+                    return Poll::Ready(Some(Err(FrameError::Transport(error))));
                 }
                 None => {
                     // The body is over: what is left is a last line without `\n` (a server
@@ -121,7 +123,7 @@ mod tests {
         let reads: Vec<Result<Bytes, ProviderError>> =
             reads.iter().map(|read| Ok(Bytes::copy_from_slice(read))).collect();
         Lines::with_limit(stream::iter(reads), max_line)
-            .map(|line| line.map(|line| String::from_utf8_lossy(&line).into_owned()))
+            .map(|line| line.map(|line| String::from_utf8_lossy(&line).into_owned()).map_err(ProviderError::from))
             .collect()
             .await
     }
@@ -154,6 +156,9 @@ mod tests {
         let got = lines(&[b"0123456789012345\nab\n"], 15).await;
         assert!(got.len() == 1 && got[0].is_err());
         assert!(lines(&[b"0123456789012345"], 15).await[0].is_err());
+        let reads: Vec<Result<Bytes, ProviderError>> = vec![Ok(Bytes::from_static(b"0123456789012345\n"))];
+        let got = Lines::with_limit(stream::iter(reads), 15).next().await;
+        assert!(matches!(got, Some(Err(FrameError::Malformed(_)))), "an overlong line is malformed, not a failed read");
     }
 
     #[tokio::test]
@@ -162,6 +167,6 @@ mod tests {
         let got: Vec<_> = Lines::new(stream::iter(reads)).collect().await;
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].as_ref().ok().map(|line| &line[..]), Some(&b"a"[..]));
-        assert!(got[1].as_ref().is_err_and(|error| error.detail.ends_with(": reset")));
+        assert!(matches!(&got[1], Err(FrameError::Transport(error)) if error.detail.ends_with(": reset")));
     }
 }

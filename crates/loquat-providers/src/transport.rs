@@ -1,0 +1,103 @@
+//! The toolbox every protocol module calls through: [`Http`] (a pooled client, its limits and
+//! SSRF guard; requests leave through [`Http::send`], where guard refusals become errors), URL
+//! joining, bounded body reads and the JSON content-type check. Protocol modules import this,
+//! never the dispatcher (`http`), so that the dispatcher alone knows every protocol.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use loquat_core::llm::{ProviderError, ProviderErrorKind};
+use reqwest::header::CONTENT_TYPE;
+
+use crate::errors;
+use crate::ssrf::{self, Guard, Refusal};
+
+/// What a protocol module needs to make calls: the pooled client, the non-streaming limits,
+/// and for the guarded client its SSRF guard. Requests leave through [`Http::send`].
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    pub client: reqwest::Client,
+    pub non_streaming_timeout: Duration,
+    pub max_error_body_bytes: usize,
+    /// Checks every URL before it is sent; `None` for the trusted client.
+    pub guard: Option<Arc<Guard>>,
+}
+
+impl Http {
+    /// Sends a request built from `self.client`; every protocol module sends through here. The
+    /// guarded client checks the final URL first (the one the protocol module built, defaults
+    /// included); its refusals, before sending or from the resolver or a redirect, are
+    /// `BadRequest` naming the host only.
+    pub async fn send(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+        // The id of the request that caused this call, for the provider's (or a proxy's) logs;
+        // `x-client-request-id` is OpenAI's name for it.
+        let builder = match loquat_core::request::current() {
+            Some(id) => builder.header("x-request-id", &*id).header("x-client-request-id", &*id),
+            None => builder,
+        };
+        let (client, request) = builder.build_split();
+        let request = request.map_err(|error| {
+            // reqwest refuses some URLs itself (`file:///…`): report them as the guard would.
+            let refusal =
+                self.guard.as_ref().zip(error.url()).and_then(|(guard, url)| guard.policy().check_url(url).err());
+            refusal.map_or_else(|| errors::transport(error), refused)
+        })?;
+        if let Some(guard) = &self.guard {
+            guard.check(request.url()).await.map_err(refused)?;
+        }
+        client.execute(request).await.map_err(|error| match ssrf::refusal_in(&error) {
+            Some(refusal) => refused(refusal),
+            None => errors::transport(error),
+        })
+    }
+}
+
+fn refused(refusal: Refusal) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::BadRequest, refusal.to_string())
+}
+
+/// `{base_url}/{path}` with exactly one slash between them.
+pub(crate) fn join_url(base_url: &str, path: &str) -> String {
+    format!("{}/{}", base_url.trim().trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// Reads at most `limit` bytes of the body; the rest is left unread (and the connection
+/// dropped with the response). Returns what was read and whether the body was cut.
+pub(crate) async fn read_bounded(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Bytes, bool), reqwest::Error> {
+    let mut buffer = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - buffer.len();
+        if chunk.len() > room {
+            buffer.extend_from_slice(&chunk[..room]);
+            return Ok((Bytes::from(buffer), true));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok((Bytes::from(buffer), false))
+}
+
+/// Whether the answer to a streaming request is one JSON document: a server that ignored the
+/// request to stream, or an error sent with a 2xx status.
+pub(crate) fn is_json(response: &reqwest::Response) -> bool {
+    let content_type = response.headers().get(CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    content_type.is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_join_with_one_slash() {
+        assert_eq!(
+            join_url("https://api.openai.com/v1", "chat/completions"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(join_url("http://h/v1/ ", "/models"), "http://h/v1/models");
+        assert_eq!(join_url("http://h/v1//", "models"), "http://h/v1/models");
+    }
+}
