@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use eventsource_stream::Event;
+use crate::stream::sse::Event;
 use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ToolCall};
 use serde::Deserialize;

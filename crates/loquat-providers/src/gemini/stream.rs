@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventsource_stream::Event;
+use crate::stream::sse::Event;
 use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ProviderError, ProviderErrorKind, ToolCall};
 use serde::Deserialize;

@@ -1,12 +1,11 @@
-//! Server-sent events framing (eventsource-stream): the events of a body, with invalid UTF-8
-//! and invalid SSE told apart from a failed read. Comments (keep-alives) never reach a handler.
+//! Server-sent events framing: the events of a body, with invalid UTF-8 and overlong lines
+//! told apart from a failed read. Comments (keep-alives) never reach a handler.
 //! [`sse_answer`] turns a 2xx answer to a streaming request into chat events, SSE or not.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use eventsource_stream::{Event, EventStream, EventStreamError};
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use loquat_core::llm::{ChatEvent, ChatStream, ProviderError};
 
@@ -40,12 +39,106 @@ where
     Ok(Box::pin(EventAdapter::sse(Box::pin(bytes), handler)))
 }
 
-/// The SSE events of a byte stream.
-pub(crate) struct SseFrames<S>(EventStream<S>);
+/// One server-sent event: its type (empty for the default, `message`) and its data (the
+/// `data:` lines joined by `\n`). Ids and retry hints are of no use to a one-shot answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) event: String,
+    pub(crate) data: String,
+}
+
+/// The longest line accepted: an answer's chunk is a few KiB; this is a runaway.
+const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The SSE events of a byte stream (WHATWG's event-stream format: lines ending in LF, CRLF or
+/// CR, `:` comments, `field: value`, a blank line dispatching the event). Each byte is looked
+/// at once: a burst of many events in one read costs what its bytes cost.
+pub(crate) struct SseFrames<S> {
+    bytes: S,
+    buffer: BytesMut,
+    /// How far `buffer` is known to hold no line end.
+    scanned: usize,
+    /// The event being read.
+    event: String,
+    data: String,
+    has_data: bool,
+    /// The byte order mark may open the stream, once.
+    started: bool,
+    /// The body ended (or failed): only what is buffered is left.
+    ended: bool,
+}
 
 impl<S> SseFrames<S> {
     pub(crate) fn new(bytes: S) -> Self {
-        Self(EventStream::new(bytes))
+        Self {
+            bytes,
+            buffer: BytesMut::new(),
+            scanned: 0,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
+            started: false,
+            ended: false,
+        }
+    }
+
+    /// The next complete line in the buffer (without its terminator), if there is one.
+    fn next_line(&mut self) -> Option<BytesMut> {
+        let found = self.buffer[self.scanned..].iter().position(|byte| matches!(byte, b'\n' | b'\r'));
+        let Some(offset) = found else {
+            self.scanned = self.buffer.len();
+            return None;
+        };
+        let end = self.scanned + offset;
+        let terminator = match self.buffer[end] {
+            // A CR at the very end may be half of a CRLF: wait for the next byte.
+            b'\r' if end + 1 == self.buffer.len() && !self.ended => {
+                self.scanned = end;
+                return None;
+            }
+            b'\r' if self.buffer.get(end + 1) == Some(&b'\n') => 2,
+            _ => 1,
+        };
+        let line = self.buffer.split_to(end);
+        let _ = self.buffer.split_to(terminator);
+        self.scanned = 0;
+        Some(line)
+    }
+
+    /// Takes one line into the event being read; a blank line completes it.
+    fn line(&mut self, line: &[u8]) -> Result<Option<Event>, FrameError> {
+        let mut line = std::str::from_utf8(line).map_err(|error| {
+            FrameError::Malformed(errors::protocol(format!("the provider sent invalid UTF-8: {error}")))
+        })?;
+        if !std::mem::replace(&mut self.started, true) {
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
+        if line.is_empty() {
+            let data = std::mem::take(&mut self.data);
+            let event = std::mem::take(&mut self.event);
+            if !std::mem::replace(&mut self.has_data, false) {
+                return Ok(None);
+            }
+            return Ok(Some(Event { event, data }));
+        }
+        if line.starts_with(':') {
+            return Ok(None);
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if std::mem::replace(&mut self.has_data, true) {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+            }
+            "event" => value.clone_into(&mut self.event),
+            _ => {}
+        }
+        Ok(None)
     }
 }
 
@@ -63,19 +156,32 @@ where
     type Item = Result<Event, FrameError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let frame = ready!(self.0.poll_next_unpin(cx));
-        Poll::Ready(frame.map(|frame| frame.map_err(frame_error)))
-    }
-}
-
-fn frame_error(error: EventStreamError<ProviderError>) -> FrameError {
-    match error {
-        EventStreamError::Transport(error) => FrameError::Transport(error),
-        EventStreamError::Utf8(error) => {
-            FrameError::Malformed(errors::protocol(format!("the provider sent invalid UTF-8: {error}")))
-        }
-        EventStreamError::Parser(error) => {
-            FrameError::Malformed(errors::protocol(format!("the provider sent invalid server-sent events: {error}")))
+        let this = &mut *self;
+        loop {
+            while let Some(line) = this.next_line() {
+                match this.line(&line) {
+                    Ok(None) => {}
+                    Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
+                    Err(error) => return Poll::Ready(Some(Err(error))),
+                }
+            }
+            if this.ended {
+                // An event the body did not finish with a blank line is not dispatched.
+                return Poll::Ready(None);
+            }
+            if this.buffer.len() > MAX_LINE_BYTES {
+                this.ended = true;
+                let error = errors::protocol("the provider sent a line of server-sent events that does not end");
+                return Poll::Ready(Some(Err(FrameError::Malformed(error))));
+            }
+            match ready!(this.bytes.poll_next_unpin(cx)) {
+                Some(Ok(bytes)) => this.buffer.extend_from_slice(&bytes),
+                Some(Err(error)) => {
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(FrameError::Transport(error))));
+                }
+                None => this.ended = true,
+            }
         }
     }
 }
@@ -97,6 +203,47 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(matches!(&got[0], Ok(event) if event.data == "a"));
         assert!(matches!(&got[1], Err(FrameError::Transport(error)) if error.detail.ends_with(": reset")));
+    }
+
+    fn event(event: &str, data: &str) -> Event {
+        Event { event: event.to_owned(), data: data.to_owned() }
+    }
+
+    async fn events(reads: Vec<&'static [u8]>) -> Vec<Event> {
+        frames(reads.into_iter().map(Ok).collect()).await.into_iter().map(|frame| frame.expect("an event")).collect()
+    }
+
+    #[tokio::test]
+    async fn events_are_read_as_the_standard_says() {
+        let got = events(vec![
+            b"\xef\xbb\xbfdata: one\n\n",
+            b"event: delta\r\ndata:two\r\ndata:  three\r\n\r\n",
+            b"data: four\r\rid: 7\nretry: 10\ndata\n\n",
+            b": only a comment\n\n",
+            b"event: lonely\n\n",
+            b"data: unfinished",
+        ])
+        .await;
+        assert_eq!(
+            got,
+            [event("", "one"), event("delta", "two\n three"), event("", "four"), event("", "")],
+            "BOM, CRLF, CR, multi-line data, ids and retries ignored, a bare field, events without data \
+             and an unfinished event at the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_split_across_reads_is_one_line() {
+        let got = events(vec![b"da", b"ta: h\xc3", b"\xa9llo\r", b"\n", b"\r", b"\ndata: x\n\n"]).await;
+        assert_eq!(got, [event("", "h\u{e9}llo"), event("", "x")], "split characters and a split CRLF");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_many_events_in_one_read_is_read_in_linear_time() {
+        let burst: &'static [u8] = "data: {\"x\":1}\n\n".repeat(100_000).leak().as_bytes();
+        let started = std::time::Instant::now();
+        assert_eq!(events(vec![burst]).await.len(), 100_000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 
     #[tokio::test]
