@@ -43,6 +43,17 @@ pub struct ChatPage {
     pub is_admin: bool,
 }
 
+impl ChatPage {
+    /// Where this page's forms come back to: the open topic, or the assistant's new topic.
+    pub fn back_url(&self) -> String {
+        if self.topic_id.is_empty() {
+            format!("/chat/{}", self.assistant.id)
+        } else {
+            topic_url(&self.assistant.id, &self.topic_id)
+        }
+    }
+}
+
 /// One message, for the chat page and for fragments sent to the script.
 #[derive(Template)]
 #[template(path = "message.html")]
