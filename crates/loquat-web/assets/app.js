@@ -444,9 +444,19 @@ async function pull(form) {
   }
 }
 
-for (const select of document.querySelectorAll('select[data-autosubmit]')) {
-  select.addEventListener('change', () => select.form.requestSubmit());
-}
+/** Menus (`details[data-menu]`) close on a click elsewhere, and on Escape back to their button. */
+document.addEventListener('click', (event) => {
+  for (const menu of document.querySelectorAll('details[data-menu][open]')) {
+    if (!menu.contains(/** @type {Node} */ (event.target))) menu.open = false;
+  }
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  const menu = /** @type {HTMLElement} */ (event.target).closest?.('details[data-menu][open]');
+  if (!menu) return;
+  menu.open = false;
+  menu.querySelector('summary')?.focus();
+});
 
 if (composer) {
   const area = composer.querySelector('textarea');

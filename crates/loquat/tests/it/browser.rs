@@ -178,6 +178,17 @@ async fn chat_in_a_real_browser() {
         .until("the stored answer", "document.querySelector('.msg.assistant .content strong')?.textContent === 'bold'")
         .await;
 
+    // The model picker is a menu of buttons: Escape closes it, a click on a model switches to it.
+    let picker = client.find(Locator::Css(".model-current")).await.expect("picker");
+    picker.click().await.expect("opens");
+    browser.until("the menu open", "document.querySelector('.model-picker').open").await;
+    client.active_element().await.expect("focus").send_keys("\u{E00C}").await.expect("Escape");
+    browser.until("the menu closed", "!document.querySelector('.model-picker').open").await;
+    picker.click().await.expect("opens again");
+    client.find(Locator::Css(".model-option[value='openai::o3']")).await.expect("o3").click().await.expect("picks");
+    browser.until("o3 chosen", "document.querySelector('.model-current .model-name')?.textContent === 'o3'").await;
+    assert_eq!(browser.text_of("location.pathname.split('/')[3]").await, topic.to_string(), "back on the topic");
+
     // Regenerate, then switch back to the first version.
     app.fake.push_reply(Reply::text("A second, different answer.").delay_between_chunks(Duration::from_millis(20)));
     client
