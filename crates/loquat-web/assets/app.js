@@ -5,6 +5,7 @@
 const body = document.body;
 const messages = document.getElementById('messages');
 const composer = document.getElementById('composer');
+const announcer = document.getElementById('announcer');
 
 /** @param {string} name @returns {string} a translated string the page put on <body>. */
 const text = (name) => body.dataset[name] || '';
@@ -18,6 +19,21 @@ function toast(message) {
   document.body.append(node);
   setTimeout(() => node.remove(), 4000);
 }
+
+/**
+ * Tells screen readers something short through the chat's polite status region (the message
+ * list itself is not live, so streamed text is not read at every render).
+ * @param {string} message
+ */
+function announce(message) {
+  if (!announcer || !message) return;
+  announcer.textContent = '';
+  // Set after a beat, so that the same message twice in a row is announced twice.
+  setTimeout(() => { announcer.textContent = message; }, 100);
+}
+
+/** What `announce` says when an answer ends, by its final status. */
+const ENDINGS = { complete: 'i18nAnswerDone', stopped: 'i18nAnswerStopped' };
 
 /** Copies text, also on plain-http origins where the clipboard API is missing. @param {string} value */
 async function copyText(value) {
@@ -68,8 +84,8 @@ const RECONNECT_DELAYS = [500, 1000, 2000, 4000];
  * Follows a generating answer: `render` events replace its content with the server-rendered
  * text so far, `done` replaces its body with the final one, and the server's `error` event
  * shows its message. A stream that drops (network, server restart, closed without `done`) is
- * reopened a few times with growing delays; then an error with a retry button shows. Whenever
- * following ends, the composer is released.
+ * reopened a few times with growing delays; then an error with a retry button shows. While it is
+ * followed the answer is `aria-busy`; whenever following ends, the composer is released.
  * @param {string} id
  * @param {{ refreshTitle?: boolean }} [options]
  */
@@ -80,10 +96,12 @@ function follow(id, options = {}) {
     return;
   }
   article.querySelector('.stream-error')?.remove();
+  article.setAttribute('aria-busy', 'true');
   setBusy(id);
   let failures = 0;
   /** @param {string} message */
   const fail = (message) => {
+    article.removeAttribute('aria-busy');
     showStreamError(article, message, () => follow(id, options));
     setBusy(null);
   };
@@ -116,10 +134,12 @@ function follow(id, options = {}) {
       const data = JSON.parse(event.data);
       const stick = nearBottom();
       article.dataset.status = data.status;
+      article.removeAttribute('aria-busy');
       const bubble = article.querySelector('.bubble');
       if (bubble && data.html) bubble.innerHTML = data.html;
       enhance(article);
       setBusy(null);
+      announce(text(ENDINGS[data.status] ?? 'i18nAnswerFailed'));
       if (stick) scrollToBottom();
       if (options.refreshTitle) setTimeout(refreshChrome, 2000);
     }));
@@ -424,9 +444,19 @@ async function pull(form) {
   }
 }
 
-for (const select of document.querySelectorAll('select[data-autosubmit]')) {
-  select.addEventListener('change', () => select.form.requestSubmit());
-}
+/** Menus (`details[data-menu]`) close on a click elsewhere, and on Escape back to their button. */
+document.addEventListener('click', (event) => {
+  for (const menu of document.querySelectorAll('details[data-menu][open]')) {
+    if (!menu.contains(/** @type {Node} */ (event.target))) menu.open = false;
+  }
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  const menu = /** @type {HTMLElement} */ (event.target).closest?.('details[data-menu][open]');
+  if (!menu) return;
+  menu.open = false;
+  menu.querySelector('summary')?.focus();
+});
 
 if (composer) {
   const area = composer.querySelector('textarea');

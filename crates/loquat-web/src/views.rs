@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use loquat_core::domain::{Assistant, MessageRole, MessageStatus, Topic};
+use loquat_core::domain::{Assistant, MessageRole, MessageStatus, ModelCard, Topic};
 use loquat_core::service::ProviderOption;
 use loquat_core::tree::BranchEntry;
 
@@ -145,14 +145,70 @@ pub struct ModelGroup {
 pub struct ModelOption {
     /// `provider::model`.
     pub value: String,
+    /// The model's name.
     pub label: String,
     pub selected: bool,
     /// Parameters the model rejects, comma-separated (the form hides their fields).
     pub unsupported: String,
+    /// What the model can do beyond text, in a fixed order.
+    pub capabilities: Vec<Capability>,
+    pub context: Option<ContextSize>,
+}
+
+impl ModelOption {
+    /// The option as one line of text, for `<select>` lists, which cannot show icons.
+    pub fn text(&self) -> String {
+        let mut text = self.label.clone();
+        for capability in &self.capabilities {
+            text.push_str(" · ");
+            text.push_str(&capability.label);
+        }
+        if let Some(context) = &self.context {
+            text.push_str(" · ");
+            text.push_str(&context.short);
+        }
+        text
+    }
+}
+
+/// A model capability: an icon (its name in the sprite in `base.html`, also a CSS hook) and
+/// its translated name.
+#[derive(Debug, Clone)]
+pub struct Capability {
+    pub icon: &'static str,
+    pub label: String,
+}
+
+/// A model's context window: `128K` and a translated sentence saying what that is.
+#[derive(Debug, Clone)]
+pub struct ContextSize {
+    pub short: String,
+    pub label: String,
+}
+
+/// What a model card can do, as the picker shows it.
+fn capabilities(card: &ModelCard, tr: Tr) -> (Vec<Capability>, Option<ContextSize>) {
+    let flags = [
+        (card.vision, "vision", tr.t("model.vision")),
+        (card.function_calling, "tools", tr.t("model.tools")),
+        (card.reasoning, "reasoning", tr.t("model.reasoning")),
+        (card.search, "search", tr.t("model.search")),
+        (card.files, "files", tr.t("model.files")),
+    ];
+    let capabilities = flags
+        .into_iter()
+        .filter(|(flag, _, _)| *flag)
+        .map(|(_, icon, label)| Capability { icon, label: label.into_owned() })
+        .collect();
+    let context = card.context_tokens.map(|tokens| {
+        let short = format!("{}K", tokens / 1000);
+        ContextSize { label: tr.t_with("model.context", "size", &short), short }
+    });
+    (capabilities, context)
 }
 
 /// The model picker's groups; the current choice is kept even when it is not listed.
-pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> Vec<ModelGroup> {
+pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str, tr: Tr) -> Vec<ModelGroup> {
     let mut found = false;
     let mut groups: Vec<ModelGroup> = options
         .iter()
@@ -164,21 +220,14 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
                 .map(|card| {
                     let selected = option.id == provider && card.id == model;
                     found |= selected;
-                    let mut label = card.label().to_owned();
-                    for (flag, mark) in [(card.vision, " 👁"), (card.reasoning, " 💡"), (card.function_calling, " 🔧")]
-                    {
-                        if flag {
-                            label.push_str(mark);
-                        }
-                    }
-                    if let Some(context) = card.context_tokens {
-                        label.push_str(&format!(" · {}K", context / 1000));
-                    }
+                    let (capabilities, context) = capabilities(card, tr);
                     ModelOption {
                         value: format!("{}::{}", option.id, card.id),
-                        label,
+                        label: card.label().to_owned(),
                         selected,
                         unsupported: card.unsupported_params.join(","),
+                        capabilities,
+                        context,
                     }
                 })
                 .collect(),
@@ -195,10 +244,19 @@ pub fn model_groups(options: &[ProviderOption], provider: &str, model: &str) -> 
                 label: model.to_owned(),
                 selected: true,
                 unsupported: String::new(),
+                capabilities: Vec::new(),
+                context: None,
             },
         );
     }
     groups
+}
+
+/// The option the picker shows as chosen: the selected one, else the first (which answers
+/// when an assistant names no model).
+pub fn chosen_model(groups: &[ModelGroup]) -> Option<&ModelOption> {
+    let mut options = groups.iter().flat_map(|group| &group.options);
+    options.clone().find(|option| option.selected).or_else(|| options.next())
 }
 
 /// A time for tables: `YYYY-MM-DD HH:MM` UTC.
@@ -253,5 +311,46 @@ pub fn usage_line(line: &loquat_core::service::UsageLine) -> UsageLineView {
         prompt_tokens: row.prompt_tokens,
         completion_tokens: row.completion_tokens,
         cost: line.cost.map(|cost| format!("${cost:.4}")).unwrap_or_else(|| "—".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use loquat_core::domain::Locale;
+
+    use super::*;
+
+    fn openai(models: Vec<ModelCard>) -> ProviderOption {
+        ProviderOption { id: "openai".into(), name: "OpenAI".into(), models, custom: false }
+    }
+
+    #[test]
+    fn capabilities_are_named_in_the_users_language() {
+        let card = ModelCard {
+            vision: true,
+            function_calling: true,
+            context_tokens: Some(128_000),
+            ..ModelCard::plain("gpt-4o")
+        };
+        let groups = model_groups(&[openai(vec![card])], "openai", "gpt-4o", Tr::new(Locale::English));
+        let option = &groups[0].options[0];
+        assert_eq!(option.capabilities.iter().map(|c| c.icon).collect::<Vec<_>>(), ["vision", "tools"]);
+        assert_eq!(option.text(), "gpt-4o · Vision · Function calling · 128K");
+        let groups = model_groups(&[openai(vec![ModelCard::plain("o3")])], "", "", Tr::new(Locale::SimplifiedChinese));
+        assert_eq!(groups[0].options[0].text(), "o3");
+        let card = ModelCard { reasoning: true, context_tokens: Some(200_000), ..ModelCard::plain("o3") };
+        let groups = model_groups(&[openai(vec![card])], "", "", Tr::new(Locale::SimplifiedChinese));
+        assert_eq!(groups[0].options[0].text(), "o3 · 深度思考 · 200K");
+    }
+
+    #[test]
+    fn the_picker_shows_the_selected_model_or_else_the_first() {
+        let models = || vec![ModelCard::plain("gpt-4o"), ModelCard::plain("o3")];
+        let tr = Tr::new(Locale::English);
+        let groups = model_groups(&[openai(models())], "openai", "o3", tr);
+        assert_eq!(chosen_model(&groups).map(|o| o.value.as_str()), Some("openai::o3"));
+        let groups = model_groups(&[openai(models())], "", "", tr);
+        assert_eq!(chosen_model(&groups).map(|o| o.value.as_str()), Some("openai::gpt-4o"));
+        assert!(chosen_model(&[]).is_none());
     }
 }

@@ -167,12 +167,12 @@ async fn assistant_page(
     let (provider, model) = form.model.split_once("::").unwrap_or(("", ""));
     let (fallback_provider, fallback_model) = form.fallback.split_once("::").unwrap_or(("", ""));
     let page = AssistantPage {
-        fallback_groups: model_groups(&providers, fallback_provider, fallback_model),
+        fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
         id: id.map(|id| id.to_string()),
         is_default,
-        model_groups: model_groups(&providers, provider, model),
+        model_groups: model_groups(&providers, provider, model, viewer.tr),
         form,
         error,
     };

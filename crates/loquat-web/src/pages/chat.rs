@@ -18,7 +18,9 @@ use crate::AppState;
 use crate::context::Viewer;
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
-use crate::views::{AssistantLink, MessageView, ModelGroup, TopicLink, assistant_title, model_groups};
+use crate::views::{
+    AssistantLink, MessageView, ModelGroup, ModelOption, TopicLink, assistant_title, chosen_model, model_groups,
+};
 
 #[derive(Template)]
 #[template(path = "chat.html")]
@@ -41,6 +43,22 @@ pub struct ChatPage {
     pub user_name: String,
     pub user_initial: String,
     pub is_admin: bool,
+}
+
+impl ChatPage {
+    /// Where this page's forms come back to: the open topic, or the assistant's new topic.
+    pub fn back_url(&self) -> String {
+        if self.topic_id.is_empty() {
+            format!("/chat/{}", self.assistant.id)
+        } else {
+            topic_url(&self.assistant.id, &self.topic_id)
+        }
+    }
+
+    /// The model the picker shows as chosen.
+    pub fn current_model(&self) -> Option<&ModelOption> {
+        chosen_model(&self.model_groups)
+    }
 }
 
 /// One message, for the chat page and for fragments sent to the script.
@@ -117,7 +135,7 @@ async fn chat_page(
     let messages: Vec<MessageView> =
         branch.iter().zip(rendered).map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered)).collect();
     let config = &assistant.config;
-    let groups = model_groups(&providers, &config.provider, &config.model);
+    let groups = model_groups(&providers, &config.provider, &config.model, tr);
     let opening_html = if config.opening_message.is_empty() {
         String::new()
     } else {

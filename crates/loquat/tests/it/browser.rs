@@ -144,19 +144,26 @@ async fn chat_in_a_real_browser() {
     textarea.send_keys("Show me some Rust").await.expect("types");
     textarea.send_keys("\u{E007}").await.expect("Enter sends");
 
-    // The answer streams in: partial text appears before the answer is finished.
+    // The answer streams in: partial text appears before the answer is finished. Screen readers
+    // do not read out every render (the list is not live, the answer is busy); they hear the end.
     browser
         .until("the user message", "document.querySelector('.msg.user')?.textContent.includes('Show me some Rust')")
         .await;
+    assert_eq!(browser.text_of("document.querySelector('#messages').hasAttribute('aria-live')").await, "false");
     browser
         .until(
             "partial text while generating",
-            "document.querySelector('.msg.assistant[data-status=generating] .content')?.textContent.length > 0",
+            "document.querySelector('.msg.assistant[data-status=generating][aria-busy=true] .content')\
+             ?.textContent.length > 0",
         )
         .await;
     browser
         .until("the finished answer", "document.querySelector('.msg.assistant')?.dataset.status === 'complete'")
         .await;
+    browser
+        .until("the end announced", "document.querySelector('#announcer').textContent === 'The answer is ready.'")
+        .await;
+    assert_eq!(browser.text_of("document.querySelector('.msg.assistant').hasAttribute('aria-busy')").await, "false");
     let topic: loquat_core::id::TopicId =
         browser.text_of("location.pathname.split('/')[3]").await.parse().expect("the URL names the new topic");
     assert_eq!(app.titled(topic).await, "Rust sample");
@@ -170,6 +177,17 @@ async fn chat_in_a_real_browser() {
     browser
         .until("the stored answer", "document.querySelector('.msg.assistant .content strong')?.textContent === 'bold'")
         .await;
+
+    // The model picker is a menu of buttons: Escape closes it, a click on a model switches to it.
+    let picker = client.find(Locator::Css(".model-current")).await.expect("picker");
+    picker.click().await.expect("opens");
+    browser.until("the menu open", "document.querySelector('.model-picker').open").await;
+    client.active_element().await.expect("focus").send_keys("\u{E00C}").await.expect("Escape");
+    browser.until("the menu closed", "!document.querySelector('.model-picker').open").await;
+    picker.click().await.expect("opens again");
+    client.find(Locator::Css(".model-option[value='openai::o3']")).await.expect("o3").click().await.expect("picks");
+    browser.until("o3 chosen", "document.querySelector('.model-current .model-name')?.textContent === 'o3'").await;
+    assert_eq!(browser.text_of("location.pathname.split('/')[3]").await, topic.to_string(), "back on the topic");
 
     // Regenerate, then switch back to the first version.
     app.fake.push_reply(Reply::text("A second, different answer.").delay_between_chunks(Duration::from_millis(20)));
@@ -237,6 +255,9 @@ async fn stop_in_a_real_browser() {
     browser.until("streaming text", "document.querySelector('.msg.assistant .content')?.textContent.length > 20").await;
     client.find(Locator::Css("#composer .stop-btn")).await.expect("stop").click().await.expect("clicks");
     browser.until("stopped", "document.querySelector('.msg.assistant')?.dataset.status === 'stopped'").await;
+    browser
+        .until("the stop announced", "document.querySelector('#announcer').textContent === 'The answer was stopped.'")
+        .await;
     assert!(app.fake.wait_for_cancellation(Duration::from_secs(5)).await);
     browser.until("the composer ready again", "!document.querySelector('#composer').classList.contains('busy')").await;
     browser.close().await;

@@ -384,6 +384,10 @@ async fn model_list_from_the_environment_shapes_the_picker() {
     let (_, page) = app.page(&format!("/chat/{assistant}")).await;
     assert!(page.contains("value=\"openai::my-agent\""));
     assert!(page.contains("My Agent"));
+    // Capabilities are icons named in words (no emoji, which many systems cannot draw).
+    assert!(page.contains("class=\"cap cap-tools\" title=\"Function calling\""), "{page}");
+    assert!(page.contains(">32K<") && page.contains("Context window: 32K tokens"));
+    assert!(!page.contains('🔧') && !page.contains('👁'));
     assert!(page.contains("value=\"openai::gpt-4o\""));
     assert!(!page.contains("openai::gpt-4.1\""));
     // The first listed model answers by default.

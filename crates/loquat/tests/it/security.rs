@@ -21,7 +21,10 @@ const PAYLOADS: &str = "<script>alert('x')</script>\n\n<img src=x onerror=alert(
 fn assert_inert(html: &str) {
     // Look inside real tags only: escaped payload text (`&lt;img onerror=…&gt;`) is harmless.
     for tag in html.split('<').skip(1).map(|piece| piece.split('>').next().unwrap_or_default().to_ascii_lowercase()) {
-        // Loquat's own icons are bare `<svg>` tags; a model's would carry attributes.
+        // Loquat's own icons are `<svg aria-hidden="true">` and nothing more; a model's would carry more.
+        if tag == r#"svg aria-hidden="true""# {
+            continue;
+        }
         for forbidden in ["script", "iframe", "style", "svg ", "object", "embed"] {
             assert!(!tag.starts_with(forbidden), "found a <{forbidden}> tag in rendered model output: <{tag}>");
         }
