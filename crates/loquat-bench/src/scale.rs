@@ -98,7 +98,8 @@ pub async fn slow_streams(binary: &Path, wanted: usize, connections: ClientConne
         let per_stream_kib = held.peak_kib.saturating_sub(idle_kib) as f64 / held.running.max(1) as f64;
         println!(
             "scale round {round} ({client_side}): {} of {streams} slow streams held ({} refused), opened in {:.1} s; \
-             RSS idle {:.1} MiB, holding {:.1} MiB ({per_stream_kib:.1} KiB per stream), after {:.1} MiB; \
+             RSS idle {:.1} MiB, holding {:.1} MiB ({per_stream_kib:.1} KiB per stream), after {:.1} MiB, \
+             settled {:.1} MiB; \
              {:.0} chunks/s delivered, {:.1}% of one core; open files idle {idle_files}, holding {}, after {}",
             held.running,
             held.failed,
@@ -106,6 +107,7 @@ pub async fn slow_streams(binary: &Path, wanted: usize, connections: ClientConne
             mib(idle_kib),
             mib(held.peak_kib),
             mib(held.after_kib),
+            mib(held.settled_kib),
             held.delivered,
             held.cpu_percent,
             held.peak_files,
@@ -118,6 +120,7 @@ pub async fn slow_streams(binary: &Path, wanted: usize, connections: ClientConne
             "holding_rss_mib": mib(held.peak_kib),
             "rss_per_stream_kib": stats::round(per_stream_kib),
             "rss_after_mib": mib(held.after_kib),
+            "rss_settled_mib": mib(held.settled_kib),
             "chunks_per_second_delivered": stats::round(held.delivered),
             "cpu_percent_of_one_core": stats::round(held.cpu_percent),
             "open_files_holding": held.peak_files,
@@ -145,6 +148,8 @@ struct Held {
     delivered: f64,
     cpu_percent: f64,
     after_kib: u64,
+    /// 15 s after the streams ended.
+    settled_kib: u64,
     after_files: usize,
 }
 
@@ -197,7 +202,12 @@ async fn hold_round(setup: &Setup, clients: &[reqwest::Client], token: &str, str
         let _ = task.await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_kib = setup.loquat.rss_kib();
+    // And once the answers' last writes (usage) are done and the allocator has given back what
+    // it can.
+    tokio::time::sleep(Duration::from_secs(12)).await;
     Held {
+        settled_kib: setup.loquat.rss_kib(),
         ramp,
         running,
         failed,
@@ -205,7 +215,7 @@ async fn hold_round(setup: &Setup, clients: &[reqwest::Client], token: &str, str
         peak_files,
         delivered,
         cpu_percent,
-        after_kib: setup.loquat.rss_kib(),
+        after_kib,
         after_files: setup.loquat.open_files(),
     }
 }

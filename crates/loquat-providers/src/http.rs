@@ -28,8 +28,10 @@ pub struct HttpClientSettings {
     /// Whole-request limit for calls that do not stream (`list_models`). Streams have none:
     /// the caller bounds them (first-event and idle timeouts) and cancels by dropping.
     pub request_timeout_for_non_streaming: Duration,
-    /// Longest silence between two reads of any response body; a backstop for streams whose
-    /// consumer applies no timeout of its own. `None` disables it.
+    /// Longest silence between two reads of any response body, for a consumer that applies no
+    /// timeout of its own. `None` (the default): Loquat's consumers bound every stream
+    /// themselves (first-event, idle and total timeouts of the generation job and the API), and
+    /// this timer would be re-armed on every chunk of every stream.
     pub read_timeout: Option<Duration>,
     /// How long an idle pooled connection is kept.
     pub pool_idle_timeout: Duration,
@@ -55,7 +57,7 @@ impl Default for HttpClientSettings {
         Self {
             connect_timeout: Duration::from_secs(10),
             request_timeout_for_non_streaming: Duration::from_secs(60),
-            read_timeout: Some(Duration::from_secs(300)),
+            read_timeout: None,
             pool_idle_timeout: Duration::from_secs(90),
             tcp_keepalive: Some(Duration::from_secs(30)),
             user_agent: concat!("Loquat/", env!("CARGO_PKG_VERSION")).to_owned(),

@@ -101,3 +101,70 @@ mod tests {
         assert_eq!(join_url("http://h/v1//", "models"), "http://h/v1/models");
     }
 }
+
+/// A stream that fails with `Timeout` when its inner stream stays silent longer than `limit`
+/// (for the few streams no consumer bounds: model downloads).
+pub(crate) struct IdleTimeout<S> {
+    inner: S,
+    limit: std::time::Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    ended: bool,
+}
+
+impl<S> IdleTimeout<S> {
+    pub(crate) fn new(inner: S, limit: std::time::Duration) -> Self {
+        Self { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)), ended: false }
+    }
+}
+
+impl<S, T> futures_util::Stream for IdleTimeout<S>
+where
+    S: futures_util::Stream<Item = Result<T, ProviderError>> + Unpin,
+{
+    type Item = Result<T, ProviderError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(item) => {
+                let deadline = tokio::time::Instant::now() + this.limit;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(item)
+            }
+            Poll::Pending if this.sleep.as_mut().poll(cx).is_ready() => {
+                this.ended = true;
+                Poll::Ready(Some(Err(ProviderError::new(
+                    ProviderErrorKind::Timeout,
+                    "the provider stopped responding",
+                ))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod idle_tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_stream_times_out() {
+        let silent = futures_util::stream::pending::<Result<u8, ProviderError>>();
+        let mut stream = IdleTimeout::new(silent, std::time::Duration::from_secs(5));
+        let error = stream.next().await.expect("an item").expect_err("a timeout");
+        assert_eq!(error.kind, ProviderErrorKind::Timeout);
+        assert!(stream.next().await.is_none());
+        let talking = futures_util::stream::iter([Ok::<u8, ProviderError>(1), Ok(2)]);
+        let items: Vec<_> = IdleTimeout::new(talking, std::time::Duration::from_secs(5)).collect().await;
+        assert_eq!(items.len(), 2);
+    }
+}

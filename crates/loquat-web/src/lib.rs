@@ -78,7 +78,8 @@ impl Default for WebSettings {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Services,
+    /// Behind one `Arc`: the state is cloned for every request, the services inside it never.
+    pub services: Arc<Services>,
     pub settings: Arc<WebSettings>,
     pub limiter: Arc<dyn loquat_limits::RateLimiter>,
     pub sso: Option<Arc<loquat_auth::SsoClient>>,
@@ -96,7 +97,7 @@ impl AppState {
         sso: Option<Arc<loquat_auth::SsoClient>>,
     ) -> Self {
         let renderer = Renderer::new(settings.image_hosts.clone());
-        Self { services, settings: Arc::new(settings), limiter, sso, metrics: None, renderer }
+        Self { services: Arc::new(services), settings: Arc::new(settings), limiter, sso, metrics: None, renderer }
     }
 
     /// Serves the installed recorder's metrics at `GET /metrics` (behind its token).

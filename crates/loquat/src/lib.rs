@@ -127,7 +127,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     );
     services.bootstrap().await?;
     services.generations().listen_for_remote_stops();
-    // Syntax sets and the sanitizer are built lazily; build them now, off the request path.
+    // The sanitizer is built lazily; build it now, off the request path.
     tokio::task::spawn_blocking(loquat_web::markdown::warm_up);
     let public_url = config.app_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
     let web_settings = WebSettings {

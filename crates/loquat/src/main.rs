@@ -12,6 +12,11 @@ use clap::{Parser, Subcommand};
 use loquat::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc: with its background thread on (see `main`) it gives memory back to the system once
+/// a burst of streams is over, which glibc's malloc does not.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "loquat", version, about = "A self-hosted AI chat platform for teams")]
 struct Cli {
@@ -44,6 +49,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Freed pages go back to the system a few seconds after a burst, even when nothing else
+    // happens afterwards (jemalloc's background thread purges them).
+    if let Err(error) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("loquat: could not start the allocator's background thread: {error}");
+    }
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     let config = match Config::load(cli.config.as_deref()) {

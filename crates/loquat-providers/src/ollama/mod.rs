@@ -82,10 +82,14 @@ pub(crate) async fn list_models(http: &Http, endpoint: &Endpoint) -> Result<Vec<
 
 /// Downloads a model (`POST /api/pull`). The body has no overall timeout, pulls take long; the
 /// shared client's read timeout still bounds a silence between two reads.
+/// The longest a model download may stay silent.
+const PULL_SILENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub(crate) async fn pull_model(http: &Http, endpoint: &Endpoint, model: &str) -> Result<PullStream, ProviderError> {
     let builder = http.client.post(url(endpoint, "api/pull")).json(&json!({ "model": model, "stream": true }));
     let lines = send_ndjson(http, authorize(builder, endpoint)?).await?;
-    Ok(Box::pin(PullLines::new(lines)))
+    // A download reports progress all along; five silent minutes mean it is stuck.
+    Ok(Box::pin(crate::transport::IdleTimeout::new(PullLines::new(lines), PULL_SILENCE)))
 }
 
 /// What the server knows of one model (`POST /api/show`): its context length.

@@ -24,11 +24,6 @@ const BLOCK_COST_BYTES: usize = 256;
 /// Memory for cached highlighted blocks (keys and HTML).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
-pub(crate) fn warm_up() {
-    LazyLock::force(&SYNTAXES);
-    palette::warm_up();
-}
-
 /// `<pre class="code" data-lang="…"><code>…</code></pre>` for a fenced or indented block, with
 /// the code as escaped text. `lang` is the first word of the info string (empty for none).
 ///

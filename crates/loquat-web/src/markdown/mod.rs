@@ -63,11 +63,11 @@ pub fn highlight_css() -> String {
     highlight::css()
 }
 
-/// Builds the syntax set, the sanitizer and the math renderer ahead of the first request.
+/// Builds the sanitizer ahead of the first request (small, needed by every message). The
+/// syntax set (several MiB) waits for the first code block: an instance that never shows code
+/// never pays for it.
 pub fn warm_up() {
-    highlight::warm_up();
     sanitize::warm_up();
-    let _ = render("`x` $x$\n\n```rust\nfn main() {}\n```\n", &ImageHosts::none());
 }
 
 /// The markdown extensions we enable (shared with the excerpt pass).

@@ -9,10 +9,6 @@ use syntect::parsing::Scope;
 static RULES: LazyLock<Vec<(Scope, Rule)>> =
     LazyLock::new(|| RULE_TABLE.iter().filter_map(|&(name, rule)| Some((Scope::new(name).ok()?, rule))).collect());
 
-pub(super) fn warm_up() {
-    LazyLock::force(&RULES);
-}
-
 /// The kinds of token that get a class (`hl-` + [`Class::name`]); everything else is plain text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Class {
