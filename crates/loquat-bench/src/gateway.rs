@@ -6,9 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use loquat_core::id::{AssistantId, MessageId, TopicId};
+use loquat_core::llm::{ProviderError, ProviderErrorKind};
+use loquat_providers::{SseEvent, SseFrames};
 use loquat_test_support::fake_openai::{FakeOpenAi, Reply};
 use serde_json::{Value, json};
 
@@ -239,15 +241,24 @@ async fn direct_stream(client: reqwest::Client, base_url: String) -> Timing {
     timed_stream(response, started, |event| event.data.contains("\"content\":\"L"), |_| false).await
 }
 
+/// The events of an SSE response, read with Loquat's own framing (linear in the bytes: the
+/// harness must not be what limits throughput).
+pub fn sse(
+    response: reqwest::Response,
+) -> SseFrames<impl futures_util::Stream<Item = Result<Bytes, ProviderError>> + Unpin> {
+    let unavailable = |error: reqwest::Error| ProviderError::new(ProviderErrorKind::Unavailable, error.to_string());
+    SseFrames::new(Box::pin(response.bytes_stream().map_err(unavailable)))
+}
+
 /// Reads an SSE response to its end (or `last`), noting the first event `first` accepts.
 pub async fn timed_stream(
     response: reqwest::Response,
     started: Instant,
-    first: impl Fn(&eventsource_stream::Event) -> bool,
-    last: impl Fn(&eventsource_stream::Event) -> bool,
+    first: impl Fn(&SseEvent) -> bool,
+    last: impl Fn(&SseEvent) -> bool,
 ) -> Timing {
     assert!(response.status().is_success(), "stream refused: {}", response.status());
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = sse(response);
     let mut first_at = None;
     while let Some(event) = events.next().await {
         let event = event.expect("SSE");
@@ -286,7 +297,7 @@ async fn send(
 
 async fn wait_done(client: &reqwest::Client, base: &str, answer: MessageId) {
     let response = client.get(format!("{base}/messages/{answer}/events")).send().await.expect("events");
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = sse(response);
     while let Some(event) = events.next().await {
         if event.map(|e| e.event == "done").unwrap_or(true) {
             return;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use loquat_test_support::fake_openai::Reply;
 use serde_json::{Value, json};
@@ -259,7 +258,7 @@ async fn hold_stream(
             return;
         }
     };
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = crate::gateway::sse(response);
     loop {
         tokio::select! {
             event = events.next() => match event {

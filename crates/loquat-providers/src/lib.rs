@@ -22,3 +22,5 @@ mod transport;
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};
 pub use retry::RetryPolicy;
 pub use ssrf::SsrfPolicy;
+/// Server-sent events framing, for other readers of SSE (the benchmark's clients).
+pub use stream::sse::{Event as SseEvent, SseFrames};

@@ -35,7 +35,7 @@ pub(crate) trait EventHandler {
 
 /// Why a framing layer could not give the next frame.
 #[derive(Debug)]
-pub(crate) enum FrameError {
+pub enum FrameError {
     /// Reading the body failed (a reset, a timeout): forgiven once the answer is complete.
     Transport(ProviderError),
     /// The bytes arrived but are not the framing (invalid UTF-8 or SSE, an overlong line).

@@ -42,9 +42,9 @@ where
 /// One server-sent event: its type (empty for the default, `message`) and its data (the
 /// `data:` lines joined by `\n`). Ids and retry hints are of no use to a one-shot answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Event {
-    pub(crate) event: String,
-    pub(crate) data: String,
+pub struct Event {
+    pub event: String,
+    pub data: String,
 }
 
 /// The longest line accepted: an answer's chunk is a few KiB; this is a runaway.
@@ -53,7 +53,7 @@ const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 /// The SSE events of a byte stream (WHATWG's event-stream format: lines ending in LF, CRLF or
 /// CR, `:` comments, `field: value`, a blank line dispatching the event). Each byte is looked
 /// at once: a burst of many events in one read costs what its bytes cost.
-pub(crate) struct SseFrames<S> {
+pub struct SseFrames<S> {
     bytes: S,
     buffer: BytesMut,
     /// How far `buffer` is known to hold no line end.
@@ -69,7 +69,7 @@ pub(crate) struct SseFrames<S> {
 }
 
 impl<S> SseFrames<S> {
-    pub(crate) fn new(bytes: S) -> Self {
+    pub fn new(bytes: S) -> Self {
         Self {
             bytes,
             buffer: BytesMut::new(),
