@@ -470,8 +470,50 @@ if (composer) {
   if (!('ontouchstart' in window)) area.focus();
 }
 
+/**
+ * Long topics come a page at a time: the page holds the latest messages and a link to the part
+ * before them. When that link scrolls into view, the part before is fetched and put in its
+ * place, the scroll position moved by exactly what was added so that nothing on screen moves.
+ */
+function loadEarlierOnScroll() {
+  if (!messages || !('IntersectionObserver' in window)) return;
+  let loading = false;
+  const observer = new IntersectionObserver(async (entries) => {
+    const seen = entries.find((entry) => entry.isIntersecting);
+    if (!seen || loading) return;
+    const marker = /** @type {HTMLElement} */ (seen.target);
+    loading = true;
+    observer.unobserve(marker);
+    try {
+      const response = await fetch(marker.dataset.earlier, { headers: { accept: 'text/html' } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const part = document.createElement('template');
+      part.innerHTML = await response.text();
+      // Whatever was on screen stays where it was: the browser's scroll anchoring usually
+      // sees to it; whatever drift is left is taken back by hand.
+      const reference = marker.nextElementSibling;
+      const before = reference?.getBoundingClientRect().top ?? 0;
+      marker.replaceWith(part.content);
+      const drift = (reference?.getBoundingClientRect().top ?? 0) - before;
+      if (drift) messages.scrollTop += drift;
+      enhance(messages);
+      const next = messages.querySelector('.earlier[data-earlier]');
+      if (next) observer.observe(next);
+    } catch {
+      // The link stays: it still works as a plain link to the earlier page.
+      observer.observe(marker);
+    } finally {
+      loading = false;
+    }
+  }, { root: messages, rootMargin: '600px 0px 0px 0px' });
+  const marker = messages.querySelector('.earlier[data-earlier]');
+  if (marker) observer.observe(marker);
+}
+
 if (messages) {
   enhance(messages);
   if (!location.hash) scrollToBottom();
+  // After the first scroll to the bottom, so the link at the top is not "seen" at once.
+  requestAnimationFrame(loadEarlierOnScroll);
   for (const article of messages.querySelectorAll('.msg[data-status=generating]')) follow(article.dataset.id);
 }

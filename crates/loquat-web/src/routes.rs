@@ -60,6 +60,7 @@ fn pages() -> RouteTable {
         .get("/", chat::index)
         .get("/chat/{assistant}", chat::show_new_topic)
         .get("/chat/{assistant}/{topic}", chat::show_topic)
+        .get("/chat/{assistant}/{topic}/earlier", chat::earlier_messages)
         .post("/chat/{assistant}/send", chat_api::send_message)
         // Messages.
         .get("/messages/{id}/events", events::message_events)

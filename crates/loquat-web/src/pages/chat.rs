@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::form::Form;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use loquat_core::domain::Assistant;
 use loquat_core::id::{AssistantId, MessageId, TopicId};
@@ -34,6 +34,8 @@ pub struct ChatPage {
     pub topic_id: String,
     pub page_title: String,
     pub messages: Vec<MessageView>,
+    /// The branch goes back further than `messages`: where to get the part before them.
+    pub earlier: Option<Earlier>,
     pub opening_html: String,
     pub opening_questions: Vec<String>,
     pub no_provider: bool,
@@ -59,6 +61,58 @@ impl ChatPage {
     pub fn current_model(&self) -> Option<&ModelOption> {
         chosen_model(&self.model_groups)
     }
+}
+
+/// How many messages of a branch a page shows at first: the latest ones; the script loads the
+/// earlier ones as the reader scrolls up (no JavaScript: a link to the page starting there).
+pub const PAGE_MESSAGES: usize = 50;
+
+/// The part of a branch before the messages shown.
+pub struct Earlier {
+    /// The fragment of the messages before these (`…/earlier?before=<id>`), for the script.
+    pub fetch_url: String,
+    /// The page that starts a page earlier, for a reader without JavaScript.
+    pub page_url: String,
+}
+
+/// Messages of a branch loaded on demand: a page of them, with the link to the part before.
+#[derive(Template)]
+#[template(path = "message_list.html")]
+pub struct MessageListFragment {
+    pub tr: Tr,
+    pub messages: Vec<MessageView>,
+    pub earlier: Option<Earlier>,
+}
+
+/// The range of a branch of `len` messages a page shows: the latest page, or from `from` (a
+/// message of the branch, a little context before it) to the end; or, for the part before
+/// `before`, the page that ends there.
+fn page_range(ids: &[MessageId], from: Option<MessageId>, before: Option<MessageId>) -> std::ops::Range<usize> {
+    let position = |id: MessageId| ids.iter().position(|candidate| *candidate == id);
+    match (before.and_then(position), from.and_then(position)) {
+        (Some(end), _) => end.saturating_sub(PAGE_MESSAGES)..end,
+        (None, Some(start)) => start.saturating_sub(2)..ids.len(),
+        (None, None) => ids.len().saturating_sub(PAGE_MESSAGES)..ids.len(),
+    }
+}
+
+/// Where the part of the branch before `start` can be had, if there is one.
+fn earlier_link(assistant: AssistantId, topic: TopicId, ids: &[MessageId], start: usize) -> Option<Earlier> {
+    let first_shown = ids.get(start).filter(|_| start > 0)?;
+    let page_start = ids[start.saturating_sub(PAGE_MESSAGES)];
+    Some(Earlier {
+        fetch_url: format!("{}/earlier?before={first_shown}", topic_url(assistant, topic)),
+        page_url: format!("{}?from={page_start}", topic_url(assistant, topic)),
+    })
+}
+
+/// `?from=<message>`: the page starts at that message of the branch (a redirect to an older
+/// message, a reader without JavaScript going back).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TopicQuery {
+    from: String,
+    before: String,
 }
 
 /// One message, for the chat page and for fragments sent to the script.
@@ -105,23 +159,68 @@ pub async fn show_topic(
     viewer: Viewer,
     State(state): State<AppState>,
     Path((assistant, topic)): Path<(String, String)>,
+    Query(query): Query<TopicQuery>,
 ) -> WebResult<Response> {
-    let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
-    let topic_id: TopicId = parse_id(&topic, &viewer)?;
+    let (assistant_id, conversation) = owned_conversation(&viewer, &state, &assistant, &topic).await?;
     let user = viewer.user.id;
-    let conversation = state.services.assistants.conversation(user, topic_id).await.map_err(viewer.fail())?;
+    let assistant = state.services.assistants.assistant(user, assistant_id).await.map_err(viewer.fail())?;
+    let from = query.from.parse().ok();
+    chat_page(&viewer, &state, &assistant, Some((conversation, from))).await
+}
+
+/// The messages of a branch before `?before=<message>`, a page of them, as HTML for the
+/// script that loads them as the reader scrolls up.
+pub async fn earlier_messages(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path((assistant, topic)): Path<(String, String)>,
+    Query(query): Query<TopicQuery>,
+) -> WebResult<Response> {
+    let (assistant_id, conversation) = owned_conversation(&viewer, &state, &assistant, &topic).await?;
+    let ids: Vec<MessageId> = conversation.branch.iter().map(|entry| entry.message.id).collect();
+    let before = query.before.parse().map_err(|_| viewer.invalid_field("before"))?;
+    if !ids.contains(&before) {
+        return Err(WebError::not_found(viewer.tr, viewer.flavor));
+    }
+    let range = page_range(&ids, None, Some(before));
+    let earlier = earlier_link(assistant_id, conversation.topic.id, &ids, range.start);
+    let messages = message_views(&state, &conversation, range, viewer.tr).await;
+    render(&MessageListFragment { tr: viewer.tr, messages, earlier }, viewer.tr)
+}
+
+/// The topic of the path with its branch, if it is the viewer's and the assistant's.
+async fn owned_conversation(
+    viewer: &Viewer,
+    state: &AppState,
+    assistant: &str,
+    topic: &str,
+) -> WebResult<(AssistantId, Conversation)> {
+    let assistant_id: AssistantId = parse_id(assistant, viewer)?;
+    let topic_id: TopicId = parse_id(topic, viewer)?;
+    let conversation = state.services.assistants.conversation(viewer.user.id, topic_id).await.map_err(viewer.fail())?;
     if conversation.topic.assistant_id != assistant_id {
         return Err(WebError::not_found(viewer.tr, viewer.flavor));
     }
-    let assistant = state.services.assistants.assistant(user, assistant_id).await.map_err(viewer.fail())?;
-    chat_page(&viewer, &state, &assistant, Some(conversation)).await
+    Ok((assistant_id, conversation))
+}
+
+/// The views of a range of the branch, their markdown rendered (or taken from the cache).
+async fn message_views(
+    state: &AppState,
+    conversation: &Conversation,
+    range: std::ops::Range<usize>,
+    tr: Tr,
+) -> Vec<MessageView> {
+    let entries = &conversation.branch[range];
+    let rendered = state.renderer.messages(entries.iter().map(|entry| &entry.message)).await;
+    entries.iter().zip(rendered).map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered)).collect()
 }
 
 async fn chat_page(
     viewer: &Viewer,
     state: &AppState,
     assistant: &Assistant,
-    conversation: Option<Conversation>,
+    conversation: Option<(Conversation, Option<MessageId>)>,
 ) -> WebResult<Response> {
     let user = viewer.user.id;
     let services = &state.services;
@@ -129,11 +228,16 @@ async fn chat_page(
     let assistants = services.assistants.list_assistants(user).await.map_err(viewer.fail())?;
     let topics = services.assistants.list_topics(user, assistant.id).await.map_err(viewer.fail())?;
     let providers = services.providers.provider_options(user).await.map_err(viewer.fail())?;
-    let current_topic = conversation.as_ref().map(|c| &c.topic);
-    let branch = conversation.as_ref().map(|c| c.branch.as_slice()).unwrap_or_default();
-    let rendered = state.renderer.messages(branch.iter().map(|entry| &entry.message)).await;
-    let messages: Vec<MessageView> =
-        branch.iter().zip(rendered).map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered)).collect();
+    let current_topic = conversation.as_ref().map(|(c, _)| &c.topic);
+    let (messages, earlier) = match &conversation {
+        Some((conversation, from)) => {
+            let ids: Vec<MessageId> = conversation.branch.iter().map(|entry| entry.message.id).collect();
+            let range = page_range(&ids, *from, None);
+            let earlier = earlier_link(assistant.id, conversation.topic.id, &ids, range.start);
+            (message_views(state, conversation, range, tr).await, earlier)
+        }
+        None => (Vec::new(), None),
+    };
     let config = &assistant.config;
     let groups = model_groups(&providers, &config.provider, &config.model, tr);
     let opening_html = if config.opening_message.is_empty() {
@@ -155,6 +259,7 @@ async fn chat_page(
         page_title,
         generating_id: messages.iter().find(|m| m.generating).map(|m| m.id.clone()).unwrap_or_default(),
         messages,
+        earlier,
         opening_html,
         opening_questions: config.opening_questions.clone(),
         no_provider: providers.is_empty(),
@@ -244,7 +349,8 @@ pub async fn switch_branch(
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
     let topic = state.services.assistants.switch_branch(viewer.user.id, id).await.map_err(viewer.fail())?;
-    Ok(see_other(&format!("{}#m-{id}", topic_url(topic.assistant_id, topic.id))))
+    // The switched message may be far up a long branch: the page starts there.
+    Ok(see_other(&format!("{}?from={id}#m-{id}", topic_url(topic.assistant_id, topic.id))))
 }
 
 #[derive(Deserialize)]

@@ -452,3 +452,37 @@ async fn a_dropped_stream_reconnects_or_shows_an_error_in_a_real_browser() {
     browser.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_long_topic_loads_earlier_messages_as_the_reader_scrolls_up() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
+    let client = &browser.client;
+    browser.sign_up(&app, "reader@example.com").await;
+    let (assistant, topic, ids) = app.seed_topic(150).await;
+    client.goto(&app.url(&format!("/chat/{assistant}/{topic}"))).await.expect("opens");
+    browser.until("the latest page", "document.querySelectorAll('#messages .msg').length === 50").await;
+    let count = "document.querySelectorAll('#messages .msg').length";
+    assert_eq!(browser.text_of(count).await, "50", "nothing more before the reader scrolls up");
+    // Scroll to the top: the part before is loaded, and the message that was first stays put.
+    let first = format!("document.getElementById('m-{}')", ids[100]);
+    let before: f64 = browser
+        .text_of(&format!(
+            "(() => {{ const list = document.getElementById('messages'); list.scrollTop = 0; \
+             return {first}.getBoundingClientRect().top; }})()"
+        ))
+        .await
+        .parse()
+        .expect("a position");
+    browser.until("the part before", &format!("{count} === 100")).await;
+    let after: f64 =
+        browser.text_of(&format!("{first}.getBoundingClientRect().top")).await.parse().expect("a position");
+    assert!((after - before).abs() < 2.0, "the message on screen moved from {before} to {after}");
+    // And the rest, further up.
+    browser.text_of("document.getElementById('messages').scrollTop = 0").await;
+    browser.until("the start of the topic", &format!("{count} === 150")).await;
+    assert_eq!(browser.text_of("document.querySelectorAll('.earlier').length").await, "0");
+    browser.screenshot("desktop-long-topic.png").await;
+    browser.close().await;
+    app.cleanup().await;
+}

@@ -239,6 +239,47 @@ impl TestApp {
         }
     }
 
+    /// A topic of the default assistant with a linear branch of `count` finished messages
+    /// ("message 0", "message 1", …), written straight to the store. Returns it and the ids in
+    /// branch order.
+    pub async fn seed_topic(&self, count: usize) -> (AssistantId, TopicId, Vec<MessageId>) {
+        use loquat_core::domain::{MessageRole, NewMessage, Topic};
+        use loquat_core::store::TreeWrite;
+        let (user, assistant) = (self.admin().await, self.default_assistant().await);
+        let now = loquat_core::time::Timestamp::now();
+        let topic = Topic {
+            id: TopicId::new(),
+            user_id: user,
+            assistant_id: assistant,
+            title: "A long topic".into(),
+            active_leaf_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut messages: Vec<NewMessage> = Vec::with_capacity(count);
+        for index in 0..count {
+            messages.push(NewMessage {
+                id: MessageId::new(),
+                user_id: user,
+                topic_id: topic.id,
+                parent_id: messages.last().map(|parent| parent.id),
+                role: if index % 2 == 0 { MessageRole::User } else { MessageRole::Assistant },
+                content: format!("message {index}"),
+                status: MessageStatus::Complete,
+                provider: None,
+                model: None,
+                created_at: loquat_core::time::Timestamp(now.0 + index as i64),
+                generating_by: None,
+            });
+        }
+        let mut writes = vec![TreeWrite::InsertTopic(&topic)];
+        writes.extend(messages.iter().map(TreeWrite::InsertMessage));
+        let leaf = messages.last().map(|message| message.id);
+        writes.push(TreeWrite::SetActiveLeaf { topic: topic.id, leaf, at: now });
+        self.services.store().write_tree(user, &writes).await.expect("seeded");
+        (assistant, topic.id, messages.iter().map(|message| message.id).collect())
+    }
+
     /// Waits until the message has left `generating`.
     pub async fn finished(&self, id: MessageId) -> Message {
         let deadline = Instant::now() + Duration::from_secs(20);

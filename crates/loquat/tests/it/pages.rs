@@ -363,3 +363,43 @@ async fn a_user_brings_their_own_key_for_a_server_provider() {
     assert!(refused.text().await.expect("body").contains("must start with http"));
     app.cleanup().await;
 }
+
+/// The ids of the messages a page or fragment shows, in order.
+fn shown(html: &str) -> Vec<String> {
+    html.split("id=\"m-").skip(1).map(|rest| rest.split('"').next().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_long_topic_comes_a_page_at_a_time() {
+    let app = TestApp::spawn().await;
+    let (assistant, topic, ids) = app.seed_topic(120).await;
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let (status, page) = app.page(&format!("/chat/{assistant}/{topic}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown(&page), ids[70..], "the latest 50 messages");
+    let fetch = |html: &str| {
+        html.split("data-earlier=\"")
+            .nth(1)
+            .map(|rest| rest.split('"').next().unwrap_or_default().replace("&amp;", "&"))
+    };
+    let first = fetch(&page).expect("a link to the earlier part");
+    assert_eq!(first, format!("/chat/{assistant}/{topic}/earlier?before={}", ids[70]));
+    assert!(page.contains(&format!("?from={}", ids[20])), "without JavaScript: the page starting 50 earlier");
+
+    let (status, part) = app.page(&first).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown(&part), ids[20..70]);
+    let second = fetch(&part).expect("more before");
+    let (_, rest) = app.page(&second).await;
+    assert_eq!(shown(&rest), ids[..20]);
+    assert_eq!(fetch(&rest), None, "the start of the branch");
+
+    // A page can start at a message (a branch switched far up, a reader without JavaScript).
+    let (_, from) = app.page(&format!("/chat/{assistant}/{topic}?from={}", ids[10])).await;
+    assert_eq!(shown(&from), ids[8..], "from two messages before it, to the end");
+    // A message that is not on the branch finds nothing.
+    let (status, _) =
+        app.page(&format!("/chat/{assistant}/{topic}/earlier?before={}", loquat_core::id::MessageId::new())).await;
+    assert_eq!(status, 404);
+    app.cleanup().await;
+}
