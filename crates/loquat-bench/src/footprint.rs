@@ -15,7 +15,7 @@ const STARTS: usize = 7;
 pub async fn process(binary: &Path) -> Value {
     let mut fresh = Vec::new();
     let mut warm = Vec::new();
-    let mut rss = 0;
+    let (mut rss, mut private) = (0, 0);
     for _ in 0..STARTS {
         let dir = temp_dir("start");
         let loquat = server::start(binary, &dir, &[]).await;
@@ -27,21 +27,25 @@ pub async fn process(binary: &Path) -> Value {
         let _ = reqwest::get(format!("{}/login", loquat.base)).await.and_then(|r| r.error_for_status());
         tokio::time::sleep(Duration::from_millis(300)).await;
         rss = rss.max(loquat.rss_kib());
+        private = private.max(loquat.private_kib());
         loquat.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
     let fresh = stats::summarize(&mut fresh);
     let warm = stats::summarize(&mut warm);
     println!(
-        "process: ready in {:.1} ms (new data folder, p50) / {:.1} ms (existing, p50); idle RSS {:.1} MiB",
+        "process: ready in {:.1} ms (new data folder, p50) / {:.1} ms (existing, p50); idle RSS {:.1} MiB, of \
+         it private {:.1} MiB",
         fresh.p50_ms,
         warm.p50_ms,
-        rss as f64 / 1024.0
+        rss as f64 / 1024.0,
+        private as f64 / 1024.0
     );
     json!({
         "ready_new_data_dir": stats::json(fresh),
         "ready_existing_data_dir": stats::json(warm),
         "idle_rss_mib": stats::round(rss as f64 / 1024.0),
+        "idle_private_mib": stats::round(private as f64 / 1024.0),
     })
 }
 

@@ -60,10 +60,21 @@ pub async fn start(binary: &Path, data_dir: &Path, env: &[(&str, String)]) -> Lo
 impl Loquat {
     /// Resident memory of the process in KiB (Linux).
     pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The process's own memory (`RssAnon`): its RSS without the pages mapped from files (the
+    /// binary's code, shared libraries, SQLite's memory map), which the system shares and can
+    /// drop at any time (Linux).
+    pub fn private_kib(&self) -> u64 {
+        self.status_kib("RssAnon:")
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
