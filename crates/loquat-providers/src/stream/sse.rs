@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use loquat_core::llm::{ChatEvent, ChatStream, ProviderError};
 
@@ -58,32 +58,28 @@ pub struct SseFrames<S> {
     buffer: BytesMut,
     /// How far `buffer` is known to hold no line end.
     scanned: usize,
-    /// The event being read.
+    lines: Lines,
+    /// The body ended (or failed): only what is buffered is left.
+    ended: bool,
+}
+
+/// The event being read, line by line.
+#[derive(Default)]
+struct Lines {
     event: String,
     data: String,
     has_data: bool,
     /// The byte order mark may open the stream, once.
     started: bool,
-    /// The body ended (or failed): only what is buffered is left.
-    ended: bool,
 }
 
 impl<S> SseFrames<S> {
     pub fn new(bytes: S) -> Self {
-        Self {
-            bytes,
-            buffer: BytesMut::new(),
-            scanned: 0,
-            event: String::new(),
-            data: String::new(),
-            has_data: false,
-            started: false,
-            ended: false,
-        }
+        Self { bytes, buffer: BytesMut::new(), scanned: 0, lines: Lines::default(), ended: false }
     }
 
-    /// The next complete line in the buffer (without its terminator), if there is one.
-    fn next_line(&mut self) -> Option<BytesMut> {
+    /// Where the next complete line in the buffer ends, and the length of its terminator.
+    fn next_line(&mut self) -> Option<(usize, usize)> {
         let found = self.buffer[self.scanned..].iter().position(|byte| matches!(byte, b'\n' | b'\r'));
         let Some(offset) = found else {
             self.scanned = self.buffer.len();
@@ -99,12 +95,12 @@ impl<S> SseFrames<S> {
             b'\r' if self.buffer.get(end + 1) == Some(&b'\n') => 2,
             _ => 1,
         };
-        let line = self.buffer.split_to(end);
-        let _ = self.buffer.split_to(terminator);
         self.scanned = 0;
-        Some(line)
+        Some((end, terminator))
     }
+}
 
+impl Lines {
     /// Takes one line into the event being read; a blank line completes it.
     fn line(&mut self, line: &[u8]) -> Result<Option<Event>, FrameError> {
         let mut line = std::str::from_utf8(line).map_err(|error| {
@@ -158,8 +154,11 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            while let Some(line) = this.next_line() {
-                match this.line(&line) {
+            while let Some((end, terminator)) = this.next_line() {
+                // The line is read in place; the buffer's start then moves past it (no copy).
+                let read = this.lines.line(&this.buffer[..end]);
+                this.buffer.advance(end + terminator);
+                match read {
                     Ok(None) => {}
                     Ok(Some(event)) => return Poll::Ready(Some(Ok(event))),
                     Err(error) => return Poll::Ready(Some(Err(error))),
