@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::providers::Reach;
-use super::{Assistants, ProviderOption, Providers, ResolvedModel, Usage};
+use super::providers::Choices;
+use super::{Assistants, Providers, ResolvedModel, Usage};
 use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Topic, User};
 use crate::error::{CoreError, CoreResult};
 use crate::generation::{Attempt, Generations, JobSpec, Subscription};
@@ -58,8 +58,7 @@ pub struct Chat {
 /// Who is asking and what they can reach, read once per action.
 struct Asker {
     person: User,
-    reach: Reach,
-    options: Vec<ProviderOption>,
+    choices: Choices,
 }
 
 impl Chat {
@@ -78,17 +77,15 @@ impl Chat {
     /// The user, their quota checked, and the providers they can reach.
     async fn asker(&self, user: UserId) -> CoreResult<Asker> {
         let person = super::existing_user(self.store.as_ref(), user).await?;
-        let (quota, reach) = tokio::join!(self.usage.check_quota(&person), self.providers.reach(&person));
+        let (quota, choices) = tokio::join!(self.usage.check_quota(&person), self.providers.choices(&person));
         quota?;
-        let reach = reach?;
-        let options = self.providers.options(&reach).await?;
-        Ok(Asker { person, reach, options })
+        Ok(Asker { person, choices: choices? })
     }
 
     /// The model an assistant asks for, as `asker` may use it.
     async fn resolve(&self, asker: &Asker, assistant: &Assistant) -> CoreResult<ResolvedModel> {
         let config = &assistant.config;
-        self.providers.resolve_model(&asker.reach, &asker.options, &config.provider, &config.model).await
+        self.providers.resolve_model(&asker.choices, &config.provider, &config.model).await
     }
 
     /// Stores the user's message, creates the answer placeholder and starts generating.
@@ -288,12 +285,7 @@ impl Chat {
         let prompt = build_chat_messages(&assistant.config, &branch, &context);
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone())];
         let config = &assistant.config;
-        let fallback = self.providers.resolve_exact(
-            &asker.reach,
-            &asker.options,
-            &config.fallback_provider,
-            &config.fallback_model,
-        );
+        let fallback = self.providers.resolve_exact(&asker.choices, &config.fallback_provider, &config.fallback_model);
         if let Some(fallback) = fallback.await
             && (fallback.provider_id != resolved.provider_id || fallback.model.id != resolved.model.id)
         {

@@ -15,8 +15,8 @@ pub use stream::ApiChatStream;
 
 use self::naming::{Purpose, Target};
 use self::stream::{Ledger, SavePlan};
-use super::providers::Reach;
-use super::{Assistants, ProviderOption, Providers, Usage};
+use super::providers::Choices;
+use super::{Assistants, Providers, Usage};
 use crate::domain::{Assistant, AssistantConfig, MessageStatus, ModelParams, TokenUsage, User};
 use crate::error::{CoreError, CoreResult};
 use crate::generation::{Attempt, Generations};
@@ -95,8 +95,7 @@ pub struct Gateway {
 /// The caller and what they can reach, read once per request.
 pub(super) struct Caller<'u> {
     user: &'u User,
-    reach: Reach,
-    options: Vec<ProviderOption>,
+    choices: Choices,
 }
 
 impl Gateway {
@@ -114,16 +113,14 @@ impl Gateway {
     /// What `user` can reach: the store is asked twice, side by side (the instance's settings
     /// are a cached snapshot).
     async fn caller<'u>(&self, user: &'u User) -> CoreResult<Caller<'u>> {
-        let reach = self.providers.reach(user).await?;
-        let options = self.providers.options(&reach).await?;
-        Ok(Caller { user, reach, options })
+        Ok(Caller { user, choices: self.providers.choices(user).await? })
     }
 
     /// Every model the user can chat with, as `provider/model`, then their assistants.
     pub async fn api_models(&self, user: &User) -> CoreResult<Vec<ApiModel>> {
         let (caller, assistants) = tokio::join!(self.caller(user), self.assistants.list_assistants(user.id));
         let mut models = Vec::new();
-        for option in caller?.options {
+        for option in caller?.choices.options {
             for card in &option.models {
                 models.push(ApiModel {
                     id: format!("{}/{}", option.id, card.id),
@@ -177,7 +174,7 @@ impl Gateway {
         let question = request.save.then(|| question_of(&request.messages));
         let (assistant, attempts, saved_to) = match self.api_target(&caller, &request.model, Purpose::Chat).await? {
             Target::Model { provider_id, card } => {
-                let endpoint = self.providers.endpoint(&caller.reach, &provider_id)?;
+                let endpoint = self.providers.endpoint(&caller.choices.reach, &provider_id)?;
                 (None, vec![plain_attempt(provider_id, card, endpoint, request)], default_assistant?)
             }
             Target::Assistant(assistant) => {
@@ -235,7 +232,7 @@ impl Gateway {
             Target::Model { provider_id, card } => (provider_id, card),
             Target::Assistant(_) => return Err(CoreError::invalid_with("embedding_model", model)),
         };
-        let endpoint = self.providers.endpoint(&caller.reach, &provider_id)?;
+        let endpoint = self.providers.endpoint(&caller.choices.reach, &provider_id)?;
         let started = Instant::now();
         let embedded = self.chat_client.embed(&endpoint, card.upstream_name(), inputs).await;
         let (status, usage, error) = match &embedded {
@@ -280,9 +277,9 @@ impl Gateway {
     ) -> CoreResult<Vec<Attempt>> {
         let config = &assistant.config;
         let providers = &self.providers;
-        let (reach, options) = (&caller.reach, &caller.options);
-        let resolved = providers.resolve_model(reach, options, &config.provider, &config.model).await?;
-        let fallback = providers.resolve_exact(reach, options, &config.fallback_provider, &config.fallback_model).await;
+        let choices = &caller.choices;
+        let resolved = providers.resolve_model(choices, &config.provider, &config.model).await?;
+        let fallback = providers.resolve_exact(choices, &config.fallback_provider, &config.fallback_model).await;
         let context = PromptContext {
             now: jiff::Zoned::now(),
             model: resolved.model.id.clone(),

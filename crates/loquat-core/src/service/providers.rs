@@ -141,6 +141,13 @@ pub(crate) struct Reach {
     settings: Vec<ProviderSetting>,
 }
 
+/// What a user can reach and the providers and models offered from it: read once per action,
+/// then every model and endpoint of that action is resolved from it.
+pub(crate) struct Choices {
+    pub(crate) reach: Reach,
+    pub(crate) options: Vec<ProviderOption>,
+}
+
 impl Reach {
     /// The user's own keys and URLs for the server's providers (none while the instance does
     /// not allow them).
@@ -177,6 +184,13 @@ impl Providers {
             overrides: if keys_allowed { overrides? } else { Vec::new() },
             settings: settings?,
         })
+    }
+
+    /// What `user` can reach and the picker built from it, for one action.
+    pub(crate) async fn choices(&self, user: &User) -> CoreResult<Choices> {
+        let reach = self.reach(user).await?;
+        let options = self.options(&reach).await?;
+        Ok(Choices { reach, options })
     }
 
     /// Providers `user` can chat with now (see [`Providers::options`]).
@@ -220,15 +234,15 @@ impl Providers {
     /// not offer this user is refused (see [`ProviderOption::offered_model`]).
     pub(crate) async fn resolve_model(
         &self,
-        reach: &Reach,
-        options: &[ProviderOption],
+        choices: &Choices,
         provider: &str,
         model: &str,
     ) -> CoreResult<ResolvedModel> {
-        let option = options
+        let option = choices
+            .options
             .iter()
             .find(|option| option.id == provider)
-            .or_else(|| options.first())
+            .or_else(|| choices.options.first())
             .ok_or_else(|| CoreError::invalid("no_provider"))?;
         let card = if option.id == provider && !model.is_empty() {
             option.offered_model(model).ok_or_else(|| CoreError::invalid_with("model_not_allowed", model))?
@@ -239,23 +253,17 @@ impl Providers {
                 .cloned()
                 .ok_or_else(|| CoreError::invalid_with("provider_without_models", option.name.clone()))?
         };
-        let endpoint = self.endpoint(reach, &option.id)?;
+        let endpoint = self.endpoint(&choices.reach, &option.id)?;
         Ok(ResolvedModel { provider_id: option.id.clone(), model: card, endpoint })
     }
 
     /// Resolves a choice only if that exact provider is available (fallback models: a fallback
     /// that is itself unavailable is no fallback).
-    pub(crate) async fn resolve_exact(
-        &self,
-        reach: &Reach,
-        options: &[ProviderOption],
-        provider: &str,
-        model: &str,
-    ) -> Option<ResolvedModel> {
+    pub(crate) async fn resolve_exact(&self, choices: &Choices, provider: &str, model: &str) -> Option<ResolvedModel> {
         if provider.is_empty() || model.is_empty() {
             return None;
         }
-        let resolved = self.resolve_model(reach, options, provider, model).await.ok()?;
+        let resolved = self.resolve_model(choices, provider, model).await.ok()?;
         (resolved.provider_id == provider).then_some(resolved)
     }
 

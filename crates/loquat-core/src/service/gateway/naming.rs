@@ -36,7 +36,7 @@ impl Gateway {
             let assistants = self.assistants.list_assistants(caller.user.id).await?;
             return find_assistant(assistants, key, name).map(|assistant| Target::Assistant(Box::new(assistant)));
         }
-        find_model(&caller.options, name, purpose)
+        find_model(&caller.choices.options, name, purpose)
     }
 }
 
