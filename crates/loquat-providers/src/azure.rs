@@ -3,15 +3,14 @@
 //! `api-key` header, and embeddings from a deployment (`…/deployments/{deployment}/embeddings`).
 //! Request mapping, stream parsing, error mapping and the embeddings' answer are OpenAI's.
 
-use loquat_core::llm::{ChatRequest, ChatStream, Embeddings, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::HeaderValue;
+use loquat_core::llm::{ChatRequest, ChatStream, Embeddings, Endpoint, ProviderError};
 use serde::Deserialize;
 
 use crate::errors;
 use crate::openai::embeddings::send_embeddings;
 use crate::openai::request::{Dialect, wire_request};
 use crate::openai::{error_response, send_streaming};
-use crate::transport::{Http, join_url, read_bounded};
+use crate::transport::{Http, KeyHeader, join_url, read_bounded, with_key};
 
 /// Used when neither the provider nor `AZURE_API_VERSION` names one (the current GA version).
 pub(crate) const DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -21,14 +20,7 @@ fn api_version(endpoint: &Endpoint) -> &str {
 }
 
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
-        return Ok(builder);
-    };
-    let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
-        ProviderError::new(ProviderErrorKind::InvalidKey, "the API key contains characters that cannot be sent")
-    })?;
-    value.set_sensitive(true);
-    Ok(builder.header("api-key", value))
+    with_key(builder, endpoint, KeyHeader::Named("api-key"))
 }
 
 /// `request.model` is the deployment name (`id->deployment` in the model list).

@@ -102,6 +102,41 @@ mod tests {
     }
 }
 
+/// How a protocol sends its API key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyHeader {
+    /// `Authorization: Bearer <key>` (OpenAI and compatible servers, Ollama behind a proxy).
+    Bearer,
+    /// The key alone in a header of the protocol's own (`x-api-key`, `x-goog-api-key`,
+    /// `api-key`).
+    Named(&'static str),
+}
+
+/// Adds the endpoint's key (if it has one) in the header the protocol wants, marked sensitive so
+/// it never shows in debug output. A key that cannot be a header value is an `InvalidKey`.
+pub(crate) fn with_key(
+    builder: reqwest::RequestBuilder,
+    endpoint: &loquat_core::llm::Endpoint,
+    header: KeyHeader,
+) -> Result<reqwest::RequestBuilder, ProviderError> {
+    let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
+        return Ok(builder);
+    };
+    let value = match header {
+        KeyHeader::Bearer => reqwest::header::HeaderValue::try_from(format!("Bearer {}", key.expose())),
+        KeyHeader::Named(_) => reqwest::header::HeaderValue::try_from(key.expose()),
+    };
+    let mut value = value.map_err(|_| {
+        let detail = "the API key contains characters that cannot be sent in an HTTP header";
+        ProviderError::new(ProviderErrorKind::InvalidKey, detail)
+    })?;
+    value.set_sensitive(true);
+    Ok(match header {
+        KeyHeader::Bearer => builder.header(reqwest::header::AUTHORIZATION, value),
+        KeyHeader::Named(name) => builder.header(name, value),
+    })
+}
+
 /// A stream that fails with `Timeout` when its inner stream stays silent longer than `limit`
 /// (for the few streams no consumer bounds: model downloads).
 pub(crate) struct IdleTimeout<S> {

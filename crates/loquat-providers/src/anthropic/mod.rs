@@ -10,7 +10,7 @@ mod tests;
 use std::time::Duration;
 
 use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
+use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ use self::request::wire_request;
 use self::stream::{MessageHandler, message_events};
 use crate::errors::{self, ErrorInfo};
 use crate::stream::sse::sse_answer;
-use crate::transport::{Http, join_url, read_bounded};
+use crate::transport::{Http, KeyHeader, join_url, read_bounded, with_key};
 
 const API_VERSION: &str = "2023-06-01";
 /// A model list page may be this large.
@@ -35,16 +35,7 @@ fn api_url(base_url: &str, path: &str) -> String {
 
 /// The version header and, when there is a key, `x-api-key` (marked sensitive).
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let builder = builder.header("anthropic-version", API_VERSION);
-    let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
-        return Ok(builder);
-    };
-    let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
-        let detail = "the API key contains characters that cannot be sent in an HTTP header";
-        ProviderError::new(ProviderErrorKind::InvalidKey, detail)
-    })?;
-    value.set_sensitive(true);
-    Ok(builder.header(HeaderName::from_static("x-api-key"), value))
+    with_key(builder.header("anthropic-version", API_VERSION), endpoint, KeyHeader::Named("x-api-key"))
 }
 
 // ---- Calls ----------------------------------------------------------------------------------

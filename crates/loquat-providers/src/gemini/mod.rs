@@ -10,8 +10,8 @@ mod tests;
 #[cfg(test)]
 mod tests_request;
 
-use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, HeaderValue};
+use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError};
+use reqwest::header::ACCEPT;
 use serde::Deserialize;
 
 use self::error::error_response;
@@ -19,7 +19,7 @@ use self::request::wire_request;
 use self::stream::{ResponseHandler, whole_answer_events};
 use crate::errors;
 use crate::stream::sse::sse_answer;
-use crate::transport::{Http, read_bounded};
+use crate::transport::{Http, KeyHeader, read_bounded, with_key};
 
 const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 /// The version appended to a base URL that names only a host (LobeChat's `GOOGLE_PROXY_URL`).
@@ -32,15 +32,7 @@ const MAX_MODEL_PAGES: usize = 5;
 /// The key goes in a header, never in the URL (where Google's examples put it), so that it
 /// cannot leak through URLs in logs or errors.
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
-        return Ok(builder);
-    };
-    let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
-        let detail = "the API key contains characters that cannot be sent in an HTTP header";
-        ProviderError::new(ProviderErrorKind::InvalidKey, detail)
-    })?;
-    value.set_sensitive(true);
-    Ok(builder.header("x-goog-api-key", value))
+    with_key(builder, endpoint, KeyHeader::Named("x-goog-api-key"))
 }
 
 /// The API root including its version: the default when the base is empty, and `/v1beta`

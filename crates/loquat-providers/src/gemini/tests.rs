@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream as futures_stream};
 use loquat_core::Secret;
 use loquat_core::domain::{Protocol, TokenUsage};
-use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
+use loquat_core::llm::{ChatEvent, FinishReason, ProviderErrorKind, ToolCall};
 use serde_json::{Value, json};
 
 use super::error::GoogleError;

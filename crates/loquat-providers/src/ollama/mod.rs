@@ -13,7 +13,7 @@ use futures_util::{Stream, TryStreamExt};
 use loquat_core::llm::{
     ChatRequest, ChatStream, Embeddings, Endpoint, ModelDetails, ProviderError, ProviderErrorKind, PullStream,
 };
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -22,7 +22,7 @@ use self::stream::{ChatHandler, PullLines};
 use crate::errors::{self, ErrorInfo};
 use crate::stream::EventAdapter;
 use crate::stream::ndjson::Lines;
-use crate::transport::{Http, join_url, read_bounded};
+use crate::transport::{Http, KeyHeader, join_url, read_bounded, with_key};
 
 /// Where Ollama listens when no base URL is configured.
 pub(crate) const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
@@ -50,15 +50,7 @@ fn url(endpoint: &Endpoint, path: &str) -> String {
 
 /// Ollama itself takes no key; one set is sent as a bearer token for a proxy in front of it.
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
-        return Ok(builder);
-    };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
-        let detail = "the API key contains characters that cannot be sent in an HTTP header";
-        ProviderError::new(ProviderErrorKind::InvalidKey, detail)
-    })?;
-    value.set_sensitive(true);
-    Ok(builder.header(AUTHORIZATION, value))
+    with_key(builder, endpoint, KeyHeader::Bearer)
 }
 
 // ---- Calls ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ use std::time::Duration;
 use loquat_core::Secret;
 use loquat_core::domain::Protocol;
 use loquat_core::llm::{ChatMessage, ChatRole};
+use reqwest::header::AUTHORIZATION;
 
 use super::*;
 

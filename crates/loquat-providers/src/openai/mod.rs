@@ -8,8 +8,8 @@ pub(crate) mod embeddings;
 pub(crate) mod request;
 pub(crate) mod stream;
 
-use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use loquat_core::llm::{ChatRequest, ChatStream, Endpoint, ProviderError};
+use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -17,21 +17,13 @@ use self::request::{Dialect, wire_request};
 use self::stream::{ChunkHandler, completion_events};
 use crate::errors::{self, ErrorInfo};
 use crate::stream::sse::sse_answer;
-use crate::transport::{Http, join_url, read_bounded};
+use crate::transport::{Http, KeyHeader, join_url, read_bounded, with_key};
 
 /// A model list may be this large.
 const MAX_JSON_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 fn authorize(builder: reqwest::RequestBuilder, endpoint: &Endpoint) -> Result<reqwest::RequestBuilder, ProviderError> {
-    let Some(key) = endpoint.api_key.as_ref().filter(|key| !key.is_empty()) else {
-        return Ok(builder);
-    };
-    let mut value = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
-        let detail = "the API key contains characters that cannot be sent in an HTTP header";
-        ProviderError::new(ProviderErrorKind::InvalidKey, detail)
-    })?;
-    value.set_sensitive(true);
-    Ok(builder.header(AUTHORIZATION, value))
+    with_key(builder, endpoint, KeyHeader::Bearer)
 }
 
 /// OpenAI's own API wants `max_completion_tokens`; compatible servers mostly know `max_tokens`.
@@ -144,7 +136,7 @@ pub(crate) fn error_info(value: &Value) -> ErrorInfo {
 mod tests {
     use bytes::Bytes;
     use loquat_core::domain::TokenUsage;
-    use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
+    use loquat_core::llm::{ChatEvent, FinishReason, ProviderErrorKind, ToolCall};
 
     use futures_util::{StreamExt, stream as futures_stream};
 
