@@ -143,8 +143,60 @@ pub async fn overhead(binary: &Path) -> Value {
             }
         }
     }
+    result["sustained_api_50"] = sustained(&setup, &token, 50, Duration::from_secs(6)).await;
     setup.stop().await;
     result
+}
+
+/// Answers per second when `concurrency` programs each ask for one streamed `/v1` answer after
+/// another for `duration` (the way LiteLLM and Open WebUI were compared), and Loquat's CPU per
+/// 1,000 chunks meanwhile; the same against the fake upstream directly, for reference.
+async fn sustained(setup: &Setup, token: &str, concurrency: usize, duration: Duration) -> Value {
+    let base = setup.loquat.base.clone();
+    let loop_for = |through: bool| {
+        let deadline = Instant::now() + duration;
+        (0..concurrency)
+            .map(|index| {
+                let (client, base, token, fake) =
+                    (setup.client.clone(), base.clone(), token.to_owned(), setup.fake.base_url());
+                tokio::spawn(async move {
+                    let mut answers = 0usize;
+                    while Instant::now() < deadline {
+                        if through {
+                            api_stream(client.clone(), base.clone(), token.clone(), index).await;
+                        } else {
+                            direct_stream(client.clone(), fake.clone()).await;
+                        }
+                        answers += 1;
+                    }
+                    answers
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut figures = json!({});
+    for (name, through) in [("direct", false), ("loquat", true)] {
+        let cpu_before = setup.loquat.cpu_seconds();
+        let started = Instant::now();
+        let mut answers = 0;
+        for task in loop_for(through) {
+            answers += task.await.expect("a client task");
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let per_second = answers as f64 / seconds;
+        let cpu_ms_per_1000 = (setup.loquat.cpu_seconds() - cpu_before) / (answers * CHUNKS) as f64 * 1_000_000.0;
+        if through {
+            println!(
+                "/v1 API sustained c={concurrency}: {per_second:.0} answers of {CHUNKS} chunks per second; \
+                 {cpu_ms_per_1000:.1} ms of Loquat CPU per 1,000 chunks"
+            );
+        } else {
+            println!("fake upstream alone, sustained c={concurrency}: {per_second:.0} answers per second");
+        }
+        figures[name] = json!({ "answers_per_second": stats::round(per_second),
+                                "cpu_ms_per_1000_chunks": stats::round(cpu_ms_per_1000) });
+    }
+    figures
 }
 
 /// The timings of one path through Loquat, with the wall time and Loquat CPU time they took.

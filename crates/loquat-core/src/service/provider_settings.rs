@@ -110,6 +110,7 @@ impl Providers {
             };
             self.store.upsert_provider_override(&row).await?;
         }
+        self.own_cache.forget(user);
         self.model_cache.clear();
         let client = super::accounts::ClientInfo::default();
         self.audit
@@ -167,6 +168,7 @@ impl Providers {
             updated_at: now,
         };
         self.store.insert_provider(&setting).await?;
+        self.own_cache.forget(user);
         if setting.api_key_encrypted.is_some() {
             let client = super::accounts::ClientInfo::default();
             self.audit
@@ -196,7 +198,9 @@ impl Providers {
         setting.api_version = draft.api_version.trim().to_owned();
         setting.enabled = draft.enabled;
         setting.updated_at = Timestamp::now();
-        if !self.store.update_provider(&setting).await? {
+        let updated = self.store.update_provider(&setting).await?;
+        self.own_cache.forget(user);
+        if !updated {
             return Err(CoreError::NotFound("provider"));
         }
         if draft.api_key.is_some() {
@@ -209,7 +213,9 @@ impl Providers {
     }
 
     pub async fn delete_provider(&self, user: UserId, id: ProviderSettingId) -> CoreResult<()> {
-        if self.store.delete_provider(user, id).await? { Ok(()) } else { Err(CoreError::NotFound("provider")) }
+        let deleted = self.store.delete_provider(user, id).await?;
+        self.own_cache.forget(user);
+        if deleted { Ok(()) } else { Err(CoreError::NotFound("provider")) }
     }
 
     /// Asks the provider for its models with the values of a form that may not be saved yet;

@@ -127,6 +127,7 @@ pub struct Providers {
     pub(super) vault: Arc<KeyVault>,
     pub(super) server_providers: Arc<ServerProviders>,
     pub(super) model_cache: Arc<ModelCache>,
+    pub(super) own_cache: Arc<OwnCache>,
     pub(super) instance: Instance,
     pub(super) audit: Audit,
 }
@@ -137,8 +138,48 @@ pub struct Providers {
 pub(crate) struct Reach {
     admin: bool,
     allowed: Vec<String>,
+    /// Whether the instance allows users' own keys (else their overrides do not count).
+    keys_allowed: bool,
+    own: Arc<Own>,
+}
+
+/// A user's own keys and URLs for the server's providers, and their own providers.
+#[derive(Debug, Default)]
+pub(crate) struct Own {
     overrides: Vec<ProviderOverride>,
     settings: Vec<ProviderSetting>,
+}
+
+/// Users' [`Own`] settings, each kept for [`FRESH_FOR`](super::instance::FRESH_FOR) like the
+/// instance's snapshot (every API request needs them; they change rarely). A change made
+/// through this process is seen at once; another replica's within that time.
+#[derive(Default)]
+pub(crate) struct OwnCache {
+    entries: Mutex<HashMap<UserId, (Instant, Arc<Own>)>>,
+}
+
+/// Entries kept at most; past it the cache starts again (every entry is two small reads).
+const OWN_CACHE_USERS: usize = 10_000;
+
+impl OwnCache {
+    fn fresh(&self, user: UserId) -> Option<Arc<Own>> {
+        let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (at, own) = entries.get(&user)?;
+        (at.elapsed() < super::instance::FRESH_FOR).then(|| Arc::clone(own))
+    }
+
+    fn keep(&self, user: UserId, own: Arc<Own>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if entries.len() >= OWN_CACHE_USERS {
+            entries.clear();
+        }
+        entries.insert(user, (Instant::now(), own));
+    }
+
+    /// After a change of the user's own settings.
+    pub(crate) fn forget(&self, user: UserId) {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&user);
+    }
 }
 
 /// What a user can reach and the providers and models offered from it: read once per action,
@@ -152,7 +193,7 @@ impl Reach {
     /// The user's own keys and URLs for the server's providers (none while the instance does
     /// not allow them).
     pub(crate) fn overrides(&self) -> &[ProviderOverride] {
-        &self.overrides
+        if self.keys_allowed { &self.own.overrides } else { &[] }
     }
 }
 
@@ -165,25 +206,33 @@ impl Providers {
         instance: Instance,
         audit: Audit,
     ) -> Self {
-        Self { store, chat_client, vault, server_providers, model_cache: Arc::default(), instance, audit }
+        let (model_cache, own_cache) = (Arc::default(), Arc::default());
+        Self { store, chat_client, vault, server_providers, model_cache, own_cache, instance, audit }
     }
 
     /// What `user` can reach: two store reads side by side (the rest is the cached instance
     /// snapshot).
     pub(crate) async fn reach(&self, user: &User) -> CoreResult<Reach> {
-        let (snapshot, overrides, settings) =
-            tokio::join!(self.instance.snapshot(), self.store.list_provider_overrides(user.id), async {
-                self.store.list_providers(user.id).await
-            });
+        let (snapshot, own) = tokio::join!(self.instance.snapshot(), self.own(user.id));
         let snapshot = snapshot?;
-        let keys_allowed = self.instance.user_keys_allowed_in(&snapshot);
         Ok(Reach {
             admin: user.role == crate::domain::Role::Admin,
             allowed: snapshot.role_models(user.role).to_vec(),
-            // The overrides count only while the instance allows users' own keys.
-            overrides: if keys_allowed { overrides? } else { Vec::new() },
-            settings: settings?,
+            keys_allowed: self.instance.user_keys_allowed_in(&snapshot),
+            own: own?,
         })
+    }
+
+    /// The user's own settings: kept briefly, else two reads side by side.
+    async fn own(&self, user: UserId) -> CoreResult<Arc<Own>> {
+        if let Some(own) = self.own_cache.fresh(user) {
+            return Ok(own);
+        }
+        let (overrides, settings) =
+            tokio::join!(self.store.list_provider_overrides(user), self.store.list_providers(user));
+        let own = Arc::new(Own { overrides: overrides?, settings: settings? });
+        self.own_cache.keep(user, Arc::clone(&own));
+        Ok(own)
     }
 
     /// What `user` can reach and the picker built from it, for one action.
@@ -205,7 +254,7 @@ impl Providers {
     pub(crate) async fn options(&self, reach: &Reach) -> CoreResult<Vec<ProviderOption>> {
         let mut options = Vec::new();
         for server in &self.server_providers.providers {
-            let user_override = reach.overrides.iter().find(|o| o.provider_id == server.id);
+            let user_override = reach.overrides().iter().find(|o| o.provider_id == server.id);
             let has_key = server.key_count() > 0 || user_override.is_some_and(|o| o.api_key_encrypted.is_some());
             if server.key_required && !has_key {
                 continue;
@@ -219,7 +268,7 @@ impl Providers {
         }
         // A user's own providers are theirs to use: the admin's model allow-list is about the
         // instance's providers (and its bill).
-        for setting in &reach.settings {
+        for setting in &reach.own.settings {
             if setting.enabled {
                 let models = self.setting_models(setting, reach.admin).await?;
                 let (id, name) = (setting.id.to_string(), setting.name.clone());
@@ -270,10 +319,11 @@ impl Providers {
     /// The endpoint (URL, key, trust) of a provider the user can reach.
     pub(crate) fn endpoint(&self, reach: &Reach, provider_id: &str) -> CoreResult<Endpoint> {
         if let Some(server) = self.server_providers.get(provider_id) {
-            let user_override = reach.overrides.iter().find(|o| o.provider_id == server.id);
+            let user_override = reach.overrides().iter().find(|o| o.provider_id == server.id);
             return self.server_endpoint(server, user_override, reach.admin);
         }
         let setting = reach
+            .own
             .settings
             .iter()
             .find(|setting| setting.id.to_string() == provider_id)
