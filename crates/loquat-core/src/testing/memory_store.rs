@@ -307,22 +307,7 @@ impl MessageStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn finished(status: MessageStatus, content: &str) -> FinishedAnswer {
-        FinishedAnswer {
-            status,
-            content: content.to_owned(),
-            reasoning: String::new(),
-            error_kind: None,
-            error_message: None,
-            provider: None,
-            model: None,
-            usage: None,
-            ttft_ms: None,
-            duration_ms: None,
-            updated_at: Timestamp::now(),
-        }
-    }
+    use crate::testing::finished_answer;
 
     #[tokio::test]
     async fn only_a_generating_message_of_its_user_changes() {
@@ -332,10 +317,15 @@ mod tests {
         let stranger = UserId::new();
         assert!(!store.save_progress(stranger, answer.id, "x", "", Timestamp::now()).await.expect("saves"));
         assert!(store.save_progress(user, answer.id, "Hel", "", Timestamp::now()).await.expect("saves"));
-        assert!(store.finish_message(user, answer.id, &finished(MessageStatus::Complete, "Hello")).await.expect("ok"));
+        assert!(
+            store
+                .finish_message(user, answer.id, &finished_answer(MessageStatus::Complete, "Hello"))
+                .await
+                .expect("ok")
+        );
         // Once finished, nothing changes it any more.
         assert!(!store.save_progress(user, answer.id, "late", "", Timestamp::now()).await.expect("saves"));
-        assert!(!store.finish_message(user, answer.id, &finished(MessageStatus::Error, "")).await.expect("ok"));
+        assert!(!store.finish_message(user, answer.id, &finished_answer(MessageStatus::Error, "")).await.expect("ok"));
         assert!(!store.mark_stopped(user, answer.id, Timestamp::now()).await.expect("ok"));
         let stored = store.get_message(user, answer.id).await.expect("reads").expect("exists");
         assert_eq!((stored.status, stored.content.as_str()), (MessageStatus::Complete, "Hello"));

@@ -4,7 +4,7 @@
 use super::*;
 use crate::bus::BusEvent;
 use crate::domain::MessageStatus;
-use crate::testing::MemoryBus;
+use crate::testing::{MemoryBus, finished_answer};
 use crate::time::Timestamp;
 
 /// A second node on the same store (and bus), following the first node's answer.
@@ -85,19 +85,7 @@ async fn a_follower_that_resyncs_from_a_save_keeps_the_delta_that_starts_where_t
         settle().await;
         delta(5, "f");
         settle().await;
-        let answer = FinishedAnswer {
-            status: MessageStatus::Complete,
-            content: "abcdef".into(),
-            reasoning: String::new(),
-            error_kind: None,
-            error_message: None,
-            provider: None,
-            model: None,
-            usage: None,
-            ttft_ms: None,
-            duration_ms: None,
-            updated_at: Timestamp::now(),
-        };
+        let answer = finished_answer(MessageStatus::Complete, "abcdef");
         store.finish_message(user, id, &answer).await.expect("finished");
         bus.publish(id, BusEvent::Finished);
     };
