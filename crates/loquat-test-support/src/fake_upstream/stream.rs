@@ -1,8 +1,8 @@
 //! The streamed body of one fake answer, whatever the protocol: plays a [`Script`] through a
 //! protocol's [`Render`] (which turns the opening, each chunk and the ending into wire bytes),
 //! honours delays and endings, and counts the stream as completed or cancelled (dropped before
-//! the script finished). Rendered parts are shared `Bytes` queued in a reused buffer, so a
-//! renderer that only clones pre-rendered pieces (OpenAI's) allocates nothing per chunk.
+//! the script finished). Rendered parts are shared `Bytes` queued in a reused buffer and joined
+//! into one body frame per step (one HTTP chunk per event, as real servers send them).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::time::{Instant, Sleep};
 
@@ -87,6 +87,22 @@ impl Out {
 
     fn pop(&mut self) -> Option<Part> {
         self.0.pop_front()
+    }
+
+    /// `first` and the data queued right after it, as one body frame: hyper writes each frame
+    /// as an HTTP chunk of its own, and real servers (OpenAI's, vLLM, Ollama) send an event in
+    /// one chunk, not in the pieces a renderer assembles it from. A [`Out::push_split`] still
+    /// cuts a frame in two.
+    fn frame(&mut self, first: Bytes) -> Bytes {
+        if !matches!(self.0.front(), Some(Part::Data(_))) {
+            return first;
+        }
+        let mut frame = BytesMut::from(first);
+        while let Some(Part::Data(next)) = self.0.front() {
+            frame.extend_from_slice(next);
+            self.0.pop_front();
+        }
+        frame.freeze()
     }
 }
 
@@ -188,7 +204,7 @@ impl<R: Render> Stream for ReplyStream<R> {
         let this = &mut *self;
         loop {
             match this.out.pop() {
-                Some(Part::Data(bytes)) => return Poll::Ready(Some(Ok(bytes))),
+                Some(Part::Data(bytes)) => return Poll::Ready(Some(Ok(this.out.frame(bytes)))),
                 // hyper writes out what it holds when the body is pending.
                 Some(Part::Flush) => {
                     cx.waker().wake_by_ref();

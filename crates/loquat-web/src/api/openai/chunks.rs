@@ -3,12 +3,19 @@
 //! deltas, a chunk with the finish reason, the usage chunk (empty `choices`) when the request
 //! asked for `stream_options.include_usage`, then `data: [DONE]`. A failure after the start is
 //! an in-stream `{"error": …}` event, then the end. Each frame is the request's pre-rendered
-//! head plus one small JSON piece, written straight into the outgoing buffer; frames that are
-//! ready together (a burst from the upstream) leave as one write.
+//! head plus one small JSON piece, written straight into the outgoing buffer.
+//!
+//! Writes are batched: a stream writes to its client at most once per [`WRITE_INTERVAL`].
+//! An event that comes after a quiet interval (a model producing tokens at reading speed) goes
+//! out at once; events that come faster (a fast model, a burst after a stall) wait for the
+//! interval's end and leave together. Each write costs a system call, a TCP segment and a
+//! wake-up of the reader, and they were most of the gateway's CPU time when every event was
+//! its own write. The first answer text and the end of the answer are never held back.
 
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use futures_util::Stream;
@@ -16,6 +23,7 @@ use loquat_core::domain::TokenUsage;
 use loquat_core::llm::{ChatEvent, FinishReason, ToolCall};
 use loquat_core::service::ApiChatStream;
 use serde_json::{Value, json};
+use tokio::time::{Instant, Sleep};
 
 use super::error::ApiError;
 use crate::i18n::Tr;
@@ -33,6 +41,16 @@ pub struct ChunkStream {
     state: State,
     tool_calls: usize,
     usage: Option<TokenUsage>,
+    /// Frames written but not sent yet.
+    batch: Vec<u8>,
+    /// Whether `batch` holds the frame of an upstream event (not only the opening role).
+    batch_has_event: bool,
+    /// When frames with events last went out; `None` until the first did.
+    last_write: Option<Instant>,
+    /// Fires when the waiting frames may go; created on the first wait.
+    write_timer: Option<Pin<Box<Sleep>>>,
+    /// Whether `write_timer` is set for the frames waiting now.
+    timer_armed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +62,11 @@ enum State {
     Done,
 }
 
-/// Frames that are ready together go out as one write, up to this many bytes.
+/// Waiting frames go out when they reach this many bytes, whatever the time.
 const BATCH_BYTES: usize = 16 * 1024;
+
+/// The shortest time between two writes of a stream, after its first text.
+pub const WRITE_INTERVAL: Duration = Duration::from_millis(1);
 
 impl ChunkStream {
     pub fn new(events: ApiChatStream, id: &str, created: i64, model: &str, include_usage: bool, tr: Tr) -> Self {
@@ -54,8 +75,20 @@ impl ChunkStream {
              \"system_fingerprint\":null,\"choices\":[",
             Value::from(model)
         );
-        let (state, tool_calls, usage) = (State::Start, 0, None);
-        Self { events, head: head.into_bytes(), include_usage, tr, state, tool_calls, usage }
+        Self {
+            events,
+            head: head.into_bytes(),
+            include_usage,
+            tr,
+            state: State::Start,
+            tool_calls: 0,
+            usage: None,
+            batch: Vec::new(),
+            batch_has_event: false,
+            last_write: None,
+            write_timer: None,
+            timer_armed: false,
+        }
     }
 
     /// One chunk: the head, then `{"index":0,"delta":{` + what `delta` writes + the tail.
@@ -129,44 +162,78 @@ impl ChunkStream {
 impl Stream for ChunkStream {
     type Item = Result<Bytes, Infallible>;
 
-    /// Writes every frame that is ready into one buffer (a burst of upstream chunks becomes one
-    /// write to the client) and hands it out when the upstream has nothing more for now.
+    /// Writes the frames of the events that arrive into the batch, and hands the batch out when
+    /// the upstream has nothing more for now and the last write is [`WRITE_INTERVAL`] ago.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let mut out: Vec<u8> = Vec::new();
-        let ready = |out: Vec<u8>| Poll::Ready(Some(Ok(Bytes::from(out))));
         loop {
             match this.state {
-                State::Done if out.is_empty() => return Poll::Ready(None),
-                State::Done => return ready(out),
+                State::Done if this.batch.is_empty() => return Poll::Ready(None),
+                State::Done => return this.send(),
                 State::Start => {
                     this.state = State::Streaming;
+                    let mut out = std::mem::take(&mut this.batch);
                     out.reserve(this.head.len() + 256);
                     this.delta(&mut out, |out| out.extend_from_slice(b"\"role\":\"assistant\",\"content\":\"\""));
+                    this.batch = out;
                 }
-                State::Streaming | State::Finished if out.len() >= BATCH_BYTES => return ready(out),
+                State::Streaming | State::Finished if this.batch.len() >= BATCH_BYTES => return this.send(),
                 State::Streaming | State::Finished => {}
             }
             match Pin::new(&mut this.events).poll_next(cx) {
-                Poll::Pending if out.is_empty() => return Poll::Pending,
-                Poll::Pending => return ready(out),
+                Poll::Pending if this.batch.is_empty() => return Poll::Pending,
+                Poll::Pending => return this.send_when_due(cx),
                 Poll::Ready(None) => {
+                    let mut out = std::mem::take(&mut this.batch);
                     this.closing(&mut out);
+                    this.batch = out;
                     this.state = State::Done;
                 }
                 Poll::Ready(Some(Err(error))) => {
                     this.state = State::Done;
                     let body = ApiError::from_provider(&error, this.tr).body();
-                    out.extend_from_slice(format!("data: {body}\n\n").as_bytes());
+                    this.batch.extend_from_slice(format!("data: {body}\n\n").as_bytes());
                 }
                 Poll::Ready(Some(Ok(event))) => {
+                    let mut out = std::mem::take(&mut this.batch);
                     if out.capacity() == 0 {
                         out.reserve(this.head.len() + 256);
                     }
                     this.event(event, &mut out);
+                    this.batch = out;
+                    this.batch_has_event = true;
                 }
             }
         }
+    }
+}
+
+impl ChunkStream {
+    /// Sends the waiting frames if the last write is far enough back, or waits for the moment
+    /// it will be (the timer wakes the stream; so does a new event, which joins the batch).
+    fn send_when_due(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let Some(due) = self.last_write.map(|last| last + WRITE_INTERVAL) else { return self.send() };
+        if Instant::now() >= due {
+            return self.send();
+        }
+        let timer = self.write_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if !self.timer_armed {
+            timer.as_mut().reset(due);
+            self.timer_armed = true;
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => self.send(),
+        }
+    }
+
+    /// Hands out the waiting frames.
+    fn send(&mut self) -> Poll<Option<Result<Bytes, Infallible>>> {
+        if std::mem::take(&mut self.batch_has_event) {
+            self.last_write = Some(Instant::now());
+        }
+        self.timer_armed = false;
+        Poll::Ready(Some(Ok(Bytes::from(std::mem::take(&mut self.batch)))))
     }
 }
 
