@@ -6,3 +6,4 @@ pub mod fake_idp;
 pub mod fake_openai;
 pub mod fake_upstream;
 pub mod postgres;
+pub mod s3;
