@@ -271,14 +271,18 @@ impl Blobs {
     pub async fn probe(&self) -> Result<(), BlobError> {
         let path = Path::from(format!("probe/{}", uuid::Uuid::new_v4().simple()));
         let content = Bytes::from_static(b"loquat probe");
-        self.store.put(&path, content.clone().into()).await?;
-        let read = self.store.get(&path).await?.bytes().await;
-        let deleted = self.store.delete(&path).await;
+        // Here "not found" is the bucket's or the folder's, not a file's: say what storage said.
+        let storage = |error: object_store::Error| BlobError::Storage(error.to_string());
+        self.store.put(&path, content.clone().into()).await.map_err(storage)?;
+        let read = match self.store.get(&path).await {
+            Ok(found) => found.bytes().await.map_err(storage),
+            Err(error) => Err(storage(error)),
+        };
+        let deleted = self.store.delete(&path).await.map_err(storage);
         if read? != content {
             return Err(BlobError::Storage("a probe object read back different bytes".into()));
         }
-        deleted?;
-        Ok(())
+        deleted
     }
 
     async fn remove_quietly(&self, path: &Path) {

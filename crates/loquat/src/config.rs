@@ -79,6 +79,59 @@ pub struct Config {
     /// A second address serving only `/metrics`, without a token (`LOQUAT_METRICS_LISTEN`,
     /// e.g. `127.0.0.1:9464`): for an address only the monitoring network reaches.
     pub metrics_listen: Option<SocketAddr>,
+    pub files: FilesConfig,
+    /// An S3-compatible server for files (`S3_ENDPOINT`); unset with `S3_BUCKET`, AWS itself.
+    pub s3_endpoint: Option<String>,
+    /// The bucket (`S3_BUCKET`); unset, files live in `<data_dir>/files`.
+    pub s3_bucket: Option<String>,
+    /// `S3_REGION` (default `us-east-1`).
+    pub s3_region: Option<String>,
+    /// `S3_ACCESS_KEY_ID`.
+    pub s3_access_key_id: Option<String>,
+    /// `S3_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: Option<Secret>,
+    /// Path-style URLs, as MinIO wants (`S3_ENABLE_PATH_STYLE=1`).
+    #[serde(deserialize_with = "flexible_bool")]
+    pub s3_enable_path_style: bool,
+    /// A public domain serving the bucket (`S3_PUBLIC_DOMAIN`, formerly
+    /// `NEXT_PUBLIC_S3_DOMAIN`); unset, files are only served by Loquat, to their owners.
+    pub s3_public_domain: Option<String>,
+}
+
+/// Users' files (`LOQUAT_FILES__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilesConfig {
+    /// The largest file a user may upload, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self { max_bytes: 100 * 1024 * 1024 }
+    }
+}
+
+/// A switch written `true`/`false`, `1`/`0`, `yes`/`no` or `on`/`off` (LobeChat writes `1`).
+fn flexible_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Switch {
+        Bool(bool),
+        Number(i64),
+        Text(String),
+    }
+    match Switch::deserialize(deserializer)? {
+        Switch::Bool(value) => Ok(value),
+        Switch::Number(0) => Ok(false),
+        Switch::Number(1) => Ok(true),
+        Switch::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!("{text:?} is not 1/0, true/false, yes/no or on/off"))),
+        },
+        Switch::Number(other) => Err(serde::de::Error::custom(format!("{other} is not 1 or 0"))),
+    }
 }
 
 /// Rate limits of the web layer (`LOQUAT_LIMITS__*`).
@@ -166,6 +219,14 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             metrics_token: None,
             metrics_listen: None,
+            files: FilesConfig::default(),
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_enable_path_style: false,
+            s3_public_domain: None,
         }
     }
 }
@@ -209,6 +270,14 @@ const LOBECHAT_NAMES: &[(&str, &str)] = &[
     ("REDIS_PREFIX", "redis_prefix"),
     ("NEXT_AUTH_SECRET", "auth_secret"),
     ("AUTH_SECRET", "auth_secret"),
+    ("S3_ENDPOINT", "s3_endpoint"),
+    ("S3_BUCKET", "s3_bucket"),
+    ("S3_REGION", "s3_region"),
+    ("S3_ACCESS_KEY_ID", "s3_access_key_id"),
+    ("S3_SECRET_ACCESS_KEY", "s3_secret_access_key"),
+    ("S3_ENABLE_PATH_STYLE", "s3_enable_path_style"),
+    ("NEXT_PUBLIC_S3_DOMAIN", "s3_public_domain"),
+    ("S3_PUBLIC_DOMAIN", "s3_public_domain"),
 ];
 
 /// Variables read outside the typed settings: the config file's path, the log filter's
@@ -302,6 +371,13 @@ impl Config {
             return Err(ConfigError("LOQUAT_REGISTRATION must be open, invite or closed".into()));
         }
         self.image_hosts()?;
+        let bucket = self.s3_bucket.as_deref().is_some_and(|bucket| !bucket.trim().is_empty());
+        if !bucket && self.s3_endpoint.as_deref().is_some_and(|endpoint| !endpoint.trim().is_empty()) {
+            return Err(ConfigError("S3_ENDPOINT is set but S3_BUCKET is not: name the bucket for files".into()));
+        }
+        if self.files.max_bytes == 0 {
+            return Err(ConfigError("LOQUAT_FILES__MAX_BYTES must be positive".into()));
+        }
         if self.generation.persist_interval_ms == 0 || self.generation.idle_timeout_secs == 0 {
             return Err(ConfigError("generation intervals and timeouts must be positive".into()));
         }
@@ -347,6 +423,23 @@ impl Config {
     pub fn image_hosts(&self) -> Result<loquat_web::markdown::ImageHosts, ConfigError> {
         loquat_web::markdown::ImageHosts::parse(&Self::list(&self.image_hosts))
             .map_err(|error| ConfigError(error.to_string()))
+    }
+
+    /// Where files are kept: the S3 bucket when `S3_BUCKET` is set, else `<data_dir>/files`.
+    pub fn blobs(&self) -> Result<loquat_files::Blobs, ConfigError> {
+        let bucket = self.s3_bucket.as_deref().map(str::trim).filter(|bucket| !bucket.is_empty());
+        let blobs = match bucket {
+            Some(bucket) => loquat_files::Blobs::s3(&loquat_files::S3Settings {
+                endpoint: self.s3_endpoint.clone(),
+                bucket: bucket.to_owned(),
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.as_ref().map(|secret| secret.expose().to_owned()),
+                path_style: self.s3_enable_path_style,
+            }),
+            None => loquat_files::Blobs::folder(self.data_dir.join("files")),
+        };
+        blobs.map_err(|error| ConfigError(format!("file storage: {error}")))
     }
 
     /// Comma-separated settings as lists (empty items dropped).

@@ -14,6 +14,8 @@ use loquat_providers::{HttpChatClient, HttpClientSettings, RetryPolicy};
 
 /// The longest one provider check may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest the file storage check may take.
+const FILES_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Prints one line per check and counts the failures.
 #[derive(Default)]
@@ -74,8 +76,8 @@ pub async fn run(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
         ),
     }
     check_providers(config, env, &mut report).await;
-    report.skip("S3: not configured (files are kept in the data folder; S3 storage comes in a later release)");
     check_redis(config, &mut report).await;
+    check_files(config, &mut report).await;
     println!();
     match report.failures {
         0 => {
@@ -286,5 +288,24 @@ async fn check_redis(config: &Config, report: &mut Report) {
         Err(error) => {
             report.fail(&format!("Redis: {error}"), "check that Redis runs and REDIS_URL's host, port and password")
         }
+    }
+}
+
+/// Writes, reads back and deletes a probe object where files are kept.
+async fn check_files(config: &Config, report: &mut Report) {
+    let fix = if config.s3_bucket.as_deref().is_some_and(|bucket| !bucket.trim().is_empty()) {
+        "check S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY, S3_ENABLE_PATH_STYLE \
+         and that the bucket exists"
+    } else {
+        "check that the data folder is writable (LOQUAT_DATA_DIR)"
+    };
+    let blobs = match config.blobs() {
+        Ok(blobs) => blobs,
+        Err(error) => return report.fail(&error.to_string(), fix),
+    };
+    match tokio::time::timeout(FILES_TIMEOUT, blobs.probe()).await {
+        Ok(Ok(())) => report.ok(&format!("files: {} (a probe written, read back and deleted)", blobs.backend())),
+        Ok(Err(error)) => report.fail(&format!("files: {}: {error}", blobs.backend()), fix),
+        Err(_) => report.fail(&format!("files: {} did not answer in time", blobs.backend()), fix),
     }
 }

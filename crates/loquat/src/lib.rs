@@ -49,6 +49,8 @@ pub enum StartError {
     Limits(String),
     #[error("the event bus between replicas (REDIS_URL): {0}")]
     Bus(String),
+    #[error("{0}")]
+    Files(String),
     #[error("single sign-on: {0}")]
     Sso(String),
     #[error("{0}")]
@@ -79,6 +81,16 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let (vault, vault_key) = vault::open(config)?;
     let store = loquat_store::open(&store_options(config)).await?;
+    let blobs = config.blobs().map_err(|error| StartError::Files(error.to_string()))?;
+    tracing::info!(storage = %blobs.backend(), "files");
+    // What a crash left mid-upload; a day's margin spares uploads running on other replicas.
+    tokio::spawn(async move {
+        match blobs.sweep_interrupted_uploads(Duration::from_secs(24 * 3600)).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed uploads a crash interrupted"),
+            Err(error) => tracing::warn!(%error, "could not look for interrupted uploads"),
+        }
+    });
     let server_providers = ServerProviders::from_env(env)?;
     if server_providers.providers.is_empty() {
         tracing::info!("no model provider in the environment; set OPENAI_API_KEY or add one in the settings");

@@ -169,7 +169,7 @@ async fn doctor_names_each_providers_problem_and_exits_1() {
     assert!(out.contains("fix: check DEEPSEEK_API_KEY"), "{out}");
     assert!(line("provider Groq").starts_with("[FAIL]") && line("provider Groq").contains("unreachable"), "{out}");
     assert!(out.contains("fix: check GROQ_PROXY_URL"), "{out}");
-    assert!(out.contains("S3: not configured"), "{out}");
+    assert!(line("files: the folder").starts_with("[ok]") && line("files:").contains("probe written"), "{out}");
     assert!(out.contains("Redis: not configured"), "{out}");
     assert!(report.stderr.contains("2 problems found"), "{}", report.stderr);
     for secret in [TEST_KEY, wrong_key, unreachable_key] {
@@ -179,6 +179,37 @@ async fn doctor_names_each_providers_problem_and_exits_1() {
     let healthy = loquat(&data_dir, &["doctor"], "", &env[..2]).await;
     assert_eq!(healthy.code, 0, "{}{}", healthy.stdout, healthy.stderr);
     assert!(healthy.stdout.contains("no problems found"));
+
+    // A bucket that answers, and one that does not (its secret never printed).
+    if let Some(url) = loquat_test_support::s3::test_s3_url() {
+        let bucket = loquat_test_support::s3::TestBucket::create(&url).await;
+        let s3 = |endpoint: &str, bucket: &str| {
+            let mut env = env[..2].to_vec();
+            env.extend([
+                ("S3_ENDPOINT", endpoint.to_owned()),
+                ("S3_BUCKET", bucket.to_owned()),
+                ("S3_ACCESS_KEY_ID", "test".to_owned()),
+                ("S3_SECRET_ACCESS_KEY", "s3-secret-never-printed".to_owned()),
+                ("S3_ENABLE_PATH_STYLE", "1".to_owned()),
+            ]);
+            env
+        };
+        let good = loquat(&data_dir, &["doctor"], "", &s3(&url, &bucket.name)).await;
+        assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
+        assert!(good.stdout.contains(&format!("[ok]   files: the S3 bucket {}", bucket.name)), "{}", good.stdout);
+        let missing = loquat(&data_dir, &["doctor"], "", &s3(&url, "no-such-bucket-here")).await;
+        assert_eq!(missing.code, 1, "{}", missing.stdout);
+        assert!(missing.stdout.contains("[FAIL] files: the S3 bucket no-such-bucket-here"), "{}", missing.stdout);
+        assert!(missing.stdout.contains("fix: check S3_ENDPOINT, S3_BUCKET"), "{}", missing.stdout);
+        let down = format!("http://127.0.0.1:{}", closed_port());
+        let unreachable = loquat(&data_dir, &["doctor"], "", &s3(&down, "files")).await;
+        assert_eq!(unreachable.code, 1, "{}", unreachable.stdout);
+        assert!(unreachable.stdout.contains("[FAIL] files: the S3 bucket files"), "{}", unreachable.stdout);
+        for printed in [&good, &missing, &unreachable] {
+            assert!(!printed.stdout.contains("s3-secret-never-printed") && !printed.stderr.contains("s3-secret"));
+        }
+        bucket.remove().await;
+    }
 
     let broken = loquat(&data_dir, &["doctor"], "", &[("LOQUAT_REGISTRATION", "sometimes".to_owned())]).await;
     assert_eq!(broken.code, 1);
@@ -203,5 +234,25 @@ async fn config_reads_lobechat_names_with_the_newer_spelling_winning() {
     let printed = loquat(&data_dir, &["config"], "", &token).await;
     assert!(printed.stdout.contains("metrics_token = \"***\""), "{}", printed.stdout);
     assert!(!printed.stdout.contains("metrics-token-never-printed"));
+    let s3 = [
+        ("NEXT_PUBLIC_S3_DOMAIN", "https://old-files.example.com".to_owned()),
+        ("S3_PUBLIC_DOMAIN", "https://files.example.com".to_owned()),
+        ("S3_BUCKET", "team-files".to_owned()),
+        ("S3_ENABLE_PATH_STYLE", "1".to_owned()),
+        ("S3_SECRET_ACCESS_KEY", "s3-secret-never-printed".to_owned()),
+    ];
+    let printed = loquat(&data_dir, &["config"], "", &s3).await;
+    for expected in [
+        "s3_public_domain = \"https://files.example.com\"",
+        "s3_bucket = \"team-files\"",
+        "s3_enable_path_style = true",
+        "s3_secret_access_key = \"***\"",
+    ] {
+        assert!(printed.stdout.contains(expected), "{expected} in {}", printed.stdout);
+    }
+    let endpoint_only = [("S3_ENDPOINT", "http://minio:9000".to_owned())];
+    let printed = loquat(&data_dir, &["config"], "", &endpoint_only).await;
+    assert_eq!(printed.code, 1);
+    assert!(printed.stderr.contains("S3_BUCKET is not"), "{}", printed.stderr);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
