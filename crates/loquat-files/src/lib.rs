@@ -3,10 +3,12 @@
 //!
 //! An upload is streamed: read in pieces from the client, hashed (SHA-256) and sent on as a
 //! multipart upload to a temporary object, so at most a few parts are in memory whatever the
-//! file's size. When it is complete it moves to `files/<owner>/<sha256>`: the same content
-//! uploaded twice by one owner is stored once, and nothing half-written ever has a final name.
-//! An upload that fails, is too large or is dropped (the client went away) is aborted and its
-//! temporary object removed; what a crash leaves under `tmp/` is swept at start-up.
+//! file's size. When it is complete it moves to `files/<owner>/<random>`: nothing half-written
+//! ever has a final name. An upload that fails, is too large or is dropped (the client went
+//! away) is aborted and its temporary object removed; what a crash leaves under `tmp/` is swept
+//! at start-up. Each object belongs to one file record: the store keeps one record per owner and
+//! content hash (so the same file uploaded twice is kept once), and deleting the record deletes
+//! its object, with nothing shared that a concurrent upload could still need.
 //!
 //! This crate knows bytes and keys only; which user owns which file, its name and type are the
 //! store's, and every route checks them before it asks for bytes.
@@ -75,13 +77,11 @@ impl std::fmt::Display for Backend {
 /// A stored file's bytes: where they are, their hash and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlob {
-    /// `files/<owner>/<sha256>`.
+    /// `files/<owner>/<random>`.
     pub key: String,
     /// Lower-case hex SHA-256 of the content.
     pub sha256: String,
     pub size: u64,
-    /// The owner had uploaded this content before; nothing new was stored.
-    pub existed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,23 +212,12 @@ impl Blobs {
             parts.finish().await?;
         }
         let sha256 = hex::encode(hasher.finalize());
-        let key = format!("files/{owner}/{sha256}");
-        let target = Path::from(key.as_str());
-        let existed = match self.store.head(&target).await {
-            Ok(_) => true,
-            Err(object_store::Error::NotFound { .. }) => false,
-            Err(error) => {
-                self.remove_quietly(&temporary).await;
-                return Err(error.into());
-            }
-        };
-        if existed {
-            self.remove_quietly(&temporary).await;
-        } else if let Err(error) = self.store.rename(&temporary, &target).await {
+        let key = format!("files/{owner}/{}", uuid::Uuid::new_v4().simple());
+        if let Err(error) = self.store.rename(&temporary, &Path::from(key.as_str())).await {
             self.remove_quietly(&temporary).await;
             return Err(error.into());
         }
-        Ok(StoredBlob { key, sha256, size, existed })
+        Ok(StoredBlob { key, sha256, size })
     }
 
     /// The bytes under `key`, as a stream, with their size.
@@ -252,10 +241,15 @@ impl Blobs {
         }
     }
 
-    /// Removes temporary objects older than `older_than`: uploads a crash interrupted. Returns
-    /// how many went.
+    /// Removes temporary uploads older than `older_than`: what a crash interrupted. Returns
+    /// how many went. (In a bucket, the parts of an interrupted multipart upload are not
+    /// objects; a lifecycle rule aborting incomplete uploads after a day removes them.)
     pub async fn sweep_interrupted_uploads(&self, older_than: Duration) -> Result<usize, BlobError> {
         let cutoff = SystemTime::now() - older_than;
+        if let Backend::Folder(dir) = &self.backend {
+            // A folder's unfinished uploads are staging files the object listing hides.
+            return Ok(sweep_folder(&dir.join("tmp"), cutoff));
+        }
         let mut listed = self.store.list(Some(&Path::from("tmp")));
         let mut removed = 0;
         while let Some(meta) = listed.try_next().await? {
@@ -292,6 +286,24 @@ impl Blobs {
             tracing::warn!(%path, %error, "could not remove a temporary upload");
         }
     }
+}
+
+/// Removes the files in `dir` last changed before `cutoff`; returns how many went.
+fn sweep_folder(dir: &std::path::Path, cutoff: SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let old = entry.metadata().ok().filter(|meta| meta.is_file()).and_then(|meta| meta.modified().ok());
+        if old.is_some_and(|modified| modified < cutoff) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(error) => {
+                    tracing::warn!(path = %entry.path().display(), %error, "could not remove an interrupted upload")
+                }
+            }
+        }
+    }
+    removed
 }
 
 /// A multipart upload that is aborted (its parts removed) when dropped unfinished: when the
