@@ -72,6 +72,10 @@ define_id!(
     /// A provider configured from the settings page.
     ProviderSettingId
 );
+define_id!(
+    /// A file a user uploaded.
+    FileId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 
 use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, Invite, Locale, Message, MessageStatus, NewMessage,
-    ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, Theme, TokenUsage, Topic, UsageEvent,
-    UsageGrouping, UsageRow, User,
+    ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, StoredFile, Theme, TokenUsage, Topic,
+    UsageEvent, UsageGrouping, UsageRow, User,
 };
-use crate::id::{AssistantId, MessageId, ProviderSettingId, TopicId, UserId};
+use crate::id::{AssistantId, FileId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
 
 /// The histogram of store round trips, by `query` (the store method, e.g. `get_topic`), waiting
@@ -322,10 +322,33 @@ pub trait ProviderStore: Send + Sync {
     async fn delete_provider_override(&self, user: UserId, provider_id: &str) -> StoreResult<bool>;
 }
 
+/// Records of uploaded files (their bytes are in file storage).
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Inserts `file` unless its owner already has a file with the same content: then nothing
+    /// is written and that file is returned (the caller removes the bytes it just stored).
+    async fn insert_file(&self, file: &StoredFile) -> StoreResult<Option<StoredFile>>;
+    async fn get_file(&self, user: UserId, id: FileId) -> StoreResult<Option<StoredFile>>;
+    /// Newest first.
+    async fn list_files(&self, user: UserId) -> StoreResult<Vec<StoredFile>>;
+    /// Deletes the record and returns it (the caller removes its bytes).
+    async fn delete_file(&self, user: UserId, id: FileId) -> StoreResult<Option<StoredFile>>;
+    /// The bytes of all the user's files, for the storage quota.
+    async fn user_file_bytes(&self, user: UserId) -> StoreResult<u64>;
+}
+
 /// Everything Loquat persists, behind one object.
 #[async_trait]
 pub trait Store:
-    UserStore + AssistantStore + TopicStore + MessageStore + ProviderStore + SessionStore + CredentialStore + AdminStore
+    UserStore
+    + AssistantStore
+    + TopicStore
+    + MessageStore
+    + ProviderStore
+    + SessionStore
+    + CredentialStore
+    + AdminStore
+    + FileStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

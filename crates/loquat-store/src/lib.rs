@@ -5,6 +5,7 @@
 mod admin;
 mod assistants;
 mod credentials;
+mod files;
 mod messages;
 mod migrate;
 mod pool;

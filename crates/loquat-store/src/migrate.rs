@@ -20,6 +20,7 @@ const SQLITE: &[Embedded] = &[
     (3, "accounts", include_str!("../migrations/sqlite/0003_accounts.sql")),
     (4, "generating by", include_str!("../migrations/sqlite/0004_generating_by.sql")),
     (5, "first account", include_str!("../migrations/sqlite/0005_first_account.sql")),
+    (6, "files", include_str!("../migrations/sqlite/0006_files.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -27,6 +28,7 @@ const POSTGRES: &[Embedded] = &[
     (3, "accounts", include_str!("../migrations/postgres/0003_accounts.sql")),
     (4, "generating by", include_str!("../migrations/postgres/0004_generating_by.sql")),
     (5, "first account", include_str!("../migrations/postgres/0005_first_account.sql")),
+    (6, "files", include_str!("../migrations/postgres/0006_files.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

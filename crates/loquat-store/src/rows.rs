@@ -22,7 +22,7 @@ fn corrupt(table: &str, column: &str, value: &str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, format!("{table}.{column} holds an invalid value: {value:?}"))
 }
 
-fn id<T: FromStr>(table: &str, column: &str, text: String) -> StoreResult<T> {
+pub(crate) fn id<T: FromStr>(table: &str, column: &str, text: String) -> StoreResult<T> {
     text.parse().map_err(|_| corrupt(table, column, &text))
 }
 

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod assistant;
+pub mod file;
 pub mod message;
 pub mod provider;
 pub mod topic;
@@ -12,6 +13,7 @@ pub use account::{
     ApiToken, AuditEvent, Identity, Invite, Quota, QuotaScope, Session, UsageEvent, UsageGrouping, UsageRow,
 };
 pub use assistant::{Assistant, AssistantConfig, AssistantDraft, ModelParams};
+pub use file::StoredFile;
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use topic::Topic;

@@ -1,0 +1,141 @@
+//! `FileStore` for `SqlStore`: the `files` table, one row per uploaded file, at most one per
+//! owner and content hash.
+
+use async_trait::async_trait;
+use loquat_core::domain::StoredFile;
+use loquat_core::id::{FileId, UserId};
+use loquat_core::store::{FileStore, StoreResult};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{on_pool, store_error};
+use crate::rows::{convert_all, count, id};
+
+/// The columns of a file, in `FileRow`'s order (a macro, so queries stay `&'static str`).
+macro_rules! columns {
+    () => {
+        "id, user_id, name, mime, size, sha256, storage_key, created_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct FileRow {
+    id: String,
+    user_id: String,
+    name: String,
+    mime: String,
+    size: i64,
+    sha256: String,
+    storage_key: String,
+    created_at: i64,
+}
+
+impl FileRow {
+    fn into_domain(self) -> StoreResult<StoredFile> {
+        Ok(StoredFile {
+            id: id("files", "id", self.id)?,
+            user_id: id("files", "user_id", self.user_id)?,
+            name: self.name,
+            mime: self.mime,
+            size: count("files", "size", self.size)?,
+            sha256: self.sha256,
+            storage_key: self.storage_key,
+            created_at: Timestamp(self.created_at),
+        })
+    }
+}
+
+#[async_trait]
+impl FileStore for SqlStore {
+    async fn insert_file(&self, file: &StoredFile) -> StoreResult<Option<StoredFile>> {
+        let size = i64::try_from(file.size).unwrap_or(i64::MAX);
+        let inserted = on_pool!(&self.pools, write, "insert_file", |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO files (",
+                columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, sha256) DO NOTHING"
+            ))
+            .bind(file.id.to_string())
+            .bind(file.user_id.to_string())
+            .bind(&file.name)
+            .bind(&file.mime)
+            .bind(size)
+            .bind(&file.sha256)
+            .bind(&file.storage_key)
+            .bind(file.created_at.as_millis())
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(store_error)?;
+        if inserted > 0 {
+            return Ok(None);
+        }
+        let row = on_pool!(&self.pools, write, "insert_file", |pool| {
+            sqlx::query_as::<_, FileRow>(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM files WHERE user_id = $1 AND sha256 = $2"
+            ))
+            .bind(file.user_id.to_string())
+            .bind(&file.sha256)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(FileRow::into_domain).transpose()
+    }
+
+    async fn get_file(&self, user: UserId, file: FileId) -> StoreResult<Option<StoredFile>> {
+        let row = on_pool!(&self.pools, read, "get_file", |pool| {
+            sqlx::query_as::<_, FileRow>(concat!("SELECT ", columns!(), " FROM files WHERE id = $1 AND user_id = $2"))
+                .bind(file.to_string())
+                .bind(user.to_string())
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        row.map(FileRow::into_domain).transpose()
+    }
+
+    async fn list_files(&self, user: UserId) -> StoreResult<Vec<StoredFile>> {
+        let rows = on_pool!(&self.pools, read, "list_files", |pool| {
+            sqlx::query_as::<_, FileRow>(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM files WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+            ))
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, FileRow::into_domain)
+    }
+
+    async fn delete_file(&self, user: UserId, file: FileId) -> StoreResult<Option<StoredFile>> {
+        let row = on_pool!(&self.pools, write, "delete_file", |pool| {
+            sqlx::query_as::<_, FileRow>(concat!(
+                "DELETE FROM files WHERE id = $1 AND user_id = $2 RETURNING ",
+                columns!()
+            ))
+            .bind(file.to_string())
+            .bind(user.to_string())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(FileRow::into_domain).transpose()
+    }
+
+    async fn user_file_bytes(&self, user: UserId) -> StoreResult<u64> {
+        let total = on_pool!(&self.pools, read, "user_file_bytes", |pool| {
+            sqlx::query_scalar::<_, i64>("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE user_id = $1")
+                .bind(user.to_string())
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        count("files", "size", total)
+    }
+}
