@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected failure; details go to the log only.
     Internal,
+    /// The input is larger than allowed (an upload past the file size limit).
+    TooLarge,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,12 @@ pub enum CoreError {
     Provider(#[from] ProviderError),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// An upload past the file size limit, in bytes.
+    #[error("larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    /// File storage (the folder or the bucket) failed; the detail goes to the log only.
+    #[error("file storage: {0}")]
+    Files(String),
 }
 
 impl CoreError {
@@ -64,9 +72,24 @@ impl CoreError {
             CoreError::Limited { .. } => ErrorKind::Limited,
             CoreError::Store(error) if error.is_unavailable() => ErrorKind::Unavailable,
             CoreError::Store(_) | CoreError::Vault(_) => ErrorKind::Internal,
-            CoreError::Provider(_) => ErrorKind::Unavailable,
+            CoreError::Provider(_) | CoreError::Files(_) => ErrorKind::Unavailable,
+            CoreError::TooLarge { .. } => ErrorKind::TooLarge,
         }
     }
 }
 
 pub type CoreResult<T> = Result<T, CoreError>;
+
+impl From<loquat_files::BlobError> for CoreError {
+    fn from(error: loquat_files::BlobError) -> Self {
+        use loquat_files::BlobError;
+        match error {
+            BlobError::TooLarge { limit } => CoreError::TooLarge { limit },
+            BlobError::Empty => CoreError::invalid("file_empty"),
+            BlobError::Upload(_) => CoreError::invalid("upload_incomplete"),
+            // A record whose bytes are gone: storage lost them.
+            BlobError::NotFound => CoreError::Files("the file's bytes are missing".to_owned()),
+            BlobError::Storage(detail) => CoreError::Files(detail),
+        }
+    }
+}

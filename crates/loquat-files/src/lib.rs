@@ -82,7 +82,12 @@ pub struct StoredBlob {
     /// Lower-case hex SHA-256 of the content.
     pub sha256: String,
     pub size: u64,
+    /// The first bytes of the content (up to [`HEAD_BYTES`]), to tell its type by.
+    pub head: Vec<u8>,
 }
+
+/// How much of the start of an upload [`StoredBlob::head`] keeps.
+pub const HEAD_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -182,6 +187,7 @@ impl Blobs {
         let mut writer = AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)));
         let mut hasher = Sha256::new();
         let mut size = 0u64;
+        let mut head = Vec::new();
         let mut content = std::pin::pin!(content);
         while let Some(piece) = content.next().await {
             let piece = match piece {
@@ -197,6 +203,9 @@ impl Blobs {
                 return Err(BlobError::TooLarge { limit });
             }
             hasher.update(&piece);
+            if head.len() < HEAD_BYTES {
+                head.extend_from_slice(&piece[..piece.len().min(HEAD_BYTES - head.len())]);
+            }
             let Some(parts) = writer.0.as_mut() else { break };
             if let Err(error) = parts.wait_for_capacity(PARTS_IN_FLIGHT).await {
                 writer.abort().await;
@@ -217,7 +226,7 @@ impl Blobs {
             self.remove_quietly(&temporary).await;
             return Err(error.into());
         }
-        Ok(StoredBlob { key, sha256, size })
+        Ok(StoredBlob { key, sha256, size, head })
     }
 
     /// The bytes under `key`, as a stream, with their size.

@@ -8,6 +8,7 @@ mod api;
 mod assets;
 mod chart;
 mod context;
+mod download;
 mod error;
 mod form;
 mod forwarded;

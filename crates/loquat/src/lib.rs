@@ -17,7 +17,7 @@ use loquat_core::Secret;
 use loquat_core::Services;
 use loquat_core::bus::EventBus;
 use loquat_core::catalogue::ServerProviders;
-use loquat_core::service::{Limits, RegistrationMode};
+use loquat_core::service::{DataStores, Limits, RegistrationMode};
 use loquat_providers::{HttpChatClient, HttpClientSettings, RetryPolicy};
 use loquat_store::StoreOptions;
 use loquat_web::{AppState, WebSettings};
@@ -84,8 +84,9 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     let blobs = config.blobs().map_err(|error| StartError::Files(error.to_string()))?;
     tracing::info!(storage = %blobs.backend(), "files");
     // What a crash left mid-upload; a day's margin spares uploads running on other replicas.
+    let sweeper = blobs.clone();
     tokio::spawn(async move {
-        match blobs.sweep_interrupted_uploads(Duration::from_secs(24 * 3600)).await {
+        match sweeper.sweep_interrupted_uploads(Duration::from_secs(24 * 3600)).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "removed uploads a crash interrupted"),
             Err(error) => tracing::warn!(%error, "could not look for interrupted uploads"),
@@ -125,7 +126,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     };
     tracing::info!(node = %node.id, shared = bus.is_some(), "generation node");
     let services = Services::new(
-        Arc::new(store),
+        DataStores { store: Arc::new(store), blobs },
         Arc::new(client),
         vault,
         server_providers,
@@ -134,6 +135,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             max_message_chars: config.max_message_chars,
             allow_user_keys: config.allow_user_keys,
             registration: RegistrationMode::parse(&config.registration).unwrap_or_default(),
+            max_file_bytes: config.files.max_bytes,
         },
         bus,
     );
@@ -196,7 +198,10 @@ pub async fn open_services(config: &Config) -> Result<Services, StartError> {
     let client =
         HttpChatClient::new(&HttpClientSettings::default()).map_err(|error| StartError::Client(error.to_string()))?;
     Ok(Services::new(
-        Arc::new(store),
+        DataStores {
+            store: Arc::new(store),
+            blobs: config.blobs().map_err(|error| StartError::Files(error.to_string()))?,
+        },
         Arc::new(client),
         vault,
         ServerProviders::default(),

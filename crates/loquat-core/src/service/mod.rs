@@ -20,6 +20,7 @@ mod admin;
 mod assistants;
 mod chat;
 mod cli;
+mod files;
 mod gateway;
 mod instance;
 mod provider_settings;
@@ -36,6 +37,7 @@ pub use accounts::{Accounts, ClientInfo, NewSession, Registration, RegistrationM
 pub use admin::{Admin, NewInvite};
 pub use assistants::Assistants;
 pub use chat::{Attachment, Chat, Exchange, SendMessage};
+pub use files::{FileContent, Files, content_type};
 pub use gateway::{
     ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, Gateway, PreparedApiChat, assistant_slug,
 };
@@ -66,11 +68,18 @@ pub struct Limits {
     pub allow_user_keys: bool,
     /// Who may register when the admin has not chosen (the first account may always).
     pub registration: RegistrationMode,
+    /// The largest file a user may upload, in bytes.
+    pub max_file_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_message_chars: 200_000, allow_user_keys: true, registration: RegistrationMode::Invite }
+        Self {
+            max_message_chars: 200_000,
+            allow_user_keys: true,
+            registration: RegistrationMode::Invite,
+            max_file_bytes: 100 * 1024 * 1024,
+        }
     }
 }
 
@@ -85,13 +94,21 @@ pub struct Services {
     pub gateway: Gateway,
     pub usage: Usage,
     pub instance: Instance,
+    pub files: Files,
     store: Arc<dyn Store>,
     generations: Generations,
 }
 
+/// Where an instance's data lives: the database, and file storage for files' bytes.
+#[derive(Clone)]
+pub struct DataStores {
+    pub store: Arc<dyn Store>,
+    pub blobs: loquat_files::Blobs,
+}
+
 impl Services {
     pub fn new(
-        store: Arc<dyn Store>,
+        data: DataStores,
         chat_client: Arc<dyn ChatClient>,
         vault: KeyVault,
         server_providers: ServerProviders,
@@ -99,6 +116,7 @@ impl Services {
         limits: Limits,
         bus: Option<Arc<dyn crate::bus::EventBus>>,
     ) -> Self {
+        let DataStores { store, blobs } = data;
         let generations = Generations::new(generation, bus);
         let audit = Audit { store: store.clone() };
         let instance = Instance::new(store.clone(), limits.clone());
@@ -131,7 +149,8 @@ impl Services {
             assistants.clone(),
             usage.clone(),
         );
-        Self { accounts, admin, providers, assistants, chat, gateway, usage, instance, store, generations }
+        let files = Files::new(store.clone(), blobs, limits.max_file_bytes);
+        Self { accounts, admin, providers, assistants, chat, gateway, usage, instance, files, store, generations }
     }
 
     /// The running generation jobs (for subscriptions, metrics and shutdown).

@@ -5,6 +5,7 @@ mod browser;
 mod chat;
 mod cli;
 mod docker;
+mod files_api;
 mod hardening;
 mod health;
 mod helpers;

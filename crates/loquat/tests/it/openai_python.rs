@@ -1,6 +1,6 @@
 //! The official `openai` Python package against the real server: models list, a whole and a
-//! streamed completion (with usage), a tool round trip, embeddings (the SDK asks for base64)
-//! and the SDK's error classes. Runs with the interpreter in `LOQUAT_TEST_PYTHON` (`.ci/run`
+//! streamed completion (with usage), a tool round trip, embeddings (the SDK asks for base64),
+//! files (upload, list, retrieve, content, delete) and the SDK's error classes. Runs with the interpreter in `LOQUAT_TEST_PYTHON` (`.ci/run`
 //! makes a venv with `openai`); skipped without it, unless `LOQUAT_TEST_REQUIRE_ALL=1`.
 
 use std::time::Duration;
@@ -58,6 +58,21 @@ out["tools"] = {"finish": first.choices[0].finish_reason, "name": call.function.
 embeddings = client.embeddings.create(model="openai/text-embedding-3-small", input=["hello world", "a b c"])
 out["embeddings"] = [item.embedding for item in embeddings.data]
 
+uploaded = client.files.create(file=("年报 2025.txt", "研发投入增长 R&D spending grew".encode()), purpose="assistants")
+again = client.files.create(file=("copy.txt", "研发投入增长 R&D spending grew".encode()), purpose="user_data")
+listed = [file.id for file in client.files.list().data]
+retrieved = client.files.retrieve(uploaded.id)
+content = client.files.content(uploaded.id).read().decode()
+deleted = client.files.delete(uploaded.id)
+try:
+    client.files.retrieve(uploaded.id)
+    gone = False
+except openai.NotFoundError:
+    gone = True
+out["files"] = {"id": uploaded.id, "again": again.id, "filename": retrieved.filename, "bytes": retrieved.bytes,
+                "purpose": uploaded.purpose, "listed": listed, "content": content, "deleted": deleted.deleted,
+                "gone": gone}
+
 try:
     client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
 except openai.NotFoundError as error:
@@ -112,6 +127,16 @@ async fn the_official_openai_python_package_works_against_loquat() {
     assert_eq!(out["tools"]["arguments"], json!({ "city": "Paris" }));
     assert_eq!(out["tools"]["answer"], "Sunny in Paris.");
     assert_eq!(out["embeddings"], json!([fake_embedding("hello world"), fake_embedding("a b c")]));
+    let files = &out["files"];
+    let id = files["id"].as_str().expect("a file id");
+    assert!(id.starts_with("file-"), "{id}");
+    assert_eq!(files["again"], id, "the same content is kept once");
+    assert_eq!(files["filename"], "年报 2025.txt");
+    assert_eq!(files["bytes"].as_u64(), Some("研发投入增长 R&D spending grew".len() as u64));
+    assert_eq!(files["purpose"], "assistants");
+    assert_eq!(files["listed"], json!([id]));
+    assert_eq!(files["content"], "研发投入增长 R&D spending grew");
+    assert_eq!((files["deleted"].as_bool(), files["gone"].as_bool()), (Some(true), Some(true)));
     assert_eq!(out["not_found"], "model_not_found");
     assert_eq!(out["bad_key"], 401);
     let tool_result = &app.fake.requests()[3].body["messages"][2];

@@ -58,6 +58,12 @@ impl ApiError {
         Self { param: Some("model".to_owned()), ..error }
     }
 
+    /// A file id that names none of the caller's files (another user's included).
+    pub fn file_not_found(id: &str, tr: Tr) -> Self {
+        let message = tr.t_with("api.file_not_found", "id", id);
+        Self::new(StatusCode::NOT_FOUND, message, "invalid_request_error", None)
+    }
+
     pub fn unknown_url(url: &str, tr: Tr) -> Self {
         let message = tr.t_with("api.unknown_url", "url", url);
         Self::new(StatusCode::NOT_FOUND, message, "invalid_request_error", Some("unknown_url"))
@@ -101,7 +107,10 @@ impl ApiError {
             CoreError::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, user_message(&error, tr), "invalid_request_error", None)
             }
-            CoreError::Store(_) | CoreError::Vault(_) => {
+            CoreError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, user_message(&error, tr), "invalid_request_error", None)
+            }
+            CoreError::Store(_) | CoreError::Vault(_) | CoreError::Files(_) => {
                 tracing::error!(%error, "API request failed");
                 let status = if error.kind() == ErrorKind::Unavailable {
                     StatusCode::SERVICE_UNAVAILABLE

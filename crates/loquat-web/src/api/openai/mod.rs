@@ -1,5 +1,5 @@
-//! The OpenAI-compatible API under `/v1`: chat completions (streamed or whole), models and
-//! embeddings, for programs using OpenAI's SDKs with a personal API token. Each handler parses
+//! The OpenAI-compatible API under `/v1`: chat completions (streamed or whole), models,
+//! embeddings and files, for programs using OpenAI's SDKs with a personal API token. Each handler parses
 //! the wire shape (`request`), calls one `Services::api_*` method — the same quota, rate
 //! limits, assistants and usage as the pages — and renders OpenAI's shapes (`chunks`,
 //! `error`). These routes have their own body limit and no request timeout (a whole answer
@@ -10,12 +10,13 @@ mod chat;
 mod chunks;
 mod embeddings;
 mod error;
+mod files;
 mod models;
 mod request;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
-use axum::routing::any;
+use axum::routing::{any, delete, post};
 use loquat_core::domain::Locale;
 
 use self::error::ApiError;
@@ -31,6 +32,12 @@ pub(crate) fn route_table(body_limit: usize, content_security_policy: HeaderValu
         .get("/v1/models", models::list_models)
         .get("/v1/models/{*id}", models::get_model)
         .post("/v1/embeddings", embeddings::create_embeddings)
+        // Uploads are bounded by the file size limit as they stream, not by the body limit.
+        .route("/v1/files", &[Method::POST], post(files::upload_file).layer(DefaultBodyLimit::disable()))
+        .get("/v1/files", files::list_files)
+        .get("/v1/files/{id}", files::get_file)
+        .route("/v1/files/{id}", &[Method::DELETE], delete(files::delete_file))
+        .get("/v1/files/{id}/content", files::file_content)
         .route("/v1/{*rest}", &[Method::GET, Method::POST], any(unknown_url));
     RouteTable {
         router: table

@@ -1,0 +1,164 @@
+//! Users' files: uploads streamed into file storage (`loquat_files::Blobs`) under the size
+//! limit, their type read from their content, one record per owner and content; listing,
+//! reading and deleting by their owner only.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use loquat_files::{BlobError, Blobs};
+
+use crate::domain::StoredFile;
+use crate::domain::file::file_name;
+use crate::error::{CoreError, CoreResult};
+use crate::id::{FileId, UserId};
+use crate::store::Store;
+use crate::time::Timestamp;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Files {
+    store: Arc<dyn Store>,
+    blobs: Blobs,
+    max_bytes: u64,
+}
+
+/// A file's bytes on their way to the client.
+pub struct FileContent {
+    pub file: StoredFile,
+    pub body: BoxStream<'static, Result<Bytes, BlobError>>,
+}
+
+impl Files {
+    pub fn new(store: Arc<dyn Store>, blobs: Blobs, max_bytes: u64) -> Self {
+        Self { store, blobs, max_bytes }
+    }
+
+    /// The largest file a user may upload, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Stores `content` as `user`'s file `name`; `true` with a new file. The same content
+    /// uploaded again returns the file already kept, with `false` (and keeps nothing new). Past
+    /// the size limit, empty, or cut off: an error, and nothing is kept.
+    pub async fn upload<S, E>(&self, user: UserId, name: &str, content: S) -> CoreResult<(StoredFile, bool)>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let stored = self.blobs.put(&user.to_string(), content, self.max_bytes).await.inspect_err(log_storage)?;
+        let name = file_name(name);
+        let file = StoredFile {
+            id: FileId::new(),
+            user_id: user,
+            mime: content_type(&stored.head, &name),
+            name,
+            size: stored.size,
+            sha256: stored.sha256,
+            storage_key: stored.key,
+            created_at: Timestamp::now(),
+        };
+        match self.store.insert_file(&file).await {
+            Ok(None) => Ok((file, true)),
+            Ok(Some(existing)) => {
+                self.remove_bytes(&file.storage_key).await;
+                Ok((existing, false))
+            }
+            Err(error) => {
+                self.remove_bytes(&file.storage_key).await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The user's files, newest first.
+    pub async fn list(&self, user: UserId) -> CoreResult<Vec<StoredFile>> {
+        Ok(self.store.list_files(user).await?)
+    }
+
+    pub async fn get(&self, user: UserId, id: FileId) -> CoreResult<StoredFile> {
+        self.store.get_file(user, id).await?.ok_or(CoreError::NotFound("file"))
+    }
+
+    /// The file with its bytes, streamed from storage.
+    pub async fn content(&self, user: UserId, id: FileId) -> CoreResult<FileContent> {
+        let file = self.get(user, id).await?;
+        let (_, body) = self.blobs.get(&file.storage_key).await.inspect_err(log_storage)?;
+        Ok(FileContent { file, body })
+    }
+
+    /// Deletes the file and its bytes.
+    pub async fn delete(&self, user: UserId, id: FileId) -> CoreResult<StoredFile> {
+        let file = self.store.delete_file(user, id).await?.ok_or(CoreError::NotFound("file"))?;
+        self.remove_bytes(&file.storage_key).await;
+        Ok(file)
+    }
+
+    /// Removes bytes no record names any more; a failure leaves an orphan object, logged.
+    async fn remove_bytes(&self, key: &str) {
+        if let Err(error) = self.blobs.delete(key).await {
+            tracing::warn!(%key, %error, "could not remove a file's bytes from storage");
+        }
+    }
+}
+
+fn log_storage(error: &BlobError) {
+    if let BlobError::Storage(detail) = error {
+        tracing::error!(%detail, "file storage failed");
+    }
+}
+
+/// The type of a file from its first bytes: a known signature (PDF, images, Office files,
+/// archives…) whatever the name says; otherwise UTF-8 text is typed by its extension among the
+/// text formats (`.md`, `.csv`, `.json`, `.html`…, else `text/plain`), and anything else is
+/// `application/octet-stream`. A name cannot make a binary file pass as text, nor text as PDF.
+pub fn content_type(head: &[u8], name: &str) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_owned();
+    }
+    if !looks_like_text(head) {
+        return "application/octet-stream".to_owned();
+    }
+    let extension = name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
+    let mime = match extension.as_str() {
+        "md" | "markdown" => "text/markdown",
+        "csv" => "text/csv",
+        "tsv" => "text/tab-separated-values",
+        "json" => "application/json",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        _ => "text/plain",
+    };
+    mime.to_owned()
+}
+
+/// UTF-8 (a character cut at the end of the sample is fine) without NUL bytes.
+fn looks_like_text(head: &[u8]) -> bool {
+    if head.contains(&0) {
+        return false;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(error) => error.error_len().is_none() && head.len() - error.valid_up_to() < 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_come_from_content_not_names() {
+        assert_eq!(content_type(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "notes.txt"), "application/pdf");
+        assert_eq!(content_type(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "photo.jpg"), "image/png");
+        assert_eq!(content_type(b"hello, world", "fake.pdf"), "text/plain");
+        assert_eq!(content_type("# 标题\n正文".as_bytes(), "README.md"), "text/markdown");
+        assert_eq!(content_type(b"a,b\n1,2\n", "table.CSV"), "text/csv");
+        assert_eq!(content_type(b"\x00\x01\x02binary", "data.txt"), "application/octet-stream");
+        // A sample ending inside a character is still text.
+        let cut = &"年报".as_bytes()[..4];
+        assert_eq!(content_type(cut, "a.txt"), "text/plain");
+        assert_eq!(content_type(b"\xff\xfe\xfd", "a.txt"), "application/octet-stream");
+    }
+}

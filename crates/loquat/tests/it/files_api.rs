@@ -1,0 +1,170 @@
+//! `/v1/files` over HTTP: uploads streamed under the size limit with their type read from the
+//! content, one file per content, names made safe, downloads as attachments that never run in
+//! the page's origin, and every file its owner's only.
+
+use loquat_core::id::FileId;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, TestOptions};
+use crate::openai_api::api_token;
+
+const BOUNDARY: &str = "loquat-test-boundary-7d3f";
+
+/// A `multipart/form-data` body with a `purpose` field (when given) and a `file` field.
+fn multipart(name: &str, content: &[u8], purpose: Option<&str>) -> Vec<u8> {
+    let mut body = Vec::new();
+    if let Some(purpose) = purpose {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n{purpose}\r\n").as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn upload(app: &TestApp, token: &str, name: &str, content: &[u8], purpose: Option<&str>) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/v1/files"))
+        .bearer_auth(token)
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart(name, content, purpose))
+        .send()
+        .await
+        .expect("upload");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn call(app: &TestApp, token: &str, method: reqwest::Method, path: &str) -> reqwest::Response {
+    app.client.request(method, app.url(path)).bearer_auth(token).send().await.expect("request")
+}
+
+fn file_id(api_id: &str) -> FileId {
+    api_id.strip_prefix("file-").expect("file-…").parse().expect("a file id")
+}
+
+/// The files under the data folder's file storage (temporary uploads included).
+fn stored_objects(app: &TestApp) -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                walk(&entry.path(), out);
+            } else {
+                out.push(entry.path().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&app.data_dir.join("files"), &mut out);
+    out
+}
+
+#[tokio::test]
+async fn files_are_uploaded_typed_by_content_served_safely_and_kept_to_their_owner() {
+    let app = TestApp::spawn().await;
+    let token = api_token(&app).await;
+    let admin = app.admin().await;
+    let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
+
+    let (status, report) = upload(&app, &token, "年报 2025.txt", pdf, Some("assistants")).await;
+    assert_eq!(status, 200, "{report}");
+    let id = report["id"].as_str().expect("id").to_owned();
+    assert_eq!((report["object"].as_str(), report["filename"].as_str()), (Some("file"), Some("年报 2025.txt")));
+    assert_eq!(report["bytes"].as_u64(), Some(pdf.len() as u64));
+    let stored = app.services.files.get(admin, file_id(&id)).await.expect("stored");
+    assert_eq!(stored.mime, "application/pdf", "the content decides, not the name");
+
+    // The same content again is the same file; nothing new is stored.
+    let (status, again) = upload(&app, &token, "copy.pdf", pdf, None).await;
+    assert_eq!((status, again["id"].as_str()), (200, Some(id.as_str())));
+    assert_eq!(stored_objects(&app).len(), 1, "{:?}", stored_objects(&app));
+
+    // A name with path separators keeps its last part; HTML is never served as HTML.
+    let page = b"<html><script>alert(document.cookie)</script></html>";
+    let (status, hostile) = upload(&app, &token, "../../etc/page.html", page, None).await;
+    assert_eq!((status, hostile["filename"].as_str()), (200, Some("page.html")));
+    let download =
+        call(&app, &token, reqwest::Method::GET, &format!("/v1/files/{}/content", hostile["id"].as_str().expect("id")))
+            .await;
+    assert_eq!(download.status().as_u16(), 200);
+    let headers = download.headers();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-disposition"].to_str().expect("ascii").starts_with("attachment;"));
+    assert_eq!(download.bytes().await.expect("body").as_ref(), page);
+
+    let download = call(&app, &token, reqwest::Method::GET, &format!("/v1/files/{id}/content")).await;
+    let disposition = download.headers()["content-disposition"].to_str().expect("ascii").to_owned();
+    assert!(disposition.contains("filename*=UTF-8''%E5%B9%B4%E6%8A%A5%202025.txt"), "{disposition}");
+    assert_eq!(download.bytes().await.expect("body").as_ref(), pdf);
+
+    // Bad uploads: empty, an unknown purpose (nothing kept), not multipart.
+    let (status, empty) = upload(&app, &token, "empty.txt", b"", None).await;
+    assert_eq!(status, 400, "{empty}");
+    assert!(empty["error"]["message"].as_str().is_some_and(|m| m.contains("empty")), "{empty}");
+    let (status, purpose) = upload(&app, &token, "x.txt", b"some text", Some("training")).await;
+    assert_eq!((status, purpose["error"]["param"].as_str()), (400, Some("purpose")), "{purpose}");
+    // The same refusal for content the caller already had leaves their file alone.
+    let (status, _) = upload(&app, &token, "again.pdf", pdf, Some("training")).await;
+    assert_eq!(status, 400);
+    assert!(app.services.files.get(admin, file_id(&id)).await.is_ok(), "the earlier file stays");
+    let plain = app.client.post(app.url("/v1/files")).bearer_auth(&token).body("file=x").send().await.expect("post");
+    assert_eq!(plain.status().as_u16(), 400);
+    let listed: Value = call(&app, &token, reqwest::Method::GET, "/v1/files").await.json().await.expect("list");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(2), "{listed}");
+
+    // Another user's token finds nothing: not the file, its bytes, nor a way to delete it.
+    let (_, bob) = crate::hardening::member(&app, "Bob").await;
+    let (bob_token, _) = app.services.accounts.create_api_token(bob, "bob", &Default::default()).await.expect("token");
+    let bob_token = bob_token.expose().to_owned();
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/v1/files/{id}")),
+        (reqwest::Method::GET, format!("/v1/files/{id}/content")),
+        (reqwest::Method::DELETE, format!("/v1/files/{id}")),
+        (reqwest::Method::GET, "/v1/files/file-nonsense".to_owned()),
+    ] {
+        let response = call(&app, &bob_token, method.clone(), &path).await;
+        assert_eq!(response.status().as_u16(), 404, "{method} {path}");
+    }
+    let bobs: Value = call(&app, &bob_token, reqwest::Method::GET, "/v1/files").await.json().await.expect("list");
+    assert_eq!(bobs["data"], serde_json::json!([]));
+    // Bob's own copy of the same content is his own file.
+    let (status, bobs_copy) = upload(&app, &bob_token, "mine.pdf", pdf, None).await;
+    assert_eq!(status, 200);
+    assert_ne!(bobs_copy["id"], report["id"]);
+
+    // Deleting removes the record and the bytes.
+    let deleted: Value =
+        call(&app, &token, reqwest::Method::DELETE, &format!("/v1/files/{id}")).await.json().await.expect("json");
+    assert_eq!((deleted["id"].as_str(), deleted["deleted"].as_bool()), (Some(id.as_str()), Some(true)));
+    assert_eq!(call(&app, &token, reqwest::Method::GET, &format!("/v1/files/{id}")).await.status().as_u16(), 404);
+    assert_eq!(stored_objects(&app).len(), 2, "the hostile page and Bob's copy: {:?}", stored_objects(&app));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_is_refused_with_413_and_nothing_is_kept() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.files.max_bytes = 64 * 1024,
+        ..TestOptions::default()
+    })
+    .await;
+    let token = api_token(&app).await;
+    let (status, refused) = upload(&app, &token, "big.bin", &vec![7u8; 200 * 1024], None).await;
+    assert_eq!(status, 413, "{refused}");
+    let message = refused["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("64 KB"), "{message}");
+    assert!(stored_objects(&app).is_empty(), "{:?}", stored_objects(&app));
+    let (status, _) = upload(&app, &token, "small.bin", &vec![7u8; 60 * 1024], None).await;
+    assert_eq!(status, 200);
+    app.cleanup().await;
+}
