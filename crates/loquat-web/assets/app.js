@@ -517,3 +517,63 @@ if (messages) {
   requestAnimationFrame(loadEarlierOnScroll);
   for (const article of messages.querySelectorAll('.msg[data-status=generating]')) follow(article.dataset.id);
 }
+
+// Uploads on the Files page: each chosen (or dropped) file is sent on its own, with a progress
+// bar; an error names the file and stops. Without this script the form posts them all at once.
+for (const form of document.querySelectorAll('form[data-upload]')) {
+  const input = /** @type {HTMLInputElement} */ (form.querySelector('input[type=file]'));
+  const zone = form.querySelector('.drop-zone');
+  const bar = /** @type {HTMLProgressElement} */ (form.querySelector('.upload-progress'));
+  const status = form.querySelector('.upload-status');
+  zone.addEventListener('dragover', (event) => { event.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('over');
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      form.requestSubmit();
+    }
+  });
+  const send = (file) => new Promise((resolve, reject) => {
+    const body = new FormData();
+    body.append('file', file, file.name);
+    const request = new XMLHttpRequest();
+    request.open('POST', form.action);
+    request.setRequestHeader('Accept', 'application/json');
+    request.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
+    });
+    request.addEventListener('load', () => {
+      if (request.status >= 200 && request.status < 300) return resolve(undefined);
+      let message = form.dataset.failed;
+      try { message = JSON.parse(request.responseText).error.message; } catch { /* keep the generic one */ }
+      reject(new Error(message));
+    });
+    request.addEventListener('error', () => reject(new Error(form.dataset.failed)));
+    request.send(body);
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const files = Array.from(input.files || []);
+    if (!files.length) return;
+    const button = form.querySelector('button');
+    button.disabled = true;
+    bar.hidden = false;
+    let sent = 0;
+    try {
+      for (const file of files) {
+        bar.value = 0;
+        status.textContent = `${file.name} (${sent + 1}/${files.length})`;
+        await send(file);
+        sent += 1;
+      }
+      location.href = `/files?uploaded=${sent}`;
+    } catch (error) {
+      status.textContent = error.message;
+      status.classList.add('error');
+      button.disabled = false;
+      bar.hidden = true;
+    }
+  });
+}

@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
-use crate::pages::{account, admin, assistants, auth, chat, settings, sso};
+use crate::pages::{account, admin, assistants, auth, chat, files, settings, sso};
 use crate::{AppState, assets, health, metrics, middleware, request_id};
 
 /// Routes as data: each one added records its method and path beside the router it extends.
@@ -48,6 +48,13 @@ impl RouteTable {
     {
         self.route(path, &[Method::GET, Method::POST], get(show).post(submit))
     }
+}
+
+/// Uploads from the pages: the page layers but the body limit and the request timeout (a file
+/// is bounded by the file size limit as it streams, and a large one on a slow link takes as
+/// long as it takes).
+fn uploads() -> RouteTable {
+    RouteTable::default().post("/files", files::upload_files)
 }
 
 /// The longest a request may wait for its response head (provider checks take up to 30 s).
@@ -97,6 +104,10 @@ fn pages() -> RouteTable {
         .post("/logout", auth::sign_out)
         .get("/api/auth/signin/{idp}", sso::sso_sign_in)
         .get("/api/auth/callback/{idp}", sso::sso_callback)
+        // Files (uploads are in `uploads()`).
+        .get("/files", files::show_files)
+        .get("/files/{id}", files::download_file)
+        .post("/files/{id}/delete", files::delete_file)
         // The user's account.
         .get("/account", account::show_account)
         .post("/account/name", account::save_name)
@@ -129,6 +140,7 @@ fn pages() -> RouteTable {
 /// pages) cover a new route without being edited.
 pub fn route_list() -> Vec<(Method, &'static str)> {
     let mut list = pages().list;
+    list.extend(uploads().list);
     let no_policy = axum::http::HeaderValue::from_static("default-src 'none'");
     list.extend(crate::api::openai::route_table(usize::MAX, no_policy).list);
     list
@@ -147,6 +159,17 @@ pub fn router(state: AppState) -> Router {
         // Bounds how long a handler may take to answer; a stream's body is not affected (its
         // response head is sent at once).
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .merge(
+            uploads()
+                .router
+                .layer(axum::extract::DefaultBodyLimit::disable())
+                .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
+                .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
+                .layer(axum::middleware::from_fn_with_state(
+                    content_security_policy.clone(),
+                    middleware::security_headers,
+                )),
+        )
         // The OpenAI-compatible API (api/openai): bearer tokens only, OpenAI's error shape, its
         // own body limit; outside the page layers above (access gate, cross-origin check,
         // request timeout: a whole answer takes as long as the model needs).

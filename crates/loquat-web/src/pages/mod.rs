@@ -5,6 +5,7 @@ pub mod admin;
 pub mod assistants;
 pub mod auth;
 pub mod chat;
+pub mod files;
 pub mod settings;
 pub mod sso;
 

@@ -168,3 +168,86 @@ async fn a_file_over_the_limit_is_refused_with_413_and_nothing_is_kept() {
     assert_eq!(status, 200);
     app.cleanup().await;
 }
+
+/// The Files page's upload: a session cookie, `multipart/form-data` with `file` fields.
+async fn page_upload(
+    client: &reqwest::Client,
+    app: &TestApp,
+    files: &[(&str, &[u8])],
+    json: bool,
+) -> reqwest::Response {
+    let mut body = Vec::new();
+    for (name, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    client
+        .post(app.url("/files"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header("accept", if json { "application/json" } else { "text/html" })
+        .body(body)
+        .send()
+        .await
+        .expect("upload")
+}
+
+#[tokio::test]
+async fn the_files_page_uploads_lists_serves_and_deletes_a_users_own_files() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.files.max_bytes = 4 * 1024 * 1024,
+        ..TestOptions::default()
+    })
+    .await;
+    let admin = app.admin().await;
+    // Larger than the pages' 2 MiB body limit: uploads are bounded by the file limit instead.
+    let large = vec![b'x'; 3 * 1024 * 1024];
+    let uploaded =
+        page_upload(&app.client, &app, &[("<img src=x onerror=alert(1)>.txt", b"hello"), ("large.txt", &large)], false)
+            .await;
+    assert_eq!(uploaded.status().as_u16(), 303);
+    assert_eq!(uploaded.headers()["location"], "/files?uploaded=2");
+    let page = app.client.get(app.url("/files?uploaded=2")).send().await.expect("page").text().await.expect("html");
+    assert!(page.contains("&#60;img src=x") && !page.contains("<img src=x"), "names are escaped: {page}");
+    assert!(page.contains("3 MB") && page.contains("5 bytes"), "sizes in words");
+    let files = app.services.files.list(admin).await.expect("files");
+    let notes = files.iter().find(|file| file.size == 5).expect("the notes");
+
+    let download = app.client.get(app.url(&format!("/files/{}", notes.id))).send().await.expect("download");
+    assert_eq!(download.status().as_u16(), 200);
+    assert!(download.headers()["content-disposition"].to_str().expect("ascii").starts_with("attachment;"));
+    assert_eq!(download.bytes().await.expect("bytes").as_ref(), b"hello");
+
+    // Too large, from the page script: a JSON error naming the file and the limit.
+    let too_large = page_upload(&app.client, &app, &[("huge.bin", &vec![0u8; 5 * 1024 * 1024])], true).await;
+    assert_eq!(too_large.status().as_u16(), 413);
+    let error: Value = too_large.json().await.expect("json");
+    let message = error["error"]["message"].as_str().expect("message");
+    assert!(message.starts_with("huge.bin: ") && message.contains("4 MB"), "{message}");
+    // A form without a file says what it needs.
+    let empty = page_upload(&app.client, &app, &[], false).await;
+    assert_eq!(empty.status().as_u16(), 422);
+
+    // Bob sees none of it.
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    assert_eq!(bob.get(app.url(&format!("/files/{}", notes.id))).send().await.expect("get").status().as_u16(), 404);
+    let stolen = bob.post(app.url(&format!("/files/{}/delete", notes.id))).send().await.expect("post");
+    assert_eq!(stolen.status().as_u16(), 404);
+    let bobs_page = bob.get(app.url("/files")).send().await.expect("page").text().await.expect("html");
+    assert!(!bobs_page.contains("img src=x"), "Bob's page lists only his files");
+
+    let deleted = app.client.post(app.url(&format!("/files/{}/delete", notes.id))).send().await.expect("delete");
+    assert_eq!(
+        (deleted.status().as_u16(), deleted.headers()["location"].to_str().ok()),
+        (303, Some("/files?deleted=1"))
+    );
+    assert_eq!(app.services.files.list(admin).await.expect("files").len(), 1);
+    app.cleanup().await;
+}
