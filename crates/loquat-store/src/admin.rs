@@ -146,7 +146,7 @@ impl AdminStore for SqlStore {
         let (scope, subject) = quota_key(scope);
         let row = on_pool!(&self.pools, read, "get_quota", |pool| {
             sqlx::query_as::<_, QuotaRow>(
-                "SELECT tokens_per_day, tokens_per_month, requests_per_minute FROM quotas \
+                "SELECT tokens_per_day, tokens_per_month, requests_per_minute, storage_mb FROM quotas \
                  WHERE scope = $1 AND subject = $2",
             )
             .bind(scope)
@@ -161,7 +161,7 @@ impl AdminStore for SqlStore {
     async fn list_quotas(&self) -> StoreResult<Vec<(QuotaScope, Quota)>> {
         let rows = on_pool!(&self.pools, read, "list_quotas", |pool| {
             sqlx::query_as::<_, ScopedQuotaRow>(
-                "SELECT scope, subject, tokens_per_day, tokens_per_month, requests_per_minute FROM quotas",
+                "SELECT scope, subject, tokens_per_day, tokens_per_month, requests_per_minute, storage_mb FROM quotas",
             )
             .fetch_all(pool)
             .await
@@ -185,18 +185,20 @@ impl AdminStore for SqlStore {
         let (scope, subject) = quota_key(scope);
         let tokens_per_day = quota_limit(quota.tokens_per_day)?;
         let tokens_per_month = quota_limit(quota.tokens_per_month)?;
+        let storage_mb = quota_limit(quota.storage_mb)?;
         execute!(
             &self.pools,
             "set_quota",
-            "INSERT INTO quotas (scope, subject, tokens_per_day, tokens_per_month, requests_per_minute) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE SET \
+            "INSERT INTO quotas (scope, subject, tokens_per_day, tokens_per_month, requests_per_minute, storage_mb) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, subject) DO UPDATE SET \
                  tokens_per_day = excluded.tokens_per_day, tokens_per_month = excluded.tokens_per_month, \
-                 requests_per_minute = excluded.requests_per_minute",
+                 requests_per_minute = excluded.requests_per_minute, storage_mb = excluded.storage_mb",
             scope,
             &subject,
             tokens_per_day,
             tokens_per_month,
-            quota.requests_per_minute.map(i64::from)
+            quota.requests_per_minute.map(i64::from),
+            storage_mb
         )
         .map(|_| ())
     }

@@ -21,6 +21,7 @@ const SQLITE: &[Embedded] = &[
     (4, "generating by", include_str!("../migrations/sqlite/0004_generating_by.sql")),
     (5, "first account", include_str!("../migrations/sqlite/0005_first_account.sql")),
     (6, "files", include_str!("../migrations/sqlite/0006_files.sql")),
+    (7, "storage quota", include_str!("../migrations/sqlite/0007_storage_quota.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -29,6 +30,7 @@ const POSTGRES: &[Embedded] = &[
     (4, "generating by", include_str!("../migrations/postgres/0004_generating_by.sql")),
     (5, "first account", include_str!("../migrations/postgres/0005_first_account.sql")),
     (6, "files", include_str!("../migrations/postgres/0006_files.sql")),
+    (7, "storage quota", include_str!("../migrations/postgres/0007_storage_quota.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -104,6 +104,8 @@ pub struct Quota {
     pub tokens_per_day: Option<u64>,
     pub tokens_per_month: Option<u64>,
     pub requests_per_minute: Option<u32>,
+    /// How much the user's files may hold in all, in MiB.
+    pub storage_mb: Option<u64>,
 }
 
 /// Who a quota is for.

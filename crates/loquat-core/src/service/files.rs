@@ -7,12 +7,14 @@ use futures_util::Stream;
 use futures_util::stream::BoxStream;
 use loquat_files::{BlobError, Blobs};
 
-use crate::domain::StoredFile;
 use crate::domain::file::file_name;
+use crate::domain::{Role, StoredFile};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{FileId, UserId};
 use crate::store::Store;
 use crate::time::Timestamp;
+
+use super::Instance;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -20,6 +22,8 @@ pub struct Files {
     store: Arc<dyn Store>,
     blobs: Blobs,
     max_bytes: u64,
+    /// The storage quotas.
+    instance: Instance,
 }
 
 /// A file's bytes on their way to the client.
@@ -29,8 +33,14 @@ pub struct FileContent {
 }
 
 impl Files {
-    pub fn new(store: Arc<dyn Store>, blobs: Blobs, max_bytes: u64) -> Self {
-        Self { store, blobs, max_bytes }
+    pub fn new(store: Arc<dyn Store>, blobs: Blobs, max_bytes: u64, instance: Instance) -> Self {
+        Self { store, blobs, max_bytes, instance }
+    }
+
+    /// What the user's files hold, and their storage quota in MiB (`None`: no quota).
+    pub async fn storage(&self, user: UserId, role: Role) -> CoreResult<(u64, Option<u64>)> {
+        let quota = self.instance.quota(user, role).await?;
+        Ok((self.store.user_file_bytes(user).await?, quota.storage_mb))
     }
 
     /// The largest file a user may upload, in bytes.
@@ -40,13 +50,34 @@ impl Files {
 
     /// Stores `content` as `user`'s file `name`; `true` with a new file. The same content
     /// uploaded again returns the file already kept, with `false` (and keeps nothing new). Past
-    /// the size limit, empty, or cut off: an error, and nothing is kept.
-    pub async fn upload<S, E>(&self, user: UserId, name: &str, content: S) -> CoreResult<(StoredFile, bool)>
+    /// the size limit or what the storage quota has left, empty, or cut off: an error, and
+    /// nothing is kept. (Two uploads at once may together pass the quota by one file.)
+    pub async fn upload<S, E>(&self, user: UserId, role: Role, name: &str, content: S) -> CoreResult<(StoredFile, bool)>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let stored = self.blobs.put(&user.to_string(), content, self.max_bytes).await.inspect_err(log_storage)?;
+        let mut limit = self.max_bytes;
+        // The quota in MiB, when it (not the file size limit) bounds this upload.
+        let mut quota_bound = None;
+        if let (used, Some(quota_mb)) = self.storage(user, role).await? {
+            let remaining = quota_mb.saturating_mul(1024 * 1024).saturating_sub(used);
+            if remaining == 0 {
+                return Err(storage_full(quota_mb));
+            }
+            if remaining < limit {
+                limit = remaining;
+                quota_bound = Some(quota_mb);
+            }
+        }
+        let stored = match self.blobs.put(&user.to_string(), content, limit).await {
+            Ok(stored) => stored,
+            Err(BlobError::TooLarge { .. }) if let Some(quota_mb) = quota_bound => return Err(storage_full(quota_mb)),
+            Err(error) => {
+                log_storage(&error);
+                return Err(error.into());
+            }
+        };
         let name = file_name(name);
         let file = StoredFile {
             id: FileId::new(),
@@ -100,6 +131,11 @@ impl Files {
             tracing::warn!(%key, %error, "could not remove a file's bytes from storage");
         }
     }
+}
+
+/// The storage quota (in MiB) has no room for the file.
+fn storage_full(quota_mb: u64) -> CoreError {
+    CoreError::Limited { code: "storage", detail: quota_mb.to_string() }
 }
 
 fn log_storage(error: &BlobError) {

@@ -64,6 +64,7 @@ impl Snapshot {
             tokens_per_day: own.tokens_per_day.or(by_role.tokens_per_day),
             tokens_per_month: own.tokens_per_month.or(by_role.tokens_per_month),
             requests_per_minute: own.requests_per_minute.or(by_role.requests_per_minute),
+            storage_mb: own.storage_mb.or(by_role.storage_mb),
         }
     }
 

@@ -149,7 +149,7 @@ impl Services {
             assistants.clone(),
             usage.clone(),
         );
-        let files = Files::new(store.clone(), blobs, limits.max_file_bytes);
+        let files = Files::new(store.clone(), blobs, limits.max_file_bytes, instance.clone());
         Self { accounts, admin, providers, assistants, chat, gateway, usage, instance, files, store, generations }
     }
 

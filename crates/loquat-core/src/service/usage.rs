@@ -127,9 +127,15 @@ pub const MAX_REQUESTS_PER_MINUTE: u32 = 1_000_000;
 pub const MAX_QUOTA_TOKENS: u64 = 1_000_000_000_000_000;
 
 /// Limits are checked where they are set, so the rate limiter never meets one it cannot keep.
+/// The largest storage quota, in MiB (a petabyte).
+pub const MAX_STORAGE_MB: u64 = 1 << 30;
+
 pub(crate) fn validate_quota(quota: &Quota) -> CoreResult<()> {
     if quota.requests_per_minute.is_some_and(|rate| rate == 0 || rate > MAX_REQUESTS_PER_MINUTE) {
         return Err(CoreError::invalid_with("quota_requests", MAX_REQUESTS_PER_MINUTE.to_string()));
+    }
+    if quota.storage_mb.is_some_and(|mb| mb == 0 || mb > MAX_STORAGE_MB) {
+        return Err(CoreError::invalid_with("quota_storage", MAX_STORAGE_MB.to_string()));
     }
     let tokens = [quota.tokens_per_day, quota.tokens_per_month];
     if tokens.into_iter().flatten().any(|limit| limit == 0 || limit > MAX_QUOTA_TOKENS) {
@@ -158,6 +164,7 @@ mod tests {
             tokens_per_day: day,
             tokens_per_month: None,
             requests_per_minute: rate,
+            storage_mb: None,
         };
         assert!(validate_quota(&quota(None, None)).is_ok());
         assert!(validate_quota(&quota(Some(MAX_REQUESTS_PER_MINUTE), Some(MAX_QUOTA_TOKENS))).is_ok());

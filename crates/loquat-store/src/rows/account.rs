@@ -207,6 +207,7 @@ pub(crate) struct QuotaRow {
     tokens_per_day: Option<i64>,
     tokens_per_month: Option<i64>,
     requests_per_minute: Option<i64>,
+    storage_mb: Option<i64>,
 }
 
 impl QuotaRow {
@@ -215,6 +216,7 @@ impl QuotaRow {
             tokens_per_day: optional_count("quotas", "tokens_per_day", self.tokens_per_day)?,
             tokens_per_month: optional_count("quotas", "tokens_per_month", self.tokens_per_month)?,
             requests_per_minute: optional_count("quotas", "requests_per_minute", self.requests_per_minute)?,
+            storage_mb: optional_count("quotas", "storage_mb", self.storage_mb)?,
         })
     }
 }
@@ -283,7 +285,8 @@ mod tests {
             used_at: None,
         };
         assert_eq!(invite.into_domain().err().map(|e| e.kind), Some(StoreErrorKind::Corrupt));
-        let quota = QuotaRow { tokens_per_day: Some(-5), tokens_per_month: None, requests_per_minute: None };
+        let quota =
+            QuotaRow { tokens_per_day: Some(-5), tokens_per_month: None, requests_per_minute: None, storage_mb: None };
         assert_eq!(quota.into_domain().err().map(|e| e.kind), Some(StoreErrorKind::Corrupt));
     }
 }

@@ -115,8 +115,12 @@ async fn quotas_are_kept_per_role_and_per_user(store: SqlStore) {
         assert_eq!(store.get_quota(scope).await.expect("loads"), None);
     }
 
-    let daily =
-        Quota { tokens_per_day: Some(100_000), tokens_per_month: Some(2_000_000), requests_per_minute: Some(20) };
+    let daily = Quota {
+        tokens_per_day: Some(100_000),
+        tokens_per_month: Some(2_000_000),
+        requests_per_minute: Some(20),
+        storage_mb: Some(10_240),
+    };
     store.set_quota(&users, &daily).await.expect("set");
     assert_eq!(store.get_quota(&users).await.expect("loads"), Some(daily));
     assert_eq!(store.get_quota(&admins).await.expect("loads"), None);

@@ -49,6 +49,7 @@ pub struct QuotaFields {
     pub tokens_per_day: String,
     pub tokens_per_month: String,
     pub requests_per_minute: String,
+    pub storage_mb: String,
 }
 
 fn quota_fields(quota: &Quota) -> QuotaFields {
@@ -57,6 +58,7 @@ fn quota_fields(quota: &Quota) -> QuotaFields {
         tokens_per_day: text(quota.tokens_per_day),
         tokens_per_month: text(quota.tokens_per_month),
         requests_per_minute: quota.requests_per_minute.map(|v| v.to_string()).unwrap_or_default(),
+        storage_mb: text(quota.storage_mb),
     }
 }
 
@@ -65,6 +67,7 @@ pub struct QuotaForm {
     tokens_per_day: String,
     tokens_per_month: String,
     requests_per_minute: String,
+    storage_mb: String,
 }
 
 impl QuotaForm {
@@ -74,6 +77,7 @@ impl QuotaForm {
             tokens_per_day: field("tokens_per_day"),
             tokens_per_month: field("tokens_per_month"),
             requests_per_minute: field("requests_per_minute"),
+            storage_mb: field("storage_mb"),
         }
     }
 
@@ -90,6 +94,7 @@ impl QuotaForm {
             tokens_per_day: number(viewer, "tokens_per_day", &self.tokens_per_day)?,
             tokens_per_month: number(viewer, "tokens_per_month", &self.tokens_per_month)?,
             requests_per_minute: number(viewer, "requests_per_minute", &self.requests_per_minute)?,
+            storage_mb: number(viewer, "storage_mb", &self.storage_mb)?,
         })
     }
 }

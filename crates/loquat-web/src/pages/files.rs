@@ -35,6 +35,8 @@ struct FilesPage {
     chrome: Chrome,
     files: Vec<FileRow>,
     max_size: String,
+    /// What the files hold, against the quota when there is one.
+    storage: String,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -87,7 +89,14 @@ async fn files_page(
         })
         .collect();
     let max_size = human_bytes(state.services.files.max_bytes());
-    let page = FilesPage { tr, chrome: Chrome::new(viewer.theme), files, max_size, notice, error };
+    let (used, quota) = state.services.files.storage(viewer.user.id, viewer.user.role).await.map_err(viewer.fail())?;
+    let storage = match quota {
+        Some(mb) => tr
+            .t_with("files.storage_of", "used", &human_bytes(used))
+            .replace("%{quota}", &human_bytes(mb.saturating_mul(1024 * 1024))),
+        None => tr.t_with("files.storage_used", "used", &human_bytes(used)),
+    };
+    let page = FilesPage { tr, chrome: Chrome::new(viewer.theme), files, max_size, storage, notice, error };
     render(&page, tr)
 }
 
@@ -132,7 +141,7 @@ pub async fn upload_files(
         if name.is_empty() {
             continue;
         }
-        match state.services.files.upload(viewer.user.id, &name, field).await {
+        match state.services.files.upload(viewer.user.id, viewer.user.role, &name, field).await {
             Ok((file, _)) => stored.push(file),
             Err(error) if viewer.flavor == Flavor::Json => {
                 let status = status_of(error.kind());

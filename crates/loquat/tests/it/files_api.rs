@@ -251,3 +251,43 @@ async fn the_files_page_uploads_lists_serves_and_deletes_a_users_own_files() {
     assert_eq!(app.services.files.list(admin).await.expect("files").len(), 1);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_storage_quota_of_a_role_bounds_its_members_files() {
+    let app = TestApp::spawn().await;
+    app.admin().await;
+    let set = app
+        .client
+        .post(app.url("/admin/settings/quota-user"))
+        .form(&[("tokens_per_day", ""), ("tokens_per_month", ""), ("requests_per_minute", ""), ("storage_mb", "1")])
+        .send()
+        .await
+        .expect("quota set");
+    assert!(set.status().is_success() || set.status().as_u16() == 303, "{}", set.status());
+    let refused = app
+        .client
+        .post(app.url("/admin/settings/quota-user"))
+        .form(&[("storage_mb", "0")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(refused.status().as_u16(), 422, "a zero quota is refused, not read as 'nothing allowed'");
+
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let piece = vec![b'a'; 600 * 1024];
+    assert_eq!(page_upload(&bob, &app, &[("first.txt", &piece)], true).await.status().as_u16(), 200);
+    let page = bob.get(app.url("/files")).send().await.expect("page").text().await.expect("html");
+    assert!(page.contains("600 KB of your 1 MB quota"), "the page shows what is used");
+    let other = vec![b'b'; 600 * 1024];
+    let full = page_upload(&bob, &app, &[("second.txt", &other)], true).await;
+    assert_eq!(full.status().as_u16(), 429);
+    let error: Value = full.json().await.expect("json");
+    let message = error["error"]["message"].as_str().expect("message");
+    assert!(message.starts_with("second.txt: ") && message.contains("1 MB"), "{message}");
+    // What still fits is taken; the administrator's own role has no quota.
+    assert_eq!(page_upload(&bob, &app, &[("small.txt", &vec![b'c'; 100 * 1024])], true).await.status().as_u16(), 200);
+    let big = vec![b'd'; 2 * 1024 * 1024];
+    assert_eq!(page_upload(&app.client, &app, &[("admin.txt", &big)], true).await.status().as_u16(), 200);
+    app.cleanup().await;
+}
