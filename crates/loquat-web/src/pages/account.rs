@@ -49,6 +49,9 @@ struct AccountPage {
     /// A token just created: shown this once.
     new_token: Option<String>,
     usage: UsageView,
+    /// What the user's files hold, and the storage quota (or "no limit").
+    storage_used: String,
+    storage_limit: String,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -71,6 +74,11 @@ async fn account_page(
         services.usage.usage_report(user, UsageGrouping::Model, 30, Some(user)).await.map_err(viewer.fail())?;
     let (today, month) = services.usage.usage_so_far(user).await.map_err(viewer.fail())?;
     let quota = services.usage.effective_quota(user, viewer.user.role).await.map_err(viewer.fail())?;
+    let (stored, storage_quota) = services.files.storage(user, viewer.user.role).await.map_err(viewer.fail())?;
+    let storage_limit = storage_quota.map_or_else(
+        || tr.t("usage.unlimited").into_owned(),
+        |mb| crate::error::human_bytes(mb.saturating_mul(1024 * 1024)),
+    );
     let page = AccountPage {
         tr,
         chrome: Chrome::new(viewer.theme),
@@ -101,6 +109,8 @@ async fn account_page(
             .collect(),
         new_token,
         usage: UsageView::new(report, today, month, quota, tr),
+        storage_used: crate::error::human_bytes(stored),
+        storage_limit,
         notice,
         error,
     };

@@ -279,6 +279,11 @@ async fn the_storage_quota_of_a_role_bounds_its_members_files() {
     assert_eq!(page_upload(&bob, &app, &[("first.txt", &piece)], true).await.status().as_u16(), 200);
     let page = bob.get(app.url("/files")).send().await.expect("page").text().await.expect("html");
     assert!(page.contains("600 KB of your 1 MB quota"), "the page shows what is used");
+    let account = bob.get(app.url("/account")).send().await.expect("account").text().await.expect("html");
+    assert!(
+        account.contains("<strong>600 KB</strong>") && account.contains("in files</a> / 1 MB"),
+        "and so does the account page"
+    );
     let other = vec![b'b'; 600 * 1024];
     let full = page_upload(&bob, &app, &[("second.txt", &other)], true).await;
     assert_eq!(full.status().as_u16(), 429);
