@@ -191,6 +191,8 @@ struct UserPage {
     /// Where the quota form posts.
     action: String,
     usage: Vec<UsageLineView>,
+    /// What the user's files hold, against their storage quota.
+    storage: String,
     error: Option<String>,
 }
 
@@ -200,6 +202,16 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
     let quota = services.admin.admin_quota(viewer.user.id, &QuotaScope::User(id)).await.map_err(viewer.fail())?;
     let usage =
         services.usage.usage_report(viewer.user.id, UsageGrouping::Model, 30, Some(id)).await.map_err(viewer.fail())?;
+    // Read after `admin_user`, which refuses anybody but an administrator.
+    let (stored, storage_quota) = services.files.storage(id, user.role).await.map_err(viewer.fail())?;
+    let used = crate::error::human_bytes(stored);
+    let storage = match storage_quota {
+        Some(mb) => viewer
+            .tr
+            .t_with("admin.user_storage_of", "used", &used)
+            .replace("%{quota}", &crate::error::human_bytes(mb.saturating_mul(1024 * 1024))),
+        None => viewer.tr.t_with("admin.user_storage", "used", &used),
+    };
     let page = UserPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -209,6 +221,7 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
         user: user_row(&user),
         quota: quota_fields(&quota),
         usage: usage.iter().map(usage_line).collect(),
+        storage,
         error,
     };
     render(&page, viewer.tr)

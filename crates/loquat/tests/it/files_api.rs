@@ -274,7 +274,7 @@ async fn the_storage_quota_of_a_role_bounds_its_members_files() {
         .expect("posted");
     assert_eq!(refused.status().as_u16(), 422, "a zero quota is refused, not read as 'nothing allowed'");
 
-    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
     let piece = vec![b'a'; 600 * 1024];
     assert_eq!(page_upload(&bob, &app, &[("first.txt", &piece)], true).await.status().as_u16(), 200);
     let page = bob.get(app.url("/files")).send().await.expect("page").text().await.expect("html");
@@ -284,6 +284,9 @@ async fn the_storage_quota_of_a_role_bounds_its_members_files() {
         account.contains("<strong>600 KB</strong>") && account.contains("in files</a> / 1 MB"),
         "and so does the account page"
     );
+    let admin_view = app.client.get(app.url(&format!("/admin/users/{bob_id}"))).send().await.expect("page");
+    let admin_view = admin_view.text().await.expect("html");
+    assert!(admin_view.contains("Their files use 600 KB of a 1 MB quota."), "the administrator sees it too");
     let other = vec![b'b'; 600 * 1024];
     let full = page_upload(&bob, &app, &[("second.txt", &other)], true).await;
     assert_eq!(full.status().as_u16(), 429);
