@@ -322,12 +322,24 @@ pub trait ProviderStore: Send + Sync {
     async fn delete_provider_override(&self, user: UserId, provider_id: &str) -> StoreResult<bool>;
 }
 
+/// What [`FileStore::insert_file`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileInsert {
+    Inserted,
+    /// The owner already had a file with this content; nothing was written.
+    Existing(StoredFile),
+    /// The owner's files and this one would hold more than the quota; nothing was written.
+    OverQuota,
+}
+
 /// Records of uploaded files (their bytes are in file storage).
 #[async_trait]
 pub trait FileStore: Send + Sync {
-    /// Inserts `file` unless its owner already has a file with the same content: then nothing
-    /// is written and that file is returned (the caller removes the bytes it just stored).
-    async fn insert_file(&self, file: &StoredFile) -> StoreResult<Option<StoredFile>>;
+    /// Inserts `file` unless its owner already has a file with the same content, or (with
+    /// `quota_bytes`) their files and this one would hold more than that. One owner's inserts
+    /// are serialized, so uploads racing for the last of a quota cannot both pass it. On
+    /// anything but `Inserted` the caller removes the bytes it just stored.
+    async fn insert_file(&self, file: &StoredFile, quota_bytes: Option<u64>) -> StoreResult<FileInsert>;
     async fn get_file(&self, user: UserId, id: FileId) -> StoreResult<Option<StoredFile>>;
     /// Newest first.
     async fn list_files(&self, user: UserId) -> StoreResult<Vec<StoredFile>>;

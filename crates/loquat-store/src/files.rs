@@ -1,10 +1,11 @@
 //! `FileStore` for `SqlStore`: the `files` table, one row per uploaded file, at most one per
-//! owner and content hash.
+//! owner and content hash; an owner's inserts are serialized on their `users` row so a storage
+//! quota holds when uploads race.
 
 use async_trait::async_trait;
 use loquat_core::domain::StoredFile;
 use loquat_core::id::{FileId, UserId};
-use loquat_core::store::{FileStore, StoreResult};
+use loquat_core::store::{FileInsert, FileStore, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
@@ -47,43 +48,57 @@ impl FileRow {
 
 #[async_trait]
 impl FileStore for SqlStore {
-    async fn insert_file(&self, file: &StoredFile) -> StoreResult<Option<StoredFile>> {
+    async fn insert_file(&self, file: &StoredFile, quota_bytes: Option<u64>) -> StoreResult<FileInsert> {
         let size = i64::try_from(file.size).unwrap_or(i64::MAX);
-        let inserted = on_pool!(&self.pools, write, "insert_file", |pool| {
-            sqlx::query(concat!(
-                "INSERT INTO files (",
-                columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (user_id, sha256) DO NOTHING"
-            ))
-            .bind(file.id.to_string())
-            .bind(file.user_id.to_string())
-            .bind(&file.name)
-            .bind(&file.mime)
-            .bind(size)
-            .bind(&file.sha256)
-            .bind(&file.storage_key)
-            .bind(file.created_at.as_millis())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(store_error)?;
-        if inserted > 0 {
-            return Ok(None);
-        }
-        let row = on_pool!(&self.pools, write, "insert_file", |pool| {
-            sqlx::query_as::<_, FileRow>(concat!(
+        let user = file.user_id.to_string();
+        let outcome = on_pool!(&self.pools, write, "insert_file", |pool| async {
+            let mut tx = pool.begin().await?;
+            // Holds the owner's row until the end: on PostgreSQL, concurrent inserts of one
+            // owner wait here and then see each other's files (SQLite has one writer anyway).
+            sqlx::query("UPDATE users SET id = id WHERE id = $1").bind(&user).execute(&mut *tx).await?;
+            let existing = sqlx::query_as::<_, FileRow>(concat!(
                 "SELECT ",
                 columns!(),
                 " FROM files WHERE user_id = $1 AND sha256 = $2"
             ))
-            .bind(file.user_id.to_string())
+            .bind(&user)
             .bind(&file.sha256)
-            .fetch_optional(pool)
-            .await
-        })
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(existing) = existing {
+                return Ok(Err(existing));
+            }
+            if let Some(quota) = quota_bytes {
+                let used: i64 =
+                    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE user_id = $1")
+                        .bind(&user)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if u64::try_from(used).unwrap_or(u64::MAX).saturating_add(file.size) > quota {
+                    return Ok(Ok(false));
+                }
+            }
+            sqlx::query(concat!("INSERT INTO files (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                .bind(file.id.to_string())
+                .bind(&user)
+                .bind(&file.name)
+                .bind(&file.mime)
+                .bind(size)
+                .bind(&file.sha256)
+                .bind(&file.storage_key)
+                .bind(file.created_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(Ok(true))
+        }
+        .await)
         .map_err(store_error)?;
-        row.map(FileRow::into_domain).transpose()
+        match outcome {
+            Ok(true) => Ok(FileInsert::Inserted),
+            Ok(false) => Ok(FileInsert::OverQuota),
+            Err(row) => Ok(FileInsert::Existing(row.into_domain()?)),
+        }
     }
 
     async fn get_file(&self, user: UserId, file: FileId) -> StoreResult<Option<StoredFile>> {

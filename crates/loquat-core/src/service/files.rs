@@ -11,7 +11,7 @@ use crate::domain::file::file_name;
 use crate::domain::{Role, StoredFile};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{FileId, UserId};
-use crate::store::Store;
+use crate::store::{FileInsert, Store};
 use crate::time::Timestamp;
 
 use super::Instance;
@@ -51,7 +51,8 @@ impl Files {
     /// Stores `content` as `user`'s file `name`; `true` with a new file. The same content
     /// uploaded again returns the file already kept, with `false` (and keeps nothing new). Past
     /// the size limit or what the storage quota has left, empty, or cut off: an error, and
-    /// nothing is kept. (Two uploads at once may together pass the quota by one file.)
+    /// nothing is kept. The quota is checked again as the file is recorded, one upload of the
+    /// user at a time, so uploads racing for its last bytes cannot both pass it.
     pub async fn upload<S, E>(&self, user: UserId, role: Role, name: &str, content: S) -> CoreResult<(StoredFile, bool)>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
@@ -60,7 +61,8 @@ impl Files {
         let mut limit = self.max_bytes;
         // The quota in MiB, when it (not the file size limit) bounds this upload.
         let mut quota_bound = None;
-        if let (used, Some(quota_mb)) = self.storage(user, role).await? {
+        let (used, quota_mb) = self.storage(user, role).await?;
+        if let Some(quota_mb) = quota_mb {
             let remaining = quota_mb.saturating_mul(1024 * 1024).saturating_sub(used);
             if remaining == 0 {
                 return Err(storage_full(quota_mb));
@@ -89,11 +91,17 @@ impl Files {
             storage_key: stored.key,
             created_at: Timestamp::now(),
         };
-        match self.store.insert_file(&file).await {
-            Ok(None) => Ok((file, true)),
-            Ok(Some(existing)) => {
+        let quota_bytes = quota_mb.map(|mb| mb.saturating_mul(1024 * 1024));
+        let outcome = self.store.insert_file(&file, quota_bytes).await;
+        match outcome {
+            Ok(FileInsert::Inserted) => Ok((file, true)),
+            Ok(FileInsert::Existing(existing)) => {
                 self.remove_bytes(&file.storage_key).await;
                 Ok((existing, false))
+            }
+            Ok(FileInsert::OverQuota) => {
+                self.remove_bytes(&file.storage_key).await;
+                Err(storage_full(quota_mb.unwrap_or_default()))
             }
             Err(error) => {
                 self.remove_bytes(&file.storage_key).await;
