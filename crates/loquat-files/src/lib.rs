@@ -30,6 +30,9 @@ use sha2::{Digest, Sha256};
 const PART_BYTES: usize = 5 * 1024 * 1024;
 /// Parts sent at once; with the part being filled, what an upload holds in memory.
 const PARTS_IN_FLIGHT: usize = 2;
+/// How long an upload may send nothing before it is given up (a client trickling bytes must
+/// not hold a connection and a half-written upload for ever).
+pub const UPLOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An S3-compatible bucket, in LobeChat's terms (`S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`,
 /// `S3_ACCESS_KEY_ID`, `S3_SECRET_ACCESS_KEY`, `S3_ENABLE_PATH_STYLE`).
@@ -119,6 +122,7 @@ impl From<object_store::Error> for BlobError {
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -134,7 +138,7 @@ impl Blobs {
         std::fs::create_dir_all(&dir)
             .map_err(|error| BlobError::Storage(format!("cannot create {}: {error}", dir.display())))?;
         let store = LocalFileSystem::new_with_prefix(&dir)?.with_automatic_cleanup(true);
-        Ok(Self { store: Arc::new(store), backend: Backend::Folder(dir) })
+        Ok(Self { store: Arc::new(store), backend: Backend::Folder(dir), idle_timeout: UPLOAD_IDLE_TIMEOUT })
     }
 
     /// Files in an S3-compatible bucket. Nothing is contacted yet; [`Blobs::probe`] checks it.
@@ -168,11 +172,18 @@ impl Blobs {
             builder = builder.with_secret_access_key(secret);
         }
         let store = builder.build()?;
-        Ok(Self { store: Arc::new(store), backend: Backend::S3 { bucket: settings.bucket.clone() } })
+        let backend = Backend::S3 { bucket: settings.bucket.clone() };
+        Ok(Self { store: Arc::new(store), backend, idle_timeout: UPLOAD_IDLE_TIMEOUT })
     }
 
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// The same storage, giving up on uploads that send nothing for `timeout` (tests).
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 
     /// Streams `content` into storage as `owner`'s, refusing more than `limit` bytes, an empty
@@ -189,12 +200,18 @@ impl Blobs {
         let mut size = 0u64;
         let mut head = Vec::new();
         let mut content = std::pin::pin!(content);
-        while let Some(piece) = content.next().await {
-            let piece = match piece {
-                Ok(piece) => piece,
-                Err(error) => {
+        loop {
+            let piece = match tokio::time::timeout(self.idle_timeout, content.next()).await {
+                Ok(None) => break,
+                Ok(Some(Ok(piece))) => piece,
+                Ok(Some(Err(error))) => {
                     writer.abort().await;
                     return Err(BlobError::Upload(error.to_string()));
+                }
+                Err(_) => {
+                    writer.abort().await;
+                    let seconds = self.idle_timeout.as_secs_f64();
+                    return Err(BlobError::Upload(format!("nothing arrived for {seconds} s")));
                 }
             };
             size += piece.len() as u64;

@@ -168,6 +168,23 @@ async fn interrupted_uploads_are_swept() {
 }
 
 #[tokio::test]
+async fn an_upload_that_stalls_is_given_up_and_leaves_nothing() {
+    let dir = temp_dir();
+    let blobs = Blobs::folder(&dir).expect("folder").with_idle_timeout(Duration::from_millis(200));
+    // A client that sends one piece, then nothing, and never ends.
+    let stalled = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"a start"))]).chain(stream::pending());
+    let started = std::time::Instant::now();
+    let given_up = blobs.put("alice", stalled, 1_000_000).await;
+    assert!(
+        matches!(&given_up, Err(BlobError::Upload(message)) if message.contains("nothing arrived")),
+        "{given_up:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(files_under(&dir).is_empty(), "{:?}", files_under(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn an_unreachable_bucket_fails_clearly() {
     let blobs = Blobs::s3(&loquat_files::S3Settings {
         endpoint: Some("http://127.0.0.1:9".to_owned()),
