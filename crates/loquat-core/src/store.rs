@@ -347,6 +347,8 @@ pub trait FileStore: Send + Sync {
     async fn delete_file(&self, user: UserId, id: FileId) -> StoreResult<Option<StoredFile>>;
     /// The bytes of all the user's files, for the storage quota.
     async fn user_file_bytes(&self, user: UserId) -> StoreResult<u64>;
+    /// Per owner: how many files and how many bytes, the largest first (the admin's report).
+    async fn file_totals_by_user(&self) -> StoreResult<Vec<(UserId, u64, u64)>>;
 }
 
 /// Everything Loquat persists, behind one object.

@@ -153,4 +153,21 @@ impl FileStore for SqlStore {
         .map_err(store_error)?;
         count("files", "size", total)
     }
+
+    async fn file_totals_by_user(&self) -> StoreResult<Vec<(UserId, u64, u64)>> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(&self.pools, read, "file_totals_by_user", |pool| {
+            sqlx::query_as(
+                "SELECT user_id, CAST(COUNT(*) AS BIGINT) AS files, CAST(SUM(size) AS BIGINT) AS bytes FROM files \
+                 GROUP BY user_id ORDER BY bytes DESC, user_id",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(user, files, bytes)| {
+                Ok((id("files", "user_id", user)?, count("files", "count", files)?, count("files", "size", bytes)?))
+            })
+            .collect()
+    }
 }

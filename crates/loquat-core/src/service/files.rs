@@ -8,7 +8,7 @@ use futures_util::stream::BoxStream;
 use loquat_files::{BlobError, Blobs};
 
 use crate::domain::file::file_name;
-use crate::domain::{Role, StoredFile};
+use crate::domain::{Role, StoredFile, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{FileId, UserId};
 use crate::store::{FileInsert, Store};
@@ -131,6 +131,18 @@ impl Files {
         let file = self.store.delete_file(user, id).await?.ok_or(CoreError::NotFound("file"))?;
         self.remove_bytes(&file.storage_key).await;
         Ok(file)
+    }
+
+    /// Per person, how many files and bytes they keep, the largest first: administrators only.
+    pub async fn admin_storage_report(&self, actor: UserId) -> CoreResult<Vec<(User, u64, u64)>> {
+        super::admin_user(self.store.as_ref(), actor).await?;
+        let mut report = Vec::new();
+        for (user, files, bytes) in self.store.file_totals_by_user().await? {
+            if let Some(user) = self.store.get_user(user).await? {
+                report.push((user, files, bytes));
+            }
+        }
+        Ok(report)
     }
 
     /// Removes bytes no record names any more; a failure leaves an orphan object, logged.

@@ -40,6 +40,8 @@ async fn files_are_kept_once_per_owner_and_content(store: SqlStore) {
     assert_eq!(store.list_files(w.alice.id).await.expect("lists"), vec![notes.clone(), report.clone()]);
     assert_eq!(store.user_file_bytes(w.alice.id).await.expect("sums"), 1_020);
     assert_eq!(store.user_file_bytes(UserId::new()).await.expect("sums"), 0);
+    let totals = store.file_totals_by_user().await.expect("totals");
+    assert_eq!(totals, vec![(w.alice.id, 2, 1_020), (w.bob.id, 1, 1_000)], "the largest first");
     // An id taken is a conflict, not a silent skip.
     let same_id = StoredFile { sha256: "ccc".to_owned(), ..report.clone() };
     assert_eq!(store.insert_file(&same_id, None).await.expect_err("id taken").kind, StoreErrorKind::Conflict);

@@ -466,6 +466,17 @@ struct UsagePage {
     days: u32,
     lines: Vec<UsageLineView>,
     chart: String,
+    /// Per person: name and email, files, size; the largest first.
+    storage: Vec<StorageRow>,
+    /// All files' size.
+    storage_total: String,
+}
+
+pub struct StorageRow {
+    pub id: String,
+    pub person: String,
+    pub files: u64,
+    pub size: String,
 }
 
 impl UsagePage {
@@ -507,6 +518,17 @@ pub async fn show_usage(
     }
     let per_day =
         services.usage.usage_report(viewer.user.id, UsageGrouping::Day, days, None).await.map_err(viewer.fail())?;
+    let report = services.files.admin_storage_report(viewer.user.id).await.map_err(viewer.fail())?;
+    let storage_total = crate::error::human_bytes(report.iter().map(|(_, _, bytes)| bytes).sum());
+    let storage = report
+        .into_iter()
+        .map(|(user, files, bytes)| StorageRow {
+            id: user.id.to_string(),
+            person: format!("{} <{}>", user.name, user.email.unwrap_or_default()),
+            files,
+            size: crate::error::human_bytes(bytes),
+        })
+        .collect();
     let page = UsagePage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -515,6 +537,8 @@ pub async fn show_usage(
         days,
         chart: crate::chart::daily_tokens(&per_day, days),
         lines: lines.iter().map(usage_line).collect(),
+        storage,
+        storage_total,
     };
     render(&page, viewer.tr)
 }

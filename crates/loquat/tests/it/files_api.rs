@@ -287,6 +287,11 @@ async fn the_storage_quota_of_a_role_bounds_its_members_files() {
     let admin_view = app.client.get(app.url(&format!("/admin/users/{bob_id}"))).send().await.expect("page");
     let admin_view = admin_view.text().await.expect("html");
     assert!(admin_view.contains("Their files use 600 KB of a 1 MB quota."), "the administrator sees it too");
+    let usage = app.client.get(app.url("/admin/usage")).send().await.expect("usage").text().await.expect("html");
+    assert!(usage.contains("Files on this instance take 600 KB in all."), "and in the usage report");
+    assert!(usage.contains("Bob &#60;bob@example.com&#62;"), "per person");
+    let members_view = bob.get(app.url("/admin/usage")).send().await.expect("usage").status().as_u16();
+    assert_eq!(members_view, 404, "members see no report");
     let other = vec![b'b'; 600 * 1024];
     let full = page_upload(&bob, &app, &[("second.txt", &other)], true).await;
     assert_eq!(full.status().as_u16(), 429);
