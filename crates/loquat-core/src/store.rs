@@ -348,7 +348,7 @@ pub trait FileStore: Send + Sync {
     /// The bytes of all the user's files, for the storage quota.
     async fn user_file_bytes(&self, user: UserId) -> StoreResult<u64>;
     /// Per owner: how many files and how many bytes, the largest first (the admin's report).
-    async fn file_totals_by_user(&self) -> StoreResult<Vec<(UserId, u64, u64)>>;
+    async fn file_totals_by_user(&self) -> StoreResult<Vec<(User, u64, u64)>>;
 }
 
 /// Everything Loquat persists, behind one object.

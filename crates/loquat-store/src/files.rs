@@ -3,14 +3,14 @@
 //! quota holds when uploads race.
 
 use async_trait::async_trait;
-use loquat_core::domain::StoredFile;
+use loquat_core::domain::{StoredFile, User};
 use loquat_core::id::{FileId, UserId};
 use loquat_core::store::{FileInsert, FileStore, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
-use crate::rows::{convert_all, count, id};
+use crate::rows::{UserRow, convert_all, count, id};
 
 /// The columns of a file, in `FileRow`'s order (a macro, so queries stay `&'static str`).
 macro_rules! columns {
@@ -44,6 +44,15 @@ impl FileRow {
             created_at: Timestamp(self.created_at),
         })
     }
+}
+
+/// An owner with how many files they keep and their size.
+#[derive(sqlx::FromRow)]
+struct OwnerTotalsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    files: i64,
+    bytes: i64,
 }
 
 #[async_trait]
@@ -154,19 +163,22 @@ impl FileStore for SqlStore {
         count("files", "size", total)
     }
 
-    async fn file_totals_by_user(&self) -> StoreResult<Vec<(UserId, u64, u64)>> {
-        let rows: Vec<(String, i64, i64)> = on_pool!(&self.pools, read, "file_totals_by_user", |pool| {
-            sqlx::query_as(
-                "SELECT user_id, CAST(COUNT(*) AS BIGINT) AS files, CAST(SUM(size) AS BIGINT) AS bytes FROM files \
-                 GROUP BY user_id ORDER BY bytes DESC, user_id",
+    async fn file_totals_by_user(&self) -> StoreResult<Vec<(User, u64, u64)>> {
+        let rows = on_pool!(&self.pools, read, "file_totals_by_user", |pool| {
+            sqlx::query_as::<_, OwnerTotalsRow>(
+                "SELECT u.id, u.name, u.email, u.role, u.disabled, u.locale, u.theme, u.created_at, \
+                 u.last_active_at, t.files, t.bytes FROM (SELECT user_id, CAST(COUNT(*) AS BIGINT) AS files, \
+                 CAST(SUM(size) AS BIGINT) AS bytes FROM files GROUP BY user_id) AS t \
+                 JOIN users AS u ON u.id = t.user_id ORDER BY t.bytes DESC, u.id",
             )
             .fetch_all(pool)
             .await
         })
         .map_err(store_error)?;
         rows.into_iter()
-            .map(|(user, files, bytes)| {
-                Ok((id("files", "user_id", user)?, count("files", "count", files)?, count("files", "size", bytes)?))
+            .map(|row| {
+                let files = count("files", "count", row.files)?;
+                Ok((row.user.into_domain()?, files, count("files", "size", row.bytes)?))
             })
             .collect()
     }

@@ -78,27 +78,10 @@ pub fn user_message(error: &CoreError, tr: Tr) -> String {
         CoreError::Provider(provider) => tr.t(&format!("provider_error.{}", provider.kind.code())).into_owned(),
         CoreError::Store(store) if store.is_unavailable() => tr.t("error.unavailable").into_owned(),
         CoreError::Store(_) | CoreError::Vault(_) => tr.t("error.internal").into_owned(),
-        CoreError::TooLarge { limit } => tr.t_with("limited.file_too_large", "detail", &human_bytes(*limit)),
+        CoreError::TooLarge { limit } => {
+            tr.t_with("limited.file_too_large", "detail", &crate::views::human_bytes(*limit))
+        }
         CoreError::Files(_) => tr.t("error.file_storage").into_owned(),
-    }
-}
-
-/// A byte count as people read it: `100 MB`, `1.5 GB`, `512 KB`, `10 bytes`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes} bytes");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value.fract() < 0.05 || value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

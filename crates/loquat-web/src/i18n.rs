@@ -23,7 +23,16 @@ impl Tr {
 
     /// The text for `key` with `%{name}` replaced by `value`.
     pub fn t_with(&self, key: &str, name: &str, value: &str) -> String {
-        self.t(key).replace(&format!("%{{{name}}}"), value)
+        self.t_args(key, &[(name, value)])
+    }
+
+    /// The text for `key` with each `%{name}` replaced by its value.
+    pub fn t_args(&self, key: &str, args: &[(&str, &str)]) -> String {
+        let mut text = self.t(key).into_owned();
+        for (name, value) in args {
+            text = text.replace(&format!("%{{{name}}}"), value);
+        }
+        text
     }
 
     pub fn lang(&self) -> &'static str {

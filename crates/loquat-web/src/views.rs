@@ -260,6 +260,30 @@ pub fn chosen_model(groups: &[ModelGroup]) -> Option<&ModelOption> {
 }
 
 /// A time for tables: `YYYY-MM-DD HH:MM` UTC.
+/// A byte count as people read it: `100 MB`, `1.5 GB`, `512 KB`, `10 bytes`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() < 0.05 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A quota given in MiB, as [`human_bytes`] writes it.
+pub fn human_megabytes(megabytes: u64) -> String {
+    human_bytes(megabytes.saturating_mul(1024 * 1024))
+}
+
 pub fn format_time(at: loquat_core::time::Timestamp) -> String {
     at.to_jiff().strftime("%Y-%m-%d %H:%M").to_string()
 }

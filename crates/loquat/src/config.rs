@@ -371,8 +371,9 @@ impl Config {
             return Err(ConfigError("LOQUAT_REGISTRATION must be open, invite or closed".into()));
         }
         self.image_hosts()?;
-        let bucket = self.s3_bucket.as_deref().is_some_and(|bucket| !bucket.trim().is_empty());
-        if !bucket && self.s3_endpoint.as_deref().is_some_and(|endpoint| !endpoint.trim().is_empty()) {
+        if self.s3_bucket_name().is_none()
+            && self.s3_endpoint.as_deref().is_some_and(|endpoint| !endpoint.trim().is_empty())
+        {
             return Err(ConfigError("S3_ENDPOINT is set but S3_BUCKET is not: name the bucket for files".into()));
         }
         if self.files.max_bytes == 0 {
@@ -425,10 +426,14 @@ impl Config {
             .map_err(|error| ConfigError(error.to_string()))
     }
 
+    /// The bucket `S3_BUCKET` names, if it names one.
+    pub fn s3_bucket_name(&self) -> Option<&str> {
+        self.s3_bucket.as_deref().map(str::trim).filter(|bucket| !bucket.is_empty())
+    }
+
     /// Where files are kept: the S3 bucket when `S3_BUCKET` is set, else `<data_dir>/files`.
     pub fn blobs(&self) -> Result<loquat_files::Blobs, ConfigError> {
-        let bucket = self.s3_bucket.as_deref().map(str::trim).filter(|bucket| !bucket.is_empty());
-        let blobs = match bucket {
+        let blobs = match self.s3_bucket_name() {
             Some(bucket) => loquat_files::Blobs::s3(&loquat_files::S3Settings {
                 endpoint: self.s3_endpoint.clone(),
                 bucket: bucket.to_owned(),

@@ -293,7 +293,7 @@ async fn check_redis(config: &Config, report: &mut Report) {
 
 /// Writes, reads back and deletes a probe object where files are kept.
 async fn check_files(config: &Config, report: &mut Report) {
-    let fix = if config.s3_bucket.as_deref().is_some_and(|bucket| !bucket.trim().is_empty()) {
+    let fix = if config.s3_bucket_name().is_some() {
         "check S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY, S3_ENABLE_PATH_STYLE \
          and that the bucket exists"
     } else {

@@ -61,8 +61,9 @@ impl Files {
         let mut limit = self.max_bytes;
         // The quota in MiB, when it (not the file size limit) bounds this upload.
         let mut quota_bound = None;
-        let (used, quota_mb) = self.storage(user, role).await?;
+        let quota_mb = self.instance.quota(user, role).await?.storage_mb;
         if let Some(quota_mb) = quota_mb {
+            let used = self.store.user_file_bytes(user).await?;
             let remaining = quota_mb.saturating_mul(1024 * 1024).saturating_sub(used);
             if remaining == 0 {
                 return Err(storage_full(quota_mb));
@@ -136,13 +137,7 @@ impl Files {
     /// Per person, how many files and bytes they keep, the largest first: administrators only.
     pub async fn admin_storage_report(&self, actor: UserId) -> CoreResult<Vec<(User, u64, u64)>> {
         super::admin_user(self.store.as_ref(), actor).await?;
-        let mut report = Vec::new();
-        for (user, files, bytes) in self.store.file_totals_by_user().await? {
-            if let Some(user) = self.store.get_user(user).await? {
-                report.push((user, files, bytes));
-            }
-        }
-        Ok(report)
+        Ok(self.store.file_totals_by_user().await?)
     }
 
     /// Removes bytes no record names any more; a failure leaves an orphan object, logged.

@@ -41,6 +41,7 @@ async fn files_are_kept_once_per_owner_and_content(store: SqlStore) {
     assert_eq!(store.user_file_bytes(w.alice.id).await.expect("sums"), 1_020);
     assert_eq!(store.user_file_bytes(UserId::new()).await.expect("sums"), 0);
     let totals = store.file_totals_by_user().await.expect("totals");
+    let totals: Vec<_> = totals.into_iter().map(|(user, files, bytes)| (user.id, files, bytes)).collect();
     assert_eq!(totals, vec![(w.alice.id, 2, 1_020), (w.bob.id, 1, 1_000)], "the largest first");
     // An id taken is a conflict, not a silent skip.
     let same_id = StoredFile { sha256: "ccc".to_owned(), ..report.clone() };

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::context::{SESSION_COOKIE, Viewer};
 use crate::error::{WebResult, user_message};
 use crate::i18n::Tr;
-use crate::views::{UsageView, format_time};
+use crate::views::{UsageView, format_time, human_bytes, human_megabytes};
 
 pub struct SessionRow {
     pub current: bool,
@@ -75,10 +75,7 @@ async fn account_page(
     let (today, month) = services.usage.usage_so_far(user).await.map_err(viewer.fail())?;
     let quota = services.usage.effective_quota(user, viewer.user.role).await.map_err(viewer.fail())?;
     let (stored, storage_quota) = services.files.storage(user, viewer.user.role).await.map_err(viewer.fail())?;
-    let storage_limit = storage_quota.map_or_else(
-        || tr.t("usage.unlimited").into_owned(),
-        |mb| crate::error::human_bytes(mb.saturating_mul(1024 * 1024)),
-    );
+    let storage_limit = storage_quota.map_or_else(|| tr.t("usage.unlimited").into_owned(), human_megabytes);
     let page = AccountPage {
         tr,
         chrome: Chrome::new(viewer.theme),
@@ -109,7 +106,7 @@ async fn account_page(
             .collect(),
         new_token,
         usage: UsageView::new(report, today, month, quota, tr),
-        storage_used: crate::error::human_bytes(stored),
+        storage_used: human_bytes(stored),
         storage_limit,
         notice,
         error,

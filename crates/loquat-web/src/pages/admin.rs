@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::context::{AdminViewer, Viewer};
 use crate::error::{WebResult, user_message};
 use crate::i18n::Tr;
-use crate::views::{UsageLineView, format_time, usage_line};
+use crate::views::{UsageLineView, format_time, human_bytes, human_megabytes, usage_line};
 
 pub struct UserRow {
     pub id: String,
@@ -204,12 +204,9 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
         services.usage.usage_report(viewer.user.id, UsageGrouping::Model, 30, Some(id)).await.map_err(viewer.fail())?;
     // Read after `admin_user`, which refuses anybody but an administrator.
     let (stored, storage_quota) = services.files.storage(id, user.role).await.map_err(viewer.fail())?;
-    let used = crate::error::human_bytes(stored);
+    let used = human_bytes(stored);
     let storage = match storage_quota {
-        Some(mb) => viewer
-            .tr
-            .t_with("admin.user_storage_of", "used", &used)
-            .replace("%{quota}", &crate::error::human_bytes(mb.saturating_mul(1024 * 1024))),
+        Some(mb) => viewer.tr.t_args("admin.user_storage_of", &[("used", &used), ("quota", &human_megabytes(mb))]),
         None => viewer.tr.t_with("admin.user_storage", "used", &used),
     };
     let page = UserPage {
@@ -519,14 +516,14 @@ pub async fn show_usage(
     let per_day =
         services.usage.usage_report(viewer.user.id, UsageGrouping::Day, days, None).await.map_err(viewer.fail())?;
     let report = services.files.admin_storage_report(viewer.user.id).await.map_err(viewer.fail())?;
-    let storage_total = crate::error::human_bytes(report.iter().map(|(_, _, bytes)| bytes).sum());
+    let storage_total = human_bytes(report.iter().map(|(_, _, bytes)| bytes).sum());
     let storage = report
         .into_iter()
         .map(|(user, files, bytes)| StorageRow {
             id: user.id.to_string(),
             person: format!("{} <{}>", user.name, user.email.unwrap_or_default()),
             files,
-            size: crate::error::human_bytes(bytes),
+            size: human_bytes(bytes),
         })
         .collect();
     let page = UsagePage {

@@ -16,9 +16,9 @@ use super::chat::parse_id;
 use super::{Chrome, render, see_other};
 use crate::AppState;
 use crate::context::Viewer;
-use crate::error::{Flavor, WebError, WebResult, human_bytes, status_of, user_message};
+use crate::error::{Flavor, WebError, WebResult, status_of, user_message};
 use crate::i18n::Tr;
-use crate::views::format_time;
+use crate::views::{format_time, human_bytes, human_megabytes};
 
 pub struct FileRow {
     pub id: String,
@@ -90,11 +90,10 @@ async fn files_page(
         .collect();
     let max_size = human_bytes(state.services.files.max_bytes());
     let (used, quota) = state.services.files.storage(viewer.user.id, viewer.user.role).await.map_err(viewer.fail())?;
+    let used = human_bytes(used);
     let storage = match quota {
-        Some(mb) => tr
-            .t_with("files.storage_of", "used", &human_bytes(used))
-            .replace("%{quota}", &human_bytes(mb.saturating_mul(1024 * 1024))),
-        None => tr.t_with("files.storage_used", "used", &human_bytes(used)),
+        Some(mb) => tr.t_args("files.storage_of", &[("used", &used), ("quota", &human_megabytes(mb))]),
+        None => tr.t_with("files.storage_used", "used", &used),
     };
     let page = FilesPage { tr, chrome: Chrome::new(viewer.theme), files, max_size, storage, notice, error };
     render(&page, tr)

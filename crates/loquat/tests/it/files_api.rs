@@ -10,23 +10,26 @@ use crate::openai_api::api_token;
 
 const BOUNDARY: &str = "loquat-test-boundary-7d3f";
 
-/// A `multipart/form-data` body with a `purpose` field (when given) and a `file` field.
-fn multipart(name: &str, content: &[u8], purpose: Option<&str>) -> Vec<u8> {
+/// A `multipart/form-data` body: a `purpose` field (when given), then a `file` field per file.
+fn multipart_body(purpose: Option<&str>, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some(purpose) = purpose {
         body.extend_from_slice(
             format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n{purpose}\r\n").as_bytes(),
         );
     }
-    body.extend_from_slice(
-        format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(content);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    for (name, content) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
     body
 }
 
@@ -36,7 +39,7 @@ async fn upload(app: &TestApp, token: &str, name: &str, content: &[u8], purpose:
         .post(app.url("/v1/files"))
         .bearer_auth(token)
         .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(multipart(name, content, purpose))
+        .body(multipart_body(purpose, &[(name, content)]))
         .send()
         .await
         .expect("upload");
@@ -176,19 +179,7 @@ async fn page_upload(
     files: &[(&str, &[u8])],
     json: bool,
 ) -> reqwest::Response {
-    let mut body = Vec::new();
-    for (name, content) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
-                 Content-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    let body = multipart_body(None, files);
     client
         .post(app.url("/files"))
         .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))

@@ -41,9 +41,9 @@ fn api_id(id: FileId) -> String {
     format!("file-{}", id.as_uuid().simple())
 }
 
-/// The id in `file-<hex>` (or a bare UUID); `None` names no file.
-fn parse_id(text: &str) -> Option<FileId> {
-    text.strip_prefix("file-").unwrap_or(text).parse().ok()
+/// The id in `file-<hex>` (or a bare UUID); anything else names no file.
+fn file_id(text: &str, tr: Tr) -> Result<FileId, ApiError> {
+    text.strip_prefix("file-").unwrap_or(text).parse().map_err(|_| ApiError::file_not_found(text, tr))
 }
 
 fn core_error(error: CoreError, id: &str, tr: Tr) -> ApiError {
@@ -119,7 +119,7 @@ pub async fn get_file(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let tr = caller.tr();
-    let Some(file_id) = parse_id(&id) else { return Err(ApiError::file_not_found(&id, tr)) };
+    let file_id = file_id(&id, tr)?;
     let file = state.services.files.get(caller.0.user.id, file_id).await.map_err(|error| core_error(error, &id, tr))?;
     Ok(Json(file_object(&file, DEFAULT_PURPOSE)))
 }
@@ -131,7 +131,7 @@ pub async fn file_content(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let tr = caller.tr();
-    let Some(file_id) = parse_id(&id) else { return Err(ApiError::file_not_found(&id, tr)) };
+    let file_id = file_id(&id, tr)?;
     let content =
         state.services.files.content(caller.0.user.id, file_id).await.map_err(|error| core_error(error, &id, tr))?;
     Ok(crate::download::attachment(content).into_response())
@@ -144,7 +144,7 @@ pub async fn delete_file(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let tr = caller.tr();
-    let Some(file_id) = parse_id(&id) else { return Err(ApiError::file_not_found(&id, tr)) };
+    let file_id = file_id(&id, tr)?;
     let file =
         state.services.files.delete(caller.0.user.id, file_id).await.map_err(|error| core_error(error, &id, tr))?;
     Ok(Json(json!({ "id": api_id(file.id), "object": "file", "deleted": true })))
