@@ -50,11 +50,20 @@ impl RouteTable {
     }
 }
 
-/// Uploads from the pages: the page layers but the body limit and the request timeout (a file
-/// is bounded by the file size limit as it streams, and a large one on a slow link takes as
-/// long as it takes).
+/// Uploads from the pages: the page layers but the pages' body limit and the request timeout
+/// (a file is bounded by the file size limit as it streams, the request by `upload_limit`, and
+/// a large one on a slow link takes as long as it takes).
 fn uploads() -> RouteTable {
     RouteTable::default().post("/files", files::upload_files)
+}
+
+/// What an upload's form adds to its file (part headers, small fields).
+const UPLOAD_OVERHEAD: usize = 1024 * 1024;
+
+/// The body limit of the upload routes: one file of the largest size and its form. (The parser
+/// keeps a part's headers in memory until they end; this bounds them too.)
+pub(crate) fn upload_limit(max_file_bytes: u64) -> usize {
+    usize::try_from(max_file_bytes).unwrap_or(usize::MAX).saturating_add(UPLOAD_OVERHEAD)
 }
 
 /// The longest a request may wait for its response head (provider checks take up to 30 s).
@@ -142,12 +151,13 @@ pub fn route_list() -> Vec<(Method, &'static str)> {
     let mut list = pages().list;
     list.extend(uploads().list);
     let no_policy = axum::http::HeaderValue::from_static("default-src 'none'");
-    list.extend(crate::api::openai::route_table(usize::MAX, no_policy).list);
+    list.extend(crate::api::openai::route_table(usize::MAX, usize::MAX, no_policy).list);
     list
 }
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.body_limit;
+    let upload_limit = upload_limit(state.services.files.max_bytes());
     let content_security_policy = middleware::content_security_policy(&state.settings.image_hosts);
     pages()
         .router
@@ -162,7 +172,7 @@ pub fn router(state: AppState) -> Router {
         .merge(
             uploads()
                 .router
-                .layer(axum::extract::DefaultBodyLimit::disable())
+                .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
                 .layer(axum::middleware::from_fn_with_state(state.clone(), auth::access_gate))
                 .layer(axum::middleware::from_fn(middleware::cross_origin_protection))
                 .layer(axum::middleware::from_fn_with_state(
@@ -173,7 +183,7 @@ pub fn router(state: AppState) -> Router {
         // The OpenAI-compatible API (api/openai): bearer tokens only, OpenAI's error shape, its
         // own body limit; outside the page layers above (access gate, cross-origin check,
         // request timeout: a whole answer takes as long as the model needs).
-        .merge(crate::api::openai::route_table(body_limit, content_security_policy).router)
+        .merge(crate::api::openai::route_table(body_limit, upload_limit, content_security_policy).router)
         // Operations, outermost so they see every answer: requests counted and timed per route
         // template; a request id (the caller's if sane, else a UUID) in the trace span of every
         // log line and echoed on the response (request_id.rs). Layers run bottom-up.

@@ -26,14 +26,14 @@ use crate::routes::RouteTable;
 
 /// The API's routes; merged into the route table outside the page layers (access gate,
 /// cross-origin check, request timeout).
-pub(crate) fn route_table(body_limit: usize, content_security_policy: HeaderValue) -> RouteTable {
+pub(crate) fn route_table(body_limit: usize, upload_limit: usize, content_security_policy: HeaderValue) -> RouteTable {
     let table = RouteTable::default()
         .post("/v1/chat/completions", chat::create_chat_completion)
         .get("/v1/models", models::list_models)
         .get("/v1/models/{*id}", models::get_model)
         .post("/v1/embeddings", embeddings::create_embeddings)
         // Uploads are bounded by the file size limit as they stream, not by the body limit.
-        .route("/v1/files", &[Method::POST], post(files::upload_file).layer(DefaultBodyLimit::disable()))
+        .route("/v1/files", &[Method::POST], post(files::upload_file).layer(DefaultBodyLimit::max(upload_limit)))
         .get("/v1/files", files::list_files)
         .get("/v1/files/{id}", files::get_file)
         .route("/v1/files/{id}", &[Method::DELETE], delete(files::delete_file))
