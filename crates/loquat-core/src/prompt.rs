@@ -1,7 +1,10 @@
 //! Turning an assistant and a branch of messages into the request sent upstream: placeholder
 //! expansion in the system role, the input template, and the history limit.
 
+use std::collections::HashMap;
+
 use crate::domain::{AssistantConfig, Message, MessageRole, MessageStatus};
+use crate::id::MessageId;
 use crate::llm::{ChatMessage, ChatRole};
 
 /// Values for the `{{…}}` placeholders of a system role.
@@ -61,30 +64,62 @@ pub fn apply_input_template(template: &str, text: &str) -> String {
     if template.contains("{{text}}") { template.replace("{{text}}", text) } else { format!("{template}\n\n{text}") }
 }
 
-/// Builds the messages for a request from the branch that ends with the user's latest message.
-/// `history_limit` counts earlier messages sent besides the latest one; the system role is
-/// always sent. Failed answers with no text and answers still generating are left out.
-pub fn build_chat_messages(config: &AssistantConfig, branch: &[Message], context: &PromptContext) -> Vec<ChatMessage> {
+/// What a user message's files add to it in a request: images, and text after the message's
+/// own (documents or their passages). See `service::materials`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Materials {
+    pub images: Vec<crate::llm::Image>,
+    pub text: String,
+}
+
+/// The messages of the branch that a request sends: `history_limit` earlier messages besides
+/// the latest one. Failed answers with no text and answers still generating are left out, and
+/// so are messages with neither text nor files (`has_files`).
+pub fn sent_history<'a>(
+    config: &AssistantConfig,
+    branch: &'a [Message],
+    has_files: impl Fn(MessageId) -> bool,
+) -> Vec<&'a Message> {
     let usable: Vec<&Message> = branch
         .iter()
         .filter(|message| message.status != MessageStatus::Generating)
-        .filter(|message| !message.content.trim().is_empty())
+        .filter(|message| !message.content.trim().is_empty() || has_files(message.id))
         .collect();
     let keep = match config.history_limit {
         Some(limit) => (limit as usize).saturating_add(1).min(usable.len()),
         None => usable.len(),
     };
-    let mut messages = Vec::with_capacity(keep + 1);
+    usable[usable.len() - keep..].to_vec()
+}
+
+/// Builds the messages for a request from the branch that ends with the user's latest message,
+/// with what their files add (`materials`, by message). The system role is always sent.
+pub fn build_chat_messages(
+    config: &AssistantConfig,
+    branch: &[Message],
+    context: &PromptContext,
+    materials: &HashMap<MessageId, Materials>,
+) -> Vec<ChatMessage> {
+    let history = sent_history(config, branch, |id| materials.contains_key(&id));
+    let mut messages = Vec::with_capacity(history.len() + 1);
     let system = expand_placeholders(&config.system_role, context);
     if !system.trim().is_empty() {
         messages.push(ChatMessage::new(ChatRole::System, system));
     }
-    for message in &usable[usable.len() - keep..] {
-        let (role, content) = match message.role {
-            MessageRole::User => (ChatRole::User, apply_input_template(&config.input_template, &message.content)),
-            MessageRole::Assistant => (ChatRole::Assistant, message.content.clone()),
+    for message in history {
+        let chat = match message.role {
+            MessageRole::User => {
+                let mut content = apply_input_template(&config.input_template, &message.content);
+                let mut images = Vec::new();
+                if let Some(added) = materials.get(&message.id) {
+                    content.push_str(&added.text);
+                    images = added.images.clone();
+                }
+                ChatMessage { images, ..ChatMessage::new(ChatRole::User, content.trim_start().to_owned()) }
+            }
+            MessageRole::Assistant => ChatMessage::new(ChatRole::Assistant, message.content.clone()),
         };
-        messages.push(ChatMessage::new(role, content));
+        messages.push(chat);
     }
     messages
 }
@@ -193,7 +228,7 @@ mod tests {
             message(MessageRole::Assistant, "four"),
             message(MessageRole::User, "five"),
         ];
-        let messages = build_chat_messages(&config, &branch, &context());
+        let messages = build_chat_messages(&config, &branch, &context(), &HashMap::new());
         let texts: Vec<_> = messages.iter().map(|m| (m.role, m.content.as_str())).collect();
         assert_eq!(
             texts,
@@ -205,7 +240,7 @@ mod tests {
             ]
         );
         let unlimited = AssistantConfig { history_limit: None, ..config };
-        assert_eq!(build_chat_messages(&unlimited, &branch, &context()).len(), 6);
+        assert_eq!(build_chat_messages(&unlimited, &branch, &context(), &HashMap::new()).len(), 6);
     }
 
     #[test]

@@ -265,6 +265,13 @@ pub enum TreeWrite<'a> {
     },
     /// The message and all its descendants.
     DeleteSubtree(MessageId),
+    /// Attaches the user's file to a message, at `position` among its files (a file the user
+    /// does not own is not attached: the write changes no row).
+    AttachFile {
+        message: MessageId,
+        file: FileId,
+        position: u32,
+    },
 }
 
 #[async_trait]
@@ -349,6 +356,13 @@ pub trait FileStore: Send + Sync {
     async fn user_file_bytes(&self, user: UserId) -> StoreResult<u64>;
     /// Per owner: how many files and how many bytes, the largest first (the admin's report).
     async fn file_totals_by_user(&self) -> StoreResult<Vec<(User, u64, u64)>>;
+    /// The files attached to the topic's messages, in one query: by message, in the order
+    /// they were attached.
+    async fn topic_message_files(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, StoredFile)>>;
+    /// The files attached to one message, in order.
+    async fn message_files(&self, user: UserId, message: MessageId) -> StoreResult<Vec<StoredFile>>;
+    /// For each of the user's files attached to messages: in how many.
+    async fn file_message_counts(&self, user: UserId) -> StoreResult<Vec<(FileId, u64)>>;
 }
 
 /// Everything Loquat persists, behind one object.

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use loquat_core::domain::{StoredFile, User};
-use loquat_core::id::{FileId, UserId};
+use loquat_core::id::{FileId, MessageId, TopicId, UserId};
 use loquat_core::store::{FileInsert, FileStore, StoreResult};
 use loquat_core::time::Timestamp;
 
@@ -44,6 +44,21 @@ impl FileRow {
             created_at: Timestamp(self.created_at),
         })
     }
+}
+
+/// A file attached to a message.
+#[derive(sqlx::FromRow)]
+struct AttachedRow {
+    message_id: String,
+    #[sqlx(flatten)]
+    file: FileRow,
+}
+
+/// The columns of a file joined as `f`, for the queries on attachments.
+macro_rules! joined_columns {
+    () => {
+        "f.id, f.user_id, f.name, f.mime, f.size, f.sha256, f.storage_key, f.created_at"
+    };
 }
 
 /// An owner with how many files they keep and their size.
@@ -181,5 +196,56 @@ impl FileStore for SqlStore {
                 Ok((row.user.into_domain()?, files, count("files", "size", row.bytes)?))
             })
             .collect()
+    }
+
+    async fn topic_message_files(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, StoredFile)>> {
+        let rows = on_pool!(&self.pools, read, "topic_message_files", |pool| {
+            sqlx::query_as::<_, AttachedRow>(concat!(
+                "SELECT mf.message_id, ",
+                joined_columns!(),
+                " FROM message_files AS mf JOIN messages AS m ON m.id = mf.message_id \
+                 JOIN files AS f ON f.id = mf.file_id \
+                 WHERE m.topic_id = $1 AND m.user_id = $2 AND mf.user_id = $2 AND f.user_id = $2 \
+                 ORDER BY mf.message_id, mf.position"
+            ))
+            .bind(topic.to_string())
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, |row| Ok((id("message_files", "message_id", row.message_id)?, row.file.into_domain()?)))
+    }
+
+    async fn message_files(&self, user: UserId, message: MessageId) -> StoreResult<Vec<StoredFile>> {
+        let rows = on_pool!(&self.pools, read, "message_files", |pool| {
+            sqlx::query_as::<_, FileRow>(concat!(
+                "SELECT ",
+                joined_columns!(),
+                " FROM message_files AS mf JOIN files AS f ON f.id = mf.file_id \
+                 WHERE mf.message_id = $1 AND mf.user_id = $2 AND f.user_id = $2 ORDER BY mf.position"
+            ))
+            .bind(message.to_string())
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, FileRow::into_domain)
+    }
+
+    async fn file_message_counts(&self, user: UserId) -> StoreResult<Vec<(FileId, u64)>> {
+        let rows: Vec<(String, i64)> = on_pool!(&self.pools, read, "file_message_counts", |pool| {
+            sqlx::query_as(
+                "SELECT file_id, CAST(COUNT(*) AS BIGINT) FROM message_files WHERE user_id = $1 GROUP BY file_id",
+            )
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, |(file, uses)| {
+            Ok((id("message_files", "file_id", file)?, count("message_files", "count", uses)?))
+        })
     }
 }

@@ -22,6 +22,7 @@ const SQLITE: &[Embedded] = &[
     (5, "first account", include_str!("../migrations/sqlite/0005_first_account.sql")),
     (6, "files", include_str!("../migrations/sqlite/0006_files.sql")),
     (7, "storage quota", include_str!("../migrations/sqlite/0007_storage_quota.sql")),
+    (8, "message files", include_str!("../migrations/sqlite/0008_message_files.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -31,6 +32,7 @@ const POSTGRES: &[Embedded] = &[
     (5, "first account", include_str!("../migrations/postgres/0005_first_account.sql")),
     (6, "files", include_str!("../migrations/postgres/0006_files.sql")),
     (7, "storage quota", include_str!("../migrations/postgres/0007_storage_quota.sql")),
+    (8, "message files", include_str!("../migrations/postgres/0008_message_files.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

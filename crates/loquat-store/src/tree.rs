@@ -27,6 +27,10 @@ pub(crate) const DELETE_SUBTREE: &str = "WITH RECURSIVE subtree (id) AS ( \
     ) \
     DELETE FROM messages WHERE user_id = $2 AND id IN (SELECT id FROM subtree)";
 
+/// Only a file of the same owner is attached.
+pub(crate) const ATTACH_FILE: &str = "INSERT INTO message_files (message_id, file_id, user_id, position) \
+    SELECT $1, id, user_id, $3 FROM files WHERE id = $2 AND user_id = $4";
+
 /// Runs one [`TreeWrite`] for `$user` on `$executor` (a pool or a transaction of either
 /// backend); evaluates to `Result<u64, sqlx::Error>`, the rows it changed.
 macro_rules! execute_tree_write {
@@ -73,6 +77,15 @@ macro_rules! execute_tree_write {
             }
             TreeWrite::DeleteSubtree(id) => {
                 sqlx::query(DELETE_SUBTREE).bind(id.to_string()).bind(user).execute($executor).await
+            }
+            TreeWrite::AttachFile { message, file, position } => {
+                sqlx::query(ATTACH_FILE)
+                    .bind(message.to_string())
+                    .bind(file.to_string())
+                    .bind(i64::from(position))
+                    .bind(user)
+                    .execute($executor)
+                    .await
             }
         };
         done.map(|done| done.rows_affected())

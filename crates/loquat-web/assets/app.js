@@ -204,8 +204,18 @@ async function refreshChrome() {
 async function send(form) {
   const area = form.querySelector('textarea');
   const content = area.value;
-  if (!content.trim() || composer.dataset.generating) return;
+  const files = form === composer ? attachments.ready() : { ids: [], pending: false };
+  if ((!content.trim() && !files.ids.length) || composer.dataset.generating) return;
+  if (files.pending) {
+    toast(composer.dataset.i18nUploading);
+    return;
+  }
+  if (attachments.blocked()) {
+    toast(composer.querySelector('.composer-warning').textContent);
+    return;
+  }
   const payload = new URLSearchParams(new FormData(form));
+  payload.set('files', files.ids.join(','));
   area.value = '';
   resize(area);
   setBusy('pending');
@@ -237,6 +247,7 @@ async function send(form) {
     toast(text('i18nNetwork'));
     return;
   }
+  if (form === composer) attachments.clear();
   messages.querySelector('.welcome')?.remove();
   messages.insertAdjacentHTML('beforeend', data.html);
   form.querySelector('input[name=topic_id]').value = data.topic_id;
@@ -457,6 +468,131 @@ document.addEventListener('keydown', (event) => {
   menu.open = false;
   menu.querySelector('summary')?.focus();
 });
+
+/**
+ * Files attached in the composer: picked, dropped on it or pasted into it. Each is uploaded at
+ * once (a chip with a progress bar, a thumbnail for an image, a remove button) and sent with
+ * the message by id. An image with a model that does not read images shows a warning and
+ * holds the message back.
+ */
+const attachments = (() => {
+  /** @type {{id: string|null, image: boolean, chip: HTMLLIElement, request: XMLHttpRequest|null}[]} */
+  let items = [];
+  const list = composer?.querySelector('.chips');
+  const warning = composer?.querySelector('.composer-warning');
+  const area = composer?.querySelector('textarea');
+  const sync = () => {
+    if (!composer) return;
+    list.hidden = items.length === 0;
+    warning.hidden = !(composer.dataset.vision === 'false' && items.some((item) => item.image));
+    // A message of only files needs no text.
+    area.required = items.length === 0;
+  };
+  const remove = (item) => {
+    item.request?.abort();
+    const thumb = item.chip.querySelector('img');
+    if (thumb) URL.revokeObjectURL(thumb.src);
+    item.chip.remove();
+    items = items.filter((other) => other !== item);
+    sync();
+  };
+  const add = (file) => {
+    const max = Number(composer.dataset.maxBytes || 0);
+    if (max && file.size > max) {
+      toast(`${file.name} ${composer.dataset.i18nTooLarge}`);
+      return;
+    }
+    const chip = document.createElement('li');
+    chip.className = 'chip uploading';
+    const image = /^image\/(png|jpeg|gif|webp)$/.test(file.type);
+    if (image) {
+      const thumb = document.createElement('img');
+      thumb.src = URL.createObjectURL(file);
+      thumb.alt = '';
+      chip.append(thumb);
+    }
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = file.name || 'file';
+    const bar = document.createElement('progress');
+    bar.max = 100;
+    bar.value = 0;
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'chip-remove';
+    close.textContent = '×';
+    close.setAttribute('aria-label', `${composer.dataset.i18nRemove} ${file.name}`);
+    chip.append(name, bar, close);
+    list.append(chip);
+    const item = { id: null, image, chip, request: new XMLHttpRequest() };
+    items.push(item);
+    close.addEventListener('click', () => remove(item));
+    sync();
+    const body = new FormData();
+    body.append('file', file, file.name || 'pasted');
+    const request = item.request;
+    request.open('POST', '/files');
+    request.setRequestHeader('Accept', 'application/json');
+    request.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) bar.value = Math.round((event.loaded / event.total) * 100);
+    });
+    const failed = (message) => {
+      toast(message);
+      remove(item);
+    };
+    request.addEventListener('load', () => {
+      item.request = null;
+      let data = null;
+      try { data = JSON.parse(request.responseText); } catch { /* handled below */ }
+      if (request.status < 200 || request.status >= 300 || !data?.files?.length) {
+        failed(data?.error?.message ?? `${file.name}: ${request.status}`);
+        return;
+      }
+      item.id = data.files[0].id;
+      item.image = Boolean(data.files[0].image);
+      chip.classList.remove('uploading');
+      bar.remove();
+      sync();
+    });
+    request.addEventListener('error', () => failed(`${file.name}: ${text('i18nNetwork')}`));
+    request.send(body);
+  };
+  return {
+    add,
+    /** The uploaded files' ids, and whether some are still uploading. */
+    ready: () => ({ ids: items.filter((item) => item.id).map((item) => item.id), pending: items.some((item) => !item.id) }),
+    blocked: () => Boolean(warning && !warning.hidden),
+    clear: () => { for (const item of [...items]) remove(item); },
+  };
+})();
+
+if (composer) {
+  const picker = composer.querySelector('[data-attach]');
+  const button = composer.querySelector('.attach-btn');
+  button.hidden = false;
+  picker.addEventListener('change', () => {
+    for (const file of picker.files) attachments.add(file);
+    picker.value = '';
+  });
+  composer.addEventListener('dragover', (event) => {
+    if (!event.dataTransfer?.types.includes('Files')) return;
+    event.preventDefault();
+    composer.classList.add('dropping');
+  });
+  composer.addEventListener('dragleave', () => composer.classList.remove('dropping'));
+  composer.addEventListener('drop', (event) => {
+    composer.classList.remove('dropping');
+    if (!event.dataTransfer?.files.length) return;
+    event.preventDefault();
+    for (const file of event.dataTransfer.files) attachments.add(file);
+  });
+  composer.addEventListener('paste', (event) => {
+    const files = Array.from(event.clipboardData?.files || []);
+    if (!files.length) return;
+    event.preventDefault();
+    for (const file of files) attachments.add(file);
+  });
+}
 
 if (composer) {
   const area = composer.querySelector('textarea');

@@ -28,6 +28,26 @@ pub fn attachment(content: FileContent) -> Response {
     response
 }
 
+/// Raster images, which a page may show inline: browsers never run them.
+pub fn shows_inline(mime: &str) -> bool {
+    matches!(mime, "image/png" | "image/jpeg" | "image/gif" | "image/webp")
+}
+
+/// The response showing a raster image inline (in an `<img>` or a tab of its own), under a
+/// policy that forbids everything else; any other file goes as an attachment.
+pub fn inline_image(content: FileContent) -> Response {
+    if !shows_inline(&content.file.mime) {
+        return attachment(content);
+    }
+    let mut response = attachment(content);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("inline"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    // A file id always means the same bytes.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400, immutable"));
+    response
+}
+
 /// Types a browser would run or render with scripts.
 fn is_active(mime: &str) -> bool {
     let mime = mime.to_ascii_lowercase();

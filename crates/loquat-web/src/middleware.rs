@@ -28,7 +28,8 @@ pub fn content_security_policy(images: &ImageHosts) -> HeaderValue {
 pub async fn security_headers(State(csp): State<HeaderValue>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    // A handler's own (stricter) policy stays: an image shown inline is sandboxed.
+    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -116,6 +116,7 @@ fn pages() -> RouteTable {
         // Files (uploads are in `uploads()`).
         .get("/files", files::show_files)
         .get("/files/{id}", files::download_file)
+        .get("/files/{id}/view", files::view_file)
         .post("/files/{id}/delete", files::delete_file)
         // The user's account.
         .get("/account", account::show_account)

@@ -30,9 +30,37 @@ pub struct MessageView {
     pub sibling_count: usize,
     pub previous_sibling: Option<String>,
     pub next_sibling: Option<String>,
+    /// The files attached to a user's message.
+    pub files: Vec<FileChip>,
+}
+
+/// A file shown with a message: a thumbnail for an image, else its name and size.
+#[derive(Debug, Clone)]
+pub struct FileChip {
+    pub id: String,
+    pub name: String,
+    pub size: String,
+    pub is_image: bool,
+}
+
+impl FileChip {
+    pub fn new(file: &loquat_core::domain::StoredFile) -> Self {
+        Self {
+            id: file.id.to_string(),
+            name: file.name.clone(),
+            size: human_bytes(file.size),
+            is_image: crate::download::shows_inline(&file.mime),
+        }
+    }
 }
 
 impl MessageView {
+    /// The view with the message's files.
+    pub fn with_files(mut self, files: &[loquat_core::domain::StoredFile]) -> Self {
+        self.files = files.iter().map(FileChip::new).collect();
+        self
+    }
+
     /// `rendered` is the message's HTML (see `render_cache::Renderer::messages`).
     pub fn from_entry(entry: &BranchEntry, tr: Tr, rendered: Rendered) -> Self {
         let message = &entry.message;
@@ -60,7 +88,13 @@ impl MessageView {
             sibling_count: entry.sibling_count,
             previous_sibling: entry.previous_sibling.map(|id| id.to_string()),
             next_sibling: entry.next_sibling.map(|id| id.to_string()),
+            files: Vec::new(),
         }
+    }
+
+    /// A question of only files has no text to show.
+    pub fn shows_bubble(&self) -> bool {
+        !(self.is_user && self.html.trim().is_empty() && !self.files.is_empty())
     }
 
     pub fn has_siblings(&self) -> bool {

@@ -96,6 +96,11 @@ pub struct Config {
     /// A public domain serving the bucket (`S3_PUBLIC_DOMAIN`, formerly
     /// `NEXT_PUBLIC_S3_DOMAIN`); unset, files are only served by Loquat, to their owners.
     pub s3_public_domain: Option<String>,
+    /// Images go to vision models as their bytes even with a public domain
+    /// (`LLM_VISION_IMAGE_USE_BASE64=1`). Without a public domain they always do: a provider
+    /// cannot reach a private Loquat.
+    #[serde(deserialize_with = "flexible_bool")]
+    pub llm_vision_image_use_base64: bool,
 }
 
 /// Users' files (`LOQUAT_FILES__*`).
@@ -227,6 +232,7 @@ impl Default for Config {
             s3_secret_access_key: None,
             s3_enable_path_style: false,
             s3_public_domain: None,
+            llm_vision_image_use_base64: false,
         }
     }
 }
@@ -278,6 +284,7 @@ const LOBECHAT_NAMES: &[(&str, &str)] = &[
     ("S3_ENABLE_PATH_STYLE", "s3_enable_path_style"),
     ("NEXT_PUBLIC_S3_DOMAIN", "s3_public_domain"),
     ("S3_PUBLIC_DOMAIN", "s3_public_domain"),
+    ("LLM_VISION_IMAGE_USE_BASE64", "llm_vision_image_use_base64"),
 ];
 
 /// Variables read outside the typed settings: the config file's path, the log filter's
@@ -429,6 +436,16 @@ impl Config {
     /// The bucket `S3_BUCKET` names, if it names one.
     pub fn s3_bucket_name(&self) -> Option<&str> {
         self.s3_bucket.as_deref().map(str::trim).filter(|bucket| !bucket.is_empty())
+    }
+
+    /// Where vision models fetch images themselves: the bucket's public domain, when files are
+    /// in a bucket, it has one and `LLM_VISION_IMAGE_USE_BASE64` is off.
+    pub fn public_image_base(&self) -> Option<String> {
+        let domain = self.s3_public_domain.as_deref().map(str::trim).filter(|domain| !domain.is_empty())?;
+        if self.s3_bucket_name().is_none() || self.llm_vision_image_use_base64 {
+            return None;
+        }
+        Some(if domain.contains("://") { domain.to_owned() } else { format!("https://{domain}") })
     }
 
     /// Where files are kept: the S3 bucket when `S3_BUCKET` is set, else `<data_dir>/files`.

@@ -126,7 +126,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     };
     tracing::info!(node = %node.id, shared = bus.is_some(), "generation node");
     let services = Services::new(
-        DataStores { store: Arc::new(store), blobs },
+        DataStores { store: Arc::new(store), blobs, public_image_base: config.public_image_base() },
         Arc::new(client),
         vault,
         server_providers,
@@ -201,6 +201,7 @@ pub async fn open_services(config: &Config) -> Result<Services, StartError> {
         DataStores {
             store: Arc::new(store),
             blobs: config.blobs().map_err(|error| StartError::Files(error.to_string()))?,
+            public_image_base: None,
         },
         Arc::new(client),
         vault,

@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use super::materials::{self, Reader};
 use super::providers::Choices;
 use super::{Assistants, Providers, ResolvedModel, Usage};
-use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Topic, User};
+use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, StoredFile, Topic, User};
 use crate::error::{CoreError, CoreResult};
 use crate::generation::{Attempt, Generations, JobSpec, Subscription};
-use crate::id::{AssistantId, MessageId, TopicId, UserId};
+use crate::id::{AssistantId, FileId, MessageId, TopicId, UserId};
 use crate::llm::{ChatClient, ChatEvent, ChatRequest};
-use crate::prompt::{PromptContext, build_chat_messages, clean_title, title_request};
+use crate::prompt::{Materials, PromptContext, build_chat_messages, clean_title, sent_history, title_request};
 use crate::store::{FinishedAnswer, Store, TreeWrite};
 use crate::time::Timestamp;
 use crate::tree::MessageTree;
@@ -22,9 +25,14 @@ pub struct SendMessage {
     /// `None` starts a new topic.
     pub topic_id: Option<TopicId>,
     pub content: String,
+    /// The user's files attached to the message, in order (images, documents).
+    pub file_ids: Vec<FileId>,
     /// The user's interface language, for placeholders and the topic title.
     pub language: String,
 }
+
+/// The most files one message may carry.
+pub const MAX_FILES_PER_MESSAGE: usize = 20;
 
 /// What a send (or edit) created.
 #[derive(Debug, Clone)]
@@ -32,6 +40,8 @@ pub struct Exchange {
     pub topic: Topic,
     pub created_topic: bool,
     pub user_message: Option<Message>,
+    /// The files attached to `user_message`.
+    pub files: Vec<StoredFile>,
     pub answer: Message,
 }
 
@@ -52,6 +62,7 @@ pub struct Chat {
     providers: Providers,
     assistants: Assistants,
     usage: Usage,
+    reader: Reader,
     max_message_chars: usize,
 }
 
@@ -62,6 +73,7 @@ struct Asker {
 }
 
 impl Chat {
+    #[expect(clippy::too_many_arguments, reason = "the composition root hands each service its parts")]
     pub(crate) fn new(
         store: Arc<dyn Store>,
         chat_client: Arc<dyn ChatClient>,
@@ -69,9 +81,10 @@ impl Chat {
         providers: Providers,
         assistants: Assistants,
         usage: Usage,
+        reader: Reader,
         max_message_chars: usize,
     ) -> Self {
-        Self { store, chat_client, generations, providers, assistants, usage, max_message_chars }
+        Self { store, chat_client, generations, providers, assistants, usage, reader, max_message_chars }
     }
 
     /// The user, their quota checked, and the providers they can reach.
@@ -90,9 +103,13 @@ impl Chat {
 
     /// Stores the user's message, creates the answer placeholder and starts generating.
     pub async fn send_message(&self, user: UserId, send: SendMessage) -> CoreResult<Exchange> {
-        let content = self.checked_content(&send.content)?;
-        let (assistant, asker) = tokio::join!(self.assistants.assistant(user, send.assistant_id), self.asker(user));
-        let (assistant, asker) = (assistant?, asker?);
+        let content = self.checked_content(&send.content, !send.file_ids.is_empty())?;
+        let (assistant, asker, files) = tokio::join!(
+            self.assistants.assistant(user, send.assistant_id),
+            self.asker(user),
+            self.attached_files(user, &send.file_ids)
+        );
+        let (assistant, asker, files) = (assistant?, asker?, files?);
         let (topic, created_topic, parent) = match send.topic_id {
             Some(id) => {
                 let topic = self.assistants.topic(user, id).await?;
@@ -121,18 +138,22 @@ impl Chat {
         }
         // The quota and the model are checked before anything is written.
         let resolved = self.resolve(&asker, &assistant).await?;
+        if !resolved.model.vision && files.iter().any(materials::is_image) {
+            return Err(CoreError::invalid_with("model_no_vision", resolved.model.label().to_owned()));
+        }
         let question = new_message(user, topic.id, parent, MessageRole::User, content, None);
-        let mut writes = Vec::with_capacity(4);
+        let mut writes = Vec::with_capacity(4 + files.len());
         if created_topic {
             writes.push(TreeWrite::InsertTopic(&topic));
         }
         writes.push(TreeWrite::InsertMessage(&question));
+        writes.extend(attach_writes(question.id, &files));
         let question = question.stored();
-        let question_and_writes = Question::New(&question, writes);
+        let question_and_writes = Question::New(&question, writes, files.clone());
         let answer =
             self.start_answer(&asker, &assistant, &topic, question_and_writes, &send.language, resolved).await?;
         let topic = with_leaf(topic, &answer);
-        Ok(Exchange { topic, created_topic, user_message: Some(question), answer })
+        Ok(Exchange { topic, created_topic, user_message: Some(question), files, answer })
     }
 
     /// Generates a new answer beside an existing one (a sibling under the same question).
@@ -155,8 +176,9 @@ impl Chat {
         content: &str,
         language: &str,
     ) -> CoreResult<Exchange> {
-        let content = self.checked_content(content)?;
         let original = self.assistants.message(user, id).await?;
+        let files = self.store.message_files(user, original.id).await?;
+        let content = self.checked_content(content, !files.is_empty())?;
         let topic = self.assistants.topic(user, original.topic_id).await?;
         if self.topic_busy(user, topic.id).await? {
             return Err(CoreError::Conflict("generation_running"));
@@ -165,8 +187,9 @@ impl Chat {
         match original.role {
             MessageRole::User => {
                 let stored = edited.stored();
-                let writes = vec![TreeWrite::InsertMessage(&edited)];
-                self.answer_question(user, Question::New(&stored, writes), language).await
+                let mut writes = vec![TreeWrite::InsertMessage(&edited)];
+                writes.extend(attach_writes(edited.id, &files));
+                self.answer_question(user, Question::New(&stored, writes, files), language).await
             }
             MessageRole::Assistant => {
                 let at = Timestamp::now();
@@ -177,7 +200,7 @@ impl Chat {
                 self.store.write_tree(user, &writes).await?;
                 let answer = edited.stored();
                 let topic = with_leaf(topic, &answer);
-                Ok(Exchange { topic, created_topic: false, user_message: None, answer })
+                Ok(Exchange { topic, created_topic: false, user_message: None, files: Vec::new(), answer })
             }
         }
     }
@@ -245,7 +268,7 @@ impl Chat {
         let resolved = self.resolve(&asker, &assistant).await?;
         let answer = self.start_answer(&asker, &assistant, &topic, question, language, resolved).await?;
         let topic = with_leaf(topic, &answer);
-        Ok(Exchange { topic, created_topic: false, user_message: None, answer })
+        Ok(Exchange { topic, created_topic: false, user_message: None, files: Vec::new(), answer })
     }
 
     /// Stores the answer placeholder under the question (with the question itself, when it is
@@ -260,9 +283,9 @@ impl Chat {
         resolved: ResolvedModel,
     ) -> CoreResult<Message> {
         let user = asker.person.id;
-        let (question, mut writes, stored) = match question {
-            Question::Stored(message) => (message, Vec::with_capacity(2), true),
-            Question::New(message, writes) => (message, writes, false),
+        let (question, mut writes, stored, new_files) = match question {
+            Question::Stored(message) => (message, Vec::with_capacity(2), true, Vec::new()),
+            Question::New(message, writes, files) => (message, writes, false, files),
         };
         // The branch up to the question: a new question at the root (a new topic, say) is all
         // of it; otherwise the stored messages, plus the question when it is new.
@@ -282,12 +305,24 @@ impl Chat {
             username: asker.person.name.clone(),
             language: language.to_owned(),
         };
-        let prompt = build_chat_messages(&assistant.config, &branch, &context);
+        let mut files = if stored || messages.len() > 1 {
+            materials::by_message(self.store.topic_message_files(user, topic.id).await?)
+        } else {
+            HashMap::new()
+        };
+        if !new_files.is_empty() {
+            files.insert(question.id, new_files);
+        }
+        let materials = self.materials(assistant, &branch, &files, question, &resolved).await?;
+        let has_images = materials.values().any(|added| !added.images.is_empty());
+        let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone())];
         let config = &assistant.config;
         let fallback = self.providers.resolve_exact(&asker.choices, &config.fallback_provider, &config.fallback_model);
         if let Some(fallback) = fallback.await
             && (fallback.provider_id != resolved.provider_id || fallback.model.id != resolved.model.id)
+            // A fallback that cannot see the question's images cannot answer it.
+            && (fallback.model.vision || !has_images)
         {
             attempts.push(attempt_for(&fallback, config, prompt));
         }
@@ -392,9 +427,66 @@ impl Chat {
         Ok(MessageTree::new(&messages).branch(None).last().map(|entry| entry.message.id))
     }
 
-    fn checked_content(&self, content: &str) -> CoreResult<String> {
+    /// The user's files to attach to a message: each must be theirs (another user's id is not
+    /// found), each once, at most [`MAX_FILES_PER_MESSAGE`].
+    async fn attached_files(&self, user: UserId, ids: &[FileId]) -> CoreResult<Vec<StoredFile>> {
+        let mut unique: Vec<FileId> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !unique.contains(id) {
+                unique.push(*id);
+            }
+        }
+        if unique.len() > MAX_FILES_PER_MESSAGE {
+            return Err(CoreError::invalid_with("message_files", MAX_FILES_PER_MESSAGE.to_string()));
+        }
+        let mut files = Vec::with_capacity(unique.len());
+        for id in unique {
+            files.push(self.store.get_file(user, id).await?.ok_or(CoreError::NotFound("file"))?);
+        }
+        Ok(files)
+    }
+
+    /// What the files of the messages a request sends add to them, the question's first (it
+    /// has the first claim on the context window). A file of the question that cannot be
+    /// read fails the request with its reason; one of an earlier message is only named.
+    async fn materials(
+        &self,
+        assistant: &Assistant,
+        branch: &[Message],
+        files: &HashMap<MessageId, Vec<StoredFile>>,
+        question: &Message,
+        resolved: &ResolvedModel,
+    ) -> CoreResult<HashMap<MessageId, Materials>> {
+        let mut added = HashMap::new();
+        if files.is_empty() {
+            return Ok(added);
+        }
+        let mut budget = materials::files_budget(&resolved.model);
+        let history = sent_history(&assistant.config, branch, |id| files.contains_key(&id));
+        let protocol = resolved.endpoint.protocol;
+        for message in history.iter().rev() {
+            let Some(attached) = files.get(&message.id) else { continue };
+            let read = self.reader.materials(attached, &resolved.model, protocol, &question.content, &mut budget).await;
+            let materials = match read {
+                Ok(materials) => materials,
+                Err(error) if message.id == question.id => return Err(error),
+                Err(error) => {
+                    tracing::info!(message = %message.id, %error, "an earlier message's file could not be read");
+                    let names: Vec<&str> = attached.iter().map(|file| file.name.as_str()).collect();
+                    Materials {
+                        text: format!("\n\n[files no longer readable: {}]", names.join(", ")),
+                        ..Materials::default()
+                    }
+                }
+            };
+            added.insert(message.id, materials);
+        }
+        Ok(added)
+    }
+
+    fn checked_content(&self, content: &str, has_files: bool) -> CoreResult<String> {
         let trimmed = content.trim();
-        if trimmed.is_empty() {
+        if trimmed.is_empty() && !has_files {
             return Err(CoreError::invalid("message_empty"));
         }
         if trimmed.chars().count() > self.max_message_chars {
@@ -408,15 +500,26 @@ impl Chat {
 /// together with the answer (send, edit), with the writes that go before it.
 enum Question<'a> {
     Stored(&'a Message),
-    New(&'a Message, Vec<TreeWrite<'a>>),
+    /// A new question, the writes that store it, and its files.
+    New(&'a Message, Vec<TreeWrite<'a>>, Vec<StoredFile>),
 }
 
 impl Question<'_> {
     fn message(&self) -> &Message {
         match self {
-            Question::Stored(message) | Question::New(message, _) => message,
+            Question::Stored(message) | Question::New(message, _, _) => message,
         }
     }
+}
+
+/// The writes attaching `files` to a new message, in order.
+fn attach_writes<'w>(message: MessageId, files: &[StoredFile]) -> Vec<TreeWrite<'w>> {
+    let attach = |(position, file): (usize, &StoredFile)| TreeWrite::AttachFile {
+        message,
+        file: file.id,
+        position: position as u32,
+    };
+    files.iter().enumerate().map(attach).collect()
 }
 
 /// A new message of the user's or a corrected answer: complete, stored as written.

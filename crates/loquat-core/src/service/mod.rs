@@ -23,6 +23,7 @@ mod cli;
 mod files;
 mod gateway;
 mod instance;
+mod materials;
 mod provider_settings;
 mod providers;
 mod registration;
@@ -104,6 +105,9 @@ pub struct Services {
 pub struct DataStores {
     pub store: Arc<dyn Store>,
     pub blobs: loquat_files::Blobs,
+    /// The public address of the files' bucket, when vision models should fetch images from
+    /// it instead of receiving their bytes.
+    pub public_image_base: Option<String>,
 }
 
 impl Services {
@@ -116,7 +120,7 @@ impl Services {
         limits: Limits,
         bus: Option<Arc<dyn crate::bus::EventBus>>,
     ) -> Self {
-        let DataStores { store, blobs } = data;
+        let DataStores { store, blobs, public_image_base } = data;
         let generations = Generations::new(generation, bus);
         let audit = Audit { store: store.clone() };
         let instance = Instance::new(store.clone(), limits.clone());
@@ -139,6 +143,7 @@ impl Services {
             providers.clone(),
             assistants.clone(),
             usage.clone(),
+            materials::Reader::new(blobs.clone(), public_image_base),
             limits.max_message_chars,
         );
         let gateway = Gateway::new(

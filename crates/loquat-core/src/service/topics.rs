@@ -1,7 +1,9 @@
 //! Topics and the branch of the message tree a user looks at.
 
+use std::collections::HashMap;
+
 use super::Assistants;
-use crate::domain::{Message, Topic};
+use crate::domain::{Message, StoredFile, Topic};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::time::Timestamp;
@@ -12,6 +14,8 @@ use crate::tree::{BranchEntry, MessageTree};
 pub struct Conversation {
     pub topic: Topic,
     pub branch: Vec<BranchEntry>,
+    /// The files attached to the topic's messages, by message, in order.
+    pub files: HashMap<MessageId, Vec<StoredFile>>,
 }
 
 impl Assistants {
@@ -23,12 +27,14 @@ impl Assistants {
         self.store.get_topic(user, id).await?.ok_or(CoreError::NotFound("topic"))
     }
 
-    /// The topic with its active branch, loaded in one message query.
+    /// The topic with its active branch and the messages' files, loaded in one message query
+    /// and one file query.
     pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {
         let topic = self.topic(user, id).await?;
-        let messages = self.store.list_messages(user, id).await?;
-        let branch = MessageTree::new(&messages).branch(topic.active_leaf_id);
-        Ok(Conversation { topic, branch })
+        let (messages, files) =
+            tokio::join!(self.store.list_messages(user, id), self.store.topic_message_files(user, id));
+        let branch = MessageTree::new(&messages?).branch(topic.active_leaf_id);
+        Ok(Conversation { topic, branch, files: super::materials::by_message(files?) })
     }
 
     pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {

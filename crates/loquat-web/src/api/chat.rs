@@ -25,6 +25,9 @@ pub struct SendForm {
     content: String,
     #[serde(default)]
     topic_id: String,
+    /// The attached files' ids, comma-separated, in order.
+    #[serde(default)]
+    files: String,
 }
 
 pub async fn send_message(
@@ -37,8 +40,15 @@ pub async fn send_message(
     state.allow_chat(&viewer).await?;
     let topic_id: Option<TopicId> =
         if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, &viewer)?) };
-    let send =
-        SendMessage { assistant_id, topic_id, content: form.content, language: viewer.locale().code().to_owned() };
+    let file_ids = form
+        .files
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| parse_id(id, &viewer))
+        .collect::<WebResult<Vec<_>>>()?;
+    let language = viewer.locale().code().to_owned();
+    let send = SendMessage { assistant_id, topic_id, content: form.content, file_ids, language };
     let exchange = state.services.chat.send_message(viewer.user.id, send).await.map_err(viewer.fail())?;
     let url = topic_url(exchange.topic.assistant_id, exchange.topic.id);
     if viewer.flavor == Flavor::Html {
@@ -48,7 +58,8 @@ pub async fn send_message(
     let rendered = state.renderer.messages(messages.iter().copied()).await;
     let mut html = String::new();
     for (message, rendered) in messages.into_iter().zip(rendered) {
-        let view = MessageView::from_entry(&lone_entry(message), viewer.tr, rendered);
+        let files = if message.role == loquat_core::domain::MessageRole::User { &exchange.files[..] } else { &[] };
+        let view = MessageView::from_entry(&lone_entry(message), viewer.tr, rendered).with_files(files);
         let fragment = MessageFragment { tr: viewer.tr, m: &view }.render();
         html.push_str(&fragment.map_err(|error| WebError::internal(error, viewer.tr, viewer.flavor))?);
     }

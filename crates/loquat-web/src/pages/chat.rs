@@ -11,6 +11,7 @@ use axum::response::Response;
 use loquat_core::domain::Assistant;
 use loquat_core::id::{AssistantId, MessageId, TopicId};
 use loquat_core::service::Conversation;
+use loquat_core::tree::BranchEntry;
 use serde::Deserialize;
 
 use super::{Chrome, render, see_other};
@@ -42,6 +43,8 @@ pub struct ChatPage {
     pub model_groups: Vec<ModelGroup>,
     /// The answer being generated on the visible branch, or empty (the composer shows Stop).
     pub generating_id: String,
+    /// The largest file the composer may attach, in bytes.
+    pub max_file_bytes: u64,
     pub user_name: String,
     pub user_initial: String,
     pub is_admin: bool,
@@ -60,6 +63,11 @@ impl ChatPage {
     /// The model the picker shows as chosen.
     pub fn current_model(&self) -> Option<&ModelOption> {
         chosen_model(&self.model_groups)
+    }
+
+    /// Whether the model answering reads images (the composer warns before sending one).
+    pub fn sees_images(&self) -> bool {
+        self.current_model().is_some_and(|model| model.capabilities.iter().any(|c| c.icon == "vision"))
     }
 }
 
@@ -213,7 +221,12 @@ async fn message_views(
 ) -> Vec<MessageView> {
     let entries = &conversation.branch[range];
     let rendered = state.renderer.messages(entries.iter().map(|entry| &entry.message)).await;
-    entries.iter().zip(rendered).map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered)).collect()
+    let files = |entry: &BranchEntry| conversation.files.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
+    entries
+        .iter()
+        .zip(rendered)
+        .map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered).with_files(files(entry)))
+        .collect()
 }
 
 async fn chat_page(
@@ -258,6 +271,7 @@ async fn chat_page(
         topic_id: current_topic.map(|t| t.id.to_string()).unwrap_or_default(),
         page_title,
         generating_id: messages.iter().find(|m| m.generating).map(|m| m.id.clone()).unwrap_or_default(),
+        max_file_bytes: state.services.files.max_bytes(),
         messages,
         earlier,
         opening_html,

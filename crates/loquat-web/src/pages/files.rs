@@ -160,7 +160,13 @@ pub async fn upload_files(
         return Err(form_error());
     }
     if viewer.flavor == Flavor::Json {
-        let files: Vec<_> = stored.iter().map(|file| json!({ "id": file.id.to_string(), "name": file.name })).collect();
+        let files: Vec<_> = stored.iter().map(|file| json!({
+            "id": file.id.to_string(),
+            "name": file.name,
+            "size": file.size,
+            "mime": file.mime,
+            "image": crate::download::shows_inline(&file.mime),
+        })).collect();
         return Ok(Json(json!({ "files": files })).into_response());
     }
     Ok(see_other(&format!("/files?uploaded={}", stored.len())))
@@ -175,6 +181,14 @@ pub async fn download_file(
     let id: FileId = parse_id(&id, &viewer)?;
     let content = state.services.files.content(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(crate::download::attachment(content))
+}
+
+/// `GET /files/{id}/view`: an image shown inline (thumbnails, full size in a tab); any other
+/// file downloads as from `/files/{id}`.
+pub async fn view_file(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
+    let id: FileId = parse_id(&id, &viewer)?;
+    let content = state.services.files.content(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(crate::download::inline_image(content))
 }
 
 /// `POST /files/{id}/delete`.

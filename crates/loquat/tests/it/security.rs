@@ -117,7 +117,13 @@ async fn hostile_markdown_does_not_stall_the_server() {
     let mut topics = Vec::new();
     for markdown in hostile_markdown() {
         app.fake.push_reply(Reply::chunks(chunked(&markdown)));
-        let send = SendMessage { assistant_id: assistant, topic_id: None, content: markdown, language: "en".into() };
+        let send = SendMessage {
+            assistant_id: assistant,
+            topic_id: None,
+            content: markdown,
+            file_ids: Vec::new(),
+            language: "en".into(),
+        };
         let exchange = app.services.chat.send_message(user, send).await.expect("sent");
         app.finished(exchange.answer.id).await;
         app.titled(exchange.topic.id).await;
@@ -220,6 +226,7 @@ async fn another_users_ids_find_nothing() {
         assistant_id: assistant,
         topic_id: Some(sent.topic),
         content: "intrude".into(),
+        file_ids: Vec::new(),
         language: "en".into(),
     };
     not_found(services.chat.send_message(stranger, send).await.map(|_| ()));

@@ -1,0 +1,278 @@
+//! Chunking by structure. A chunk never crosses a heading: each section is cut into chunks of
+//! about `target_tokens`, whole paragraphs and rows where they fit, sentences where a paragraph
+//! is too long, characters only where a sentence is. Consecutive chunks of a section share up to
+//! `overlap_tokens` of whole sentences, so a fact cut at a boundary is whole in one of them.
+//! Each chunk keeps the headings above it and the pages it spans.
+
+use crate::extract::{BlockKind, Document, floor_char_boundary};
+use crate::search::is_cjk;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkOptions {
+    pub target_tokens: usize,
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkOptions {
+    fn default() -> Self {
+        Self { target_tokens: 400, overlap_tokens: 60 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    pub text: String,
+    /// The headings above the chunk, outermost first, joined with ` › `.
+    pub headings: String,
+    /// The first and last page (or slide) the chunk's text is on.
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    /// Its estimated size in tokens.
+    pub tokens: usize,
+}
+
+impl Chunk {
+    /// What search indexes and models read: the headings, then the text.
+    pub fn indexed_text(&self) -> String {
+        if self.headings.is_empty() { self.text.clone() } else { format!("{}\n{}", self.headings, self.text) }
+    }
+}
+
+/// About how many tokens `text` is to a model: a Chinese, Japanese or Korean character is about
+/// one; other text is about four bytes a token. An estimate, the same everywhere in Loquat, used
+/// for chunk sizes and for whether a file fits a context window.
+pub fn estimate_tokens(text: &str) -> usize {
+    let mut cjk = 0usize;
+    let mut other_bytes = 0usize;
+    for c in text.chars() {
+        if is_cjk(c) {
+            cjk += 1;
+        } else {
+            other_bytes += c.len_utf8();
+        }
+    }
+    cjk + other_bytes.div_ceil(4)
+}
+
+/// One piece of a section: a sentence, row or paragraph small enough to place whole.
+struct Piece {
+    text: String,
+    tokens: usize,
+    page: Option<u32>,
+    /// Whether it starts a new line in the chunk (a new paragraph or row).
+    breaks: bool,
+}
+
+pub fn chunk_document(document: &Document, options: ChunkOptions) -> Vec<Chunk> {
+    let target = options.target_tokens.max(16);
+    let mut chunks = Vec::new();
+    let mut headings: Vec<(u8, String)> = Vec::new();
+    let mut section: Vec<Piece> = Vec::new();
+    for block in &document.blocks {
+        match block.kind {
+            BlockKind::Heading(level) => {
+                pack(&mut chunks, &section, &path(&headings), target, options.overlap_tokens);
+                section.clear();
+                headings.retain(|(outer, _)| *outer < level);
+                headings.push((level, block.text.clone()));
+            }
+            BlockKind::Paragraph | BlockKind::Row => {
+                let mut first = true;
+                for text in split_to_fit(&block.text, target) {
+                    let tokens = estimate_tokens(&text);
+                    section.push(Piece { text, tokens, page: block.page, breaks: first });
+                    first = false;
+                }
+            }
+        }
+    }
+    pack(&mut chunks, &section, &path(&headings), target, options.overlap_tokens);
+    chunks
+}
+
+fn path(headings: &[(u8, String)]) -> String {
+    headings.iter().map(|(_, text)| text.as_str()).collect::<Vec<_>>().join(" › ")
+}
+
+/// Packs a section's pieces into chunks.
+fn pack(chunks: &mut Vec<Chunk>, pieces: &[Piece], headings: &str, target: usize, overlap: usize) {
+    let mut start = 0;
+    while start < pieces.len() {
+        let mut end = start;
+        let mut tokens = 0;
+        while end < pieces.len() && (end == start || tokens + pieces[end].tokens <= target) {
+            tokens += pieces[end].tokens;
+            end += 1;
+        }
+        let part = &pieces[start..end];
+        let mut text = String::new();
+        for (index, piece) in part.iter().enumerate() {
+            if index > 0 {
+                text.push_str(if piece.breaks { "\n" } else { joiner(&text, &piece.text) });
+            }
+            text.push_str(&piece.text);
+        }
+        chunks.push(Chunk {
+            text,
+            headings: headings.to_owned(),
+            page_start: part.iter().find_map(|piece| piece.page),
+            page_end: part.iter().rev().find_map(|piece| piece.page),
+            tokens,
+        });
+        if end == pieces.len() {
+            break;
+        }
+        // The next chunk starts with the last pieces of this one that fit in the overlap, but
+        // always moves forward.
+        let mut next = end;
+        let mut shared = 0;
+        while next > start + 1 && shared + pieces[next - 1].tokens <= overlap {
+            shared += pieces[next - 1].tokens;
+            next -= 1;
+        }
+        start = next;
+    }
+}
+
+/// Nothing between Chinese sentences, a space between others.
+fn joiner(before: &str, after: &str) -> &'static str {
+    let cjk = before.chars().last().is_some_and(|c| is_cjk(c) || is_cjk_punctuation(c))
+        && after.chars().next().is_some_and(is_cjk);
+    if cjk { "" } else { " " }
+}
+
+fn is_cjk_punctuation(c: char) -> bool {
+    matches!(c, '。' | '！' | '？' | '；' | '：' | '，' | '、' | '」' | '』' | '）')
+}
+
+/// `text` as pieces of at most `max_tokens`: itself when it fits, else its lines and sentences
+/// (greedily joined back up to the limit), and a sentence too long on its own cut by characters.
+fn split_to_fit(text: &str, max_tokens: usize) -> Vec<String> {
+    if estimate_tokens(text) <= max_tokens {
+        return vec![text.to_owned()];
+    }
+    let mut pieces = Vec::new();
+    for sentence in sentences(text) {
+        let mut rest = sentence;
+        while estimate_tokens(rest) > max_tokens {
+            // About `max_tokens` tokens: CJK text is a character a token, other text four bytes.
+            let mut cut = 0;
+            let mut tokens = 0.0f64;
+            for (at, c) in rest.char_indices() {
+                tokens += if is_cjk(c) { 1.0 } else { c.len_utf8() as f64 / 4.0 };
+                if tokens > max_tokens as f64 {
+                    break;
+                }
+                cut = at + c.len_utf8();
+            }
+            // Prefer to cut at a space near the end.
+            let cut = floor_char_boundary(rest, cut.max(1));
+            let cut = rest[..cut].rfind(' ').filter(|&space| space > cut / 2).unwrap_or(cut);
+            pieces.push(rest[..cut].trim().to_owned());
+            rest = rest[cut..].trim_start();
+        }
+        if !rest.trim().is_empty() {
+            pieces.push(rest.trim().to_owned());
+        }
+    }
+    // Join short neighbours back together up to the limit.
+    let mut joined: Vec<String> = Vec::new();
+    for piece in pieces {
+        match joined.last_mut() {
+            Some(last) if estimate_tokens(last) + estimate_tokens(&piece) <= max_tokens => {
+                let join = joiner(last, &piece);
+                last.push_str(join);
+                last.push_str(&piece);
+            }
+            _ => joined.push(piece),
+        }
+    }
+    joined
+}
+
+/// The sentences and lines of `text`, each with its ending punctuation.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let end = at + c.len_utf8();
+        let boundary = match c {
+            '\n' | '。' | '！' | '？' | '；' => true,
+            '.' | '!' | '?' | ';' => chars.peek().is_none_or(|(_, next)| next.is_whitespace()),
+            _ => false,
+        };
+        if boundary {
+            if !text[start..end].trim().is_empty() {
+                out.push(&text[start..end]);
+            }
+            start = end;
+        }
+    }
+    if !text[start..].trim().is_empty() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{Block, BlockKind};
+
+    fn block(kind: BlockKind, text: &str, page: Option<u32>) -> Block {
+        Block { kind, text: text.to_owned(), page }
+    }
+
+    #[test]
+    fn estimates_tokens_for_chinese_and_english() {
+        assert_eq!(estimate_tokens("研发投入"), 4);
+        assert_eq!(estimate_tokens("abcdefgh"), 2);
+        assert_eq!(estimate_tokens(""), 0);
+    }
+
+    #[test]
+    fn chunks_keep_headings_and_pages_and_never_cross_a_heading() {
+        let document = Document {
+            blocks: vec![
+                block(BlockKind::Heading(1), "Annual report", Some(1)),
+                block(BlockKind::Heading(2), "R&D", Some(1)),
+                block(BlockKind::Paragraph, "We spent more on research.", Some(1)),
+                block(BlockKind::Paragraph, "It grew again.", Some(2)),
+                block(BlockKind::Heading(2), "Sales", Some(3)),
+                block(BlockKind::Paragraph, "Sales were flat.", Some(3)),
+            ],
+            pages: Some(3),
+        };
+        let chunks = chunk_document(&document, ChunkOptions::default());
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].headings, "Annual report › R&D");
+        assert_eq!(chunks[0].text, "We spent more on research.\nIt grew again.");
+        assert_eq!((chunks[0].page_start, chunks[0].page_end), (Some(1), Some(2)));
+        assert_eq!(chunks[1].headings, "Annual report › Sales");
+        assert_eq!(chunks[1].page_start, Some(3));
+    }
+
+    #[test]
+    fn long_text_is_cut_under_the_target_with_overlap() {
+        let sentence = "研发投入持续增长，占营业收入的比例达到百分之八。";
+        let paragraph = sentence.repeat(60);
+        let document = Document { blocks: vec![block(BlockKind::Paragraph, &paragraph, None)], pages: None };
+        let options = ChunkOptions { target_tokens: 100, overlap_tokens: 30 };
+        let chunks = chunk_document(&document, options);
+        assert!(chunks.len() > 10, "{}", chunks.len());
+        for chunk in &chunks {
+            assert!(chunk.tokens <= 100, "{}", chunk.tokens);
+            assert!(chunk.text.starts_with("研发"), "cut inside a sentence: {}", chunk.text);
+        }
+        // Neighbours share a sentence.
+        let last_of_first = chunks[0].text.rsplit('。').nth(1).expect("test value");
+        assert!(chunks[1].text.contains(last_of_first));
+        // A word with no spaces at all is still cut (by characters).
+        let blob = "x".repeat(10_000);
+        let chunks =
+            chunk_document(&Document { blocks: vec![block(BlockKind::Paragraph, &blob, None)], pages: None }, options);
+        assert!(chunks.iter().all(|chunk| chunk.tokens <= 100));
+        assert_eq!(chunks.iter().map(|chunk| chunk.text.len()).sum::<usize>(), 10_000);
+    }
+}
