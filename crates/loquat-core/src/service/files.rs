@@ -116,6 +116,19 @@ impl Files {
         Ok(self.store.list_files(user).await?)
     }
 
+    /// The user's files, newest first, each with the number of messages it is attached to.
+    pub async fn list_with_uses(&self, user: UserId) -> CoreResult<Vec<(StoredFile, u64)>> {
+        let (files, uses) = tokio::join!(self.store.list_files(user), self.store.file_message_counts(user));
+        let uses: std::collections::HashMap<FileId, u64> = uses?.into_iter().collect();
+        Ok(files?
+            .into_iter()
+            .map(|file| {
+                let count = uses.get(&file.id).copied().unwrap_or(0);
+                (file, count)
+            })
+            .collect())
+    }
+
     pub async fn get(&self, user: UserId, id: FileId) -> CoreResult<StoredFile> {
         self.store.get_file(user, id).await?.ok_or(CoreError::NotFound("file"))
     }

@@ -1,3 +1,5 @@
+//! Extraction over the generated fixtures: structure, pages, Chinese text, and every bound.
+
 use super::*;
 use crate::fixtures;
 

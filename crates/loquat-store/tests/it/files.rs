@@ -1,12 +1,12 @@
 //! `FileStore`: one record per owner and content (also when uploads race), found and deleted
-//! by its owner only, listed newest first, summed for the quota.
+//! by its owner only, listed newest first, summed for the quota, attached to messages.
 
-use loquat_core::domain::StoredFile;
+use loquat_core::domain::{MessageRole, StoredFile};
 use loquat_core::id::{FileId, UserId};
-use loquat_core::store::{FileInsert, FileStore, StoreErrorKind};
+use loquat_core::store::{FileInsert, FileStore, MessageStore, StoreErrorKind, TreeWrite};
 use loquat_store::SqlStore;
 
-use crate::fixtures::{at, world};
+use crate::fixtures::{at, message, world};
 use crate::harness::on_every_backend;
 
 fn file(user: UserId, name: &str, sha256: &str, size: u64, created: i64) -> StoredFile {
@@ -100,7 +100,45 @@ async fn racing_uploads_cannot_pass_a_quota_together(store: SqlStore) {
     assert_eq!(store.insert_file(&bobs, Some(10)).await.expect("runs"), FileInsert::Inserted);
 }
 
+async fn files_attach_to_messages_of_their_owner_and_go_with_either(store: SqlStore) {
+    let w = world(&store).await;
+    let question = message(&w.topic, None, MessageRole::User, "look", 10);
+    let report = file(w.alice.id, "report.pdf", "aaa", 1_000, 10);
+    let photo = file(w.alice.id, "photo.png", "bbb", 10, 20);
+    let bobs = file(w.bob.id, "bob.pdf", "ccc", 10, 30);
+    for f in [&report, &photo, &bobs] {
+        store.insert_file(f, None).await.expect("inserted");
+    }
+    let attach = |file: &StoredFile, position| TreeWrite::AttachFile { message: question.id, file: file.id, position };
+    let changed = store
+        .write_tree(
+            w.alice.id,
+            &[TreeWrite::InsertMessage(&question), attach(&photo, 1), attach(&report, 0), attach(&bobs, 2)],
+        )
+        .await
+        .expect("written");
+    assert_eq!(changed, vec![1, 1, 1, 0], "Bob's file is not attached to Alice's message");
+    let in_order = vec![report.clone(), photo.clone()];
+    assert_eq!(store.message_files(w.alice.id, question.id).await.expect("loads"), in_order);
+    let topic_files = store.topic_message_files(w.alice.id, w.topic.id).await.expect("loads");
+    assert_eq!(topic_files, vec![(question.id, report.clone()), (question.id, photo.clone())]);
+    assert!(store.topic_message_files(w.bob.id, w.topic.id).await.expect("loads").is_empty());
+    assert!(store.message_files(w.bob.id, question.id).await.expect("loads").is_empty());
+    let mut counts = store.file_message_counts(w.alice.id).await.expect("counts");
+    counts.sort();
+    let mut expected = vec![(report.id, 1), (photo.id, 1)];
+    expected.sort();
+    assert_eq!(counts, expected);
+    // Deleting a file takes it off the message; deleting the message takes the rest.
+    store.delete_file(w.alice.id, photo.id).await.expect("deleted");
+    assert_eq!(store.message_files(w.alice.id, question.id).await.expect("loads"), vec![report.clone()]);
+    store.delete_message_subtree(w.alice.id, question.id).await.expect("deleted");
+    assert!(store.file_message_counts(w.alice.id).await.expect("counts").is_empty());
+    assert!(store.get_file(w.alice.id, report.id).await.expect("loads").is_some(), "the file stays");
+}
+
 on_every_backend!(
+    files_attach_to_messages_of_their_owner_and_go_with_either,
     files_are_kept_once_per_owner_and_content,
     files_are_their_owners_only,
     racing_uploads_of_one_content_keep_one_record,

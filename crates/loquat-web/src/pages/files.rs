@@ -26,6 +26,8 @@ pub struct FileRow {
     pub kind: String,
     pub size: String,
     pub created: String,
+    /// Where the file is used: in how many messages.
+    pub used: String,
 }
 
 #[derive(Template)]
@@ -77,10 +79,14 @@ async fn files_page(
     error: Option<String>,
 ) -> WebResult<Response> {
     let tr = viewer.tr;
-    let files = state.services.files.list(viewer.user.id).await.map_err(viewer.fail())?;
+    let files = state.services.files.list_with_uses(viewer.user.id).await.map_err(viewer.fail())?;
     let files = files
         .into_iter()
-        .map(|file| FileRow {
+        .map(|(file, uses)| FileRow {
+            used: match uses {
+                0 => tr.t("files.unused").into_owned(),
+                count => tr.t_with("files.in_messages", "count", &count.to_string()),
+            },
             id: file.id.to_string(),
             kind: kind_label(&file.mime, tr),
             size: human_bytes(file.size),
@@ -160,13 +166,18 @@ pub async fn upload_files(
         return Err(form_error());
     }
     if viewer.flavor == Flavor::Json {
-        let files: Vec<_> = stored.iter().map(|file| json!({
-            "id": file.id.to_string(),
-            "name": file.name,
-            "size": file.size,
-            "mime": file.mime,
-            "image": crate::download::shows_inline(&file.mime),
-        })).collect();
+        let files: Vec<_> = stored
+            .iter()
+            .map(|file| {
+                json!({
+                    "id": file.id.to_string(),
+                    "name": file.name,
+                    "size": file.size,
+                    "mime": file.mime,
+                    "image": crate::download::shows_inline(&file.mime),
+                })
+            })
+            .collect();
         return Ok(Json(json!({ "files": files })).into_response());
     }
     Ok(see_other(&format!("/files?uploaded={}", stored.len())))

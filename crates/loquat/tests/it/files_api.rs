@@ -8,10 +8,10 @@ use serde_json::Value;
 use crate::helpers::{TestApp, TestOptions};
 use crate::openai_api::api_token;
 
-const BOUNDARY: &str = "loquat-test-boundary-7d3f";
+pub(crate) const BOUNDARY: &str = "loquat-test-boundary-7d3f";
 
 /// A `multipart/form-data` body: a `purpose` field (when given), then a `file` field per file.
-fn multipart_body(purpose: Option<&str>, files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn multipart_body(purpose: Option<&str>, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut body = Vec::new();
     if let Some(purpose) = purpose {
         body.extend_from_slice(

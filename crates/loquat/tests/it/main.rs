@@ -1,6 +1,7 @@
 //! Loquat's integration tests: the real server on port 0 with a fresh store and a fake
 //! upstream, driven over HTTP (and, in `browser`, through headless Chromium).
 
+mod attachments;
 mod browser;
 mod chat;
 mod cli;

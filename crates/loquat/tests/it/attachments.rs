@@ -1,0 +1,212 @@
+//! Files in messages, over HTTP as the page script does it: images go to vision models as
+//! base64 in the request, documents as their text (whole, or their best passages when too long
+//! for the model), a model without vision refuses images before anything is stored, unreadable
+//! files say why, and another user's file cannot be attached.
+
+use std::time::Duration;
+
+use loquat_docs::fixtures;
+use serde_json::Value;
+
+use crate::files_api::{BOUNDARY, multipart_body};
+use crate::hardening::member;
+use crate::helpers::{TestApp, TestOptions};
+
+/// A 1×1 PNG.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0D, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0xDA, 0x63, 0x64, 0x60, 0xF8, 0x5F, 0x0F, 0x00, 0x02, 0x87, 0x01, 0x80, 0xEB, 0x47, 0xBA,
+    0x92, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+/// Uploads a file as the composer does; returns its id.
+async fn upload(app: &TestApp, client: &reqwest::Client, name: &str, content: &[u8]) -> String {
+    let response = client
+        .post(app.url("/files"))
+        .header("accept", "application/json")
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[(name, content)]))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status().as_u16(), 200);
+    let json: Value = response.json().await.expect("json");
+    json["files"][0]["id"].as_str().expect("an id").to_owned()
+}
+
+async fn send(app: &TestApp, client: &reqwest::Client, content: &str, files: &[&str]) -> (u16, Value) {
+    let assistant = app.default_assistant().await;
+    let response = client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", content), ("topic_id", ""), ("files", &files.join(","))])
+        .send()
+        .await
+        .expect("send");
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+async fn choose_model(app: &TestApp, model: &str) {
+    let assistant = app.default_assistant().await;
+    let chosen = app.post_form(&format!("/assistants/{assistant}/model"), &[("model", model)]).await;
+    assert!(chosen.status().is_success() || chosen.status().is_redirection());
+}
+
+/// The last user message of the first chat request the fake received.
+async fn sent_question(app: &TestApp) -> Value {
+    assert!(app.fake.wait_for_requests(1, Duration::from_secs(10)).await, "the model was asked");
+    let request = app.fake.requests().into_iter().next().expect("a request");
+    let messages = request.body["messages"].as_array().expect("messages").clone();
+    messages.into_iter().rev().find(|m| m["role"] == "user").expect("a user message")
+}
+
+fn text_of(message: &Value) -> String {
+    match &message["content"] {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|part| part["text"].as_str()).collect::<Vec<_>>().join("\n"),
+        _ => String::new(),
+    }
+}
+
+#[tokio::test]
+async fn an_image_and_a_pdf_reach_a_vision_model_and_show_with_the_question() {
+    let app = TestApp::spawn().await;
+    app.fake.set_recording(true);
+    choose_model(&app, "openai::gpt-4.1").await;
+    let image = upload(&app, &app.client, "chart.png", PNG).await;
+    let report = upload(&app, &app.client, "annual-report.pdf", &fixtures::annual_report_pdf()).await;
+    let (status, sent) = send(&app, &app.client, "How much did R&D grow in 2023?", &[&image, &report]).await;
+    assert_eq!(status, 200, "{sent}");
+
+    let question = sent_question(&app).await;
+    let parts = question["content"].as_array().expect("text and image parts");
+    let image_url = parts.iter().find_map(|part| part["image_url"]["url"].as_str()).expect("an image part");
+    assert!(image_url.starts_with("data:image/png;base64,iVBORw0KGgo"), "{image_url}");
+    let text = text_of(&question);
+    assert!(text.starts_with("How much did R&D grow in 2023?"), "{text}");
+    assert!(text.contains("<file name=\"annual-report.pdf\">"), "{text}");
+    assert!(text.contains("公司2023年研发投入为12亿元，同比增长15%。"), "{text}");
+    assert!(text.contains("Revenue was flat"), "a short file goes whole: {text}");
+
+    // The question shows its files: a thumbnail for the image, a chip for the document.
+    let html = sent["html"].as_str().expect("html");
+    assert!(html.contains(&format!("<img src=\"/files/{image}/view\"")), "{html}");
+    assert!(html.contains("annual-report.pdf"), "{html}");
+    let topic = sent["topic_url"].as_str().expect("url").to_owned();
+    let (_, page) = app.page(&topic).await;
+    assert!(page.contains(&format!("/files/{report}\"")), "the reloaded page shows them too");
+
+    // The image shows inline, sandboxed; a document behind the same route still downloads.
+    let shown = app.client.get(app.url(&format!("/files/{image}/view"))).send().await.expect("view");
+    assert_eq!(shown.headers()["content-type"], "image/png");
+    assert_eq!(shown.headers()["content-disposition"], "inline");
+    assert!(shown.headers()["content-security-policy"].to_str().expect("ascii").contains("sandbox"));
+    let document = app.client.get(app.url(&format!("/files/{report}/view"))).send().await.expect("view");
+    assert!(document.headers()["content-disposition"].to_str().expect("ascii").starts_with("attachment"));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_model_without_vision_refuses_images_before_anything_is_stored() {
+    let options = TestOptions {
+        env: vec![("OPENAI_MODEL_LIST", "-all,gpt-4o,plain-model=Plain".into())],
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    app.fake.set_recording(true);
+    choose_model(&app, "openai::plain-model").await;
+    let image = upload(&app, &app.client, "photo.png", PNG).await;
+    let (status, body) = send(&app, &app.client, "What is this?", &[&image]).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("Plain") && message.contains("does not read images"), "{message}");
+    let assistant = app.default_assistant().await;
+    let topics = app.services.assistants.list_topics(app.admin().await, assistant).await.expect("topics");
+    assert!(topics.is_empty(), "nothing was stored");
+    assert_eq!(app.fake.request_count(), 0);
+    // The composer knows, and warns before sending.
+    let (_, page) = app.page(&format!("/chat/{assistant}")).await;
+    assert!(page.contains("data-vision=\"false\""), "the composer is told");
+
+    // A document alone is fine, and needs no text.
+    let notes = upload(&app, &app.client, "notes.md", b"# Notes\n\nThe launch is on Tuesday.").await;
+    let (status, sent) = send(&app, &app.client, "", &[&notes]).await;
+    assert_eq!(status, 200, "{sent}");
+    let text = text_of(&sent_question(&app).await);
+    assert!(text.starts_with("<file name=\"notes.md\">") && text.contains("The launch is on Tuesday."), "{text}");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn unreadable_and_foreign_files_are_refused_with_the_reason() {
+    let app = TestApp::spawn().await;
+    app.fake.set_recording(true);
+    let scanned = upload(&app, &app.client, "scan.pdf", &fixtures::pdf(&["", ""])).await;
+    let locked = upload(&app, &app.client, "locked.pdf", &fixtures::encrypted_pdf()).await;
+    let bomb = upload(&app, &app.client, "bomb.docx", &fixtures::docx_bomb(200 << 20)).await;
+    for (file, expected) in [
+        (&scanned, "scan.pdf has no text layer (a scanned document?); OCR is not available."),
+        (&locked, "locked.pdf is encrypted"),
+        (&bomb, "bomb.docx expands to too much content"),
+    ] {
+        let (status, body) = send(&app, &app.client, "Summarise", &[file]).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap_or_default().starts_with(expected), "{body}");
+    }
+    // Another user's file is not found; so is an id that is not a file.
+    let (bob, _) = member(&app, "Bob").await;
+    let bobs = upload(&app, &bob, "secret.txt", b"Bob's secret plans").await;
+    let (status, _) = send(&app, &app.client, "Read this", &[&bobs]).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(&app, &app.client, "Read this", &["not-an-id"]).await;
+    assert!(status == 404 || status == 422, "{status}");
+    let shown = app.client.get(app.url(&format!("/files/{bobs}/view"))).send().await.expect("view");
+    assert_eq!(shown.status().as_u16(), 404);
+    // Nothing was stored or sent for any of them.
+    let assistant = app.default_assistant().await;
+    let topics = app.services.assistants.list_topics(app.admin().await, assistant).await.expect("topics");
+    assert!(topics.is_empty());
+    assert_eq!(app.fake.request_count(), 0);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_document_too_long_for_the_model_sends_its_best_passages_again_on_regenerate() {
+    let options = TestOptions {
+        env: vec![("OPENAI_MODEL_LIST", "-all,small-model=Small<4000>".into())],
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    app.fake.set_recording(true);
+    choose_model(&app, "openai::small-model").await;
+    let mut long = String::from("# Handbook\n\n");
+    for section in 0..300 {
+        long.push_str(&format!(
+            "## Section {section}\n\nRoutine paragraph number {section} about office procedures.\n\n"
+        ));
+    }
+    long.push_str("## Parking\n\nThe parking garage password is heliotrope.\n");
+    let handbook = upload(&app, &app.client, "handbook.md", long.as_bytes()).await;
+    let (status, sent) = send(&app, &app.client, "What is the parking garage password?", &[&handbook]).await;
+    assert_eq!(status, 200, "{sent}");
+    let text = text_of(&sent_question(&app).await);
+    assert!(text.contains("(Excerpts: the file is too long to include whole.)"), "{text}");
+    assert!(text.contains("The parking garage password is heliotrope."), "{text}");
+    assert!(text.contains("(Handbook › Parking)"), "passages say where they are: {text}");
+    assert!(text.len() < long.len() / 2, "not the whole file: {} of {}", text.len(), long.len());
+
+    // Regenerating sends the question's file again.
+    let answer = sent["answer_id"].as_str().expect("answer").parse().expect("id");
+    app.finished(answer).await;
+    let before = app.fake.request_count();
+    let regenerated = app.post_form(&format!("/messages/{answer}/regenerate"), &[]).await;
+    assert!(regenerated.status().is_redirection(), "{}", regenerated.status());
+    assert!(app.fake.wait_for_requests(before + 1, Duration::from_secs(10)).await);
+    let again =
+        app.fake.requests().into_iter().rev().find(|r| {
+            r.body["messages"].as_array().is_some_and(|m| m.iter().any(|m| text_of(m).contains("heliotrope")))
+        });
+    assert!(again.is_some(), "the regenerated request carries the passages");
+    app.cleanup().await;
+}
