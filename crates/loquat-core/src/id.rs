@@ -76,6 +76,14 @@ define_id!(
     /// A file a user uploaded.
     FileId
 );
+define_id!(
+    /// A passage of a document, as search finds it.
+    ChunkId
+);
+define_id!(
+    /// A set of a user's documents an assistant answers from.
+    KnowledgeBaseId
+);
 
 #[cfg(test)]
 mod tests {

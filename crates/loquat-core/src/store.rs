@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 
 use crate::domain::{
-    ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, Invite, Locale, Message, MessageStatus, NewMessage,
-    ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, StoredFile, Theme, TokenUsage, Topic,
-    UsageEvent, UsageGrouping, UsageRow, User,
+    ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
+    Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, Source,
+    StoredChunk, StoredFile, Theme, TokenUsage, Topic, UsageEvent, UsageGrouping, UsageRow, User,
 };
-use crate::id::{AssistantId, FileId, MessageId, ProviderSettingId, TopicId, UserId};
+use crate::id::{AssistantId, FileId, KnowledgeBaseId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
 
 /// The histogram of store round trips, by `query` (the store method, e.g. `get_topic`), waiting
@@ -272,6 +272,11 @@ pub enum TreeWrite<'a> {
         file: FileId,
         position: u32,
     },
+    /// Records a numbered source of an answer.
+    InsertSource {
+        message: MessageId,
+        source: &'a Source,
+    },
 }
 
 #[async_trait]
@@ -346,7 +351,8 @@ pub trait FileStore: Send + Sync {
     /// `quota_bytes`) their files and this one would hold more than that. One owner's inserts
     /// are serialized, so uploads racing for the last of a quota cannot both pass it. On
     /// anything but `Inserted` the caller removes the bytes it just stored.
-    async fn insert_file(&self, file: &StoredFile, quota_bytes: Option<u64>) -> StoreResult<FileInsert>;
+    /// With `ingest`, the file's reading is queued in the same transaction.
+    async fn insert_file(&self, file: &StoredFile, quota_bytes: Option<u64>, ingest: bool) -> StoreResult<FileInsert>;
     async fn get_file(&self, user: UserId, id: FileId) -> StoreResult<Option<StoredFile>>;
     /// Newest first.
     async fn list_files(&self, user: UserId) -> StoreResult<Vec<StoredFile>>;
@@ -365,6 +371,100 @@ pub trait FileStore: Send + Sync {
     async fn file_message_counts(&self, user: UserId) -> StoreResult<Vec<(FileId, u64)>>;
 }
 
+/// Documents' reading (a queue of jobs any node may claim) and knowledge bases. Every method
+/// taking a user filters by them.
+#[async_trait]
+pub trait KnowledgeStore: Send + Sync {
+    /// Claims the oldest waiting reading for `node`: a queued one, or one whose node stopped
+    /// beating before `stale_before`. At most one node gets each claim.
+    async fn claim_ingestion(
+        &self,
+        node: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> StoreResult<Option<StoredFile>>;
+    /// Records progress of a claimed reading (and beats its heart); false when the claim is
+    /// no longer this node's.
+    async fn update_ingestion(
+        &self,
+        file: FileId,
+        node: &str,
+        state: IngestState,
+        progress: u8,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Replaces the file's chunks and marks it ready, in one transaction, and moves on the
+    /// revision of every knowledge base holding it; false (nothing written) when the claim is
+    /// no longer this node's.
+    async fn finish_ingestion(
+        &self,
+        file: FileId,
+        node: &str,
+        chunks: &[StoredChunk],
+        pages: Option<u32>,
+        embedding_model: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn fail_ingestion(&self, file: FileId, node: &str, error: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Queues the user's file for reading again (a retry); false when it has no reading or is
+    /// being read.
+    async fn requeue_ingestion(&self, user: UserId, file: FileId, now: Timestamp) -> StoreResult<bool>;
+    /// Queues every ready file whose vectors are not of `embedding_model` (the model changed).
+    async fn requeue_other_embeddings(&self, embedding_model: Option<&str>, now: Timestamp) -> StoreResult<u64>;
+    async fn ingestions(&self, user: UserId) -> StoreResult<Vec<Ingestion>>;
+    /// A file's chunks in order.
+    async fn file_chunks(&self, user: UserId, file: FileId) -> StoreResult<Vec<StoredChunk>>;
+
+    async fn insert_knowledge_base(&self, base: &KnowledgeBase) -> StoreResult<()>;
+    async fn list_knowledge_bases(&self, user: UserId) -> StoreResult<Vec<KnowledgeBase>>;
+    async fn get_knowledge_base(&self, user: UserId, id: KnowledgeBaseId) -> StoreResult<Option<KnowledgeBase>>;
+    async fn update_knowledge_base(
+        &self,
+        user: UserId,
+        id: KnowledgeBaseId,
+        name: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn delete_knowledge_base(&self, user: UserId, id: KnowledgeBaseId) -> StoreResult<bool>;
+    /// Adds the user's file to their knowledge base (false: either is not theirs); queues the
+    /// file's reading when it has none.
+    async fn add_knowledge_file(
+        &self,
+        user: UserId,
+        base: KnowledgeBaseId,
+        file: FileId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    async fn remove_knowledge_file(
+        &self,
+        user: UserId,
+        base: KnowledgeBaseId,
+        file: FileId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// The knowledge base's files with their reading, newest first.
+    async fn knowledge_files(
+        &self,
+        user: UserId,
+        base: KnowledgeBaseId,
+    ) -> StoreResult<Vec<(StoredFile, Option<Ingestion>)>>;
+    /// Every chunk of the knowledge base's ready files, with its file's name.
+    async fn knowledge_chunks(&self, user: UserId, base: KnowledgeBaseId) -> StoreResult<Vec<(StoredChunk, String)>>;
+    /// The knowledge bases of an assistant.
+    async fn assistant_knowledge(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<KnowledgeBaseId>>;
+    /// Sets them (only the user's own knowledge bases are kept).
+    async fn set_assistant_knowledge(
+        &self,
+        user: UserId,
+        assistant: AssistantId,
+        bases: &[KnowledgeBaseId],
+    ) -> StoreResult<()>;
+    /// The sources of the topic's answers, by message, in number order.
+    async fn topic_sources(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, Source)>>;
+    async fn message_source(&self, user: UserId, message: MessageId, number: u32) -> StoreResult<Option<Source>>;
+}
+
 /// Everything Loquat persists, behind one object.
 #[async_trait]
 pub trait Store:
@@ -377,6 +477,7 @@ pub trait Store:
     + CredentialStore
     + AdminStore
     + FileStore
+    + KnowledgeStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

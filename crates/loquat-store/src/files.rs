@@ -20,8 +20,8 @@ macro_rules! columns {
 }
 
 #[derive(sqlx::FromRow)]
-struct FileRow {
-    id: String,
+pub(crate) struct FileRow {
+    pub(crate) id: String,
     user_id: String,
     name: String,
     mime: String,
@@ -32,7 +32,7 @@ struct FileRow {
 }
 
 impl FileRow {
-    fn into_domain(self) -> StoreResult<StoredFile> {
+    pub(crate) fn into_domain(self) -> StoreResult<StoredFile> {
         Ok(StoredFile {
             id: id("files", "id", self.id)?,
             user_id: id("files", "user_id", self.user_id)?,
@@ -54,12 +54,13 @@ struct AttachedRow {
     file: FileRow,
 }
 
-/// The columns of a file joined as `f`, for the queries on attachments.
-macro_rules! joined_columns {
+/// The columns of a file joined as `f`, for the queries on attachments and knowledge bases.
+macro_rules! joined_file_columns {
     () => {
         "f.id, f.user_id, f.name, f.mime, f.size, f.sha256, f.storage_key, f.created_at"
     };
 }
+pub(crate) use joined_file_columns;
 
 /// An owner with how many files they keep and their size.
 #[derive(sqlx::FromRow)]
@@ -72,7 +73,7 @@ struct OwnerTotalsRow {
 
 #[async_trait]
 impl FileStore for SqlStore {
-    async fn insert_file(&self, file: &StoredFile, quota_bytes: Option<u64>) -> StoreResult<FileInsert> {
+    async fn insert_file(&self, file: &StoredFile, quota_bytes: Option<u64>, ingest: bool) -> StoreResult<FileInsert> {
         let size = i64::try_from(file.size).unwrap_or(i64::MAX);
         let user = file.user_id.to_string();
         let outcome = on_pool!(&self.pools, write, "insert_file", |pool| async {
@@ -113,6 +114,14 @@ impl FileStore for SqlStore {
                 .bind(file.created_at.as_millis())
                 .execute(&mut *tx)
                 .await?;
+            if ingest {
+                sqlx::query(crate::knowledge::QUEUE_INGESTION)
+                    .bind(file.id.to_string())
+                    .bind(&user)
+                    .bind(file.created_at.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(Ok(true))
         }
@@ -153,16 +162,22 @@ impl FileStore for SqlStore {
     }
 
     async fn delete_file(&self, user: UserId, file: FileId) -> StoreResult<Option<StoredFile>> {
-        let row = on_pool!(&self.pools, write, "delete_file", |pool| {
-            sqlx::query_as::<_, FileRow>(concat!(
+        let row = on_pool!(&self.pools, write, "delete_file", |pool| async {
+            let mut tx = pool.begin().await?;
+            // Knowledge bases that held it change: their search indexes are rebuilt.
+            sqlx::query(crate::knowledge::BUMP_BASES_OF_FILE).bind(file.to_string()).execute(&mut *tx).await?;
+            let row = sqlx::query_as::<_, FileRow>(concat!(
                 "DELETE FROM files WHERE id = $1 AND user_id = $2 RETURNING ",
                 columns!()
             ))
             .bind(file.to_string())
             .bind(user.to_string())
-            .fetch_optional(pool)
-            .await
-        })
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        }
+        .await)
         .map_err(store_error)?;
         row.map(FileRow::into_domain).transpose()
     }
@@ -202,7 +217,7 @@ impl FileStore for SqlStore {
         let rows = on_pool!(&self.pools, read, "topic_message_files", |pool| {
             sqlx::query_as::<_, AttachedRow>(concat!(
                 "SELECT mf.message_id, ",
-                joined_columns!(),
+                joined_file_columns!(),
                 " FROM message_files AS mf JOIN messages AS m ON m.id = mf.message_id \
                  JOIN files AS f ON f.id = mf.file_id \
                  WHERE m.topic_id = $1 AND m.user_id = $2 AND mf.user_id = $2 AND f.user_id = $2 \
@@ -221,7 +236,7 @@ impl FileStore for SqlStore {
         let rows = on_pool!(&self.pools, read, "message_files", |pool| {
             sqlx::query_as::<_, FileRow>(concat!(
                 "SELECT ",
-                joined_columns!(),
+                joined_file_columns!(),
                 " FROM message_files AS mf JOIN files AS f ON f.id = mf.file_id \
                  WHERE mf.message_id = $1 AND mf.user_id = $2 AND f.user_id = $2 ORDER BY mf.position"
             ))

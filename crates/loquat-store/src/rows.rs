@@ -18,7 +18,7 @@ pub(crate) use account::{
     count, quota_limit,
 };
 
-fn corrupt(table: &str, column: &str, value: &str) -> StoreError {
+pub(crate) fn corrupt(table: &str, column: &str, value: &str) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, format!("{table}.{column} holds an invalid value: {value:?}"))
 }
 

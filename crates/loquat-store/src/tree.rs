@@ -31,6 +31,9 @@ pub(crate) const DELETE_SUBTREE: &str = "WITH RECURSIVE subtree (id) AS ( \
 pub(crate) const ATTACH_FILE: &str = "INSERT INTO message_files (message_id, file_id, user_id, position) \
     SELECT $1, id, user_id, $3 FROM files WHERE id = $2 AND user_id = $4";
 
+pub(crate) const INSERT_SOURCE: &str = "INSERT INTO message_sources (message_id, number, user_id, file_id, \
+    file_name, page, headings, text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 /// Runs one [`TreeWrite`] for `$user` on `$executor` (a pool or a transaction of either
 /// backend); evaluates to `Result<u64, sqlx::Error>`, the rows it changed.
 macro_rules! execute_tree_write {
@@ -77,6 +80,19 @@ macro_rules! execute_tree_write {
             }
             TreeWrite::DeleteSubtree(id) => {
                 sqlx::query(DELETE_SUBTREE).bind(id.to_string()).bind(user).execute($executor).await
+            }
+            TreeWrite::InsertSource { message, source } => {
+                sqlx::query(INSERT_SOURCE)
+                    .bind(message.to_string())
+                    .bind(i64::from(source.number))
+                    .bind(user)
+                    .bind(source.file_id.map(|file| file.to_string()))
+                    .bind(&source.file_name)
+                    .bind(source.page.map(i64::from))
+                    .bind(&source.headings)
+                    .bind(&source.text)
+                    .execute($executor)
+                    .await
             }
             TreeWrite::AttachFile { message, file, position } => {
                 sqlx::query(ATTACH_FILE)

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod assistant;
 pub mod file;
+pub mod knowledge;
 pub mod message;
 pub mod provider;
 pub mod topic;
@@ -14,6 +15,7 @@ pub use account::{
 };
 pub use assistant::{Assistant, AssistantConfig, AssistantDraft, ModelParams};
 pub use file::StoredFile;
+pub use knowledge::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use topic::Topic;

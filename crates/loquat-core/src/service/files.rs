@@ -93,7 +93,9 @@ impl Files {
             created_at: Timestamp::now(),
         };
         let quota_bytes = quota_mb.map(|mb| mb.saturating_mul(1024 * 1024));
-        let outcome = self.store.insert_file(&file, quota_bytes).await;
+        // A document is read in the background at once, so it is ready when it is asked about.
+        let ingest = loquat_docs::Format::of(&file.mime, &file.name).is_some();
+        let outcome = self.store.insert_file(&file, quota_bytes, ingest).await;
         match outcome {
             Ok(FileInsert::Inserted) => Ok((file, true)),
             Ok(FileInsert::Existing(existing)) => {

@@ -9,7 +9,7 @@ use loquat_store::SqlStore;
 use crate::fixtures::{at, message, world};
 use crate::harness::on_every_backend;
 
-fn file(user: UserId, name: &str, sha256: &str, size: u64, created: i64) -> StoredFile {
+pub(crate) fn file(user: UserId, name: &str, sha256: &str, size: u64, created: i64) -> StoredFile {
     StoredFile {
         id: FileId::new(),
         user_id: user,
@@ -25,16 +25,16 @@ fn file(user: UserId, name: &str, sha256: &str, size: u64, created: i64) -> Stor
 async fn files_are_kept_once_per_owner_and_content(store: SqlStore) {
     let w = world(&store).await;
     let report = file(w.alice.id, "年报 2025.pdf", "aaa", 1_000, 10);
-    assert_eq!(store.insert_file(&report, None).await.expect("inserted"), FileInsert::Inserted);
+    assert_eq!(store.insert_file(&report, None, false).await.expect("inserted"), FileInsert::Inserted);
     // The same content again, under another name: the first record stands.
     let again = file(w.alice.id, "copy.pdf", "aaa", 1_000, 20);
-    assert_eq!(store.insert_file(&again, None).await.expect("runs"), FileInsert::Existing(report.clone()));
+    assert_eq!(store.insert_file(&again, None, false).await.expect("runs"), FileInsert::Existing(report.clone()));
     assert_eq!(store.get_file(w.alice.id, again.id).await.expect("loads"), None);
     // Another owner's same content is their own file.
     let bobs = file(w.bob.id, "report.pdf", "aaa", 1_000, 30);
-    assert_eq!(store.insert_file(&bobs, None).await.expect("inserted"), FileInsert::Inserted);
+    assert_eq!(store.insert_file(&bobs, None, false).await.expect("inserted"), FileInsert::Inserted);
     let notes = file(w.alice.id, "<b>notes</b>.txt", "bbb", 20, 40);
-    assert_eq!(store.insert_file(&notes, None).await.expect("inserted"), FileInsert::Inserted);
+    assert_eq!(store.insert_file(&notes, None, false).await.expect("inserted"), FileInsert::Inserted);
 
     assert_eq!(store.get_file(w.alice.id, report.id).await.expect("loads"), Some(report.clone()));
     assert_eq!(store.list_files(w.alice.id).await.expect("lists"), vec![notes.clone(), report.clone()]);
@@ -45,13 +45,13 @@ async fn files_are_kept_once_per_owner_and_content(store: SqlStore) {
     assert_eq!(totals, vec![(w.alice.id, 2, 1_020), (w.bob.id, 1, 1_000)], "the largest first");
     // An id taken is a conflict, not a silent skip.
     let same_id = StoredFile { sha256: "ccc".to_owned(), ..report.clone() };
-    assert_eq!(store.insert_file(&same_id, None).await.expect_err("id taken").kind, StoreErrorKind::Conflict);
+    assert_eq!(store.insert_file(&same_id, None, false).await.expect_err("id taken").kind, StoreErrorKind::Conflict);
 }
 
 async fn files_are_their_owners_only(store: SqlStore) {
     let w = world(&store).await;
     let report = file(w.alice.id, "report.pdf", "aaa", 1_000, 10);
-    store.insert_file(&report, None).await.expect("inserted");
+    store.insert_file(&report, None, false).await.expect("inserted");
     assert_eq!(store.get_file(w.bob.id, report.id).await.expect("runs"), None);
     assert_eq!(store.delete_file(w.bob.id, report.id).await.expect("runs"), None);
     assert!(store.list_files(w.bob.id).await.expect("lists").is_empty());
@@ -60,15 +60,16 @@ async fn files_are_their_owners_only(store: SqlStore) {
     assert_eq!(store.get_file(w.alice.id, report.id).await.expect("runs"), None);
     // After the delete, the same content can be uploaded again.
     let later = file(w.alice.id, "report.pdf", "aaa", 1_000, 50);
-    assert_eq!(store.insert_file(&later, None).await.expect("inserted"), FileInsert::Inserted);
+    assert_eq!(store.insert_file(&later, None, false).await.expect("inserted"), FileInsert::Inserted);
     let orphan = file(UserId::new(), "x.pdf", "zzz", 1, 60);
-    assert_eq!(store.insert_file(&orphan, None).await.expect_err("no such user").kind, StoreErrorKind::Conflict);
+    assert_eq!(store.insert_file(&orphan, None, false).await.expect_err("no such user").kind, StoreErrorKind::Conflict);
 }
 
 async fn racing_uploads_of_one_content_keep_one_record(store: SqlStore) {
     let w = world(&store).await;
     let uploads: Vec<StoredFile> = (0..8).map(|n| file(w.alice.id, &format!("{n}.pdf"), "same", 5, n)).collect();
-    let results = futures_util::future::join_all(uploads.iter().map(|upload| store.insert_file(upload, None))).await;
+    let results =
+        futures_util::future::join_all(uploads.iter().map(|upload| store.insert_file(upload, None, false))).await;
     let inserted = results.iter().filter(|result| matches!(result, Ok(FileInsert::Inserted))).count();
     assert_eq!(inserted, 1, "{results:?}");
     let kept = store.list_files(w.alice.id).await.expect("lists");
@@ -82,22 +83,22 @@ async fn racing_uploads_of_one_content_keep_one_record(store: SqlStore) {
 
 async fn racing_uploads_cannot_pass_a_quota_together(store: SqlStore) {
     let w = world(&store).await;
-    store.insert_file(&file(w.alice.id, "old.txt", "old", 10, 0), None).await.expect("inserted");
+    store.insert_file(&file(w.alice.id, "old.txt", "old", 10, 0), None, false).await.expect("inserted");
     // 10 used of 45: room for three more files of 10 bytes, whatever the order.
     let uploads: Vec<StoredFile> =
         (0..8).map(|n| file(w.alice.id, &format!("{n}.txt"), &format!("content {n}"), 10, n + 1)).collect();
     let results =
-        futures_util::future::join_all(uploads.iter().map(|upload| store.insert_file(upload, Some(45)))).await;
+        futures_util::future::join_all(uploads.iter().map(|upload| store.insert_file(upload, Some(45), false))).await;
     let inserted = results.iter().filter(|result| matches!(result, Ok(FileInsert::Inserted))).count();
     let refused = results.iter().filter(|result| matches!(result, Ok(FileInsert::OverQuota))).count();
     assert_eq!((inserted, refused), (3, 5), "{results:?}");
     assert_eq!(store.user_file_bytes(w.alice.id).await.expect("sums"), 40);
     // The same content as a kept file is that file, even when the quota is full.
     let again = file(w.alice.id, "again.txt", "old", 10, 20);
-    assert!(matches!(store.insert_file(&again, Some(45)).await.expect("runs"), FileInsert::Existing(_)));
+    assert!(matches!(store.insert_file(&again, Some(45), false).await.expect("runs"), FileInsert::Existing(_)));
     // Another owner's quota is their own.
     let bobs = file(w.bob.id, "b.txt", "content 0", 10, 30);
-    assert_eq!(store.insert_file(&bobs, Some(10)).await.expect("runs"), FileInsert::Inserted);
+    assert_eq!(store.insert_file(&bobs, Some(10), false).await.expect("runs"), FileInsert::Inserted);
 }
 
 async fn files_attach_to_messages_of_their_owner_and_go_with_either(store: SqlStore) {
@@ -107,7 +108,7 @@ async fn files_attach_to_messages_of_their_owner_and_go_with_either(store: SqlSt
     let photo = file(w.alice.id, "photo.png", "bbb", 10, 20);
     let bobs = file(w.bob.id, "bob.pdf", "ccc", 10, 30);
     for f in [&report, &photo, &bobs] {
-        store.insert_file(f, None).await.expect("inserted");
+        store.insert_file(f, None, false).await.expect("inserted");
     }
     let attach = |file: &StoredFile, position| TreeWrite::AttachFile { message: question.id, file: file.id, position };
     let changed = store

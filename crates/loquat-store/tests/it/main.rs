@@ -9,6 +9,7 @@ mod credentials;
 mod files;
 mod fixtures;
 mod harness;
+mod knowledge;
 mod messages;
 mod open;
 mod plans;
