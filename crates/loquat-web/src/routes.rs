@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
-use crate::pages::{account, admin, assistants, auth, chat, files, settings, sso};
+use crate::pages::{account, admin, assistants, auth, chat, files, knowledge, settings, sso};
 use crate::{AppState, assets, health, metrics, middleware, request_id};
 
 /// Routes as data: each one added records its method and path beside the router it extends.
@@ -86,6 +86,15 @@ fn pages() -> RouteTable {
         .post("/messages/{id}/regenerate", chat::regenerate_message)
         .post("/messages/{id}/delete", chat::delete_message)
         .post("/messages/{id}/switch", chat::switch_branch)
+        .get("/messages/{id}/sources/{number}", knowledge::source)
+        .get_post("/knowledge", knowledge::list, knowledge::create)
+        .get("/knowledge/{id}", knowledge::show)
+        .post("/knowledge/{id}/edit", knowledge::update)
+        .post("/knowledge/{id}/delete", knowledge::delete)
+        .post("/knowledge/{id}/files", knowledge::add_file)
+        .post("/knowledge/{id}/files/{file}/remove", knowledge::remove_file)
+        .post("/knowledge/{id}/files/{file}/retry", knowledge::retry_file)
+        .post("/knowledge/{id}/assistants", knowledge::toggle_assistant)
         // Topics.
         .post("/topics/{id}/rename", chat::rename_topic)
         .post("/topics/{id}/delete", chat::delete_topic)

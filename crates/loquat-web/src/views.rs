@@ -32,6 +32,18 @@ pub struct MessageView {
     pub next_sibling: Option<String>,
     /// The files attached to a user's message.
     pub files: Vec<FileChip>,
+    /// The numbered sources an answer was given.
+    pub sources: Vec<SourceView>,
+    /// `Sources (3)`.
+    pub sources_title: String,
+}
+
+/// A source under an answer: `report.pdf · p. 4`, linking to the passage.
+#[derive(Debug, Clone)]
+pub struct SourceView {
+    pub number: u32,
+    pub label: String,
+    pub href: String,
 }
 
 /// A file shown with a message: a thumbnail for an image, else its name and size.
@@ -89,7 +101,33 @@ impl MessageView {
             previous_sibling: entry.previous_sibling.map(|id| id.to_string()),
             next_sibling: entry.next_sibling.map(|id| id.to_string()),
             files: Vec::new(),
+            sources: Vec::new(),
+            sources_title: String::new(),
         }
+    }
+
+    /// The view with the answer's sources: each `[n]` of the text links to its passage, and
+    /// the list goes under the answer.
+    pub fn with_sources(mut self, sources: &[loquat_core::domain::Source], tr: Tr) -> Self {
+        if sources.is_empty() || self.is_user {
+            return self;
+        }
+        let href = |number: u32| format!("/messages/{}/sources/{number}", self.id);
+        self.html = cite(&self.html, sources.len() as u32, &href).into();
+        self.sources_title = tr.t_with("sources.title", "count", &sources.len().to_string());
+        self.sources = sources
+            .iter()
+            .map(|source| {
+                let label = match source.page {
+                    Some(page) => {
+                        tr.t_args("sources.page", &[("file", &source.file_name), ("page", &page.to_string())])
+                    }
+                    None => source.file_name.clone(),
+                };
+                SourceView { number: source.number, label, href: href(source.number) }
+            })
+            .collect();
+        self
     }
 
     /// A question of only files has no text to show.
@@ -410,5 +448,86 @@ mod tests {
         let groups = model_groups(&[openai(models())], "", "", tr);
         assert_eq!(chosen_model(&groups).map(|o| o.value.as_str()), Some("openai::gpt-4o"));
         assert!(chosen_model(&[]).is_none());
+    }
+}
+
+/// `html` with each citation `[n]` (1 ≤ n ≤ `count`) in its text made a link to `href(n)`;
+/// text inside code, preformatted blocks and links stays as it is. The HTML is the sanitizer's
+/// output: tags are well formed and text has its `<`, `>` and `&` escaped.
+pub fn cite(html: &str, count: u32, href: &dyn Fn(u32) -> String) -> String {
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut quiet = 0usize;
+    let mut rest = html;
+    while !rest.is_empty() {
+        if rest.starts_with('<') {
+            let end = rest.find('>').map_or(rest.len(), |at| at + 1);
+            let tag = &rest[..end];
+            let name: String =
+                tag.trim_start_matches(['<', '/']).chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+            if matches!(name.as_str(), "code" | "pre" | "a") {
+                if tag.starts_with("</") {
+                    quiet = quiet.saturating_sub(1);
+                } else if !tag.ends_with("/>") {
+                    quiet += 1;
+                }
+            }
+            out.push_str(tag);
+            rest = &rest[end..];
+            continue;
+        }
+        let end = rest.find('<').unwrap_or(rest.len());
+        let text = &rest[..end];
+        if quiet > 0 {
+            out.push_str(text);
+        } else {
+            cite_text(text, count, href, &mut out);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+fn cite_text(text: &str, count: u32, href: &dyn Fn(u32) -> String, out: &mut String) {
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let number = after[..digits].parse::<u32>().ok().filter(|n| (1..=count).contains(n));
+        match number {
+            Some(number) if digits > 0 && after[digits..].starts_with(']') => {
+                out.push_str(&format!(
+                    "<sup class=\"cite\"><a href=\"{}\" data-source=\"{number}\">{number}</a></sup>",
+                    href(number)
+                ));
+                rest = &after[digits + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+}
+
+#[cfg(test)]
+mod cite_tests {
+    use super::cite;
+
+    #[test]
+    fn citations_link_outside_code_and_links_only() {
+        let href = |n: u32| format!("/s/{n}");
+        let html = "<p>R&amp;D grew [1][2], not [9] or [x].</p><pre><code>a[1]</code></pre><a href=\"/x\">[1]</a>";
+        let cited = cite(html, 2, &href);
+        assert_eq!(
+            cited,
+            "<p>R&amp;D grew <sup class=\"cite\"><a href=\"/s/1\" data-source=\"1\">1</a></sup>\
+             <sup class=\"cite\"><a href=\"/s/2\" data-source=\"2\">2</a></sup>, not [9] or [x].</p>\
+             <pre><code>a[1]</code></pre><a href=\"/x\">[1]</a>"
+        );
+        // Quadratic inputs are not: a long run of brackets is one pass.
+        let brackets = "[".repeat(100_000);
+        assert_eq!(cite(&brackets, 3, &href), brackets);
     }
 }

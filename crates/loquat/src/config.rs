@@ -101,6 +101,9 @@ pub struct Config {
     /// cannot reach a private Loquat.
     #[serde(deserialize_with = "flexible_bool")]
     pub llm_vision_image_use_base64: bool,
+    /// LobeChat's `DEFAULT_FILES_CONFIG`: `embedding_model=<provider>/<model>` makes knowledge
+    /// search hybrid (keywords and meaning); unset, it is by keywords.
+    pub default_files_config: Option<String>,
 }
 
 /// Users' files (`LOQUAT_FILES__*`).
@@ -233,6 +236,7 @@ impl Default for Config {
             s3_enable_path_style: false,
             s3_public_domain: None,
             llm_vision_image_use_base64: false,
+            default_files_config: None,
         }
     }
 }
@@ -285,6 +289,7 @@ const LOBECHAT_NAMES: &[(&str, &str)] = &[
     ("NEXT_PUBLIC_S3_DOMAIN", "s3_public_domain"),
     ("S3_PUBLIC_DOMAIN", "s3_public_domain"),
     ("LLM_VISION_IMAGE_USE_BASE64", "llm_vision_image_use_base64"),
+    ("DEFAULT_FILES_CONFIG", "default_files_config"),
 ];
 
 /// Variables read outside the typed settings: the config file's path, the log filter's
@@ -436,6 +441,11 @@ impl Config {
     /// The bucket `S3_BUCKET` names, if it names one.
     pub fn s3_bucket_name(&self) -> Option<&str> {
         self.s3_bucket.as_deref().map(str::trim).filter(|bucket| !bucket.is_empty())
+    }
+
+    /// The embedding model of knowledge search, from `DEFAULT_FILES_CONFIG`.
+    pub fn embedding_model(&self) -> Option<loquat_core::service::EmbeddingModel> {
+        self.default_files_config.as_deref().and_then(loquat_core::service::EmbeddingModel::from_files_config)
     }
 
     /// Where vision models fetch images themselves: the bucket's public domain, when files are

@@ -126,7 +126,12 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     };
     tracing::info!(node = %node.id, shared = bus.is_some(), "generation node");
     let services = Services::new(
-        DataStores { store: Arc::new(store), blobs, public_image_base: config.public_image_base() },
+        DataStores {
+            store: Arc::new(store),
+            blobs,
+            public_image_base: config.public_image_base(),
+            embedding_model: config.embedding_model(),
+        },
         Arc::new(client),
         vault,
         server_providers,
@@ -202,6 +207,7 @@ pub async fn open_services(config: &Config) -> Result<Services, StartError> {
             store: Arc::new(store),
             blobs: config.blobs().map_err(|error| StartError::Files(error.to_string()))?,
             public_image_base: None,
+            embedding_model: config.embedding_model(),
         },
         Arc::new(client),
         vault,
@@ -235,6 +241,14 @@ impl App {
         // Expired sessions and abandoned sign-ins are deleted hourly; answers of a replica that
         // died are marked interrupted once its heartbeat is overdue.
         let janitor = tokio::spawn(janitor(self.services.clone()));
+        // Documents are read in the background, on every node (each claims its own).
+        let knowledge = self.services.knowledge.clone();
+        match knowledge.requeue_for_embedding_model().await {
+            Ok(0) => {}
+            Ok(queued) => tracing::info!(queued, "documents queued to be embedded with the configured model"),
+            Err(error) => tracing::warn!(%error, "could not look for documents to embed again"),
+        }
+        let reader = tokio::spawn(knowledge.run_ingestion());
         // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
@@ -246,6 +260,7 @@ impl App {
             tracing::info!(running, grace = ?self.shutdown_grace, "waiting for running answers to finish");
         }
         janitor.abort();
+        reader.abort();
         if let Some(metrics_server) = metrics_server {
             metrics_server.abort();
         }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use super::materials::{self, Reader};
 use super::providers::Choices;
-use super::{Assistants, Providers, ResolvedModel, Usage};
-use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, StoredFile, Topic, User};
+use super::{Assistants, Knowledge, Providers, ResolvedModel, Usage};
+use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, Source, StoredFile, Topic, User};
 use crate::error::{CoreError, CoreResult};
 use crate::generation::{Attempt, Generations, JobSpec, Subscription};
 use crate::id::{AssistantId, FileId, MessageId, TopicId, UserId};
@@ -63,6 +63,7 @@ pub struct Chat {
     assistants: Assistants,
     usage: Usage,
     reader: Reader,
+    knowledge: Knowledge,
     max_message_chars: usize,
 }
 
@@ -82,9 +83,10 @@ impl Chat {
         assistants: Assistants,
         usage: Usage,
         reader: Reader,
+        knowledge: Knowledge,
         max_message_chars: usize,
     ) -> Self {
-        Self { store, chat_client, generations, providers, assistants, usage, reader, max_message_chars }
+        Self { store, chat_client, generations, providers, assistants, usage, reader, knowledge, max_message_chars }
     }
 
     /// The user, their quota checked, and the providers they can reach.
@@ -313,7 +315,17 @@ impl Chat {
         if !new_files.is_empty() {
             files.insert(question.id, new_files);
         }
-        let materials = self.materials(assistant, &branch, &files, question, &resolved).await?;
+        let (mut materials, mut sources) = self.materials(assistant, &branch, &files, question, &resolved).await?;
+        // The assistant's knowledge: the passages that best answer the question, as sources.
+        let bases = self.knowledge.assistant_bases(user, assistant.id).await?;
+        if !bases.is_empty() {
+            let mut budget = materials::files_budget(&resolved.model) / 2;
+            let first = sources.len() as u32 + 1;
+            let reach = &asker.choices.reach;
+            let found = self.knowledge.retrieve(user, reach, &bases, &question.content, &mut budget, first).await?;
+            materials.entry(question.id).or_default().text.push_str(&super::knowledge::sources_prompt(&found));
+            sources.extend(found);
+        }
         let has_images = materials.values().any(|added| !added.images.is_empty());
         let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone())];
@@ -340,6 +352,7 @@ impl Chat {
             generating_by: Some(self.generations.settings().node_id.clone()),
         };
         writes.push(TreeWrite::InsertMessage(&answer));
+        writes.extend(sources.iter().map(|source| TreeWrite::InsertSource { message: answer.id, source }));
         writes.push(TreeWrite::SetActiveLeaf { topic: topic.id, leaf: Some(answer.id), at: answer.created_at });
         self.store.write_tree(user, &writes).await?;
 
@@ -456,17 +469,27 @@ impl Chat {
         files: &HashMap<MessageId, Vec<StoredFile>>,
         question: &Message,
         resolved: &ResolvedModel,
-    ) -> CoreResult<HashMap<MessageId, Materials>> {
+    ) -> CoreResult<(HashMap<MessageId, Materials>, Vec<Source>)> {
         let mut added = HashMap::new();
+        let mut sources = Vec::new();
         if files.is_empty() {
-            return Ok(added);
+            return Ok((added, sources));
         }
         let mut budget = materials::files_budget(&resolved.model);
         let history = sent_history(&assistant.config, branch, |id| files.contains_key(&id));
         let protocol = resolved.endpoint.protocol;
         for message in history.iter().rev() {
             let Some(attached) = files.get(&message.id) else { continue };
-            let read = self.reader.materials(attached, &resolved.model, protocol, &question.content, &mut budget).await;
+            // Only the question's excerpts are its answer's sources.
+            let mut excerpts = Vec::new();
+            let question_text = &question.content;
+            let read = self
+                .reader
+                .materials(attached, &resolved.model, protocol, question_text, &mut budget, &mut excerpts)
+                .await;
+            if message.id == question.id {
+                sources = excerpts;
+            }
             let materials = match read {
                 Ok(materials) => materials,
                 Err(error) if message.id == question.id => return Err(error),
@@ -481,7 +504,7 @@ impl Chat {
             };
             added.insert(message.id, materials);
         }
-        Ok(added)
+        Ok((added, sources))
     }
 
     fn checked_content(&self, content: &str, has_files: bool) -> CoreResult<String> {

@@ -24,6 +24,8 @@ pub struct Files {
     max_bytes: u64,
     /// The storage quotas.
     instance: Instance,
+    /// Wakes the document reader when a document was stored.
+    reader_wake: Arc<tokio::sync::Notify>,
 }
 
 /// A file's bytes on their way to the client.
@@ -33,8 +35,14 @@ pub struct FileContent {
 }
 
 impl Files {
-    pub fn new(store: Arc<dyn Store>, blobs: Blobs, max_bytes: u64, instance: Instance) -> Self {
-        Self { store, blobs, max_bytes, instance }
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Blobs,
+        max_bytes: u64,
+        instance: Instance,
+        reader_wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        Self { store, blobs, max_bytes, instance, reader_wake }
     }
 
     /// What the user's files hold, and their storage quota in MiB (`None`: no quota).
@@ -97,7 +105,12 @@ impl Files {
         let ingest = loquat_docs::Format::of(&file.mime, &file.name).is_some();
         let outcome = self.store.insert_file(&file, quota_bytes, ingest).await;
         match outcome {
-            Ok(FileInsert::Inserted) => Ok((file, true)),
+            Ok(FileInsert::Inserted) => {
+                if ingest {
+                    self.reader_wake.notify_one();
+                }
+                Ok((file, true))
+            }
             Ok(FileInsert::Existing(existing)) => {
                 self.remove_bytes(&file.storage_key).await;
                 Ok((existing, false))

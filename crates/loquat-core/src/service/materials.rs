@@ -16,7 +16,7 @@ use loquat_docs::search::{Index, Tokenizer};
 use loquat_docs::{Chunk, ChunkOptions, chunk_document, estimate_tokens};
 use loquat_files::Blobs;
 
-use crate::domain::{ModelCard, Protocol, StoredFile};
+use crate::domain::{ModelCard, Protocol, Source, StoredFile};
 use crate::error::{CoreError, CoreResult};
 use crate::llm::Image;
 use crate::prompt::Materials;
@@ -50,6 +50,11 @@ pub fn is_image(file: &StoredFile) -> bool {
     matches!(file.mime.as_str(), "image/png" | "image/jpeg" | "image/gif" | "image/webp" | "image/bmp" | "image/tiff")
 }
 
+/// Whether a file is a document Loquat reads (PDF, Office, HTML, text…).
+pub fn is_document(file: &StoredFile) -> bool {
+    Format::of(&file.mime, &file.name).is_some()
+}
+
 /// What each protocol accepts of an image.
 fn fit_for(protocol: Protocol) -> Fit {
     match protocol {
@@ -76,6 +81,7 @@ impl Reader {
         protocol: Protocol,
         question: &str,
         budget_tokens: &mut usize,
+        sources: &mut Vec<Source>,
     ) -> CoreResult<Materials> {
         let mut materials = Materials::default();
         for file in files {
@@ -93,7 +99,7 @@ impl Reader {
                 materials.text.push_str(&format!("\n\n[file: {} ({}) — no text to read]", file.name, file.mime));
                 continue;
             };
-            let text = fitted_text(&document, question, budget_tokens);
+            let text = fitted_text(&document, file, question, budget_tokens, sources);
             materials.text.push_str(&format!(
                 "\n\n<file name=\"{}\">\n{}\n</file>",
                 escape_attribute(&file.name),
@@ -168,8 +174,15 @@ pub fn files_budget(model: &ModelCard) -> usize {
 }
 
 /// The document whole when it fits what is left of the budget; otherwise its passages that
-/// best match `question`, in the document's order, numbered, with where they are.
-fn fitted_text(document: &ReadDocument, question: &str, budget: &mut usize) -> String {
+/// best match `question`, in the document's order, each a numbered source (added to `sources`)
+/// with where it is.
+fn fitted_text(
+    document: &ReadDocument,
+    file: &StoredFile,
+    question: &str,
+    budget: &mut usize,
+    sources: &mut Vec<Source>,
+) -> String {
     if document.tokens <= *budget {
         *budget -= document.tokens;
         return document.text.clone();
@@ -201,10 +214,14 @@ fn fitted_text(document: &ReadDocument, question: &str, budget: &mut usize) -> S
     }
     chosen.sort_unstable();
     *budget = budget.saturating_sub(used);
-    let mut out = String::from("(Excerpts: the file is too long to include whole.)\n");
-    for number in chosen {
-        let chunk = &document.chunks[number as usize];
-        out.push_str("\n---");
+    let mut out = String::from(
+        "(Excerpts: the file is too long to include whole. Cite each excerpt you use with its number in \
+         brackets, like [1].)\n",
+    );
+    for position in chosen {
+        let chunk = &document.chunks[position as usize];
+        let number = sources.len() as u32 + 1;
+        out.push_str(&format!("\n[{number}]"));
         if let Some(page) = chunk.page_start {
             out.push_str(&format!(" page {page}"));
         }
@@ -214,6 +231,14 @@ fn fitted_text(document: &ReadDocument, question: &str, budget: &mut usize) -> S
         out.push('\n');
         out.push_str(&chunk.text);
         out.push('\n');
+        sources.push(Source {
+            number,
+            file_id: Some(file.id),
+            file_name: file.name.clone(),
+            page: chunk.page_start,
+            headings: chunk.headings.clone(),
+            text: chunk.text.clone(),
+        });
     }
     out
 }
@@ -222,9 +247,9 @@ fn escape_attribute(name: &str) -> String {
     name.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")
 }
 
-/// Files grouped by message id, from the store's rows.
-pub fn by_message<K: std::hash::Hash + Eq>(rows: Vec<(K, StoredFile)>) -> HashMap<K, Vec<StoredFile>> {
-    let mut grouped: HashMap<K, Vec<StoredFile>> = HashMap::new();
+/// Rows grouped by message id (files, sources), in their order.
+pub fn by_message<K: std::hash::Hash + Eq, V>(rows: Vec<(K, V)>) -> HashMap<K, Vec<V>> {
+    let mut grouped: HashMap<K, Vec<V>> = HashMap::new();
     for (message, file) in rows {
         grouped.entry(message).or_default().push(file);
     }

@@ -23,6 +23,7 @@ mod cli;
 mod files;
 mod gateway;
 mod instance;
+mod knowledge;
 mod materials;
 mod provider_settings;
 mod providers;
@@ -43,6 +44,8 @@ pub use gateway::{
     ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, Gateway, PreparedApiChat, assistant_slug,
 };
 pub use instance::Instance;
+pub use knowledge::{BuiltIndex, EmbeddingModel, Hit, Knowledge, Passage, sources_prompt};
+pub use materials::is_document;
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
 pub use tokens::TOKEN_PREFIX;
@@ -96,6 +99,7 @@ pub struct Services {
     pub usage: Usage,
     pub instance: Instance,
     pub files: Files,
+    pub knowledge: Knowledge,
     store: Arc<dyn Store>,
     generations: Generations,
 }
@@ -108,6 +112,8 @@ pub struct DataStores {
     /// The public address of the files' bucket, when vision models should fetch images from
     /// it instead of receiving their bytes.
     pub public_image_base: Option<String>,
+    /// The model that embeds documents for search by meaning (`DEFAULT_FILES_CONFIG`).
+    pub embedding_model: Option<EmbeddingModel>,
 }
 
 impl Services {
@@ -120,7 +126,8 @@ impl Services {
         limits: Limits,
         bus: Option<Arc<dyn crate::bus::EventBus>>,
     ) -> Self {
-        let DataStores { store, blobs, public_image_base } = data;
+        let DataStores { store, blobs, public_image_base, embedding_model } = data;
+        let node_id = generation.node_id.clone();
         let generations = Generations::new(generation, bus);
         let audit = Audit { store: store.clone() };
         let instance = Instance::new(store.clone(), limits.clone());
@@ -136,6 +143,14 @@ impl Services {
             audit,
         );
         let assistants = Assistants::new(store.clone(), generations.clone());
+        let knowledge = Knowledge::new(
+            store.clone(),
+            blobs.clone(),
+            providers.clone(),
+            chat_client.clone(),
+            embedding_model,
+            node_id,
+        );
         let chat = Chat::new(
             store.clone(),
             chat_client.clone(),
@@ -144,6 +159,7 @@ impl Services {
             assistants.clone(),
             usage.clone(),
             materials::Reader::new(blobs.clone(), public_image_base),
+            knowledge.clone(),
             limits.max_message_chars,
         );
         let gateway = Gateway::new(
@@ -154,8 +170,21 @@ impl Services {
             assistants.clone(),
             usage.clone(),
         );
-        let files = Files::new(store.clone(), blobs, limits.max_file_bytes, instance.clone());
-        Self { accounts, admin, providers, assistants, chat, gateway, usage, instance, files, store, generations }
+        let files = Files::new(store.clone(), blobs, limits.max_file_bytes, instance.clone(), knowledge.waker());
+        Self {
+            accounts,
+            admin,
+            providers,
+            assistants,
+            chat,
+            gateway,
+            usage,
+            instance,
+            files,
+            knowledge,
+            store,
+            generations,
+        }
     }
 
     /// The running generation jobs (for subscriptions, metrics and shutdown).

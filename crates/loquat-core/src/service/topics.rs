@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::Assistants;
-use crate::domain::{Message, StoredFile, Topic};
+use crate::domain::{Message, Source, StoredFile, Topic};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::time::Timestamp;
@@ -16,6 +16,8 @@ pub struct Conversation {
     pub branch: Vec<BranchEntry>,
     /// The files attached to the topic's messages, by message, in order.
     pub files: HashMap<MessageId, Vec<StoredFile>>,
+    /// The numbered sources of the topic's answers, by message.
+    pub sources: HashMap<MessageId, Vec<Source>>,
 }
 
 impl Assistants {
@@ -31,10 +33,14 @@ impl Assistants {
     /// and one file query.
     pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {
         let topic = self.topic(user, id).await?;
-        let (messages, files) =
-            tokio::join!(self.store.list_messages(user, id), self.store.topic_message_files(user, id));
+        let (messages, files, sources) = tokio::join!(
+            self.store.list_messages(user, id),
+            self.store.topic_message_files(user, id),
+            self.store.topic_sources(user, id)
+        );
         let branch = MessageTree::new(&messages?).branch(topic.active_leaf_id);
-        Ok(Conversation { topic, branch, files: super::materials::by_message(files?) })
+        let (files, sources) = (super::materials::by_message(files?), super::materials::by_message(sources?));
+        Ok(Conversation { topic, branch, files, sources })
     }
 
     pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {

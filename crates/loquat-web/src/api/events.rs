@@ -136,7 +136,9 @@ impl Follower {
             }
         };
         let rendered = self.state.renderer.messages([&message]).await.into_iter().next();
-        let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default());
+        let sources = self.state.services.knowledge.answer_sources(self.user, &message).await.unwrap_or_default();
+        let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default())
+            .with_sources(&sources, self.tr);
         let body = match (MessageBodyFragment { tr: self.tr, m: &view }).render() {
             Ok(body) => body,
             Err(error) => {

@@ -222,10 +222,13 @@ async fn message_views(
     let entries = &conversation.branch[range];
     let rendered = state.renderer.messages(entries.iter().map(|entry| &entry.message)).await;
     let files = |entry: &BranchEntry| conversation.files.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
+    let sources = |entry: &BranchEntry| conversation.sources.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
     entries
         .iter()
         .zip(rendered)
-        .map(|(entry, rendered)| MessageView::from_entry(entry, tr, rendered).with_files(files(entry)))
+        .map(|(entry, rendered)| {
+            MessageView::from_entry(entry, tr, rendered).with_files(files(entry)).with_sources(sources(entry), tr)
+        })
         .collect()
 }
 

@@ -6,6 +6,7 @@ pub mod assistants;
 pub mod auth;
 pub mod chat;
 pub mod files;
+pub mod knowledge;
 pub mod settings;
 pub mod sso;
 

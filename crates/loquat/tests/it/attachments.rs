@@ -191,7 +191,8 @@ async fn a_document_too_long_for_the_model_sends_its_best_passages_again_on_rege
     let (status, sent) = send(&app, &app.client, "What is the parking garage password?", &[&handbook]).await;
     assert_eq!(status, 200, "{sent}");
     let text = text_of(&sent_question(&app).await);
-    assert!(text.contains("(Excerpts: the file is too long to include whole.)"), "{text}");
+    assert!(text.contains("(Excerpts: the file is too long to include whole."), "{text}");
+    assert!(text.contains("[1] (Handbook › Parking)\nThe parking garage password"), "a numbered source: {text}");
     assert!(text.contains("The parking garage password is heliotrope."), "{text}");
     assert!(text.contains("(Handbook › Parking)"), "passages say where they are: {text}");
     assert!(text.len() < long.len() / 2, "not the whole file: {} of {}", text.len(), long.len());
@@ -208,5 +209,78 @@ async fn a_document_too_long_for_the_model_sends_its_best_passages_again_on_rege
             r.body["messages"].as_array().is_some_and(|m| m.iter().any(|m| text_of(m).contains("heliotrope")))
         });
     assert!(again.is_some(), "the regenerated request carries the passages");
+    app.cleanup().await;
+}
+
+/// Waits until every document of the knowledge base page reads as ready.
+async fn wait_ready(app: &TestApp, base: &str) -> String {
+    for _ in 0..200 {
+        let (_, page) = app.page(&format!("/knowledge/{base}")).await;
+        if !page.contains("Waiting to be read") && !page.contains("Reading…") && !page.contains("Indexing…") {
+            return page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the documents were not read in time");
+}
+
+#[tokio::test]
+async fn a_knowledge_base_answers_with_citations_that_open_their_passage() {
+    let options = TestOptions {
+        configure: |config| {
+            config.default_files_config = Some("embedding_model=openai/text-embedding-3-small".into());
+        },
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let created = app.post_form("/knowledge", &[("name", "Annual reports"), ("description", "2021–2023")]).await;
+    let base = created.headers()["location"].to_str().expect("ascii").trim_start_matches("/knowledge/").to_owned();
+    let report = upload(&app, &app.client, "annual-report.pdf", &fixtures::annual_report_pdf()).await;
+    let scan = upload(&app, &app.client, "scan.pdf", &fixtures::pdf(&["", ""])).await;
+    for file in [&report, &scan] {
+        let added = app.post_form(&format!("/knowledge/{base}/files"), &[("file", file)]).await;
+        assert!(added.status().is_redirection());
+    }
+    let page = wait_ready(&app, &base).await;
+    assert!(page.contains("Ready: 3 pages"), "{page}");
+    assert!(page.contains("Failed: no text layer (a scanned document?); OCR is not available"), "{page}");
+
+    // The default assistant answers from it.
+    let assistant = app.default_assistant().await;
+    let attached = app
+        .post_form(&format!("/knowledge/{base}/assistants"), &[("assistant", &assistant.to_string()), ("on", "1")])
+        .await;
+    assert!(attached.status().is_redirection());
+    app.fake.set_recording(true);
+    app.fake.set_default_reply(loquat_test_support::fake_upstream::Reply::text("R&D grew 15% in 2023 [1]."));
+    let (status, sent) = send(&app, &app.client, "研发投入增长了多少？", &[]).await;
+    assert_eq!(status, 200, "{sent}");
+    assert!(app.fake.wait_for_requests(2, Duration::from_secs(10)).await, "embedding and chat");
+    let requests = app.fake.requests();
+    let chat = requests.iter().find(|r| r.path.ends_with("/chat/completions")).expect("a chat request");
+    let question = chat.body["messages"].as_array().expect("messages").last().expect("the question").clone();
+    let text = text_of(&question);
+    assert!(text.starts_with("研发投入增长了多少？"), "{text}");
+    assert!(text.contains("<sources>") && text.contains("[1] annual-report.pdf, page 1"), "{text}");
+    assert!(text.contains("公司2023年研发投入为12亿元"), "{text}");
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert!(paths.iter().any(|p| p.ends_with("/embeddings")), "the question was embedded (hybrid search): {paths:?}");
+
+    // The answer cites its source, and the citation opens the passage.
+    let answer = sent["answer_id"].as_str().expect("answer").parse().expect("id");
+    app.finished(answer).await;
+    let topic_url = sent["topic_url"].as_str().expect("url").to_owned();
+    let (_, page) = app.page(&topic_url).await;
+    let link = format!("/messages/{answer}/sources/1");
+    assert!(page.contains(&format!("<a href=\"{link}\" data-source=\"1\">1</a>")), "{page}");
+    assert!(page.contains("annual-report.pdf · p. 1"), "{page}");
+    let (status, source) = app.page(&link).await;
+    assert_eq!(status, 200);
+    assert!(source.contains("公司2023年研发投入为12亿元") && source.contains("Page 1"), "{source}");
+    // A number the answer does not have, or another user, is not found.
+    assert_eq!(app.page(&format!("/messages/{answer}/sources/9")).await.0, 404);
+    let (bob, _) = member(&app, "Bob").await;
+    assert_eq!(app.page_as(&bob, &link).await.0, 404);
+    assert_eq!(app.page_as(&bob, &format!("/knowledge/{base}")).await.0, 404);
     app.cleanup().await;
 }

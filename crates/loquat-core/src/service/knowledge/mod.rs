@@ -1,0 +1,334 @@
+//! Knowledge bases: a user's documents grouped for an assistant to answer from, each document
+//! read in the background (`ingest.rs`), searched by keywords and, with an embedding model,
+//! by meaning too (`index.rs`); the passages found become the numbered sources of an answer.
+
+mod index;
+mod ingest;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use loquat_files::Blobs;
+use tokio::sync::Notify;
+
+use super::Providers;
+use super::providers::Reach;
+use crate::domain::{Ingestion, KnowledgeBase, Source, StoredFile};
+use crate::error::{CoreError, CoreResult};
+use crate::id::{AssistantId, FileId, KnowledgeBaseId, MessageId, UserId};
+use crate::llm::ChatClient;
+use crate::store::Store;
+use crate::time::Timestamp;
+
+pub use index::{BuiltIndex, Hit, IndexCache, Passage};
+
+/// The model that embeds documents and questions (`DEFAULT_FILES_CONFIG`'s `embedding_model`,
+/// `provider/model`); without one, search is by keywords only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingModel {
+    pub provider: String,
+    pub model: String,
+}
+
+impl EmbeddingModel {
+    /// `provider/model`, as stored with the vectors.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+
+    /// Reads LobeChat's `DEFAULT_FILES_CONFIG` (`embedding_model=openai/text-embedding-3-small,…`).
+    pub fn from_files_config(config: &str) -> Option<Self> {
+        config.split(',').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            if key.trim() != "embedding_model" {
+                return None;
+            }
+            let (provider, model) = value.trim().split_once('/')?;
+            (!provider.is_empty() && !model.is_empty())
+                .then(|| Self { provider: provider.trim().to_owned(), model: model.trim().to_owned() })
+        })
+    }
+}
+
+/// The longest name and description of a knowledge base.
+const MAX_NAME_CHARS: usize = 100;
+const MAX_DESCRIPTION_CHARS: usize = 1_000;
+/// How many passages an answer is given at most.
+const MAX_SOURCES: usize = 8;
+
+#[derive(Clone)]
+pub struct Knowledge {
+    store: Arc<dyn Store>,
+    blobs: Blobs,
+    providers: Providers,
+    chat_client: Arc<dyn ChatClient>,
+    embedding: Option<EmbeddingModel>,
+    indexes: IndexCache,
+    node: String,
+    wake: Arc<Notify>,
+}
+
+impl Knowledge {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        blobs: Blobs,
+        providers: Providers,
+        chat_client: Arc<dyn ChatClient>,
+        embedding: Option<EmbeddingModel>,
+        node: String,
+    ) -> Self {
+        let indexes = IndexCache::default();
+        Self { store, blobs, providers, chat_client, embedding, indexes, node, wake: Arc::default() }
+    }
+
+    pub fn embedding_model(&self) -> Option<&EmbeddingModel> {
+        self.embedding.as_ref()
+    }
+
+    fn checked(name: &str, description: &str) -> CoreResult<(String, String)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            return Err(CoreError::invalid_with("knowledge_name", MAX_NAME_CHARS.to_string()));
+        }
+        let description = description.trim();
+        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(CoreError::invalid_with("knowledge_description", MAX_DESCRIPTION_CHARS.to_string()));
+        }
+        Ok((name.to_owned(), description.to_owned()))
+    }
+
+    pub async fn create(&self, user: UserId, name: &str, description: &str) -> CoreResult<KnowledgeBase> {
+        let (name, description) = Self::checked(name, description)?;
+        let now = Timestamp::now();
+        let base = KnowledgeBase {
+            id: KnowledgeBaseId::new(),
+            user_id: user,
+            name,
+            description,
+            revision: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_knowledge_base(&base).await?;
+        Ok(base)
+    }
+
+    pub async fn list(&self, user: UserId) -> CoreResult<Vec<KnowledgeBase>> {
+        Ok(self.store.list_knowledge_bases(user).await?)
+    }
+
+    pub async fn get(&self, user: UserId, id: KnowledgeBaseId) -> CoreResult<KnowledgeBase> {
+        self.store.get_knowledge_base(user, id).await?.ok_or(CoreError::NotFound("knowledge_base"))
+    }
+
+    pub async fn update(&self, user: UserId, id: KnowledgeBaseId, name: &str, description: &str) -> CoreResult<()> {
+        let (name, description) = Self::checked(name, description)?;
+        let updated = self.store.update_knowledge_base(user, id, &name, &description, Timestamp::now()).await?;
+        if updated { Ok(()) } else { Err(CoreError::NotFound("knowledge_base")) }
+    }
+
+    /// Deletes the knowledge base (its files stay in the user's files).
+    pub async fn delete(&self, user: UserId, id: KnowledgeBaseId) -> CoreResult<()> {
+        if self.store.delete_knowledge_base(user, id).await? {
+            self.indexes.forget(user, id);
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("knowledge_base"))
+        }
+    }
+
+    /// The knowledge base's files, newest first, with how far their reading is.
+    pub async fn files(&self, user: UserId, id: KnowledgeBaseId) -> CoreResult<Vec<(StoredFile, Option<Ingestion>)>> {
+        self.get(user, id).await?;
+        Ok(self.store.knowledge_files(user, id).await?)
+    }
+
+    /// Adds one of the user's files; its reading starts if it has not.
+    pub async fn add_file(&self, user: UserId, id: KnowledgeBaseId, file: FileId) -> CoreResult<()> {
+        self.get(user, id).await?;
+        self.store.get_file(user, file).await?.ok_or(CoreError::NotFound("file"))?;
+        self.store.add_knowledge_file(user, id, file, Timestamp::now()).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub async fn remove_file(&self, user: UserId, id: KnowledgeBaseId, file: FileId) -> CoreResult<()> {
+        if self.store.remove_knowledge_file(user, id, file, Timestamp::now()).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("file"))
+        }
+    }
+
+    /// Reads a file again (after a failure).
+    pub async fn retry(&self, user: UserId, file: FileId) -> CoreResult<()> {
+        if self.store.requeue_ingestion(user, file, Timestamp::now()).await? {
+            self.wake.notify_one();
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("file"))
+        }
+    }
+
+    /// How far the reading of each of the user's documents is.
+    pub async fn ingestions(&self, user: UserId) -> CoreResult<HashMap<FileId, Ingestion>> {
+        let all = self.store.ingestions(user).await?;
+        Ok(all.into_iter().map(|ingestion| (ingestion.file_id, ingestion)).collect())
+    }
+
+    /// Wakes the reading worker (a file was uploaded).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What wakes the reading worker, for whoever queues documents.
+    pub(crate) fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Queues again every document whose vectors are not the configured model's (the model
+    /// changed, or was added or removed); returns how many.
+    pub async fn requeue_for_embedding_model(&self) -> CoreResult<u64> {
+        let model = self.embedding.as_ref().map(EmbeddingModel::name);
+        let queued = self.store.requeue_other_embeddings(model.as_deref(), Timestamp::now()).await?;
+        if queued > 0 {
+            self.wake.notify_one();
+        }
+        Ok(queued)
+    }
+
+    pub async fn assistant_bases(&self, user: UserId, assistant: AssistantId) -> CoreResult<Vec<KnowledgeBaseId>> {
+        Ok(self.store.assistant_knowledge(user, assistant).await?)
+    }
+
+    /// Sets the knowledge bases an assistant answers from (each must be the user's).
+    pub async fn set_assistant_bases(
+        &self,
+        user: UserId,
+        assistant: AssistantId,
+        bases: &[KnowledgeBaseId],
+    ) -> CoreResult<()> {
+        for base in bases {
+            self.get(user, *base).await?;
+        }
+        Ok(self.store.set_assistant_knowledge(user, assistant, bases).await?)
+    }
+
+    /// The numbered sources of an answer.
+    pub async fn answer_sources(&self, user: UserId, message: &crate::domain::Message) -> CoreResult<Vec<Source>> {
+        let all = self.store.topic_sources(user, message.topic_id).await?;
+        Ok(all.into_iter().filter(|(id, _)| *id == message.id).map(|(_, source)| source).collect())
+    }
+
+    /// One source of an answer (a citation opened).
+    pub async fn source(&self, user: UserId, message: MessageId, number: u32) -> CoreResult<Source> {
+        self.store.message_source(user, message, number).await?.ok_or(CoreError::NotFound("source"))
+    }
+
+    /// The passages of `bases` that best answer `question`, as sources numbered from `first`,
+    /// within `budget` tokens (at most a few).
+    pub(crate) async fn retrieve(
+        &self,
+        user: UserId,
+        reach: &Reach,
+        bases: &[KnowledgeBaseId],
+        question: &str,
+        budget: &mut usize,
+        first: u32,
+    ) -> CoreResult<Vec<Source>> {
+        let query_vector = match &self.embedding {
+            Some(model) if !question.trim().is_empty() => {
+                match self.embed(reach, model, &[question.to_owned()]).await {
+                    Ok(mut vectors) => vectors.pop(),
+                    Err(error) => {
+                        // Keyword search still answers.
+                        tracing::warn!(%error, "could not embed the question; searching by keywords only");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let model_name = self.embedding.as_ref().map(EmbeddingModel::name);
+        let mut found = Vec::new();
+        for base in bases {
+            let Some(current) = self.store.get_knowledge_base(user, *base).await? else { continue };
+            let index = self.indexes.get_or_build(self.store.as_ref(), user, &current).await?;
+            let vector = query_vector.as_deref().filter(|_| index.model() == model_name.as_deref());
+            found.extend(index.search(question, vector, MAX_SOURCES).into_iter().map(|hit| (hit, index.clone())));
+        }
+        // Across bases, the best fused scores first.
+        found.sort_by(|a, b| b.0.score.total_cmp(&a.0.score));
+        let mut sources = Vec::new();
+        for (hit, index) in found {
+            let passage = index.passage(hit.position);
+            let tokens = passage.tokens as usize;
+            if sources.len() == MAX_SOURCES || tokens > *budget {
+                continue;
+            }
+            *budget -= tokens;
+            sources.push(Source {
+                number: first + sources.len() as u32,
+                file_id: Some(passage.file_id),
+                file_name: passage.file_name.clone(),
+                page: passage.page,
+                headings: passage.headings.clone(),
+                text: passage.text.clone(),
+            });
+        }
+        Ok(sources)
+    }
+
+    /// Vectors of `inputs` from the embedding model, with `reach`'s keys.
+    async fn embed(&self, reach: &Reach, model: &EmbeddingModel, inputs: &[String]) -> CoreResult<Vec<Vec<f32>>> {
+        let endpoint = self.providers.endpoint(reach, &model.provider)?;
+        let embeddings = self.chat_client.embed(&endpoint, &model.model, inputs).await?;
+        if embeddings.vectors.len() != inputs.len() {
+            return Err(CoreError::Provider(crate::llm::ProviderError::new(
+                crate::llm::ProviderErrorKind::Protocol,
+                "the embedding model returned a different number of vectors",
+            )));
+        }
+        Ok(embeddings.vectors)
+    }
+}
+
+/// The sources as the model reads them, after the question.
+pub fn sources_prompt(sources: &[Source]) -> String {
+    if sources.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n\n<sources>\nAnswer from these numbered sources where they help, and cite each one you use with its \
+         number in brackets, like [1]. If they do not hold the answer, say so.\n",
+    );
+    for source in sources {
+        out.push_str(&format!("\n[{}] {}", source.number, source.file_name));
+        if let Some(page) = source.page {
+            out.push_str(&format!(", page {page}"));
+        }
+        if !source.headings.is_empty() {
+            out.push_str(&format!(" ({})", source.headings));
+        }
+        out.push('\n');
+        out.push_str(&source.text);
+        out.push('\n');
+    }
+    out.push_str("</sources>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_config_names_the_embedding_model() {
+        let config = "embedding_model=openai/text-embedding-3-small,reranker_model=cohere/rerank-english-v3.0";
+        let model = EmbeddingModel::from_files_config(config).expect("a model");
+        assert_eq!((model.provider.as_str(), model.model.as_str()), ("openai", "text-embedding-3-small"));
+        assert_eq!(model.name(), "openai/text-embedding-3-small");
+        assert_eq!(EmbeddingModel::from_files_config("query_mode=full_text"), None);
+        assert_eq!(EmbeddingModel::from_files_config("embedding_model=nomodel"), None);
+    }
+}
