@@ -185,7 +185,10 @@ impl IndexCache {
         let revision = base.revision;
         let built = tokio::task::spawn_blocking(move || BuiltIndex::build(revision, rows).with_model(model))
             .await
-            .map_err(|_| crate::error::CoreError::invalid("knowledge_index"))?;
+            .map_err(|_| {
+                let failed = "building a search index failed";
+                crate::store::StoreError::new(crate::store::StoreErrorKind::Other, failed)
+            })?;
         let built = Arc::new(built);
         let mut cache = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.retain(|(k, _)| *k != key);
