@@ -1,10 +1,11 @@
 //! `loquat-bench`: measures Loquat against a fake upstream in one run and prints readable lines
 //! and a JSON summary. Build first with `cargo build --release`, then `target/release/loquat-bench`
-//! (`--only store|process|page|gateway|scale`, `--json PATH`, `--streams N`, `--rounds N`,
+//! (`--only store|process|page|gateway|scale|knowledge`, `--json PATH`, `--streams N`, `--rounds N`,
 //! `--http1`). Every gateway figure is a delta against calling the fake upstream directly.
 
 mod footprint;
 mod gateway;
+mod knowledge;
 mod scale;
 mod seed;
 mod server;
@@ -53,13 +54,13 @@ async fn main() {
         match arg.as_str() {
             "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
             "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
-            "--only" => only = Some(args.next().expect("--only store|process|page|gateway|scale")),
+            "--only" => only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge")),
             "--streams" => streams = args.next().and_then(|n| n.parse().ok()).expect("--streams N"),
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
             "--http1" => connections = scale::ClientConnections::Http1,
             _ => {
                 eprintln!(
-                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale] \
+                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge] \
                      [--streams N] [--rounds N] [--http1]"
                 );
                 std::process::exit(2);
@@ -82,6 +83,9 @@ async fn main() {
     }
     if wanted("gateway") {
         report["gateway"] = gateway::overhead(&binary).await;
+    }
+    if wanted("knowledge") {
+        report["knowledge"] = knowledge::run().await;
     }
     if wanted("scale") {
         report["scale"] = scale::slow_streams(&binary, streams, connections, rounds).await;

@@ -1,0 +1,214 @@
+//! Knowledge figures, in process: reading a 300-page PDF (extraction and chunking, what the
+//! background reader does before embedding), and searching a knowledge base of 100,000
+//! passages by keywords and hybrid (1,024-dimension vectors), with the index's memory.
+
+use std::time::{Duration, Instant};
+
+use loquat_core::domain::StoredChunk;
+use loquat_core::id::{ChunkId, FileId, UserId};
+use loquat_core::service::BuiltIndex;
+use loquat_docs::extract::{Format, Limits};
+use loquat_docs::{ChunkOptions, chunk_document, fixtures};
+use serde_json::{Value, json};
+
+use crate::stats::{json as summary_json, round, summarize};
+
+const ENGLISH: &[&str] = &[
+    "revenue",
+    "growth",
+    "research",
+    "development",
+    "spending",
+    "profit",
+    "margin",
+    "customer",
+    "market",
+    "product",
+    "quarter",
+    "annual",
+    "report",
+    "segment",
+    "region",
+    "investment",
+    "capital",
+    "operating",
+    "cash",
+    "flow",
+    "asset",
+    "liability",
+    "equity",
+    "dividend",
+    "employee",
+    "supply",
+    "chain",
+    "risk",
+    "strategy",
+    "digital",
+    "cloud",
+    "service",
+    "contract",
+    "partner",
+    "launch",
+    "pipeline",
+    "patent",
+    "factory",
+    "energy",
+    "carbon",
+];
+const CHINESE: &[&str] = &[
+    "营业收入",
+    "研发投入",
+    "净利润",
+    "毛利率",
+    "现金流",
+    "资产负债",
+    "股东权益",
+    "分红",
+    "员工人数",
+    "供应链",
+    "风险管理",
+    "数字化",
+    "云服务",
+    "合同",
+    "合作伙伴",
+    "新产品",
+    "专利",
+    "工厂",
+    "能源",
+    "碳排放",
+    "市场份额",
+    "同比增长",
+];
+
+/// A small deterministic generator (no dependency needed for reproducible text).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[self.next() as usize % words.len()]
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() % 2000) as f32 / 1000.0 - 1.0
+    }
+}
+
+fn sentence(rng: &mut Lcg, words: usize) -> String {
+    let mut out = String::new();
+    for index in 0..words {
+        if rng.next() % 3 == 0 {
+            out.push_str(rng.pick(CHINESE));
+        } else {
+            if index > 0 {
+                out.push(' ');
+            }
+            out.push_str(rng.pick(ENGLISH));
+        }
+    }
+    out
+}
+
+fn read_pdf() -> Value {
+    let mut rng = Lcg(7);
+    let pages: Vec<String> = (0..300)
+        .map(|page| {
+            let mut text = format!("Section {page}\n\n");
+            for _ in 0..12 {
+                text.push_str(&sentence(&mut rng, 14));
+                text.push('\n');
+            }
+            text
+        })
+        .collect();
+    let refs: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let pdf = fixtures::pdf(&refs);
+    let started = Instant::now();
+    let document = loquat_docs::extract(&pdf, Format::Pdf, &Limits::default()).expect("the PDF reads");
+    let extracted = started.elapsed();
+    let chunks = chunk_document(&document, ChunkOptions::default());
+    let total = started.elapsed();
+    println!(
+        "300-page PDF ({} KB): extracted in {:.0} ms, {} chunks in {:.0} ms total",
+        pdf.len() / 1024,
+        extracted.as_secs_f64() * 1000.0,
+        chunks.len(),
+        total.as_secs_f64() * 1000.0
+    );
+    json!({
+        "pdf_kib": pdf.len() / 1024,
+        "pages": document.pages,
+        "extract_ms": round(extracted.as_secs_f64() * 1000.0),
+        "chunks": chunks.len(),
+        "read_ms": round(total.as_secs_f64() * 1000.0),
+    })
+}
+
+fn search(passages: usize, dimensions: usize) -> Value {
+    let mut rng = Lcg(42);
+    let (user, file) = (UserId::new(), FileId::new());
+    let rows: Vec<(StoredChunk, String)> = (0..passages)
+        .map(|seq| {
+            let chunk = StoredChunk {
+                id: ChunkId::new(),
+                file_id: file,
+                user_id: user,
+                seq: seq as u32,
+                text: sentence(&mut rng, 60),
+                headings: String::new(),
+                page_start: Some(seq as u32 / 3),
+                page_end: None,
+                tokens: 120,
+                embedding: Some((0..dimensions).map(|_| rng.unit()).collect()),
+            };
+            (chunk, "bench.pdf".to_owned())
+        })
+        .collect();
+    let started = Instant::now();
+    let index = BuiltIndex::build(1, rows);
+    let built = started.elapsed();
+    let memory = index.memory_bytes();
+    let questions: Vec<String> = (0..200).map(|_| sentence(&mut rng, 6)).collect();
+    let vectors: Vec<Vec<f32>> = (0..200).map(|_| (0..dimensions).map(|_| rng.unit()).collect()).collect();
+    let mut keyword: Vec<Duration> = Vec::new();
+    let mut hybrid: Vec<Duration> = Vec::new();
+    for (question, vector) in questions.iter().zip(&vectors) {
+        let started = Instant::now();
+        let hits = index.search(question, None, 8);
+        keyword.push(started.elapsed());
+        assert!(!hits.is_empty());
+        let started = Instant::now();
+        let hits = index.search(question, Some(vector), 8);
+        hybrid.push(started.elapsed());
+        assert!(!hits.is_empty());
+    }
+    let (keyword, hybrid) = (summarize(&mut keyword), summarize(&mut hybrid));
+    println!(
+        "{passages} passages ({dimensions}-d vectors): built in {:.1} s, {} MiB; keyword p50 {:.1} ms p99 {:.1} ms; \
+         hybrid p50 {:.1} ms p99 {:.1} ms",
+        built.as_secs_f64(),
+        memory >> 20,
+        keyword.p50_ms,
+        keyword.p99_ms,
+        hybrid.p50_ms,
+        hybrid.p99_ms
+    );
+    json!({
+        "passages": passages,
+        "dimensions": dimensions,
+        "build_s": round(built.as_secs_f64()),
+        "memory_mib": memory >> 20,
+        "keyword": summary_json(keyword),
+        "hybrid": summary_json(hybrid),
+    })
+}
+
+pub async fn run() -> Value {
+    println!("\n== knowledge ==");
+    let (pdf, search) = tokio::task::spawn_blocking(|| (read_pdf(), search(100_000, 1_024))).await.expect("runs");
+    json!({ "pdf_300_pages": pdf, "search_100k": search })
+}
