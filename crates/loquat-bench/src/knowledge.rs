@@ -101,7 +101,7 @@ impl Lcg {
 fn sentence(rng: &mut Lcg, words: usize) -> String {
     let mut out = String::new();
     for index in 0..words {
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             out.push_str(rng.pick(CHINESE));
         } else {
             if index > 0 {
