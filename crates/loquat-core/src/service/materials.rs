@@ -29,6 +29,9 @@ pub(crate) struct ReadDocument {
     chunks: Vec<Chunk>,
 }
 
+/// A whole document of at most this many passages is sent as numbered passages.
+const MAX_WHOLE_SOURCES: usize = 30;
+
 /// How many documents read stay in memory.
 const CACHED_DOCUMENTS: usize = 16;
 
@@ -185,7 +188,19 @@ fn fitted_text(
 ) -> String {
     if document.tokens <= *budget {
         *budget -= document.tokens;
-        return document.text.clone();
+        // A short document goes whole as its numbered passages, so answers can cite its pages;
+        // a long one (that still fits) goes as plain text rather than as a hundred sources.
+        if document.chunks.len() > MAX_WHOLE_SOURCES || document.chunks.is_empty() {
+            return document.text.clone();
+        }
+        let all: Vec<u32> = (0..document.chunks.len() as u32).collect();
+        return numbered(
+            document,
+            file,
+            &all,
+            sources,
+            "(Cite the passages you use with their numbers in brackets, like [1].)\n",
+        );
     }
     // Passages take at most what is left (and at least a few passages' worth).
     let allowance = (*budget).max(2_000);
@@ -214,11 +229,22 @@ fn fitted_text(
     }
     chosen.sort_unstable();
     *budget = budget.saturating_sub(used);
-    let mut out = String::from(
-        "(Excerpts: the file is too long to include whole. Cite each excerpt you use with its number in \
-         brackets, like [1].)\n",
-    );
-    for position in chosen {
+    let intro = "(Excerpts: the file is too long to include whole. Cite each excerpt you use with its number in \
+                 brackets, like [1].)\n";
+    numbered(document, file, &chosen, sources, intro)
+}
+
+/// The passages at `positions` of the document, each a numbered source (added to `sources`)
+/// with where it is, after `intro`.
+fn numbered(
+    document: &ReadDocument,
+    file: &StoredFile,
+    positions: &[u32],
+    sources: &mut Vec<Source>,
+    intro: &str,
+) -> String {
+    let mut out = String::from(intro);
+    for &position in positions {
         let chunk = &document.chunks[position as usize];
         let number = sources.len() as u32 + 1;
         out.push_str(&format!("\n[{number}]"));

@@ -284,3 +284,32 @@ async fn a_knowledge_base_answers_with_citations_that_open_their_passage() {
     assert_eq!(app.page_as(&bob, &format!("/knowledge/{base}")).await.0, 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_failed_embedding_marks_the_document_failed_and_a_retry_reads_it() {
+    let options = TestOptions {
+        configure: |config| {
+            config.default_files_config = Some("embedding_model=openai/text-embedding-3-small".into());
+        },
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let created = app.post_form("/knowledge", &[("name", "Notes")]).await;
+    let base = created.headers()["location"].to_str().expect("ascii").trim_start_matches("/knowledge/").to_owned();
+    let refusal = serde_json::json!({ "error": { "message": "embedding model overloaded" } });
+    app.fake.push_reply(loquat_test_support::fake_upstream::Reply::http_error(400, refusal));
+    let notes = upload(&app, &app.client, "notes.md", b"# Notes\n\nThe launch is on Tuesday.").await;
+    app.post_form(&format!("/knowledge/{base}/files"), &[("file", &notes)]).await;
+    let page = wait_ready(&app, &base).await;
+    assert!(page.contains("Failed: the embedding model did not answer; retry later"), "{page}");
+    assert!(page.contains(&format!("/knowledge/{base}/files/{notes}/retry")), "a retry button");
+    // Another user cannot retry it; its owner can, and it is read.
+    let (bob, _) = member(&app, "Bob").await;
+    let refused = bob.post(app.url(&format!("/knowledge/{base}/files/{notes}/retry"))).send().await.expect("post");
+    assert_eq!(refused.status().as_u16(), 404);
+    let retried = app.post_form(&format!("/knowledge/{base}/files/{notes}/retry"), &[]).await;
+    assert!(retried.status().is_redirection());
+    let page = wait_ready(&app, &base).await;
+    assert!(page.contains("Ready: 1 passages"), "{page}");
+    app.cleanup().await;
+}
