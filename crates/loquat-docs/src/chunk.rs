@@ -77,6 +77,11 @@ pub fn chunk_document(document: &Document, options: ChunkOptions) -> Vec<Chunk> 
                 headings.push((level, block.text.clone()));
             }
             BlockKind::Paragraph | BlockKind::Row => {
+                // A new page starts a new chunk, so a citation names one page.
+                if block.page.is_some() && section.last().is_some_and(|piece| piece.page != block.page) {
+                    pack(&mut chunks, &section, &path(&headings), target, options.overlap_tokens);
+                    section.clear();
+                }
                 let mut first = true;
                 for text in split_to_fit(&block.text, target) {
                     let tokens = estimate_tokens(&text);
@@ -245,12 +250,13 @@ mod tests {
             pages: Some(3),
         };
         let chunks = chunk_document(&document, ChunkOptions::default());
-        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks.len(), 3);
         assert_eq!(chunks[0].headings, "Annual report › R&D");
-        assert_eq!(chunks[0].text, "We spent more on research.\nIt grew again.");
-        assert_eq!((chunks[0].page_start, chunks[0].page_end), (Some(1), Some(2)));
-        assert_eq!(chunks[1].headings, "Annual report › Sales");
-        assert_eq!(chunks[1].page_start, Some(3));
+        assert_eq!(chunks[0].text, "We spent more on research.");
+        assert_eq!((chunks[0].page_start, chunks[1].page_start), (Some(1), Some(2)));
+        assert_eq!(chunks[1].headings, "Annual report › R&D", "a new page keeps its headings");
+        assert_eq!(chunks[2].headings, "Annual report › Sales");
+        assert_eq!(chunks[2].page_start, Some(3));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Browser tests in real headless Chromium (Debian's `chromium` + `chromedriver`) driven over
 //! WebDriver: send a message and watch it stream, reload and find it, switch a branch, type
-//! Chinese, follow an answer through a dropped connection, and take desktop and phone
-//! screenshots (saved under the target folder).
+//! Chinese, follow an answer through a dropped connection, drop a PDF in the composer and open
+//! the answer's citation, and take desktop and phone screenshots (saved under the target folder).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -483,6 +483,54 @@ async fn a_long_topic_loads_earlier_messages_as_the_reader_scrolls_up() {
     browser.until("the start of the topic", &format!("{count} === 150")).await;
     assert_eq!(browser.text_of("document.querySelectorAll('.earlier').length").await, "0");
     browser.screenshot("desktop-long-topic.png").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_pdf_dropped_in_the_composer_is_answered_with_a_citation_of_its_page() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
+    let client = &browser.client;
+    browser.sign_up(&app, "reader@example.com").await;
+    app.fake.set_default_reply(Reply::text("R&D grew 15% in 2023 [2].").delay_between_chunks(Duration::from_millis(5)));
+    let pdf = loquat_docs::fixtures::annual_report_pdf();
+    // A drop of a real File on the composer, as a user dragging it from their desktop.
+    let drop = "const bytes = Uint8Array.from(arguments[0]);
+         const file = new File([bytes], 'annual-report.pdf', { type: 'application/pdf' });
+         const data = new DataTransfer();
+         data.items.add(file);
+         const composer = document.getElementById('composer');
+         composer.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
+         composer.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));";
+    client.execute(drop, vec![json!(pdf)]).await.expect("drops");
+    browser
+        .until(
+            "the chip uploaded",
+            "document.querySelector('.chip:not(.uploading) .name')?.textContent === 'annual-report.pdf'",
+        )
+        .await;
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("研发投入增长了多少？").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+    browser
+        .until(
+            "the question shows its file",
+            "document.querySelector('.msg.user .file-chip .name')?.textContent === 'annual-report.pdf'",
+        )
+        .await;
+    browser.until("the chips cleared", "document.querySelectorAll('#composer .chip').length === 0").await;
+    browser.until("the answer with its citation", "document.querySelector('.msg.assistant sup.cite a')").await;
+    assert_eq!(
+        browser.text_of("document.querySelector('.msg.assistant .sources li:nth-child(2)').textContent").await.trim(),
+        "annual-report.pdf · p. 2"
+    );
+    browser.screenshot("citation.png").await;
+    client.find(Locator::Css(".msg.assistant sup.cite a")).await.expect("citation").click().await.expect("opens");
+    browser.until("the source page", "location.pathname.endsWith('/sources/2')").await;
+    let text = browser.text_of("document.querySelector('.source-text').textContent").await;
+    assert!(text.contains("公司2023年研发投入为12亿元，同比增长15%。"), "{text}");
+    assert!(browser.text_of("document.querySelector('.source .help').textContent").await.contains("Page 2"));
     browser.close().await;
     app.cleanup().await;
 }
