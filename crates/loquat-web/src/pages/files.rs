@@ -28,6 +28,9 @@ pub struct FileRow {
     pub created: String,
     /// Where the file is used: in how many messages.
     pub used: String,
+    /// How far its reading is (documents only), and the CSS class of that state.
+    pub reading: String,
+    pub reading_class: &'static str,
 }
 
 #[derive(Template)]
@@ -79,10 +82,23 @@ async fn files_page(
     error: Option<String>,
 ) -> WebResult<Response> {
     let tr = viewer.tr;
-    let files = state.services.files.list_with_uses(viewer.user.id).await.map_err(viewer.fail())?;
+    let (files, readings) = tokio::join!(
+        state.services.files.list_with_uses(viewer.user.id),
+        state.services.knowledge.ingestions(viewer.user.id)
+    );
+    let (files, readings) = (files.map_err(viewer.fail())?, readings.map_err(viewer.fail())?);
     let files = files
         .into_iter()
-        .map(|(file, uses)| FileRow {
+        .map(|(file, uses)| {
+            let (reading, reading_class) = match readings.get(&file.id) {
+                Some(ingestion) => super::knowledge::ingest_label(Some(ingestion), tr),
+                None => (String::new(), "muted"),
+            };
+            (file, uses, reading, reading_class)
+        })
+        .map(|(file, uses, reading, reading_class)| FileRow {
+            reading,
+            reading_class,
             used: match uses {
                 0 => tr.t("files.unused").into_owned(),
                 count => tr.t_with("files.in_messages", "count", &count.to_string()),

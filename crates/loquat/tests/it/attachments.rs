@@ -244,6 +244,8 @@ async fn a_knowledge_base_answers_with_citations_that_open_their_passage() {
     let page = wait_ready(&app, &base).await;
     assert!(page.contains("Ready: 3 pages"), "{page}");
     assert!(page.contains("Failed: no text layer (a scanned document?); OCR is not available"), "{page}");
+    let (_, files) = app.page("/files").await;
+    assert!(files.contains("Ready: 3 pages") && files.contains("Failed: no text layer"), "the Files page says too");
 
     // The default assistant answers from it.
     let assistant = app.default_assistant().await;
