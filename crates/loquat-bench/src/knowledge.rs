@@ -9,6 +9,7 @@ use loquat_core::id::{ChunkId, FileId, UserId};
 use loquat_core::service::BuiltIndex;
 use loquat_docs::extract::{Format, Limits};
 use loquat_docs::{ChunkOptions, chunk_document, fixtures};
+use loquat_test_support::fake_upstream::fake_embedding;
 use serde_json::{Value, json};
 
 use crate::stats::{json as summary_json, round, summarize};
@@ -207,8 +208,81 @@ fn search(passages: usize, dimensions: usize) -> Value {
     })
 }
 
+/// Labelled passages (facts of one company, English and Chinese) and questions, each with the
+/// passage that answers it; the questions are worded differently from their passages.
+const FACTS: &[&str] = &[
+    "Research and development spending rose to 1.2 billion yuan in 2023, up 15 percent from 2022.",
+    "公司2023年研发投入为12亿元，同比增长15%。",
+    "Revenue was flat across all regions, at 8.1 billion yuan.",
+    "员工总数达到3,200人，其中研发人员占40%。",
+    "The board proposed a dividend of 0.35 yuan per share.",
+    "新工厂于2023年9月在苏州投产，年产能提升30%。",
+    "Carbon emissions per unit of output fell 12 percent after the switch to solar power.",
+    "海外市场收入占比由18%提高到24%。",
+    "The largest customer accounted for 9 percent of sales, down from 14 percent.",
+    "公司共获得授权专利215项，其中发明专利87项。",
+];
+const QUESTIONS: &[(&str, usize)] = &[
+    ("How much did R&D spending grow in 2023?", 0),
+    ("研发投入增长了多少", 1),
+    ("What was revenue by region?", 2),
+    ("研发人员有多少", 3),
+    ("What dividend per share was proposed?", 4),
+    ("苏州工厂什么时候投产", 5),
+    ("How did carbon emissions change with solar power?", 6),
+    ("海外收入占比是多少", 7),
+    ("How concentrated are sales on the largest customer?", 8),
+    ("获得了多少发明专利", 9),
+];
+
+/// Recall@5 over the labelled set among `distractors` generated passages: keywords alone, and
+/// hybrid with the fake upstream's embedding (a hashed bag of words: what the tests can predict;
+/// a real embedding model is measured by pointing the same set at it).
+fn recall(distractors: usize) -> Value {
+    let mut rng = Lcg(9);
+    let (user, file) = (UserId::new(), FileId::new());
+    let mut texts: Vec<String> = (0..distractors).map(|_| sentence(&mut rng, 40)).collect();
+    let first_fact = texts.len();
+    texts.extend(FACTS.iter().map(|fact| (*fact).to_owned()));
+    let rows = texts
+        .iter()
+        .enumerate()
+        .map(|(seq, text)| {
+            let chunk = StoredChunk {
+                id: ChunkId::new(),
+                file_id: file,
+                user_id: user,
+                seq: seq as u32,
+                text: text.clone(),
+                headings: String::new(),
+                page_start: None,
+                page_end: None,
+                tokens: 60,
+                embedding: Some(fake_embedding(text)),
+            };
+            (chunk, "facts.txt".to_owned())
+        })
+        .collect();
+    let index = BuiltIndex::build(1, rows);
+    let (mut keyword, mut hybrid) = (0, 0);
+    for (question, answer) in QUESTIONS {
+        let wanted = (first_fact + answer) as u32;
+        let found = |hits: Vec<loquat_core::service::Hit>| hits.iter().any(|hit| hit.position == wanted);
+        keyword += usize::from(found(index.search(question, None, 5)));
+        hybrid += usize::from(found(index.search(question, Some(&fake_embedding(question)), 5)));
+    }
+    let total = QUESTIONS.len() as f64;
+    let (keyword, hybrid) = (keyword as f64 / total, hybrid as f64 / total);
+    println!(
+        "recall@5 over {} labelled questions among {distractors} passages: keywords {keyword:.2}, hybrid {hybrid:.2}",
+        QUESTIONS.len()
+    );
+    json!({ "questions": QUESTIONS.len(), "distractors": distractors, "keyword": keyword, "hybrid": hybrid })
+}
+
 pub async fn run() -> Value {
     println!("\n== knowledge ==");
-    let (pdf, search) = tokio::task::spawn_blocking(|| (read_pdf(), search(100_000, 1_024))).await.expect("runs");
-    json!({ "pdf_300_pages": pdf, "search_100k": search })
+    let (pdf, search, recall) =
+        tokio::task::spawn_blocking(|| (read_pdf(), search(100_000, 1_024), recall(5_000))).await.expect("runs");
+    json!({ "pdf_300_pages": pdf, "search_100k": search, "recall_at_5": recall })
 }

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use anthropic::THINKING_SIGNATURE as ANTHROPIC_THINKING_SIGNATURE;
-pub use embeddings::fake_embedding;
+pub use embeddings::{FAKE_DIMENSIONS, fake_embedding};
 pub use reply::Reply;
 
 /// The models a fake of `protocol` lists until [`FakeUpstream::set_models`].

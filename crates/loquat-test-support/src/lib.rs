@@ -7,3 +7,9 @@ pub mod fake_openai;
 pub mod fake_upstream;
 pub mod postgres;
 pub mod s3;
+
+/// Standard base64 (with padding), for tests that check encoded bodies.
+pub fn base64_standard(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

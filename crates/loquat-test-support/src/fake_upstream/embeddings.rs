@@ -5,12 +5,43 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-/// The vector the fakes return for `text`: its length in characters, its number of words, then
-/// `0.5` and `-0.25` (all exactly representable, so they survive JSON and base64 unchanged).
+/// How many dimensions the fake vectors have.
+pub const FAKE_DIMENSIONS: usize = 64;
+
+/// The vector the fakes return for `text`: a bag of its words hashed into
+/// [`FAKE_DIMENSIONS`] buckets (lower-cased letter-and-digit runs; Chinese, Japanese and Korean
+/// text as overlapping character pairs), each bucket the count of its words. Texts sharing words
+/// are close, so retrieval through the fake is testable; counts are small integers, exactly
+/// representable, so they survive JSON and base64 unchanged.
 pub fn fake_embedding(text: &str) -> Vec<f32> {
-    let characters = text.chars().count() as f32;
-    let words = text.split_whitespace().count() as f32;
-    vec![characters, words, 0.5, -0.25]
+    fn bucket(term: &str) -> usize {
+        // FNV-1a: stable across runs and platforms.
+        let hash = term
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+        (hash % FAKE_DIMENSIONS as u64) as usize
+    }
+    let cjk = |c: char| matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF);
+    let mut vector = vec![0.0f32; FAKE_DIMENSIONS];
+    let mut word = String::new();
+    let mut previous: Option<char> = None;
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if cjk(c) {
+            if let Some(before) = previous {
+                vector[bucket(&format!("{before}{c}"))] += 1.0;
+            }
+            previous = Some(c);
+        } else {
+            previous = None;
+        }
+        if c.is_alphanumeric() && !cjk(c) {
+            word.extend(c.to_lowercase());
+        } else if !word.is_empty() {
+            vector[bucket(&word)] += 1.0;
+            word.clear();
+        }
+    }
+    vector
 }
 
 /// `input` as a list of texts: one string or an array of strings (token arrays are refused).

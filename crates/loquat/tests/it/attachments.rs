@@ -315,3 +315,37 @@ async fn a_failed_embedding_marks_the_document_failed_and_a_retry_reads_it() {
     assert!(page.contains("Ready: 1 passages"), "{page}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn with_file_storage_unreachable_uploads_fail_clearly_and_chat_goes_on() {
+    let options = TestOptions {
+        configure: |config| {
+            // A bucket on a port nobody listens on.
+            config.s3_bucket = Some("loquat-down".into());
+            config.s3_endpoint = Some("http://127.0.0.1:9".into());
+            config.s3_access_key_id = Some("key".into());
+            config.s3_secret_access_key = Some(loquat_core::Secret::new("secret".to_owned()));
+            config.s3_enable_path_style = true;
+        },
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let response = app
+        .client
+        .post(app.url("/files"))
+        .header("accept", "application/json")
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[("notes.md", b"# Notes\n\nhello")]))
+        .send()
+        .await
+        .expect("upload");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("json");
+    assert!(status == 502 || status == 503, "{status} {body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.starts_with("notes.md: ") && message.contains("storage"), "{message}");
+    // Chatting does not need file storage.
+    let (status, sent) = send(&app, &app.client, "Still there?", &[]).await;
+    assert_eq!(status, 200, "{sent}");
+    app.cleanup().await;
+}
