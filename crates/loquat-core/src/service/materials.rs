@@ -32,8 +32,9 @@ pub(crate) struct ReadDocument {
 /// A whole document of at most this many passages is sent as numbered passages.
 const MAX_WHOLE_SOURCES: usize = 30;
 
-/// How many documents read stay in memory.
+/// How many documents read stay in memory, and the largest text kept (bytes).
 const CACHED_DOCUMENTS: usize = 16;
+const MAX_CACHED_TEXT: usize = 2 << 20;
 
 /// The context window assumed for a model whose window is not known.
 const DEFAULT_CONTEXT_TOKENS: usize = 16_000;
@@ -134,17 +135,25 @@ impl Reader {
         }
         let bytes = self.blobs.read(&file.storage_key).await.map_err(|error| CoreError::Files(error.to_string()))?;
         let name = file.name.clone();
-        let read = tokio::task::spawn_blocking(move || {
+        let reading = tokio::task::spawn_blocking(move || {
             let document = loquat_docs::extract(&bytes, format, &Limits::default())?;
             let chunks = chunk_document(&document, ChunkOptions::default());
             let text = document.text();
             let tokens = estimate_tokens(&text);
             Ok::<_, ExtractError>(ReadDocument { text, tokens, chunks })
-        })
-        .await
-        .map_err(|_| CoreError::invalid_with("file_unreadable", name.clone()))?
-        .map_err(|error| extract_error(error, &name))?;
+        });
+        // The person is waiting: a file that takes longer than this to read is refused.
+        let unreadable = || CoreError::invalid_with("file_unreadable", name.clone());
+        let read = tokio::time::timeout(std::time::Duration::from_secs(60), reading)
+            .await
+            .map_err(|_| unreadable())?
+            .map_err(|_| unreadable())?
+            .map_err(|error| extract_error(error, &name))?;
         let read = Arc::new(read);
+        // Only documents of modest size stay in memory; a large one is read again next time.
+        if read.text.len() > MAX_CACHED_TEXT {
+            return Ok(Some(read));
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.retain(|(sha, _)| sha != &file.sha256);
         if cache.len() >= CACHED_DOCUMENTS {

@@ -14,8 +14,10 @@ use crate::error::CoreResult;
 use crate::id::{FileId, KnowledgeBaseId, UserId};
 use crate::store::Store;
 
-/// Indexes kept per node; the least recently built goes first.
+/// Indexes kept per node, and the memory they may hold together; past either, the least
+/// recently built go first (a user with many large knowledge bases cannot exhaust a node).
 const CACHED_INDEXES: usize = 64;
+const CACHED_BYTES: usize = 768 << 20;
 /// How deep each ranking goes before fusion.
 const CANDIDATES: usize = 40;
 
@@ -246,10 +248,11 @@ impl IndexCache {
         let built = Arc::new(built);
         let mut cache = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.retain(|(k, _)| *k != key);
-        if cache.len() >= CACHED_INDEXES {
-            cache.remove(0);
-        }
         cache.push((key, built.clone()));
+        let mut held: usize = cache.iter().map(|(_, index)| index.memory_bytes()).sum();
+        while cache.len() > 1 && (cache.len() > CACHED_INDEXES || held > CACHED_BYTES) {
+            held -= cache.remove(0).1.memory_bytes();
+        }
         Ok(built)
     }
 }

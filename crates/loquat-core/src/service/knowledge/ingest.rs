@@ -26,6 +26,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 const STALE_AFTER: Duration = Duration::from_secs(120);
 /// How often the queue is looked at when nobody wakes the worker.
 const POLL: Duration = Duration::from_secs(5);
+/// The longest one document's text extraction may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// Chunks embedded per request.
 const EMBED_BATCH: usize = 64;
 
@@ -117,14 +119,18 @@ impl Knowledge {
         progress(IngestState::Reading, 5).await;
         let bytes = self.blobs.read(&file.storage_key).await.map_err(|_| Failure("storage_failed".into()))?;
         let name = file.name.clone();
-        let (document, pieces) = tokio::task::spawn_blocking(move || {
+        let reading = tokio::task::spawn_blocking(move || {
             let document = loquat_docs::extract(&bytes, format, &Limits::default())?;
             let pieces = chunk_document(&document, ChunkOptions::default());
             Ok::<_, loquat_docs::ExtractError>((document.pages, pieces))
-        })
-        .await
-        .map_err(|_| Failure("file_unreadable".into()))?
-        .map_err(|error| Failure::from(extract_error(error, &name)))?;
+        });
+        // A crafted file that keeps the reader busy forever fails instead of holding a permit
+        // (its thread is left to finish on its own).
+        let (document, pieces) = tokio::time::timeout(READ_TIMEOUT, reading)
+            .await
+            .map_err(|_| Failure("file_unreadable".into()))?
+            .map_err(|_| Failure("file_unreadable".into()))?
+            .map_err(|error| Failure::from(extract_error(error, &name)))?;
         progress(IngestState::Indexing, 40).await;
         let mut chunks: Vec<StoredChunk> = pieces
             .into_iter()
