@@ -460,6 +460,11 @@ pub trait KnowledgeStore: Send + Sync {
         assistant: AssistantId,
         bases: &[KnowledgeBaseId],
     ) -> StoreResult<()>;
+    /// Turns the assistant's knowledge off (or back on) for one of the user's topics; false
+    /// when the topic is not theirs.
+    async fn set_topic_knowledge(&self, user: UserId, topic: TopicId, on: bool) -> StoreResult<bool>;
+    /// Whether the topic uses the assistant's knowledge (the default).
+    async fn topic_knowledge(&self, user: UserId, topic: TopicId) -> StoreResult<bool>;
     /// The sources of the topic's answers, by message, in number order.
     async fn topic_sources(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, Source)>>;
     async fn message_source(&self, user: UserId, message: MessageId, number: u32) -> StoreResult<Option<Source>>;

@@ -24,6 +24,7 @@ const SQLITE: &[Embedded] = &[
     (7, "storage quota", include_str!("../migrations/sqlite/0007_storage_quota.sql")),
     (8, "message files", include_str!("../migrations/sqlite/0008_message_files.sql")),
     (9, "knowledge", include_str!("../migrations/sqlite/0009_knowledge.sql")),
+    (10, "topic knowledge", include_str!("../migrations/sqlite/0010_topic_knowledge.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -35,6 +36,7 @@ const POSTGRES: &[Embedded] = &[
     (7, "storage quota", include_str!("../migrations/postgres/0007_storage_quota.sql")),
     (8, "message files", include_str!("../migrations/postgres/0008_message_files.sql")),
     (9, "knowledge", include_str!("../migrations/postgres/0009_knowledge.sql")),
+    (10, "topic knowledge", include_str!("../migrations/postgres/0010_topic_knowledge.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

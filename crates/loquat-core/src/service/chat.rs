@@ -318,7 +318,8 @@ impl Chat {
         let (mut materials, mut sources) = self.materials(assistant, &branch, &files, question, &resolved).await?;
         // The assistant's knowledge: the passages that best answer the question, as sources.
         let bases = self.knowledge.assistant_bases(user, assistant.id).await?;
-        if !bases.is_empty() {
+        // A topic uses them unless it was turned off there (a new topic has no setting yet).
+        if !bases.is_empty() && self.knowledge.topic_enabled(user, topic.id).await? {
             let mut budget = materials::files_budget(&resolved.model) / 2;
             let first = sources.len() as u32 + 1;
             let reach = &asker.choices.reach;

@@ -142,6 +142,16 @@ async fn knowledge_bases_are_their_owners_and_count_their_changes(store: SqlStor
     store.set_assistant_knowledge(w.bob.id, w.assistant.id, &[bob_kb]).await.expect("runs");
     assert_eq!(store.assistant_knowledge(w.alice.id, w.assistant.id).await.expect("loads"), vec![kb.id]);
 
+    // A topic can turn its assistant's knowledge off, and on again; only its owner.
+    assert!(store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
+    assert!(!store.set_topic_knowledge(w.bob.id, w.topic.id, false).await.expect("runs"));
+    assert!(store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
+    assert!(store.set_topic_knowledge(w.alice.id, w.topic.id, false).await.expect("runs"));
+    assert!(store.set_topic_knowledge(w.alice.id, w.topic.id, false).await.expect("runs"), "twice is fine");
+    assert!(!store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
+    assert!(store.set_topic_knowledge(w.alice.id, w.topic.id, true).await.expect("runs"));
+    assert!(store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
+
     // Deleting the file moves the revision on; removing, too; deleting the base detaches it.
     store.delete_file(w.alice.id, report.id).await.expect("deleted");
     assert_eq!(revision(store.clone()).await, 3);

@@ -45,6 +45,10 @@ pub struct ChatPage {
     pub generating_id: String,
     /// The largest file the composer may attach, in bytes.
     pub max_file_bytes: u64,
+    /// The names of the knowledge bases the assistant answers from (empty: none).
+    pub knowledge: String,
+    /// Whether this topic uses them.
+    pub knowledge_on: bool,
     pub user_name: String,
     pub user_initial: String,
     pub is_admin: bool,
@@ -265,7 +269,21 @@ async fn chat_page(
         Some(topic) if !topic.title.is_empty() => topic.title.clone(),
         _ => assistant_title(assistant, tr),
     };
+    let bases = services.knowledge.assistant_bases(user, assistant.id).await.map_err(viewer.fail())?;
+    let (knowledge, knowledge_on) = if bases.is_empty() {
+        (String::new(), true)
+    } else {
+        let all = services.knowledge.list(user).await.map_err(viewer.fail())?;
+        let names: Vec<String> = all.into_iter().filter(|b| bases.contains(&b.id)).map(|b| b.name).collect();
+        let on = match current_topic {
+            Some(topic) => services.knowledge.topic_enabled(user, topic.id).await.map_err(viewer.fail())?,
+            None => true,
+        };
+        (names.join(", "), on)
+    };
     let page = ChatPage {
+        knowledge,
+        knowledge_on,
         tr,
         chrome: Chrome::new(viewer.theme),
         assistants: assistants.iter().map(|a| AssistantLink::new(a, Some(assistant), tr)).collect(),
@@ -400,4 +418,25 @@ pub async fn delete_topic(
 
 pub async fn not_found(viewer: Viewer) -> WebError {
     WebError::not_found(viewer.tr, viewer.flavor)
+}
+
+#[derive(Deserialize)]
+pub struct TopicKnowledgeForm {
+    /// `1` to use the assistant's knowledge bases in this topic, anything else to stop.
+    #[serde(default)]
+    on: String,
+}
+
+/// `POST /topics/{id}/knowledge`: the assistant's knowledge on or off for one topic.
+pub async fn set_topic_knowledge(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<TopicKnowledgeForm>,
+) -> WebResult<Response> {
+    let id: TopicId = parse_id(&id, &viewer)?;
+    let user = viewer.user.id;
+    state.services.knowledge.set_topic_enabled(user, id, form.on == "1").await.map_err(viewer.fail())?;
+    let topic = state.services.assistants.topic(user, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }

@@ -279,6 +279,31 @@ async fn a_knowledge_base_answers_with_citations_that_open_their_passage() {
     let (status, source) = app.page(&link).await;
     assert_eq!(status, 200);
     assert!(source.contains("公司2023年研发投入为12亿元") && source.contains("Page 2"), "{source}");
+    // Knowledge can be turned off for one topic: the next question goes without sources.
+    let topic: loquat_core::id::TopicId = sent["topic_id"].as_str().expect("topic").parse().expect("id");
+    assert!(page.contains("Turn off for this topic"), "the chat page offers it");
+    let (bob_client, _) = member(&app, "Carol").await;
+    let refused = bob_client.post(app.url(&format!("/topics/{topic}/knowledge"))).form(&[("on", "0")]).send().await;
+    assert_eq!(refused.expect("post").status().as_u16(), 404, "only by its owner");
+    let off = app.post_form(&format!("/topics/{topic}/knowledge"), &[("on", "0")]).await;
+    assert!(off.status().is_redirection());
+    let before = app.fake.request_count();
+    let response = app
+        .client
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", "And in 2022?"), ("topic_id", &topic.to_string())])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(app.fake.wait_for_requests(before + 1, Duration::from_secs(10)).await);
+    let last = app.fake.requests().into_iter().rev().find(|r| r.path.ends_with("/chat/completions")).expect("asked");
+    let question = last.body["messages"].as_array().expect("messages").last().expect("question").clone();
+    assert_eq!(text_of(&question), "And in 2022?", "no sources when turned off");
+    let (_, page) = app.page(&topic_url).await;
+    assert!(page.contains("Use in this topic"));
+
     // A number the answer does not have, or another user, is not found.
     assert_eq!(app.page(&format!("/messages/{answer}/sources/9")).await.0, 404);
     let (bob, _) = member(&app, "Bob").await;
