@@ -119,12 +119,16 @@ pub fn ingest_label(ingestion: Option<&Ingestion>, tr: Tr) -> (String, &'static 
         IngestState::Reading => (tr.t_with("knowledge.state_reading", "percent", &percent), "pending"),
         IngestState::Indexing => (tr.t_with("knowledge.state_indexing", "percent", &percent), "pending"),
         IngestState::Ready => {
-            let chunks = ingestion.chunks.to_string();
+            let passages = if ingestion.chunks == 1 {
+                tr.t("knowledge.one_passage").into_owned()
+            } else {
+                tr.t_with("knowledge.passages", "count", &ingestion.chunks.to_string())
+            };
             let text = match ingestion.pages {
                 Some(pages) => {
-                    tr.t_args("knowledge.state_ready_pages", &[("chunks", &chunks), ("pages", &pages.to_string())])
+                    tr.t_args("knowledge.state_ready_pages", &[("passages", &passages), ("pages", &pages.to_string())])
                 }
-                None => tr.t_with("knowledge.state_ready", "chunks", &chunks),
+                None => tr.t_with("knowledge.state_ready", "passages", &passages),
             };
             (text, "ok")
         }
@@ -197,7 +201,7 @@ pub async fn show(viewer: Viewer, State(state): State<AppState>, Path(id): Path<
         let bases = services.knowledge.assistant_bases(user, assistant.id).await.map_err(viewer.fail())?;
         toggles.push(AssistantToggle {
             id: assistant.id.to_string(),
-            title: assistant.config.title.clone(),
+            title: crate::views::assistant_title(&assistant, viewer.tr),
             avatar: assistant.config.avatar.clone(),
             on: bases.contains(&id),
         });

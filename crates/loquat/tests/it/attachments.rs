@@ -337,7 +337,7 @@ async fn a_failed_embedding_marks_the_document_failed_and_a_retry_reads_it() {
     let retried = app.post_form(&format!("/knowledge/{base}/files/{notes}/retry"), &[]).await;
     assert!(retried.status().is_redirection());
     let page = wait_ready(&app, &base).await;
-    assert!(page.contains("Ready: 1 passages"), "{page}");
+    assert!(page.contains("Ready: 1 passage<"), "{page}");
     app.cleanup().await;
 }
 
