@@ -418,6 +418,22 @@ pub trait KnowledgeStore: Send + Sync {
     async fn insert_knowledge_base(&self, base: &KnowledgeBase) -> StoreResult<()>;
     async fn list_knowledge_bases(&self, user: UserId) -> StoreResult<Vec<KnowledgeBase>>;
     async fn get_knowledge_base(&self, user: UserId, id: KnowledgeBaseId) -> StoreResult<Option<KnowledgeBase>>;
+    /// The user's knowledge bases and those shared with everyone or with `role`, by creation.
+    async fn readable_knowledge_bases(&self, user: UserId, role: Role) -> StoreResult<Vec<KnowledgeBase>>;
+    /// A knowledge base the user owns or that is shared with everyone or with `role`.
+    async fn get_readable_knowledge_base(
+        &self,
+        user: UserId,
+        role: Role,
+        id: KnowledgeBaseId,
+    ) -> StoreResult<Option<KnowledgeBase>>;
+    /// Shares the owner's knowledge base (`everyone`, a role's code) or makes it private.
+    async fn set_knowledge_sharing(
+        &self,
+        user: UserId,
+        id: KnowledgeBaseId,
+        shared_with: Option<&str>,
+    ) -> StoreResult<bool>;
     async fn update_knowledge_base(
         &self,
         user: UserId,
@@ -453,10 +469,11 @@ pub trait KnowledgeStore: Send + Sync {
     async fn knowledge_chunks(&self, user: UserId, base: KnowledgeBaseId) -> StoreResult<Vec<(StoredChunk, String)>>;
     /// The knowledge bases of an assistant.
     async fn assistant_knowledge(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<KnowledgeBaseId>>;
-    /// Sets them (only the user's own knowledge bases are kept).
+    /// Sets them (only knowledge bases the user owns or that are shared with `role` are kept).
     async fn set_assistant_knowledge(
         &self,
         user: UserId,
+        role: Role,
         assistant: AssistantId,
         bases: &[KnowledgeBaseId],
     ) -> StoreResult<()>;

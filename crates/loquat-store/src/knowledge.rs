@@ -6,7 +6,7 @@
 //! never both take it; every later write of the job checks that the claim is still the node's.
 
 use async_trait::async_trait;
-use loquat_core::domain::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk, StoredFile};
+use loquat_core::domain::{IngestState, Ingestion, KnowledgeBase, Role, Source, StoredChunk, StoredFile};
 use loquat_core::id::{AssistantId, FileId, KnowledgeBaseId, MessageId, TopicId, UserId};
 use loquat_core::store::{KnowledgeStore, StoreResult};
 use loquat_core::time::Timestamp;
@@ -116,8 +116,16 @@ struct BaseRow {
     name: String,
     description: String,
     revision: i64,
+    shared_with: Option<String>,
     created_at: i64,
     updated_at: i64,
+}
+
+/// The columns of a knowledge base, in `BaseRow`'s order.
+macro_rules! base_columns {
+    () => {
+        "id, user_id, name, description, revision, shared_with, created_at, updated_at"
+    };
 }
 
 impl BaseRow {
@@ -128,6 +136,7 @@ impl BaseRow {
             name: self.name,
             description: self.description,
             revision: self.revision,
+            shared_with: self.shared_with,
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
         })
@@ -371,13 +380,14 @@ impl KnowledgeStore for SqlStore {
         execute!(
             &self.pools,
             "insert_knowledge_base",
-            "INSERT INTO knowledge_bases (id, user_id, name, description, revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO knowledge_bases (id, user_id, name, description, revision, shared_with, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             base.id.to_string(),
             base.user_id.to_string(),
             &base.name,
             &base.description,
             base.revision,
+            base.shared_with.as_deref(),
             base.created_at.as_millis(),
             base.updated_at.as_millis(),
         )?;
@@ -386,10 +396,11 @@ impl KnowledgeStore for SqlStore {
 
     async fn list_knowledge_bases(&self, user: UserId) -> StoreResult<Vec<KnowledgeBase>> {
         let rows = on_pool!(&self.pools, read, "list_knowledge_bases", |pool| {
-            sqlx::query_as::<_, BaseRow>(
-                "SELECT id, user_id, name, description, revision, created_at, updated_at FROM knowledge_bases \
-                 WHERE user_id = $1 ORDER BY created_at, id",
-            )
+            sqlx::query_as::<_, BaseRow>(concat!(
+                "SELECT ",
+                base_columns!(),
+                " FROM knowledge_bases WHERE user_id = $1 ORDER BY created_at, id"
+            ))
             .bind(user.to_string())
             .fetch_all(pool)
             .await
@@ -400,10 +411,11 @@ impl KnowledgeStore for SqlStore {
 
     async fn get_knowledge_base(&self, user: UserId, base: KnowledgeBaseId) -> StoreResult<Option<KnowledgeBase>> {
         let row = on_pool!(&self.pools, read, "get_knowledge_base", |pool| {
-            sqlx::query_as::<_, BaseRow>(
-                "SELECT id, user_id, name, description, revision, created_at, updated_at FROM knowledge_bases \
-                 WHERE id = $1 AND user_id = $2",
-            )
+            sqlx::query_as::<_, BaseRow>(concat!(
+                "SELECT ",
+                base_columns!(),
+                " FROM knowledge_bases WHERE id = $1 AND user_id = $2"
+            ))
             .bind(base.to_string())
             .bind(user.to_string())
             .fetch_optional(pool)
@@ -411,6 +423,62 @@ impl KnowledgeStore for SqlStore {
         })
         .map_err(store_error)?;
         row.map(BaseRow::into_domain).transpose()
+    }
+
+    async fn readable_knowledge_bases(&self, user: UserId, role: Role) -> StoreResult<Vec<KnowledgeBase>> {
+        let rows = on_pool!(&self.pools, read, "readable_knowledge_bases", |pool| {
+            sqlx::query_as::<_, BaseRow>(concat!(
+                "SELECT ",
+                base_columns!(),
+                " FROM knowledge_bases WHERE user_id = $1 OR shared_with = 'everyone' OR shared_with = $2 \
+                 ORDER BY created_at, id"
+            ))
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, BaseRow::into_domain)
+    }
+
+    async fn get_readable_knowledge_base(
+        &self,
+        user: UserId,
+        role: Role,
+        base: KnowledgeBaseId,
+    ) -> StoreResult<Option<KnowledgeBase>> {
+        let row = on_pool!(&self.pools, read, "get_readable_knowledge_base", |pool| {
+            sqlx::query_as::<_, BaseRow>(concat!(
+                "SELECT ",
+                base_columns!(),
+                " FROM knowledge_bases WHERE id = $1 AND (user_id = $2 OR shared_with = 'everyone' OR shared_with = $3)"
+            ))
+            .bind(base.to_string())
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        row.map(BaseRow::into_domain).transpose()
+    }
+
+    async fn set_knowledge_sharing(
+        &self,
+        user: UserId,
+        base: KnowledgeBaseId,
+        shared_with: Option<&str>,
+    ) -> StoreResult<bool> {
+        let changed = execute!(
+            &self.pools,
+            "set_knowledge_sharing",
+            "UPDATE knowledge_bases SET shared_with = $1 WHERE id = $2 AND user_id = $3",
+            shared_with,
+            base.to_string(),
+            user.to_string(),
+        )?;
+        Ok(changed > 0)
     }
 
     async fn update_knowledge_base(
@@ -595,6 +663,7 @@ impl KnowledgeStore for SqlStore {
     async fn set_assistant_knowledge(
         &self,
         user: UserId,
+        role: Role,
         assistant: AssistantId,
         bases: &[KnowledgeBaseId],
     ) -> StoreResult<()> {
@@ -609,12 +678,14 @@ impl KnowledgeStore for SqlStore {
             for base in bases {
                 sqlx::query(
                     "INSERT INTO assistant_knowledge (assistant_id, knowledge_base_id, user_id) \
-                     SELECT a.id, k.id, a.user_id FROM assistants AS a JOIN knowledge_bases AS k ON k.user_id = a.user_id \
+                     SELECT a.id, k.id, a.user_id FROM assistants AS a JOIN knowledge_bases AS k \
+                     ON (k.user_id = a.user_id OR k.shared_with = 'everyone' OR k.shared_with = $4) \
                      WHERE a.id = $1 AND k.id = $2 AND a.user_id = $3 ON CONFLICT DO NOTHING",
                 )
                 .bind(&assistant)
                 .bind(base.to_string())
                 .bind(&user)
+                .bind(role.as_str())
                 .execute(&mut *tx)
                 .await?;
             }

@@ -25,6 +25,7 @@ const SQLITE: &[Embedded] = &[
     (8, "message files", include_str!("../migrations/sqlite/0008_message_files.sql")),
     (9, "knowledge", include_str!("../migrations/sqlite/0009_knowledge.sql")),
     (10, "topic knowledge", include_str!("../migrations/sqlite/0010_topic_knowledge.sql")),
+    (11, "shared knowledge", include_str!("../migrations/sqlite/0011_shared_knowledge.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -37,6 +38,7 @@ const POSTGRES: &[Embedded] = &[
     (8, "message files", include_str!("../migrations/postgres/0008_message_files.sql")),
     (9, "knowledge", include_str!("../migrations/postgres/0009_knowledge.sql")),
     (10, "topic knowledge", include_str!("../migrations/postgres/0010_topic_knowledge.sql")),
+    (11, "shared knowledge", include_str!("../migrations/postgres/0011_shared_knowledge.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

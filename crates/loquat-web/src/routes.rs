@@ -92,6 +92,7 @@ fn pages() -> RouteTable {
         .get("/knowledge/{id}", knowledge::show)
         .post("/knowledge/{id}/edit", knowledge::update)
         .post("/knowledge/{id}/delete", knowledge::delete)
+        .post("/knowledge/{id}/sharing", knowledge::set_sharing)
         .post("/knowledge/{id}/files", knowledge::add_file)
         .post("/knowledge/{id}/files/{file}/remove", knowledge::remove_file)
         .post("/knowledge/{id}/files/{file}/retry", knowledge::retry_file)

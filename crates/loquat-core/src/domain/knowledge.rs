@@ -94,8 +94,18 @@ pub struct KnowledgeBase {
     /// Grows with every change of its documents: a search index built at one revision is
     /// stale at the next.
     pub revision: i64,
+    /// Who else may search it (an administrator's base): `everyone` or a role's code
+    /// (`user`, `admin`); `None`: its owner only.
+    pub shared_with: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl KnowledgeBase {
+    /// Whether a person of `role` other than its owner may search it.
+    pub fn shared_with_role(&self, role: crate::domain::Role) -> bool {
+        matches!(self.shared_with.as_deref(), Some(scope) if scope == "everyone" || scope == role.as_str())
+    }
 }
 
 /// A numbered source an answer was given: a copy of the passage, so the citation still opens

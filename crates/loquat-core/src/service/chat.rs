@@ -323,7 +323,8 @@ impl Chat {
             let mut budget = materials::files_budget(&resolved.model) / 2;
             let first = sources.len() as u32 + 1;
             let reach = &asker.choices.reach;
-            let found = self.knowledge.retrieve(user, reach, &bases, &question.content, &mut budget, first).await?;
+            let person = &asker.person;
+            let found = self.knowledge.retrieve(person, reach, &bases, &question.content, &mut budget, first).await?;
             materials.entry(question.id).or_default().text.push_str(&super::knowledge::sources_prompt(&found));
             sources.extend(found);
         }

@@ -3,7 +3,7 @@
 //! bases with revisions that move on every change, assistants' knowledge and answers' sources,
 //! each its owner's only.
 
-use loquat_core::domain::{IngestState, KnowledgeBase, MessageRole, Source, StoredChunk};
+use loquat_core::domain::{IngestState, KnowledgeBase, MessageRole, Role, Source, StoredChunk};
 use loquat_core::id::{ChunkId, KnowledgeBaseId, UserId};
 use loquat_core::store::{FileStore, KnowledgeStore, MessageStore, TreeWrite};
 use loquat_store::SqlStore;
@@ -40,6 +40,7 @@ fn base(user: UserId, name: &str, created: i64) -> KnowledgeBase {
         name: name.to_owned(),
         description: String::new(),
         revision: 0,
+        shared_with: None,
         created_at: at(created),
         updated_at: at(created),
     }
@@ -137,9 +138,9 @@ async fn knowledge_bases_are_their_owners_and_count_their_changes(store: SqlStor
 
     // Assistants: only the user's own knowledge bases attach.
     let bob_kb = store.list_knowledge_bases(w.bob.id).await.expect("lists")[0].id;
-    store.set_assistant_knowledge(w.alice.id, w.assistant.id, &[kb.id, bob_kb]).await.expect("set");
+    store.set_assistant_knowledge(w.alice.id, Role::User, w.assistant.id, &[kb.id, bob_kb]).await.expect("set");
     assert_eq!(store.assistant_knowledge(w.alice.id, w.assistant.id).await.expect("loads"), vec![kb.id]);
-    store.set_assistant_knowledge(w.bob.id, w.assistant.id, &[bob_kb]).await.expect("runs");
+    store.set_assistant_knowledge(w.bob.id, Role::User, w.assistant.id, &[bob_kb]).await.expect("runs");
     assert_eq!(store.assistant_knowledge(w.alice.id, w.assistant.id).await.expect("loads"), vec![kb.id]);
 
     // A topic can turn its assistant's knowledge off, and on again; only its owner.
@@ -188,7 +189,30 @@ async fn answers_keep_their_sources(store: SqlStore) {
     assert!(store.topic_sources(w.alice.id, w.topic.id).await.expect("loads").is_empty());
 }
 
+async fn shared_knowledge_bases_are_read_by_their_audience_only(store: SqlStore) {
+    let w = world(&store).await;
+    let kb = base(w.alice.id, "Policies", 10);
+    store.insert_knowledge_base(&kb).await.expect("inserted");
+    let readable = |role| store.get_readable_knowledge_base(w.bob.id, role, kb.id);
+    assert_eq!(readable(Role::User).await.expect("runs"), None, "private");
+    assert!(!store.set_knowledge_sharing(w.bob.id, kb.id, Some("everyone")).await.expect("runs"), "owner only");
+    assert!(store.set_knowledge_sharing(w.alice.id, kb.id, Some("admin")).await.expect("runs"));
+    assert_eq!(readable(Role::User).await.expect("runs"), None, "for administrators only");
+    assert!(readable(Role::Admin).await.expect("runs").is_some());
+    assert!(store.set_knowledge_sharing(w.alice.id, kb.id, Some("everyone")).await.expect("runs"));
+    assert_eq!(readable(Role::User).await.expect("runs").map(|b| b.id), Some(kb.id));
+    let listed = store.readable_knowledge_bases(w.bob.id, Role::User).await.expect("lists");
+    assert_eq!(listed.iter().map(|b| b.id).collect::<Vec<_>>(), vec![kb.id]);
+    assert_eq!(store.get_knowledge_base(w.bob.id, kb.id).await.expect("runs"), None, "not Bob's to change");
+    // Bob's assistant may answer from it while it is shared.
+    store.set_assistant_knowledge(w.bob.id, Role::User, w.bob_assistant.id, &[kb.id]).await.expect("set");
+    assert_eq!(store.assistant_knowledge(w.bob.id, w.bob_assistant.id).await.expect("loads"), vec![kb.id]);
+    assert!(store.set_knowledge_sharing(w.alice.id, kb.id, None).await.expect("runs"));
+    assert_eq!(readable(Role::User).await.expect("runs"), None);
+}
+
 on_every_backend!(
+    shared_knowledge_bases_are_read_by_their_audience_only,
     the_reading_queue_gives_each_job_to_one_node,
     knowledge_bases_are_their_owners_and_count_their_changes,
     answers_keep_their_sources,

@@ -24,6 +24,8 @@ pub struct BaseRow {
     pub name: String,
     pub description: String,
     pub updated: String,
+    /// For a base shared with the viewer by someone else: a note saying so.
+    pub shared: Option<String>,
 }
 
 #[derive(Template)]
@@ -70,6 +72,12 @@ struct KnowledgeBasePage {
     assistants: Vec<AssistantToggle>,
     /// Whether a reading is still going (the page refreshes itself).
     pending: bool,
+    /// The viewer owns it (and may change it); otherwise it is shared with them, read-only.
+    owner: bool,
+    /// The viewer may share it (an administrator's own base), and with whom it is shared now
+    /// (`""` private, `everyone`, a role's code).
+    can_share: bool,
+    shared_with: String,
 }
 
 #[derive(Template)]
@@ -146,6 +154,7 @@ pub async fn list(viewer: Viewer, State(state): State<AppState>) -> WebResult<Re
     let bases = bases
         .into_iter()
         .map(|base| BaseRow {
+            shared: (base.user_id != viewer.user.id).then(|| viewer.tr.t("knowledge.shared_with_you").into_owned()),
             id: base.id.to_string(),
             name: base.name,
             description: base.description,
@@ -167,7 +176,8 @@ pub async fn show(viewer: Viewer, State(state): State<AppState>, Path(id): Path<
     let id: KnowledgeBaseId = parse_id(&id, &viewer)?;
     let user = viewer.user.id;
     let services = &state.services;
-    let base = services.knowledge.get(user, id).await.map_err(viewer.fail())?;
+    let base = services.knowledge.readable(user, id).await.map_err(viewer.fail())?;
+    let owner = base.user_id == user;
     let (files, mine, assistants) = tokio::join!(
         services.knowledge.files(user, id),
         services.files.list(user),
@@ -178,6 +188,7 @@ pub async fn show(viewer: Viewer, State(state): State<AppState>, Path(id): Path<
     let pending = files.iter().any(|(_, ingestion)| ingestion.as_ref().is_some_and(|i| i.state.is_pending()));
     let addable = mine
         .into_iter()
+        .filter(|_| owner)
         .filter(|file| !files.iter().any(|(added, _)| added.id == file.id))
         .filter(loquat_core::service::is_document)
         .map(|file| FileOption { id: file.id.to_string(), name: file.name })
@@ -216,6 +227,9 @@ pub async fn show(viewer: Viewer, State(state): State<AppState>, Path(id): Path<
         addable,
         assistants: toggles,
         pending,
+        owner,
+        can_share: owner && viewer.is_admin(),
+        shared_with: base.shared_with.unwrap_or_default(),
     };
     render(&page, viewer.tr)
 }
@@ -231,6 +245,26 @@ pub async fn update(
     let knowledge = &state.services.knowledge;
     knowledge.get(viewer.user.id, id).await.map_err(viewer.fail())?;
     knowledge.update(viewer.user.id, id, &form.name, &form.description).await.map_err(viewer.fail())?;
+    Ok(see_other(&format!("/knowledge/{id}")))
+}
+
+#[derive(Deserialize)]
+pub struct SharingForm {
+    /// Empty: private; `everyone`; or a role's code.
+    #[serde(default)]
+    shared_with: String,
+}
+
+/// `POST /knowledge/{id}/sharing`: an administrator shares their knowledge base (read-only).
+pub async fn set_sharing(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<SharingForm>,
+) -> WebResult<Response> {
+    let id: KnowledgeBaseId = parse_id(&id, &viewer)?;
+    let scope = Some(form.shared_with.trim()).filter(|scope| !scope.is_empty());
+    state.services.knowledge.set_sharing(viewer.user.id, id, scope).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("/knowledge/{id}")))
 }
 
@@ -290,7 +324,7 @@ pub async fn toggle_assistant(
     let id: KnowledgeBaseId = parse_id(&id, &viewer)?;
     let user = viewer.user.id;
     let knowledge = &state.services.knowledge;
-    knowledge.get(user, id).await.map_err(viewer.fail())?;
+    knowledge.readable(user, id).await.map_err(viewer.fail())?;
     let assistant: AssistantId = parse_id(&form.assistant, &viewer)?;
     state.services.assistants.assistant(user, assistant).await.map_err(viewer.fail())?;
     let mut bases = knowledge.assistant_bases(user, assistant).await.map_err(viewer.fail())?;

@@ -374,3 +374,75 @@ async fn with_file_storage_unreachable_uploads_fail_clearly_and_chat_goes_on() {
     assert_eq!(status, 200, "{sent}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_administrator_shares_a_knowledge_base_that_members_answer_from_but_cannot_change() {
+    let app = TestApp::spawn().await;
+    let created = app.post_form("/knowledge", &[("name", "Company policies")]).await;
+    let base = created.headers()["location"].to_str().expect("ascii").trim_start_matches("/knowledge/").to_owned();
+    let policy =
+        upload(&app, &app.client, "policy.md", b"# Travel\n\nEconomy class for flights under six hours.").await;
+    app.post_form(&format!("/knowledge/{base}/files"), &[("file", &policy)]).await;
+    wait_ready(&app, &base).await;
+
+    let (bob, bob_id) = member(&app, "Bob").await;
+    assert_eq!(app.page_as(&bob, &format!("/knowledge/{base}")).await.0, 404, "private at first");
+    let shared = app.post_form(&format!("/knowledge/{base}/sharing"), &[("shared_with", "everyone")]).await;
+    assert!(shared.status().is_redirection());
+    // A member cannot share, or share their own base.
+    let (status, _) = app.page_as(&bob, "/knowledge").await;
+    assert_eq!(status, 200);
+    let refused = bob.post(app.url(&format!("/knowledge/{base}/sharing"))).form(&[("shared_with", "")]).send().await;
+    assert_eq!(refused.expect("post").status().as_u16(), 404);
+
+    // Bob sees it read-only and lets his assistant answer from it.
+    let (_, list) = app.page_as(&bob, "/knowledge").await;
+    assert!(list.contains("Company policies") && list.contains("Shared with you (read-only)"), "{list}");
+    let (status, page) = app.page_as(&bob, &format!("/knowledge/{base}")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("policy.md") && !page.contains("/delete") && !page.contains("/remove"), "read-only");
+    for (path, form) in [
+        (format!("/knowledge/{base}/edit"), vec![("name", "mine now")]),
+        (format!("/knowledge/{base}/delete"), vec![]),
+        (format!("/knowledge/{base}/files/{policy}/remove"), vec![]),
+    ] {
+        let response = bob.post(app.url(&path)).form(&form).send().await.expect("post");
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+    }
+    let bobs_assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
+    let attach = bob
+        .post(app.url(&format!("/knowledge/{base}/assistants")))
+        .form(&[("assistant", bobs_assistant.to_string().as_str()), ("on", "1")])
+        .send()
+        .await
+        .expect("attach");
+    assert!(attach.status().is_success() || attach.status().is_redirection(), "{}", attach.status());
+    app.fake.set_recording(true);
+    let sent = bob
+        .post(app.url(&format!("/chat/{bobs_assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", "Which class for short flights?"), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sent.status().as_u16(), 200);
+    assert!(app.fake.wait_for_requests(1, Duration::from_secs(10)).await);
+    let question = sent_question(&app).await;
+    assert!(text_of(&question).contains("Economy class for flights under six hours."), "answered from the shared base");
+
+    // Made private again, it is no longer Bob's to read or answer from.
+    app.post_form(&format!("/knowledge/{base}/sharing"), &[("shared_with", "")]).await;
+    assert_eq!(app.page_as(&bob, &format!("/knowledge/{base}")).await.0, 404);
+    let before = app.fake.request_count();
+    bob.post(app.url(&format!("/chat/{bobs_assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", "Which class for short flights?"), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    assert!(app.fake.wait_for_requests(before + 1, Duration::from_secs(10)).await);
+    let last = app.fake.requests().into_iter().rev().find(|r| r.path.ends_with("/chat/completions")).expect("asked");
+    let asked = last.body["messages"].as_array().expect("messages").last().expect("question").clone();
+    assert_eq!(text_of(&asked), "Which class for short flights?");
+    app.cleanup().await;
+}

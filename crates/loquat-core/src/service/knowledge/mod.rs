@@ -106,6 +106,7 @@ impl Knowledge {
             name,
             description,
             revision: 0,
+            shared_with: None,
             created_at: now,
             updated_at: now,
         };
@@ -113,12 +114,40 @@ impl Knowledge {
         Ok(base)
     }
 
+    /// The user's knowledge bases and those shared with them.
     pub async fn list(&self, user: UserId) -> CoreResult<Vec<KnowledgeBase>> {
-        Ok(self.store.list_knowledge_bases(user).await?)
+        let person = crate::service::existing_user(self.store.as_ref(), user).await?;
+        Ok(self.store.readable_knowledge_bases(user, person.role).await?)
     }
 
+    /// One of the user's own knowledge bases (to change it).
     pub async fn get(&self, user: UserId, id: KnowledgeBaseId) -> CoreResult<KnowledgeBase> {
         self.store.get_knowledge_base(user, id).await?.ok_or(CoreError::NotFound("knowledge_base"))
+    }
+
+    /// A knowledge base the user owns or that is shared with them (to read it).
+    pub async fn readable(&self, user: UserId, id: KnowledgeBaseId) -> CoreResult<KnowledgeBase> {
+        let person = crate::service::existing_user(self.store.as_ref(), user).await?;
+        let base = self.store.get_readable_knowledge_base(user, person.role, id).await?;
+        base.ok_or(CoreError::NotFound("knowledge_base"))
+    }
+
+    /// Shares an administrator's own knowledge base with `everyone` or one role (`user`,
+    /// `admin`), or makes it private again (`None`).
+    pub async fn set_sharing(&self, user: UserId, id: KnowledgeBaseId, shared_with: Option<&str>) -> CoreResult<()> {
+        let person = crate::service::existing_user(self.store.as_ref(), user).await?;
+        if person.role != crate::domain::Role::Admin {
+            return Err(CoreError::NotFound("knowledge_base"));
+        }
+        let known = |scope: &str| scope == "everyone" || crate::domain::Role::parse(scope).is_some();
+        if shared_with.is_some_and(|scope| !known(scope)) {
+            return Err(CoreError::invalid("knowledge_sharing"));
+        }
+        if self.store.set_knowledge_sharing(user, id, shared_with).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("knowledge_base"))
+        }
     }
 
     pub async fn update(&self, user: UserId, id: KnowledgeBaseId, name: &str, description: &str) -> CoreResult<()> {
@@ -137,10 +166,11 @@ impl Knowledge {
         }
     }
 
-    /// The knowledge base's files, newest first, with how far their reading is.
+    /// The knowledge base's files (one the user can read), newest first, with how far their
+    /// reading is.
     pub async fn files(&self, user: UserId, id: KnowledgeBaseId) -> CoreResult<Vec<(StoredFile, Option<Ingestion>)>> {
-        self.get(user, id).await?;
-        Ok(self.store.knowledge_files(user, id).await?)
+        let base = self.readable(user, id).await?;
+        Ok(self.store.knowledge_files(base.user_id, id).await?)
     }
 
     /// Adds one of the user's files; its reading starts if it has not.
@@ -201,7 +231,7 @@ impl Knowledge {
         Ok(self.store.assistant_knowledge(user, assistant).await?)
     }
 
-    /// Sets the knowledge bases an assistant answers from (each must be the user's).
+    /// Sets the knowledge bases an assistant answers from (each the user's or shared with them).
     pub async fn set_assistant_bases(
         &self,
         user: UserId,
@@ -209,9 +239,10 @@ impl Knowledge {
         bases: &[KnowledgeBaseId],
     ) -> CoreResult<()> {
         for base in bases {
-            self.get(user, *base).await?;
+            self.readable(user, *base).await?;
         }
-        Ok(self.store.set_assistant_knowledge(user, assistant, bases).await?)
+        let person = crate::service::existing_user(self.store.as_ref(), user).await?;
+        Ok(self.store.set_assistant_knowledge(user, person.role, assistant, bases).await?)
     }
 
     /// The numbered sources of an answer.
@@ -239,7 +270,7 @@ impl Knowledge {
     /// within `budget` tokens (at most a few).
     pub(crate) async fn retrieve(
         &self,
-        user: UserId,
+        person: &crate::domain::User,
         reach: &Reach,
         bases: &[KnowledgeBaseId],
         question: &str,
@@ -262,8 +293,10 @@ impl Knowledge {
         let model_name = self.embedding.as_ref().map(EmbeddingModel::name);
         let mut found = Vec::new();
         for base in bases {
-            let Some(current) = self.store.get_knowledge_base(user, *base).await? else { continue };
-            let index = self.indexes.get_or_build(self.store.as_ref(), user, &current).await?;
+            // Read again each time: a base no longer shared with the user is skipped.
+            let readable = self.store.get_readable_knowledge_base(person.id, person.role, *base).await?;
+            let Some(current) = readable else { continue };
+            let index = self.indexes.get_or_build(self.store.as_ref(), current.user_id, &current).await?;
             let vector = query_vector.as_deref().filter(|_| index.model() == model_name.as_deref());
             found.extend(index.search(question, vector, MAX_SOURCES).into_iter().map(|hit| (hit, index.clone())));
         }
