@@ -704,7 +704,7 @@ for (const form of document.querySelectorAll('form[data-upload]')) {
         await send(file);
         sent += 1;
       }
-      location.href = `/files?uploaded=${sent}`;
+      location.href = form.dataset.done || `/files?uploaded=${sent}`;
     } catch (error) {
       status.textContent = error.message;
       status.classList.add('error');

@@ -54,7 +54,7 @@ impl RouteTable {
 /// (a file is bounded by the file size limit as it streams, the request by `upload_limit`, and
 /// a large one on a slow link takes as long as it takes).
 fn uploads() -> RouteTable {
-    RouteTable::default().post("/files", files::upload_files)
+    RouteTable::default().post("/files", files::upload_files).post("/knowledge/{id}/upload", knowledge::upload)
 }
 
 /// What an upload's form adds to its file (part headers, small fields).

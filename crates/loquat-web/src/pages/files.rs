@@ -136,23 +136,27 @@ pub async fn show_files(
     files_page(&state, &viewer, notice, None).await
 }
 
-/// `POST /files` (multipart, `file` fields). A form gets the page back (or a redirect to it);
-/// the page script (`Accept: application/json`) gets the stored files or the error.
-pub async fn upload_files(
-    viewer: Viewer,
-    State(state): State<AppState>,
+/// Why an upload form was not stored whole.
+pub enum UploadFailure {
+    /// Not a multipart form with `file` fields.
+    Form,
+    /// This file failed (too large, over the quota, storage down…); the ones before it are kept.
+    File { name: String, error: loquat_core::CoreError },
+}
+
+/// Stores each `file` field of an upload form as it streams in, in order.
+pub async fn receive_files(
+    state: &AppState,
+    viewer: &Viewer,
     multipart: Result<Multipart, MultipartRejection>,
-) -> WebResult<Response> {
-    let tr = viewer.tr;
-    let form_error =
-        || WebError::from_core(loquat_core::CoreError::invalid_with("upload_form", "file"), tr, viewer.flavor);
-    let mut multipart = multipart.map_err(|_| form_error())?;
+) -> Result<Vec<loquat_core::domain::StoredFile>, UploadFailure> {
+    let mut multipart = multipart.map_err(|_| UploadFailure::Form)?;
     let mut stored = Vec::new();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(_) => return Err(form_error()),
+            Err(_) => return Err(UploadFailure::Form),
         };
         if field.name() != Some("file") {
             continue;
@@ -164,20 +168,36 @@ pub async fn upload_files(
         }
         match state.services.files.upload(viewer.user.id, viewer.user.role, &name, field).await {
             Ok((file, _)) => stored.push(file),
-            Err(error) if viewer.flavor == Flavor::Json => {
-                let status = status_of(error.kind());
-                let message = format!("{name}: {}", user_message(&error, tr));
-                return Ok((status, Json(json!({ "error": { "message": message } }))).into_response());
-            }
-            Err(error) => {
-                let status = status_of(error.kind());
-                let message = format!("{name}: {}", user_message(&error, tr));
-                let mut page = files_page(&state, &viewer, None, Some(message)).await?;
-                *page.status_mut() = status;
-                return Ok(page);
-            }
+            Err(error) => return Err(UploadFailure::File { name, error }),
         }
     }
+    Ok(stored)
+}
+
+/// `POST /files` (multipart, `file` fields). A form gets the page back (or a redirect to it);
+/// the page script (`Accept: application/json`) gets the stored files or the error.
+pub async fn upload_files(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> WebResult<Response> {
+    let tr = viewer.tr;
+    let form_error =
+        || WebError::from_core(loquat_core::CoreError::invalid_with("upload_form", "file"), tr, viewer.flavor);
+    let stored = match receive_files(&state, &viewer, multipart).await {
+        Ok(stored) => stored,
+        Err(UploadFailure::Form) => return Err(form_error()),
+        Err(UploadFailure::File { name, error }) => {
+            let status = status_of(error.kind());
+            let message = format!("{name}: {}", user_message(&error, tr));
+            if viewer.flavor == Flavor::Json {
+                return Ok((status, Json(json!({ "error": { "message": message } }))).into_response());
+            }
+            let mut page = files_page(&state, &viewer, None, Some(message)).await?;
+            *page.status_mut() = status;
+            return Ok(page);
+        }
+    };
     if stored.is_empty() {
         return Err(form_error());
     }

@@ -275,6 +275,44 @@ pub async fn delete(viewer: Viewer, State(state): State<AppState>, Path(id): Pat
     Ok(see_other("/knowledge"))
 }
 
+/// `POST /knowledge/{id}/upload` (multipart, `file` fields): new documents stored and added
+/// at once. The script gets the files as JSON; a plain form comes back to the page.
+pub async fn upload(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    multipart: Result<axum::extract::multipart::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> WebResult<Response> {
+    use super::files::{UploadFailure, receive_files};
+    let id: KnowledgeBaseId = parse_id(&id, &viewer)?;
+    let user = viewer.user.id;
+    let knowledge = &state.services.knowledge;
+    // Checked before a byte is stored.
+    knowledge.get(user, id).await.map_err(viewer.fail())?;
+    let files = match receive_files(&state, &viewer, multipart).await {
+        Ok(files) if !files.is_empty() => files,
+        Ok(_) | Err(UploadFailure::Form) => {
+            let error = loquat_core::CoreError::invalid_with("upload_form", "file");
+            return Err(crate::error::WebError::from_core(error, viewer.tr, viewer.flavor));
+        }
+        Err(UploadFailure::File { name, error }) => {
+            let status = crate::error::status_of(error.kind());
+            let message = format!("{name}: {}", crate::error::user_message(&error, viewer.tr));
+            let body = axum::Json(serde_json::json!({ "error": { "message": message } }));
+            return Ok(axum::response::IntoResponse::into_response((status, body)));
+        }
+    };
+    for file in &files {
+        knowledge.add_file(user, id, file.id).await.map_err(viewer.fail())?;
+    }
+    if viewer.flavor == crate::error::Flavor::Json {
+        let files: Vec<_> =
+            files.iter().map(|f| serde_json::json!({ "id": f.id.to_string(), "name": f.name })).collect();
+        return Ok(axum::response::IntoResponse::into_response(axum::Json(serde_json::json!({ "files": files }))));
+    }
+    Ok(see_other(&format!("/knowledge/{id}")))
+}
+
 /// `POST /knowledge/{id}/files`: adds one of my files.
 pub async fn add_file(
     viewer: Viewer,

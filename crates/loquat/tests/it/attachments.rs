@@ -386,16 +386,34 @@ async fn an_administrator_shares_a_knowledge_base_that_members_answer_from_but_c
     let app = TestApp::spawn().await;
     let created = app.post_form("/knowledge", &[("name", "Company policies")]).await;
     let base = created.headers()["location"].to_str().expect("ascii").trim_start_matches("/knowledge/").to_owned();
-    let policy =
-        upload(&app, &app.client, "policy.md", b"# Travel\n\nEconomy class for flights under six hours.").await;
-    app.post_form(&format!("/knowledge/{base}/files"), &[("file", &policy)]).await;
+    // Uploaded straight into the knowledge base.
+    let response = app
+        .client
+        .post(app.url(&format!("/knowledge/{base}/upload")))
+        .header("accept", "application/json")
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[("policy.md", b"# Travel\n\nEconomy class for flights under six hours.")]))
+        .send()
+        .await
+        .expect("upload");
+    let uploaded: Value = response.json().await.expect("json");
+    let policy = uploaded["files"][0]["id"].as_str().expect("an id").to_owned();
     wait_ready(&app, &base).await;
 
     let (bob, bob_id) = member(&app, "Bob").await;
     assert_eq!(app.page_as(&bob, &format!("/knowledge/{base}")).await.0, 404, "private at first");
     let shared = app.post_form(&format!("/knowledge/{base}/sharing"), &[("shared_with", "everyone")]).await;
     assert!(shared.status().is_redirection());
-    // A member cannot share, or share their own base.
+    // A member cannot upload into it (nothing of theirs is stored), nor share it.
+    let intruding = bob
+        .post(app.url(&format!("/knowledge/{base}/upload")))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[("x.md", b"intruder")]))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(intruding.status().as_u16(), 404);
+    assert!(app.services.files.list(bob_id).await.expect("lists").is_empty());
     let (status, _) = app.page_as(&bob, "/knowledge").await;
     assert_eq!(status, 200);
     let refused = bob.post(app.url(&format!("/knowledge/{base}/sharing"))).form(&[("shared_with", "")]).send().await;
