@@ -85,7 +85,7 @@ async fn main() {
         report["gateway"] = gateway::overhead(&binary).await;
     }
     if wanted("knowledge") {
-        report["knowledge"] = knowledge::run().await;
+        report["knowledge"] = knowledge::run(&binary).await;
     }
     if wanted("scale") {
         report["scale"] = scale::slow_streams(&binary, streams, connections, rounds).await;
