@@ -475,6 +475,19 @@ document.addEventListener('keydown', (event) => {
  * the message by id. An image with a model that does not read images shows a warning and
  * holds the message back.
  */
+/** A byte count as people read it: `820 B`, `14 KB`, `3.2 MB`. @param {number} bytes */
+function humanSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
 const attachments = (() => {
   /** @type {{id: string|null, image: boolean, chip: HTMLLIElement, request: XMLHttpRequest|null}[]} */
   let items = [];
@@ -514,6 +527,9 @@ const attachments = (() => {
     const name = document.createElement('span');
     name.className = 'name';
     name.textContent = file.name || 'file';
+    const size = document.createElement('span');
+    size.className = 'size';
+    size.textContent = humanSize(file.size);
     const bar = document.createElement('progress');
     bar.max = 100;
     bar.value = 0;
@@ -522,7 +538,7 @@ const attachments = (() => {
     close.className = 'chip-remove';
     close.textContent = '×';
     close.setAttribute('aria-label', `${composer.dataset.i18nRemove} ${file.name}`);
-    chip.append(name, bar, close);
+    chip.append(name, size, bar, close);
     list.append(chip);
     const item = { id: null, image, chip, request: new XMLHttpRequest() };
     items.push(item);

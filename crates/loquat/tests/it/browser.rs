@@ -507,7 +507,8 @@ async fn a_pdf_dropped_in_the_composer_is_answered_with_a_citation_of_its_page()
     browser
         .until(
             "the chip uploaded",
-            "document.querySelector('.chip:not(.uploading) .name')?.textContent === 'annual-report.pdf'",
+            "document.querySelector('.chip:not(.uploading) .name')?.textContent === 'annual-report.pdf' \
+             && document.querySelector('.chip .size')?.textContent === '3.0 KB'",
         )
         .await;
     let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
