@@ -4,7 +4,7 @@
 //! `overlap_tokens` of whole sentences, so a fact cut at a boundary is whole in one of them.
 //! Each chunk keeps the headings above it and the pages it spans.
 
-use crate::extract::{BlockKind, Document, floor_char_boundary};
+use crate::extract::{BlockKind, Document};
 use crate::search::is_cjk;
 
 #[derive(Debug, Clone, Copy)]
@@ -159,19 +159,10 @@ fn split_to_fit(text: &str, max_tokens: usize) -> Vec<String> {
     let mut pieces = Vec::new();
     for sentence in sentences(text) {
         let mut rest = sentence;
-        while estimate_tokens(rest) > max_tokens {
-            // About `max_tokens` tokens: CJK text is a character a token, other text four bytes.
-            let mut cut = 0;
-            let mut tokens = 0.0f64;
-            for (at, c) in rest.char_indices() {
-                tokens += if is_cjk(c) { 1.0 } else { c.len_utf8() as f64 / 4.0 };
-                if tokens > max_tokens as f64 {
-                    break;
-                }
-                cut = at + c.len_utf8();
-            }
+        // Each pass reads only as far as one piece: a long text without a sentence end is cut
+        // in linear time.
+        while let Some(cut) = piece_end(rest, max_tokens) {
             // Prefer to cut at a space near the end.
-            let cut = floor_char_boundary(rest, cut.max(1));
             let cut = rest[..cut].rfind(' ').filter(|&space| space > cut / 2).unwrap_or(cut);
             pieces.push(rest[..cut].trim().to_owned());
             rest = rest[cut..].trim_start();
@@ -193,6 +184,22 @@ fn split_to_fit(text: &str, max_tokens: usize) -> Vec<String> {
         }
     }
     joined
+}
+
+/// Where a piece of about `max_tokens` tokens of `text` ends (CJK text is a character a token,
+/// other text four bytes), or `None` when all of `text` fits.
+fn piece_end(text: &str, max_tokens: usize) -> Option<usize> {
+    let mut tokens = 0.0f64;
+    let mut end = 0;
+    for (at, c) in text.char_indices() {
+        tokens += if is_cjk(c) { 1.0 } else { c.len_utf8() as f64 / 4.0 };
+        if tokens > max_tokens as f64 {
+            // At least one character, so every pass moves on.
+            return Some(if end == 0 { at + c.len_utf8() } else { end });
+        }
+        end = at + c.len_utf8();
+    }
+    None
 }
 
 /// The sentences and lines of `text`, each with its ending punctuation.
@@ -280,5 +287,10 @@ mod tests {
             chunk_document(&Document { blocks: vec![block(BlockKind::Paragraph, &blob, None)], pages: None }, options);
         assert!(chunks.iter().all(|chunk| chunk.tokens <= 100));
         assert_eq!(chunks.iter().map(|chunk| chunk.text.len()).sum::<usize>(), 10_000);
+        // Megabytes without a sentence end are cut in one pass, not one pass per piece.
+        let huge = "y".repeat(4 << 20);
+        let chunks =
+            chunk_document(&Document { blocks: vec![block(BlockKind::Paragraph, &huge, None)], pages: None }, options);
+        assert_eq!(chunks.iter().map(|chunk| chunk.text.len()).sum::<usize>(), 4 << 20);
     }
 }

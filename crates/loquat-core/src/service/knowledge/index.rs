@@ -131,14 +131,6 @@ impl BuiltIndex {
         self.model.as_deref()
     }
 
-    pub fn len(&self) -> usize {
-        self.passages.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.passages.is_empty()
-    }
-
     pub fn passage(&self, position: u32) -> &Passage {
         &self.passages[position as usize]
     }

@@ -81,10 +81,6 @@ impl Knowledge {
         Self { store, blobs, providers, chat_client, embedding, indexes, node, wake: Arc::default() }
     }
 
-    pub fn embedding_model(&self) -> Option<&EmbeddingModel> {
-        self.embedding.as_ref()
-    }
-
     fn checked(name: &str, description: &str) -> CoreResult<(String, String)> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -204,11 +200,6 @@ impl Knowledge {
     pub async fn ingestions(&self, user: UserId) -> CoreResult<HashMap<FileId, Ingestion>> {
         let all = self.store.ingestions(user).await?;
         Ok(all.into_iter().map(|ingestion| (ingestion.file_id, ingestion)).collect())
-    }
-
-    /// Wakes the reading worker (a file was uploaded).
-    pub fn wake(&self) {
-        self.wake.notify_one();
     }
 
     /// What wakes the reading worker, for whoever queues documents.
