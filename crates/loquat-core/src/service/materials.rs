@@ -59,6 +59,20 @@ pub fn is_document(file: &StoredFile) -> bool {
     Format::of(&file.mime, &file.name).is_some()
 }
 
+/// The Office type of a file that was detected only as a zip or compound file but that the
+/// reader takes for Word, PowerPoint or a spreadsheet by its name (`report.docx` as `application/zip`).
+pub fn document_format_name(mime: &str, name: &str) -> Option<&'static str> {
+    if !matches!(mime, "application/zip" | "application/x-ole-storage" | "application/x-cfb") {
+        return None;
+    }
+    Some(match Format::of(mime, name)? {
+        Format::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Format::Pptx => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        Format::Spreadsheet => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _ => return None,
+    })
+}
+
 /// What each protocol accepts of an image.
 fn fit_for(protocol: Protocol) -> Fit {
     match protocol {

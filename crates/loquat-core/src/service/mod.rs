@@ -45,7 +45,7 @@ pub use gateway::{
 };
 pub use instance::Instance;
 pub use knowledge::{BuiltIndex, EmbeddingModel, Hit, Knowledge, Passage, sources_prompt};
-pub use materials::is_document;
+pub use materials::{document_format_name, is_document};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
 pub use tokens::TOKEN_PREFIX;

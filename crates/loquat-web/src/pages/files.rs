@@ -53,7 +53,13 @@ pub struct FilesQuery {
 }
 
 /// A short word for a file's type: `PDF`, `PNG`, `Markdown`, `Text`…
-fn kind_label(mime: &str, tr: Tr) -> String {
+fn kind_label(mime: &str, name: &str, tr: Tr) -> String {
+    // An Office file whose content the type detector saw only as a zip or compound file: the
+    // reader's own rule (type, then name) says what it is.
+    let mime = match loquat_core::service::document_format_name(mime, name) {
+        Some(office) => office,
+        None => mime,
+    };
     let known = match mime {
         "application/pdf" => "PDF",
         "text/markdown" => "Markdown",
@@ -104,7 +110,7 @@ async fn files_page(
                 count => tr.t_with("files.in_messages", "count", &count.to_string()),
             },
             id: file.id.to_string(),
-            kind: kind_label(&file.mime, tr),
+            kind: kind_label(&file.mime, &file.name, tr),
             size: human_bytes(file.size),
             created: format_time(file.created_at),
             name: file.name,
