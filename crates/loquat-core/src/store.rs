@@ -371,10 +371,10 @@ pub trait FileStore: Send + Sync {
     async fn file_message_counts(&self, user: UserId) -> StoreResult<Vec<(FileId, u64)>>;
 }
 
-/// Documents' reading (a queue of jobs any node may claim) and knowledge bases. Every method
-/// taking a user filters by them.
+/// Documents' reading: a queue of jobs any node may claim, and the chunks it writes. Every
+/// method taking a user filters by them.
 #[async_trait]
-pub trait KnowledgeStore: Send + Sync {
+pub trait IngestStore: Send + Sync {
     /// Claims the oldest waiting reading for `node`: a queued one, or one whose node stopped
     /// beating before `stale_before`. At most one node gets each claim.
     async fn claim_ingestion(
@@ -414,7 +414,14 @@ pub trait KnowledgeStore: Send + Sync {
     async fn ingestions(&self, user: UserId) -> StoreResult<Vec<Ingestion>>;
     /// A file's chunks in order.
     async fn file_chunks(&self, user: UserId, file: FileId) -> StoreResult<Vec<StoredChunk>>;
+    /// How many documents are in each state, by the model of their vectors (the instance's).
+    async fn ingestion_counts(&self) -> StoreResult<Vec<(IngestState, Option<String>, u64)>>;
+}
 
+/// Knowledge bases, their files and chunks, the assistants' knowledge and answers' sources.
+/// Every method taking a user filters by them.
+#[async_trait]
+pub trait KnowledgeStore: Send + Sync {
     async fn insert_knowledge_base(&self, base: &KnowledgeBase) -> StoreResult<()>;
     async fn list_knowledge_bases(&self, user: UserId) -> StoreResult<Vec<KnowledgeBase>>;
     async fn get_knowledge_base(&self, user: UserId, id: KnowledgeBaseId) -> StoreResult<Option<KnowledgeBase>>;
@@ -427,6 +434,8 @@ pub trait KnowledgeStore: Send + Sync {
         role: Role,
         id: KnowledgeBaseId,
     ) -> StoreResult<Option<KnowledgeBase>>;
+    /// Every knowledge base shared beyond its owner, whoever owns it (the administrator's list).
+    async fn shared_knowledge_bases(&self) -> StoreResult<Vec<KnowledgeBase>>;
     /// Shares the owner's knowledge base (`everyone`, a role's code) or makes it private.
     async fn set_knowledge_sharing(
         &self,
@@ -499,6 +508,7 @@ pub trait Store:
     + CredentialStore
     + AdminStore
     + FileStore
+    + IngestStore
     + KnowledgeStore
 {
     /// Checks that the database answers.

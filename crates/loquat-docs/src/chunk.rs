@@ -61,6 +61,8 @@ struct Piece {
     page: Option<u32>,
     /// Whether it starts a new line in the chunk (a new paragraph or row).
     breaks: bool,
+    /// Whether it is prose that stops mid-sentence (its paragraph goes on).
+    open: bool,
 }
 
 pub fn chunk_document(document: &Document, options: ChunkOptions) -> Vec<Chunk> {
@@ -77,15 +79,21 @@ pub fn chunk_document(document: &Document, options: ChunkOptions) -> Vec<Chunk> 
                 headings.push((level, block.text.clone()));
             }
             BlockKind::Paragraph | BlockKind::Row => {
-                // A new page starts a new chunk, so a citation names one page.
-                if block.page.is_some() && section.last().is_some_and(|piece| piece.page != block.page) {
+                // A new page starts a new chunk, so a citation names one page; but a sentence
+                // the page break cut goes on in the same chunk, which then spans both pages.
+                let last = section.last();
+                let new_page = block.page.is_some() && last.is_some_and(|piece| piece.page != block.page);
+                let prose = block.kind == BlockKind::Paragraph;
+                let continued = new_page && prose && last.is_some_and(|piece| piece.open);
+                if new_page && !continued {
                     pack(&mut chunks, &section, &path(&headings), target, options.overlap_tokens);
                     section.clear();
                 }
-                let mut first = true;
+                let mut first = !continued;
                 for text in split_to_fit(&block.text, target) {
                     let tokens = estimate_tokens(&text);
-                    section.push(Piece { text, tokens, page: block.page, breaks: first });
+                    let open = prose && !ends_sentence(&text);
+                    section.push(Piece { text, tokens, page: block.page, breaks: first, open });
                     first = false;
                 }
             }
@@ -144,6 +152,13 @@ fn joiner(before: &str, after: &str) -> &'static str {
     let cjk = before.chars().last().is_some_and(|c| is_cjk(c) || is_cjk_punctuation(c))
         && after.chars().next().is_some_and(is_cjk);
     if cjk { "" } else { " " }
+}
+
+/// Whether `text` ends a sentence (or a line that stands alone, such as a caption's colon).
+fn ends_sentence(text: &str) -> bool {
+    let closing = |c: char| matches!(c, '"' | '\'' | '”' | '’' | ')' | '）' | '」' | '』' | ']');
+    let last = text.trim_end().trim_end_matches(closing).chars().last();
+    last.is_none_or(|c| matches!(c, '.' | '!' | '?' | ':' | ';' | '。' | '！' | '？' | '：' | '；' | '…'))
 }
 
 fn is_cjk_punctuation(c: char) -> bool {
@@ -264,6 +279,34 @@ mod tests {
         assert_eq!(chunks[1].headings, "Annual report › R&D", "a new page keeps its headings");
         assert_eq!(chunks[2].headings, "Annual report › Sales");
         assert_eq!(chunks[2].page_start, Some(3));
+    }
+
+    #[test]
+    fn a_sentence_cut_by_a_page_break_stays_whole_and_spans_both_pages() {
+        let document = Document {
+            blocks: vec![
+                block(BlockKind::Paragraph, "Research spending grew by", Some(4)),
+                block(BlockKind::Paragraph, "15 percent in 2023. Sales were flat.", Some(5)),
+                block(BlockKind::Paragraph, "研发投入占营业收入的", Some(5)),
+                block(BlockKind::Paragraph, "百分之八。", Some(6)),
+                block(BlockKind::Paragraph, "A new page, a new chunk.", Some(7)),
+            ],
+            pages: Some(7),
+        };
+        let chunks = chunk_document(&document, ChunkOptions::default());
+        let spans: Vec<_> = chunks.iter().map(|c| (c.text.as_str(), c.page_start, c.page_end)).collect();
+        assert_eq!(
+            spans,
+            [
+                (
+                    "Research spending grew by 15 percent in 2023. Sales were flat.\n研发投入占营业收入的百分之八。",
+                    Some(4),
+                    Some(6)
+                ),
+                ("A new page, a new chunk.", Some(7), Some(7)),
+            ]
+        );
+        assert!(ends_sentence("He said “yes.”") && ends_sentence("") && !ends_sentence("grew by"));
     }
 
     #[test]

@@ -1,9 +1,5 @@
-//! `KnowledgeStore` for `SqlStore`: the reading queue (`file_ingest`), chunks, knowledge bases,
-//! the assistants' knowledge and answers' sources.
-//!
-//! The queue is claimed by a conditional update: a node takes the oldest waiting job (or one
-//! whose node stopped beating) only if it is still waiting when the update runs, so two nodes
-//! never both take it; every later write of the job checks that the claim is still the node's.
+//! `KnowledgeStore` for `SqlStore`: knowledge bases, their files and chunks, the assistants'
+//! knowledge and answers' sources; and the rows the reading queue (`ingest.rs`) shares.
 
 use async_trait::async_trait;
 use loquat_core::domain::{IngestState, Ingestion, KnowledgeBase, Role, Source, StoredChunk, StoredFile};
@@ -23,27 +19,15 @@ pub(crate) const QUEUE_INGESTION: &str = "INSERT INTO file_ingest (file_id, user
 pub(crate) const BUMP_BASES_OF_FILE: &str = "UPDATE knowledge_bases SET revision = revision + 1 \
     WHERE id IN (SELECT knowledge_base_id FROM knowledge_base_files WHERE file_id = $1)";
 
-/// Waiting: queued, or claimed by a node whose heartbeat is older than `$3`.
-macro_rules! waiting {
-    () => {
-        "(state = 'queued' OR (state IN ('reading', 'indexing') AND heartbeat_at < $3))"
-    };
-}
-
-macro_rules! ingest_columns {
-    () => {
-        "file_id, state, error, progress, pages, chunks, embedding_model, updated_at"
-    };
-}
-
 macro_rules! chunk_columns {
     () => {
         "c.id, c.file_id, c.user_id, c.seq, c.text, c.headings, c.page_start, c.page_end, c.tokens, c.embedding"
     };
 }
+pub(crate) use chunk_columns;
 
 #[derive(sqlx::FromRow)]
-struct IngestRow {
+pub(crate) struct IngestRow {
     file_id: String,
     state: String,
     error: Option<String>,
@@ -55,7 +39,7 @@ struct IngestRow {
 }
 
 impl IngestRow {
-    fn into_domain(self) -> StoreResult<Ingestion> {
+    pub(crate) fn into_domain(self) -> StoreResult<Ingestion> {
         Ok(Ingestion {
             file_id: id("file_ingest", "file_id", self.file_id)?,
             state: IngestState::parse(&self.state)
@@ -71,7 +55,7 @@ impl IngestRow {
 }
 
 #[derive(sqlx::FromRow)]
-struct ChunkRow {
+pub(crate) struct ChunkRow {
     id: String,
     file_id: String,
     user_id: String,
@@ -85,7 +69,7 @@ struct ChunkRow {
 }
 
 impl ChunkRow {
-    fn into_domain(self) -> StoreResult<StoredChunk> {
+    pub(crate) fn into_domain(self) -> StoreResult<StoredChunk> {
         let page = |value: Option<i64>| value.map(|page| count("chunks", "page", page)).transpose();
         Ok(StoredChunk {
             id: id("chunks", "id", self.id)?,
@@ -150,6 +134,7 @@ struct SourceRow {
     file_id: Option<String>,
     file_name: String,
     page: Option<i64>,
+    page_end: Option<i64>,
     headings: String,
     text: String,
 }
@@ -161,6 +146,7 @@ impl SourceRow {
             file_id: self.file_id.map(|file| id("message_sources", "file_id", file)).transpose()?,
             file_name: self.file_name,
             page: self.page.map(|page| count("message_sources", "page", page)).transpose()?,
+            page_end: self.page_end.map(|page| count("message_sources", "page_end", page)).transpose()?,
             headings: self.headings,
             text: self.text,
         };
@@ -190,192 +176,8 @@ fn decode_vector(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|four| f32::from_le_bytes([four[0], four[1], four[2], four[3]])).collect()
 }
 
-fn optional_i64(value: Option<u32>) -> Option<i64> {
-    value.map(i64::from)
-}
-
 #[async_trait]
 impl KnowledgeStore for SqlStore {
-    async fn claim_ingestion(
-        &self,
-        node: &str,
-        now: Timestamp,
-        stale_before: Timestamp,
-    ) -> StoreResult<Option<StoredFile>> {
-        let claimed: Option<String> = on_pool!(&self.pools, write, "claim_ingestion", |pool| {
-            sqlx::query_scalar(concat!(
-                "UPDATE file_ingest SET state = 'reading', progress = 0, error = NULL, node = $1, heartbeat_at = $2, \
-                 updated_at = $2 WHERE file_id = (SELECT file_id FROM file_ingest WHERE ",
-                waiting!(),
-                " ORDER BY updated_at, file_id LIMIT 1) AND ",
-                waiting!(),
-                " RETURNING file_id"
-            ))
-            .bind(node)
-            .bind(now.as_millis())
-            .bind(stale_before.as_millis())
-            .fetch_optional(pool)
-            .await
-        })
-        .map_err(store_error)?;
-        let Some(file) = claimed else { return Ok(None) };
-        let row = on_pool!(&self.pools, write, "claim_ingestion", |pool| {
-            sqlx::query_as::<_, FileRow>(concat!("SELECT ", joined_file_columns!(), " FROM files AS f WHERE f.id = $1"))
-                .bind(&file)
-                .fetch_optional(pool)
-                .await
-        })
-        .map_err(store_error)?;
-        row.map(FileRow::into_domain).transpose()
-    }
-
-    async fn update_ingestion(
-        &self,
-        file: FileId,
-        node: &str,
-        state: IngestState,
-        progress: u8,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        let changed = execute!(
-            &self.pools,
-            "update_ingestion",
-            "UPDATE file_ingest SET state = $1, progress = $2, heartbeat_at = $3, updated_at = $3 \
-             WHERE file_id = $4 AND node = $5 AND state IN ('reading', 'indexing')",
-            state.as_str(),
-            i64::from(progress),
-            now.as_millis(),
-            file.to_string(),
-            node,
-        )?;
-        Ok(changed > 0)
-    }
-
-    async fn finish_ingestion(
-        &self,
-        file: FileId,
-        node: &str,
-        chunks: &[StoredChunk],
-        pages: Option<u32>,
-        embedding_model: Option<&str>,
-        now: Timestamp,
-    ) -> StoreResult<bool> {
-        let file_id = file.to_string();
-        on_pool!(&self.pools, write, "finish_ingestion", |pool| async {
-            let mut tx = pool.begin().await?;
-            let claimed = sqlx::query(
-                "UPDATE file_ingest SET state = 'ready', progress = 100, error = NULL, pages = $1, chunks = $2, \
-                 embedding_model = $3, node = NULL, heartbeat_at = NULL, updated_at = $4 \
-                 WHERE file_id = $5 AND node = $6 AND state IN ('reading', 'indexing')",
-            )
-            .bind(optional_i64(pages))
-            .bind(chunks.len() as i64)
-            .bind(embedding_model)
-            .bind(now.as_millis())
-            .bind(&file_id)
-            .bind(node)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed == 0 {
-                return Ok(false);
-            }
-            sqlx::query("DELETE FROM chunks WHERE file_id = $1").bind(&file_id).execute(&mut *tx).await?;
-            for chunk in chunks {
-                sqlx::query(
-                    "INSERT INTO chunks (id, file_id, user_id, seq, text, headings, page_start, page_end, tokens, \
-                     embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(chunk.id.to_string())
-                .bind(&file_id)
-                .bind(chunk.user_id.to_string())
-                .bind(i64::from(chunk.seq))
-                .bind(&chunk.text)
-                .bind(&chunk.headings)
-                .bind(optional_i64(chunk.page_start))
-                .bind(optional_i64(chunk.page_end))
-                .bind(i64::from(chunk.tokens))
-                .bind(chunk.embedding.as_deref().map(encode_vector))
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(BUMP_BASES_OF_FILE).bind(&file_id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(true)
-        }
-        .await)
-        .map_err(store_error)
-    }
-
-    async fn fail_ingestion(&self, file: FileId, node: &str, error: &str, now: Timestamp) -> StoreResult<bool> {
-        let changed = execute!(
-            &self.pools,
-            "fail_ingestion",
-            "UPDATE file_ingest SET state = 'failed', error = $1, node = NULL, heartbeat_at = NULL, updated_at = $2 \
-             WHERE file_id = $3 AND node = $4 AND state IN ('reading', 'indexing')",
-            error,
-            now.as_millis(),
-            file.to_string(),
-            node,
-        )?;
-        Ok(changed > 0)
-    }
-
-    async fn requeue_ingestion(&self, user: UserId, file: FileId, now: Timestamp) -> StoreResult<bool> {
-        let changed = execute!(
-            &self.pools,
-            "requeue_ingestion",
-            "UPDATE file_ingest SET state = 'queued', error = NULL, progress = 0, updated_at = $1 \
-             WHERE file_id = $2 AND user_id = $3 AND state IN ('failed', 'ready')",
-            now.as_millis(),
-            file.to_string(),
-            user.to_string(),
-        )?;
-        Ok(changed > 0)
-    }
-
-    async fn requeue_other_embeddings(&self, embedding_model: Option<&str>, now: Timestamp) -> StoreResult<u64> {
-        execute!(
-            &self.pools,
-            "requeue_other_embeddings",
-            "UPDATE file_ingest SET state = 'queued', progress = 0, updated_at = $1 WHERE state = 'ready' \
-             AND chunks > 0 AND COALESCE(embedding_model, '') <> COALESCE($2, '')",
-            now.as_millis(),
-            embedding_model,
-        )
-    }
-
-    async fn ingestions(&self, user: UserId) -> StoreResult<Vec<Ingestion>> {
-        let rows = on_pool!(&self.pools, read, "ingestions", |pool| {
-            sqlx::query_as::<_, IngestRow>(concat!(
-                "SELECT ",
-                ingest_columns!(),
-                " FROM file_ingest WHERE user_id = $1"
-            ))
-            .bind(user.to_string())
-            .fetch_all(pool)
-            .await
-        })
-        .map_err(store_error)?;
-        convert_all(rows, IngestRow::into_domain)
-    }
-
-    async fn file_chunks(&self, user: UserId, file: FileId) -> StoreResult<Vec<StoredChunk>> {
-        let rows = on_pool!(&self.pools, read, "file_chunks", |pool| {
-            sqlx::query_as::<_, ChunkRow>(concat!(
-                "SELECT ",
-                chunk_columns!(),
-                " FROM chunks AS c WHERE c.file_id = $1 AND c.user_id = $2 ORDER BY c.seq"
-            ))
-            .bind(file.to_string())
-            .bind(user.to_string())
-            .fetch_all(pool)
-            .await
-        })
-        .map_err(store_error)?;
-        convert_all(rows, ChunkRow::into_domain)
-    }
-
     async fn insert_knowledge_base(&self, base: &KnowledgeBase) -> StoreResult<()> {
         execute!(
             &self.pools,
@@ -462,6 +264,20 @@ impl KnowledgeStore for SqlStore {
         })
         .map_err(store_error)?;
         row.map(BaseRow::into_domain).transpose()
+    }
+
+    async fn shared_knowledge_bases(&self) -> StoreResult<Vec<KnowledgeBase>> {
+        let rows = on_pool!(&self.pools, read, "shared_knowledge_bases", |pool| {
+            sqlx::query_as::<_, BaseRow>(concat!(
+                "SELECT ",
+                base_columns!(),
+                " FROM knowledge_bases WHERE shared_with IS NOT NULL ORDER BY created_at, id"
+            ))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, BaseRow::into_domain)
     }
 
     async fn set_knowledge_sharing(
@@ -745,7 +561,7 @@ impl KnowledgeStore for SqlStore {
     async fn topic_sources(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, Source)>> {
         let rows = on_pool!(&self.pools, read, "topic_sources", |pool| {
             sqlx::query_as::<_, SourceRow>(
-                "SELECT s.message_id, s.number, s.file_id, s.file_name, s.page, s.headings, s.text \
+                "SELECT s.message_id, s.number, s.file_id, s.file_name, s.page, s.page_end, s.headings, s.text \
                  FROM message_sources AS s JOIN messages AS m ON m.id = s.message_id \
                  WHERE m.topic_id = $1 AND m.user_id = $2 AND s.user_id = $2 ORDER BY s.message_id, s.number",
             )
@@ -761,7 +577,7 @@ impl KnowledgeStore for SqlStore {
     async fn message_source(&self, user: UserId, message: MessageId, number: u32) -> StoreResult<Option<Source>> {
         let row = on_pool!(&self.pools, read, "message_source", |pool| {
             sqlx::query_as::<_, SourceRow>(
-                "SELECT message_id, number, file_id, file_name, page, headings, text FROM message_sources \
+                "SELECT message_id, number, file_id, file_name, page, page_end, headings, text FROM message_sources \
                  WHERE message_id = $1 AND number = $2 AND user_id = $3",
             )
             .bind(message.to_string())

@@ -6,6 +6,7 @@ mod admin;
 mod assistants;
 mod credentials;
 mod files;
+mod ingest;
 mod knowledge;
 mod messages;
 mod migrate;

@@ -26,6 +26,7 @@ const SQLITE: &[Embedded] = &[
     (9, "knowledge", include_str!("../migrations/sqlite/0009_knowledge.sql")),
     (10, "topic knowledge", include_str!("../migrations/sqlite/0010_topic_knowledge.sql")),
     (11, "shared knowledge", include_str!("../migrations/sqlite/0011_shared_knowledge.sql")),
+    (12, "source pages", include_str!("../migrations/sqlite/0012_source_pages.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -39,6 +40,7 @@ const POSTGRES: &[Embedded] = &[
     (9, "knowledge", include_str!("../migrations/postgres/0009_knowledge.sql")),
     (10, "topic knowledge", include_str!("../migrations/postgres/0010_topic_knowledge.sql")),
     (11, "shared knowledge", include_str!("../migrations/postgres/0011_shared_knowledge.sql")),
+    (12, "source pages", include_str!("../migrations/postgres/0012_source_pages.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

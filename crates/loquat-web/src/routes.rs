@@ -145,6 +145,9 @@ fn pages() -> RouteTable {
         .post("/admin/invites/{hash}/delete", admin::delete_invite)
         .get("/admin/settings", admin::show_settings)
         .post("/admin/settings/{setting}", admin::save_setting)
+        .get("/admin/knowledge", admin::show_knowledge)
+        .post("/admin/knowledge/embedding", admin::save_embedding_model)
+        .post("/admin/knowledge/{id}/unshare", admin::unshare_knowledge)
         .get("/admin/usage", admin::show_usage)
         .get("/admin/audit", admin::show_audit)
         // Plumbing.

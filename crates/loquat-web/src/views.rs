@@ -118,10 +118,14 @@ impl MessageView {
         self.sources = sources
             .iter()
             .map(|source| {
-                let label = match source.page {
-                    Some(page) => {
+                let label = match source.pages() {
+                    Some((page, last)) if last == page => {
                         tr.t_args("sources.page", &[("file", &source.file_name), ("page", &page.to_string())])
                     }
+                    Some((first, last)) => tr.t_args(
+                        "sources.pages",
+                        &[("file", &source.file_name), ("first", &first.to_string()), ("last", &last.to_string())],
+                    ),
                     None => source.file_name.clone(),
                 };
                 SourceView { number: source.number, label, href: href(source.number) }

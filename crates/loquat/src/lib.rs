@@ -241,14 +241,9 @@ impl App {
         // Expired sessions and abandoned sign-ins are deleted hourly; answers of a replica that
         // died are marked interrupted once its heartbeat is overdue.
         let janitor = tokio::spawn(janitor(self.services.clone()));
-        // Documents are read in the background, on every node (each claims its own).
-        let knowledge = self.services.knowledge.clone();
-        match knowledge.requeue_for_embedding_model().await {
-            Ok(0) => {}
-            Ok(queued) => tracing::info!(queued, "documents queued to be embedded with the configured model"),
-            Err(error) => tracing::warn!(%error, "could not look for documents to embed again"),
-        }
-        let reader = tokio::spawn(knowledge.run_ingestion());
+        // Documents are read in the background, on every node (each claims its own); the reader
+        // first queues those embedded with another model than the current one.
+        let reader = tokio::spawn(self.services.knowledge.clone().run_ingestion());
         // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

@@ -116,7 +116,26 @@ pub struct Source {
     pub number: u32,
     pub file_id: Option<FileId>,
     pub file_name: String,
+    /// Its (first) page.
     pub page: Option<u32>,
+    /// Its last page, when it runs onto a later one.
+    pub page_end: Option<u32>,
     pub headings: String,
     pub text: String,
+}
+
+impl Source {
+    /// Its pages: `(first, last)`, the same when it is on one page.
+    pub fn pages(&self) -> Option<(u32, u32)> {
+        let first = self.page?;
+        Some((first, self.page_end.filter(|end| *end > first).unwrap_or(first)))
+    }
+
+    /// Where it is, as the model reads it: `page 3`, `pages 3-4`.
+    pub fn pages_for_model(&self) -> Option<String> {
+        match self.pages()? {
+            (first, last) if last > first => Some(format!("pages {first}-{last}")),
+            (page, _) => Some(format!("page {page}")),
+        }
+    }
 }

@@ -1,18 +1,19 @@
 //! The admin's side: people (list, create, role, disable, reset password), invitations,
-//! instance settings (registration, users' own keys, models and quotas per role), quotas per
-//! person and the audit log.
+//! instance settings (registration, users' own keys, models and quotas per role, the embedding
+//! model), knowledge bases shared across the instance, quotas per person and the audit log.
 //! Every method checks that the actor is an admin.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::accounts::{ClientInfo, RegistrationMode, check_password, hash_off_thread};
+use super::knowledge::{EmbeddingChoice, EmbeddingModel};
 use super::registration::{AccountRequest, Via};
-use super::{Accounts, Audit, Instance};
+use super::{Accounts, Audit, Instance, Knowledge};
 use crate::crypto::{new_token, token_hash};
-use crate::domain::{AuditEvent, Invite, Quota, QuotaScope, Role, User};
+use crate::domain::{AuditEvent, IngestState, Invite, KnowledgeBase, Quota, QuotaScope, Role, User};
 use crate::error::{CoreError, CoreResult};
-use crate::id::UserId;
+use crate::id::{KnowledgeBaseId, UserId};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::time::Timestamp;
@@ -32,11 +33,31 @@ pub struct Admin {
     pub(super) audit: Audit,
     pub(super) instance: Instance,
     pub(super) accounts: Accounts,
+    knowledge: Knowledge,
+}
+
+/// The instance's knowledge, as the administrator sees it.
+pub struct KnowledgeOverview {
+    pub choice: EmbeddingChoice,
+    /// `DEFAULT_FILES_CONFIG`'s model.
+    pub configured: Option<EmbeddingModel>,
+    /// The model in use (the choice applied).
+    pub current: Option<EmbeddingModel>,
+    /// Documents per state, by the model of their vectors.
+    pub documents: Vec<(IngestState, Option<String>, u64)>,
+    /// Every knowledge base shared beyond its owner, with the owner.
+    pub shared: Vec<(KnowledgeBase, User)>,
 }
 
 impl Admin {
-    pub(crate) fn new(store: Arc<dyn Store>, audit: Audit, instance: Instance, accounts: Accounts) -> Self {
-        Self { store, audit, instance, accounts }
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        audit: Audit,
+        instance: Instance,
+        accounts: Accounts,
+        knowledge: Knowledge,
+    ) -> Self {
+        Self { store, audit, instance, accounts, knowledge }
     }
 
     /// The actor, if they are an enabled admin.
@@ -209,6 +230,52 @@ impl Admin {
         let json = serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".to_owned());
         self.instance.set_role_models(role, &json).await?;
         self.audit.record(Some(actor), "settings_changed", &format!("models.{}", role.as_str()), &json, client).await;
+        Ok(())
+    }
+
+    pub async fn admin_knowledge(&self, actor: UserId) -> CoreResult<KnowledgeOverview> {
+        self.require_admin(actor).await?;
+        let mut shared = Vec::new();
+        for base in self.store.shared_knowledge_bases().await? {
+            let owner = super::existing_user(self.store.as_ref(), base.user_id).await?;
+            shared.push((base, owner));
+        }
+        Ok(KnowledgeOverview {
+            choice: self.knowledge.embedding_choice().await?,
+            configured: self.knowledge.configured_embedding_model().cloned(),
+            current: self.knowledge.embedding_model().await?,
+            documents: self.store.ingestion_counts().await?,
+            shared,
+        })
+    }
+
+    /// Chooses the embedding model (a model is tried first, with the administrator's keys);
+    /// documents embedded with another model are embedded again in the background. Returns
+    /// how many were queued.
+    pub async fn admin_set_embedding_model(
+        &self,
+        actor: UserId,
+        choice: EmbeddingChoice,
+        client: &ClientInfo,
+    ) -> CoreResult<u64> {
+        let admin = self.require_admin(actor).await?;
+        let queued = self.knowledge.set_embedding_model(&admin, &choice).await?;
+        let value = match &choice {
+            EmbeddingChoice::Configured => "configured".to_owned(),
+            EmbeddingChoice::KeywordsOnly => "none".to_owned(),
+            EmbeddingChoice::Model(model) => model.name(),
+        };
+        self.audit.record(Some(actor), "settings_changed", "embedding_model", &value, client).await;
+        Ok(queued)
+    }
+
+    /// Makes a shared knowledge base private to its owner again, whoever the owner is.
+    pub async fn admin_stop_sharing(&self, actor: UserId, id: KnowledgeBaseId, client: &ClientInfo) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let shared = self.store.shared_knowledge_bases().await?;
+        let base = shared.into_iter().find(|base| base.id == id).ok_or(CoreError::NotFound("knowledge_base"))?;
+        self.store.set_knowledge_sharing(base.user_id, id, None).await?;
+        self.audit.record(Some(actor), "knowledge_unshared", &id.to_string(), &base.name, client).await;
         Ok(())
     }
 

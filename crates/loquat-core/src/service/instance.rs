@@ -19,12 +19,16 @@ pub const FRESH_FOR: Duration = Duration::from_secs(2);
 
 const REGISTRATION_MODE: &str = "registration_mode";
 const ALLOW_USER_KEYS: &str = "allow_user_keys";
+const EMBEDDING_MODEL: &str = "embedding_model";
 
 /// The settings as one consistent value.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     registration: Option<RegistrationMode>,
     allow_user_keys: Option<bool>,
+    /// The administrator's embedding model: `provider/model`, or `none` for keyword search
+    /// only; absent, the configured one (`DEFAULT_FILES_CONFIG`).
+    embedding_model: Option<String>,
     /// `provider::model` patterns per role (empty or absent = all models).
     role_models: HashMap<Role, Vec<String>>,
     role_quotas: HashMap<Role, Quota>,
@@ -38,6 +42,7 @@ impl Snapshot {
             match key.as_str() {
                 REGISTRATION_MODE => snapshot.registration = RegistrationMode::parse(&value),
                 ALLOW_USER_KEYS => snapshot.allow_user_keys = Some(value == "true"),
+                EMBEDDING_MODEL => snapshot.embedding_model = Some(value).filter(|v| !v.is_empty()),
                 _ => {
                     let role = key.strip_prefix("models.").and_then(Role::parse);
                     if let Some(role) = role {
@@ -81,6 +86,11 @@ impl Snapshot {
     pub fn role_models(&self, role: Role) -> &[String] {
         self.role_models.get(&role).map_or(&[], Vec::as_slice)
     }
+
+    /// The administrator's choice of embedding model (`provider/model` or `none`), if any.
+    pub fn embedding_model(&self) -> Option<&str> {
+        self.embedding_model.as_deref()
+    }
 }
 
 /// A snapshot and when it was read.
@@ -106,6 +116,12 @@ impl Instance {
         {
             return Ok(Arc::clone(snapshot));
         }
+        self.reload().await
+    }
+
+    /// The snapshot read now, whatever the cached one's age (for decisions that must not act
+    /// on a change another replica made a moment ago).
+    pub(crate) async fn reload(&self) -> CoreResult<Arc<Snapshot>> {
         let (settings, quotas) = tokio::join!(self.store.list_settings(), self.store.list_quotas());
         let snapshot = Arc::new(Snapshot::load(settings?, quotas?));
         *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), Arc::clone(&snapshot)));
@@ -151,6 +167,11 @@ impl Instance {
         self.set(ALLOW_USER_KEYS, if allowed { "true" } else { "false" }).await
     }
 
+    /// `provider/model`, `none` (keyword search only) or empty (the configured model).
+    pub(crate) async fn set_embedding_model(&self, choice: &str) -> CoreResult<()> {
+        self.set(EMBEDDING_MODEL, choice).await
+    }
+
     pub(crate) async fn set_role_models(&self, role: Role, json: &str) -> CoreResult<()> {
         self.set(&format!("models.{}", role.as_str()), json).await
     }
@@ -184,6 +205,7 @@ mod tests {
             ("allow_user_keys".to_owned(), "false".to_owned()),
             ("models.user".to_owned(), r#"["openai::gpt-4o-mini"]"#.to_owned()),
             ("models.nobody".to_owned(), "[]".to_owned()),
+            ("embedding_model".to_owned(), "ollama/bge-m3".to_owned()),
         ];
         let role_quota = Quota { tokens_per_day: Some(100), requests_per_minute: Some(5), ..Quota::default() };
         let own = Quota { requests_per_minute: Some(50), ..Quota::default() };
@@ -191,6 +213,7 @@ mod tests {
         let snapshot = Snapshot::load(settings, quotas);
         assert_eq!(snapshot.registration, Some(RegistrationMode::Open));
         assert_eq!(snapshot.allow_user_keys, Some(false));
+        assert_eq!(snapshot.embedding_model(), Some("ollama/bge-m3"));
         assert_eq!(snapshot.role_models(Role::User), ["openai::gpt-4o-mini"]);
         assert!(snapshot.role_models(Role::Admin).is_empty());
         let effective = snapshot.quota(user, Role::User);

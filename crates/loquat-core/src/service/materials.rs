@@ -269,25 +269,26 @@ fn numbered(
     let mut out = String::from(intro);
     for &position in positions {
         let chunk = &document.chunks[position as usize];
-        let number = sources.len() as u32 + 1;
-        out.push_str(&format!("\n[{number}]"));
-        if let Some(page) = chunk.page_start {
-            out.push_str(&format!(" page {page}"));
-        }
-        if !chunk.headings.is_empty() {
-            out.push_str(&format!(" ({})", chunk.headings));
-        }
-        out.push('\n');
-        out.push_str(&chunk.text);
-        out.push('\n');
-        sources.push(Source {
-            number,
+        let source = Source {
+            number: sources.len() as u32 + 1,
             file_id: Some(file.id),
             file_name: file.name.clone(),
             page: chunk.page_start,
+            page_end: chunk.page_end,
             headings: chunk.headings.clone(),
             text: chunk.text.clone(),
-        });
+        };
+        out.push_str(&format!("\n[{}]", source.number));
+        if let Some(pages) = source.pages_for_model() {
+            out.push_str(&format!(" {pages}"));
+        }
+        if !source.headings.is_empty() {
+            out.push_str(&format!(" ({})", source.headings));
+        }
+        out.push('\n');
+        out.push_str(&source.text);
+        out.push('\n');
+        sources.push(source);
     }
     out
 }

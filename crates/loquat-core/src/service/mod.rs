@@ -44,7 +44,7 @@ pub use gateway::{
     ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, Gateway, PreparedApiChat, assistant_slug,
 };
 pub use instance::Instance;
-pub use knowledge::{BuiltIndex, EmbeddingModel, Hit, Knowledge, Passage, sources_prompt};
+pub use knowledge::{BuiltIndex, EmbeddingChoice, EmbeddingModel, Hit, Knowledge, Passage, sources_prompt};
 pub use materials::{document_format_name, is_document};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
@@ -133,14 +133,13 @@ impl Services {
         let instance = Instance::new(store.clone(), limits.clone());
         let usage = Usage::new(store.clone(), instance.clone());
         let accounts = Accounts::new(store.clone(), audit.clone(), instance.clone());
-        let admin = Admin::new(store.clone(), audit.clone(), instance.clone(), accounts.clone());
         let providers = Providers::new(
             store.clone(),
             chat_client.clone(),
             Arc::new(vault),
             Arc::new(server_providers),
             instance.clone(),
-            audit,
+            audit.clone(),
         );
         let assistants = Assistants::new(store.clone(), generations.clone());
         let knowledge = Knowledge::new(
@@ -149,8 +148,10 @@ impl Services {
             providers.clone(),
             chat_client.clone(),
             embedding_model,
+            instance.clone(),
             node_id,
         );
+        let admin = Admin::new(store.clone(), audit.clone(), instance.clone(), accounts.clone(), knowledge.clone());
         let chat = Chat::new(
             store.clone(),
             chat_client.clone(),

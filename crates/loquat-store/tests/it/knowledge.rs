@@ -5,7 +5,7 @@
 
 use loquat_core::domain::{IngestState, KnowledgeBase, MessageRole, Role, Source, StoredChunk};
 use loquat_core::id::{ChunkId, KnowledgeBaseId, UserId};
-use loquat_core::store::{FileStore, KnowledgeStore, MessageStore, TreeWrite};
+use loquat_core::store::{FileStore, IngestStore, KnowledgeStore, MessageStore, TreeWrite};
 use loquat_store::SqlStore;
 
 use crate::files::file;
@@ -95,8 +95,10 @@ async fn the_reading_queue_gives_each_job_to_one_node(store: SqlStore) {
     assert!(store.requeue_ingestion(w.alice.id, report.id, at(303)).await.expect("runs"));
     store.claim_ingestion("a", at(304), stale).await.expect("runs").expect("claimed");
     assert!(store.finish_ingestion(report.id, "a", &chunks, Some(3), Some("m"), at(305)).await.expect("finished"));
+    assert_eq!(store.ingestion_counts().await.expect("counts"), vec![(IngestState::Ready, Some("m".into()), 1)]);
     assert_eq!(store.requeue_other_embeddings(Some("m"), at(306)).await.expect("runs"), 0);
     assert_eq!(store.requeue_other_embeddings(None, at(306)).await.expect("runs"), 1);
+    assert_eq!(store.ingestion_counts().await.expect("counts"), vec![(IngestState::Queued, Some("m".into()), 1)]);
 }
 
 async fn knowledge_bases_are_their_owners_and_count_their_changes(store: SqlStore) {
@@ -170,6 +172,7 @@ async fn answers_keep_their_sources(store: SqlStore) {
         file_id: None,
         file_name: "report.pdf".into(),
         page: Some(4),
+        page_end: Some(5),
         headings: "R&D".into(),
         text: "R&D grew 15%.".into(),
     };
@@ -196,7 +199,10 @@ async fn shared_knowledge_bases_are_read_by_their_audience_only(store: SqlStore)
     let readable = |role| store.get_readable_knowledge_base(w.bob.id, role, kb.id);
     assert_eq!(readable(Role::User).await.expect("runs"), None, "private");
     assert!(!store.set_knowledge_sharing(w.bob.id, kb.id, Some("everyone")).await.expect("runs"), "owner only");
+    assert!(store.shared_knowledge_bases().await.expect("lists").is_empty());
     assert!(store.set_knowledge_sharing(w.alice.id, kb.id, Some("admin")).await.expect("runs"));
+    let shared = store.shared_knowledge_bases().await.expect("lists");
+    assert_eq!(shared.iter().map(|b| (b.id, b.shared_with.as_deref())).collect::<Vec<_>>(), [(kb.id, Some("admin"))]);
     assert_eq!(readable(Role::User).await.expect("runs"), None, "for administrators only");
     assert!(readable(Role::Admin).await.expect("runs").is_some());
     assert!(store.set_knowledge_sharing(w.alice.id, kb.id, Some("everyone")).await.expect("runs"));

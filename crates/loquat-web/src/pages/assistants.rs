@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use loquat_core::domain::{AssistantConfig, ModelParams};
-use loquat_core::id::AssistantId;
+use loquat_core::id::{AssistantId, KnowledgeBaseId};
 use loquat_core::llm::ReasoningEffort;
 use serde::Deserialize;
 
@@ -41,11 +41,35 @@ pub struct AssistantForm {
     opening_message: String,
     /// One question per line.
     opening_questions: String,
+    /// The knowledge bases it answers from (ids; repeated `knowledge` fields).
+    #[serde(skip)]
+    knowledge: Vec<String>,
 }
 
 impl AssistantForm {
     pub fn effort_is(&self, value: &str) -> bool {
         self.reasoning_effort == value
+    }
+
+    pub fn has_knowledge(&self, id: &str) -> bool {
+        self.knowledge.iter().any(|k| k == id)
+    }
+
+    /// The form from its fields: the repeated `knowledge` checkboxes apart, the rest by name.
+    fn from_pairs(pairs: Vec<(String, String)>, viewer: &Viewer) -> WebResult<Self> {
+        let (knowledge, fields): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(name, _)| name == "knowledge");
+        let fields = serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(fields.into_iter());
+        let mut form = Self::deserialize(fields).map_err(|error| {
+            let message = viewer.tr.t_with("error.bad_form", "detail", &error.to_string());
+            WebError::bad_request(message, viewer.tr, viewer.flavor)
+        })?;
+        form.knowledge = knowledge.into_iter().map(|(_, id)| id).collect();
+        Ok(form)
+    }
+
+    /// The knowledge bases checked, parsed.
+    fn knowledge_ids(&self, viewer: &Viewer) -> WebResult<Vec<KnowledgeBaseId>> {
+        self.knowledge.iter().map(|id| parse_id(id, viewer)).collect()
     }
 
     fn from_config(config: &AssistantConfig) -> Self {
@@ -75,6 +99,7 @@ impl AssistantForm {
             input_template: config.input_template.clone(),
             opening_message: config.opening_message.clone(),
             opening_questions: config.opening_questions.join("\n"),
+            knowledge: Vec::new(),
         }
     }
 
@@ -152,6 +177,8 @@ struct AssistantPage {
     form: AssistantForm,
     model_groups: Vec<ModelGroup>,
     fallback_groups: Vec<ModelGroup>,
+    /// The knowledge bases the user can choose from: id, name, shared with them.
+    bases: Vec<(String, String, bool)>,
     error: Option<String>,
 }
 
@@ -166,7 +193,10 @@ async fn assistant_page(
     let providers = state.services.providers.provider_options(viewer.user.id).await.map_err(viewer.fail())?;
     let (provider, model) = form.model.split_once("::").unwrap_or(("", ""));
     let (fallback_provider, fallback_model) = form.fallback.split_once("::").unwrap_or(("", ""));
+    let bases = state.services.knowledge.list(viewer.user.id).await.map_err(viewer.fail())?;
+    let bases = bases.into_iter().map(|b| (b.id.to_string(), b.name, b.user_id != viewer.user.id)).collect();
     let page = AssistantPage {
+        bases,
         fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -187,14 +217,20 @@ pub async fn new_assistant_page(viewer: Viewer, State(state): State<AppState>) -
 pub async fn create_assistant(
     viewer: Viewer,
     State(state): State<AppState>,
-    Form(form): Form<AssistantForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    let form = AssistantForm::from_pairs(pairs, &viewer)?;
+    let bases = form.knowledge_ids(&viewer)?;
     let config = match form.to_config(viewer.tr) {
         Ok(config) => config,
         Err(message) => return assistant_page(&viewer, &state, None, false, form, Some(message)).await,
     };
     match state.services.assistants.create_assistant(viewer.user.id, config).await {
-        Ok(assistant) => Ok(see_other(&format!("/chat/{}", assistant.id))),
+        Ok(assistant) => {
+            let knowledge = &state.services.knowledge;
+            knowledge.set_assistant_bases(viewer.user.id, assistant.id, &bases).await.map_err(viewer.fail())?;
+            Ok(see_other(&format!("/chat/{}", assistant.id)))
+        }
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             assistant_page(&viewer, &state, None, false, form, Some(user_message(&error, viewer.tr))).await
         }
@@ -209,7 +245,9 @@ pub async fn edit_assistant_page(
 ) -> WebResult<Response> {
     let id: AssistantId = parse_id(&id, &viewer)?;
     let assistant = state.services.assistants.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
-    let form = AssistantForm::from_config(&assistant.config);
+    let mut form = AssistantForm::from_config(&assistant.config);
+    let bases = state.services.knowledge.assistant_bases(viewer.user.id, id).await.map_err(viewer.fail())?;
+    form.knowledge = bases.iter().map(ToString::to_string).collect();
     assistant_page(&viewer, &state, Some(id), assistant.is_default, form, None).await
 }
 
@@ -217,9 +255,11 @@ pub async fn update_assistant(
     viewer: Viewer,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Form(form): Form<AssistantForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let id: AssistantId = parse_id(&id, &viewer)?;
+    let form = AssistantForm::from_pairs(pairs, &viewer)?;
+    let bases = form.knowledge_ids(&viewer)?;
     let assistant = state.services.assistants.assistant(viewer.user.id, id).await.map_err(viewer.fail())?;
     let config = match form.to_config(viewer.tr) {
         Ok(config) => config,
@@ -228,7 +268,11 @@ pub async fn update_assistant(
         }
     };
     match state.services.assistants.update_assistant(viewer.user.id, id, config).await {
-        Ok(_) => Ok(see_other(&format!("/chat/{id}"))),
+        Ok(_) => {
+            let knowledge = &state.services.knowledge;
+            knowledge.set_assistant_bases(viewer.user.id, id, &bases).await.map_err(viewer.fail())?;
+            Ok(see_other(&format!("/chat/{id}")))
+        }
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             let message = user_message(&error, viewer.tr);
             assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await

@@ -387,21 +387,26 @@ pub async fn source(
     let message = state.services.assistants.message(user, id).await.map_err(viewer.fail())?;
     let source = state.services.knowledge.source(user, id, number).await.map_err(viewer.fail())?;
     let topic = state.services.assistants.topic(user, message.topic_id).await.map_err(viewer.fail())?;
+    let tr = viewer.tr;
+    let pages = source.pages().map(|(first, last)| {
+        if first == last {
+            tr.t_with("sources.page_only", "page", &first.to_string())
+        } else {
+            tr.t_args("sources.pages_only", &[("first", &first.to_string()), ("last", &last.to_string())])
+        }
+    });
     let page = SourcePage {
-        tr: viewer.tr,
+        tr,
         chrome: Chrome::new(viewer.theme),
         number,
         file_name: source.file_name,
         file_id: source.file_id.map(|file| file.to_string()),
-        place: [
-            source.page.map(|page| viewer.tr.t_with("sources.page_only", "page", &page.to_string())),
-            Some(source.headings),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" · "),
+        place: [pages, Some(source.headings)]
+            .into_iter()
+            .flatten()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" · "),
         text: source.text,
         back_url: format!("{}#m-{id}", topic_url(topic.assistant_id, topic.id)),
     };

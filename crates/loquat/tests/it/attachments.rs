@@ -454,8 +454,18 @@ async fn an_administrator_shares_a_knowledge_base_that_members_answer_from_but_c
     let question = sent_question(&app).await;
     assert!(text_of(&question).contains("Economy class for flights under six hours."), "answered from the shared base");
 
-    // Made private again, it is no longer Bob's to read or answer from.
-    app.post_form(&format!("/knowledge/{base}/sharing"), &[("shared_with", "")]).await;
+    // The administrators' panel lists it with its owner; a member sees no such panel.
+    let (status, panel) = app.page("/admin/knowledge").await;
+    assert_eq!(status, 200);
+    assert!(panel.contains("Company policies") && panel.contains("Everyone"), "{panel}");
+    assert_eq!(app.page_as(&bob, "/admin/knowledge").await.0, 404);
+    let unshare = format!("/admin/knowledge/{base}/unshare");
+    let refused = bob.post(app.url(&unshare)).form(&[("x", "")]).send().await.expect("post");
+    assert_eq!(refused.status().as_u16(), 404);
+    // Made private again from there, it is no longer Bob's to read or answer from.
+    assert!(app.post_form(&unshare, &[("x", "")]).await.status().is_redirection());
+    let (_, panel) = app.page("/admin/knowledge").await;
+    assert!(panel.contains("private to its owner again") && !panel.contains("Company policies"), "{panel}");
     assert_eq!(app.page_as(&bob, &format!("/knowledge/{base}")).await.0, 404);
     let before = app.fake.request_count();
     bob.post(app.url(&format!("/chat/{bobs_assistant}/send")))
@@ -474,5 +484,88 @@ async fn an_administrator_shares_a_knowledge_base_that_members_answer_from_but_c
     .await;
     let later = app.fake.requests();
     assert!(later.iter().skip(before).all(|r| !question_of(r).contains("Economy class")), "no sources once private");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_administrator_chooses_the_embedding_model_and_documents_are_embedded_again() {
+    // No DEFAULT_FILES_CONFIG: words only at first.
+    let app = TestApp::spawn().await;
+    let created = app.post_form("/knowledge", &[("name", "Annual reports")]).await;
+    let base = created.headers()["location"].to_str().expect("ascii").trim_start_matches("/knowledge/").to_owned();
+    let report = upload(&app, &app.client, "annual-report.pdf", &fixtures::annual_report_pdf()).await;
+    app.post_form(&format!("/knowledge/{base}/files"), &[("file", &report)]).await;
+    wait_ready(&app, &base).await;
+    let (_, panel) = app.page("/admin/knowledge").await;
+    assert!(panel.contains("In use: none") && panel.contains("(words only)"), "{panel}");
+
+    // The assistant form chooses the knowledge bases its assistant answers from.
+    let assistant = app.default_assistant().await;
+    let (_, form) = app.page(&format!("/assistants/{assistant}/edit")).await;
+    assert!(form.contains(&format!("name=\"knowledge\" value=\"{base}\"")) && form.contains("Annual reports"));
+    let saved = app.post_form(&format!("/assistants/{assistant}"), &[("title", "Analyst"), ("knowledge", &base)]).await;
+    assert!(saved.status().is_redirection(), "{}", saved.status());
+    let (_, form) = app.page(&format!("/assistants/{assistant}/edit")).await;
+    assert!(form.contains(&format!("value=\"{base}\" checked")), "{form}");
+
+    // A provider the server does not have, or a name without one, is refused; nothing changes.
+    let shared = &app;
+    let choose = |choice: &'static str, model: &'static str| async move {
+        shared.post_form("/admin/knowledge/embedding", &[("choice", choice), ("model", model)]).await
+    };
+    let refused = choose("model", "nowhere/embedder").await;
+    assert_eq!(refused.status().as_u16(), 200);
+    let text = refused.text().await.expect("page");
+    assert!(text.contains("is not one of the server") && text.contains("nowhere/embedder"), "{text}");
+    assert!(choose("model", "no-slash").await.text().await.expect("page").contains("provider/model"));
+    let (_, panel) = app.page("/admin/knowledge").await;
+    assert!(panel.contains("In use: none"), "unchanged");
+
+    // A model that answers is taken; the document is embedded again in the background.
+    app.fake.set_recording(true);
+    let chosen = choose("model", "openai/text-embedding-3-small").await;
+    assert!(chosen.status().is_redirection(), "{}", chosen.status());
+    assert!(chosen.headers()["location"].to_str().expect("ascii").ends_with("queued=1"));
+    crate::helpers::eventually("the document embedded with the new model", || async {
+        app.page("/admin/knowledge").await.1.contains("<td class=\"mono\">openai/text-embedding-3-small</td>")
+    })
+    .await;
+    let (_, panel) = app.page("/admin/knowledge").await;
+    assert!(panel.contains("In use: <code>openai/text-embedding-3-small</code>"), "{panel}");
+    // Questions are now searched by meaning too: the question is embedded.
+    let before = app.fake.request_count();
+    let (status, _) = send(&app, &app.client, "研发投入增长了多少？", &[]).await;
+    assert_eq!(status, 200);
+    crate::helpers::eventually("the question embedded and answered with sources", || async {
+        let requests = app.fake.requests();
+        let later = &requests[before.min(requests.len())..];
+        let embedded =
+            later.iter().any(|r| r.path.ends_with("/embeddings") && r.body["input"][0] == "研发投入增长了多少？");
+        let cited = later.iter().any(|r| {
+            r.path.ends_with("/chat/completions")
+                && r.body["messages"]
+                    .as_array()
+                    .and_then(|m| m.last())
+                    .is_some_and(|m| text_of(m).contains("<sources>"))
+        });
+        embedded && cited
+    })
+    .await;
+
+    // Back to words only: the vectors go with the next reading; the audit log has each change.
+    let chosen = choose("none", "").await;
+    assert!(chosen.status().is_redirection());
+    crate::helpers::eventually("the document read again without vectors", || async {
+        let panel = app.page("/admin/knowledge").await.1;
+        panel.contains("(words only)") && !panel.contains("<td class=\"mono\">openai/")
+    })
+    .await;
+    let (_, audit) = app.page("/admin/audit").await;
+    assert!(audit.contains("embedding_model") && audit.contains("openai/text-embedding-3-small"), "{audit}");
+    // Members have no say.
+    let (bob, _) = member(&app, "Bob").await;
+    let form = [("choice", "none"), ("model", "")];
+    let refused = bob.post(app.url("/admin/knowledge/embedding")).form(&form).send().await.expect("post");
+    assert_eq!(refused.status().as_u16(), 404);
     app.cleanup().await;
 }

@@ -26,6 +26,7 @@ pub struct Passage {
     pub file_id: FileId,
     pub file_name: String,
     pub page: Option<u32>,
+    pub page_end: Option<u32>,
     pub headings: String,
     pub text: String,
     pub tokens: u32,
@@ -113,6 +114,7 @@ impl BuiltIndex {
                 file_id: chunk.file_id,
                 file_name,
                 page: chunk.page_start,
+                page_end: chunk.page_end,
                 headings: chunk.headings,
                 text: chunk.text,
                 tokens: chunk.tokens,
@@ -123,12 +125,8 @@ impl BuiltIndex {
     }
 
     fn with_model(mut self, model: Option<String>) -> Self {
-        self.model = model.filter(|_| !self.vector_passages.is_empty());
+        self.model = model;
         self
-    }
-
-    pub fn model(&self) -> Option<&str> {
-        self.model.as_deref()
     }
 
     pub fn passage(&self, position: u32) -> &Passage {
@@ -200,9 +198,10 @@ pub struct IndexCache {
 }
 
 impl IndexCache {
-    fn lookup(&self, key: (UserId, KnowledgeBaseId), revision: i64) -> Option<Arc<BuiltIndex>> {
+    fn lookup(&self, key: Key, revision: i64, model: Option<&str>) -> Option<Arc<BuiltIndex>> {
         let cache = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.iter().find(|(k, index)| *k == key && index.revision == revision).map(|(_, index)| index.clone())
+        let current = |index: &BuiltIndex| index.revision == revision && index.model.as_deref() == model;
+        cache.iter().find(|(k, index)| *k == key && current(index)).map(|(_, index)| index.clone())
     }
 
     pub fn forget(&self, user: UserId, base: KnowledgeBaseId) {
@@ -210,27 +209,34 @@ impl IndexCache {
         cache.retain(|(key, _)| *key != (user, base));
     }
 
-    /// The index of `base` at its current revision, built when this node has none.
+    /// The index of `base` at its current revision for the embedding model `model`, built when
+    /// this node has none. Only vectors of `model` are kept: while documents are embedded again
+    /// after a change of model, those not done yet are found by their keywords.
     pub async fn get_or_build(
         &self,
         store: &dyn Store,
         user: UserId,
         base: &KnowledgeBase,
+        model: Option<&str>,
     ) -> CoreResult<Arc<BuiltIndex>> {
         let key = (user, base.id);
-        if let Some(index) = self.lookup(key, base.revision) {
+        if let Some(index) = self.lookup(key, base.revision, model) {
             return Ok(index);
         }
-        let rows = store.knowledge_chunks(user, base.id).await?;
-        // Every chunk of a file carries the same model's vectors; the store keeps that model
-        // per file, and the ingestion writes the configured one: the index takes it from there.
-        let model = store
+        let mut rows = store.knowledge_chunks(user, base.id).await?;
+        // Every chunk of a file carries the same model's vectors; the store keeps which per file.
+        let embedded_with: HashMap<FileId, Option<String>> = store
             .knowledge_files(user, base.id)
             .await?
             .into_iter()
-            .filter_map(|(_, ingestion)| ingestion.and_then(|i| i.embedding_model))
-            .next();
-        let revision = base.revision;
+            .map(|(file, ingestion)| (file.id, ingestion.and_then(|i| i.embedding_model)))
+            .collect();
+        for (chunk, _) in &mut rows {
+            if embedded_with.get(&chunk.file_id).and_then(Option::as_deref) != model {
+                chunk.embedding = None;
+            }
+        }
+        let (revision, model) = (base.revision, model.map(str::to_owned));
         let built = tokio::task::spawn_blocking(move || BuiltIndex::build(revision, rows).with_model(model))
             .await
             .map_err(|_| {

@@ -11,7 +11,7 @@ use loquat_docs::extract::{Format, Limits};
 use loquat_docs::{ChunkOptions, chunk_document};
 use tokio::sync::Semaphore;
 
-use super::Knowledge;
+use super::{EmbeddingModel, Knowledge};
 use crate::domain::{IngestState, StoredChunk, StoredFile};
 use crate::error::CoreError;
 use crate::id::ChunkId;
@@ -49,7 +49,10 @@ impl Knowledge {
     /// Runs the reading worker until the task is dropped.
     pub async fn run_ingestion(self) {
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        // The embedding model this node last queued documents for (`None` before the first look).
+        let mut embedding_for: Option<Option<String>> = None;
         loop {
+            self.follow_embedding_model(&mut embedding_for).await;
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
             let now = Timestamp::now();
             let stale_before = Timestamp(now.as_millis() - STALE_AFTER.as_millis() as i64);
@@ -72,6 +75,31 @@ impl Knowledge {
                 }
             }
         }
+    }
+
+    /// When the embedding model is not the one this node last saw (at start, or after the
+    /// administrator changed it here or on another node), queues the documents embedded with
+    /// another model. Every node does it once per change; the queueing is idempotent.
+    async fn follow_embedding_model(&self, last: &mut Option<Option<String>>) {
+        let current = match self.embedding_model().await {
+            Ok(model) => model.as_ref().map(EmbeddingModel::name),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the embedding model");
+                return;
+            }
+        };
+        if last.as_ref() == Some(&current) {
+            return;
+        }
+        match self.requeue_for_embedding_model().await {
+            Ok(0) => {}
+            Ok(queued) => tracing::info!(queued, model = ?current, "documents queued to be embedded again"),
+            Err(error) => {
+                tracing::warn!(%error, "could not queue documents to embed again");
+                return;
+            }
+        }
+        *last = Some(current);
     }
 
     /// Reads one claimed document, beating its heart until done.
@@ -99,6 +127,11 @@ impl Knowledge {
                 let written =
                     self.store.finish_ingestion(file.id, &self.node, &chunks, pages, model.as_deref(), now).await;
                 tracing::info!(file = %file.id, chunks = count, elapsed_ms = started.elapsed().as_millis() as u64, "document read");
+                // The model may have changed while this document was read, after the change
+                // queued the others: read the setting now, and queue this one again if so.
+                if written.is_ok() && self.model_changed_since(model.as_deref()).await {
+                    let _ = self.requeue_for_embedding_model().await;
+                }
                 written
             }
             Err(Failure(reason)) => {
@@ -108,6 +141,13 @@ impl Knowledge {
         };
         if let Err(error) = written {
             tracing::warn!(file = %file.id, %error, "could not record a document's reading");
+        }
+    }
+
+    async fn model_changed_since(&self, used: Option<&str>) -> bool {
+        match self.instance.reload().await {
+            Ok(snapshot) => self.model_in(&snapshot).as_ref().map(EmbeddingModel::name).as_deref() != used,
+            Err(_) => false,
         }
     }
 
@@ -148,7 +188,7 @@ impl Knowledge {
                 embedding: None,
             })
             .collect();
-        let Some(model) = self.embedding.clone() else { return Ok((chunks, document, None)) };
+        let Some(model) = self.embedding_model().await? else { return Ok((chunks, document, None)) };
         // Embedded with the owner's reach: their role's providers and their own keys.
         let owner = crate::service::existing_user(self.store.as_ref(), file.user_id).await?;
         let reach = self.providers.choices(&owner).await?.reach;

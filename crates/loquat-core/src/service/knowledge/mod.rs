@@ -12,6 +12,7 @@ use loquat_files::Blobs;
 use tokio::sync::Notify;
 
 use super::Providers;
+use super::instance::{Instance, Snapshot};
 use super::providers::Reach;
 use crate::domain::{Ingestion, KnowledgeBase, Source, StoredFile};
 use crate::error::{CoreError, CoreResult};
@@ -40,15 +41,51 @@ impl EmbeddingModel {
     pub fn from_files_config(config: &str) -> Option<Self> {
         config.split(',').find_map(|pair| {
             let (key, value) = pair.split_once('=')?;
-            if key.trim() != "embedding_model" {
-                return None;
-            }
-            let (provider, model) = value.trim().split_once('/')?;
-            (!provider.is_empty() && !model.is_empty())
-                .then(|| Self { provider: provider.trim().to_owned(), model: model.trim().to_owned() })
+            if key.trim() != "embedding_model" { None } else { Self::parse(value) }
         })
     }
+
+    /// `provider/model` (the model's own name may hold more slashes, as Ollama's and
+    /// OpenRouter's do).
+    pub fn parse(value: &str) -> Option<Self> {
+        let (provider, model) = value.trim().split_once('/')?;
+        let (provider, model) = (provider.trim(), model.trim());
+        let plain = |s: &str| !s.is_empty() && s.len() <= 200 && !s.chars().any(char::is_control);
+        (plain(provider) && plain(model)).then(|| Self { provider: provider.to_owned(), model: model.to_owned() })
+    }
 }
+
+/// Which embedding model the administrator chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbeddingChoice {
+    /// The configured one (`DEFAULT_FILES_CONFIG`), or none when nothing is configured.
+    Configured,
+    /// None: search by keywords only.
+    KeywordsOnly,
+    Model(EmbeddingModel),
+}
+
+impl EmbeddingChoice {
+    /// The choice as the instance's settings hold it.
+    fn setting(&self) -> String {
+        match self {
+            Self::Configured => String::new(),
+            Self::KeywordsOnly => KEYWORDS_ONLY.to_owned(),
+            Self::Model(model) => model.name(),
+        }
+    }
+
+    fn from_setting(value: Option<&str>) -> Self {
+        match value {
+            None => Self::Configured,
+            Some(KEYWORDS_ONLY) => Self::KeywordsOnly,
+            Some(name) => EmbeddingModel::parse(name).map_or(Self::Configured, Self::Model),
+        }
+    }
+}
+
+/// The setting's value for "no embedding model".
+const KEYWORDS_ONLY: &str = "none";
 
 /// The longest name and description of a knowledge base.
 const MAX_NAME_CHARS: usize = 100;
@@ -62,7 +99,9 @@ pub struct Knowledge {
     blobs: Blobs,
     providers: Providers,
     chat_client: Arc<dyn ChatClient>,
-    embedding: Option<EmbeddingModel>,
+    /// The embedding model of the configuration; the administrator's choice overrides it.
+    configured: Option<EmbeddingModel>,
+    instance: Instance,
     indexes: IndexCache,
     node: String,
     wake: Arc<Notify>,
@@ -74,11 +113,57 @@ impl Knowledge {
         blobs: Blobs,
         providers: Providers,
         chat_client: Arc<dyn ChatClient>,
-        embedding: Option<EmbeddingModel>,
+        configured: Option<EmbeddingModel>,
+        instance: Instance,
         node: String,
     ) -> Self {
         let indexes = IndexCache::default();
-        Self { store, blobs, providers, chat_client, embedding, indexes, node, wake: Arc::default() }
+        let wake = Arc::default();
+        Self { store, blobs, providers, chat_client, configured, instance, indexes, node, wake }
+    }
+
+    /// The embedding model of the configuration (`DEFAULT_FILES_CONFIG`).
+    pub fn configured_embedding_model(&self) -> Option<&EmbeddingModel> {
+        self.configured.as_ref()
+    }
+
+    /// The administrator's choice of embedding model.
+    pub async fn embedding_choice(&self) -> CoreResult<EmbeddingChoice> {
+        Ok(EmbeddingChoice::from_setting(self.instance.snapshot().await?.embedding_model()))
+    }
+
+    /// The model that embeds documents and questions now, if any.
+    pub async fn embedding_model(&self) -> CoreResult<Option<EmbeddingModel>> {
+        Ok(self.model_in(&*self.instance.snapshot().await?))
+    }
+
+    fn model_in(&self, snapshot: &Snapshot) -> Option<EmbeddingModel> {
+        match EmbeddingChoice::from_setting(snapshot.embedding_model()) {
+            EmbeddingChoice::Configured => self.configured.clone(),
+            EmbeddingChoice::KeywordsOnly => None,
+            EmbeddingChoice::Model(model) => Some(model),
+        }
+    }
+
+    /// Makes `choice` the embedding model (the administrator's panel checks who may), after
+    /// checking that a chosen model answers with `person`'s keys; documents embedded with
+    /// another model are read again in the background. Returns how many were queued.
+    pub(crate) async fn set_embedding_model(
+        &self,
+        person: &crate::domain::User,
+        choice: &EmbeddingChoice,
+    ) -> CoreResult<u64> {
+        if let EmbeddingChoice::Model(model) = choice {
+            // Everybody's documents are embedded with it, each with their own reach: only a
+            // provider of the server's configuration is there for everybody.
+            if self.providers.server_providers.get(&model.provider).is_none() {
+                return Err(CoreError::invalid_with("embedding_provider_unknown", model.provider.clone()));
+            }
+            let reach = self.providers.choices(person).await?.reach;
+            self.embed(&reach, model, &["Loquat".to_owned()]).await?;
+        }
+        self.instance.set_embedding_model(&choice.setting()).await?;
+        self.requeue_for_embedding_model().await
     }
 
     fn checked(name: &str, description: &str) -> CoreResult<(String, String)> {
@@ -207,10 +292,10 @@ impl Knowledge {
         self.wake.clone()
     }
 
-    /// Queues again every document whose vectors are not the configured model's (the model
+    /// Queues again every document whose vectors are not the current model's (the model
     /// changed, or was added or removed); returns how many.
-    pub async fn requeue_for_embedding_model(&self) -> CoreResult<u64> {
-        let model = self.embedding.as_ref().map(EmbeddingModel::name);
+    pub(crate) async fn requeue_for_embedding_model(&self) -> CoreResult<u64> {
+        let model = self.model_in(&*self.instance.reload().await?).as_ref().map(EmbeddingModel::name);
         let queued = self.store.requeue_other_embeddings(model.as_deref(), Timestamp::now()).await?;
         if queued > 0 {
             self.wake.notify_one();
@@ -268,7 +353,8 @@ impl Knowledge {
         budget: &mut usize,
         first: u32,
     ) -> CoreResult<Vec<Source>> {
-        let query_vector = match &self.embedding {
+        let embedding = self.embedding_model().await?;
+        let query_vector = match &embedding {
             Some(model) if !question.trim().is_empty() => {
                 match self.embed(reach, model, &[question.to_owned()]).await {
                     Ok(mut vectors) => vectors.pop(),
@@ -281,14 +367,15 @@ impl Knowledge {
             }
             _ => None,
         };
-        let model_name = self.embedding.as_ref().map(EmbeddingModel::name);
+        let model_name = embedding.as_ref().map(EmbeddingModel::name);
         let mut found = Vec::new();
         for base in bases {
             // Read again each time: a base no longer shared with the user is skipped.
             let readable = self.store.get_readable_knowledge_base(person.id, person.role, *base).await?;
             let Some(current) = readable else { continue };
-            let index = self.indexes.get_or_build(self.store.as_ref(), current.user_id, &current).await?;
-            let vector = query_vector.as_deref().filter(|_| index.model() == model_name.as_deref());
+            let store = self.store.as_ref();
+            let index = self.indexes.get_or_build(store, current.user_id, &current, model_name.as_deref()).await?;
+            let vector = query_vector.as_deref();
             found.extend(index.search(question, vector, MAX_SOURCES).into_iter().map(|hit| (hit, index.clone())));
         }
         // Across bases, the best fused scores first.
@@ -306,6 +393,7 @@ impl Knowledge {
                 file_id: Some(passage.file_id),
                 file_name: passage.file_name.clone(),
                 page: passage.page,
+                page_end: passage.page_end,
                 headings: passage.headings.clone(),
                 text: passage.text.clone(),
             });
@@ -338,8 +426,8 @@ pub fn sources_prompt(sources: &[Source]) -> String {
     );
     for source in sources {
         out.push_str(&format!("\n[{}] {}", source.number, source.file_name));
-        if let Some(page) = source.page {
-            out.push_str(&format!(", page {page}"));
+        if let Some(pages) = source.pages_for_model() {
+            out.push_str(&format!(", {pages}"));
         }
         if !source.headings.is_empty() {
             out.push_str(&format!(" ({})", source.headings));
@@ -364,5 +452,18 @@ mod tests {
         assert_eq!(model.name(), "openai/text-embedding-3-small");
         assert_eq!(EmbeddingModel::from_files_config("query_mode=full_text"), None);
         assert_eq!(EmbeddingModel::from_files_config("embedding_model=nomodel"), None);
+        let ollama = EmbeddingModel::parse(" ollama / hf.co/BAAI/bge-m3 ").expect("a model");
+        assert_eq!(ollama.name(), "ollama/hf.co/BAAI/bge-m3");
+        assert_eq!(EmbeddingModel::parse("openai/"), None);
+    }
+
+    #[test]
+    fn the_choice_round_trips_through_the_setting() {
+        let model = EmbeddingModel::parse("openai/text-embedding-3-large").expect("a model");
+        for choice in [EmbeddingChoice::Configured, EmbeddingChoice::KeywordsOnly, EmbeddingChoice::Model(model)] {
+            let setting = choice.setting();
+            let stored = Some(setting.as_str()).filter(|s| !s.is_empty());
+            assert_eq!(EmbeddingChoice::from_setting(stored), choice);
+        }
     }
 }
