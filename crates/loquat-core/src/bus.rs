@@ -17,6 +17,8 @@ pub enum BusEvent {
     /// Text appended at the given offsets (bytes of content and reasoning before this delta),
     /// so a subscriber can line deltas up with a snapshot read from the store.
     Delta { content_at: usize, reasoning_at: usize, content: String, reasoning: String },
+    /// The answer's tool calls so far (a call started or ended).
+    Steps { steps: Vec<crate::domain::ToolStep> },
     /// The job ended; the store holds the final message.
     Finished,
 }

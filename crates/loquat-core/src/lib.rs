@@ -19,6 +19,7 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod time;
+pub mod tools;
 pub mod tree;
 
 pub use error::{CoreError, CoreResult, ErrorKind};

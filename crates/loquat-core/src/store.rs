@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
     Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, Source,
-    StoredChunk, StoredFile, Theme, TokenUsage, Topic, UsageEvent, UsageGrouping, UsageRow, User,
+    StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, UsageEvent, UsageGrouping, UsageRow, User,
 };
 use crate::id::{AssistantId, FileId, KnowledgeBaseId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
@@ -316,6 +316,13 @@ pub trait MessageStore: Send + Sync {
     async fn mark_stopped(&self, user: UserId, id: MessageId, now: Timestamp) -> StoreResult<bool>;
     /// Whether an answer of the topic is generating (on any node).
     async fn topic_generating(&self, user: UserId, topic: TopicId) -> StoreResult<bool>;
+    /// Inserts or replaces one tool call of the user's answer (by answer and `seq`); false when
+    /// the answer is not the user's.
+    async fn save_tool_step(&self, user: UserId, step: &ToolStep) -> StoreResult<bool>;
+    /// The tool calls of one answer, in order.
+    async fn message_tool_steps(&self, user: UserId, message: MessageId) -> StoreResult<Vec<ToolStep>>;
+    /// The tool calls of the topic's answers, in one query: by answer, in order.
+    async fn topic_tool_steps(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<ToolStep>>;
 }
 
 #[async_trait]

@@ -115,6 +115,11 @@ impl HttpChatClient {
         Ok(Self { retry: settings.retry, trusted, guarded, guard })
     }
 
+    /// The same clients for fetching what tools need (search APIs, web pages).
+    pub fn web(&self) -> crate::web::WebClient {
+        crate::web::WebClient { trusted: self.trusted.clone(), guarded: self.guarded.clone() }
+    }
+
     /// The SSRF policy of the guarded client (e.g. to check a URL when a user saves it).
     pub fn ssrf_policy(&self) -> &SsrfPolicy {
         self.guard.policy()

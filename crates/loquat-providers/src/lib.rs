@@ -18,6 +18,7 @@ mod retry;
 pub mod ssrf;
 mod stream;
 mod transport;
+pub mod web;
 
 pub use http::{ClientInitError, HttpChatClient, HttpClientSettings};
 pub use retry::RetryPolicy;

@@ -14,6 +14,7 @@ mod pool;
 mod providers;
 mod rows;
 mod sessions;
+mod tool_steps;
 mod topics;
 mod tree;
 mod users;

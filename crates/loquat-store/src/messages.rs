@@ -2,7 +2,7 @@
 //! message changes; a subtree is deleted with one recursive statement.
 
 use async_trait::async_trait;
-use loquat_core::domain::{Message, NewMessage};
+use loquat_core::domain::{Message, NewMessage, ToolStep};
 use loquat_core::id::{MessageId, TopicId, UserId};
 use loquat_core::store::{FinishedAnswer, MessageStore, StoreResult, TreeWrite};
 use loquat_core::time::Timestamp;
@@ -159,5 +159,17 @@ impl MessageStore for SqlStore {
         })
         .map_err(store_error)?;
         Ok(found.is_some())
+    }
+
+    async fn save_tool_step(&self, user: UserId, step: &ToolStep) -> StoreResult<bool> {
+        crate::tool_steps::save(self, user, step).await
+    }
+
+    async fn message_tool_steps(&self, user: UserId, message: MessageId) -> StoreResult<Vec<ToolStep>> {
+        crate::tool_steps::of_message(self, user, message).await
+    }
+
+    async fn topic_tool_steps(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<ToolStep>> {
+        crate::tool_steps::of_topic(self, user, topic).await
     }
 }

@@ -27,6 +27,7 @@ const SQLITE: &[Embedded] = &[
     (10, "topic knowledge", include_str!("../migrations/sqlite/0010_topic_knowledge.sql")),
     (11, "shared knowledge", include_str!("../migrations/sqlite/0011_shared_knowledge.sql")),
     (12, "source pages", include_str!("../migrations/sqlite/0012_source_pages.sql")),
+    (13, "tool steps", include_str!("../migrations/sqlite/0013_tool_steps.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -41,6 +42,7 @@ const POSTGRES: &[Embedded] = &[
     (10, "topic knowledge", include_str!("../migrations/postgres/0010_topic_knowledge.sql")),
     (11, "shared knowledge", include_str!("../migrations/postgres/0011_shared_knowledge.sql")),
     (12, "source pages", include_str!("../migrations/postgres/0012_source_pages.sql")),
+    (13, "tool steps", include_str!("../migrations/postgres/0013_tool_steps.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

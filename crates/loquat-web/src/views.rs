@@ -36,6 +36,47 @@ pub struct MessageView {
     pub sources: Vec<SourceView>,
     /// `Sources (3)`.
     pub sources_title: String,
+    /// The tool calls made while answering, in order.
+    pub steps: Vec<StepView>,
+}
+
+/// A tool call as the page folds it: the tool, its arguments, what it gave back.
+#[derive(Debug, Clone)]
+pub struct StepView {
+    pub tool: String,
+    /// The arguments, pretty-printed when they are JSON.
+    pub arguments: String,
+    pub result: String,
+    /// `running`, `done`, `failed` or `cancelled` (a CSS hook).
+    pub status: &'static str,
+    /// Translated: `Searching…`, `2.1 s`, `Failed`, `Stopped`.
+    pub state: String,
+}
+
+impl StepView {
+    pub fn from_step(step: &loquat_core::domain::ToolStep, tr: Tr) -> Self {
+        use loquat_core::domain::StepStatus;
+        let arguments = serde_json::from_str::<serde_json::Value>(&step.arguments)
+            .ok()
+            .and_then(|value| serde_json::to_string_pretty(&value).ok())
+            .unwrap_or_else(|| step.arguments.clone());
+        let took = step.duration_ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0)).unwrap_or_default();
+        let state = match step.status {
+            StepStatus::Running => tr.t("tools.running").into_owned(),
+            StepStatus::Done => took,
+            StepStatus::Failed => tr.t_with("tools.failed", "time", &took),
+            StepStatus::Cancelled => tr.t("tools.cancelled").into_owned(),
+        };
+        Self { tool: step.tool.clone(), arguments, result: step.result.clone(), status: step.status.as_str(), state }
+    }
+}
+
+/// The tool calls folded above an answer, as one fragment (also sent while it streams).
+#[derive(askama::Template)]
+#[template(path = "tool_steps.html")]
+pub struct StepsFragment<'a> {
+    pub tr: Tr,
+    pub steps: &'a [StepView],
 }
 
 /// A source under an answer: `report.pdf · p. 4`, linking to the passage.
@@ -103,6 +144,7 @@ impl MessageView {
             files: Vec::new(),
             sources: Vec::new(),
             sources_title: String::new(),
+            steps: Vec::new(),
         }
     }
 
@@ -131,6 +173,12 @@ impl MessageView {
                 SourceView { number: source.number, label, href: href(source.number) }
             })
             .collect();
+        self
+    }
+
+    /// The tool calls made while answering.
+    pub fn with_steps(mut self, steps: &[loquat_core::domain::ToolStep], tr: Tr) -> Self {
+        self.steps = steps.iter().map(|step| StepView::from_step(step, tr)).collect();
         self
     }
 

@@ -280,7 +280,7 @@ fn coalesce(batch: impl Iterator<Item = Outgoing>, prefix: &str, stop_channel: &
                     BusEvent::Delta { .. } => {
                         open.insert(message, merged.len());
                     }
-                    BusEvent::Finished => {
+                    BusEvent::Steps { .. } | BusEvent::Finished => {
                         open.remove(&message);
                     }
                 }

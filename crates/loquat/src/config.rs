@@ -80,6 +80,7 @@ pub struct Config {
     /// e.g. `127.0.0.1:9464`): for an address only the monitoring network reaches.
     pub metrics_listen: Option<SocketAddr>,
     pub files: FilesConfig,
+    pub tools: ToolsConfig,
     /// An S3-compatible server for files (`S3_ENDPOINT`); unset with `S3_BUCKET`, AWS itself.
     pub s3_endpoint: Option<String>,
     /// The bucket (`S3_BUCKET`); unset, files live in `<data_dir>/files`.
@@ -117,6 +118,40 @@ pub struct FilesConfig {
 impl Default for FilesConfig {
     fn default() -> Self {
         Self { max_bytes: 100 * 1024 * 1024 }
+    }
+}
+
+/// Tools models call (`LOQUAT_TOOLS__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolsConfig {
+    /// The longest tool result given back to a model, in characters (longer ones are cut, with
+    /// a note).
+    pub max_result_chars: usize,
+    /// Rounds of tool calls in one answer before the model must answer.
+    pub max_steps: usize,
+    /// The longest one tool call may take, in seconds.
+    pub call_timeout_secs: u64,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        let limits = loquat_core::tools::ToolLimits::default();
+        Self {
+            max_result_chars: limits.max_result_chars,
+            max_steps: limits.max_steps,
+            call_timeout_secs: limits.call_timeout.as_secs(),
+        }
+    }
+}
+
+impl ToolsConfig {
+    pub fn limits(&self) -> loquat_core::tools::ToolLimits {
+        loquat_core::tools::ToolLimits {
+            max_result_chars: self.max_result_chars.max(100),
+            max_steps: self.max_steps.clamp(1, 50),
+            call_timeout: std::time::Duration::from_secs(self.call_timeout_secs.clamp(1, 600)),
+        }
     }
 }
 
@@ -228,6 +263,7 @@ impl Default for Config {
             metrics_token: None,
             metrics_listen: None,
             files: FilesConfig::default(),
+            tools: ToolsConfig::default(),
             s3_endpoint: None,
             s3_bucket: None,
             s3_region: None,

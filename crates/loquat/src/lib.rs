@@ -125,6 +125,11 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         None => None,
     };
     tracing::info!(node = %node.id, shared = bus.is_some(), "generation node");
+    let tools = loquat_tools::from_env(env, &client.web());
+    for tool in &tools {
+        tracing::info!(tool = %tool.spec().name, "tool available");
+    }
+    let tools = loquat_core::tools::ToolShelf::new(tools, config.tools.limits());
     let services = Services::new(
         DataStores {
             store: Arc::new(store),
@@ -143,6 +148,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             max_file_bytes: config.files.max_bytes,
         },
         bus,
+        tools,
     );
     services.bootstrap().await?;
     services.generations().listen_for_remote_stops();
@@ -216,6 +222,7 @@ pub async fn open_services(config: &Config) -> Result<Services, StartError> {
         config.generation_settings("cli".to_owned()),
         Limits::default(),
         None,
+        loquat_core::tools::ToolShelf::default(),
     ))
 }
 

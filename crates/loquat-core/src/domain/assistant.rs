@@ -44,6 +44,8 @@ pub struct AssistantConfig {
     pub input_template: String,
     pub opening_message: String,
     pub opening_questions: Vec<String>,
+    /// The tools its model may call, by name (the server's tools; see `tools::ToolShelf`).
+    pub tools: Vec<String>,
 }
 
 impl Default for AssistantConfig {
@@ -63,6 +65,7 @@ impl Default for AssistantConfig {
             input_template: String::new(),
             opening_message: String::new(),
             opening_questions: Vec::new(),
+            tools: Vec::new(),
         }
     }
 }

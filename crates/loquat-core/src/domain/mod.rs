@@ -7,6 +7,7 @@ pub mod file;
 pub mod knowledge;
 pub mod message;
 pub mod provider;
+pub mod tool;
 pub mod topic;
 pub mod user;
 
@@ -18,5 +19,6 @@ pub use file::StoredFile;
 pub use knowledge::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
+pub use tool::{StepStatus, ToolStep};
 pub use topic::Topic;
 pub use user::{Locale, Role, Theme, User};

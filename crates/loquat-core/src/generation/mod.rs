@@ -22,11 +22,12 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::bus::{BusEvent, EventBus};
-use crate::domain::{Message, MessageStatus};
+use crate::domain::{Message, MessageStatus, ToolStep};
 use crate::id::{MessageId, TopicId, UserId};
 use crate::llm::{ChatClient, ChatRequest, Endpoint};
 use crate::store::{FinishedAnswer, MessageStore, StoreResult};
 use crate::time::Timestamp;
+use crate::tools::Toolbox;
 
 /// Timing of generation jobs.
 #[derive(Debug, Clone)]
@@ -79,6 +80,8 @@ pub enum GenerationEvent {
     Finished(Outcome),
     /// The answer so far replaces what the subscriber has (after a gap on the event bus).
     Replace { content: String, reasoning: String },
+    /// The answer's tool calls so far (all of them: a call started or ended).
+    Steps(Vec<ToolStep>),
 }
 
 /// The answer so far, taken atomically with a subscription so no event is missed or doubled.
@@ -86,6 +89,7 @@ pub enum GenerationEvent {
 pub struct Snapshot {
     pub content: String,
     pub reasoning: String,
+    pub steps: Vec<ToolStep>,
     pub finished: Option<Outcome>,
 }
 
@@ -103,6 +107,8 @@ pub(crate) struct JobSpec {
     pub message_id: MessageId,
     /// The model to ask, then fallbacks to try if it fails before answering anything.
     pub attempts: Vec<Attempt>,
+    /// The tools the model may call (their specs are in each attempt's request).
+    pub toolbox: Option<Toolbox>,
 }
 
 /// One provider and model to ask, with the request made for it.
@@ -130,6 +136,9 @@ struct Job {
 struct JobState {
     content: String,
     reasoning: String,
+    steps: Vec<ToolStep>,
+    /// Tool calls ended the last response: the next text starts a new paragraph.
+    round_break: bool,
     finished: Option<Outcome>,
 }
 
@@ -258,6 +267,7 @@ impl Generations {
         let snapshot = Snapshot {
             content: state.content.clone(),
             reasoning: state.reasoning.clone(),
+            steps: state.steps.clone(),
             finished: state.finished.clone(),
         };
         let events = job.sender.subscribe();

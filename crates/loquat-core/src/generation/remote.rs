@@ -32,9 +32,11 @@ pub(super) async fn follow(
         None => Box::pin(futures_util::stream::pending()),
     };
     let latest = store.get_message(message.user_id, message.id).await.ok().flatten().unwrap_or(message);
+    let mut steps = store.message_tool_steps(latest.user_id, latest.id).await.unwrap_or_default();
     let snapshot = Snapshot {
         content: latest.content.clone(),
         reasoning: latest.reasoning.clone(),
+        steps: steps.clone(),
         finished: (latest.status != MessageStatus::Generating).then(|| outcome(&latest)),
     };
     let (sender, receiver) = broadcast::channel(1024);
@@ -49,6 +51,15 @@ pub(super) async fn follow(
                     _ = watchdog.tick() => {
                         // The store knows when the other node finished or died, and has the
                         // answer as of its last save (all there is to go on without a bus).
+                        // Tool calls are written as they start and end.
+                        if let Ok(now) = store.message_tool_steps(latest.user_id, latest.id).await
+                            && now != steps
+                        {
+                            steps = now;
+                            if sender.send(GenerationEvent::Steps(steps.clone())).is_err() {
+                                return;
+                            }
+                        }
                         match store.get_message(latest.user_id, latest.id).await {
                             Ok(Some(now)) => {
                                 let finished = now.status != MessageStatus::Generating;
@@ -96,6 +107,12 @@ pub(super) async fn follow(
                         reasoning_len += reasoning.len();
                         if sender.send(GenerationEvent::Delta { content, reasoning }).is_err() {
                             return; // nobody follows any more
+                        }
+                    }
+                    Some(BusEvent::Steps { steps: now }) => {
+                        steps = now;
+                        if sender.send(GenerationEvent::Steps(steps.clone())).is_err() {
+                            return;
                         }
                     }
                     None => {

@@ -1,6 +1,8 @@
 //! One generation job's run: open the upstream (with the fallback model if the primary fails
 //! before answering), append and broadcast each event, persist in batches with a heartbeat,
-//! publish to the event bus for other nodes, and write the final state once.
+//! publish to the event bus for other nodes, and write the final state once. When the model
+//! calls tools, run them (at once, each recorded as it starts and ends), give it the results
+//! and read its next response, up to the toolbox's step limit.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,10 +11,14 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::{BusEvent, EventBus, GenerationEvent, GenerationSettings, Job, JobSpec, Outcome, STOP_SHUTDOWN, STOP_USER};
-use crate::domain::{MessageStatus, TokenUsage};
-use crate::llm::{ChatClient, ChatEvent, ChatStream, ProviderError, ProviderErrorKind};
+use crate::domain::{MessageStatus, StepStatus, TokenUsage, ToolStep};
+use crate::llm::{
+    ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, ProviderError, ProviderErrorKind,
+    Thinking, ToolCall, ToolChoice,
+};
 use crate::store::{FinishedAnswer, MessageStore};
 use crate::time::Timestamp;
+use crate::tools::{CallResult, Toolbox};
 
 pub(super) struct Runner<'a> {
     pub job: &'a Job,
@@ -79,8 +85,58 @@ impl Runner<'_> {
         ttft: &mut Option<Duration>,
         answered_by: &mut usize,
     ) -> Result<(), Ended> {
-        let cancel = &self.job.cancel;
         let mut stream = self.open(client, answered_by).await?;
+        // After a round of tool calls, the conversation so far, asked again of the same model.
+        let mut conversation: Option<ChatRequest> = None;
+        let mut rounds = 0;
+        loop {
+            let before = *usage;
+            let round = self.consume(&mut stream, started, (before, usage), ttft).await?;
+            let Some(toolbox) = self.spec.toolbox.as_ref().filter(|_| !round.calls.is_empty()) else {
+                return Ok(());
+            };
+            rounds += 1;
+            if rounds > toolbox.limits.max_steps {
+                // Told to answer, it called tools again: what it wrote is the answer.
+                return Ok(());
+            }
+            let attempt = &self.spec.attempts[*answered_by];
+            let mut request = conversation.take().unwrap_or_else(|| attempt.request.clone());
+            let mut turn = ChatMessage::new(ChatRole::Assistant, round.text);
+            turn.tool_calls = round.calls.clone();
+            if !round.reasoning.is_empty() || round.signature.is_some() {
+                turn.thinking = Some(Thinking { text: round.reasoning, signature: round.signature });
+            }
+            request.messages.push(turn);
+            let results = self.run_tools(toolbox, &round.calls).await?;
+            for (call, result) in round.calls.iter().zip(results) {
+                request.messages.push(ChatMessage::tool_result(&call.id, &call.name, result.text));
+            }
+            if rounds == toolbox.limits.max_steps {
+                // The step limit: the model answers with what it has found.
+                request.tool_choice = ToolChoice::None;
+                request.messages.push(ChatMessage::new(
+                    ChatRole::User,
+                    "(You have used all the tool calls this answer may make. Answer now from what you have.)",
+                ));
+            }
+            self.job.state().round_break = true;
+            stream = self.connect(client, &attempt.endpoint, &request).await?;
+            conversation = Some(request);
+        }
+    }
+
+    /// Reads one response of the model to its end: its text and reasoning go to the answer as
+    /// they come; its tool calls are returned.
+    async fn consume(
+        &self,
+        stream: &mut ChatStream,
+        started: Instant,
+        (before, usage): (Option<TokenUsage>, &mut Option<TokenUsage>),
+        ttft: &mut Option<Duration>,
+    ) -> Result<Round, Ended> {
+        let cancel = &self.job.cancel;
+        let mut round = Round::default();
         let mut last_persist = Instant::now();
         let mut last_event = Instant::now();
         let mut dirty = false;
@@ -108,44 +164,123 @@ impl Runner<'_> {
             last_event = Instant::now();
             let event = match next {
                 Err(_) => return Err(timeout_error().into()),
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.flush(&mut dirty).await;
+                    return Ok(round);
+                }
                 Ok(Some(Err(error))) => return Err(error.into()),
                 Ok(Some(Ok(event))) => event,
             };
             match event {
-                ChatEvent::Text(text) => self.append(text, String::new(), ttft, started, &mut dirty),
-                ChatEvent::Reasoning(text) => self.append(String::new(), text, ttft, started, &mut dirty),
-                ChatEvent::Usage(reported) => *usage = Some(reported),
-                // Chat answers do not offer tools yet; signatures only matter with tools.
-                ChatEvent::Finish(_) | ChatEvent::ToolCall(_) | ChatEvent::ReasoningSignature(_) => {}
+                ChatEvent::Text(text) => {
+                    round.text.push_str(&text);
+                    self.append(text, String::new(), ttft, started, &mut dirty);
+                }
+                ChatEvent::Reasoning(text) => {
+                    round.reasoning.push_str(&text);
+                    self.append(String::new(), text, ttft, started, &mut dirty);
+                }
+                ChatEvent::ReasoningSignature(signature) => round.signature = Some(signature),
+                ChatEvent::ToolCall(call) => {
+                    ttft.get_or_insert_with(|| started.elapsed());
+                    round.calls.push(call);
+                }
+                // A response reports its usage (the last report counts); rounds add up.
+                ChatEvent::Usage(reported) => *usage = Some(add_usage(before, reported)),
+                ChatEvent::Finish(_) => {}
             }
         }
+    }
+
+    /// Runs a round's tool calls at once, each recorded as it starts and ends; stopping the
+    /// answer stops them.
+    async fn run_tools(&self, toolbox: &Toolbox, calls: &[ToolCall]) -> Result<Vec<CallResult>, Ended> {
+        let first = {
+            let mut state = self.job.state();
+            let (first, offset) = (state.steps.len(), state.content.len() as u32);
+            for (index, call) in calls.iter().enumerate() {
+                state.steps.push(ToolStep {
+                    message_id: self.spec.message_id,
+                    seq: (first + index) as u32,
+                    offset,
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    result: String::new(),
+                    status: StepStatus::Running,
+                    started_at: Timestamp::now(),
+                    duration_ms: None,
+                });
+            }
+            first
+        };
+        self.publish_steps(first..first + calls.len()).await;
+        let runs = calls.iter().enumerate().map(|(index, call)| async move {
+            let started = Instant::now();
+            let result = toolbox.run(call).await;
+            {
+                let mut state = self.job.state();
+                let step = &mut state.steps[first + index];
+                step.result = result.text.clone();
+                step.status = if result.ok { StepStatus::Done } else { StepStatus::Failed };
+                step.duration_ms = Some(started.elapsed().as_millis() as i64);
+            }
+            self.publish_steps(first + index..first + index + 1).await;
+            result
+        });
+        let all = futures_util::future::join_all(runs);
+        tokio::pin!(all);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.job.cancel.cancelled() => {
+                    let running: Vec<usize> = {
+                        let mut state = self.job.state();
+                        let steps = state.steps.iter_mut().enumerate().skip(first);
+                        steps.filter(|(_, step)| step.status == StepStatus::Running).map(|(index, step)| {
+                            step.status = StepStatus::Cancelled;
+                            index
+                        }).collect()
+                    };
+                    for index in running {
+                        self.publish_steps(index..index + 1).await;
+                    }
+                    return Err(Ended::Cancelled);
+                }
+                results = &mut all => return Ok(results),
+                // Tools may take a while: other nodes must still see the job alive.
+                () = tokio::time::sleep(self.settings.heartbeat) => self.save(&mut false).await,
+            }
+        }
+    }
+
+    /// Stores the steps in `range` and tells the subscribers (here and on other nodes).
+    async fn publish_steps(&self, range: std::ops::Range<usize>) {
+        let (changed, all) = {
+            let state = self.job.state();
+            (state.steps[range].to_vec(), state.steps.clone())
+        };
+        for step in &changed {
+            if let Err(error) = self.store.save_tool_step(self.spec.user_id, step).await {
+                tracing::warn!(message_id = %self.spec.message_id, %error, "could not store a tool call");
+            }
+        }
+        if let Some(bus) = self.bus {
+            bus.publish(self.spec.message_id, BusEvent::Steps { steps: all.clone() });
+        }
+        let _ = self.job.sender.send(GenerationEvent::Steps(all));
     }
 
     /// Opens the first attempt that answers; a failure before any output moves on to the
     /// next (the assistant's fallback model). `answered_by` ends as the index that answered.
     async fn open(&self, client: &dyn ChatClient, answered_by: &mut usize) -> Result<ChatStream, Ended> {
-        let cancel = &self.job.cancel;
         let mut last_error = None;
         for (index, attempt) in self.spec.attempts.iter().enumerate() {
             *answered_by = index;
-            let request = tokio::time::timeout(
-                self.settings.first_event_timeout,
-                client.stream_chat(&attempt.endpoint, &attempt.request),
-            );
-            tokio::pin!(request);
-            let opened = loop {
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return Err(Ended::Cancelled),
-                    opened = &mut request => break opened.map_err(|_| timeout_error()).and_then(|result| result),
-                    // A slow provider (or retries) must not look like a dead node to the others.
-                    () = tokio::time::sleep(self.settings.heartbeat) => self.save(&mut false).await,
-                }
-            };
-            match opened {
+            match self.connect(client, &attempt.endpoint, &attempt.request).await {
                 Ok(stream) => return Ok(stream),
-                Err(error) => {
+                Err(Ended::Cancelled) => return Err(Ended::Cancelled),
+                Err(Ended::Failed(error)) => {
                     if index + 1 < self.spec.attempts.len() {
                         tracing::warn!(
                             provider = %attempt.provider_id, model = %attempt.model_id, %error,
@@ -158,6 +293,29 @@ impl Runner<'_> {
         }
         let error = last_error.unwrap_or_else(|| ProviderError::new(ProviderErrorKind::BadRequest, "no model to ask"));
         Err(Ended::Failed(error))
+    }
+
+    /// Sends `request` and waits for the response to start.
+    async fn connect(
+        &self,
+        client: &dyn ChatClient,
+        endpoint: &Endpoint,
+        request: &ChatRequest,
+    ) -> Result<ChatStream, Ended> {
+        let cancel = &self.job.cancel;
+        let opening = tokio::time::timeout(self.settings.first_event_timeout, client.stream_chat(endpoint, request));
+        tokio::pin!(opening);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(Ended::Cancelled),
+                opened = &mut opening => {
+                    return opened.map_err(|_| timeout_error()).and_then(|result| result).map_err(Ended::Failed);
+                }
+                // A slow provider (or retries) must not look like a dead node to the others.
+                () = tokio::time::sleep(self.settings.heartbeat) => self.save(&mut false).await,
+            }
+        }
     }
 
     fn append(
@@ -174,6 +332,13 @@ impl Runner<'_> {
         ttft.get_or_insert_with(|| started.elapsed());
         *dirty = true;
         let mut state = self.job.state();
+        // The text of a round after tool calls starts a new paragraph.
+        let content = if state.round_break && !content.is_empty() {
+            state.round_break = false;
+            if state.content.is_empty() || state.content.ends_with("\n\n") { content } else { format!("\n\n{content}") }
+        } else {
+            content
+        };
         if let Some(bus) = self.bus {
             let event = BusEvent::Delta {
                 content_at: state.content.len(),
@@ -230,6 +395,29 @@ impl Runner<'_> {
                 }
             }
         }
+    }
+}
+
+/// What one response of the model brought besides the text it streamed.
+#[derive(Default)]
+struct Round {
+    text: String,
+    reasoning: String,
+    signature: Option<String>,
+    calls: Vec<ToolCall>,
+}
+
+/// Usage over several rounds of one answer: the sum.
+fn add_usage(before: Option<TokenUsage>, more: TokenUsage) -> TokenUsage {
+    match before {
+        None => more,
+        Some(before) => TokenUsage {
+            prompt_tokens: before.prompt_tokens + more.prompt_tokens,
+            completion_tokens: before.completion_tokens + more.completion_tokens,
+            reasoning_tokens: before.reasoning_tokens + more.reasoning_tokens,
+            cache_read_tokens: before.cache_read_tokens + more.cache_read_tokens,
+            cache_write_tokens: before.cache_write_tokens + more.cache_write_tokens,
+        },
     }
 }
 

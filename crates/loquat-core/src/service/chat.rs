@@ -1,6 +1,7 @@
 //! Chatting: send, regenerate, edit, delete and stop. Every answer is a generation job; these
 //! methods only prepare the message tree and start it.
 
+use crate::tools::{ToolShelf, Toolbox};
 use std::sync::Arc;
 
 use std::collections::HashMap;
@@ -64,6 +65,7 @@ pub struct Chat {
     usage: Usage,
     reader: Reader,
     knowledge: Knowledge,
+    tools: ToolShelf,
     max_message_chars: usize,
 }
 
@@ -84,9 +86,26 @@ impl Chat {
         usage: Usage,
         reader: Reader,
         knowledge: Knowledge,
+        tools: ToolShelf,
         max_message_chars: usize,
     ) -> Self {
-        Self { store, chat_client, generations, providers, assistants, usage, reader, knowledge, max_message_chars }
+        Self {
+            store,
+            chat_client,
+            generations,
+            providers,
+            assistants,
+            usage,
+            reader,
+            knowledge,
+            tools,
+            max_message_chars,
+        }
+    }
+
+    /// Name and description of every tool an assistant may be given.
+    pub fn tool_catalogue(&self) -> Vec<(String, String)> {
+        self.tools.catalogue()
     }
 
     /// The user, their quota checked, and the providers they can reach.
@@ -330,7 +349,10 @@ impl Chat {
         }
         let has_images = materials.values().any(|added| !added.images.is_empty());
         let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
-        let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone())];
+        // The assistant's tools, for a model that calls tools.
+        let toolbox = self.tools.toolbox(&assistant.config.tools).filter(|_| resolved.model.function_calling);
+        let tools = toolbox.as_ref().map(Toolbox::specs).unwrap_or_default();
+        let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone(), &tools)];
         let config = &assistant.config;
         let fallback = self.providers.resolve_exact(&asker.choices, &config.fallback_provider, &config.fallback_model);
         if let Some(fallback) = fallback.await
@@ -338,7 +360,8 @@ impl Chat {
             // A fallback that cannot see the question's images cannot answer it.
             && (fallback.model.vision || !has_images)
         {
-            attempts.push(attempt_for(&fallback, config, prompt));
+            let tools = if fallback.model.function_calling { tools.as_slice() } else { &[] };
+            attempts.push(attempt_for(&fallback, config, prompt, tools));
         }
         let answer = NewMessage {
             id: MessageId::new(),
@@ -359,7 +382,7 @@ impl Chat {
         self.store.write_tree(user, &writes).await?;
 
         let needs_title = topic.title.is_empty() && question.parent_id.is_none();
-        let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts };
+        let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts, toolbox };
         let chat = self.clone();
         let question_text = question.content.clone();
         let language = language.to_owned();
@@ -584,10 +607,12 @@ fn attempt_for(
     resolved: &ResolvedModel,
     config: &crate::domain::AssistantConfig,
     messages: Vec<crate::llm::ChatMessage>,
+    tools: &[crate::llm::ToolSpec],
 ) -> Attempt {
     let request = ChatRequest {
         model: resolved.model.upstream_name().to_owned(),
         messages,
+        tools: tools.to_vec(),
         params: resolved.model.accepted_params(&config.params),
         reasoning: config
             .reasoning_effort

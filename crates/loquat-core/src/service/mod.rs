@@ -117,6 +117,7 @@ pub struct DataStores {
 }
 
 impl Services {
+    #[expect(clippy::too_many_arguments, reason = "the composition root receives every part from outside")]
     pub fn new(
         data: DataStores,
         chat_client: Arc<dyn ChatClient>,
@@ -125,6 +126,7 @@ impl Services {
         generation: GenerationSettings,
         limits: Limits,
         bus: Option<Arc<dyn crate::bus::EventBus>>,
+        tools: crate::tools::ToolShelf,
     ) -> Self {
         let DataStores { store, blobs, public_image_base, embedding_model } = data;
         let node_id = generation.node_id.clone();
@@ -161,6 +163,7 @@ impl Services {
             usage.clone(),
             materials::Reader::new(blobs.clone(), public_image_base),
             knowledge.clone(),
+            tools,
             limits.max_message_chars,
         );
         let gateway = Gateway::new(

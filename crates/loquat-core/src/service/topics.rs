@@ -18,6 +18,8 @@ pub struct Conversation {
     pub files: HashMap<MessageId, Vec<StoredFile>>,
     /// The numbered sources of the topic's answers, by message.
     pub sources: HashMap<MessageId, Vec<Source>>,
+    /// The tool calls of the topic's answers, by message, in order.
+    pub steps: HashMap<MessageId, Vec<crate::domain::ToolStep>>,
 }
 
 impl Assistants {
@@ -29,18 +31,20 @@ impl Assistants {
         self.store.get_topic(user, id).await?.ok_or(CoreError::NotFound("topic"))
     }
 
-    /// The topic with its active branch and the messages' files, loaded in one message query
-    /// and one file query.
+    /// The topic with its active branch, the messages' files, sources and tool calls, each
+    /// loaded in one query.
     pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {
         let topic = self.topic(user, id).await?;
-        let (messages, files, sources) = tokio::join!(
+        let (messages, files, sources, steps) = tokio::join!(
             self.store.list_messages(user, id),
             self.store.topic_message_files(user, id),
-            self.store.topic_sources(user, id)
+            self.store.topic_sources(user, id),
+            self.store.topic_tool_steps(user, id)
         );
         let branch = MessageTree::new(&messages?).branch(topic.active_leaf_id);
         let (files, sources) = (super::materials::by_message(files?), super::materials::by_message(sources?));
-        Ok(Conversation { topic, branch, files, sources })
+        let steps = super::materials::by_message(steps?.into_iter().map(|step| (step.message_id, step)).collect());
+        Ok(Conversation { topic, branch, files, sources, steps })
     }
 
     pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {
@@ -72,6 +76,11 @@ impl Assistants {
 
     pub async fn message(&self, user: UserId, id: MessageId) -> CoreResult<Message> {
         self.store.get_message(user, id).await?.ok_or(CoreError::NotFound("message"))
+    }
+
+    /// The tool calls of one of the user's answers, in order.
+    pub async fn message_steps(&self, user: UserId, id: MessageId) -> CoreResult<Vec<crate::domain::ToolStep>> {
+        Ok(self.store.message_tool_steps(user, id).await?)
     }
 
     /// Stops running answers of a topic before it (or its assistant) is deleted, and waits

@@ -36,6 +36,7 @@ struct State {
     /// In insertion order, which is creation order in the tests.
     messages: Vec<Row>,
     writes: Vec<Write>,
+    steps: Vec<crate::domain::ToolStep>,
     failures: u32,
 }
 
@@ -303,6 +304,34 @@ impl MessageStore for MemoryStore {
                 && row.message.user_id == user
                 && row.message.status == MessageStatus::Generating
         }))
+    }
+
+    async fn save_tool_step(&self, user: UserId, step: &crate::domain::ToolStep) -> StoreResult<bool> {
+        let mut state = self.call()?;
+        if !state.messages.iter().any(|row| row.message.id == step.message_id && row.message.user_id == user) {
+            return Ok(false);
+        }
+        state.steps.retain(|s| (s.message_id, s.seq) != (step.message_id, step.seq));
+        state.steps.push(step.clone());
+        state.steps.sort_by_key(|s| (s.message_id, s.seq));
+        Ok(true)
+    }
+
+    async fn message_tool_steps(&self, user: UserId, message: MessageId) -> StoreResult<Vec<crate::domain::ToolStep>> {
+        let state = self.call()?;
+        let owned = state.messages.iter().any(|row| row.message.id == message && row.message.user_id == user);
+        Ok(state.steps.iter().filter(|s| owned && s.message_id == message).cloned().collect())
+    }
+
+    async fn topic_tool_steps(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<crate::domain::ToolStep>> {
+        let state = self.call()?;
+        let answers: Vec<MessageId> = state
+            .messages
+            .iter()
+            .filter(|row| row.message.topic_id == topic && row.message.user_id == user)
+            .map(|row| row.message.id)
+            .collect();
+        Ok(state.steps.iter().filter(|s| answers.contains(&s.message_id)).cloned().collect())
     }
 }
 

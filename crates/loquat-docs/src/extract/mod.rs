@@ -3,7 +3,7 @@
 //! chunks can keep their place. Every reader is bounded ([`Limits`]): decompressed bytes of
 //! archives and PDF streams, and the extracted text.
 
-mod html;
+pub mod html;
 mod office;
 mod pdf;
 mod sheet;

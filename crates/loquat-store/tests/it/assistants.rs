@@ -30,6 +30,7 @@ fn rich_config() -> AssistantConfig {
         input_template: "请翻译：{{text}}".into(),
         opening_message: "你好！".into(),
         opening_questions: vec!["这是什么？".into(), "How are you?".into()],
+        tools: vec!["web_search".into(), "read_page".into()],
     }
 }
 

@@ -25,7 +25,8 @@ use crate::context::Viewer;
 use crate::error::WebResult;
 use crate::i18n::Tr;
 use crate::pages::chat::{MessageBodyFragment, parse_id};
-use crate::views::MessageView;
+use crate::views::{MessageView, StepView, StepsFragment};
+use loquat_core::domain::ToolStep;
 
 /// The shortest interval between two `render` events for one subscriber. A render that takes
 /// longer (a long answer, or a queue of renders) stretches the interval to twice its time, so
@@ -66,12 +67,13 @@ impl Follower {
         }
         let mut content = snapshot.content;
         let mut reasoning = snapshot.reasoning;
-        let mut pending = !content.is_empty() || !reasoning.is_empty();
+        let mut steps = snapshot.steps;
+        let mut pending = !content.is_empty() || !reasoning.is_empty() || !steps.is_empty();
         let mut due = Instant::now();
         loop {
             if pending && Instant::now() >= due {
                 let started = Instant::now();
-                if !self.send_render(&content, &reasoning).await {
+                if !self.send_render(&content, &reasoning, &steps).await {
                     return;
                 }
                 pending = false;
@@ -89,6 +91,10 @@ impl Follower {
                         reasoning = all_reasoning;
                         pending = true;
                     }
+                    Ok(GenerationEvent::Steps(all)) => {
+                        steps = all;
+                        pending = true;
+                    }
                     Ok(GenerationEvent::Finished(_)) | Err(broadcast::error::RecvError::Closed) => {
                         return self.send_done().await;
                     }
@@ -99,6 +105,7 @@ impl Follower {
                             Ok(Attachment::Live(fresh)) if fresh.snapshot.finished.is_none() => {
                                 content = fresh.snapshot.content;
                                 reasoning = fresh.snapshot.reasoning;
+                                steps = fresh.snapshot.steps;
                                 events = fresh.events;
                                 pending = true;
                             }
@@ -114,14 +121,20 @@ impl Follower {
 
     /// Sends the answer so far; false when the stream has ended (the subscriber left, or the
     /// render failed and an `error` event was sent instead).
-    async fn send_render(&self, content: &str, reasoning: &str) -> bool {
+    async fn send_render(&self, content: &str, reasoning: &str, steps: &[ToolStep]) -> bool {
         let rendered = self.state.renderer.streaming(self.id, content.to_owned(), reasoning.to_owned()).await;
         let Ok(rendered) = rendered else {
             // Already logged by the renderer.
             self.send_error("error.render").await;
             return false;
         };
-        let data = serde_json::json!({ "html": &*rendered.html, "reasoning_html": &*rendered.reasoning_html });
+        let views: Vec<StepView> = steps.iter().map(|step| StepView::from_step(step, self.tr)).collect();
+        let steps_html = (StepsFragment { tr: self.tr, steps: &views }).render().unwrap_or_default();
+        let data = serde_json::json!({
+            "html": &*rendered.html,
+            "reasoning_html": &*rendered.reasoning_html,
+            "steps_html": steps_html,
+        });
         self.sender.send(Ok(Event::default().event("render").data(data.to_string()))).await.is_ok()
     }
 
@@ -137,8 +150,10 @@ impl Follower {
         };
         let rendered = self.state.renderer.messages([&message]).await.into_iter().next();
         let sources = self.state.services.knowledge.answer_sources(self.user, &message).await.unwrap_or_default();
+        let steps = self.state.services.assistants.message_steps(self.user, self.id).await.unwrap_or_default();
         let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default())
-            .with_sources(&sources, self.tr);
+            .with_sources(&sources, self.tr)
+            .with_steps(&steps, self.tr);
         let body = match (MessageBodyFragment { tr: self.tr, m: &view }).render() {
             Ok(body) => body,
             Err(error) => {

@@ -44,6 +44,9 @@ pub struct AssistantForm {
     /// The knowledge bases it answers from (ids; repeated `knowledge` fields).
     #[serde(skip)]
     knowledge: Vec<String>,
+    /// The tools its model may call (names; repeated `tools` fields).
+    #[serde(skip)]
+    tools: Vec<String>,
 }
 
 impl AssistantForm {
@@ -55,15 +58,22 @@ impl AssistantForm {
         self.knowledge.iter().any(|k| k == id)
     }
 
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t == name)
+    }
+
     /// The form from its fields: the repeated `knowledge` checkboxes apart, the rest by name.
     fn from_pairs(pairs: Vec<(String, String)>, viewer: &Viewer) -> WebResult<Self> {
-        let (knowledge, fields): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(name, _)| name == "knowledge");
+        let (lists, fields): (Vec<_>, Vec<_>) =
+            pairs.into_iter().partition(|(name, _)| name == "knowledge" || name == "tools");
         let fields = serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(fields.into_iter());
         let mut form = Self::deserialize(fields).map_err(|error| {
             let message = viewer.tr.t_with("error.bad_form", "detail", &error.to_string());
             WebError::bad_request(message, viewer.tr, viewer.flavor)
         })?;
-        form.knowledge = knowledge.into_iter().map(|(_, id)| id).collect();
+        for (name, value) in lists {
+            if name == "tools" { form.tools.push(value) } else { form.knowledge.push(value) }
+        }
         Ok(form)
     }
 
@@ -100,6 +110,7 @@ impl AssistantForm {
             opening_message: config.opening_message.clone(),
             opening_questions: config.opening_questions.join("\n"),
             knowledge: Vec::new(),
+            tools: config.tools.clone(),
         }
     }
 
@@ -162,6 +173,7 @@ impl AssistantForm {
                 .filter(|line| !line.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            tools: self.tools.iter().take(50).cloned().collect(),
         })
     }
 }
@@ -179,6 +191,8 @@ struct AssistantPage {
     fallback_groups: Vec<ModelGroup>,
     /// The knowledge bases the user can choose from: id, name, shared with them.
     bases: Vec<(String, String, bool)>,
+    /// The server's tools: name, description.
+    tools: Vec<(String, String)>,
     error: Option<String>,
 }
 
@@ -197,6 +211,7 @@ async fn assistant_page(
     let bases = bases.into_iter().map(|b| (b.id.to_string(), b.name, b.user_id != viewer.user.id)).collect();
     let page = AssistantPage {
         bases,
+        tools: state.services.chat.tool_catalogue(),
         fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),

@@ -227,11 +227,15 @@ async fn message_views(
     let rendered = state.renderer.messages(entries.iter().map(|entry| &entry.message)).await;
     let files = |entry: &BranchEntry| conversation.files.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
     let sources = |entry: &BranchEntry| conversation.sources.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
+    let steps = |entry: &BranchEntry| conversation.steps.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
     entries
         .iter()
         .zip(rendered)
         .map(|(entry, rendered)| {
-            MessageView::from_entry(entry, tr, rendered).with_files(files(entry)).with_sources(sources(entry), tr)
+            MessageView::from_entry(entry, tr, rendered)
+                .with_files(files(entry))
+                .with_sources(sources(entry), tr)
+                .with_steps(steps(entry), tr)
         })
         .collect()
 }

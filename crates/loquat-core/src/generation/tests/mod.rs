@@ -4,6 +4,7 @@
 
 mod job;
 mod replicas;
+mod tools;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,8 +78,19 @@ impl Node {
     /// Starts the job asking `models` in order (the first, then fallbacks); the receiver
     /// gets the answer as the job finished it.
     fn start(&self, models: &[&str]) -> oneshot::Receiver<FinishedAnswer> {
+        self.start_with(models, None)
+    }
+
+    /// [`Node::start`], the model given `toolbox`.
+    fn start_with(&self, models: &[&str], toolbox: Option<crate::tools::Toolbox>) -> oneshot::Receiver<FinishedAnswer> {
         let attempts = models.iter().map(|model| attempt(model)).collect();
-        let spec = JobSpec { user_id: self.user, topic_id: self.answer.topic_id, message_id: self.answer.id, attempts };
+        let spec = JobSpec {
+            user_id: self.user,
+            topic_id: self.answer.topic_id,
+            message_id: self.answer.id,
+            attempts,
+            toolbox,
+        };
         let (done, finished) = oneshot::channel();
         self.generations.start(spec, self.store.clone(), self.client.clone(), move |answer| async move {
             let _ = done.send(answer);
@@ -146,6 +158,7 @@ async fn follow(subscription: Subscription) -> (String, Vec<GenerationEvent>) {
         match &event {
             GenerationEvent::Delta { content, .. } => text.push_str(content),
             GenerationEvent::Replace { content, .. } => text.clone_from(content),
+            GenerationEvent::Steps(_) => {}
             GenerationEvent::Finished(_) => {
                 seen.push(event);
                 break;

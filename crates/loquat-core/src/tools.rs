@@ -1,0 +1,247 @@
+//! Tools a model may call while it answers. A [`Tool`] is one capability (search the web, read
+//! a page, search knowledge bases, a tool of an MCP server); a [`Toolbox`] is the set one
+//! answer may use, with the limits of every call: unknown tools, arguments that are not JSON or
+//! do not match the tool's schema, a call that takes too long and a result that is too long all
+//! become a short text the model reads, never an error of the answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::llm::{ToolCall, ToolSpec};
+
+/// Why a tool could not answer, in words for the model (and the person reading the step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolFailure(pub String);
+
+impl<T: std::fmt::Display> From<T> for ToolFailure {
+    fn from(error: T) -> Self {
+        ToolFailure(error.to_string())
+    }
+}
+
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// Its name (as the model calls it), description and JSON Schema of its arguments.
+    fn spec(&self) -> &ToolSpec;
+    /// Runs it with arguments already checked against the schema's shape.
+    async fn call(&self, arguments: Value) -> Result<String, ToolFailure>;
+}
+
+/// The limits of tool calls.
+#[derive(Debug, Clone)]
+pub struct ToolLimits {
+    /// Rounds of tool calls before the model must answer.
+    pub max_steps: usize,
+    /// The longest one call may take.
+    pub call_timeout: Duration,
+    /// The longest result given back to the model, in characters (`LOQUAT_TOOLS__MAX_RESULT_CHARS`).
+    pub max_result_chars: usize,
+}
+
+impl Default for ToolLimits {
+    fn default() -> Self {
+        Self { max_steps: 10, call_timeout: Duration::from_secs(60), max_result_chars: 6_000 }
+    }
+}
+
+/// Every tool of this server (built in, or configured by the administrator), from which each
+/// answer's toolbox is taken. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ToolShelf {
+    tools: Arc<Vec<Arc<dyn Tool>>>,
+    limits: ToolLimits,
+}
+
+impl ToolShelf {
+    pub fn new(tools: Vec<Arc<dyn Tool>>, limits: ToolLimits) -> Self {
+        Self { tools: Arc::new(tools), limits }
+    }
+
+    /// Name and description of every tool, for the assistant form.
+    pub fn catalogue(&self) -> Vec<(String, String)> {
+        self.tools.iter().map(|tool| (tool.spec().name.clone(), tool.spec().description.clone())).collect()
+    }
+
+    /// The toolbox of the tools named (unknown names are skipped), or `None` when none is left.
+    pub fn toolbox(&self, names: &[String]) -> Option<Toolbox> {
+        let chosen: Vec<Arc<dyn Tool>> =
+            self.tools.iter().filter(|tool| names.contains(&tool.spec().name)).cloned().collect();
+        (!chosen.is_empty()).then(|| Toolbox::new(chosen, self.limits.clone()))
+    }
+}
+
+/// What a call gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResult {
+    pub text: String,
+    pub ok: bool,
+}
+
+/// The tools of one answer. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Toolbox {
+    tools: Vec<Arc<dyn Tool>>,
+    pub limits: ToolLimits,
+}
+
+impl std::fmt::Debug for Toolbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.tools.iter().map(|tool| tool.spec().name.as_str()).collect();
+        f.debug_struct("Toolbox").field("tools", &names).field("limits", &self.limits).finish()
+    }
+}
+
+impl Toolbox {
+    pub fn new(tools: Vec<Arc<dyn Tool>>, limits: ToolLimits) -> Self {
+        Self { tools, limits }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty()
+    }
+
+    /// What the model is told about the tools.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|tool| tool.spec().clone()).collect()
+    }
+
+    /// Runs one call under the limits; a failure is a result too (the model reads why).
+    pub async fn run(&self, call: &ToolCall) -> CallResult {
+        let failed = |text: String| CallResult { text, ok: false };
+        let Some(tool) = self.tools.iter().find(|tool| tool.spec().name == call.name) else {
+            let known: Vec<&str> = self.tools.iter().map(|tool| tool.spec().name.as_str()).collect();
+            return failed(format!(
+                "Error: there is no tool named \"{}\". The tools are: {}.",
+                call.name,
+                known.join(", ")
+            ));
+        };
+        let arguments = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
+        let arguments: Value = match serde_json::from_str(arguments) {
+            Ok(arguments) => arguments,
+            Err(error) => return failed(format!("Error: the arguments are not valid JSON ({error}).")),
+        };
+        if let Err(problem) = check_arguments(&tool.spec().parameters, &arguments) {
+            return failed(format!("Error: the arguments do not match the tool's schema: {problem}."));
+        }
+        match tokio::time::timeout(self.limits.call_timeout, tool.call(arguments)).await {
+            Ok(Ok(text)) => CallResult { text: truncate(text, self.limits.max_result_chars), ok: true },
+            Ok(Err(ToolFailure(reason))) => failed(truncate(format!("Error: {reason}"), self.limits.max_result_chars)),
+            Err(_) => failed(format!(
+                "Error: the tool did not answer within {} seconds and was stopped.",
+                self.limits.call_timeout.as_secs()
+            )),
+        }
+    }
+}
+
+/// `text` cut to `max` characters, with a note saying so.
+fn truncate(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((cut, _)) => {
+            let total = text.chars().count();
+            format!("{}\n\n[Truncated: the first {max} of {total} characters.]", &text[..cut])
+        }
+    }
+}
+
+/// Checks the shape JSON Schema describes at the top level: an object, its required
+/// properties present, and each given property of the declared primitive type.
+fn check_arguments(schema: &Value, arguments: &Value) -> Result<(), String> {
+    let Some(object) = arguments.as_object() else { return Err("they must be a JSON object".to_owned()) };
+    let required = schema.get("required").and_then(Value::as_array).into_iter().flatten();
+    for name in required.filter_map(Value::as_str) {
+        if !object.contains_key(name) {
+            return Err(format!("\"{name}\" is required"));
+        }
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    for (name, value) in object {
+        let Some(declared) = properties.and_then(|p| p.get(name)).and_then(|p| p.get("type")) else { continue };
+        let types: Vec<&str> = match declared {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        let fits = |kind: &str| match kind {
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            "null" => value.is_null(),
+            _ => true,
+        };
+        if !types.iter().any(|kind| fits(kind)) {
+            return Err(format!("\"{name}\" must be of type {}", types.join(" or ")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Echo(ToolSpec, Duration);
+
+    #[async_trait]
+    impl Tool for Echo {
+        fn spec(&self) -> &ToolSpec {
+            &self.0
+        }
+
+        async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+            tokio::time::sleep(self.1).await;
+            let text = arguments["text"].as_str().unwrap_or_default();
+            if text == "fail" { Err(ToolFailure("it failed".into())) } else { Ok(text.to_owned()) }
+        }
+    }
+
+    fn toolbox(delay: Duration, max_result_chars: usize) -> Toolbox {
+        let spec = ToolSpec {
+            name: "echo".into(),
+            description: "Says it back.".into(),
+            parameters: json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+        };
+        let limits = ToolLimits { max_steps: 3, call_timeout: Duration::from_millis(200), max_result_chars };
+        Toolbox::new(vec![Arc::new(Echo(spec, delay))], limits)
+    }
+
+    fn call(name: &str, arguments: &str) -> ToolCall {
+        ToolCall { id: "c1".into(), name: name.into(), arguments: arguments.into() }
+    }
+
+    #[tokio::test]
+    async fn bad_calls_become_results_the_model_reads() {
+        let tools = toolbox(Duration::ZERO, 100);
+        assert_eq!(tools.run(&call("echo", r#"{"text":"hi"}"#)).await, CallResult { text: "hi".into(), ok: true });
+        let cases = [
+            (call("nope", "{}"), "no tool named \"nope\". The tools are: echo."),
+            (call("echo", "{not json"), "not valid JSON"),
+            (call("echo", "[1]"), "must be a JSON object"),
+            (call("echo", "{}"), "\"text\" is required"),
+            (call("echo", r#"{"text": 5}"#), "\"text\" must be of type string"),
+            (call("echo", r#"{"text": "fail"}"#), "Error: it failed"),
+        ];
+        for (call, expected) in cases {
+            let result = tools.run(&call).await;
+            assert!(!result.ok && result.text.contains(expected), "{call:?}: {}", result.text);
+        }
+        let short = toolbox(Duration::ZERO, 10);
+        let long = short.run(&call("echo", r#"{"text":"研发投入持续增长了十五个百分点"}"#)).await;
+        assert_eq!(long.text, "研发投入持续增长了十\n\n[Truncated: the first 10 of 15 characters.]");
+    }
+
+    #[tokio::test]
+    async fn a_call_that_hangs_is_stopped() {
+        let result = toolbox(Duration::from_secs(5), 100).run(&call("echo", r#"{"text":"hi"}"#)).await;
+        assert!(!result.ok && result.text.contains("did not answer within"), "{}", result.text);
+    }
+}
