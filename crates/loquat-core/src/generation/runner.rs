@@ -108,6 +108,8 @@ impl Runner<'_> {
                 turn.thinking = Some(Thinking { text: round.reasoning, signature: round.signature });
             }
             request.messages.push(turn);
+            // What it wrote before calling is kept while the tools run.
+            self.save(&mut true).await;
             let results = self.run_tools(toolbox, &round.calls).await?;
             for (call, result) in round.calls.iter().zip(results) {
                 request.messages.push(ChatMessage::tool_result(&call.id, &call.name, result.text));
@@ -164,10 +166,8 @@ impl Runner<'_> {
             last_event = Instant::now();
             let event = match next {
                 Err(_) => return Err(timeout_error().into()),
-                Ok(None) => {
-                    self.flush(&mut dirty).await;
-                    return Ok(round);
-                }
+                // Saved by the final write, or before the round's tool calls run.
+                Ok(None) => return Ok(round),
                 Ok(Some(Err(error))) => return Err(error.into()),
                 Ok(Some(Ok(event))) => event,
             };

@@ -21,3 +21,4 @@ mod recovery;
 mod replicas;
 mod security;
 mod tidy;
+mod tools;

@@ -1,0 +1,168 @@
+//! Tools over HTTP, on every protocol: an assistant given `web_search` and `read_page` answers
+//! by calling them (a fake SearXNG and a fake web page), each call shows folded above the
+//! answer, live and after a reload; bad calls, private addresses and hostile results become
+//! failed steps the model reads, never a failed answer or markup on the page.
+
+use std::net::SocketAddr;
+
+use axum::extract::Query;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use loquat_core::domain::{MessageStatus, Protocol};
+use loquat_test_support::fake_upstream::{FakeUpstream, Reply};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestOptions};
+
+/// A SearXNG (`/search?q=…&format=json`) whose results point at this server's `/report`.
+async fn fake_web() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let search = move |Query(query): Query<std::collections::HashMap<String, String>>| async move {
+        if query.get("format").map(String::as_str) != Some("json") {
+            return (axum::http::StatusCode::FORBIDDEN, "json format not enabled").into_response();
+        }
+        let q = query.get("q").cloned().unwrap_or_default();
+        axum::Json(json!({
+            "query": q,
+            "results": [
+                {"title": "Loquat annual report 2023", "url": format!("http://{address}/report"),
+                 "content": "Research and development spending.", "engine": "fake"},
+                {"title": "<img src=x onerror=alert(1)>", "url": "https://evil.example/",
+                 "content": "![tracker](https://evil.example/pixel.png)", "engine": "fake"}
+            ]
+        }))
+        .into_response()
+    };
+    let report = || async {
+        Html(
+            "<html><head><title>Annual report</title></head><body><nav>Menu</nav><main><h1>R&amp;D</h1>\
+             <p>Spending grew 15% in 2023.</p></main></body></html>",
+        )
+    };
+    let app = axum::Router::new().route("/search", get(search)).route("/report", get(report));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+async fn app_with_search() -> (TestApp, SocketAddr) {
+    let web = fake_web().await;
+    let options = TestOptions {
+        env: vec![("SEARXNG_URL", format!("http://{web}"))],
+        // The fake page is on this machine: allow it (other private addresses stay refused).
+        configure: |config| config.ssrf_allow = "127.0.0.1".into(),
+        ..TestOptions::default()
+    };
+    (TestApp::spawn_with(options).await, web)
+}
+
+/// Gives the default assistant `model` (`provider::model`) and both tools, from its form.
+async fn give_tools(app: &TestApp, model: &str) -> loquat_core::id::AssistantId {
+    let assistant = app.default_assistant().await;
+    let form = [("title", "Researcher"), ("model", model), ("tools", "web_search"), ("tools", "read_page")];
+    app.post_redirect(&format!("/assistants/{assistant}"), &form).await;
+    assistant
+}
+
+fn topic_url(sent: &crate::helpers::SendResult) -> String {
+    sent.json["topic_url"].as_str().expect("a topic url").to_owned()
+}
+
+/// Every recorded request body as text (to look for what the model was sent).
+fn bodies(upstream: &FakeUpstream) -> Vec<String> {
+    upstream.requests().iter().map(|request| request.body.to_string()).collect()
+}
+
+#[tokio::test]
+async fn an_assistant_searches_and_reads_a_page_on_every_protocol() {
+    let (app, web) = app_with_search().await;
+    let (_, form) = app.page(&format!("/assistants/{}/edit", app.default_assistant().await)).await;
+    assert!(form.contains("value=\"web_search\"") && form.contains("value=\"read_page\""), "the form offers them");
+    let page_url = format!("http://{web}/report");
+    let mut upstreams = Vec::new();
+    for protocol in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini, Protocol::Ollama, Protocol::Azure] {
+        let model = format!("{}-model", protocol.as_str());
+        let upstream = FakeUpstream::start(protocol).await;
+        upstream.set_recording(true);
+        upstream.push_reply(Reply::text("Let me search.").tool_call("web_search", r#"{"query":"loquat R&D 2023"}"#));
+        upstream.push_reply(Reply::text("").tool_call("read_page", json!({ "url": page_url }).to_string()));
+        upstream.push_reply(Reply::text("R&D spending grew 15% in 2023."));
+        upstream.set_default_reply(Reply::text("A title"));
+        let base_url = upstream.base_url();
+        let list = format!("{model}<128000:fc>");
+        app.post_redirect(
+            "/settings/providers",
+            &[
+                ("name", protocol.as_str()),
+                ("protocol", protocol.as_str()),
+                ("base_url", base_url.as_str()),
+                ("api_key", "sk-native"),
+                ("model_list", list.as_str()),
+                ("api_version", "2024-10-21"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+        let providers = app.services.providers.provider_settings(app.admin().await).await.expect("providers");
+        let id = providers.iter().find(|p| p.setting.name == protocol.as_str()).expect("saved").setting.id;
+        let assistant = give_tools(&app, &format!("{id}::{model}")).await;
+        let sent = app.send(assistant, None, "How did R&D spending change in 2023?").await;
+        let answer = app.finished(sent.answer).await;
+        let name = protocol.as_str();
+        assert_eq!(answer.status, MessageStatus::Complete, "{name}: {answer:?}");
+        assert_eq!(answer.content, "Let me search.\n\nR&D spending grew 15% in 2023.", "{name}");
+
+        // The model read the search results, then the page's main content (without its menu).
+        let sent_bodies = bodies(&upstream);
+        assert!(sent_bodies.len() >= 3, "{name}: {sent_bodies:?}");
+        assert!(sent_bodies[1].contains("Loquat annual report 2023") && sent_bodies[1].contains(&page_url), "{name}");
+        assert!(sent_bodies[2].contains("Spending grew 15% in 2023.") && !sent_bodies[2].contains("Menu"), "{name}");
+
+        // The calls show folded above the answer after a reload, their results escaped.
+        let (_, page) = app.page(&topic_url(&sent)).await;
+        assert_eq!(page.matches("class=\"tool-step step-done\"").count(), 2, "{name}: {page}");
+        assert!(page.contains("<span class=\"tool-name\">web_search</span>"), "{name}");
+        let start = page.find("tool-result").unwrap_or(0);
+        let shown = &page[start..(start + 600).min(page.len())];
+        assert!(
+            page.contains("&#60;img src=x onerror=alert(1)&#62;") && !page.contains("<img src=x"),
+            "{name}: {shown}"
+        );
+        assert!(!page.contains("<img src=\"https://evil.example"), "{name}: no remote image loads");
+        upstreams.push(upstream);
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_calls_and_private_addresses_become_failed_steps_the_model_reads() {
+    let (app, _) = app_with_search().await;
+    let assistant = give_tools(&app, "openai::gpt-4.1").await;
+    app.fake.set_recording(true);
+    app.fake.push_reply(
+        Reply::text("")
+            .tool_call("read_page", r#"{"url":"http://10.1.2.3/admin"}"#)
+            .tool_call("launch_missiles", "{}")
+            .tool_call("web_search", "{not json"),
+    );
+    app.fake.push_reply(Reply::text("I could not read it."));
+    app.fake.set_default_reply(Reply::text("A title"));
+    let sent = app.send(assistant, None, "Read the admin page").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Complete, "{answer:?}");
+    assert_eq!(answer.content, "I could not read it.");
+    let steps = app.services.assistants.message_steps(app.admin().await, sent.answer).await.expect("steps");
+    let results: Vec<(&str, &str)> = steps.iter().map(|s| (s.tool.as_str(), s.status.as_str())).collect();
+    assert_eq!(results, [("read_page", "failed"), ("launch_missiles", "failed"), ("web_search", "failed")]);
+    assert!(steps[0].result.contains("10.1.2.3"), "the guard names the refused host: {}", steps[0].result);
+    assert!(steps[1].result.contains("no tool named \"launch_missiles\""), "{}", steps[1].result);
+    assert!(steps[2].result.contains("not valid JSON"), "{}", steps[2].result);
+    // The model was told each reason.
+    let second: Value = app.fake.requests()[1].body.clone();
+    let told = second.to_string();
+    assert!(told.contains("no tool named") && told.contains("not valid JSON"), "{told}");
+    // Another user cannot see these steps.
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    assert_eq!(app.page_as(&bob, &topic_url(&sent)).await.0, 404);
+    app.cleanup().await;
+}
