@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
     Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, Source,
-    StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, UsageEvent, UsageGrouping, UsageRow, User,
+    StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature, UsageEvent, UsageGrouping, UsageRow,
+    User,
 };
 use crate::id::{AssistantId, FileId, KnowledgeBaseId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
@@ -219,6 +220,17 @@ pub trait AssistantStore: Send + Sync {
 #[async_trait]
 pub trait TopicStore: Send + Sync {
     async fn insert_topic(&self, topic: &Topic) -> StoreResult<()>;
+    /// Turns one of its assistant's features off (or back on) for one of the user's topics;
+    /// false when the topic is not theirs.
+    async fn set_topic_feature(
+        &self,
+        user: UserId,
+        topic: TopicId,
+        feature: TopicFeature,
+        on: bool,
+    ) -> StoreResult<bool>;
+    /// The features the topic turned off.
+    async fn topic_features_off(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<TopicFeature>>;
     async fn get_topic(&self, user: UserId, id: TopicId) -> StoreResult<Option<Topic>>;
     /// Most recently active first.
     async fn list_topics(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<Topic>>;
@@ -493,11 +505,6 @@ pub trait KnowledgeStore: Send + Sync {
         assistant: AssistantId,
         bases: &[KnowledgeBaseId],
     ) -> StoreResult<()>;
-    /// Turns the assistant's knowledge off (or back on) for one of the user's topics; false
-    /// when the topic is not theirs.
-    async fn set_topic_knowledge(&self, user: UserId, topic: TopicId, on: bool) -> StoreResult<bool>;
-    /// Whether the topic uses the assistant's knowledge (the default).
-    async fn topic_knowledge(&self, user: UserId, topic: TopicId) -> StoreResult<bool>;
     /// The sources of the topic's answers, by message, in number order.
     async fn topic_sources(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, Source)>>;
     async fn message_source(&self, user: UserId, message: MessageId, number: u32) -> StoreResult<Option<Source>>;

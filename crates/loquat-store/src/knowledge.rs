@@ -512,52 +512,6 @@ impl KnowledgeStore for SqlStore {
         .map_err(store_error)
     }
 
-    async fn set_topic_knowledge(&self, user: UserId, topic: TopicId, on: bool) -> StoreResult<bool> {
-        let (user, topic) = (user.to_string(), topic.to_string());
-        let owned: Option<String> = on_pool!(&self.pools, read, "set_topic_knowledge", |pool| {
-            sqlx::query_scalar("SELECT id FROM topics WHERE id = $1 AND user_id = $2")
-                .bind(&topic)
-                .bind(&user)
-                .fetch_optional(pool)
-                .await
-        })
-        .map_err(store_error)?;
-        if owned.is_none() {
-            return Ok(false);
-        }
-        if on {
-            execute!(
-                &self.pools,
-                "set_topic_knowledge",
-                "DELETE FROM topic_knowledge_off WHERE topic_id = $1 AND user_id = $2",
-                &topic,
-                &user,
-            )?;
-        } else {
-            execute!(
-                &self.pools,
-                "set_topic_knowledge",
-                "INSERT INTO topic_knowledge_off (topic_id, user_id) SELECT id, user_id FROM topics \
-                 WHERE id = $1 AND user_id = $2 ON CONFLICT DO NOTHING",
-                &topic,
-                &user,
-            )?;
-        }
-        Ok(true)
-    }
-
-    async fn topic_knowledge(&self, user: UserId, topic: TopicId) -> StoreResult<bool> {
-        let off: Option<String> = on_pool!(&self.pools, read, "topic_knowledge", |pool| {
-            sqlx::query_scalar("SELECT topic_id FROM topic_knowledge_off WHERE topic_id = $1 AND user_id = $2")
-                .bind(topic.to_string())
-                .bind(user.to_string())
-                .fetch_optional(pool)
-                .await
-        })
-        .map_err(store_error)?;
-        Ok(off.is_none())
-    }
-
     async fn topic_sources(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, Source)>> {
         let rows = on_pool!(&self.pools, read, "topic_sources", |pool| {
             sqlx::query_as::<_, SourceRow>(

@@ -28,6 +28,7 @@ const SQLITE: &[Embedded] = &[
     (11, "shared knowledge", include_str!("../migrations/sqlite/0011_shared_knowledge.sql")),
     (12, "source pages", include_str!("../migrations/sqlite/0012_source_pages.sql")),
     (13, "tool steps", include_str!("../migrations/sqlite/0013_tool_steps.sql")),
+    (14, "topic switches", include_str!("../migrations/sqlite/0014_topic_switches.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -43,6 +44,7 @@ const POSTGRES: &[Embedded] = &[
     (11, "shared knowledge", include_str!("../migrations/postgres/0011_shared_knowledge.sql")),
     (12, "source pages", include_str!("../migrations/postgres/0012_source_pages.sql")),
     (13, "tool steps", include_str!("../migrations/postgres/0013_tool_steps.sql")),
+    (14, "topic switches", include_str!("../migrations/postgres/0014_topic_switches.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -2,7 +2,7 @@
 //! (foreign-key cascade); the active leaf is a plain column, not a foreign key.
 
 use async_trait::async_trait;
-use loquat_core::domain::Topic;
+use loquat_core::domain::{Topic, TopicFeature};
 use loquat_core::id::{AssistantId, MessageId, TopicId, UserId};
 use loquat_core::store::{StoreResult, TopicStore, TreeWrite};
 use loquat_core::time::Timestamp;
@@ -15,6 +15,61 @@ use crate::rows::{TopicRow, convert_all};
 impl TopicStore for SqlStore {
     async fn insert_topic(&self, topic: &Topic) -> StoreResult<()> {
         self.write_one(topic.user_id, TreeWrite::InsertTopic(topic), "insert_topic").await.map(|_| ())
+    }
+
+    async fn set_topic_feature(
+        &self,
+        user: UserId,
+        topic: TopicId,
+        feature: TopicFeature,
+        on: bool,
+    ) -> StoreResult<bool> {
+        let (user, topic) = (user.to_string(), topic.to_string());
+        let owned: Option<String> = on_pool!(&self.pools, read, "set_topic_feature", |pool| {
+            sqlx::query_scalar("SELECT id FROM topics WHERE id = $1 AND user_id = $2")
+                .bind(&topic)
+                .bind(&user)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        if owned.is_none() {
+            return Ok(false);
+        }
+        if on {
+            execute!(
+                &self.pools,
+                "set_topic_feature",
+                "DELETE FROM topic_features_off WHERE topic_id = $1 AND user_id = $2 AND feature = $3",
+                &topic,
+                &user,
+                feature.as_str(),
+            )?;
+        } else {
+            // The insert checks the owner again: a topic deleted meanwhile gets no row.
+            execute!(
+                &self.pools,
+                "set_topic_feature",
+                "INSERT INTO topic_features_off (topic_id, user_id, feature) SELECT id, user_id, $3 FROM topics \
+                 WHERE id = $1 AND user_id = $2 ON CONFLICT DO NOTHING",
+                &topic,
+                &user,
+                feature.as_str(),
+            )?;
+        }
+        Ok(true)
+    }
+
+    async fn topic_features_off(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<TopicFeature>> {
+        let off: Vec<String> = on_pool!(&self.pools, read, "topic_features_off", |pool| {
+            sqlx::query_scalar("SELECT feature FROM topic_features_off WHERE topic_id = $1 AND user_id = $2")
+                .bind(topic.to_string())
+                .bind(user.to_string())
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(store_error)?;
+        Ok(off.iter().filter_map(|feature| TopicFeature::parse(feature)).collect())
     }
 
     async fn get_topic(&self, user: UserId, id: TopicId) -> StoreResult<Option<Topic>> {

@@ -88,6 +88,7 @@ fn pages() -> RouteTable {
         .post("/messages/{id}/switch", chat::switch_branch)
         .get("/messages/{id}/sources/{number}", knowledge::source)
         .post("/topics/{id}/knowledge", chat::set_topic_knowledge)
+        .post("/topics/{id}/tools", chat::set_topic_tools)
         .get_post("/knowledge", knowledge::list, knowledge::create)
         .get("/knowledge/{id}", knowledge::show)
         .post("/knowledge/{id}/edit", knowledge::update)

@@ -20,5 +20,5 @@ pub use knowledge::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use tool::{StepStatus, ToolStep};
-pub use topic::Topic;
+pub use topic::{Topic, TopicFeature};
 pub use user::{Locale, Role, Theme, User};

@@ -15,3 +15,29 @@ pub struct Topic {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+/// A feature of its assistant a topic can turn off (each is on by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicFeature {
+    /// Searching the assistant's knowledge bases for each question.
+    Knowledge,
+    /// The assistant's tools.
+    Tools,
+}
+
+impl TopicFeature {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicFeature::Knowledge => "knowledge",
+            TopicFeature::Tools => "tools",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "knowledge" => Some(TopicFeature::Knowledge),
+            "tools" => Some(TopicFeature::Tools),
+            _ => None,
+        }
+    }
+}

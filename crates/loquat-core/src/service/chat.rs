@@ -1,6 +1,7 @@
 //! Chatting: send, regenerate, edit, delete and stop. Every answer is a generation job; these
 //! methods only prepare the message tree and start it.
 
+use crate::domain::TopicFeature;
 use crate::tools::{ToolShelf, Toolbox};
 use std::sync::Arc;
 
@@ -337,8 +338,9 @@ impl Chat {
         let (mut materials, mut sources) = self.materials(assistant, &branch, &files, question, &resolved).await?;
         // The assistant's knowledge: the passages that best answer the question, as sources.
         let bases = self.knowledge.assistant_bases(user, assistant.id).await?;
-        // A topic uses them unless it was turned off there (a new topic has no setting yet).
-        if !bases.is_empty() && self.knowledge.topic_enabled(user, topic.id).await? {
+        // A topic uses its assistant's knowledge and tools unless it turned them off there.
+        let off = self.store.topic_features_off(user, topic.id).await?;
+        if !bases.is_empty() && !off.contains(&TopicFeature::Knowledge) {
             let mut budget = materials::files_budget(&resolved.model) / 2;
             let first = sources.len() as u32 + 1;
             let reach = &asker.choices.reach;
@@ -350,7 +352,10 @@ impl Chat {
         let has_images = materials.values().any(|added| !added.images.is_empty());
         let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
         // The assistant's tools, for a model that calls tools.
-        let toolbox = self.tools.toolbox(&assistant.config.tools).filter(|_| resolved.model.function_calling);
+        let toolbox = self
+            .tools
+            .toolbox(&assistant.config.tools)
+            .filter(|_| resolved.model.function_calling && !off.contains(&TopicFeature::Tools));
         let tools = toolbox.as_ref().map(Toolbox::specs).unwrap_or_default();
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone(), &tools)];
         let config = &assistant.config;

@@ -78,6 +78,30 @@ impl Assistants {
         self.store.get_message(user, id).await?.ok_or(CoreError::NotFound("message"))
     }
 
+    /// The features of its assistant the topic turned off (knowledge, tools).
+    pub async fn topic_features_off(
+        &self,
+        user: UserId,
+        topic: TopicId,
+    ) -> CoreResult<Vec<crate::domain::TopicFeature>> {
+        Ok(self.store.topic_features_off(user, topic).await?)
+    }
+
+    /// Turns one of its assistant's features off (or back on) for one topic.
+    pub async fn set_topic_feature(
+        &self,
+        user: UserId,
+        topic: TopicId,
+        feature: crate::domain::TopicFeature,
+        on: bool,
+    ) -> CoreResult<()> {
+        if self.store.set_topic_feature(user, topic, feature, on).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("topic"))
+        }
+    }
+
     /// The tool calls of one of the user's answers, in order.
     pub async fn message_steps(&self, user: UserId, id: MessageId) -> CoreResult<Vec<crate::domain::ToolStep>> {
         Ok(self.store.message_tool_steps(user, id).await?)

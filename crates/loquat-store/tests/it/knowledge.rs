@@ -3,9 +3,9 @@
 //! bases with revisions that move on every change, assistants' knowledge and answers' sources,
 //! each its owner's only.
 
-use loquat_core::domain::{IngestState, KnowledgeBase, MessageRole, Role, Source, StoredChunk};
+use loquat_core::domain::{IngestState, KnowledgeBase, MessageRole, Role, Source, StoredChunk, TopicFeature};
 use loquat_core::id::{ChunkId, KnowledgeBaseId, UserId};
-use loquat_core::store::{FileStore, IngestStore, KnowledgeStore, MessageStore, TreeWrite};
+use loquat_core::store::{FileStore, IngestStore, KnowledgeStore, MessageStore, TopicStore, TreeWrite};
 use loquat_store::SqlStore;
 
 use crate::files::file;
@@ -146,14 +146,20 @@ async fn knowledge_bases_are_their_owners_and_count_their_changes(store: SqlStor
     assert_eq!(store.assistant_knowledge(w.alice.id, w.assistant.id).await.expect("loads"), vec![kb.id]);
 
     // A topic can turn its assistant's knowledge off, and on again; only its owner.
-    assert!(store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
-    assert!(!store.set_topic_knowledge(w.bob.id, w.topic.id, false).await.expect("runs"));
-    assert!(store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
-    assert!(store.set_topic_knowledge(w.alice.id, w.topic.id, false).await.expect("runs"));
-    assert!(store.set_topic_knowledge(w.alice.id, w.topic.id, false).await.expect("runs"), "twice is fine");
-    assert!(!store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
-    assert!(store.set_topic_knowledge(w.alice.id, w.topic.id, true).await.expect("runs"));
-    assert!(store.topic_knowledge(w.alice.id, w.topic.id).await.expect("reads"));
+    let (knowledge, tools) = (TopicFeature::Knowledge, TopicFeature::Tools);
+    let off = || store.topic_features_off(w.alice.id, w.topic.id);
+    assert!(off().await.expect("reads").is_empty(), "all on at first");
+    assert!(!store.set_topic_feature(w.bob.id, w.topic.id, knowledge, false).await.expect("runs"), "owner only");
+    assert!(off().await.expect("reads").is_empty());
+    assert!(store.set_topic_feature(w.alice.id, w.topic.id, knowledge, false).await.expect("runs"));
+    assert!(store.set_topic_feature(w.alice.id, w.topic.id, knowledge, false).await.expect("runs"), "twice is fine");
+    assert!(store.set_topic_feature(w.alice.id, w.topic.id, tools, false).await.expect("runs"));
+    let mut both = off().await.expect("reads");
+    both.sort_by_key(|feature| feature.as_str());
+    assert_eq!(both, [knowledge, tools]);
+    assert!(store.topic_features_off(w.bob.id, w.topic.id).await.expect("reads").is_empty(), "Bob sees nothing");
+    assert!(store.set_topic_feature(w.alice.id, w.topic.id, knowledge, true).await.expect("runs"));
+    assert_eq!(off().await.expect("reads"), [tools]);
 
     // Deleting the file moves the revision on; removing, too; deleting the base detaches it.
     store.delete_file(w.alice.id, report.id).await.expect("deleted");

@@ -2,6 +2,7 @@
 //! actions on messages and topics. Every action redirects back, so the page works without
 //! JavaScript; the script only upgrades sending and streaming.
 
+use loquat_core::domain::TopicFeature;
 use std::str::FromStr;
 
 use crate::form::Form;
@@ -49,6 +50,9 @@ pub struct ChatPage {
     pub knowledge: String,
     /// Whether this topic uses them.
     pub knowledge_on: bool,
+    /// The assistant's tools, by name (empty: it has none).
+    pub tools: String,
+    pub tools_on: bool,
     pub user_name: String,
     pub user_initial: String,
     pub is_admin: bool,
@@ -273,21 +277,34 @@ async fn chat_page(
         Some(topic) if !topic.title.is_empty() => topic.title.clone(),
         _ => assistant_title(assistant, tr),
     };
+    let off = match current_topic {
+        Some(topic) => services.assistants.topic_features_off(user, topic.id).await.map_err(viewer.fail())?,
+        None => Vec::new(),
+    };
     let bases = services.knowledge.assistant_bases(user, assistant.id).await.map_err(viewer.fail())?;
-    let (knowledge, knowledge_on) = if bases.is_empty() {
-        (String::new(), true)
+    let knowledge = if bases.is_empty() {
+        String::new()
     } else {
         let all = services.knowledge.list(user).await.map_err(viewer.fail())?;
         let names: Vec<String> = all.into_iter().filter(|b| bases.contains(&b.id)).map(|b| b.name).collect();
-        let on = match current_topic {
-            Some(topic) => services.knowledge.topic_enabled(user, topic.id).await.map_err(viewer.fail())?,
-            None => true,
-        };
-        (names.join(", "), on)
+        names.join(", ")
     };
+    let knowledge_on = !off.contains(&TopicFeature::Knowledge);
+    // The assistant's tools the server has (the others are skipped when it answers).
+    let catalogue = services.chat.tool_catalogue();
+    let tools: Vec<&str> = config
+        .tools
+        .iter()
+        .filter(|name| catalogue.iter().any(|(known, _)| known == *name))
+        .map(String::as_str)
+        .collect();
+    let tools = tools.join(", ");
+    let tools_on = !off.contains(&TopicFeature::Tools);
     let page = ChatPage {
         knowledge,
         knowledge_on,
+        tools,
+        tools_on,
         tr,
         chrome: Chrome::new(viewer.theme),
         assistants: assistants.iter().map(|a| AssistantLink::new(a, Some(assistant), tr)).collect(),
@@ -438,9 +455,29 @@ pub async fn set_topic_knowledge(
     Path(id): Path<String>,
     Form(form): Form<TopicKnowledgeForm>,
 ) -> WebResult<Response> {
+    set_topic_feature(viewer, state, id, TopicFeature::Knowledge, form.on == "1").await
+}
+
+/// `POST /topics/{id}/tools`: the assistant's tools on or off for one topic.
+pub async fn set_topic_tools(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<TopicKnowledgeForm>,
+) -> WebResult<Response> {
+    set_topic_feature(viewer, state, id, TopicFeature::Tools, form.on == "1").await
+}
+
+async fn set_topic_feature(
+    viewer: Viewer,
+    state: AppState,
+    id: String,
+    feature: TopicFeature,
+    on: bool,
+) -> WebResult<Response> {
     let id: TopicId = parse_id(&id, &viewer)?;
     let user = viewer.user.id;
-    state.services.knowledge.set_topic_enabled(user, id, form.on == "1").await.map_err(viewer.fail())?;
+    state.services.assistants.set_topic_feature(user, id, feature, on).await.map_err(viewer.fail())?;
     let topic = state.services.assistants.topic(user, id).await.map_err(viewer.fail())?;
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }

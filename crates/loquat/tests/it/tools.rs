@@ -161,8 +161,23 @@ async fn bad_calls_and_private_addresses_become_failed_steps_the_model_reads() {
     let second: Value = app.fake.requests()[1].body.clone();
     let told = second.to_string();
     assert!(told.contains("no tool named") && told.contains("not valid JSON"), "{told}");
-    // Another user cannot see these steps.
+    // Another user cannot see these steps, nor turn the topic's tools off.
     let (bob, _) = crate::hardening::member(&app, "Bob").await;
     assert_eq!(app.page_as(&bob, &topic_url(&sent)).await.0, 404);
+    let toggle = format!("/topics/{}/tools", sent.topic);
+    let refused = bob.post(app.url(&toggle)).form(&[("on", "0")]).send().await.expect("post");
+    assert_eq!(refused.status().as_u16(), 404);
+
+    // Turned off for this topic, the next question goes without tools.
+    let (_, page) = app.page(&topic_url(&sent)).await;
+    assert!(page.contains(&format!("action=\"{toggle}\"")) && page.contains("web_search, read_page"), "offered");
+    app.post_redirect(&toggle, &[("on", "0")]).await;
+    app.fake.push_reply(Reply::text("Without tools."));
+    let before = app.fake.request_count();
+    let next = app.send(assistant, Some(sent.topic), "And now?").await;
+    assert_eq!(app.finished(next.answer).await.content, "Without tools.");
+    let asked = app.fake.requests().into_iter().skip(before).find(|r| r.body.to_string().contains("And now?"));
+    assert!(asked.expect("asked").body.get("tools").is_none(), "no tools sent");
+    assert!(app.page(&topic_url(&sent)).await.1.contains("Use in this topic"));
     app.cleanup().await;
 }

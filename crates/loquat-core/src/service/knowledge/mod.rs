@@ -327,16 +327,6 @@ impl Knowledge {
         Ok(all.into_iter().filter(|(id, _)| *id == message.id).map(|(_, source)| source).collect())
     }
 
-    /// Whether a topic uses its assistant's knowledge (on unless turned off).
-    pub async fn topic_enabled(&self, user: UserId, topic: crate::id::TopicId) -> CoreResult<bool> {
-        Ok(self.store.topic_knowledge(user, topic).await?)
-    }
-
-    /// Turns the assistant's knowledge on or off for one topic.
-    pub async fn set_topic_enabled(&self, user: UserId, topic: crate::id::TopicId, on: bool) -> CoreResult<()> {
-        if self.store.set_topic_knowledge(user, topic, on).await? { Ok(()) } else { Err(CoreError::NotFound("topic")) }
-    }
-
     /// One source of an answer (a citation opened).
     pub async fn source(&self, user: UserId, message: MessageId, number: u32) -> CoreResult<Source> {
         self.store.message_source(user, message, number).await?.ok_or(CoreError::NotFound("source"))
