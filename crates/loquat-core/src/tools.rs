@@ -65,10 +65,12 @@ impl ToolShelf {
         self.tools.iter().map(|tool| (tool.spec().name.clone(), tool.spec().description.clone())).collect()
     }
 
-    /// The toolbox of the tools named (unknown names are skipped), or `None` when none is left.
-    pub fn toolbox(&self, names: &[String]) -> Option<Toolbox> {
+    /// The toolbox of the tools named that `allowed` permits (`None`: all; unknown names are
+    /// skipped), or `None` when none is left.
+    pub fn toolbox(&self, names: &[String], allowed: Option<&[String]>) -> Option<Toolbox> {
+        let permitted = |name: &String| names.contains(name) && allowed.is_none_or(|allowed| allowed.contains(name));
         let chosen: Vec<Arc<dyn Tool>> =
-            self.tools.iter().filter(|tool| names.contains(&tool.spec().name)).cloned().collect();
+            self.tools.iter().filter(|tool| permitted(&tool.spec().name)).cloned().collect();
         (!chosen.is_empty()).then(|| Toolbox::new(chosen, self.limits.clone()))
     }
 }

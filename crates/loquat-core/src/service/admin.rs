@@ -279,6 +279,22 @@ impl Admin {
         Ok(())
     }
 
+    /// The tools a role may use (`None`: every tool).
+    pub async fn admin_set_role_tools(
+        &self,
+        actor: UserId,
+        role: Role,
+        names: Option<Vec<String>>,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let names: Option<Vec<String>> = names.map(|names| names.into_iter().take(100).collect());
+        self.instance.set_role_tools(role, names.as_deref()).await?;
+        let detail = names.map_or_else(|| "all".to_owned(), |names| names.join(","));
+        self.audit.record(Some(actor), "settings_changed", &format!("tools.{}", role.as_str()), &detail, client).await;
+        Ok(())
+    }
+
     pub async fn admin_audit(&self, actor: UserId, action: Option<&str>, page: u32) -> CoreResult<Vec<AuditEvent>> {
         self.require_admin(actor).await?;
         Ok(self.store.list_audit(action, 100, page.saturating_mul(100)).await?)

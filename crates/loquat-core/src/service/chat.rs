@@ -67,6 +67,7 @@ pub struct Chat {
     reader: Reader,
     knowledge: Knowledge,
     tools: ToolShelf,
+    instance: super::Instance,
     max_message_chars: usize,
 }
 
@@ -88,9 +89,11 @@ impl Chat {
         reader: Reader,
         knowledge: Knowledge,
         tools: ToolShelf,
+        instance: super::Instance,
         max_message_chars: usize,
     ) -> Self {
         Self {
+            instance,
             store,
             chat_client,
             generations,
@@ -104,9 +107,19 @@ impl Chat {
         }
     }
 
-    /// Name and description of every tool an assistant may be given.
+    /// Name and description of every tool of the server.
     pub fn tool_catalogue(&self) -> Vec<(String, String)> {
         self.tools.catalogue()
+    }
+
+    /// Name and description of every tool the user's role may use.
+    pub async fn tools_for(&self, user: UserId) -> CoreResult<Vec<(String, String)>> {
+        let person = super::existing_user(self.store.as_ref(), user).await?;
+        let snapshot = self.instance.snapshot().await?;
+        let allowed = snapshot.role_tools(person.role);
+        let mut tools = self.tools.catalogue();
+        tools.retain(|(name, _)| allowed.is_none_or(|allowed| allowed.contains(name)));
+        Ok(tools)
     }
 
     /// The user, their quota checked, and the providers they can reach.
@@ -352,9 +365,10 @@ impl Chat {
         let has_images = materials.values().any(|added| !added.images.is_empty());
         let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
         // The assistant's tools, for a model that calls tools.
+        let snapshot = self.instance.snapshot().await?;
         let toolbox = self
             .tools
-            .toolbox(&assistant.config.tools)
+            .toolbox(&assistant.config.tools, snapshot.role_tools(asker.person.role))
             .filter(|_| resolved.model.function_calling && !off.contains(&TopicFeature::Tools));
         let tools = toolbox.as_ref().map(Toolbox::specs).unwrap_or_default();
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone(), &tools)];

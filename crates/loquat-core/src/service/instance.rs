@@ -31,6 +31,8 @@ pub struct Snapshot {
     embedding_model: Option<String>,
     /// `provider::model` patterns per role (empty or absent = all models).
     role_models: HashMap<Role, Vec<String>>,
+    /// Tool names per role (absent = every tool).
+    role_tools: HashMap<Role, Vec<String>>,
     role_quotas: HashMap<Role, Quota>,
     user_quotas: HashMap<UserId, Quota>,
 }
@@ -44,10 +46,14 @@ impl Snapshot {
                 ALLOW_USER_KEYS => snapshot.allow_user_keys = Some(value == "true"),
                 EMBEDDING_MODEL => snapshot.embedding_model = Some(value).filter(|v| !v.is_empty()),
                 _ => {
-                    let role = key.strip_prefix("models.").and_then(Role::parse);
-                    if let Some(role) = role {
+                    if let Some(role) = key.strip_prefix("models.").and_then(Role::parse) {
                         let patterns = serde_json::from_str(&value).unwrap_or_default();
                         snapshot.role_models.insert(role, patterns);
+                    } else if let Some(role) = key.strip_prefix("tools.").and_then(Role::parse) {
+                        // `null`: every tool (as when unset).
+                        if let Ok(Some(names)) = serde_json::from_str::<Option<Vec<String>>>(&value) {
+                            snapshot.role_tools.insert(role, names);
+                        }
                     }
                 }
             }
@@ -85,6 +91,11 @@ impl Snapshot {
     /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
     pub fn role_models(&self, role: Role) -> &[String] {
         self.role_models.get(&role).map_or(&[], Vec::as_slice)
+    }
+
+    /// The tools a role may use, by name; `None`: every tool.
+    pub fn role_tools(&self, role: Role) -> Option<&[String]> {
+        self.role_tools.get(&role).map(Vec::as_slice)
     }
 
     /// The administrator's choice of embedding model (`provider/model` or `none`), if any.
@@ -172,6 +183,15 @@ impl Instance {
         self.set(EMBEDDING_MODEL, choice).await
     }
 
+    /// `None` lets the role use every tool.
+    pub(crate) async fn set_role_tools(&self, role: Role, names: Option<&[String]>) -> CoreResult<()> {
+        let json = match names {
+            Some(names) => serde_json::to_string(names).unwrap_or_else(|_| "[]".to_owned()),
+            None => "null".to_owned(),
+        };
+        self.set(&format!("tools.{}", role.as_str()), &json).await
+    }
+
     pub(crate) async fn set_role_models(&self, role: Role, json: &str) -> CoreResult<()> {
         self.set(&format!("models.{}", role.as_str()), json).await
     }
@@ -206,6 +226,8 @@ mod tests {
             ("models.user".to_owned(), r#"["openai::gpt-4o-mini"]"#.to_owned()),
             ("models.nobody".to_owned(), "[]".to_owned()),
             ("embedding_model".to_owned(), "ollama/bge-m3".to_owned()),
+            ("tools.user".to_owned(), r#"["web_search"]"#.to_owned()),
+            ("tools.admin".to_owned(), "null".to_owned()),
         ];
         let role_quota = Quota { tokens_per_day: Some(100), requests_per_minute: Some(5), ..Quota::default() };
         let own = Quota { requests_per_minute: Some(50), ..Quota::default() };
@@ -214,6 +236,8 @@ mod tests {
         assert_eq!(snapshot.registration, Some(RegistrationMode::Open));
         assert_eq!(snapshot.allow_user_keys, Some(false));
         assert_eq!(snapshot.embedding_model(), Some("ollama/bge-m3"));
+        assert_eq!(snapshot.role_tools(Role::User), Some(&["web_search".to_owned()][..]));
+        assert_eq!(snapshot.role_tools(Role::Admin), None, "null: every tool");
         assert_eq!(snapshot.role_models(Role::User), ["openai::gpt-4o-mini"]);
         assert!(snapshot.role_models(Role::Admin).is_empty());
         let effective = snapshot.quota(user, Role::User);

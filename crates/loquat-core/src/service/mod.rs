@@ -164,6 +164,7 @@ impl Services {
             materials::Reader::new(blobs.clone(), public_image_base),
             knowledge.clone(),
             tools,
+            instance.clone(),
             limits.max_message_chars,
         );
         let gateway = Gateway::new(

@@ -364,6 +364,10 @@ pub async fn delete_invite(
 pub struct RoleSettings {
     pub role: &'static str,
     pub models: String,
+    /// Every tool of the server, and whether the role may use it.
+    pub tools: Vec<(String, bool)>,
+    /// Whether the role may use every tool (no list chosen).
+    pub all_tools: bool,
     pub quota: QuotaFields,
     pub quota_action: String,
 }
@@ -391,12 +395,21 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
     let services = &state.services;
     services.admin.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
     let mut roles = Vec::new();
+    let snapshot = services.instance.snapshot().await.map_err(viewer.fail())?;
+    let catalogue = services.chat.tool_catalogue();
     for role in Role::ALL {
         let models = services.instance.role_models(role).await.map_err(viewer.fail())?;
+        let allowed = snapshot.role_tools(role);
+        let tools = catalogue
+            .iter()
+            .map(|(name, _)| (name.clone(), allowed.is_none_or(|allowed| allowed.contains(name))))
+            .collect();
         let quota = services.admin.admin_quota(viewer.user.id, &QuotaScope::Role(role)).await.map_err(viewer.fail())?;
         roles.push(RoleSettings {
             role: role.as_str(),
             models: models.join("\n"),
+            tools,
+            all_tools: allowed.is_none(),
             quota: quota_fields(&quota),
             quota_action: format!("/admin/settings/quota-{}", role.as_str()),
         });
@@ -422,13 +435,16 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
     render(&page, viewer.tr)
 }
 
-/// One endpoint per setting: `registration`, `user-keys`, `models-<role>`, `quota-<role>`.
+/// One endpoint per setting: `registration`, `user-keys`, `models-<role>`, `tools-<role>`,
+/// `quota-<role>`.
 pub async fn save_setting(
     AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
     Path(setting): Path<String>,
-    Form(form): Form<std::collections::HashMap<String, String>>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> WebResult<Response> {
+    let chosen_tools: Vec<String> = pairs.iter().filter(|(name, _)| name == "tools").map(|(_, v)| v.clone()).collect();
+    let form: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let services = &state.services;
     let actor = viewer.user.id;
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
@@ -441,6 +457,10 @@ pub async fn save_setting(
     } else if let Some(role) = role_of("models-") {
         let patterns = field("models").lines().map(str::to_owned).collect();
         services.admin.admin_set_role_models(actor, role, patterns, &viewer.client).await
+    } else if let Some(role) = role_of("tools-") {
+        let all = viewer.checkbox("all", &field("all"))?;
+        let names = (!all).then_some(chosen_tools);
+        services.admin.admin_set_role_tools(actor, role, names, &viewer.client).await
     } else if let Some(role) = role_of("quota-") {
         let quota = QuotaForm::from_fields(&form).quota(&viewer)?;
         services.admin.admin_set_quota(actor, QuotaScope::Role(role), quota, &viewer.client).await

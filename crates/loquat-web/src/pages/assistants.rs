@@ -211,7 +211,7 @@ async fn assistant_page(
     let bases = bases.into_iter().map(|b| (b.id.to_string(), b.name, b.user_id != viewer.user.id)).collect();
     let page = AssistantPage {
         bases,
-        tools: state.services.chat.tool_catalogue(),
+        tools: state.services.chat.tools_for(viewer.user.id).await.map_err(viewer.fail())?,
         fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),

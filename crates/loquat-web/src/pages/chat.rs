@@ -291,7 +291,7 @@ async fn chat_page(
     };
     let knowledge_on = !off.contains(&TopicFeature::Knowledge);
     // The assistant's tools the server has (the others are skipped when it answers).
-    let catalogue = services.chat.tool_catalogue();
+    let catalogue = services.chat.tools_for(user).await.map_err(viewer.fail())?;
     let tools: Vec<&str> = config
         .tools
         .iter()

@@ -181,3 +181,45 @@ async fn bad_calls_and_private_addresses_become_failed_steps_the_model_reads() {
     assert!(app.page(&topic_url(&sent)).await.1.contains("Use in this topic"));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_administrator_chooses_the_tools_of_each_role() {
+    let (app, _) = app_with_search().await;
+    let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
+    // Members may search, not read pages.
+    let saved = app.post_form("/admin/settings/tools-user", &[("tools", "web_search")]).await;
+    assert!(saved.status().is_redirection(), "{}", saved.status());
+    let (_, settings) = app.page("/admin/settings").await;
+    assert!(settings.contains("action=\"/admin/settings/tools-user\""), "{settings}");
+    let refused = bob.post(app.url("/admin/settings/tools-user")).form(&[("all", "on")]).send().await.expect("post");
+    assert_eq!(refused.status().as_u16(), 404, "members have no say");
+
+    let assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
+    let (_, form) = app.page_as(&bob, &format!("/assistants/{assistant}/edit")).await;
+    assert!(form.contains("value=\"web_search\"") && !form.contains("value=\"read_page\""), "{form}");
+    // Even an assistant that names read_page gets only what the role allows.
+    let form = [("title", "Bob's"), ("model", "openai::gpt-4.1"), ("tools", "web_search"), ("tools", "read_page")];
+    let saved = bob.post(app.url(&format!("/assistants/{assistant}"))).form(&form).send().await.expect("post");
+    assert!(saved.status().is_redirection());
+    app.fake.set_recording(true);
+    app.fake.push_reply(Reply::text("Hello."));
+    app.fake.set_default_reply(Reply::text("A title"));
+    let sent = bob
+        .post(app.url(&format!("/chat/{assistant}/send")))
+        .header("accept", "application/json")
+        .form(&[("content", "Hi"), ("topic_id", "")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sent.status().as_u16(), 200);
+    assert!(app.fake.wait_for_requests(1, std::time::Duration::from_secs(10)).await);
+    let request = app.fake.requests().into_iter().find(|r| r.body.to_string().contains("\"Hi\"")).expect("asked");
+    let names: Vec<&str> =
+        request.body["tools"].as_array().expect("tools").iter().filter_map(|t| t["function"]["name"].as_str()).collect();
+    assert_eq!(names, ["web_search"]);
+    // Back to every tool.
+    app.post_redirect("/admin/settings/tools-user", &[("all", "on")]).await;
+    let (_, form) = app.page_as(&bob, &format!("/assistants/{assistant}/edit")).await;
+    assert!(form.contains("value=\"read_page\""));
+    app.cleanup().await;
+}
