@@ -47,30 +47,54 @@ impl Default for ToolLimits {
     }
 }
 
-/// Every tool of this server (built in, or configured by the administrator), from which each
-/// answer's toolbox is taken. Cheap to clone.
+/// A set of tools chosen as one (an MCP server): its tools are known only once it is asked
+/// (a server may have to start first), and may change.
+#[async_trait]
+pub trait ToolSource: Send + Sync {
+    /// Its name as assistants choose it (`mcp:<server>`).
+    fn name(&self) -> &str;
+    /// What it is, for the assistant form.
+    fn description(&self) -> &str;
+    /// Its tools now.
+    async fn tools(&self) -> Result<Vec<Arc<dyn Tool>>, ToolFailure>;
+}
+
+/// Every tool of this server: built-in tools and sources of tools (MCP servers the
+/// administrator configured), from which each answer's toolbox is taken. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct ToolShelf {
     tools: Arc<Vec<Arc<dyn Tool>>>,
+    sources: Arc<Vec<Arc<dyn ToolSource>>>,
     limits: ToolLimits,
 }
 
 impl ToolShelf {
-    pub fn new(tools: Vec<Arc<dyn Tool>>, limits: ToolLimits) -> Self {
-        Self { tools: Arc::new(tools), limits }
+    pub fn new(tools: Vec<Arc<dyn Tool>>, sources: Vec<Arc<dyn ToolSource>>, limits: ToolLimits) -> Self {
+        Self { tools: Arc::new(tools), sources: Arc::new(sources), limits }
     }
 
-    /// Name and description of every tool, for the assistant form.
+    /// Name and description of every tool and source, for the assistant form.
     pub fn catalogue(&self) -> Vec<(String, String)> {
-        self.tools.iter().map(|tool| (tool.spec().name.clone(), tool.spec().description.clone())).collect()
+        let tools = self.tools.iter().map(|tool| (tool.spec().name.clone(), tool.spec().description.clone()));
+        let sources = self.sources.iter().map(|source| (source.name().to_owned(), source.description().to_owned()));
+        tools.chain(sources).collect()
     }
 
-    /// The toolbox of the tools named that `allowed` permits (`None`: all; unknown names are
-    /// skipped), or `None` when none is left.
-    pub fn toolbox(&self, names: &[String], allowed: Option<&[String]>) -> Option<Toolbox> {
-        let permitted = |name: &String| names.contains(name) && allowed.is_none_or(|allowed| allowed.contains(name));
-        let chosen: Vec<Arc<dyn Tool>> =
+    /// The toolbox of the tools and sources named that `allowed` permits (`None`: all; unknown
+    /// names are skipped), or `None` when none is left. A source that cannot list its tools
+    /// now is left out (and logged).
+    pub async fn toolbox(&self, names: &[String], allowed: Option<&[String]>) -> Option<Toolbox> {
+        let permitted = |name: &str| {
+            names.iter().any(|n| n == name) && allowed.is_none_or(|allowed| allowed.iter().any(|a| a == name))
+        };
+        let mut chosen: Vec<Arc<dyn Tool>> =
             self.tools.iter().filter(|tool| permitted(&tool.spec().name)).cloned().collect();
+        for source in self.sources.iter().filter(|source| permitted(source.name())) {
+            match source.tools().await {
+                Ok(tools) => chosen.extend(tools),
+                Err(ToolFailure(reason)) => tracing::warn!(source = source.name(), %reason, "tools unavailable"),
+            }
+        }
         (!chosen.is_empty()).then(|| Toolbox::new(chosen, self.limits.clone()))
     }
 }

@@ -55,6 +55,23 @@ impl WebClient {
         }
     }
 
+    /// The pooled client itself, for protocols with a client of their own (MCP). The
+    /// untrusted one resolves names through the guard and checks redirects; a caller must
+    /// check a literal-IP address with [`WebClient::check_url`] first.
+    pub fn client(&self, origin: Origin) -> reqwest::Client {
+        self.http(origin).client.clone()
+    }
+
+    /// Whether the guard lets an untrusted request go to `url` (scheme, literal addresses,
+    /// and host names resolved now).
+    pub async fn check_url(&self, url: &str) -> Result<(), WebError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| WebError(format!("\"{url}\" is not an address")))?;
+        match &self.guarded.guard {
+            Some(guard) => guard.check(&parsed).await.map_err(|refusal| WebError(refusal.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// A GET of `url` with `headers`, its body read up to `max_bytes`.
     pub async fn get(
         &self,

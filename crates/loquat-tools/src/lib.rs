@@ -3,6 +3,7 @@
 //! `read_page` (`CRAWLER_IMPLS`: `naive`, built in, and `jina`). Search APIs are the
 //! administrator's and trusted; the pages a model asks to read go through the SSRF guard.
 
+pub mod mcp;
 mod reader;
 mod search;
 

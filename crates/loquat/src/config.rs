@@ -81,6 +81,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub files: FilesConfig,
     pub tools: ToolsConfig,
+    /// MCP servers in the `mcpServers` JSON format of Claude Desktop, Cursor and LobeChat
+    /// (`LOQUAT_MCP_CONFIG=path`): their tools are offered to assistants as `mcp:<name>`.
+    pub mcp_config: Option<PathBuf>,
     /// An S3-compatible server for files (`S3_ENDPOINT`); unset with `S3_BUCKET`, AWS itself.
     pub s3_endpoint: Option<String>,
     /// The bucket (`S3_BUCKET`); unset, files live in `<data_dir>/files`.
@@ -264,6 +267,7 @@ impl Default for Config {
             metrics_listen: None,
             files: FilesConfig::default(),
             tools: ToolsConfig::default(),
+            mcp_config: None,
             s3_endpoint: None,
             s3_bucket: None,
             s3_region: None,
@@ -381,7 +385,7 @@ pub fn provider_env_vars() -> Vec<String> {
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub(crate) String);
 
 impl Config {
     /// Loads defaults, then `file` (or `./loquat.toml` when present), then the environment.

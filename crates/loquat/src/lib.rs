@@ -129,7 +129,15 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     for tool in &tools {
         tracing::info!(tool = %tool.spec().name, "tool available");
     }
-    let tools = loquat_core::tools::ToolShelf::new(tools, config.tools.limits());
+    let sources = match &config.mcp_config {
+        Some(path) => loquat_tools::mcp::servers_from_file(path, &client.web())
+            .map_err(|error| StartError::Config(config::ConfigError(format!("LOQUAT_MCP_CONFIG: {error}"))))?,
+        None => Vec::new(),
+    };
+    for source in &sources {
+        tracing::info!(tools = %source.name(), "MCP server configured");
+    }
+    let tools = loquat_core::tools::ToolShelf::new(tools, sources, config.tools.limits());
     let services = Services::new(
         DataStores {
             store: Arc::new(store),

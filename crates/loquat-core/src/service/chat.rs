@@ -369,6 +369,7 @@ impl Chat {
         let toolbox = self
             .tools
             .toolbox(&assistant.config.tools, snapshot.role_tools(asker.person.role))
+            .await
             .filter(|_| resolved.model.function_calling && !off.contains(&TopicFeature::Tools));
         let tools = toolbox.as_ref().map(Toolbox::specs).unwrap_or_default();
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone(), &tools)];

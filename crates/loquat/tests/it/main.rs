@@ -10,6 +10,7 @@ mod files_api;
 mod hardening;
 mod health;
 mod helpers;
+mod mcp;
 mod metrics;
 mod openai_api;
 mod openai_api_limits;

@@ -214,8 +214,12 @@ async fn the_administrator_chooses_the_tools_of_each_role() {
     assert_eq!(sent.status().as_u16(), 200);
     assert!(app.fake.wait_for_requests(1, std::time::Duration::from_secs(10)).await);
     let request = app.fake.requests().into_iter().find(|r| r.body.to_string().contains("\"Hi\"")).expect("asked");
-    let names: Vec<&str> =
-        request.body["tools"].as_array().expect("tools").iter().filter_map(|t| t["function"]["name"].as_str()).collect();
+    let names: Vec<&str> = request.body["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
     assert_eq!(names, ["web_search"]);
     // Back to every tool.
     app.post_redirect("/admin/settings/tools-user", &[("all", "on")]).await;

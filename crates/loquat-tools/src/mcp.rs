@@ -1,0 +1,436 @@
+//! MCP servers as sources of tools (`LOQUAT_MCP_CONFIG`, the `mcpServers` JSON of Claude
+//! Desktop, Cursor and LobeChat): a local command spoken to over stdio, or a Streamable HTTP
+//! address. A server starts when an answer first needs its tools; its tool list is cached until
+//! it says the list changed; a server that crashed or cannot be reached is tried again after a
+//! pause that doubles up to a minute; one left idle is stopped. Tools are named
+//! `<server>__<tool>` for the model; results come back as text.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use loquat_core::llm::ToolSpec;
+use loquat_core::tools::{Tool, ToolFailure, ToolSource};
+use loquat_providers::web::{Origin, WebClient};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{NotificationContext, RoleClient, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ServiceExt};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// A server unused this long is stopped (started again when needed).
+const IDLE_STOP: Duration = Duration::from_secs(600);
+/// The longest pause before trying a failed server again.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The longest start (connect and handshake, list of tools).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The environment a local server gets from Loquat's own (never its secrets).
+const PASSED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT"];
+
+/// How a server is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// A command Loquat runs, speaking MCP on its stdin and stdout.
+    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String> },
+    /// A Streamable HTTP endpoint.
+    Http { url: String, headers: BTreeMap<String, String> },
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// The servers of an `mcpServers` document (or of a bare `{ "<name>": { … } }`), by name.
+pub fn parse_servers(json: &str) -> Result<Vec<(String, Launch)>, String> {
+    let document: Value = serde_json::from_str(json).map_err(|error| format!("not JSON: {error}"))?;
+    let servers = document.get("mcpServers").unwrap_or(&document);
+    let servers = servers.as_object().ok_or("expected {\"mcpServers\": {\"<name>\": {…}}}")?;
+    let mut parsed = Vec::new();
+    for (name, entry) in servers {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("server name \"{name}\": use letters, digits, - and _"));
+        }
+        let entry: Entry = serde_json::from_value(entry.clone()).map_err(|error| format!("server {name}: {error}"))?;
+        let launch = match (entry.command, entry.url) {
+            (Some(command), None) => Launch::Stdio { command, args: entry.args, env: entry.env },
+            (None, Some(url)) => {
+                if entry.kind.as_deref() == Some("sse") {
+                    return Err(format!(
+                        "server {name}: the legacy SSE transport is not supported; use its Streamable HTTP address"
+                    ));
+                }
+                Launch::Http { url, headers: entry.headers }
+            }
+            _ => return Err(format!("server {name}: give either \"command\" or \"url\"")),
+        };
+        parsed.push((name.clone(), launch));
+    }
+    Ok(parsed)
+}
+
+/// The servers of the administrator's file, as sources of tools.
+pub fn servers_from_file(path: &Path, web: &WebClient) -> Result<Vec<Arc<dyn ToolSource>>, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let servers = parse_servers(&text)?;
+    Ok(servers.into_iter().map(|(name, launch)| McpServer::new(name, launch, web) as Arc<dyn ToolSource>).collect())
+}
+
+/// Notices the server's "the tools changed".
+#[derive(Clone)]
+struct Listener {
+    changed: Arc<AtomicBool>,
+}
+
+impl ClientHandler for Listener {
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("loquat", env!("CARGO_PKG_VERSION")))
+    }
+}
+
+type Session = Arc<RunningService<RoleClient, Listener>>;
+
+#[derive(Default)]
+struct State {
+    session: Option<Session>,
+    tools: Option<Vec<Arc<dyn Tool>>>,
+    /// After a failure: not tried again before then.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    last_error: Option<String>,
+    last_used: Option<Instant>,
+}
+
+/// One configured MCP server.
+pub struct McpServer {
+    id: String,
+    name: String,
+    description: String,
+    launch: Launch,
+    http: reqwest::Client,
+    changed: Arc<AtomicBool>,
+    state: Mutex<State>,
+    me: Weak<McpServer>,
+}
+
+impl McpServer {
+    pub fn new(id: String, launch: Launch, web: &WebClient) -> Arc<Self> {
+        let description = match &launch {
+            Launch::Stdio { command, .. } => format!("MCP server (local command {command})"),
+            Launch::Http { url, .. } => format!("MCP server at {url}"),
+        };
+        let server = Arc::new_cyclic(|me| McpServer {
+            name: format!("mcp:{id}"),
+            id,
+            description,
+            launch,
+            // The administrator's servers: trusted addresses.
+            http: web.client(Origin::Administrator),
+            changed: Arc::default(),
+            state: Mutex::default(),
+            me: me.clone(),
+        });
+        let idle = Arc::downgrade(&server);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(server) = idle.upgrade() else { return };
+                server.stop_if_idle().await;
+            }
+        });
+        server
+    }
+
+    /// The last error, if the server is failing (for an administrator's page).
+    pub async fn last_error(&self) -> Option<String> {
+        self.state.lock().await.last_error.clone()
+    }
+
+    async fn stop_if_idle(&self) {
+        let mut state = self.state.lock().await;
+        if state.session.is_some() && state.last_used.is_some_and(|used| used.elapsed() > IDLE_STOP) {
+            tracing::info!(server = %self.id, "stopping an idle MCP server");
+            state.session = None;
+            state.tools = None;
+        }
+    }
+
+    async fn connect(&self) -> Result<Session, String> {
+        let listener = Listener { changed: self.changed.clone() };
+        let started = match &self.launch {
+            Launch::Stdio { command, args, env } => {
+                let mut process = tokio::process::Command::new(command);
+                process.args(args).env_clear();
+                for name in PASSED_ENV {
+                    if let Ok(value) = std::env::var(name) {
+                        process.env(name, value);
+                    }
+                }
+                process.envs(env).kill_on_drop(true);
+                let (transport, stderr) = TokioChildProcess::builder(process)
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|error| format!("could not start {command}: {error}"))?;
+                if let Some(stderr) = stderr {
+                    forward_stderr(self.id.clone(), stderr);
+                }
+                tokio::time::timeout(START_TIMEOUT, listener.serve(transport)).await
+            }
+            Launch::Http { url, headers } => {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                for (name, value) in headers {
+                    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+                    let value = reqwest::header::HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+                    config.custom_headers.insert(name, value);
+                }
+                let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
+                tokio::time::timeout(START_TIMEOUT, listener.serve(transport)).await
+            }
+        };
+        match started {
+            Err(_) => Err("the server did not answer its start in time".to_owned()),
+            Ok(Err(error)) => Err(format!("the server could not be started: {error}")),
+            Ok(Ok(session)) => Ok(Arc::new(session)),
+        }
+    }
+
+    /// The running session, started when there is none (unless a failure is recent).
+    async fn session(&self, state: &mut State) -> Result<Session, String> {
+        state.last_used = Some(Instant::now());
+        if let Some(session) = &state.session
+            && !session.is_closed()
+        {
+            return Ok(session.clone());
+        }
+        state.session = None;
+        state.tools = None;
+        if let Some(at) = state.retry_at
+            && Instant::now() < at
+        {
+            let error = state.last_error.clone().unwrap_or_default();
+            return Err(format!("the server is failing ({error}); it is tried again shortly"));
+        }
+        match self.connect().await {
+            Ok(session) => {
+                state.session = Some(session.clone());
+                state.retry_at = None;
+                state.backoff = Duration::ZERO;
+                state.last_error = None;
+                Ok(session)
+            }
+            Err(error) => Err(self.failed(state, error)),
+        }
+    }
+
+    /// Records a failure: the next start waits a pause that doubles, up to a minute.
+    fn failed(&self, state: &mut State, error: String) -> String {
+        tracing::warn!(server = %self.id, %error, "MCP server failed");
+        state.session = None;
+        state.tools = None;
+        state.backoff = (state.backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+        state.retry_at = Some(Instant::now() + state.backoff);
+        state.last_error = Some(error.clone());
+        error
+    }
+
+    async fn call(&self, tool: &str, arguments: Value) -> Result<String, ToolFailure> {
+        let session = {
+            let mut state = self.state.lock().await;
+            self.session(&mut state).await.map_err(ToolFailure)?
+        };
+        let arguments = match arguments {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+        match session.call_tool(params).await {
+            Ok(result) => {
+                let blocks = serde_json::to_value(&result.content).unwrap_or(Value::Null);
+                let mut text = content_text(&blocks);
+                if text.is_empty()
+                    && let Some(structured) = &result.structured_content
+                {
+                    text = structured.to_string();
+                }
+                if result.is_error == Some(true) { Err(ToolFailure(text)) } else { Ok(text) }
+            }
+            // The server's own error: the session goes on.
+            Err(ServiceError::McpError(error)) => {
+                Err(ToolFailure(format!("the server answered with an error: {}", error.message)))
+            }
+            Err(error) => {
+                // A dead process or a lost connection: start again next time (after a pause).
+                let mut state = self.state.lock().await;
+                if state.session.as_ref().is_some_and(|current| Arc::ptr_eq(current, &session)) {
+                    return Err(ToolFailure(self.failed(&mut state, format!("the server stopped: {error}"))));
+                }
+                Err(ToolFailure(format!("the server stopped: {error}")))
+            }
+        }
+    }
+}
+
+/// The text of MCP content blocks: text as is, other kinds named.
+fn content_text(blocks: &Value) -> String {
+    let mut out = Vec::new();
+    for block in blocks.as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("text") => out.push(block["text"].as_str().unwrap_or_default().to_owned()),
+            Some("resource") => {
+                let resource = &block["resource"];
+                out.push(resource["text"].as_str().map_or_else(|| resource["uri"].to_string(), str::to_owned));
+            }
+            Some(kind) => out.push(format!("[{kind} content]")),
+            None => {}
+        }
+    }
+    out.join("\n")
+}
+
+/// A server's standard error, line by line, into the log (bounded lines).
+fn forward_stderr(server: String, stderr: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line: String = line.chars().take(500).collect();
+            tracing::debug!(server = %server, %line, "MCP server says");
+        }
+    });
+}
+
+/// A name the model APIs accept: `[A-Za-z0-9_-]`, at most 64 characters.
+fn tool_name(server: &str, tool: &str) -> String {
+    let name: String = format!("{server}__{tool}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .collect();
+    name.chars().take(64).collect()
+}
+
+#[async_trait]
+impl ToolSource for McpServer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn description(&self) -> &str {
+        &self.description
+    }
+
+    async fn tools(&self) -> Result<Vec<Arc<dyn Tool>>, ToolFailure> {
+        let mut state = self.state.lock().await;
+        let session = self.session(&mut state).await.map_err(ToolFailure)?;
+        let changed = self.changed.swap(false, Ordering::AcqRel);
+        if let Some(tools) = &state.tools
+            && !changed
+        {
+            return Ok(tools.clone());
+        }
+        let listed = match tokio::time::timeout(START_TIMEOUT, session.list_all_tools()).await {
+            Ok(Ok(listed)) => listed,
+            Ok(Err(error)) => {
+                return Err(ToolFailure(self.failed(&mut state, format!("could not list tools: {error}"))));
+            }
+            Err(_) => return Err(ToolFailure(self.failed(&mut state, "listing its tools took too long".to_owned()))),
+        };
+        let Some(me) = self.me.upgrade() else { return Err(ToolFailure("the server was removed".into())) };
+        let tools: Vec<Arc<dyn Tool>> = listed
+            .into_iter()
+            .map(|tool| {
+                let spec = ToolSpec {
+                    name: tool_name(&self.id, &tool.name),
+                    description: tool.description.as_deref().unwrap_or_default().chars().take(1_000).collect(),
+                    parameters: Value::Object((*tool.input_schema).clone()),
+                };
+                Arc::new(McpTool { spec, remote: tool.name.to_string(), server: me.clone() }) as Arc<dyn Tool>
+            })
+            .collect();
+        state.tools = Some(tools.clone());
+        Ok(tools)
+    }
+}
+
+/// One tool of an MCP server.
+struct McpTool {
+    spec: ToolSpec,
+    /// Its name on the server.
+    remote: String,
+    server: Arc<McpServer>,
+}
+
+#[async_trait]
+impl Tool for McpTool {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+        self.server.call(&self.remote, arguments).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_read_from_mcp_servers_json() {
+        let json = r#"{"mcpServers":{
+            "files":{"command":"npx","args":["-y","@modelcontextprotocol/server-filesystem","/srv"],"env":{"LOG":"1"}},
+            "remote":{"type":"http","url":"https://mcp.example.com/mcp","headers":{"Authorization":"Bearer t"}}}}"#;
+        let servers = parse_servers(json).expect("parses");
+        assert_eq!(servers.len(), 2);
+        assert!(matches!(&servers[0], (name, Launch::Stdio { command, .. }) if name == "files" && command == "npx"));
+        assert!(matches!(&servers[1], (name, Launch::Http { url, headers }) if name == "remote"
+            && url == "https://mcp.example.com/mcp" && headers["Authorization"] == "Bearer t"));
+        // LobeChat's bare form.
+        assert_eq!(parse_servers(r#"{"x":{"url":"http://h/mcp"}}"#).expect("parses").len(), 1);
+        for (bad, why) in [
+            ("[]", "expected"),
+            (r#"{"mcpServers":{"a b":{"command":"x"}}}"#, "letters"),
+            (r#"{"mcpServers":{"a":{}}}"#, "either"),
+            (r#"{"mcpServers":{"a":{"type":"sse","url":"http://h/sse"}}}"#, "legacy SSE"),
+        ] {
+            assert!(parse_servers(bad).expect_err(bad).contains(why), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tool_names_are_what_model_apis_accept() {
+        assert_eq!(tool_name("files", "read_file"), "files__read_file");
+        assert_eq!(tool_name("x", "a.b/c d"), "x__a_b_c_d");
+        assert_eq!(tool_name("x", &"y".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn content_blocks_become_text() {
+        let blocks = serde_json::json!([
+            {"type": "text", "text": "one"},
+            {"type": "image", "data": "…", "mimeType": "image/png"},
+            {"type": "resource", "resource": {"uri": "file:///a", "text": "two"}}
+        ]);
+        assert_eq!(content_text(&blocks), "one\n[image content]\ntwo");
+    }
+}
