@@ -83,12 +83,18 @@ impl ToolShelf {
     /// The toolbox of the tools and sources named that `allowed` permits (`None`: all; unknown
     /// names are skipped), or `None` when none is left. A source that cannot list its tools
     /// now is left out (and logged).
-    pub async fn toolbox(&self, names: &[String], allowed: Option<&[String]>) -> Option<Toolbox> {
+    /// `extra` tools (made for this answer) are added as they are.
+    pub async fn toolbox(
+        &self,
+        names: &[String],
+        allowed: Option<&[String]>,
+        extra: Vec<Arc<dyn Tool>>,
+    ) -> Option<Toolbox> {
         let permitted = |name: &str| {
             names.iter().any(|n| n == name) && allowed.is_none_or(|allowed| allowed.iter().any(|a| a == name))
         };
-        let mut chosen: Vec<Arc<dyn Tool>> =
-            self.tools.iter().filter(|tool| permitted(&tool.spec().name)).cloned().collect();
+        let mut chosen = extra;
+        chosen.extend(self.tools.iter().filter(|tool| permitted(&tool.spec().name)).cloned());
         for source in self.sources.iter().filter(|source| permitted(source.name())) {
             match source.tools().await {
                 Ok(tools) => chosen.extend(tools),

@@ -1,7 +1,11 @@
 //! Chatting: send, regenerate, edit, delete and stop. Every answer is a generation job; these
 //! methods only prepare the message tree and start it.
 
+use std::sync::atomic::AtomicU32;
+
+use super::knowledge::tool as knowledge_tool;
 use crate::domain::TopicFeature;
+use crate::tools::Tool;
 use crate::tools::{ToolShelf, Toolbox};
 use std::sync::Arc;
 
@@ -109,7 +113,10 @@ impl Chat {
 
     /// Name and description of every tool of the server.
     pub fn tool_catalogue(&self) -> Vec<(String, String)> {
-        self.tools.catalogue()
+        let mut tools = self.tools.catalogue();
+        let knowledge = knowledge_tool::spec();
+        tools.push((knowledge.name, knowledge.description));
+        tools
     }
 
     /// Name and description of every tool the user's role may use.
@@ -117,7 +124,7 @@ impl Chat {
         let person = super::existing_user(self.store.as_ref(), user).await?;
         let snapshot = self.instance.snapshot().await?;
         let allowed = snapshot.role_tools(person.role);
-        let mut tools = self.tools.catalogue();
+        let mut tools = self.tool_catalogue();
         tools.retain(|(name, _)| allowed.is_none_or(|allowed| allowed.contains(name)));
         Ok(tools)
     }
@@ -365,12 +372,28 @@ impl Chat {
         let has_images = materials.values().any(|added| !added.images.is_empty());
         let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
         // The assistant's tools, for a model that calls tools.
-        let snapshot = self.instance.snapshot().await?;
-        let toolbox = self
-            .tools
-            .toolbox(&assistant.config.tools, snapshot.role_tools(asker.person.role))
-            .await
-            .filter(|_| resolved.model.function_calling && !off.contains(&TopicFeature::Tools));
+        let answer_id = MessageId::new();
+        let toolbox = if resolved.model.function_calling && !off.contains(&TopicFeature::Tools) {
+            let snapshot = self.instance.snapshot().await?;
+            let allowed = snapshot.role_tools(asker.person.role);
+            let mut extra: Vec<Arc<dyn Tool>> = Vec::new();
+            let wants = |name: &str| {
+                assistant.config.tools.iter().any(|n| n == name) && allowed.is_none_or(|a| a.iter().any(|n| n == name))
+            };
+            if wants(knowledge_tool::NAME) {
+                extra.push(Arc::new(knowledge_tool::KnowledgeSearch {
+                    knowledge: self.knowledge.clone(),
+                    person: asker.person.clone(),
+                    reach: asker.choices.reach.clone(),
+                    answer: answer_id,
+                    next: Arc::new(AtomicU32::new(sources.len() as u32 + 1)),
+                    spec: knowledge_tool::spec(),
+                }));
+            }
+            self.tools.toolbox(&assistant.config.tools, allowed, extra).await
+        } else {
+            None
+        };
         let tools = toolbox.as_ref().map(Toolbox::specs).unwrap_or_default();
         let mut attempts = vec![attempt_for(&resolved, &assistant.config, prompt.clone(), &tools)];
         let config = &assistant.config;
@@ -384,7 +407,7 @@ impl Chat {
             attempts.push(attempt_for(&fallback, config, prompt, tools));
         }
         let answer = NewMessage {
-            id: MessageId::new(),
+            id: answer_id,
             user_id: user,
             topic_id: topic.id,
             parent_id: Some(question.id),

@@ -135,6 +135,7 @@ pub struct Providers {
 /// What one user can reach, read once per request: their role, the role's model allow-list,
 /// their own keys for the server's providers and their own providers. Everything after it
 /// (the model picker, a model's endpoint and keys) is computed without asking the store again.
+#[derive(Clone)]
 pub(crate) struct Reach {
     admin: bool,
     allowed: Vec<String>,

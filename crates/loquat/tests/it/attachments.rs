@@ -21,7 +21,7 @@ const PNG: &[u8] = &[
 ];
 
 /// Uploads a file as the composer does; returns its id.
-async fn upload(app: &TestApp, client: &reqwest::Client, name: &str, content: &[u8]) -> String {
+pub(crate) async fn upload(app: &TestApp, client: &reqwest::Client, name: &str, content: &[u8]) -> String {
     let response = client
         .post(app.url("/files"))
         .header("accept", "application/json")
@@ -213,7 +213,7 @@ async fn a_document_too_long_for_the_model_sends_its_best_passages_again_on_rege
 }
 
 /// Waits until every document of the knowledge base page reads as ready.
-async fn wait_ready(app: &TestApp, base: &str) -> String {
+pub(crate) async fn wait_ready(app: &TestApp, base: &str) -> String {
     for _ in 0..200 {
         let (_, page) = app.page(&format!("/knowledge/{base}")).await;
         if !page.contains("Waiting to be read") && !page.contains("Reading…") && !page.contains("Indexing…") {

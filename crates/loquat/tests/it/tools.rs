@@ -227,3 +227,38 @@ async fn the_administrator_chooses_the_tools_of_each_role() {
     assert!(form.contains("value=\"read_page\""));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_model_searches_the_knowledge_bases_and_cites_what_it_found() {
+    use crate::attachments::{upload, wait_ready};
+    let app = TestApp::spawn().await;
+    let created = app.post_form("/knowledge", &[("name", "Annual reports")]).await;
+    let base = created.headers()["location"].to_str().expect("ascii").trim_start_matches("/knowledge/").to_owned();
+    let report = upload(&app, &app.client, "annual-report.pdf", &loquat_docs::fixtures::annual_report_pdf()).await;
+    app.post_form(&format!("/knowledge/{base}/files"), &[("file", &report)]).await;
+    wait_ready(&app, &base).await;
+    // The assistant does not answer from the base on every question: the model searches it.
+    let assistant = app.default_assistant().await;
+    let form = [("title", "Analyst"), ("model", "openai::gpt-4.1"), ("tools", "search_knowledge")];
+    app.post_redirect(&format!("/assistants/{assistant}"), &form).await;
+    app.fake.set_recording(true);
+    app.fake.push_reply(Reply::text("").tool_call("search_knowledge", r#"{"query":"研发投入"}"#));
+    app.fake.push_reply(Reply::text("R&D reached 1.2 billion in 2023 [1]."));
+    app.fake.set_default_reply(Reply::text("A title"));
+    let sent = app.send(assistant, None, "How much was spent on R&D?").await;
+    let answer = app.finished(sent.answer).await;
+    assert_eq!(answer.status, MessageStatus::Complete, "{answer:?}");
+    let first = app.fake.requests().into_iter().next().expect("asked").body.to_string();
+    assert!(!first.contains("<sources>"), "no retrieval up front: the base is not the assistant's");
+    let told = app.fake.requests()[1].body.to_string();
+    assert!(told.contains("公司2023年研发投入为12亿元") && told.contains("[1] annual-report.pdf, page 2"), "{told}");
+    // The answer cites the passage the tool found, which opens like any source.
+    let (_, page) = app.page(&topic_url(&sent)).await;
+    let link = format!("/messages/{}/sources/1", sent.answer);
+    assert!(page.contains(&format!("<a href=\"{link}\" data-source=\"1\">1</a>")), "{page}");
+    assert!(page.contains("annual-report.pdf · p. 2"), "{page}");
+    let (status, source) = app.page(&link).await;
+    assert_eq!(status, 200);
+    assert!(source.contains("公司2023年研发投入为12亿元"), "{source}");
+    app.cleanup().await;
+}

@@ -4,6 +4,7 @@
 
 mod index;
 mod ingest;
+pub(crate) mod tool;
 
 use std::collections::HashMap;
 use std::sync::Arc;
