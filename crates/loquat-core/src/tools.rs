@@ -5,12 +5,17 @@
 //! become a short text the model reads, never an error of the answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::domain::Source;
 use crate::llm::{ToolCall, ToolSpec};
+
+/// The most sources one call may add to an answer.
+const MAX_SOURCES_PER_CALL: usize = 10;
 
 /// Why a tool could not answer, in words for the model (and the person reading the step).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,12 +27,26 @@ impl<T: std::fmt::Display> From<T> for ToolFailure {
     }
 }
 
+/// What a tool gives back: text, and sources (search results, passages) the answer may cite.
+/// Sources are numbered as the answer's next ones and shown to the model after the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolOutput {
+    pub text: String,
+    pub sources: Vec<Source>,
+}
+
+impl From<String> for ToolOutput {
+    fn from(text: String) -> Self {
+        Self { text, sources: Vec::new() }
+    }
+}
+
 #[async_trait]
 pub trait Tool: Send + Sync {
     /// Its name (as the model calls it), description and JSON Schema of its arguments.
     fn spec(&self) -> &ToolSpec;
     /// Runs it with arguments already checked against the schema's shape.
-    async fn call(&self, arguments: Value) -> Result<String, ToolFailure>;
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure>;
 }
 
 /// The limits of tool calls.
@@ -105,11 +124,12 @@ impl ToolShelf {
     }
 }
 
-/// What a call gave back.
+/// What a call gave back: the text the model reads, and the answer's new sources in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallResult {
     pub text: String,
     pub ok: bool,
+    pub sources: Vec<Source>,
 }
 
 /// The tools of one answer. Cheap to clone.
@@ -140,9 +160,10 @@ impl Toolbox {
         self.tools.iter().map(|tool| tool.spec().clone()).collect()
     }
 
-    /// Runs one call under the limits; a failure is a result too (the model reads why).
-    pub async fn run(&self, call: &ToolCall) -> CallResult {
-        let failed = |text: String| CallResult { text, ok: false };
+    /// Runs one call under the limits; a failure is a result too (the model reads why). Sources
+    /// it found take the answer's next numbers from `numbers`.
+    pub async fn run(&self, call: &ToolCall, numbers: &AtomicU32) -> CallResult {
+        let failed = |text: String| CallResult { text, ok: false, sources: Vec::new() };
         let Some(tool) = self.tools.iter().find(|tool| tool.spec().name == call.name) else {
             let known: Vec<&str> = self.tools.iter().map(|tool| tool.spec().name.as_str()).collect();
             return failed(format!(
@@ -160,7 +181,21 @@ impl Toolbox {
             return failed(format!("Error: the arguments do not match the tool's schema: {problem}."));
         }
         match tokio::time::timeout(self.limits.call_timeout, tool.call(arguments)).await {
-            Ok(Ok(text)) => CallResult { text: truncate(text, self.limits.max_result_chars), ok: true },
+            Ok(Ok(ToolOutput { mut text, mut sources })) => {
+                sources.truncate(MAX_SOURCES_PER_CALL);
+                if !sources.is_empty() {
+                    let first = numbers.fetch_add(sources.len() as u32, Ordering::AcqRel);
+                    let cite = "Cite each one you use with its number in brackets, like";
+                    text.push_str(&format!("\n\n{cite} [{first}]:\n"));
+                    for (offset, source) in sources.iter_mut().enumerate() {
+                        source.number = first + offset as u32;
+                        text.push('\n');
+                        text.push_str(&source.for_model());
+                        text.push('\n');
+                    }
+                }
+                CallResult { text: truncate(text.trim().to_owned(), self.limits.max_result_chars), ok: true, sources }
+            }
             Ok(Err(ToolFailure(reason))) => failed(truncate(format!("Error: {reason}"), self.limits.max_result_chars)),
             Err(_) => failed(format!(
                 "Error: the tool did not answer within {} seconds and was stopped.",
@@ -229,10 +264,10 @@ mod tests {
             &self.0
         }
 
-        async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+        async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
             tokio::time::sleep(self.1).await;
             let text = arguments["text"].as_str().unwrap_or_default();
-            if text == "fail" { Err(ToolFailure("it failed".into())) } else { Ok(text.to_owned()) }
+            if text == "fail" { Err(ToolFailure("it failed".into())) } else { Ok(text.to_owned().into()) }
         }
     }
 
@@ -253,7 +288,9 @@ mod tests {
     #[tokio::test]
     async fn bad_calls_become_results_the_model_reads() {
         let tools = toolbox(Duration::ZERO, 100);
-        assert_eq!(tools.run(&call("echo", r#"{"text":"hi"}"#)).await, CallResult { text: "hi".into(), ok: true });
+        let numbers = AtomicU32::new(1);
+        let said = tools.run(&call("echo", r#"{"text":"hi"}"#), &numbers).await;
+        assert_eq!(said, CallResult { text: "hi".into(), ok: true, sources: Vec::new() });
         let cases = [
             (call("nope", "{}"), "no tool named \"nope\". The tools are: echo."),
             (call("echo", "{not json"), "not valid JSON"),
@@ -263,17 +300,18 @@ mod tests {
             (call("echo", r#"{"text": "fail"}"#), "Error: it failed"),
         ];
         for (call, expected) in cases {
-            let result = tools.run(&call).await;
+            let result = tools.run(&call, &numbers).await;
             assert!(!result.ok && result.text.contains(expected), "{call:?}: {}", result.text);
         }
         let short = toolbox(Duration::ZERO, 10);
-        let long = short.run(&call("echo", r#"{"text":"研发投入持续增长了十五个百分点"}"#)).await;
+        let long = short.run(&call("echo", r#"{"text":"研发投入持续增长了十五个百分点"}"#), &numbers).await;
         assert_eq!(long.text, "研发投入持续增长了十\n\n[Truncated: the first 10 of 15 characters.]");
     }
 
     #[tokio::test]
     async fn a_call_that_hangs_is_stopped() {
-        let result = toolbox(Duration::from_secs(5), 100).run(&call("echo", r#"{"text":"hi"}"#)).await;
+        let numbers = AtomicU32::new(1);
+        let result = toolbox(Duration::from_secs(5), 100).run(&call("echo", r#"{"text":"hi"}"#), &numbers).await;
         assert!(!result.ok && result.text.contains("did not answer within"), "{}", result.text);
     }
 }

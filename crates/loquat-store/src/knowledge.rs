@@ -137,6 +137,7 @@ struct SourceRow {
     page_end: Option<i64>,
     headings: String,
     text: String,
+    url: Option<String>,
 }
 
 impl SourceRow {
@@ -149,6 +150,7 @@ impl SourceRow {
             page_end: self.page_end.map(|page| count("message_sources", "page_end", page)).transpose()?,
             headings: self.headings,
             text: self.text,
+            url: self.url,
         };
         Ok((id("message_sources", "message_id", self.message_id)?, source))
     }
@@ -515,7 +517,7 @@ impl KnowledgeStore for SqlStore {
     async fn topic_sources(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<(MessageId, Source)>> {
         let rows = on_pool!(&self.pools, read, "topic_sources", |pool| {
             sqlx::query_as::<_, SourceRow>(
-                "SELECT s.message_id, s.number, s.file_id, s.file_name, s.page, s.page_end, s.headings, s.text \
+                "SELECT s.message_id, s.number, s.file_id, s.file_name, s.page, s.page_end, s.headings, s.text, s.url \
                  FROM message_sources AS s JOIN messages AS m ON m.id = s.message_id \
                  WHERE m.topic_id = $1 AND m.user_id = $2 AND s.user_id = $2 ORDER BY s.message_id, s.number",
             )
@@ -531,7 +533,7 @@ impl KnowledgeStore for SqlStore {
     async fn message_source(&self, user: UserId, message: MessageId, number: u32) -> StoreResult<Option<Source>> {
         let row = on_pool!(&self.pools, read, "message_source", |pool| {
             sqlx::query_as::<_, SourceRow>(
-                "SELECT message_id, number, file_id, file_name, page, page_end, headings, text FROM message_sources \
+                "SELECT message_id, number, file_id, file_name, page, page_end, headings, text, url FROM message_sources \
                  WHERE message_id = $1 AND number = $2 AND user_id = $3",
             )
             .bind(message.to_string())

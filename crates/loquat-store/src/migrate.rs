@@ -29,6 +29,7 @@ const SQLITE: &[Embedded] = &[
     (12, "source pages", include_str!("../migrations/sqlite/0012_source_pages.sql")),
     (13, "tool steps", include_str!("../migrations/sqlite/0013_tool_steps.sql")),
     (14, "topic switches", include_str!("../migrations/sqlite/0014_topic_switches.sql")),
+    (15, "web sources", include_str!("../migrations/sqlite/0015_web_sources.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -45,6 +46,7 @@ const POSTGRES: &[Embedded] = &[
     (12, "source pages", include_str!("../migrations/postgres/0012_source_pages.sql")),
     (13, "tool steps", include_str!("../migrations/postgres/0013_tool_steps.sql")),
     (14, "topic switches", include_str!("../migrations/postgres/0014_topic_switches.sql")),
+    (15, "web sources", include_str!("../migrations/postgres/0015_web_sources.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

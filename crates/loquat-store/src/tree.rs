@@ -32,7 +32,7 @@ pub(crate) const ATTACH_FILE: &str = "INSERT INTO message_files (message_id, fil
     SELECT $1, id, user_id, $3 FROM files WHERE id = $2 AND user_id = $4";
 
 pub(crate) const INSERT_SOURCE: &str = "INSERT INTO message_sources (message_id, number, user_id, file_id, \
-    file_name, page, page_end, headings, text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    file_name, page, page_end, headings, text, url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Runs one [`TreeWrite`] for `$user` on `$executor` (a pool or a transaction of either
 /// backend); evaluates to `Result<u64, sqlx::Error>`, the rows it changed.
@@ -92,6 +92,7 @@ macro_rules! execute_tree_write {
                     .bind(source.page_end.filter(|end| Some(*end) != source.page).map(i64::from))
                     .bind(&source.headings)
                     .bind(&source.text)
+                    .bind(source.url.as_deref())
                     .execute($executor)
                     .await
             }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loquat_core::llm::ToolSpec;
-use loquat_core::tools::{Tool, ToolFailure, ToolSource};
+use loquat_core::tools::{Tool, ToolFailure, ToolOutput, ToolSource};
 use loquat_providers::web::{Origin, WebClient};
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{NotificationContext, RoleClient, RunningService, ServiceError};
@@ -386,8 +386,8 @@ impl Tool for McpTool {
         &self.spec
     }
 
-    async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
-        self.server.call(&self.remote, arguments).await
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
+        self.server.call(&self.remote, arguments).await.map(ToolOutput::from)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use loquat_core::llm::ToolSpec;
-use loquat_core::tools::{Tool, ToolFailure};
+use loquat_core::tools::{Tool, ToolFailure, ToolOutput};
 use loquat_docs::extract::BlockKind;
 use loquat_providers::web::{Origin, WebClient};
 use serde_json::{Value, json};
@@ -140,7 +140,7 @@ impl Tool for ReadPage {
         &self.spec
     }
 
-    async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
         let given = arguments["url"].as_str().unwrap_or_default().trim();
         let address = url::Url::parse(given).map_err(|_| ToolFailure(format!("\"{given}\" is not an address")))?;
         if !matches!(address.scheme(), "http" | "https") {
@@ -149,7 +149,7 @@ impl Tool for ReadPage {
         let mut failures = Vec::new();
         for reader in &self.readers {
             match self.read(reader, &address).await {
-                Ok(text) if !text.trim().is_empty() => return Ok(text),
+                Ok(text) if !text.trim().is_empty() => return Ok(text.into()),
                 Ok(_) => failures.push("the page has no text".to_owned()),
                 Err(reason) => failures.push(reason),
             }

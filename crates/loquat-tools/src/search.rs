@@ -2,8 +2,9 @@
 //! wins), the results given to the model as a numbered list of title, address and snippet.
 
 use async_trait::async_trait;
+use loquat_core::domain::Source;
 use loquat_core::llm::ToolSpec;
-use loquat_core::tools::{Tool, ToolFailure};
+use loquat_core::tools::{Tool, ToolFailure, ToolOutput};
 use loquat_providers::web::{Origin, WebClient};
 use serde_json::{Value, json};
 
@@ -138,13 +139,21 @@ fn parse(provider: &SearchProvider, body: &Value) -> Vec<Found> {
         .collect()
 }
 
-fn numbered(results: &[Found]) -> String {
-    let mut out = String::new();
-    for (index, found) in results.iter().enumerate() {
-        let snippet: String = found.snippet.chars().take(500).collect();
-        out.push_str(&format!("[{}] {}\n{}\n{}\n\n", index + 1, found.title, found.url, snippet));
-    }
-    out.trim_end().to_owned()
+/// The results as sources of the answer (numbered when the answer takes them).
+fn as_sources(results: Vec<Found>) -> Vec<Source> {
+    results
+        .into_iter()
+        .map(|found| Source {
+            number: 0,
+            file_id: None,
+            file_name: if found.title.is_empty() { found.url.clone() } else { found.title.chars().take(300).collect() },
+            page: None,
+            page_end: None,
+            headings: String::new(),
+            text: found.snippet.chars().take(500).collect(),
+            url: Some(found.url),
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -153,7 +162,7 @@ impl Tool for WebSearch {
         &self.spec
     }
 
-    async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
         let query = arguments["query"].as_str().unwrap_or_default().trim();
         if query.is_empty() {
             return Err(ToolFailure("the query is empty".to_owned()));
@@ -162,8 +171,11 @@ impl Tool for WebSearch {
         let mut failures = Vec::new();
         for provider in &self.providers {
             match self.search(provider, &query).await {
-                Ok(results) if results.is_empty() => return Ok(format!("No results for \"{query}\".")),
-                Ok(results) => return Ok(numbered(&results)),
+                Ok(results) if results.is_empty() => return Ok(format!("No results for \"{query}\".").into()),
+                Ok(results) => {
+                    let text = format!("Results for \"{query}\".");
+                    return Ok(ToolOutput { text, sources: as_sources(results) });
+                }
                 Err(reason) => failures.push(format!("{}: {reason}", provider.name())),
             }
         }
@@ -200,8 +212,12 @@ mod tests {
             {"title": "Bad", "url": "javascript:alert(1)", "content": "dropped"}
         ]});
         let brave = json!({"web": {"results": [{"title": "B", "url": "https://b.example/", "description": "Brave."}]}});
-        let found = parse(&SearchProvider::Searxng { url: String::new() }, &searxng);
-        assert_eq!(numbered(&found), "[1] Loquat\nhttps://loquat.example/\nA fruit.");
+        let found = as_sources(parse(&SearchProvider::Searxng { url: String::new() }, &searxng));
+        assert_eq!(found.len(), 1, "only web addresses");
+        assert_eq!(
+            (found[0].file_name.as_str(), found[0].url.as_deref(), found[0].text.as_str()),
+            ("Loquat", Some("https://loquat.example/"), "A fruit.")
+        );
         let found = parse(&SearchProvider::Brave { key: String::new() }, &brave);
         assert_eq!(found[0].snippet, "Brave.");
         assert!(parse(&SearchProvider::Exa { key: String::new() }, &json!({"oops": 1})).is_empty());

@@ -122,6 +122,8 @@ pub struct Source {
     pub page_end: Option<u32>,
     pub headings: String,
     pub text: String,
+    /// For a web page a tool found: its address (`http`/`https` only); `file_name` is its title.
+    pub url: Option<String>,
 }
 
 impl Source {
@@ -129,6 +131,25 @@ impl Source {
     pub fn pages(&self) -> Option<(u32, u32)> {
         let first = self.page?;
         Some((first, self.page_end.filter(|end| *end > first).unwrap_or(first)))
+    }
+
+    /// The source as the model reads it: `[n] name, page 3 (headings)` or `[n] title` and the
+    /// address, then its text.
+    pub fn for_model(&self) -> String {
+        let mut out = format!("[{}] {}", self.number, self.file_name);
+        if let Some(pages) = self.pages_for_model() {
+            out.push_str(&format!(", {pages}"));
+        }
+        if !self.headings.is_empty() {
+            out.push_str(&format!(" ({})", self.headings));
+        }
+        if let Some(url) = &self.url {
+            out.push('\n');
+            out.push_str(url);
+        }
+        out.push('\n');
+        out.push_str(&self.text);
+        out
     }
 
     /// Where it is, as the model reads it: `page 3`, `pages 3-4`.

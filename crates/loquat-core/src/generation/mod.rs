@@ -109,6 +109,8 @@ pub(crate) struct JobSpec {
     pub attempts: Vec<Attempt>,
     /// The tools the model may call (their specs are in each attempt's request).
     pub toolbox: Option<Toolbox>,
+    /// The number the answer's next source takes (after those it was given with the question).
+    pub next_source: u32,
 }
 
 /// One provider and model to ask, with the request made for it.
@@ -330,6 +332,7 @@ impl Generations {
         let work = async move {
             let runner = runner::Runner {
                 job: &job,
+                next_source: std::sync::atomic::AtomicU32::new(spec.next_source),
                 spec: &spec,
                 store: store.as_ref(),
                 settings: &registry.settings,

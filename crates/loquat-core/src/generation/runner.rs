@@ -16,13 +16,15 @@ use crate::llm::{
     ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, ProviderError, ProviderErrorKind,
     Thinking, ToolCall, ToolChoice,
 };
-use crate::store::{FinishedAnswer, MessageStore};
+use crate::store::{FinishedAnswer, MessageStore, TreeWrite};
 use crate::time::Timestamp;
 use crate::tools::{CallResult, Toolbox};
 
 pub(super) struct Runner<'a> {
     pub job: &'a Job,
     pub spec: &'a JobSpec,
+    /// The number the answer's next source takes.
+    pub next_source: std::sync::atomic::AtomicU32,
     pub store: &'a dyn MessageStore,
     pub settings: &'a GenerationSettings,
     pub bus: Option<&'a dyn EventBus>,
@@ -215,9 +217,10 @@ impl Runner<'_> {
             first
         };
         self.publish_steps(first..first + calls.len()).await;
+        let numbers = &self.next_source;
         let runs = calls.iter().enumerate().map(|(index, call)| async move {
             let started = Instant::now();
-            let result = toolbox.run(call).await;
+            let result = toolbox.run(call, numbers).await;
             {
                 let mut state = self.job.state();
                 let step = &mut state.steps[first + index];
@@ -247,10 +250,28 @@ impl Runner<'_> {
                     }
                     return Err(Ended::Cancelled);
                 }
-                results = &mut all => return Ok(results),
+                results = &mut all => {
+                    self.store_sources(&results).await;
+                    return Ok(results);
+                }
                 // Tools may take a while: other nodes must still see the job alive.
                 () = tokio::time::sleep(self.settings.heartbeat) => self.save(&mut false).await,
             }
+        }
+    }
+
+    /// Stores the sources the calls found, for the answer to cite.
+    async fn store_sources(&self, results: &[CallResult]) {
+        let writes: Vec<TreeWrite<'_>> = results
+            .iter()
+            .flat_map(|result| &result.sources)
+            .map(|source| TreeWrite::InsertSource { message: self.spec.message_id, source })
+            .collect();
+        if writes.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.write_tree(self.spec.user_id, &writes).await {
+            tracing::warn!(message_id = %self.spec.message_id, %error, "could not store the sources tools found");
         }
     }
 

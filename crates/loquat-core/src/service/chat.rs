@@ -1,8 +1,6 @@
 //! Chatting: send, regenerate, edit, delete and stop. Every answer is a generation job; these
 //! methods only prepare the message tree and start it.
 
-use std::sync::atomic::AtomicU32;
-
 use super::knowledge::tool as knowledge_tool;
 use crate::domain::TopicFeature;
 use crate::tools::Tool;
@@ -385,8 +383,6 @@ impl Chat {
                     knowledge: self.knowledge.clone(),
                     person: asker.person.clone(),
                     reach: asker.choices.reach.clone(),
-                    answer: answer_id,
-                    next: Arc::new(AtomicU32::new(sources.len() as u32 + 1)),
                     spec: knowledge_tool::spec(),
                 }));
             }
@@ -425,7 +421,8 @@ impl Chat {
         self.store.write_tree(user, &writes).await?;
 
         let needs_title = topic.title.is_empty() && question.parent_id.is_none();
-        let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts, toolbox };
+        let next_source = sources.len() as u32 + 1;
+        let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts, toolbox, next_source };
         let chat = self.clone();
         let question_text = question.content.clone();
         let language = language.to_owned();

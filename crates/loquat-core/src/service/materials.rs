@@ -277,6 +277,7 @@ fn numbered(
             page_end: chunk.page_end,
             headings: chunk.headings.clone(),
             text: chunk.text.clone(),
+            url: None,
         };
         out.push_str(&format!("\n[{}]", source.number));
         if let Some(pages) = source.pages_for_model() {

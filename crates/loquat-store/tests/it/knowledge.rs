@@ -181,6 +181,7 @@ async fn answers_keep_their_sources(store: SqlStore) {
         page_end: Some(5),
         headings: "R&D".into(),
         text: "R&D grew 15%.".into(),
+        url: None,
     };
     store
         .write_tree(

@@ -91,6 +91,8 @@ struct SourcePage {
     /// `Page 4 · R&D`: where the passage is.
     place: String,
     text: String,
+    /// A web source's address (`http`/`https` only).
+    url: Option<String>,
     back_url: String,
 }
 
@@ -408,6 +410,7 @@ pub async fn source(
             .collect::<Vec<_>>()
             .join(" · "),
         text: source.text,
+        url: source.url.filter(|url| url.starts_with("https://") || url.starts_with("http://")),
         back_url: format!("{}#m-{id}", topic_url(topic.assistant_id, topic.id)),
     };
     render(&page, viewer.tr)

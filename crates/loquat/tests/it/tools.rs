@@ -129,6 +129,14 @@ async fn an_assistant_searches_and_reads_a_page_on_every_protocol() {
             "{name}: {shown}"
         );
         assert!(!page.contains("<img src=\"https://evil.example"), "{name}: no remote image loads");
+        // The search results are the answer's sources; one opens with its address.
+        let link = format!("/messages/{}/sources/1", sent.answer);
+        assert!(page.contains(&format!("<a href=\"{link}\">Loquat annual report 2023</a>")), "{name}: {page}");
+        let (_, source) = app.page(&link).await;
+        assert!(
+            source.contains(&format!("href=\"http://{web}/report\" rel=\"noopener noreferrer nofollow\"")),
+            "{source}"
+        );
         upstreams.push(upstream);
     }
     app.cleanup().await;

@@ -90,6 +90,7 @@ impl Node {
             message_id: self.answer.id,
             attempts,
             toolbox,
+            next_source: 1,
         };
         let (done, finished) = oneshot::channel();
         self.generations.start(spec, self.store.clone(), self.client.clone(), move |answer| async move {

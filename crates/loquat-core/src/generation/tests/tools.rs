@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::domain::{MessageStatus, StepStatus};
 use crate::llm::{ChatEvent, ChatRole, ToolCall, ToolChoice, ToolSpec};
-use crate::tools::{Tool, ToolFailure, ToolLimits, Toolbox};
+use crate::tools::{Tool, ToolFailure, ToolLimits, ToolOutput, Toolbox};
 
 /// Waits `seconds` (from its arguments), then says `text` back (or fails on "fail").
 struct Slow(ToolSpec);
@@ -20,11 +20,11 @@ impl Tool for Slow {
         &self.0
     }
 
-    async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
         tokio::time::sleep(secs(arguments["seconds"].as_u64().unwrap_or(1))).await;
         match arguments["text"].as_str().unwrap_or_default() {
             "fail" => Err(ToolFailure("the lookup failed".into())),
-            text => Ok(format!("found {text}")),
+            text => Ok(format!("found {text}").into()),
         }
     }
 }

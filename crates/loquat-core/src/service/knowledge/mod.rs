@@ -387,6 +387,7 @@ impl Knowledge {
                 page_end: passage.page_end,
                 headings: passage.headings.clone(),
                 text: passage.text.clone(),
+                url: None,
             });
         }
         Ok(sources)
@@ -416,15 +417,8 @@ pub fn sources_prompt(sources: &[Source]) -> String {
          number in brackets, like [1]. If they do not hold the answer, say so.\n",
     );
     for source in sources {
-        out.push_str(&format!("\n[{}] {}", source.number, source.file_name));
-        if let Some(pages) = source.pages_for_model() {
-            out.push_str(&format!(", {pages}"));
-        }
-        if !source.headings.is_empty() {
-            out.push_str(&format!(" ({})", source.headings));
-        }
         out.push('\n');
-        out.push_str(&source.text);
+        out.push_str(&source.for_model());
         out.push('\n');
     }
     out.push_str("</sources>");

@@ -1,21 +1,16 @@
 //! `search_knowledge`: the model searches the user's knowledge bases when it decides to (beside
 //! the retrieval every question of an assistant with knowledge gets). The passages it finds
-//! become numbered sources of the answer, stored as they are found, so its citations open them
-//! like any other.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+//! become numbered sources of the answer (the generation job numbers and stores them), so its
+//! citations open them like any other.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::Knowledge;
 use crate::domain::User;
-use crate::id::MessageId;
 use crate::llm::ToolSpec;
 use crate::service::providers::Reach;
-use crate::store::TreeWrite;
-use crate::tools::{Tool, ToolFailure};
+use crate::tools::{Tool, ToolFailure, ToolOutput};
 
 /// The tool's name, as assistants choose it.
 pub const NAME: &str = "search_knowledge";
@@ -36,14 +31,11 @@ pub(crate) fn spec() -> ToolSpec {
     }
 }
 
-/// The tool for one answer: the asker, what they can reach, and the answer its sources belong to.
+/// The tool for one answer: the asker and what they can reach.
 pub(crate) struct KnowledgeSearch {
     pub knowledge: Knowledge,
     pub person: User,
     pub reach: Reach,
-    pub answer: MessageId,
-    /// The next source number of the answer.
-    pub next: Arc<AtomicU32>,
     pub spec: ToolSpec,
 }
 
@@ -53,7 +45,7 @@ impl Tool for KnowledgeSearch {
         &self.spec
     }
 
-    async fn call(&self, arguments: Value) -> Result<String, ToolFailure> {
+    async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
         let query = arguments["query"].as_str().unwrap_or_default().trim().to_owned();
         if query.is_empty() {
             return Err(ToolFailure("the query is empty".into()));
@@ -61,21 +53,13 @@ impl Tool for KnowledgeSearch {
         let knowledge = &self.knowledge;
         let bases: Vec<_> = knowledge.list(self.person.id).await?.into_iter().map(|base| base.id).collect();
         if bases.is_empty() {
-            return Ok("The user has no knowledge bases.".to_owned());
+            return Ok("The user has no knowledge bases.".to_owned().into());
         }
         let mut budget = BUDGET;
-        let mut found = knowledge.retrieve(&self.person, &self.reach, &bases, &query, &mut budget, 0).await?;
-        if found.is_empty() {
-            return Ok(format!("Nothing in the knowledge bases matches \"{query}\"."));
+        let sources = knowledge.retrieve(&self.person, &self.reach, &bases, &query, &mut budget, 0).await?;
+        if sources.is_empty() {
+            return Ok(format!("Nothing in the knowledge bases matches \"{query}\".").into());
         }
-        // The answer's next numbers, taken at once: searches running together never share one.
-        let first = self.next.fetch_add(found.len() as u32, Ordering::AcqRel);
-        for (offset, source) in found.iter_mut().enumerate() {
-            source.number = first + offset as u32;
-        }
-        let writes: Vec<TreeWrite<'_>> =
-            found.iter().map(|source| TreeWrite::InsertSource { message: self.answer, source }).collect();
-        knowledge.store.write_tree(self.person.id, &writes).await?;
-        Ok(super::sources_prompt(&found).trim().to_owned())
+        Ok(ToolOutput { text: format!("Passages for \"{query}\"."), sources })
     }
 }
