@@ -76,6 +76,19 @@ pub trait ToolSource: Send + Sync {
     fn description(&self) -> &str;
     /// Its tools now.
     async fn tools(&self) -> Result<Vec<Arc<dyn Tool>>, ToolFailure>;
+    /// How it is doing, without starting it.
+    async fn status(&self) -> SourceStatus;
+}
+
+/// A source's state, for the administrator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// Connected (a local server's process runs).
+    pub running: bool,
+    /// Its tools' names, when it has listed them.
+    pub tools: Option<Vec<String>>,
+    /// Why it last failed, if it is failing.
+    pub last_error: Option<String>,
 }
 
 /// Every tool of this server: built-in tools and sources of tools (MCP servers the
@@ -97,6 +110,22 @@ impl ToolShelf {
         let tools = self.tools.iter().map(|tool| (tool.spec().name.clone(), tool.spec().description.clone()));
         let sources = self.sources.iter().map(|source| (source.name().to_owned(), source.description().to_owned()));
         tools.chain(sources).collect()
+    }
+
+    /// Every source with its state (none is started).
+    pub async fn sources(&self) -> Vec<(String, String, SourceStatus)> {
+        let mut all = Vec::new();
+        for source in self.sources.iter() {
+            all.push((source.name().to_owned(), source.description().to_owned(), source.status().await));
+        }
+        all
+    }
+
+    /// Starts a source if it is not running and lists its tools again (the administrator's
+    /// "check now"); the result says why it failed.
+    pub async fn check(&self, name: &str) -> Option<Result<usize, ToolFailure>> {
+        let source = self.sources.iter().find(|source| source.name() == name)?;
+        Some(source.tools().await.map(|tools| tools.len()))
     }
 
     /// The toolbox of the tools and sources named that `allowed` permits (`None`: all; unknown

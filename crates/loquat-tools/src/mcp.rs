@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loquat_core::llm::ToolSpec;
-use loquat_core::tools::{Tool, ToolFailure, ToolOutput, ToolSource};
+use loquat_core::tools::{SourceStatus, Tool, ToolFailure, ToolOutput, ToolSource};
 use loquat_providers::web::{Origin, WebClient};
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{NotificationContext, RoleClient, RunningService, ServiceError};
@@ -160,11 +160,6 @@ impl McpServer {
             }
         });
         server
-    }
-
-    /// The last error, if the server is failing (for an administrator's page).
-    pub async fn last_error(&self) -> Option<String> {
-        self.state.lock().await.last_error.clone()
     }
 
     async fn stop_if_idle(&self) {
@@ -369,6 +364,15 @@ impl ToolSource for McpServer {
             .collect();
         state.tools = Some(tools.clone());
         Ok(tools)
+    }
+
+    async fn status(&self) -> SourceStatus {
+        let state = self.state.lock().await;
+        SourceStatus {
+            running: state.session.as_ref().is_some_and(|session| !session.is_closed()),
+            tools: state.tools.as_ref().map(|tools| tools.iter().map(|tool| tool.spec().name.clone()).collect()),
+            last_error: state.last_error.clone(),
+        }
     }
 }
 

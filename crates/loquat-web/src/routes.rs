@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
-use crate::pages::{account, admin, assistants, auth, chat, files, knowledge, settings, sso};
+use crate::pages::{account, admin, admin_features, assistants, auth, chat, files, knowledge, settings, sso};
 use crate::{AppState, assets, health, metrics, middleware, request_id};
 
 /// Routes as data: each one added records its method and path beside the router it extends.
@@ -146,9 +146,11 @@ fn pages() -> RouteTable {
         .post("/admin/invites/{hash}/delete", admin::delete_invite)
         .get("/admin/settings", admin::show_settings)
         .post("/admin/settings/{setting}", admin::save_setting)
-        .get("/admin/knowledge", admin::show_knowledge)
-        .post("/admin/knowledge/embedding", admin::save_embedding_model)
-        .post("/admin/knowledge/{id}/unshare", admin::unshare_knowledge)
+        .get("/admin/knowledge", admin_features::show_knowledge)
+        .post("/admin/knowledge/embedding", admin_features::save_embedding_model)
+        .post("/admin/knowledge/{id}/unshare", admin_features::unshare_knowledge)
+        .get("/admin/tools", admin_features::show_tools)
+        .post("/admin/tools/check", admin_features::check_tool_source)
         .get("/admin/usage", admin::show_usage)
         .get("/admin/audit", admin::show_audit)
         // Plumbing.

@@ -153,7 +153,14 @@ impl Services {
             instance.clone(),
             node_id,
         );
-        let admin = Admin::new(store.clone(), audit.clone(), instance.clone(), accounts.clone(), knowledge.clone());
+        let admin = Admin::new(
+            store.clone(),
+            audit.clone(),
+            instance.clone(),
+            accounts.clone(),
+            knowledge.clone(),
+            tools.clone(),
+        );
         let chat = Chat::new(
             store.clone(),
             chat_client.clone(),

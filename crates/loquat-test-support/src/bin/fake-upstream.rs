@@ -1,7 +1,8 @@
 //! A standalone fake upstream for demos and manual testing: prints its base URL and answers
 //! every chat with a short markdown reply (after some reasoning), streamed word by word. The
 //! protocol is the first argument (`openai`, the default, `anthropic`, `gemini`, `ollama`,
-//! `azure`).
+//! `azure`). With `FAKE_READ_PAGE=<url>`, the first answer first calls the `read_page` tool on
+//! that address (to see tool calls on the page).
 
 use std::time::Duration;
 
@@ -27,6 +28,10 @@ async fn main() {
             .usage(42, 80)
             .delay_between_chunks(Duration::from_millis(40)),
     );
+    if let Ok(url) = std::env::var("FAKE_READ_PAGE") {
+        let arguments = serde_json::json!({ "url": url }).to_string();
+        fake.push_reply(Reply::text("Let me read that page first.").tool_call("read_page", arguments));
+    }
     println!("{}", fake.base_url());
     let _ = tokio::signal::ctrl_c().await;
 }

@@ -97,6 +97,17 @@ async fn tools_of_stdio_and_http_mcp_servers_answer_through_the_model() {
     let Some(python) = python() else { return };
     let http = http_server(&python).await;
     let app = app_with_servers(&python, &http).await;
+    // Nothing runs until needed; the administrator sees each server's state.
+    let (_, panel) = app.page("/admin/tools").await;
+    assert!(panel.contains("mcp:local") && panel.contains("mcp:remote") && panel.contains("Not started"), "{panel}");
+    assert!(panel.contains("read_page") && panel.contains("search_knowledge"), "built-in tools listed");
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    assert_eq!(app.page_as(&bob, "/admin/tools").await.0, 404);
+    let checked = app.post_form("/admin/tools/check", &[("name", "mcp:remote")]).await;
+    assert!(checked.status().is_redirection(), "{}", checked.status());
+    let (_, panel) = app.page(checked.headers()["location"].to_str().expect("ascii")).await;
+    assert!(panel.contains("mcp:remote answered with 6 tools."), "{panel}");
+    assert!(panel.contains("remote__shout") && panel.contains("Running"), "{panel}");
     let assistant = give_servers(&app).await;
     app.fake.set_recording(true);
     app.fake.push_reply(
