@@ -122,11 +122,6 @@ function follow(id, options = {}) {
       const stick = nearBottom();
       const content = article.querySelector('.content');
       if (content) content.innerHTML = data.html;
-      const steps = article.querySelector('.tool-steps');
-      if (steps && data.steps_html) {
-        steps.hidden = false;
-        steps.innerHTML = data.steps_html;
-      }
       const reasoning = article.querySelector('.reasoning');
       if (reasoning && data.reasoning_html) {
         reasoning.hidden = false;

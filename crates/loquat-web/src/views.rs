@@ -36,8 +36,6 @@ pub struct MessageView {
     pub sources: Vec<SourceView>,
     /// `Sources (3)`.
     pub sources_title: String,
-    /// The tool calls made while answering, in order.
-    pub steps: Vec<StepView>,
 }
 
 /// A tool call as the page folds it: the tool, its arguments, what it gave back.
@@ -71,7 +69,48 @@ impl StepView {
     }
 }
 
-/// The tool calls folded above an answer, as one fragment (also sent while it streams).
+/// An answer's text with its tool calls in place: the text before each call's offset, the
+/// calls made there, the text after; each piece of text rendered on its own. `None` without
+/// calls (the whole text is rendered as one).
+pub async fn interleaved(
+    renderer: &crate::render_cache::Renderer,
+    content: &str,
+    steps: &[loquat_core::domain::ToolStep],
+    tr: Tr,
+) -> Option<String> {
+    use askama::Template;
+    if steps.is_empty() {
+        return None;
+    }
+    let mut html = String::new();
+    let mut from = 0;
+    let mut index = 0;
+    while index < steps.len() {
+        let mut at = (steps[index].offset as usize).clamp(from, content.len());
+        while !content.is_char_boundary(at) {
+            at -= 1;
+        }
+        let together: Vec<StepView> = steps[index..]
+            .iter()
+            .take_while(|step| step.offset == steps[index].offset)
+            .map(|step| StepView::from_step(step, tr))
+            .collect();
+        index += together.len();
+        if at > from {
+            html.push_str(&renderer.markdown(content[from..at].to_owned()).await);
+        }
+        html.push_str("<div class=\"tool-steps\">");
+        html.push_str(&(StepsFragment { tr, steps: &together }).render().unwrap_or_default());
+        html.push_str("</div>");
+        from = at;
+    }
+    if from < content.len() {
+        html.push_str(&renderer.markdown(content[from..].to_owned()).await);
+    }
+    Some(html)
+}
+
+/// Tool calls made at one place of an answer, folded.
 #[derive(askama::Template)]
 #[template(path = "tool_steps.html")]
 pub struct StepsFragment<'a> {
@@ -144,7 +183,6 @@ impl MessageView {
             files: Vec::new(),
             sources: Vec::new(),
             sources_title: String::new(),
-            steps: Vec::new(),
         }
     }
 
@@ -176,9 +214,12 @@ impl MessageView {
         self
     }
 
-    /// The tool calls made while answering.
-    pub fn with_steps(mut self, steps: &[loquat_core::domain::ToolStep], tr: Tr) -> Self {
-        self.steps = steps.iter().map(|step| StepView::from_step(step, tr)).collect();
+    /// The answer's text with its tool calls in place (from [`interleaved`]), when it made
+    /// any.
+    pub fn with_steps_in_place(mut self, html: Option<String>) -> Self {
+        if let Some(html) = html {
+            self.html = html.into();
+        }
         self
     }
 

@@ -25,7 +25,7 @@ use crate::context::Viewer;
 use crate::error::WebResult;
 use crate::i18n::Tr;
 use crate::pages::chat::{MessageBodyFragment, parse_id};
-use crate::views::{MessageView, StepView, StepsFragment};
+use crate::views::{MessageView, interleaved};
 use loquat_core::domain::ToolStep;
 
 /// The shortest interval between two `render` events for one subscriber. A render that takes
@@ -122,19 +122,19 @@ impl Follower {
     /// Sends the answer so far; false when the stream has ended (the subscriber left, or the
     /// render failed and an `error` event was sent instead).
     async fn send_render(&self, content: &str, reasoning: &str, steps: &[ToolStep]) -> bool {
-        let rendered = self.state.renderer.streaming(self.id, content.to_owned(), reasoning.to_owned()).await;
+        // With tool calls, the text is rendered in pieces around them.
+        let whole = if steps.is_empty() { content.to_owned() } else { String::new() };
+        let rendered = self.state.renderer.streaming(self.id, whole, reasoning.to_owned()).await;
         let Ok(rendered) = rendered else {
             // Already logged by the renderer.
             self.send_error("error.render").await;
             return false;
         };
-        let views: Vec<StepView> = steps.iter().map(|step| StepView::from_step(step, self.tr)).collect();
-        let steps_html = (StepsFragment { tr: self.tr, steps: &views }).render().unwrap_or_default();
-        let data = serde_json::json!({
-            "html": &*rendered.html,
-            "reasoning_html": &*rendered.reasoning_html,
-            "steps_html": steps_html,
-        });
+        let html = match interleaved(&self.state.renderer, content, steps, self.tr).await {
+            Some(html) => html,
+            None => rendered.html.to_string(),
+        };
+        let data = serde_json::json!({ "html": html, "reasoning_html": &*rendered.reasoning_html });
         self.sender.send(Ok(Event::default().event("render").data(data.to_string()))).await.is_ok()
     }
 
@@ -151,9 +151,10 @@ impl Follower {
         let rendered = self.state.renderer.messages([&message]).await.into_iter().next();
         let sources = self.state.services.knowledge.answer_sources(self.user, &message).await.unwrap_or_default();
         let steps = self.state.services.assistants.message_steps(self.user, self.id).await.unwrap_or_default();
+        let in_place = interleaved(&self.state.renderer, &message.content, &steps, self.tr).await;
         let view = MessageView::from_entry(&lone_entry(&message), self.tr, rendered.unwrap_or_default())
-            .with_sources(&sources, self.tr)
-            .with_steps(&steps, self.tr);
+            .with_steps_in_place(in_place)
+            .with_sources(&sources, self.tr);
         let body = match (MessageBodyFragment { tr: self.tr, m: &view }).render() {
             Ok(body) => body,
             Err(error) => {

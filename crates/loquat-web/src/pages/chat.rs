@@ -21,7 +21,8 @@ use crate::context::Viewer;
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
 use crate::views::{
-    AssistantLink, MessageView, ModelGroup, ModelOption, TopicLink, assistant_title, chosen_model, model_groups,
+    AssistantLink, MessageView, ModelGroup, ModelOption, TopicLink, assistant_title, chosen_model, interleaved,
+    model_groups,
 };
 
 #[derive(Template)]
@@ -232,16 +233,18 @@ async fn message_views(
     let files = |entry: &BranchEntry| conversation.files.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
     let sources = |entry: &BranchEntry| conversation.sources.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
     let steps = |entry: &BranchEntry| conversation.steps.get(&entry.message.id).map_or(&[][..], Vec::as_slice);
-    entries
-        .iter()
-        .zip(rendered)
-        .map(|(entry, rendered)| {
+    let mut views = Vec::with_capacity(entries.len());
+    for (entry, rendered) in entries.iter().zip(rendered) {
+        let in_place = interleaved(&state.renderer, &entry.message.content, steps(entry), tr).await;
+        views.push(
+            // Tool calls first: the citations are linked in the text they end in.
             MessageView::from_entry(entry, tr, rendered)
                 .with_files(files(entry))
-                .with_sources(sources(entry), tr)
-                .with_steps(steps(entry), tr)
-        })
-        .collect()
+                .with_steps_in_place(in_place)
+                .with_sources(sources(entry), tr),
+        );
+    }
+    views
 }
 
 async fn chat_page(

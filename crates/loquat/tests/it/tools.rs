@@ -122,6 +122,12 @@ async fn an_assistant_searches_and_reads_a_page_on_every_protocol() {
         let (_, page) = app.page(&topic_url(&sent)).await;
         assert_eq!(page.matches("class=\"tool-step step-done\"").count(), 2, "{name}: {page}");
         assert!(page.contains("<span class=\"tool-name\">web_search</span>"), "{name}");
+        // Each call sits where the model made it: after its first words, before the answer.
+        let at = |text: &str| page.find(text).unwrap_or_else(|| panic!("{name}: {text} not on the page"));
+        assert!(
+            at("<p>Let me search.</p>") < at("tool-step") && at("tool-step") < at("R&amp;D spending grew"),
+            "{name}"
+        );
         let start = page.find("tool-result").unwrap_or(0);
         let shown = &page[start..(start + 600).min(page.len())];
         assert!(
