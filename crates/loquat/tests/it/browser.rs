@@ -535,3 +535,50 @@ async fn a_pdf_dropped_in_the_composer_is_answered_with_a_citation_of_its_page()
     browser.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_tool_call_shows_running_then_folds_in_place_and_stays_after_a_reload() {
+    let Some(browser) = Browser::start().await else { return };
+    let web = crate::tools::fake_web_after(Duration::from_millis(1_500)).await;
+    let options = TestOptions {
+        first_account: false,
+        env: vec![("SEARXNG_URL", format!("http://{web}"))],
+        ..TestOptions::default()
+    };
+    let app = TestApp::spawn_with(options).await;
+    let client = &browser.client;
+    browser.sign_up(&app, "researcher@example.com").await;
+    let (user, assistant) = (app.admin().await, app.default_assistant().await);
+    let mut config = app.services.assistants.assistant(user, assistant).await.expect("assistant").config;
+    (config.provider, config.model, config.tools) = ("openai".into(), "gpt-4.1".into(), vec!["web_search".into()]);
+    app.services.assistants.update_assistant(user, assistant, config).await.expect("saved");
+    app.fake.push_reply(Reply::text("Searching.").tool_call("web_search", r#"{"query":"loquat R&D"}"#));
+    app.fake.push_reply(Reply::text("Spending grew 15% [1].").delay_between_chunks(Duration::from_millis(5)));
+    app.fake.set_default_reply(Reply::text("A title"));
+    client.goto(&app.url(&format!("/chat/{assistant}"))).await.expect("opens the chat");
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("How did R&D spending change?").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+    // The search takes a moment: the call shows open, running, after the words before it.
+    browser
+        .until("the running call", "document.querySelector('.msg.assistant details.tool-step.step-running[open]')")
+        .await;
+    browser.screenshot("tool-running.png").await;
+    let done = "document.querySelector('.msg.assistant details.tool-step.step-done:not([open])') \
+                && document.querySelector('.msg.assistant sup.cite a')";
+    browser.until("the folded call and the cited answer", done).await;
+    let order = "(() => { const body = document.querySelector('.msg.assistant .content').innerHTML; \
+                 return body.indexOf('Searching.') < body.indexOf('tool-step') \
+                 && body.indexOf('tool-step') < body.indexOf('Spending grew'); })()";
+    browser.until("the call between the words", order).await;
+    assert_eq!(
+        browser.text_of("document.querySelector('.msg.assistant .sources li:first-child').textContent").await.trim(),
+        "Loquat annual report 2023"
+    );
+    client.refresh().await.expect("reloads");
+    browser.until("the same call after a reload", done).await;
+    browser.until("in the same place", order).await;
+    browser.screenshot("tool-done.png").await;
+    browser.close().await;
+    app.cleanup().await;
+}

@@ -14,11 +14,13 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestOptions};
 
-/// A SearXNG (`/search?q=…&format=json`) whose results point at this server's `/report`.
-async fn fake_web() -> SocketAddr {
+/// A SearXNG (`/search?q=…&format=json`, answering after `delay`) whose results point at this
+/// server's `/report`.
+pub(crate) async fn fake_web_after(delay: std::time::Duration) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let search = move |Query(query): Query<std::collections::HashMap<String, String>>| async move {
+        tokio::time::sleep(delay).await;
         if query.get("format").map(String::as_str) != Some("json") {
             return (axum::http::StatusCode::FORBIDDEN, "json format not enabled").into_response();
         }
@@ -43,6 +45,10 @@ async fn fake_web() -> SocketAddr {
     let app = axum::Router::new().route("/search", get(search)).route("/report", get(report));
     tokio::spawn(async move { axum::serve(listener, app).await });
     address
+}
+
+async fn fake_web() -> SocketAddr {
+    fake_web_after(std::time::Duration::ZERO).await
 }
 
 async fn app_with_search() -> (TestApp, SocketAddr) {
