@@ -80,6 +80,21 @@ pub struct TokenUsage {
     pub cache_write_tokens: u32,
 }
 
+/// Usage of several requests of one answer (tool rounds): the sum.
+impl std::ops::Add for TokenUsage {
+    type Output = TokenUsage;
+
+    fn add(self, more: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            prompt_tokens: self.prompt_tokens + more.prompt_tokens,
+            completion_tokens: self.completion_tokens + more.completion_tokens,
+            reasoning_tokens: self.reasoning_tokens + more.reasoning_tokens,
+            cache_read_tokens: self.cache_read_tokens + more.cache_read_tokens,
+            cache_write_tokens: self.cache_write_tokens + more.cache_write_tokens,
+        }
+    }
+}
+
 impl TokenUsage {
     pub fn total(&self) -> u32 {
         self.prompt_tokens.saturating_add(self.completion_tokens)

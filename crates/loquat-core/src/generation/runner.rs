@@ -188,7 +188,7 @@ impl Runner<'_> {
                     round.calls.push(call);
                 }
                 // A response reports its usage (the last report counts); rounds add up.
-                ChatEvent::Usage(reported) => *usage = Some(add_usage(before, reported)),
+                ChatEvent::Usage(reported) => *usage = Some(before.map_or(reported, |before| before + reported)),
                 ChatEvent::Finish(_) => {}
             }
         }
@@ -426,20 +426,6 @@ struct Round {
     reasoning: String,
     signature: Option<String>,
     calls: Vec<ToolCall>,
-}
-
-/// Usage over several rounds of one answer: the sum.
-fn add_usage(before: Option<TokenUsage>, more: TokenUsage) -> TokenUsage {
-    match before {
-        None => more,
-        Some(before) => TokenUsage {
-            prompt_tokens: before.prompt_tokens + more.prompt_tokens,
-            completion_tokens: before.completion_tokens + more.completion_tokens,
-            reasoning_tokens: before.reasoning_tokens + more.reasoning_tokens,
-            cache_read_tokens: before.cache_read_tokens + more.cache_read_tokens,
-            cache_write_tokens: before.cache_write_tokens + more.cache_write_tokens,
-        },
-    }
 }
 
 enum Ended {

@@ -6,6 +6,7 @@
 
 mod naming;
 mod stream;
+mod tool_loop;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ use crate::llm::{
 use crate::prompt::{PromptContext, apply_input_template, expand_placeholders};
 use crate::store::{FinishedAnswer, Store};
 use crate::time::Timestamp;
+use crate::tools::{ToolShelf, Toolbox};
 
 /// A chat completion a program asked for, parsed by the web layer.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +69,8 @@ pub struct PreparedApiChat {
     assistant: Option<AssistantId>,
     attempts: Vec<Attempt>,
     plan: Option<SavePlan>,
+    /// An assistant's server tools, run by Loquat between the model's responses.
+    toolbox: Option<Toolbox>,
 }
 
 /// A model or assistant as `GET /v1/models` lists it.
@@ -90,6 +94,8 @@ pub struct Gateway {
     providers: Providers,
     assistants: Assistants,
     usage: Usage,
+    tools: ToolShelf,
+    instance: super::Instance,
 }
 
 /// The caller and what they can reach, read once per request.
@@ -99,6 +105,7 @@ pub(super) struct Caller<'u> {
 }
 
 impl Gateway {
+    #[expect(clippy::too_many_arguments, reason = "the composition root hands each service its parts")]
     pub(crate) fn new(
         store: Arc<dyn Store>,
         chat_client: Arc<dyn ChatClient>,
@@ -106,8 +113,10 @@ impl Gateway {
         providers: Providers,
         assistants: Assistants,
         usage: Usage,
+        tools: ToolShelf,
+        instance: super::Instance,
     ) -> Self {
-        Self { store, chat_client, generations, providers, assistants, usage }
+        Self { store, chat_client, generations, providers, assistants, usage, tools, instance }
     }
 
     /// What `user` can reach: the store is asked twice, side by side (the instance's settings
@@ -172,26 +181,36 @@ impl Gateway {
         quota?;
         let caller = caller?;
         let question = request.save.then(|| question_of(&request.messages));
-        let (assistant, attempts, saved_to) = match self.api_target(&caller, &request.model, Purpose::Chat).await? {
-            Target::Model { provider_id, card } => {
-                let endpoint = self.providers.endpoint(&caller.choices.reach, &provider_id)?;
-                (None, vec![plain_attempt(provider_id, card, endpoint, request)], default_assistant?)
-            }
-            Target::Assistant(assistant) => {
-                let saved_to = request.save.then_some(assistant.id);
-                let attempts = self.assistant_attempts(&caller, &assistant, request).await?;
-                (Some(assistant.id), attempts, saved_to)
-            }
-        };
+        let (assistant, attempts, saved_to, toolbox) =
+            match self.api_target(&caller, &request.model, Purpose::Chat).await? {
+                Target::Model { provider_id, card } => {
+                    let endpoint = self.providers.endpoint(&caller.choices.reach, &provider_id)?;
+                    (None, vec![plain_attempt(provider_id, card, endpoint, request)], default_assistant?, None)
+                }
+                Target::Assistant(assistant) => {
+                    let saved_to = request.save.then_some(assistant.id);
+                    // The caller's own tools go back to the caller; without them, the assistant's
+                    // tools run here.
+                    let toolbox = if request.tools.is_empty() && !assistant.config.tools.is_empty() {
+                        let snapshot = self.instance.snapshot().await?;
+                        self.tools.toolbox(&assistant.config.tools, snapshot.role_tools(user.role), Vec::new()).await
+                    } else {
+                        None
+                    };
+                    let specs = toolbox.as_ref().map(Toolbox::specs);
+                    let attempts = self.assistant_attempts(&caller, &assistant, request, specs).await?;
+                    (Some(assistant.id), attempts, saved_to, toolbox)
+                }
+            };
         let plan = saved_to.zip(question).map(|(assistant_id, question)| SavePlan::new(assistant_id, question));
-        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan })
+        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan, toolbox })
     }
 
     /// Opens the upstream stream, falling back to an assistant's fallback model if the first
     /// fails before answering. A failure before the first event is returned as an error (and
     /// recorded as usage, and saved when asked).
     pub async fn start_api_chat(&self, prepared: PreparedApiChat) -> CoreResult<ApiChat> {
-        let PreparedApiChat { user, assistant, attempts, plan } = prepared;
+        let PreparedApiChat { user, assistant, attempts, plan, toolbox } = prepared;
         let saved_topic = plan.as_ref().map(SavePlan::topic_id);
         let started = Instant::now();
         let created = Timestamp::now();
@@ -200,6 +219,17 @@ impl Gateway {
             Ok((index, stream)) => {
                 let attempt = &attempts[index];
                 ledger.answered_by(&attempt.provider_id, &attempt.model_id);
+                let stream = match toolbox.filter(|_| !attempt.request.tools.is_empty()) {
+                    Some(toolbox) => tool_loop::with_tools(
+                        self.chat_client.clone(),
+                        attempt.endpoint.clone(),
+                        attempt.request.clone(),
+                        stream,
+                        toolbox,
+                        self.generations.settings().first_event_timeout,
+                    ),
+                    None => stream,
+                };
                 Ok(ApiChat {
                     id: uuid::Uuid::now_v7().simple().to_string(),
                     created,
@@ -274,6 +304,7 @@ impl Gateway {
         caller: &Caller<'_>,
         assistant: &Assistant,
         request: ApiChatRequest,
+        server_tools: Option<Vec<crate::llm::ToolSpec>>,
     ) -> CoreResult<Vec<Attempt>> {
         let config = &assistant.config;
         let providers = &self.providers;
@@ -298,7 +329,12 @@ impl Gateway {
                     model: resolved.model.upstream_name().to_owned(),
                     messages,
                     params: resolved.model.accepted_params(&params),
-                    tools: request.tools.clone(),
+                    // The assistant's tools go to a model that calls tools; the caller's as given.
+                    tools: match &server_tools {
+                        Some(specs) if resolved.model.function_calling => specs.clone(),
+                        Some(_) => Vec::new(),
+                        None => request.tools.clone(),
+                    },
                     tool_choice: request.tool_choice.clone(),
                     reasoning: effort.map(|effort| ReasoningConfig { effort: Some(effort), budget_tokens: None }),
                 },

@@ -170,7 +170,7 @@ impl Services {
             usage.clone(),
             materials::Reader::new(blobs.clone(), public_image_base),
             knowledge.clone(),
-            tools,
+            tools.clone(),
             instance.clone(),
             limits.max_message_chars,
         );
@@ -181,6 +181,8 @@ impl Services {
             providers.clone(),
             assistants.clone(),
             usage.clone(),
+            tools.clone(),
+            instance.clone(),
         );
         let files = Files::new(store.clone(), blobs, limits.max_file_bytes, instance.clone(), knowledge.waker());
         Self {

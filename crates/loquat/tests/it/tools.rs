@@ -282,3 +282,47 @@ async fn the_model_searches_the_knowledge_bases_and_cites_what_it_found() {
     assert!(source.contains("公司2023年研发投入为12亿元"), "{source}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_assistant_with_tools_on_the_api_runs_them_and_answers_once() {
+    let (app, _) = app_with_search().await;
+    let token = crate::openai_api::api_token(&app).await;
+    let assistant = give_tools(&app, "openai::gpt-4.1").await;
+    app.fake.set_recording(true);
+    app.fake.push_reply(Reply::text("Looking. ").tool_call("web_search", r#"{"query":"loquat R&D"}"#).usage(10, 5));
+    app.fake.push_reply(Reply::text("It grew 15%.").usage(30, 4));
+    let body =
+        json!({ "model": format!("assistant/{assistant}"), "messages": [{ "role": "user", "content": "R&D?" }] });
+    let response =
+        app.client.post(app.url("/v1/chat/completions")).bearer_auth(&token).json(&body).send().await.expect("post");
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["choices"][0]["message"]["content"], "Looking. It grew 15%.", "{answer}");
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop", "the caller sees one answer: {answer}");
+    assert!(answer["choices"][0]["message"]["tool_calls"].is_null(), "the calls were Loquat's: {answer}");
+    assert_eq!(
+        (answer["usage"]["prompt_tokens"].as_u64(), answer["usage"]["completion_tokens"].as_u64()),
+        (Some(40), Some(9))
+    );
+    let requests = app.fake.requests();
+    assert_eq!(requests.len(), 2, "the model was asked again with the results");
+    assert!(requests[1].body.to_string().contains("Loquat annual report 2023"));
+
+    // A caller that brings its own tools gets the calls back, as before.
+    app.fake.push_reply(Reply::text("").tool_call("weather", r#"{"city":"Paris"}"#));
+    let tools = json!([{ "type": "function", "function": { "name": "weather", "parameters": { "type": "object" } } }]);
+    let body = json!({ "model": format!("assistant/{assistant}"), "messages": [{ "role": "user", "content": "Paris?" }], "tools": tools });
+    let answer: Value = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "weather", "{answer}");
+    app.cleanup().await;
+}
