@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::domain::Source;
-use crate::llm::{ToolCall, ToolSpec};
+use crate::llm::{ChatMessage, ChatRequest, ChatRole, Thinking, ToolCall, ToolChoice, ToolSpec};
 
 /// The most sources one call may add to an answer.
 const MAX_SOURCES_PER_CALL: usize = 10;
@@ -230,6 +230,45 @@ impl Toolbox {
                 "Error: the tool did not answer within {} seconds and was stopped.",
                 self.limits.call_timeout.as_secs()
             )),
+        }
+    }
+}
+
+/// One response of the model that called tools: what it wrote, thought and called.
+#[derive(Debug, Default)]
+pub(crate) struct CallingTurn {
+    pub text: String,
+    pub reasoning: String,
+    pub signature: Option<String>,
+    pub calls: Vec<ToolCall>,
+}
+
+impl Toolbox {
+    /// Continues `request` after round `round` (from 1): the model's turn with its calls, then
+    /// each call's result; at the step limit, the model is told to answer without tools.
+    pub(crate) fn continue_request(
+        &self,
+        request: &mut ChatRequest,
+        turn: CallingTurn,
+        results: &[CallResult],
+        round: usize,
+    ) {
+        let mut message = ChatMessage::new(ChatRole::Assistant, turn.text);
+        if !turn.reasoning.is_empty() || turn.signature.is_some() {
+            message.thinking = Some(Thinking { text: turn.reasoning, signature: turn.signature });
+        }
+        let answered: Vec<ChatMessage> = (turn.calls.iter().zip(results))
+            .map(|(call, result)| ChatMessage::tool_result(&call.id, &call.name, result.text.clone()))
+            .collect();
+        message.tool_calls = turn.calls;
+        request.messages.push(message);
+        request.messages.extend(answered);
+        if round >= self.limits.max_steps {
+            request.tool_choice = ToolChoice::None;
+            request.messages.push(ChatMessage::new(
+                ChatRole::User,
+                "(You have used all the tool calls this answer may make. Answer now from what you have.)",
+            ));
         }
     }
 }

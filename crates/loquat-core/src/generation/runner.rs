@@ -13,12 +13,11 @@ use tokio::time::Instant;
 use super::{BusEvent, EventBus, GenerationEvent, GenerationSettings, Job, JobSpec, Outcome, STOP_SHUTDOWN, STOP_USER};
 use crate::domain::{MessageStatus, StepStatus, TokenUsage, ToolStep};
 use crate::llm::{
-    ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, ProviderError, ProviderErrorKind,
-    Thinking, ToolCall, ToolChoice,
+    ChatClient, ChatEvent, ChatRequest, ChatStream, Endpoint, ProviderError, ProviderErrorKind, ToolCall,
 };
 use crate::store::{FinishedAnswer, MessageStore, TreeWrite};
 use crate::time::Timestamp;
-use crate::tools::{CallResult, Toolbox};
+use crate::tools::{CallResult, CallingTurn, Toolbox};
 
 pub(super) struct Runner<'a> {
     pub job: &'a Job,
@@ -104,26 +103,16 @@ impl Runner<'_> {
             }
             let attempt = &self.spec.attempts[*answered_by];
             let mut request = conversation.take().unwrap_or_else(|| attempt.request.clone());
-            let mut turn = ChatMessage::new(ChatRole::Assistant, round.text);
-            turn.tool_calls = round.calls.clone();
-            if !round.reasoning.is_empty() || round.signature.is_some() {
-                turn.thinking = Some(Thinking { text: round.reasoning, signature: round.signature });
-            }
-            request.messages.push(turn);
             // What it wrote before calling is kept while the tools run.
             self.save(&mut true).await;
             let results = self.run_tools(toolbox, &round.calls).await?;
-            for (call, result) in round.calls.iter().zip(results) {
-                request.messages.push(ChatMessage::tool_result(&call.id, &call.name, result.text));
-            }
-            if rounds == toolbox.limits.max_steps {
-                // The step limit: the model answers with what it has found.
-                request.tool_choice = ToolChoice::None;
-                request.messages.push(ChatMessage::new(
-                    ChatRole::User,
-                    "(You have used all the tool calls this answer may make. Answer now from what you have.)",
-                ));
-            }
+            let turn = CallingTurn {
+                text: round.text,
+                reasoning: round.reasoning,
+                signature: round.signature,
+                calls: round.calls,
+            };
+            toolbox.continue_request(&mut request, turn, &results, rounds);
             self.job.state().round_break = true;
             stream = self.connect(client, &attempt.endpoint, &request).await?;
             conversation = Some(request);

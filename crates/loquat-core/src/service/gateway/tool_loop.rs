@@ -14,10 +14,9 @@ use futures_util::StreamExt;
 
 use crate::domain::TokenUsage;
 use crate::llm::{
-    ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole, ChatStream, Endpoint, FinishReason, ProviderError,
-    ProviderErrorKind, Thinking, ToolCall, ToolChoice,
+    ChatClient, ChatEvent, ChatRequest, ChatStream, Endpoint, FinishReason, ProviderError, ProviderErrorKind, ToolCall,
 };
-use crate::tools::Toolbox;
+use crate::tools::{CallingTurn, Toolbox};
 
 struct Loop {
     client: Arc<dyn ChatClient>,
@@ -125,25 +124,15 @@ impl Loop {
             return;
         }
         let calls = std::mem::take(&mut self.calls);
-        let mut turn = ChatMessage::new(ChatRole::Assistant, std::mem::take(&mut self.text));
-        turn.tool_calls = calls.clone();
-        let (reasoning, signature) = (std::mem::take(&mut self.reasoning), self.signature.take());
-        if !reasoning.is_empty() || signature.is_some() {
-            turn.thinking = Some(Thinking { text: reasoning, signature });
-        }
-        self.request.messages.push(turn);
         let results =
             futures_util::future::join_all(calls.iter().map(|call| self.toolbox.run(call, &self.numbers))).await;
-        for (call, result) in calls.iter().zip(results) {
-            self.request.messages.push(ChatMessage::tool_result(&call.id, &call.name, result.text));
-        }
-        if self.rounds == self.toolbox.limits.max_steps {
-            self.request.tool_choice = ToolChoice::None;
-            self.request.messages.push(ChatMessage::new(
-                ChatRole::User,
-                "(You have used all the tool calls this answer may make. Answer now from what you have.)",
-            ));
-        }
+        let turn = CallingTurn {
+            text: std::mem::take(&mut self.text),
+            reasoning: std::mem::take(&mut self.reasoning),
+            signature: self.signature.take(),
+            calls,
+        };
+        self.toolbox.continue_request(&mut self.request, turn, &results, self.rounds);
         self.finish = None;
         let opening = self.client.stream_chat(&self.endpoint, &self.request);
         match tokio::time::timeout(self.open_timeout, opening).await {
