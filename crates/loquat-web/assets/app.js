@@ -89,6 +89,18 @@ const RECONNECT_DELAYS = [500, 1000, 2000, 4000];
  * @param {string} id
  * @param {{ refreshTitle?: boolean }} [options]
  */
+
+/** Replaces what `container` holds with `replace()`, keeping unfolded the finished tool calls
+ * the reader unfolded (a render of a streaming answer must not fold them again). */
+function keepingUnfolded(container, replace) {
+  const unfolded = [...container.querySelectorAll('details.tool-step')]
+    .map((step) => step.open && !step.classList.contains('step-running'));
+  replace();
+  container.querySelectorAll('details.tool-step').forEach((step, index) => {
+    if (unfolded[index]) step.open = true;
+  });
+}
+
 function follow(id, options = {}) {
   const article = document.getElementById(`m-${id}`);
   if (!article) {
@@ -121,7 +133,7 @@ function follow(id, options = {}) {
       const data = JSON.parse(event.data);
       const stick = nearBottom();
       const content = article.querySelector('.content');
-      if (content) content.innerHTML = data.html;
+      if (content) keepingUnfolded(content, () => { content.innerHTML = data.html; });
       const reasoning = article.querySelector('.reasoning');
       if (reasoning && data.reasoning_html) {
         reasoning.hidden = false;
@@ -136,7 +148,7 @@ function follow(id, options = {}) {
       article.dataset.status = data.status;
       article.removeAttribute('aria-busy');
       const bubble = article.querySelector('.bubble');
-      if (bubble && data.html) bubble.innerHTML = data.html;
+      if (bubble && data.html) keepingUnfolded(bubble, () => { bubble.innerHTML = data.html; });
       enhance(article);
       setBusy(null);
       announce(text(ENDINGS[data.status] ?? 'i18nAnswerFailed'));

@@ -553,6 +553,7 @@ async fn a_tool_call_shows_running_then_folds_in_place_and_stays_after_a_reload(
     (config.provider, config.model, config.tools) = ("openai".into(), "gpt-4.1".into(), vec!["web_search".into()]);
     app.services.assistants.update_assistant(user, assistant, config).await.expect("saved");
     app.fake.push_reply(Reply::text("Searching.").tool_call("web_search", r#"{"query":"loquat R&D"}"#));
+    app.fake.push_reply(Reply::text("").tool_call("web_search", r#"{"query":"loquat R&D 2023"}"#));
     app.fake.push_reply(Reply::text("Spending grew 15% [1].").delay_between_chunks(Duration::from_millis(5)));
     app.fake.set_default_reply(Reply::text("A title"));
     client.goto(&app.url(&format!("/chat/{assistant}"))).await.expect("opens the chat");
@@ -564,9 +565,20 @@ async fn a_tool_call_shows_running_then_folds_in_place_and_stays_after_a_reload(
         .until("the running call", "document.querySelector('.msg.assistant details.tool-step.step-running[open]')")
         .await;
     browser.screenshot("tool-running.png").await;
+    // While the second search runs, the reader unfolds the first: it stays unfolded as the
+    // answer goes on rendering.
+    let second_running = "document.querySelectorAll('.msg.assistant details.tool-step').length === 2 \
+                          && document.querySelector('.msg.assistant details.tool-step.step-running')";
+    browser.until("the second call running", second_running).await;
+    let unfold = "document.querySelector('.msg.assistant details.tool-step.step-done').open = true;";
+    client.execute(unfold, vec![]).await.expect("unfolds");
+    let answered = "document.querySelectorAll('.msg.assistant details.tool-step.step-done').length === 2 \
+                    && document.querySelector('.msg.assistant sup.cite a')";
+    browser.until("both calls done and the cited answer", answered).await;
+    let first_open = "document.querySelector('.msg.assistant details.tool-step').open";
+    assert_eq!(browser.text_of(first_open).await, "true", "the unfolded call stayed unfolded");
     let done = "document.querySelector('.msg.assistant details.tool-step.step-done:not([open])') \
                 && document.querySelector('.msg.assistant sup.cite a')";
-    browser.until("the folded call and the cited answer", done).await;
     let order = "(() => { const body = document.querySelector('.msg.assistant .content').innerHTML; \
                  return body.indexOf('Searching.') < body.indexOf('tool-step') \
                  && body.indexOf('tool-step') < body.indexOf('Spending grew'); })()";
