@@ -16,6 +16,12 @@ use crate::llm::{ChatMessage, ChatRequest, ChatRole, Thinking, ToolCall, ToolCho
 
 /// The most sources one call may add to an answer.
 const MAX_SOURCES_PER_CALL: usize = 10;
+/// The most calls of one response that run (at once); the others are refused, so a model
+/// cannot fan out hundreds of fetches in one turn.
+pub const MAX_CALLS_PER_TURN: usize = 16;
+/// The most calls of one response kept at all (answered, or refused past the ones that run);
+/// more are dropped from the turn, so a response cannot fill the store with steps.
+pub const MAX_CALLS_KEPT: usize = 64;
 
 /// Why a tool could not answer, in words for the model (and the person reading the step).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,10 +195,15 @@ impl Toolbox {
         self.tools.iter().map(|tool| tool.spec().clone()).collect()
     }
 
-    /// Runs one call under the limits; a failure is a result too (the model reads why). Sources
-    /// it found take the answer's next numbers from `numbers`.
-    pub async fn run(&self, call: &ToolCall, numbers: &AtomicU32) -> CallResult {
+    /// Runs the `index`th call of a response under the limits; a failure is a result too (the
+    /// model reads why). Sources it found take the answer's next numbers from `numbers`.
+    pub async fn run(&self, index: usize, call: &ToolCall, numbers: &AtomicU32) -> CallResult {
         let failed = |text: String| CallResult { text, ok: false, sources: Vec::new() };
+        if index >= MAX_CALLS_PER_TURN {
+            return failed(format!(
+                "Error: at most {MAX_CALLS_PER_TURN} tool calls run at once; this one did not run."
+            ));
+        }
         let Some(tool) = self.tools.iter().find(|tool| tool.spec().name == call.name) else {
             let known: Vec<&str> = self.tools.iter().map(|tool| tool.spec().name.as_str()).collect();
             return failed(format!(
@@ -357,7 +368,7 @@ mod tests {
     async fn bad_calls_become_results_the_model_reads() {
         let tools = toolbox(Duration::ZERO, 100);
         let numbers = AtomicU32::new(1);
-        let said = tools.run(&call("echo", r#"{"text":"hi"}"#), &numbers).await;
+        let said = tools.run(0, &call("echo", r#"{"text":"hi"}"#), &numbers).await;
         assert_eq!(said, CallResult { text: "hi".into(), ok: true, sources: Vec::new() });
         let cases = [
             (call("nope", "{}"), "no tool named \"nope\". The tools are: echo."),
@@ -368,18 +379,20 @@ mod tests {
             (call("echo", r#"{"text": "fail"}"#), "Error: it failed"),
         ];
         for (call, expected) in cases {
-            let result = tools.run(&call, &numbers).await;
+            let result = tools.run(0, &call, &numbers).await;
             assert!(!result.ok && result.text.contains(expected), "{call:?}: {}", result.text);
         }
         let short = toolbox(Duration::ZERO, 10);
-        let long = short.run(&call("echo", r#"{"text":"研发投入持续增长了十五个百分点"}"#), &numbers).await;
+        let long = short.run(0, &call("echo", r#"{"text":"研发投入持续增长了十五个百分点"}"#), &numbers).await;
+        let one_too_many = tools.run(MAX_CALLS_PER_TURN, &call("echo", r#"{"text":"hi"}"#), &numbers).await;
+        assert!(!one_too_many.ok && one_too_many.text.contains("did not run"), "{}", one_too_many.text);
         assert_eq!(long.text, "研发投入持续增长了十\n\n[Truncated: the first 10 of 15 characters.]");
     }
 
     #[tokio::test]
     async fn a_call_that_hangs_is_stopped() {
         let numbers = AtomicU32::new(1);
-        let result = toolbox(Duration::from_secs(5), 100).run(&call("echo", r#"{"text":"hi"}"#), &numbers).await;
+        let result = toolbox(Duration::from_secs(5), 100).run(0, &call("echo", r#"{"text":"hi"}"#), &numbers).await;
         assert!(!result.ok && result.text.contains("did not answer within"), "{}", result.text);
     }
 }

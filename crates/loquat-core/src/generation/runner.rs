@@ -174,7 +174,9 @@ impl Runner<'_> {
                 ChatEvent::ReasoningSignature(signature) => round.signature = Some(signature),
                 ChatEvent::ToolCall(call) => {
                     ttft.get_or_insert_with(|| started.elapsed());
-                    round.calls.push(call);
+                    if round.calls.len() < crate::tools::MAX_CALLS_KEPT {
+                        round.calls.push(call);
+                    }
                 }
                 // A response reports its usage (the last report counts); rounds add up.
                 ChatEvent::Usage(reported) => *usage = Some(before.map_or(reported, |before| before + reported)),
@@ -209,7 +211,7 @@ impl Runner<'_> {
         let numbers = &self.next_source;
         let runs = calls.iter().enumerate().map(|(index, call)| async move {
             let started = Instant::now();
-            let result = toolbox.run(call, numbers).await;
+            let result = toolbox.run(index, call, numbers).await;
             {
                 let mut state = self.job.state();
                 let step = &mut state.steps[first + index];

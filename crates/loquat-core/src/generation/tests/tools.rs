@@ -116,3 +116,25 @@ async fn a_stop_cancels_the_running_calls() {
     let steps = node.store.message_tool_steps(node.user, node.answer.id).await.expect("reads");
     assert_eq!(steps[0].status, StepStatus::Cancelled);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_response_fanning_out_calls_runs_a_few_and_keeps_a_bounded_number() {
+    let mut fanning = Script::new();
+    for index in 0..200 {
+        fanning = fanning.event(call(&format!("c{index}"), json!({"text": "x", "seconds": 1})));
+    }
+    let node = Node::new([fanning, Script::new().text("Done.")]).await;
+    let answer = node.start_with(&["model-a"], Some(toolbox(10))).await.expect("finishes");
+    assert_eq!(answer.status, MessageStatus::Complete);
+    let steps = node.store.message_tool_steps(node.user, node.answer.id).await.expect("reads");
+    assert_eq!(steps.len(), crate::tools::MAX_CALLS_KEPT);
+    let ran = steps.iter().filter(|s| s.status == StepStatus::Done).count();
+    assert_eq!(ran, crate::tools::MAX_CALLS_PER_TURN);
+    assert!(steps.last().expect("steps").result.contains("did not run"));
+    let second = &node.client.requests()[1].messages;
+    assert_eq!(
+        second.iter().filter(|m| m.role == ChatRole::Tool).count(),
+        crate::tools::MAX_CALLS_KEPT,
+        "one result per call kept"
+    );
+}

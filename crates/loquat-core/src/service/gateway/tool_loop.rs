@@ -93,7 +93,10 @@ impl Loop {
                     return Some(Ok(ChatEvent::Reasoning(text)));
                 }
                 Some(Ok(ChatEvent::ReasoningSignature(signature))) => self.signature = Some(signature),
-                Some(Ok(ChatEvent::ToolCall(call))) => self.calls.push(call),
+                Some(Ok(ChatEvent::ToolCall(call))) if self.calls.len() < crate::tools::MAX_CALLS_KEPT => {
+                    self.calls.push(call);
+                }
+                Some(Ok(ChatEvent::ToolCall(_))) => {}
                 Some(Ok(ChatEvent::Usage(usage))) => self.round_usage = Some(usage),
                 Some(Ok(ChatEvent::Finish(reason))) => self.finish = Some(reason),
                 Some(Err(error)) => {
@@ -124,8 +127,10 @@ impl Loop {
             return;
         }
         let calls = std::mem::take(&mut self.calls);
-        let results =
-            futures_util::future::join_all(calls.iter().map(|call| self.toolbox.run(call, &self.numbers))).await;
+        let results = futures_util::future::join_all(
+            calls.iter().enumerate().map(|(index, call)| self.toolbox.run(index, call, &self.numbers)),
+        )
+        .await;
         let turn = CallingTurn {
             text: std::mem::take(&mut self.text),
             reasoning: std::mem::take(&mut self.reasoning),
