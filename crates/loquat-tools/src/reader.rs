@@ -65,12 +65,14 @@ impl ReadPage {
                 if !(200..300).contains(&response.status) {
                     return Err(format!("the page answered with HTTP {}", response.status));
                 }
-                let text = String::from_utf8_lossy(&response.body);
                 let kind = response.content_type.to_ascii_lowercase();
                 if kind.contains("html") || kind.is_empty() {
-                    Ok(html_to_markdown(&text))
+                    // Parsing megabytes of HTML is work for the blocking pool, not a runtime thread.
+                    let body = response.body;
+                    let parsed = tokio::task::spawn_blocking(move || html_to_markdown(&String::from_utf8_lossy(&body)));
+                    parsed.await.map_err(|_| "the page could not be read".to_owned())
                 } else if kind.starts_with("text/") || kind.contains("json") {
-                    Ok(text.into_owned())
+                    Ok(String::from_utf8_lossy(&response.body).into_owned())
                 } else {
                     Err(format!("the page is not text ({})", response.content_type))
                 }
