@@ -117,11 +117,10 @@ impl Chat {
         tools
     }
 
-    /// Name and description of every tool the user's role may use.
-    pub async fn tools_for(&self, user: UserId) -> CoreResult<Vec<(String, String)>> {
-        let person = super::existing_user(self.store.as_ref(), user).await?;
+    /// Name and description of every tool `role` may use.
+    pub async fn tools_for(&self, role: crate::domain::Role) -> CoreResult<Vec<(String, String)>> {
         let snapshot = self.instance.snapshot().await?;
-        let allowed = snapshot.role_tools(person.role);
+        let allowed = snapshot.role_tools(role);
         let mut tools = self.tool_catalogue();
         tools.retain(|(name, _)| allowed.is_none_or(|allowed| allowed.contains(name)));
         Ok(tools)

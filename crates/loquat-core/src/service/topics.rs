@@ -20,6 +20,8 @@ pub struct Conversation {
     pub sources: HashMap<MessageId, Vec<Source>>,
     /// The tool calls of the topic's answers, by message, in order.
     pub steps: HashMap<MessageId, Vec<crate::domain::ToolStep>>,
+    /// What of its assistant the topic turned off (knowledge, tools).
+    pub features_off: Vec<crate::domain::TopicFeature>,
 }
 
 impl Assistants {
@@ -35,16 +37,17 @@ impl Assistants {
     /// loaded in one query.
     pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {
         let topic = self.topic(user, id).await?;
-        let (messages, files, sources, steps) = tokio::join!(
+        let (messages, files, sources, steps, features_off) = tokio::join!(
             self.store.list_messages(user, id),
             self.store.topic_message_files(user, id),
             self.store.topic_sources(user, id),
-            self.store.topic_tool_steps(user, id)
+            self.store.topic_tool_steps(user, id),
+            self.store.topic_features_off(user, id)
         );
         let branch = MessageTree::new(&messages?).branch(topic.active_leaf_id);
         let (files, sources) = (super::materials::by_message(files?), super::materials::by_message(sources?));
         let steps = super::materials::by_message(steps?.into_iter().map(|step| (step.message_id, step)).collect());
-        Ok(Conversation { topic, branch, files, sources, steps })
+        Ok(Conversation { topic, branch, files, sources, steps, features_off: features_off? })
     }
 
     pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {
@@ -76,15 +79,6 @@ impl Assistants {
 
     pub async fn message(&self, user: UserId, id: MessageId) -> CoreResult<Message> {
         self.store.get_message(user, id).await?.ok_or(CoreError::NotFound("message"))
-    }
-
-    /// The features of its assistant the topic turned off (knowledge, tools).
-    pub async fn topic_features_off(
-        &self,
-        user: UserId,
-        topic: TopicId,
-    ) -> CoreResult<Vec<crate::domain::TopicFeature>> {
-        Ok(self.store.topic_features_off(user, topic).await?)
     }
 
     /// Turns one of its assistant's features off (or back on) for one topic.

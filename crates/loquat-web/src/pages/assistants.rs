@@ -211,7 +211,7 @@ async fn assistant_page(
     let bases = bases.into_iter().map(|b| (b.id.to_string(), b.name, b.user_id != viewer.user.id)).collect();
     let page = AssistantPage {
         bases,
-        tools: state.services.chat.tools_for(viewer.user.id).await.map_err(viewer.fail())?,
+        tools: state.services.chat.tools_for(viewer.user.role).await.map_err(viewer.fail())?,
         fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
@@ -282,12 +282,11 @@ pub async fn update_assistant(
             return assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await;
         }
     };
+    // The knowledge bases first: a refused list (too long, not readable) changes nothing.
+    let knowledge = &state.services.knowledge;
+    knowledge.set_assistant_bases(viewer.user.id, id, &bases).await.map_err(viewer.fail())?;
     match state.services.assistants.update_assistant(viewer.user.id, id, config).await {
-        Ok(_) => {
-            let knowledge = &state.services.knowledge;
-            knowledge.set_assistant_bases(viewer.user.id, id, &bases).await.map_err(viewer.fail())?;
-            Ok(see_other(&format!("/chat/{id}")))
-        }
+        Ok(_) => Ok(see_other(&format!("/chat/{id}"))),
         Err(error) if error.kind() == loquat_core::ErrorKind::Invalid => {
             let message = user_message(&error, viewer.tr);
             assistant_page(&viewer, &state, Some(id), assistant.is_default, form, Some(message)).await

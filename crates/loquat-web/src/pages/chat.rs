@@ -280,10 +280,7 @@ async fn chat_page(
         Some(topic) if !topic.title.is_empty() => topic.title.clone(),
         _ => assistant_title(assistant, tr),
     };
-    let off = match current_topic {
-        Some(topic) => services.assistants.topic_features_off(user, topic.id).await.map_err(viewer.fail())?,
-        None => Vec::new(),
-    };
+    let off = conversation.as_ref().map_or(&[][..], |(c, _)| c.features_off.as_slice());
     let bases = services.knowledge.assistant_bases(user, assistant.id).await.map_err(viewer.fail())?;
     let knowledge = if bases.is_empty() {
         String::new()
@@ -294,7 +291,7 @@ async fn chat_page(
     };
     let knowledge_on = !off.contains(&TopicFeature::Knowledge);
     // The assistant's tools the server has (the others are skipped when it answers).
-    let catalogue = services.chat.tools_for(user).await.map_err(viewer.fail())?;
+    let catalogue = services.chat.tools_for(viewer.user.role).await.map_err(viewer.fail())?;
     let tools: Vec<&str> = config
         .tools
         .iter()

@@ -507,6 +507,14 @@ async fn the_administrator_chooses_the_embedding_model_and_documents_are_embedde
     assert!(saved.status().is_redirection(), "{}", saved.status());
     let (_, form) = app.page(&format!("/assistants/{assistant}/edit")).await;
     assert!(form.contains(&format!("value=\"{base}\" checked")), "{form}");
+    // Thousands of ids are refused before they cost a query each.
+    let many: Vec<(&str, String)> =
+        (0..51).map(|_| ("knowledge", loquat_core::id::KnowledgeBaseId::new().to_string())).collect();
+    let refused = app.client.post(app.url(&format!("/assistants/{assistant}"))).form(&many).send().await.expect("post");
+    assert_eq!(refused.status().as_u16(), 422);
+    assert!(refused.text().await.expect("page").contains("at most 50 knowledge bases"));
+    let (_, form) = app.page(&format!("/assistants/{assistant}/edit")).await;
+    assert!(form.contains("value=\"Analyst\"") && form.contains(&format!("value=\"{base}\" checked")), "unchanged");
 
     // A provider the server does not have, or a name without one, is refused; nothing changes.
     let shared = &app;

@@ -91,6 +91,8 @@ const KEYWORDS_ONLY: &str = "none";
 /// The longest name and description of a knowledge base.
 const MAX_NAME_CHARS: usize = 100;
 const MAX_DESCRIPTION_CHARS: usize = 1_000;
+/// The most knowledge bases one assistant answers from.
+const MAX_ASSISTANT_BASES: usize = 50;
 /// How many passages an answer is given at most.
 const MAX_SOURCES: usize = 8;
 
@@ -315,6 +317,10 @@ impl Knowledge {
         assistant: AssistantId,
         bases: &[KnowledgeBaseId],
     ) -> CoreResult<()> {
+        // Each is checked with a query: a form of thousands of ids is refused, not run.
+        if bases.len() > MAX_ASSISTANT_BASES {
+            return Err(CoreError::invalid_with("knowledge_too_many", MAX_ASSISTANT_BASES.to_string()));
+        }
         for base in bases {
             self.readable(user, *base).await?;
         }
