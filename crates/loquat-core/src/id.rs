@@ -84,6 +84,10 @@ define_id!(
     /// A set of a user's documents an assistant answers from.
     KnowledgeBaseId
 );
+define_id!(
+    /// An MCP server added from the settings page or the admin panel.
+    McpServerId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,11 +6,11 @@ use async_trait::async_trait;
 
 use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
-    Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role, Session, Source,
-    StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature, UsageEvent, UsageGrouping, UsageRow,
-    User,
+    McpServerRecord, Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role,
+    Session, Source, StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature, UsageEvent,
+    UsageGrouping, UsageRow, User,
 };
-use crate::id::{AssistantId, FileId, KnowledgeBaseId, MessageId, ProviderSettingId, TopicId, UserId};
+use crate::id::{AssistantId, FileId, KnowledgeBaseId, McpServerId, MessageId, ProviderSettingId, TopicId, UserId};
 use crate::time::Timestamp;
 
 /// The histogram of store round trips, by `query` (the store method, e.g. `get_topic`), waiting
@@ -510,6 +510,26 @@ pub trait KnowledgeStore: Send + Sync {
     async fn message_source(&self, user: UserId, message: MessageId, number: u32) -> StoreResult<Option<Source>>;
 }
 
+/// MCP servers added in the product. A member's are read and changed only with their id; the
+/// shared ones (an administrator's for everyone) through the `shared` methods, which the
+/// service calls only for administrators.
+#[async_trait]
+pub trait McpServerStore: Send + Sync {
+    async fn insert_mcp_server(&self, server: &McpServerRecord) -> StoreResult<()>;
+    /// A member's own server (never a shared one).
+    async fn get_mcp_server(&self, user: UserId, id: McpServerId) -> StoreResult<Option<McpServerRecord>>;
+    /// A member's own servers, oldest first.
+    async fn list_mcp_servers(&self, user: UserId) -> StoreResult<Vec<McpServerRecord>>;
+    async fn get_shared_mcp_server(&self, id: McpServerId) -> StoreResult<Option<McpServerRecord>>;
+    /// The shared servers, oldest first.
+    async fn list_shared_mcp_servers(&self) -> StoreResult<Vec<McpServerRecord>>;
+    /// Writes a server's fields (not its owner or `shared`): the user's own when `shared` is
+    /// false, a shared one when true.
+    async fn update_mcp_server(&self, server: &McpServerRecord) -> StoreResult<bool>;
+    /// Deletes a member's own server (`Some(user)`) or a shared one (`None`).
+    async fn delete_mcp_server(&self, user: Option<UserId>, id: McpServerId) -> StoreResult<bool>;
+}
+
 /// Everything Loquat persists, behind one object.
 #[async_trait]
 pub trait Store:
@@ -524,6 +544,7 @@ pub trait Store:
     + FileStore
     + IngestStore
     + KnowledgeStore
+    + McpServerStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

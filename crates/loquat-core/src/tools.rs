@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::domain::Source;
+use crate::domain::{McpLaunch, Source};
 use crate::llm::{ChatMessage, ChatRequest, ChatRole, Thinking, ToolCall, ToolChoice, ToolSpec};
 
 /// The most sources one call may add to an answer.
@@ -97,6 +97,46 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
 }
 
+/// Speaks to MCP servers added in the product (the tools crate implements it).
+#[async_trait]
+pub trait McpConnector: Send + Sync {
+    /// A source for a server: `name` as assistants choose it, `prefix` before its tools'
+    /// names, `description` for the assistant form. `trusted`: the administrator's (otherwise
+    /// every address goes through the SSRF guard).
+    fn source(
+        &self,
+        name: String,
+        prefix: String,
+        description: String,
+        launch: McpLaunch,
+        trusted: bool,
+    ) -> Arc<dyn ToolSource>;
+    /// Whether the SSRF guard lets a member's server be reached at `url`.
+    async fn check_url(&self, url: &str) -> Result<(), String>;
+}
+
+/// The sources of servers added in the product that one person may use.
+#[derive(Clone, Default)]
+pub struct StoredSources {
+    /// The administrator's, for everyone: a role's tool list applies.
+    pub shared: Vec<Arc<dyn ToolSource>>,
+    /// The person's own (when their role lets them have their own, [`OWN_MCP_SERVERS`]).
+    pub own: Vec<Arc<dyn ToolSource>>,
+}
+
+/// A tool (or source of tools) a person may give an assistant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOffer {
+    /// As assistants name it (`web_search`, `mcp:<name>`, `mcp:<id>`).
+    pub name: String,
+    /// As people see it.
+    pub label: String,
+    pub description: String,
+}
+
+/// The name in a role's tool list that lets its members add and use their own MCP servers.
+pub const OWN_MCP_SERVERS: &str = "mcp:own";
+
 /// Every tool of this server: built-in tools and sources of tools (MCP servers the
 /// administrator configured), from which each answer's toolbox is taken. Cheap to clone.
 #[derive(Clone, Default)]
@@ -104,11 +144,22 @@ pub struct ToolShelf {
     tools: Arc<Vec<Arc<dyn Tool>>>,
     sources: Arc<Vec<Arc<dyn ToolSource>>>,
     limits: ToolLimits,
+    connector: Option<Arc<dyn McpConnector>>,
 }
 
 impl ToolShelf {
     pub fn new(tools: Vec<Arc<dyn Tool>>, sources: Vec<Arc<dyn ToolSource>>, limits: ToolLimits) -> Self {
-        Self { tools: Arc::new(tools), sources: Arc::new(sources), limits }
+        Self { tools: Arc::new(tools), sources: Arc::new(sources), limits, connector: None }
+    }
+
+    /// The shelf, able to connect to servers added in the product.
+    pub fn with_connector(mut self, connector: Arc<dyn McpConnector>) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    pub fn connector(&self) -> Option<&Arc<dyn McpConnector>> {
+        self.connector.as_ref()
     }
 
     /// Name and description of every tool and source, for the assistant form.
@@ -137,24 +188,32 @@ impl ToolShelf {
     /// The toolbox of the tools and sources named that `allowed` permits (`None`: all; unknown
     /// names are skipped), or `None` when none is left. A source that cannot list its tools
     /// now is left out (and logged).
-    /// `extra` tools (made for this answer) are added as they are.
+    /// `extra` tools (made for this answer) are added as they are; `stored` are the servers
+    /// added in the product this person may use. When two tools have one name, the first
+    /// is kept.
     pub async fn toolbox(
         &self,
         names: &[String],
         allowed: Option<&[String]>,
         extra: Vec<Arc<dyn Tool>>,
+        stored: StoredSources,
     ) -> Option<Toolbox> {
         let permitted = |name: &str| {
             names.iter().any(|n| n == name) && allowed.is_none_or(|allowed| allowed.iter().any(|a| a == name))
         };
         let mut chosen = extra;
         chosen.extend(self.tools.iter().filter(|tool| permitted(&tool.spec().name)).cloned());
-        for source in self.sources.iter().filter(|source| permitted(source.name())) {
+        let chosen_sources = (self.sources.iter().chain(&stored.shared))
+            .filter(|source| permitted(source.name()))
+            .chain(stored.own.iter().filter(|source| names.iter().any(|n| n == source.name())));
+        for source in chosen_sources {
             match source.tools().await {
                 Ok(tools) => chosen.extend(tools),
                 Err(ToolFailure(reason)) => tracing::warn!(source = source.name(), %reason, "tools unavailable"),
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        chosen.retain(|tool| seen.insert(tool.spec().name.clone()));
         (!chosen.is_empty()).then(|| Toolbox::new(chosen, self.limits.clone()))
     }
 }

@@ -8,6 +8,7 @@ mod credentials;
 mod files;
 mod ingest;
 mod knowledge;
+mod mcp_servers;
 mod messages;
 mod migrate;
 mod pool;

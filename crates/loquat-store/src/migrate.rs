@@ -30,6 +30,7 @@ const SQLITE: &[Embedded] = &[
     (13, "tool steps", include_str!("../migrations/sqlite/0013_tool_steps.sql")),
     (14, "topic switches", include_str!("../migrations/sqlite/0014_topic_switches.sql")),
     (15, "web sources", include_str!("../migrations/sqlite/0015_web_sources.sql")),
+    (16, "mcp servers", include_str!("../migrations/sqlite/0016_mcp_servers.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -47,6 +48,7 @@ const POSTGRES: &[Embedded] = &[
     (13, "tool steps", include_str!("../migrations/postgres/0013_tool_steps.sql")),
     (14, "topic switches", include_str!("../migrations/postgres/0014_topic_switches.sql")),
     (15, "web sources", include_str!("../migrations/postgres/0015_web_sources.sql")),
+    (16, "mcp servers", include_str!("../migrations/postgres/0016_mcp_servers.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -4,6 +4,7 @@
 //! administrator's and trusted; the pages a model asks to read go through the SSRF guard.
 
 pub mod mcp;
+mod mcp_sse;
 mod reader;
 mod search;
 

@@ -1,6 +1,7 @@
 //! MCP servers as sources of tools (`LOQUAT_MCP_CONFIG`, the `mcpServers` JSON of Claude
-//! Desktop, Cursor and LobeChat): a local command spoken to over stdio, or a Streamable HTTP
-//! address. A server starts when an answer first needs its tools; its tool list is cached until
+//! Desktop, Cursor and LobeChat) and the servers added in the product (`Connector`): a local
+//! command spoken to over stdio, a Streamable HTTP address or a legacy SSE one. A member's
+//! server is reached only through the SSRF guard. A server starts when an answer first needs its tools; its tool list is cached until
 //! it says the list changed; a server that crashed or cannot be reached is tried again after a
 //! pause that doubles up to a minute; one left idle is stopped. Tools are named
 //! `<server>__<tool>` for the model; results come back as text.
@@ -12,8 +13,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use loquat_core::domain::McpLaunch;
 use loquat_core::llm::ToolSpec;
-use loquat_core::tools::{SourceStatus, Tool, ToolFailure, ToolOutput, ToolSource};
+use loquat_core::tools::{McpConnector, SourceStatus, Tool, ToolFailure, ToolOutput, ToolSource};
 use loquat_providers::web::{Origin, WebClient};
 use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{NotificationContext, RoleClient, RunningService, ServiceError};
@@ -25,6 +27,8 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::mcp_sse::SseTransport;
+
 /// A server unused this long is stopped (started again when needed).
 const IDLE_STOP: Duration = Duration::from_secs(600);
 /// The longest pause before trying a failed server again.
@@ -33,15 +37,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The environment a local server gets from Loquat's own (never its secrets).
 const PASSED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT"];
-
-/// How a server is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Launch {
-    /// A command Loquat runs, speaking MCP on its stdin and stdout.
-    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String> },
-    /// A Streamable HTTP endpoint.
-    Http { url: String, headers: BTreeMap<String, String> },
-}
 
 #[derive(Deserialize)]
 struct Entry {
@@ -58,7 +53,7 @@ struct Entry {
 }
 
 /// The servers of an `mcpServers` document (or of a bare `{ "<name>": { … } }`), by name.
-pub fn parse_servers(json: &str) -> Result<Vec<(String, Launch)>, String> {
+pub fn parse_servers(json: &str) -> Result<Vec<(String, McpLaunch)>, String> {
     let document: Value = serde_json::from_str(json).map_err(|error| format!("not JSON: {error}"))?;
     let servers = document.get("mcpServers").unwrap_or(&document);
     let servers = servers.as_object().ok_or("expected {\"mcpServers\": {\"<name>\": {…}}}")?;
@@ -69,15 +64,9 @@ pub fn parse_servers(json: &str) -> Result<Vec<(String, Launch)>, String> {
         }
         let entry: Entry = serde_json::from_value(entry.clone()).map_err(|error| format!("server {name}: {error}"))?;
         let launch = match (entry.command, entry.url) {
-            (Some(command), None) => Launch::Stdio { command, args: entry.args, env: entry.env },
-            (None, Some(url)) => {
-                if entry.kind.as_deref() == Some("sse") {
-                    return Err(format!(
-                        "server {name}: the legacy SSE transport is not supported; use its Streamable HTTP address"
-                    ));
-                }
-                Launch::Http { url, headers: entry.headers }
-            }
+            (Some(command), None) => McpLaunch::Stdio { command, args: entry.args, env: entry.env },
+            (None, Some(url)) if entry.kind.as_deref() == Some("sse") => McpLaunch::Sse { url, headers: entry.headers },
+            (None, Some(url)) => McpLaunch::Http { url, headers: entry.headers },
             _ => return Err(format!("server {name}: give either \"command\" or \"url\"")),
         };
         parsed.push((name.clone(), launch));
@@ -89,7 +78,47 @@ pub fn parse_servers(json: &str) -> Result<Vec<(String, Launch)>, String> {
 pub fn servers_from_file(path: &Path, web: &WebClient) -> Result<Vec<Arc<dyn ToolSource>>, String> {
     let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
     let servers = parse_servers(&text)?;
-    Ok(servers.into_iter().map(|(name, launch)| McpServer::new(name, launch, web) as Arc<dyn ToolSource>).collect())
+    Ok(servers
+        .into_iter()
+        .map(|(name, launch)| {
+            let description = match &launch {
+                McpLaunch::Stdio { command, .. } => format!("MCP server (local command {command})"),
+                McpLaunch::Http { url, .. } | McpLaunch::Sse { url, .. } => format!("MCP server at {url}"),
+            };
+            McpServer::new(format!("mcp:{name}"), name, description, launch, web, Origin::Administrator)
+                as Arc<dyn ToolSource>
+        })
+        .collect())
+}
+
+/// Connects to the servers added in the product.
+pub struct Connector {
+    web: WebClient,
+}
+
+impl Connector {
+    pub fn new(web: WebClient) -> Self {
+        Self { web }
+    }
+}
+
+#[async_trait]
+impl McpConnector for Connector {
+    fn source(
+        &self,
+        name: String,
+        prefix: String,
+        description: String,
+        launch: McpLaunch,
+        trusted: bool,
+    ) -> Arc<dyn ToolSource> {
+        let origin = if trusted { Origin::Administrator } else { Origin::Untrusted };
+        McpServer::new(name, prefix, description, launch, &self.web, origin)
+    }
+
+    async fn check_url(&self, url: &str) -> Result<(), String> {
+        self.web.check_url(url).await.map_err(|error| error.0)
+    }
 }
 
 /// Notices the server's "the tools changed".
@@ -123,29 +152,38 @@ struct State {
 
 /// One configured MCP server.
 pub struct McpServer {
+    /// The prefix of its tools' names (and its name in logs).
     id: String,
     name: String,
     description: String,
-    launch: Launch,
+    launch: McpLaunch,
     http: reqwest::Client,
+    web: WebClient,
+    origin: Origin,
     changed: Arc<AtomicBool>,
     state: Mutex<State>,
     me: Weak<McpServer>,
 }
 
 impl McpServer {
-    pub fn new(id: String, launch: Launch, web: &WebClient) -> Arc<Self> {
-        let description = match &launch {
-            Launch::Stdio { command, .. } => format!("MCP server (local command {command})"),
-            Launch::Http { url, .. } => format!("MCP server at {url}"),
-        };
+    /// A server known to assistants as `name`, its tools named `<prefix>__<tool>`.
+    /// `Untrusted`: every address goes through the SSRF guard (a member's server).
+    pub fn new(
+        name: String,
+        prefix: String,
+        description: String,
+        launch: McpLaunch,
+        web: &WebClient,
+        origin: Origin,
+    ) -> Arc<Self> {
         let server = Arc::new_cyclic(|me| McpServer {
-            name: format!("mcp:{id}"),
-            id,
+            name,
+            id: prefix,
             description,
             launch,
-            // The administrator's servers: trusted addresses.
-            http: web.client(Origin::Administrator),
+            http: web.client(origin),
+            web: web.clone(),
+            origin,
             changed: Arc::default(),
             state: Mutex::default(),
             me: me.clone(),
@@ -174,7 +212,7 @@ impl McpServer {
     async fn connect(&self) -> Result<Session, String> {
         let listener = Listener { changed: self.changed.clone() };
         let started = match &self.launch {
-            Launch::Stdio { command, args, env } => {
+            McpLaunch::Stdio { command, args, env } => {
                 let mut process = tokio::process::Command::new(command);
                 process.args(args).env_clear();
                 for name in PASSED_ENV {
@@ -192,21 +230,42 @@ impl McpServer {
                 }
                 tokio::time::timeout(START_TIMEOUT, listener.serve(transport)).await
             }
-            Launch::Http { url, headers } => {
+            McpLaunch::Http { url, headers } => {
+                self.check_address(url).await?;
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
-                for (name, value) in headers {
-                    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
-                    let value = reqwest::header::HeaderValue::from_str(value).map_err(|e| e.to_string())?;
-                    config.custom_headers.insert(name, value);
-                }
+                config.custom_headers =
+                    header_map(headers)?.into_iter().filter_map(|(name, value)| Some((name?, value))).collect();
                 let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
                 tokio::time::timeout(START_TIMEOUT, listener.serve(transport)).await
+            }
+            McpLaunch::Sse { url, headers } => {
+                self.check_address(url).await?;
+                let started = async {
+                    let transport = SseTransport::connect(self.http.clone(), url, header_map(headers)?)
+                        .await
+                        .map_err(|error| error.0)?;
+                    listener.serve(transport).await.map_err(|error| error.to_string())
+                };
+                return match tokio::time::timeout(START_TIMEOUT, started).await {
+                    Err(_) => Err("the server did not answer its start in time".to_owned()),
+                    Ok(Err(error)) => Err(format!("the server could not be started: {}", plain(&error))),
+                    Ok(Ok(session)) => Ok(Arc::new(session)),
+                };
             }
         };
         match started {
             Err(_) => Err("the server did not answer its start in time".to_owned()),
-            Ok(Err(error)) => Err(format!("the server could not be started: {error}")),
+            Ok(Err(error)) => Err(format!("the server could not be started: {}", plain(&error.to_string()))),
             Ok(Ok(session)) => Ok(Arc::new(session)),
+        }
+    }
+
+    /// Refuses a member's address the SSRF guard refuses (a literal private address; names
+    /// are checked again as the client resolves them).
+    async fn check_address(&self, url: &str) -> Result<(), String> {
+        match self.origin {
+            Origin::Administrator => Ok(()),
+            Origin::Untrusted => self.web.check_url(url).await.map_err(|error| error.0),
         }
     }
 
@@ -284,6 +343,35 @@ impl McpServer {
             }
         }
     }
+}
+
+/// An error's text without the Rust type names `rmcp` puts in it (`[rmcp::transport::…]`).
+fn plain(error: &str) -> String {
+    let mut out = String::with_capacity(error.len());
+    let mut rest = error;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|close| open + close) else { break };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..close];
+        if !inner.contains("::") {
+            out.push_str(&rest[open..=close]);
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Headers as `reqwest` wants them; a bad name or value is an error.
+fn header_map(headers: &BTreeMap<String, String>) -> Result<reqwest::header::HeaderMap, String> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let name =
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| format!("header {name}: {e}"))?;
+        let value = reqwest::header::HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+        map.insert(name, value);
+    }
+    Ok(map)
 }
 
 /// The text of MCP content blocks: text as is, other kinds named.
@@ -406,19 +494,27 @@ mod tests {
             "remote":{"type":"http","url":"https://mcp.example.com/mcp","headers":{"Authorization":"Bearer t"}}}}"#;
         let servers = parse_servers(json).expect("parses");
         assert_eq!(servers.len(), 2);
-        assert!(matches!(&servers[0], (name, Launch::Stdio { command, .. }) if name == "files" && command == "npx"));
-        assert!(matches!(&servers[1], (name, Launch::Http { url, headers }) if name == "remote"
+        assert!(matches!(&servers[0], (name, McpLaunch::Stdio { command, .. }) if name == "files" && command == "npx"));
+        assert!(matches!(&servers[1], (name, McpLaunch::Http { url, headers }) if name == "remote"
             && url == "https://mcp.example.com/mcp" && headers["Authorization"] == "Bearer t"));
         // LobeChat's bare form.
         assert_eq!(parse_servers(r#"{"x":{"url":"http://h/mcp"}}"#).expect("parses").len(), 1);
+        let sse = parse_servers(r#"{"x":{"type":"sse","url":"http://h/sse"}}"#).expect("parses");
+        assert!(matches!(&sse[0].1, McpLaunch::Sse { url, .. } if url == "http://h/sse"));
         for (bad, why) in [
             ("[]", "expected"),
             (r#"{"mcpServers":{"a b":{"command":"x"}}}"#, "letters"),
             (r#"{"mcpServers":{"a":{}}}"#, "either"),
-            (r#"{"mcpServers":{"a":{"type":"sse","url":"http://h/sse"}}}"#, "legacy SSE"),
         ] {
             assert!(parse_servers(bad).expect_err(bad).contains(why), "{bad}");
         }
+    }
+
+    #[test]
+    fn type_names_leave_errors() {
+        let error =
+            "Send message error Transport [rmcp::transport::worker::WorkerTransport<a::B<c::D>>] error: refused [x]";
+        assert_eq!(plain(error), "Send message error Transport error: refused [x]");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
-use crate::pages::{account, admin, admin_features, assistants, auth, chat, files, knowledge, settings, sso};
+use crate::pages::{account, admin, admin_features, assistants, auth, chat, files, knowledge, mcp, settings, sso};
 use crate::{AppState, assets, health, metrics, middleware, request_id};
 
 /// Routes as data: each one added records its method and path beside the router it extends.
@@ -118,6 +118,10 @@ fn pages() -> RouteTable {
         .post("/settings/providers/{id}/delete", settings::delete_provider)
         .post("/settings/server-providers/{id}", settings::save_server_provider_key)
         .post("/settings/pull", settings::pull_model)
+        .get_post("/settings/mcp", mcp::show_servers, mcp::add_server)
+        .get_post("/settings/mcp/{id}", mcp::edit_server, mcp::update_server)
+        .post("/settings/mcp/{id}/delete", mcp::delete_server)
+        .post("/settings/mcp/{id}/check", mcp::check_server)
         // Getting in.
         .get_post("/access", auth::access_page, auth::submit_access)
         .get_post("/login", auth::show_login, auth::submit_login)
@@ -151,6 +155,9 @@ fn pages() -> RouteTable {
         .post("/admin/knowledge/{id}/unshare", admin_features::unshare_knowledge)
         .get("/admin/tools", admin_features::show_tools)
         .post("/admin/tools/check", admin_features::check_tool_source)
+        .post("/admin/tools/servers", mcp::admin_add_server)
+        .get_post("/admin/tools/servers/{id}", mcp::admin_edit_server, mcp::admin_update_server)
+        .post("/admin/tools/servers/{id}/delete", mcp::admin_delete_server)
         .get("/admin/usage", admin::show_usage)
         .get("/admin/audit", admin::show_audit)
         // Plumbing.

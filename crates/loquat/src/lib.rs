@@ -137,7 +137,8 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     for source in &sources {
         tracing::info!(tools = %source.name(), "MCP server configured");
     }
-    let tools = loquat_core::tools::ToolShelf::new(tools, sources, config.tools.limits());
+    let tools = loquat_core::tools::ToolShelf::new(tools, sources, config.tools.limits())
+        .with_connector(Arc::new(loquat_tools::mcp::Connector::new(client.web())));
     let services = Services::new(
         DataStores {
             store: Arc::new(store),

@@ -19,6 +19,6 @@ pub use file::StoredFile;
 pub use knowledge::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
-pub use tool::{StepStatus, ToolStep};
+pub use tool::{McpLaunch, McpServerRecord, McpTransport, StepStatus, ToolStep};
 pub use topic::{Topic, TopicFeature};
 pub use user::{Locale, Role, Theme, User};

@@ -1,10 +1,13 @@
 //! Tool calls of an answer: each call the model made while answering, with its arguments, its
 //! result (or why it failed) and how long it took, in the order the model made them. The
 //! answer's text and its calls interleave: a step sits at a byte offset of the answer's text.
+//! And the MCP servers people add, which give tools.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::MessageId;
+use crate::id::{McpServerId, MessageId, UserId};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,4 +61,71 @@ pub struct ToolStep {
     pub status: StepStatus,
     pub started_at: Timestamp,
     pub duration_ms: Option<i64>,
+}
+
+/// How an MCP server is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpLaunch {
+    /// A command Loquat runs, speaking MCP on its stdin and stdout.
+    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String> },
+    /// A Streamable HTTP endpoint.
+    Http { url: String, headers: BTreeMap<String, String> },
+    /// The legacy transport (MCP 2024-11-05): an event stream, and messages posted to the
+    /// address it names.
+    Sse { url: String, headers: BTreeMap<String, String> },
+}
+
+/// The kind of an [`McpLaunch`], as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpTransport {
+    Http,
+    Sse,
+    Stdio,
+}
+
+impl McpTransport {
+    pub const ALL: [McpTransport; 3] = [McpTransport::Http, McpTransport::Sse, McpTransport::Stdio];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            McpTransport::Http => "http",
+            McpTransport::Sse => "sse",
+            McpTransport::Stdio => "stdio",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|transport| transport.as_str() == text)
+    }
+}
+
+/// An MCP server added in the product: a member's own (reached over HTTP, for them alone) or
+/// an administrator's for everyone (`shared`; only these may be local commands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServerRecord {
+    pub id: McpServerId,
+    /// Who added it.
+    pub user_id: UserId,
+    /// Its name, which prefixes its tools' names: `[A-Za-z0-9_-]`.
+    pub name: String,
+    pub transport: McpTransport,
+    /// The address (HTTP, SSE) or the command (stdio).
+    pub target: String,
+    /// A command's arguments.
+    pub args: Vec<String>,
+    /// The headers (HTTP, SSE) or the environment (stdio), a JSON object encrypted by the key
+    /// vault: they often hold tokens.
+    pub secrets_encrypted: Option<String>,
+    pub shared: bool,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl McpServerRecord {
+    /// The name assistants choose it by.
+    pub fn source_name(&self) -> String {
+        format!("mcp:{}", self.id)
+    }
 }

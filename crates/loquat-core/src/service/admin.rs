@@ -17,7 +17,6 @@ use crate::id::{KnowledgeBaseId, UserId};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::time::Timestamp;
-use crate::tools::SourceStatus;
 
 /// An invite link was made: the code is shown once.
 #[derive(Debug)]
@@ -35,7 +34,6 @@ pub struct Admin {
     pub(super) instance: Instance,
     pub(super) accounts: Accounts,
     knowledge: Knowledge,
-    tools: crate::tools::ToolShelf,
 }
 
 /// The instance's knowledge, as the administrator sees it.
@@ -58,9 +56,8 @@ impl Admin {
         instance: Instance,
         accounts: Accounts,
         knowledge: Knowledge,
-        tools: crate::tools::ToolShelf,
     ) -> Self {
-        Self { store, audit, instance, accounts, knowledge, tools }
+        Self { store, audit, instance, accounts, knowledge }
     }
 
     /// The actor, if they are an enabled admin.
@@ -280,21 +277,6 @@ impl Admin {
         self.store.set_knowledge_sharing(base.user_id, id, None).await?;
         self.audit.record(Some(actor), "knowledge_unshared", &id.to_string(), &base.name, client).await;
         Ok(())
-    }
-
-    /// The server's tool sources (MCP servers) with their state.
-    pub async fn admin_tool_sources(&self, actor: UserId) -> CoreResult<Vec<(String, String, SourceStatus)>> {
-        self.require_admin(actor).await?;
-        Ok(self.tools.sources().await)
-    }
-
-    /// Starts a tool source if needed and lists its tools again: how many, or why it failed.
-    pub async fn admin_check_tool_source(&self, actor: UserId, name: &str) -> CoreResult<Result<usize, String>> {
-        self.require_admin(actor).await?;
-        match self.tools.check(name).await {
-            Some(result) => Ok(result.map_err(|failure| failure.0)),
-            None => Err(CoreError::NotFound("tool_source")),
-        }
     }
 
     /// The tools a role may use (`None`: every tool).

@@ -4,7 +4,7 @@
 use super::knowledge::tool as knowledge_tool;
 use crate::domain::TopicFeature;
 use crate::tools::Tool;
-use crate::tools::{ToolShelf, Toolbox};
+use crate::tools::{ToolOffer, Toolbox};
 use std::sync::Arc;
 
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ pub struct Chat {
     usage: Usage,
     reader: Reader,
     knowledge: Knowledge,
-    tools: ToolShelf,
+    tools: super::Tools,
     instance: super::Instance,
     max_message_chars: usize,
 }
@@ -90,7 +90,7 @@ impl Chat {
         usage: Usage,
         reader: Reader,
         knowledge: Knowledge,
-        tools: ToolShelf,
+        tools: super::Tools,
         instance: super::Instance,
         max_message_chars: usize,
     ) -> Self {
@@ -109,20 +109,26 @@ impl Chat {
         }
     }
 
-    /// Name and description of every tool of the server.
+    /// Name and description of every tool of the server (not the servers people add).
     pub fn tool_catalogue(&self) -> Vec<(String, String)> {
-        let mut tools = self.tools.catalogue();
+        let mut tools = self.tools.shelf_catalogue();
         let knowledge = knowledge_tool::spec();
         tools.push((knowledge.name, knowledge.description));
         tools
     }
 
-    /// Name and description of every tool `role` may use.
-    pub async fn tools_for(&self, role: crate::domain::Role) -> CoreResult<Vec<(String, String)>> {
+    /// Name and description of every tool this person may give an assistant: the server's
+    /// that their role allows, the shared MCP servers it allows and their own.
+    pub async fn tools_for(&self, person: &User) -> CoreResult<Vec<ToolOffer>> {
         let snapshot = self.instance.snapshot().await?;
-        let allowed = snapshot.role_tools(role);
-        let mut tools = self.tool_catalogue();
-        tools.retain(|(name, _)| allowed.is_none_or(|allowed| allowed.contains(name)));
+        let allowed = snapshot.role_tools(person.role);
+        let mut tools: Vec<ToolOffer> = self
+            .tool_catalogue()
+            .into_iter()
+            .filter(|(name, _)| allowed.is_none_or(|allowed| allowed.contains(name)))
+            .map(|(name, description)| ToolOffer { label: name.clone(), name, description })
+            .collect();
+        tools.extend(self.tools.stored_choices(person, allowed).await?);
         Ok(tools)
     }
 
@@ -385,7 +391,7 @@ impl Chat {
                     spec: knowledge_tool::spec(),
                 }));
             }
-            self.tools.toolbox(&assistant.config.tools, allowed, extra).await
+            self.tools.toolbox(&asker.person, allowed, &assistant.config.tools, extra).await?
         } else {
             None
         };

@@ -29,7 +29,7 @@ use crate::llm::{
 use crate::prompt::{PromptContext, apply_input_template, expand_placeholders};
 use crate::store::{FinishedAnswer, Store};
 use crate::time::Timestamp;
-use crate::tools::{ToolShelf, Toolbox};
+use crate::tools::Toolbox;
 
 /// A chat completion a program asked for, parsed by the web layer.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +94,7 @@ pub struct Gateway {
     providers: Providers,
     assistants: Assistants,
     usage: Usage,
-    tools: ToolShelf,
+    tools: super::Tools,
     instance: super::Instance,
 }
 
@@ -113,7 +113,7 @@ impl Gateway {
         providers: Providers,
         assistants: Assistants,
         usage: Usage,
-        tools: ToolShelf,
+        tools: super::Tools,
         instance: super::Instance,
     ) -> Self {
         Self { store, chat_client, generations, providers, assistants, usage, tools, instance }
@@ -193,7 +193,8 @@ impl Gateway {
                     // tools run here.
                     let toolbox = if request.tools.is_empty() && !assistant.config.tools.is_empty() {
                         let snapshot = self.instance.snapshot().await?;
-                        self.tools.toolbox(&assistant.config.tools, snapshot.role_tools(user.role), Vec::new()).await
+                        let allowed = snapshot.role_tools(user.role);
+                        self.tools.toolbox(user, allowed, &assistant.config.tools, Vec::new()).await?
                     } else {
                         None
                     };

@@ -29,6 +29,7 @@ mod provider_settings;
 mod providers;
 mod registration;
 mod tokens;
+mod tool_servers;
 mod topics;
 mod usage;
 mod users;
@@ -49,6 +50,7 @@ pub use materials::{document_format_name, is_document};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
 pub use tokens::TOKEN_PREFIX;
+pub use tool_servers::{McpServerDraft, McpServerView, Tools, parse_secret_lines};
 pub use topics::Conversation;
 pub use usage::{Usage, UsageLine};
 
@@ -100,6 +102,7 @@ pub struct Services {
     pub instance: Instance,
     pub files: Files,
     pub knowledge: Knowledge,
+    pub tools: Tools,
     store: Arc<dyn Store>,
     generations: Generations,
 }
@@ -135,10 +138,12 @@ impl Services {
         let instance = Instance::new(store.clone(), limits.clone());
         let usage = Usage::new(store.clone(), instance.clone());
         let accounts = Accounts::new(store.clone(), audit.clone(), instance.clone());
+        let vault = Arc::new(vault);
+        let tools = Tools::new(store.clone(), vault.clone(), instance.clone(), audit.clone(), tools);
         let providers = Providers::new(
             store.clone(),
             chat_client.clone(),
-            Arc::new(vault),
+            vault,
             Arc::new(server_providers),
             instance.clone(),
             audit.clone(),
@@ -153,14 +158,7 @@ impl Services {
             instance.clone(),
             node_id,
         );
-        let admin = Admin::new(
-            store.clone(),
-            audit.clone(),
-            instance.clone(),
-            accounts.clone(),
-            knowledge.clone(),
-            tools.clone(),
-        );
+        let admin = Admin::new(store.clone(), audit.clone(), instance.clone(), accounts.clone(), knowledge.clone());
         let chat = Chat::new(
             store.clone(),
             chat_client.clone(),
@@ -196,6 +194,7 @@ impl Services {
             instance,
             files,
             knowledge,
+            tools,
             store,
             generations,
         }

@@ -12,6 +12,7 @@ use loquat_core::Secret;
 use loquat_core::domain::{Quota, QuotaScope, Role, UsageGrouping, User};
 use loquat_core::id::UserId;
 use loquat_core::service::RegistrationMode;
+use loquat_core::tools::OWN_MCP_SERVERS;
 use serde::Deserialize;
 
 use super::chat::parse_id;
@@ -364,8 +365,8 @@ pub async fn delete_invite(
 pub struct RoleSettings {
     pub role: &'static str,
     pub models: String,
-    /// Every tool of the server, and whether the role may use it.
-    pub tools: Vec<(String, bool)>,
+    /// Every tool of the server (name, label), and whether the role may use it.
+    pub tools: Vec<(String, String, bool)>,
     /// Whether the role may use every tool (no list chosen).
     pub all_tools: bool,
     pub quota: QuotaFields,
@@ -396,13 +397,17 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
     services.admin.require_admin(viewer.user.id).await.map_err(viewer.fail())?;
     let mut roles = Vec::new();
     let snapshot = services.instance.snapshot().await.map_err(viewer.fail())?;
-    let catalogue = services.chat.tool_catalogue();
+    let mut catalogue: Vec<(String, String)> =
+        services.chat.tool_catalogue().into_iter().map(|(name, _)| (name.clone(), name)).collect();
+    let (_, shared) = services.tools.admin_sources(viewer.user.id).await.map_err(viewer.fail())?;
+    catalogue.extend(shared.into_iter().map(|view| (view.server.source_name(), view.server.name)));
+    catalogue.push((OWN_MCP_SERVERS.to_owned(), viewer.tr.t("mcp.own_servers").into_owned()));
     for role in Role::ALL {
         let models = services.instance.role_models(role).await.map_err(viewer.fail())?;
         let allowed = snapshot.role_tools(role);
         let tools = catalogue
             .iter()
-            .map(|(name, _)| (name.clone(), allowed.is_none_or(|allowed| allowed.contains(name))))
+            .map(|(name, label)| (name.clone(), label.clone(), allowed.is_none_or(|allowed| allowed.contains(name))))
             .collect();
         let quota = services.admin.admin_quota(viewer.user.id, &QuotaScope::Role(role)).await.map_err(viewer.fail())?;
         roles.push(RoleSettings {

@@ -8,6 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::chat::parse_id;
+use super::mcp::{AdminAddForm, ServerRow};
 use super::{Chrome, render, see_other};
 use crate::AppState;
 use crate::context::{AdminViewer, Viewer};
@@ -212,7 +213,11 @@ struct ToolsPage {
     error: Option<String>,
     /// Built-in tools: name, description.
     builtin: Vec<(String, String)>,
+    /// The servers of `LOQUAT_MCP_CONFIG`.
     sources: Vec<SourceRow>,
+    /// The servers added here, for everyone.
+    shared: Vec<ServerRow>,
+    add: AdminAddForm,
 }
 
 #[derive(Deserialize, Default)]
@@ -228,20 +233,18 @@ pub async fn show_tools(
     State(state): State<AppState>,
     Query(query): Query<ToolsQuery>,
 ) -> WebResult<Response> {
-    let notice = query.checked.map(|name| {
-        let count = query.count.unwrap_or_default().to_string();
-        viewer.tr.t_args("admin.tools_checked", &[("name", &name), ("count", &count)])
-    });
-    tools_page(&state, &viewer, notice, None).await
+    let notice = super::mcp::checked_notice(viewer.tr, query.checked, query.count);
+    tools_page(&state, &viewer, AdminAddForm::blank(), notice, None).await
 }
 
-async fn tools_page(
+pub(super) async fn tools_page(
     state: &AppState,
     viewer: &Viewer,
+    add: AdminAddForm,
     notice: Option<String>,
     error: Option<String>,
 ) -> WebResult<Response> {
-    let sources = state.services.admin.admin_tool_sources(viewer.user.id).await.map_err(viewer.fail())?;
+    let (sources, shared) = state.services.tools.admin_sources(viewer.user.id).await.map_err(viewer.fail())?;
     let builtin = state
         .services
         .chat
@@ -251,31 +254,39 @@ async fn tools_page(
         .collect();
     let sources = sources
         .into_iter()
-        .map(|(name, description, status)| SourceRow {
-            state: match (status.running, &status.last_error) {
-                (true, _) => "running",
-                (false, Some(_)) => "failing",
-                (false, None) => "stopped",
-            },
-            state_class: match (status.running, &status.last_error) {
-                (true, _) => "ok",
-                (false, Some(_)) => "failed",
-                (false, None) => "muted",
-            },
-            tools: status.tools.map(|tools| tools.join(", ")).unwrap_or_default(),
-            last_error: status.last_error,
-            name,
-            description,
+        .map(|(name, description, status)| {
+            let (state, state_class) = super::mcp::state_of(status.running, status.last_error.is_some());
+            SourceRow {
+                state,
+                state_class,
+                tools: status.tools.map(|tools| tools.join(", ")).unwrap_or_default(),
+                last_error: status.last_error,
+                name,
+                description,
+            }
         })
         .collect();
-    let page =
-        ToolsPage { tr: viewer.tr, chrome: Chrome::new(viewer.theme), tab: "tools", notice, error, builtin, sources };
+    let shared = shared.into_iter().map(ServerRow::new).collect();
+    let page = ToolsPage {
+        tr: viewer.tr,
+        chrome: Chrome::new(viewer.theme),
+        tab: "tools",
+        notice,
+        error,
+        builtin,
+        sources,
+        shared,
+        add,
+    };
     render(&page, viewer.tr)
 }
 
 #[derive(Deserialize)]
 pub struct CheckForm {
     name: String,
+    /// How the page names it (a shared server's own name).
+    #[serde(default)]
+    label: String,
 }
 
 /// `POST /admin/tools/check`: starts an MCP server if needed and lists its tools again.
@@ -284,13 +295,19 @@ pub async fn check_tool_source(
     State(state): State<AppState>,
     Form(form): Form<CheckForm>,
 ) -> WebResult<Response> {
-    let checked = state.services.admin.admin_check_tool_source(viewer.user.id, &form.name).await;
+    let checked = state.services.tools.admin_check_source(viewer.user.id, &form.name).await;
+    let label = if form.label.is_empty() { form.name.clone() } else { form.label.clone() };
     match checked.map_err(viewer.fail())? {
-        // Only a configured source gets here: its name is `mcp:` and `[A-Za-z0-9_-]`.
-        Ok(count) => Ok(see_other(&format!("/admin/tools?checked={}&count={count}", form.name))),
+        Ok(count) => {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("checked", &label)
+                .append_pair("count", &count.to_string())
+                .finish();
+            Ok(see_other(&format!("/admin/tools?{query}")))
+        }
         Err(reason) => {
-            let message = viewer.tr.t_args("admin.tools_check_failed", &[("name", &form.name), ("reason", &reason)]);
-            tools_page(&state, &viewer, None, Some(message)).await
+            let message = viewer.tr.t_args("admin.tools_check_failed", &[("name", &label), ("reason", &reason)]);
+            tools_page(&state, &viewer, AdminAddForm::blank(), None, Some(message)).await
         }
     }
 }

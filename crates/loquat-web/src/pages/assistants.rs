@@ -192,7 +192,7 @@ struct AssistantPage {
     /// The knowledge bases the user can choose from: id, name, shared with them.
     bases: Vec<(String, String, bool)>,
     /// The server's tools: name, description.
-    tools: Vec<(String, String)>,
+    tools: Vec<loquat_core::tools::ToolOffer>,
     error: Option<String>,
 }
 
@@ -211,7 +211,7 @@ async fn assistant_page(
     let bases = bases.into_iter().map(|b| (b.id.to_string(), b.name, b.user_id != viewer.user.id)).collect();
     let page = AssistantPage {
         bases,
-        tools: state.services.chat.tools_for(viewer.user.role).await.map_err(viewer.fail())?,
+        tools: state.services.chat.tools_for(&viewer.user).await.map_err(viewer.fail())?,
         fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),

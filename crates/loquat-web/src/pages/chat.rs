@@ -291,12 +291,12 @@ async fn chat_page(
     };
     let knowledge_on = !off.contains(&TopicFeature::Knowledge);
     // The assistant's tools the server has (the others are skipped when it answers).
-    let catalogue = services.chat.tools_for(viewer.user.role).await.map_err(viewer.fail())?;
+    let catalogue = services.chat.tools_for(&viewer.user).await.map_err(viewer.fail())?;
     let tools: Vec<&str> = config
         .tools
         .iter()
-        .filter(|name| catalogue.iter().any(|(known, _)| known == *name))
-        .map(String::as_str)
+        .filter_map(|name| catalogue.iter().find(|known| known.name == *name))
+        .map(|tool| tool.label.as_str())
         .collect();
     let tools = tools.join(", ");
     let tools_on = !off.contains(&TopicFeature::Tools);

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod chat;
 pub mod files;
 pub mod knowledge;
+pub mod mcp;
 pub mod settings;
 pub mod sso;
 

@@ -282,12 +282,15 @@ impl TestApp {
 
     /// Waits until the message has left `generating`.
     pub async fn finished(&self, id: MessageId) -> Message {
+        self.finished_of(self.admin().await, id).await
+    }
+
+    /// Waits until `user`'s message has left `generating`.
+    pub async fn finished_of(&self, user: loquat_core::id::UserId, id: MessageId) -> Message {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let message = self.services.assistants.message(self.admin().await, id).await.expect("message exists");
-            if message.status != MessageStatus::Generating
-                && !self.services.generations().is_running(self.admin().await, id)
-            {
+            let message = self.services.assistants.message(user, id).await.expect("message exists");
+            if message.status != MessageStatus::Generating && !self.services.generations().is_running(user, id) {
                 return message;
             }
             assert!(Instant::now() < deadline, "message {id} still generating");

@@ -11,6 +11,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod mcp;
+mod mcp_stored;
 mod metrics;
 mod openai_api;
 mod openai_api_limits;

@@ -16,7 +16,7 @@ use crate::helpers::{TestApp, TestOptions, temp_dir};
 
 const PYTHON_VAR: &str = "LOQUAT_TEST_PYTHON";
 
-fn python() -> Option<String> {
+pub(crate) fn python() -> Option<String> {
     let found = std::env::var(PYTHON_VAR).ok().filter(|path| !path.trim().is_empty());
     if found.is_none() {
         assert!(
@@ -28,14 +28,14 @@ fn python() -> Option<String> {
     found
 }
 
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_server.py")
 }
 
 /// The HTTP server, on a free port, running until dropped.
-struct HttpServer {
+pub(crate) struct HttpServer {
     child: tokio::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for HttpServer {
@@ -44,11 +44,20 @@ impl Drop for HttpServer {
     }
 }
 
-async fn http_server(python: &str) -> HttpServer {
+pub(crate) async fn http_server(python: &str) -> HttpServer {
+    served(python, "streamable-http", "mcp").await
+}
+
+/// The server over the legacy SSE transport (its stream at `/sse`).
+pub(crate) async fn sse_server(python: &str) -> HttpServer {
+    served(python, "sse", "sse").await
+}
+
+async fn served(python: &str, transport: &str, path: &str) -> HttpServer {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
     let child = tokio::process::Command::new(python)
         .arg(script())
-        .args(["streamable-http", &port.to_string()])
+        .args([transport, &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -56,7 +65,7 @@ async fn http_server(python: &str) -> HttpServer {
         .expect("the MCP server starts");
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return HttpServer { child, url: format!("http://127.0.0.1:{port}/mcp") };
+            return HttpServer { child, url: format!("http://127.0.0.1:{port}/{path}") };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,6 +1,7 @@
 """A real MCP server for Loquat's tests, written with the `mcp` package (2.x).
 
-Run as `mcp_server.py stdio` or `mcp_server.py streamable-http PORT`.
+Run as `mcp_server.py stdio`, `mcp_server.py streamable-http PORT` or `mcp_server.py sse PORT`
+(the legacy transport: an event stream at /sse, messages posted to /messages/).
 Tools: add, shout, huge (2 MB of text), crash (the process dies), garbage (stdout noise, stdio),
 slow (sleeps), and after `grow` a new tool `late` appears (tools/list_changed).
 """
@@ -56,5 +57,7 @@ def slow(seconds: float) -> str:
 if __name__ == "__main__":
     if sys.argv[1] == "stdio":
         server.run("stdio")
+    elif sys.argv[1] == "sse":
+        server.run("sse", port=int(sys.argv[2]))
     else:
         server.run("streamable-http", port=int(sys.argv[2]))

@@ -305,6 +305,7 @@ struct Fillers {
     token: String,
     admin: String,
     invite: String,
+    mcp_server: String,
 }
 
 impl Fillers {
@@ -322,6 +323,7 @@ impl Fillers {
                 "{id}" if path.starts_with("/topics/") => Some(self.topic.clone()),
                 "{id}" if path.starts_with("/assistants/") => Some(self.own_assistant.clone()),
                 "{id}" if path.starts_with("/settings/providers/") => Some(self.provider.clone()),
+                "{id}" if path.starts_with("/settings/mcp/") => Some(self.mcp_server.clone()),
                 "{id}" if path.starts_with("/account/tokens/") => Some(self.token.clone()),
                 "{id}" if path.starts_with("/admin/users/") => Some(self.admin.clone()),
                 "{*id}" => Some(format!("assistant/{}", self.own_assistant)),
@@ -373,6 +375,8 @@ const ANY_FORM: &[(&str, &str)] = &[
     ("protocol", "openai"),
     ("password", "a stolen long password"),
     ("provider", "openai"),
+    ("transport", "http"),
+    ("target", "https://93.184.215.14/mcp"),
 ];
 
 /// Public routes: they need no session (signing in, probes, assets).
@@ -423,6 +427,15 @@ async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_token
         )
         .await
         .expect("invite");
+    // A public literal address: the guard lets it be stored without resolving anything.
+    let server = loquat_core::service::McpServerDraft {
+        name: "mine".into(),
+        transport: Some(loquat_core::domain::McpTransport::Http),
+        target: "https://93.184.215.14/mcp".into(),
+        enabled: true,
+        ..Default::default()
+    };
+    let server = services.tools.add_mcp_server(admin, server, &Default::default()).await.expect("MCP server");
     let fillers = Fillers {
         assistant: assistant.to_string(),
         topic: sent.topic.to_string(),
@@ -432,6 +445,7 @@ async fn every_route_refuses_another_users_ids_members_on_admin_routes_and_token
         token: token.id,
         admin: admin.to_string(),
         invite: invite.invite.code_hash.clone(),
+        mcp_server: server.server.id.to_string(),
     };
     let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
     let (bob_token, _) = services.accounts.create_api_token(bob_id, "bob's", &Default::default()).await.expect("token");
