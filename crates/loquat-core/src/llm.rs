@@ -201,6 +201,9 @@ pub enum ChatEvent {
     ReasoningSignature(String),
     /// A complete tool call (protocols assemble streamed argument pieces before emitting it).
     ToolCall(ToolCall),
+    /// A call of an assistant's server tool that Loquat runs itself (the API's tool loop):
+    /// shown to a caller that wants to see the steps, never for the caller to answer.
+    Step(ToolCall),
     Usage(TokenUsage),
     Finish(FinishReason),
 }

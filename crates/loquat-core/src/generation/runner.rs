@@ -180,7 +180,8 @@ impl Runner<'_> {
                 }
                 // A response reports its usage (the last report counts); rounds add up.
                 ChatEvent::Usage(reported) => *usage = Some(before.map_or(reported, |before| before + reported)),
-                ChatEvent::Finish(_) => {}
+                // Steps are the gateway's own; a provider never sends them.
+                ChatEvent::Finish(_) | ChatEvent::Step(_) => {}
             }
         }
     }

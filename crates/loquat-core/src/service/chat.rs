@@ -3,7 +3,6 @@
 
 use super::knowledge::tool as knowledge_tool;
 use crate::domain::TopicFeature;
-use crate::tools::Tool;
 use crate::tools::{ToolOffer, Toolbox};
 use std::sync::Arc;
 
@@ -379,19 +378,8 @@ impl Chat {
         let toolbox = if resolved.model.function_calling && !off.contains(&TopicFeature::Tools) {
             let snapshot = self.instance.snapshot().await?;
             let allowed = snapshot.role_tools(asker.person.role);
-            let mut extra: Vec<Arc<dyn Tool>> = Vec::new();
-            let wants = |name: &str| {
-                assistant.config.tools.iter().any(|n| n == name) && allowed.is_none_or(|a| a.iter().any(|n| n == name))
-            };
-            if wants(knowledge_tool::NAME) {
-                extra.push(Arc::new(knowledge_tool::KnowledgeSearch {
-                    knowledge: self.knowledge.clone(),
-                    person: asker.person.clone(),
-                    reach: asker.choices.reach.clone(),
-                    spec: knowledge_tool::spec(),
-                }));
-            }
-            self.tools.toolbox(&asker.person, allowed, &assistant.config.tools, extra).await?
+            let reach = &asker.choices.reach;
+            self.tools.toolbox(&asker.person, reach, allowed, &assistant.config.tools).await?
         } else {
             None
         };

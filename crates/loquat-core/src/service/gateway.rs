@@ -47,6 +47,9 @@ pub struct ApiChatRequest {
     pub save: bool,
     /// The caller's language (`en`, `zh-CN`), for an assistant's placeholders.
     pub language: String,
+    /// Whether the calls of an assistant's server tools are shown as they run
+    /// (`ChatEvent::Step`).
+    pub tool_steps: bool,
 }
 
 /// An answer on its way: the provider and model asking, and the events as they arrive.
@@ -71,6 +74,7 @@ pub struct PreparedApiChat {
     plan: Option<SavePlan>,
     /// An assistant's server tools, run by Loquat between the model's responses.
     toolbox: Option<Toolbox>,
+    tool_steps: bool,
 }
 
 /// A model or assistant as `GET /v1/models` lists it.
@@ -171,6 +175,7 @@ impl Gateway {
         if request.messages.is_empty() {
             return Err(CoreError::invalid("messages_empty"));
         }
+        let tool_steps = request.tool_steps;
         // Independent reads side by side: every store round trip is time to first token.
         let save_to_default = request.save && !request.model.trim().starts_with(ASSISTANT_PREFIX);
         let (quota, caller, default_assistant) = tokio::join!(
@@ -194,7 +199,8 @@ impl Gateway {
                     let toolbox = if request.tools.is_empty() && !assistant.config.tools.is_empty() {
                         let snapshot = self.instance.snapshot().await?;
                         let allowed = snapshot.role_tools(user.role);
-                        self.tools.toolbox(user, allowed, &assistant.config.tools, Vec::new()).await?
+                        let reach = &caller.choices.reach;
+                        self.tools.toolbox(user, reach, allowed, &assistant.config.tools).await?
                     } else {
                         None
                     };
@@ -204,14 +210,14 @@ impl Gateway {
                 }
             };
         let plan = saved_to.zip(question).map(|(assistant_id, question)| SavePlan::new(assistant_id, question));
-        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan, toolbox })
+        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan, toolbox, tool_steps })
     }
 
     /// Opens the upstream stream, falling back to an assistant's fallback model if the first
     /// fails before answering. A failure before the first event is returned as an error (and
     /// recorded as usage, and saved when asked).
     pub async fn start_api_chat(&self, prepared: PreparedApiChat) -> CoreResult<ApiChat> {
-        let PreparedApiChat { user, assistant, attempts, plan, toolbox } = prepared;
+        let PreparedApiChat { user, assistant, attempts, plan, toolbox, tool_steps } = prepared;
         let saved_topic = plan.as_ref().map(SavePlan::topic_id);
         let started = Instant::now();
         let created = Timestamp::now();
@@ -228,6 +234,7 @@ impl Gateway {
                         stream,
                         toolbox,
                         self.generations.settings().first_event_timeout,
+                        tool_steps,
                     ),
                     None => stream,
                 };

@@ -139,11 +139,10 @@ impl Services {
         let usage = Usage::new(store.clone(), instance.clone());
         let accounts = Accounts::new(store.clone(), audit.clone(), instance.clone());
         let vault = Arc::new(vault);
-        let tools = Tools::new(store.clone(), vault.clone(), instance.clone(), audit.clone(), tools);
         let providers = Providers::new(
             store.clone(),
             chat_client.clone(),
-            vault,
+            vault.clone(),
             Arc::new(server_providers),
             instance.clone(),
             audit.clone(),
@@ -158,6 +157,7 @@ impl Services {
             instance.clone(),
             node_id,
         );
+        let tools = Tools::new(store.clone(), vault, instance.clone(), audit.clone(), tools, knowledge.clone());
         let admin = Admin::new(store.clone(), audit.clone(), instance.clone(), accounts.clone(), knowledge.clone());
         let chat = Chat::new(
             store.clone(),

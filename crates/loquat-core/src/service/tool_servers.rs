@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::accounts::ClientInfo;
-use super::{Audit, Instance};
+use super::knowledge::tool as knowledge_tool;
+use super::providers::Reach;
+use super::{Audit, Instance, Knowledge};
 use crate::crypto::KeyVault;
 use crate::domain::{McpLaunch, McpServerRecord, McpTransport, User};
 use crate::error::{CoreError, CoreResult};
@@ -56,6 +58,7 @@ pub struct Tools {
     instance: Instance,
     audit: Audit,
     shelf: ToolShelf,
+    knowledge: Knowledge,
     connected: Arc<Mutex<Connected>>,
 }
 
@@ -66,8 +69,9 @@ impl Tools {
         instance: Instance,
         audit: Audit,
         shelf: ToolShelf,
+        knowledge: Knowledge,
     ) -> Self {
-        Self { store, vault, instance, audit, shelf, connected: Arc::default() }
+        Self { store, vault, instance, audit, shelf, knowledge, connected: Arc::default() }
     }
 
     /// Name and description of the shelf's tools and sources.
@@ -91,15 +95,27 @@ impl Tools {
         Ok(StoredSources { shared: connect(shared), own: connect(own) })
     }
 
-    /// The toolbox of an answer: the tools in `names` that `allowed` permits, from the shelf
-    /// and the servers this person may use, and `extra`.
+    /// The toolbox of an answer: the tools in `names` that `allowed` permits, from the shelf,
+    /// the servers this person may use and the search of their knowledge bases.
     pub(crate) async fn toolbox(
         &self,
         person: &User,
+        reach: &Reach,
         allowed: Option<&[String]>,
         names: &[String],
-        extra: Vec<Arc<dyn Tool>>,
     ) -> CoreResult<Option<Toolbox>> {
+        let mut extra: Vec<Arc<dyn Tool>> = Vec::new();
+        let wants = |name: &str| {
+            names.iter().any(|n| n == name) && allowed.is_none_or(|allowed| allowed.iter().any(|n| n == name))
+        };
+        if wants(knowledge_tool::NAME) {
+            extra.push(Arc::new(knowledge_tool::KnowledgeSearch {
+                knowledge: self.knowledge.clone(),
+                person: person.clone(),
+                reach: reach.clone(),
+                spec: knowledge_tool::spec(),
+            }));
+        }
         let wants_stored = names.iter().any(|name| name.starts_with("mcp:"));
         let stored = if wants_stored { self.stored_sources(person, allowed).await? } else { StoredSources::default() };
         Ok(self.shelf.toolbox(names, allowed, extra, stored).await)

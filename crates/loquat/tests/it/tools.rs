@@ -308,6 +308,43 @@ async fn an_assistant_with_tools_on_the_api_runs_them_and_answers_once() {
     assert_eq!(requests.len(), 2, "the model was asked again with the results");
     assert!(requests[1].body.to_string().contains("Loquat annual report 2023"));
 
+    // Streamed, the call shows as a tool_calls delta as it starts; the finish stays "stop".
+    // `loquat_tool_steps: false` leaves it out. The knowledge search is a tool here too.
+    let form = [("title", "R"), ("model", "openai::gpt-4.1"), ("tools", "web_search"), ("tools", "search_knowledge")];
+    app.post_redirect(&format!("/assistants/{assistant}"), &form).await;
+    for shown in [true, false] {
+        app.fake.push_reply(Reply::text("Looking. ").tool_call("web_search", r#"{"query":"loquat R&D"}"#));
+        app.fake.push_reply(Reply::text("It grew 15%."));
+        let mut body = json!({ "model": format!("assistant/{assistant}"), "stream": true,
+                               "messages": [{ "role": "user", "content": "R&D?" }] });
+        if !shown {
+            body["loquat_tool_steps"] = json!(false);
+        }
+        let response = app.client.post(app.url("/v1/chat/completions")).bearer_auth(&token).json(&body).send().await;
+        let text = response.expect("post").text().await.expect("stream");
+        let chunks: Vec<Value> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter(|data| *data != "[DONE]")
+            .map(|data| serde_json::from_str(data).expect("a chunk"))
+            .collect();
+        let steps: Vec<&Value> =
+            chunks.iter().filter_map(|chunk| chunk["choices"][0]["delta"].get("tool_calls")).collect();
+        let content: String =
+            chunks.iter().filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str()).collect();
+        let finish: Vec<&str> =
+            chunks.iter().filter_map(|chunk| chunk["choices"][0]["finish_reason"].as_str()).collect();
+        assert_eq!((content.as_str(), finish.as_slice()), ("Looking. It grew 15%.", ["stop"].as_slice()), "{text}");
+        if shown {
+            assert_eq!(steps.len(), 1, "{text}");
+            assert_eq!(steps[0][0]["function"]["name"], "web_search", "{text}");
+        } else {
+            assert!(steps.is_empty(), "{text}");
+        }
+        let told = app.fake.requests().last().expect("asked").body.to_string();
+        assert!(told.contains("search_knowledge"), "the knowledge search is offered on the API: {told}");
+    }
+
     // A caller that brings its own tools gets the calls back, as before.
     app.fake.push_reply(Reply::text("").tool_call("weather", r#"{"city":"Paris"}"#));
     let tools = json!([{ "type": "function", "function": { "name": "weather", "parameters": { "type": "object" } } }]);

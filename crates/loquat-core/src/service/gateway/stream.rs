@@ -180,7 +180,8 @@ impl Ledger {
             ChatEvent::Text(text) => save.content.push_str(text),
             ChatEvent::Reasoning(text) => save.reasoning.push_str(text),
             ChatEvent::ToolCall(call) => save.tool_calls.push(call.clone()),
-            ChatEvent::Usage(_) | ChatEvent::Finish(_) | ChatEvent::ReasoningSignature(_) => {}
+            // The server's own tool calls are not the answer's.
+            ChatEvent::Usage(_) | ChatEvent::Finish(_) | ChatEvent::ReasoningSignature(_) | ChatEvent::Step(_) => {}
         }
     }
 

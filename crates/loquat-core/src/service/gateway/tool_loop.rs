@@ -3,7 +3,8 @@
 //! arrive; tool calls, each round's finish and usage are held back; at the end of a response
 //! with calls, the calls run (at once, under the toolbox's limits), the results go back to the
 //! same model, and its next response continues the stream, up to the step limit. The caller
-//! gets one usage (the rounds added up) and one finish.
+//! gets one usage (the rounds added up) and one finish; when it wants to see the steps, each
+//! call is a `ChatEvent::Step` as it starts.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +38,9 @@ struct Loop {
     /// Sources are not kept on the API: numbering only keeps the tools' text consistent.
     numbers: AtomicU32,
     pending: VecDeque<Result<ChatEvent, ProviderError>>,
+    /// Calls that run once the steps announcing them are out.
+    to_run: Option<Vec<ToolCall>>,
+    show_steps: bool,
     done: bool,
 }
 
@@ -48,6 +52,7 @@ pub(super) fn with_tools(
     first: ChatStream,
     toolbox: Toolbox,
     open_timeout: Duration,
+    show_steps: bool,
 ) -> ChatStream {
     let state = Loop {
         client,
@@ -66,6 +71,8 @@ pub(super) fn with_tools(
         finish: None,
         numbers: AtomicU32::new(1),
         pending: VecDeque::new(),
+        to_run: None,
+        show_steps,
         done: false,
     };
     Box::pin(futures_util::stream::unfold(state, |mut state| async move {
@@ -79,6 +86,10 @@ impl Loop {
         loop {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
+            }
+            if let Some(calls) = self.to_run.take() {
+                self.run(calls).await;
+                continue;
             }
             if self.done {
                 return None;
@@ -96,20 +107,20 @@ impl Loop {
                 Some(Ok(ChatEvent::ToolCall(call))) if self.calls.len() < crate::tools::MAX_CALLS_KEPT => {
                     self.calls.push(call);
                 }
-                Some(Ok(ChatEvent::ToolCall(_))) => {}
+                Some(Ok(ChatEvent::ToolCall(_) | ChatEvent::Step(_))) => {}
                 Some(Ok(ChatEvent::Usage(usage))) => self.round_usage = Some(usage),
                 Some(Ok(ChatEvent::Finish(reason))) => self.finish = Some(reason),
                 Some(Err(error)) => {
                     self.done = true;
                     return Some(Err(error));
                 }
-                None => self.end_of_response().await,
+                None => self.end_of_response(),
             }
         }
     }
 
-    /// A response ended: finish the answer, or run its calls and ask again.
-    async fn end_of_response(&mut self) {
+    /// A response ended: finish the answer, or announce its calls (they run next).
+    fn end_of_response(&mut self) {
         if let Some(more) = self.round_usage.take() {
             self.usage = Some(self.usage.map_or(more, |before| before + more));
         }
@@ -127,6 +138,15 @@ impl Loop {
             return;
         }
         let calls = std::mem::take(&mut self.calls);
+        if self.show_steps {
+            let steps = calls.iter().take(crate::tools::MAX_CALLS_PER_TURN).cloned();
+            self.pending.extend(steps.map(|call| Ok(ChatEvent::Step(call))));
+        }
+        self.to_run = Some(calls);
+    }
+
+    /// Runs a response's calls and asks the model again with their results.
+    async fn run(&mut self, calls: Vec<ToolCall>) {
         let results = futures_util::future::join_all(
             calls.iter().enumerate().map(|(index, call)| self.toolbox.run(index, call, &self.numbers)),
         )

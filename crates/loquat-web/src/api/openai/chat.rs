@@ -81,7 +81,8 @@ async fn complete(mut chat: ApiChat, model: &str, tr: Tr) -> Result<Response, Ap
             Ok(ChatEvent::ToolCall(call)) => tool_calls.push(call),
             Ok(ChatEvent::Finish(reason)) => finish = finish.or(Some(reason)),
             Ok(ChatEvent::Usage(reported)) => usage = Some(reported),
-            Ok(ChatEvent::ReasoningSignature(_)) => {}
+            // A non-streamed answer holds only the result of the steps.
+            Ok(ChatEvent::ReasoningSignature(_) | ChatEvent::Step(_)) => {}
             Err(error) => {
                 chat.events.finish().await;
                 return Err(ApiError::from_provider(&error, tr));

@@ -40,6 +40,8 @@ pub struct ChunkStream {
     tr: Tr,
     state: State,
     tool_calls: usize,
+    /// Server tool calls shown so far (`ChatEvent::Step`).
+    steps: usize,
     usage: Option<TokenUsage>,
     /// Frames written but not sent yet.
     batch: Vec<u8>,
@@ -82,6 +84,7 @@ impl ChunkStream {
             tr,
             state: State::Start,
             tool_calls: 0,
+            steps: 0,
             usage: None,
             batch: Vec::new(),
             batch_has_event: false,
@@ -110,9 +113,15 @@ impl ChunkStream {
         });
     }
 
-    fn tool_delta(&mut self, out: &mut Vec<u8>, call: &ToolCall) {
-        let index = self.tool_calls;
-        self.tool_calls += 1;
+    /// A tool call as a delta: the caller's to answer, or (`step`) one Loquat runs itself,
+    /// which leaves the finish reason alone.
+    fn tool_delta(&mut self, out: &mut Vec<u8>, call: &ToolCall, step: bool) {
+        let index = self.tool_calls + self.steps;
+        if step {
+            self.steps += 1;
+        } else {
+            self.tool_calls += 1;
+        }
         let id = if call.id.is_empty() { format!("call_{index}") } else { call.id.clone() };
         let call = json!([{ "index": index, "id": id, "type": "function",
                             "function": { "name": call.name, "arguments": call.arguments } }]);
@@ -148,7 +157,8 @@ impl ChunkStream {
         match event {
             ChatEvent::Text(text) if !text.is_empty() => self.text_delta(out, "content", &text),
             ChatEvent::Reasoning(text) if !text.is_empty() => self.text_delta(out, "reasoning_content", &text),
-            ChatEvent::ToolCall(call) => self.tool_delta(out, &call),
+            ChatEvent::ToolCall(call) => self.tool_delta(out, &call, false),
+            ChatEvent::Step(call) => self.tool_delta(out, &call, true),
             ChatEvent::Finish(reason) if self.state == State::Streaming => {
                 self.state = State::Finished;
                 self.finish_frame(reason, out);

@@ -105,6 +105,8 @@ pub fn parse_chat(body: &[u8], save: bool, language: &str) -> Result<ChatBody, A
     let stream = fields.get::<bool>("stream")?.unwrap_or(false);
     let options: Map<String, Value> = fields.get("stream_options")?.unwrap_or_default();
     let include_usage = options.get("include_usage").and_then(Value::as_bool).unwrap_or(false);
+    // Loquat's own: `false` leaves out the calls an assistant's server tools make.
+    let tool_steps = fields.get::<bool>("loquat_tool_steps")?.unwrap_or(true);
     let request = ApiChatRequest {
         model,
         messages,
@@ -114,6 +116,7 @@ pub fn parse_chat(body: &[u8], save: bool, language: &str) -> Result<ChatBody, A
         reasoning_effort,
         save,
         language: language.to_owned(),
+        tool_steps,
     };
     Ok(ChatBody { request, stream, include_usage })
 }
