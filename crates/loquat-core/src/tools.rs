@@ -110,9 +110,12 @@ pub trait McpConnector: Send + Sync {
         description: String,
         launch: McpLaunch,
         trusted: bool,
-    ) -> Arc<dyn ToolSource>;
+    ) -> Result<Arc<dyn ToolSource>, String>;
     /// Whether the SSRF guard lets a member's server be reached at `url`.
     async fn check_url(&self, url: &str) -> Result<(), String>;
+    /// A LobeChat plugin's manifest from its address (fetched, through the SSRF guard unless
+    /// `trusted`) or its JSON text, checked: its identifier and the manifest's JSON.
+    async fn plugin_manifest(&self, address_or_json: &str, trusted: bool) -> Result<(String, String), String>;
 }
 
 /// The sources of servers added in the product that one person may use.

@@ -20,6 +20,7 @@ struct ServerRow {
     transport: String,
     target: String,
     args: String,
+    manifest: Option<String>,
     secrets_encrypted: Option<String>,
     shared: bool,
     enabled: bool,
@@ -37,6 +38,7 @@ impl ServerRow {
             args: serde_json::from_str(&self.args).map_err(|_| corrupt("mcp_servers", "args", &self.args))?,
             name: self.name,
             target: self.target,
+            manifest: self.manifest,
             secrets_encrypted: self.secrets_encrypted,
             shared: self.shared,
             enabled: self.enabled,
@@ -48,7 +50,8 @@ impl ServerRow {
 
 macro_rules! columns {
     () => {
-        "id, user_id, name, transport, target, args, secrets_encrypted, shared, enabled, created_at, updated_at"
+        "id, user_id, name, transport, target, args, secrets_encrypted, shared, enabled, created_at, updated_at, \
+         manifest"
     };
 }
 
@@ -62,7 +65,11 @@ impl McpServerStore for SqlStore {
         execute!(
             &self.pools,
             "insert_mcp_server",
-            concat!("INSERT INTO mcp_servers (", columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            concat!(
+                "INSERT INTO mcp_servers (",
+                columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
             server.id.to_string(),
             server.user_id.to_string(),
             &server.name,
@@ -74,6 +81,7 @@ impl McpServerStore for SqlStore {
             server.enabled,
             server.created_at.as_millis(),
             server.updated_at.as_millis(),
+            server.manifest.as_deref(),
         )
         .map(|_| ())
     }
@@ -140,7 +148,7 @@ impl McpServerStore for SqlStore {
                 &self.pools,
                 "update_mcp_server",
                 "UPDATE mcp_servers SET name = $1, transport = $2, target = $3, args = $4, secrets_encrypted = $5, \
-                 enabled = $6, updated_at = $7 WHERE id = $8 AND shared",
+                 enabled = $6, updated_at = $7, manifest = $9 WHERE id = $8 AND shared",
                 &server.name,
                 server.transport.as_str(),
                 &server.target,
@@ -149,13 +157,14 @@ impl McpServerStore for SqlStore {
                 server.enabled,
                 server.updated_at.as_millis(),
                 server.id.to_string(),
+                server.manifest.as_deref(),
             )?
         } else {
             execute!(
                 &self.pools,
                 "update_mcp_server",
                 "UPDATE mcp_servers SET name = $1, transport = $2, target = $3, args = $4, secrets_encrypted = $5, \
-                 enabled = $6, updated_at = $7 WHERE id = $8 AND user_id = $9 AND NOT shared",
+                 enabled = $6, updated_at = $7, manifest = $10 WHERE id = $8 AND user_id = $9 AND NOT shared",
                 &server.name,
                 server.transport.as_str(),
                 &server.target,
@@ -165,6 +174,7 @@ impl McpServerStore for SqlStore {
                 server.updated_at.as_millis(),
                 server.id.to_string(),
                 server.user_id.to_string(),
+                server.manifest.as_deref(),
             )?
         };
         Ok(changed > 0)

@@ -31,6 +31,7 @@ const SQLITE: &[Embedded] = &[
     (14, "topic switches", include_str!("../migrations/sqlite/0014_topic_switches.sql")),
     (15, "web sources", include_str!("../migrations/sqlite/0015_web_sources.sql")),
     (16, "mcp servers", include_str!("../migrations/sqlite/0016_mcp_servers.sql")),
+    (17, "plugins", include_str!("../migrations/sqlite/0017_plugins.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -49,6 +50,7 @@ const POSTGRES: &[Embedded] = &[
     (14, "topic switches", include_str!("../migrations/postgres/0014_topic_switches.sql")),
     (15, "web sources", include_str!("../migrations/postgres/0015_web_sources.sql")),
     (16, "mcp servers", include_str!("../migrations/postgres/0016_mcp_servers.sql")),
+    (17, "plugins", include_str!("../migrations/postgres/0017_plugins.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -6,7 +6,7 @@
 //! pause that doubles up to a minute; one left idle is stopped. Tools are named
 //! `<server>__<tool>` for the model; results come back as text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -28,6 +28,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::mcp_sse::SseTransport;
+use crate::plugin;
 
 /// A server unused this long is stopped (started again when needed).
 const IDLE_STOP: Duration = Duration::from_secs(600);
@@ -84,6 +85,7 @@ pub fn servers_from_file(path: &Path, web: &WebClient) -> Result<Vec<Arc<dyn Too
             let description = match &launch {
                 McpLaunch::Stdio { command, .. } => format!("MCP server (local command {command})"),
                 McpLaunch::Http { url, .. } | McpLaunch::Sse { url, .. } => format!("MCP server at {url}"),
+                McpLaunch::Plugin { .. } => "LobeChat plugin".to_owned(),
             };
             McpServer::new(format!("mcp:{name}"), name, description, launch, web, Origin::Administrator)
                 as Arc<dyn ToolSource>
@@ -91,14 +93,16 @@ pub fn servers_from_file(path: &Path, web: &WebClient) -> Result<Vec<Arc<dyn Too
         .collect())
 }
 
-/// Connects to the servers added in the product.
+/// Connects to the servers (and LobeChat plugins) added in the product.
 pub struct Connector {
     web: WebClient,
+    /// The administrator's `PLUGIN_SETTINGS`, by plugin identifier.
+    plugin_settings: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl Connector {
-    pub fn new(web: WebClient) -> Self {
-        Self { web }
+    pub fn new(web: WebClient, plugin_settings: HashMap<String, BTreeMap<String, String>>) -> Self {
+        Self { web, plugin_settings }
     }
 }
 
@@ -111,13 +115,46 @@ impl McpConnector for Connector {
         description: String,
         launch: McpLaunch,
         trusted: bool,
-    ) -> Arc<dyn ToolSource> {
+    ) -> Result<Arc<dyn ToolSource>, String> {
         let origin = if trusted { Origin::Administrator } else { Origin::Untrusted };
-        McpServer::new(name, prefix, description, launch, &self.web, origin)
+        if let McpLaunch::Plugin { manifest, settings } = launch {
+            let naming = (name, prefix, description);
+            let plugin = plugin::Plugin::new(naming, &manifest, settings, &self.plugin_settings, &self.web, origin)?;
+            return Ok(plugin);
+        }
+        Ok(McpServer::new(name, prefix, description, launch, &self.web, origin))
     }
 
     async fn check_url(&self, url: &str) -> Result<(), String> {
         self.web.check_url(url).await.map_err(|error| error.0)
+    }
+
+    async fn plugin_manifest(&self, address_or_json: &str, trusted: bool) -> Result<(String, String), String> {
+        let json = if address_or_json.starts_with('{') {
+            address_or_json.to_owned()
+        } else {
+            let origin = if trusted { Origin::Administrator } else { Origin::Untrusted };
+            if !trusted {
+                self.web.check_url(address_or_json).await.map_err(|error| error.0)?;
+            }
+            let response = self
+                .web
+                .get(origin, address_or_json, &[("Accept", "application/json")], plugin::MAX_MANIFEST_BYTES)
+                .await
+                .map_err(|error| error.0)?;
+            if !(200..300).contains(&response.status) {
+                return Err(format!("the manifest's address answered {}", response.status));
+            }
+            if response.truncated {
+                return Err("the manifest is larger than 1 MiB".to_owned());
+            }
+            String::from_utf8(response.body.to_vec()).map_err(|_| "the manifest is not UTF-8 text".to_owned())?
+        };
+        if json.len() > plugin::MAX_MANIFEST_BYTES {
+            return Err("the manifest is larger than 1 MiB".to_owned());
+        }
+        let manifest = plugin::parse_manifest(&json)?;
+        Ok((manifest.identifier, json))
     }
 }
 
@@ -252,6 +289,8 @@ impl McpServer {
                     Ok(Ok(session)) => Ok(Arc::new(session)),
                 };
             }
+            // The connector makes plugins sources of their own.
+            McpLaunch::Plugin { .. } => return Err("a LobeChat plugin is not an MCP server".to_owned()),
         };
         match started {
             Err(_) => Err("the server did not answer its start in time".to_owned()),
@@ -404,7 +443,7 @@ fn forward_stderr(server: String, stderr: tokio::process::ChildStderr) {
 }
 
 /// A name the model APIs accept: `[A-Za-z0-9_-]`, at most 64 characters.
-fn tool_name(server: &str, tool: &str) -> String {
+pub(crate) fn tool_name(server: &str, tool: &str) -> String {
     let name: String = format!("{server}__{tool}")
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })

@@ -137,8 +137,10 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     for source in &sources {
         tracing::info!(tools = %source.name(), "MCP server configured");
     }
+    let plugin_settings = loquat_tools::plugin::parse_plugin_settings(&env("PLUGIN_SETTINGS").unwrap_or_default())
+        .map_err(|error| StartError::Config(config::ConfigError(format!("PLUGIN_SETTINGS: {error}"))))?;
     let tools = loquat_core::tools::ToolShelf::new(tools, sources, config.tools.limits())
-        .with_connector(Arc::new(loquat_tools::mcp::Connector::new(client.web())));
+        .with_connector(Arc::new(loquat_tools::mcp::Connector::new(client.web(), plugin_settings)));
     let services = Services::new(
         DataStores {
             store: Arc::new(store),

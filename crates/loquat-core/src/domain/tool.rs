@@ -73,6 +73,8 @@ pub enum McpLaunch {
     /// The legacy transport (MCP 2024-11-05): an event stream, and messages posted to the
     /// address it names.
     Sse { url: String, headers: BTreeMap<String, String> },
+    /// Not MCP: a LobeChat plugin, its manifest (JSON) and its settings.
+    Plugin { manifest: String, settings: BTreeMap<String, String> },
 }
 
 /// The kind of an [`McpLaunch`], as stored.
@@ -82,16 +84,20 @@ pub enum McpTransport {
     Http,
     Sse,
     Stdio,
+    /// A LobeChat plugin manifest: its `api` list are the tools.
+    Plugin,
 }
 
 impl McpTransport {
-    pub const ALL: [McpTransport; 3] = [McpTransport::Http, McpTransport::Sse, McpTransport::Stdio];
+    pub const ALL: [McpTransport; 4] =
+        [McpTransport::Http, McpTransport::Sse, McpTransport::Stdio, McpTransport::Plugin];
 
     pub fn as_str(self) -> &'static str {
         match self {
             McpTransport::Http => "http",
             McpTransport::Sse => "sse",
             McpTransport::Stdio => "stdio",
+            McpTransport::Plugin => "plugin",
         }
     }
 
@@ -101,7 +107,8 @@ impl McpTransport {
 }
 
 /// An MCP server added in the product: a member's own (reached over HTTP, for them alone) or
-/// an administrator's for everyone (`shared`; only these may be local commands).
+/// an administrator's for everyone (`shared`; only these may be local commands). A LobeChat
+/// plugin is stored the same way (`Plugin`: a manifest instead of a connection).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpServerRecord {
     pub id: McpServerId,
@@ -110,12 +117,15 @@ pub struct McpServerRecord {
     /// Its name, which prefixes its tools' names: `[A-Za-z0-9_-]`.
     pub name: String,
     pub transport: McpTransport,
-    /// The address (HTTP, SSE) or the command (stdio).
+    /// The address (HTTP, SSE), the command (stdio) or where the manifest came from (plugin;
+    /// empty when it was pasted).
     pub target: String,
     /// A command's arguments.
     pub args: Vec<String>,
-    /// The headers (HTTP, SSE) or the environment (stdio), a JSON object encrypted by the key
-    /// vault: they often hold tokens.
+    /// A plugin's manifest (JSON), as read when it was added or last checked.
+    pub manifest: Option<String>,
+    /// The headers (HTTP, SSE), the environment (stdio) or the settings (plugin), a JSON
+    /// object encrypted by the key vault: they often hold tokens.
     pub secrets_encrypted: Option<String>,
     pub shared: bool,
     pub enabled: bool,

@@ -154,8 +154,14 @@ impl Tools {
                 return None;
             }
         };
-        let source =
-            connector.source(record.source_name(), record.name.clone(), describe(record), launch, record.shared);
+        let made = connector.source(record.source_name(), record.name.clone(), describe(record), launch, record.shared);
+        let source = match made {
+            Ok(source) => source,
+            Err(error) => {
+                tracing::error!(server = %record.id, %error, "a tool server's settings cannot be used");
+                return None;
+            }
+        };
         connected.insert(record.id, (record.updated_at, source.clone()));
         Some(source)
     }
@@ -181,6 +187,10 @@ impl Tools {
             McpTransport::Http => McpLaunch::Http { url, headers: secrets },
             McpTransport::Sse => McpLaunch::Sse { url, headers: secrets },
             McpTransport::Stdio => McpLaunch::Stdio { command: url, args: record.args.clone(), env: secrets },
+            McpTransport::Plugin => {
+                let manifest = record.manifest.clone().ok_or(CoreError::invalid("plugin_manifest"))?;
+                McpLaunch::Plugin { manifest, settings: secrets }
+            }
         })
     }
 
@@ -205,14 +215,28 @@ impl Tools {
         shared: bool,
         previous: Option<&McpServerRecord>,
     ) -> CoreResult<McpServerRecord> {
-        let name = draft.name.trim();
-        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-        if name.is_empty() || name.len() > 32 || !name.chars().all(name_ok) {
-            return Err(CoreError::invalid("mcp_name"));
-        }
         let transport = draft.transport.ok_or(CoreError::invalid("mcp_transport"))?;
-        let target = draft.target.trim().to_owned();
+        let mut target = draft.target.trim().to_owned();
+        let mut name = draft.name.trim().to_owned();
+        let mut manifest = None;
         match transport {
+            McpTransport::Plugin => {
+                if !target.starts_with('{') {
+                    check_address(&target)?;
+                }
+                let connector = self.shelf.connector().ok_or(CoreError::invalid("mcp_unavailable"))?;
+                let (identifier, json) = connector
+                    .plugin_manifest(&target, shared)
+                    .await
+                    .map_err(|reason| CoreError::invalid_with("plugin_manifest", reason))?;
+                if name.is_empty() {
+                    name = identifier;
+                }
+                if target.starts_with('{') {
+                    target.clear();
+                }
+                manifest = Some(json);
+            }
             McpTransport::Stdio if !shared => return Err(CoreError::invalid("mcp_command_admin_only")),
             McpTransport::Stdio => {
                 if target.is_empty() || target.len() > 500 || target.contains(['\n', '\r', '\0']) {
@@ -220,10 +244,7 @@ impl Tools {
                 }
             }
             McpTransport::Http | McpTransport::Sse => {
-                let url = url::Url::parse(&target).map_err(|_| CoreError::invalid("mcp_url"))?;
-                if !matches!(url.scheme(), "http" | "https") || target.len() > 2_000 {
-                    return Err(CoreError::invalid("mcp_url"));
-                }
+                check_address(&target)?;
                 // A member's address is checked now (and again at every connection).
                 if !shared {
                     let connector = self.shelf.connector().ok_or(CoreError::invalid("mcp_unavailable"))?;
@@ -233,6 +254,10 @@ impl Tools {
                         .map_err(|reason| CoreError::invalid_with("mcp_refused", reason))?;
                 }
             }
+        }
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if name.is_empty() || name.len() > 32 || !name.chars().all(name_ok) {
+            return Err(CoreError::invalid("mcp_name"));
         }
         let args: Vec<String> = if transport == McpTransport::Stdio {
             draft.args.into_iter().map(|arg| arg.trim().to_owned()).filter(|arg| !arg.is_empty()).collect()
@@ -255,10 +280,11 @@ impl Tools {
         Ok(McpServerRecord {
             id: previous.map_or_else(McpServerId::new, |previous| previous.id),
             user_id: previous.map_or(owner, |previous| previous.user_id),
-            name: name.to_owned(),
+            name,
             transport,
             target,
             args,
+            manifest,
             secrets_encrypted,
             shared,
             enabled: draft.enabled,
@@ -429,7 +455,17 @@ fn describe(server: &McpServerRecord) -> String {
     match server.transport {
         McpTransport::Stdio => format!("MCP server (local command {})", server.target),
         McpTransport::Http | McpTransport::Sse => "MCP server".to_owned(),
+        McpTransport::Plugin => "LobeChat plugin".to_owned(),
     }
+}
+
+/// An address of `http` or `https`, of reasonable length.
+fn check_address(target: &str) -> CoreResult<()> {
+    let url = url::Url::parse(target).map_err(|_| CoreError::invalid("mcp_url"))?;
+    if !matches!(url.scheme(), "http" | "https") || target.len() > 2_000 {
+        return Err(CoreError::invalid("mcp_url"));
+    }
+    Ok(())
 }
 
 /// Header names (HTTP, SSE) or variable names (stdio), and values on one line.
@@ -443,7 +479,7 @@ fn check_secrets(secrets: &BTreeMap<String, String>, transport: McpTransport) ->
                 name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             }
-            McpTransport::Http | McpTransport::Sse => {
+            McpTransport::Http | McpTransport::Sse | McpTransport::Plugin => {
                 !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
             }
         };

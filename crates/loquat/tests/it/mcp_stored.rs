@@ -167,3 +167,94 @@ async fn an_administrators_local_command_serves_everyone_and_only_they_add_comma
     assert!(!form.contains(&name), "still offered");
     app.cleanup().await;
 }
+
+/// A plugin's server: its manifest at `/manifest.json` (the API at `/now`, and `/secret` on a
+/// private address), and a gateway at `/gateway`. Each call answers with what it received.
+async fn plugin_server() -> std::net::SocketAddr {
+    use axum::routing::{get, post};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let manifest = move || async move {
+        axum::Json(serde_json::json!({
+            "identifier": "weather",
+            "meta": { "title": "Weather", "avatar": "☀️" },
+            "systemRole": "Use metric units.",
+            "api": [
+                { "name": "now", "description": "Current weather", "url": format!("http://{address}/now"),
+                  "parameters": { "type": "object", "properties": { "city": { "type": "string" } },
+                                  "required": ["city"] } },
+                { "name": "secret", "description": "Inside", "url": "http://10.9.8.7/secret",
+                  "parameters": { "type": "object", "properties": {} } }
+            ]
+        }))
+    };
+    let echo = |headers: axum::http::HeaderMap, body: String| async move {
+        let settings = headers.get("x-lobe-plugin-settings").map(|v| v.to_str().unwrap_or_default().to_owned());
+        format!("settings={} body={body}", settings.unwrap_or_default())
+    };
+    let app = axum::Router::new()
+        .route("/manifest.json", get(manifest))
+        .route("/now", post(echo))
+        .route("/gateway", post(echo));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+#[tokio::test]
+async fn a_lobechat_plugin_is_installed_from_its_manifest_and_called_from_the_server() {
+    let web = plugin_server().await;
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("PLUGIN_SETTINGS", "weather:API_KEY=admin-key;UNITS=metric".to_owned())],
+        configure: |config| config.ssrf_allow = "127.0.0.1".into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
+    // A manifest on a private address is refused; one that is not a manifest too.
+    let refused = [("transport", "plugin"), ("target", "http://10.1.1.1/manifest.json")];
+    let page = post_as(&app, &bob, "/settings/mcp", &refused).await.text().await.expect("page");
+    assert!(page.contains("The plugin manifest cannot be used"), "{page}");
+    let not_one = [("transport", "plugin"), ("target", r#"{"identifier": "x"}"#)];
+    let page = post_as(&app, &bob, "/settings/mcp", &not_one).await.text().await.expect("page");
+    assert!(page.contains("The plugin manifest cannot be used"), "{page}");
+
+    // From its address: named by its identifier, the person's settings over the defaults.
+    let manifest_url = format!("http://{web}/manifest.json");
+    let form =
+        [("transport", "plugin"), ("target", manifest_url.as_str()), ("secrets", "API_KEY=bobs"), ("enabled", "on")];
+    assert_eq!(post_as(&app, &bob, "/settings/mcp", &form).await.status().as_u16(), 303);
+    // Pasted, with a gateway of its own.
+    let pasted = serde_json::json!({ "identifier": "gated", "gateway": format!("http://{web}/gateway"),
+        "api": [{ "name": "ask", "description": "Ask", "parameters": { "type": "object" } }] })
+    .to_string();
+    let form = [("name", "gated"), ("transport", "plugin"), ("target", pasted.as_str()), ("enabled", "on")];
+    assert_eq!(post_as(&app, &bob, "/settings/mcp", &form).await.status().as_u16(), 303);
+    let stored = app.services.store().list_mcp_servers(bob_id).await.expect("stored");
+    assert_eq!((stored[0].name.as_str(), stored[1].target.as_str()), ("weather", ""));
+
+    let assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
+    let names = [stored[0].source_name(), stored[1].source_name()];
+    let fields =
+        [("title", "Agent"), ("model", "openai::gpt-4.1"), ("tools", names[0].as_str()), ("tools", names[1].as_str())];
+    assert_eq!(post_as(&app, &bob, &format!("/assistants/{assistant}"), &fields).await.status().as_u16(), 303);
+    app.fake.set_default_reply(Reply::text("A title"));
+    app.fake.set_recording(true);
+    app.fake.push_reply(
+        Reply::text("")
+            .tool_call("weather__now", r#"{"city": "Hangzhou"}"#)
+            .tool_call("weather__secret", "{}")
+            .tool_call("gated__ask", r#"{"q": 1}"#),
+    );
+    app.fake.push_reply(Reply::text("Sunny."));
+    let answer = send_as(&app, &bob, assistant, "Weather?").await;
+    app.finished_of(bob_id, answer).await;
+    let steps = app.services.assistants.message_steps(bob_id, answer).await.expect("steps");
+    assert_eq!(steps[0].status.as_str(), "done", "{:?}", steps[0]);
+    assert!(steps[0].result.contains(r#"body={"city":"Hangzhou"}"#), "{}", steps[0].result);
+    assert!(steps[0].result.contains(r#""API_KEY":"bobs""#) && steps[0].result.contains(r#""UNITS":"metric""#));
+    assert_eq!(steps[1].status.as_str(), "failed", "a private address: {:?}", steps[1]);
+    assert!(steps[2].result.contains(r#""apiName":"ask""#) && steps[2].result.contains(r#""identifier":"gated""#));
+    let told = app.fake.requests().into_iter().find(|r| r.body.to_string().contains("Weather?")).expect("asked");
+    assert!(told.body.to_string().contains("Use metric units."), "the plugin's system role goes with its tools");
+    app.cleanup().await;
+}
