@@ -105,6 +105,27 @@ impl WebClient {
         self.fetch(http, builder, max_bytes).await
     }
 
+    /// A request of any method, with a JSON body or none, its answer read up to `max_bytes`.
+    pub async fn send(
+        &self,
+        origin: Origin,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&serde_json::Value>,
+        max_bytes: usize,
+    ) -> Result<WebResponse, WebError> {
+        let http = self.http(origin);
+        let mut builder = http.client.request(method, url).timeout(http.non_streaming_timeout);
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        self.fetch(http, builder, max_bytes).await
+    }
+
     async fn fetch(
         &self,
         http: &Http,

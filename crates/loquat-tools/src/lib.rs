@@ -5,6 +5,7 @@
 
 pub mod mcp;
 mod mcp_sse;
+mod openapi;
 pub mod plugin;
 mod reader;
 mod search;

@@ -93,6 +93,26 @@ pub fn servers_from_file(path: &Path, web: &WebClient) -> Result<Vec<Arc<dyn Too
         .collect())
 }
 
+impl Connector {
+    /// A JSON document (a plugin's manifest or OpenAPI document) of at most 1 MiB, through
+    /// the SSRF guard unless `trusted`.
+    async fn fetch_json(&self, address: &str, trusted: bool) -> Result<String, String> {
+        let origin = if trusted { Origin::Administrator } else { Origin::Untrusted };
+        if !trusted {
+            self.web.check_url(address).await.map_err(|error| error.0)?;
+        }
+        let accept = [("Accept", "application/json")];
+        let response = self.web.get(origin, address, &accept, plugin::MAX_MANIFEST_BYTES).await.map_err(|e| e.0)?;
+        if !(200..300).contains(&response.status) {
+            return Err(format!("{address} answered {}", response.status));
+        }
+        if response.truncated {
+            return Err(format!("{address} is larger than 1 MiB"));
+        }
+        String::from_utf8(response.body.to_vec()).map_err(|_| format!("{address} is not UTF-8 text"))
+    }
+}
+
 /// Connects to the servers (and LobeChat plugins) added in the product.
 pub struct Connector {
     web: WebClient,
@@ -133,27 +153,20 @@ impl McpConnector for Connector {
         let json = if address_or_json.starts_with('{') {
             address_or_json.to_owned()
         } else {
-            let origin = if trusted { Origin::Administrator } else { Origin::Untrusted };
-            if !trusted {
-                self.web.check_url(address_or_json).await.map_err(|error| error.0)?;
-            }
-            let response = self
-                .web
-                .get(origin, address_or_json, &[("Accept", "application/json")], plugin::MAX_MANIFEST_BYTES)
-                .await
-                .map_err(|error| error.0)?;
-            if !(200..300).contains(&response.status) {
-                return Err(format!("the manifest's address answered {}", response.status));
-            }
-            if response.truncated {
-                return Err("the manifest is larger than 1 MiB".to_owned());
-            }
-            String::from_utf8(response.body.to_vec()).map_err(|_| "the manifest is not UTF-8 text".to_owned())?
+            self.fetch_json(address_or_json, trusted).await?
         };
         if json.len() > plugin::MAX_MANIFEST_BYTES {
             return Err("the manifest is larger than 1 MiB".to_owned());
         }
         let manifest = plugin::parse_manifest(&json)?;
+        // An OpenAPI plugin: its document is read now and kept with the manifest.
+        let json = match (&manifest.openapi, &manifest.openapi_document) {
+            (Some(address), None) => {
+                let document = self.fetch_json(address, trusted).await?;
+                plugin::with_openapi(&json, address, document)?
+            }
+            _ => json,
+        };
         Ok((manifest.identifier, json))
     }
 }

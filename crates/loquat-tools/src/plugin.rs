@@ -2,7 +2,9 @@
 //! the manifest's `api` list is a tool with its JSON-schema parameters. A call posts the
 //! arguments as JSON to the entry's `url` — or, for a plugin with its own `gateway`, LobeChat's
 //! gateway payload to that address — with the plugin's settings in `X-Lobe-Plugin-Settings`,
-//! from the server, through the SSRF guard for a member's plugin. Settings come from the
+//! from the server, through the SSRF guard for a member's plugin. A manifest that names an
+//! `openapi` document gets the document's operations as tools instead (read when the plugin is
+//! installed and kept in the stored manifest, `x-loquat-openapi`). Settings come from the
 //! person's form over the administrator's `PLUGIN_SETTINGS`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +17,8 @@ use loquat_providers::web::{Origin, WebClient};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::openapi::{self, Operation};
+
 /// The largest manifest read.
 pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 /// The largest answer of a plugin read (the toolbox cuts what the model sees further).
@@ -25,7 +29,14 @@ const MAX_APIS: usize = 64;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
     pub identifier: String,
+    #[serde(default)]
     pub api: Vec<Api>,
+    /// The address of an OpenAPI document describing the plugin's API.
+    #[serde(default)]
+    pub openapi: Option<String>,
+    /// That document, as read at installation.
+    #[serde(rename = "x-loquat-openapi", default)]
+    pub openapi_document: Option<Value>,
     #[serde(default)]
     pub gateway: Option<String>,
     #[serde(default)]
@@ -64,7 +75,7 @@ pub fn parse_manifest(json: &str) -> Result<Manifest, String> {
     if !word(&manifest.identifier) || manifest.identifier.len() > 64 {
         return Err("the manifest's identifier must be letters, digits, - and _".to_owned());
     }
-    if manifest.api.is_empty() {
+    if manifest.api.is_empty() && manifest.openapi.is_none() {
         return Err("the manifest lists no APIs".to_owned());
     }
     for api in &manifest.api {
@@ -76,6 +87,16 @@ pub fn parse_manifest(json: &str) -> Result<Manifest, String> {
         }
     }
     Ok(manifest)
+}
+
+/// `manifest` (JSON) with the OpenAPI `document` read from `address` kept in it, once the
+/// document is found usable.
+pub fn with_openapi(manifest: &str, address: &str, document: String) -> Result<String, String> {
+    let document: Value = serde_json::from_str(&document).map_err(|_| "the OpenAPI document is not JSON".to_owned())?;
+    openapi::operations(&document, Some(address))?;
+    let mut manifest: Value = serde_json::from_str(manifest).map_err(|error| error.to_string())?;
+    manifest["x-loquat-openapi"] = document;
+    Ok(manifest.to_string())
 }
 
 /// LobeChat's `PLUGIN_SETTINGS`: `id:k=v;k2=v2,id2:k=v` (`,` or `，` between plugins; a value
@@ -103,8 +124,12 @@ pub struct Plugin {
     manifest: Manifest,
     /// The raw manifest, for a gateway's payload.
     manifest_json: Value,
+    /// The operations of its OpenAPI document, when it has one.
+    operations: Vec<Operation>,
     prefix: String,
+    /// Its settings as JSON (the header) and as a map (credentials of OpenAPI calls).
     settings: String,
+    settings_map: Map<String, Value>,
     web: WebClient,
     origin: Origin,
     me: std::sync::Weak<Plugin>,
@@ -123,16 +148,24 @@ impl Plugin {
     ) -> Result<Arc<Self>, String> {
         let manifest_json: Value = serde_json::from_str(manifest).map_err(|error| error.to_string())?;
         let manifest = parse_manifest(manifest)?;
+        let operations = match &manifest.openapi_document {
+            Some(document) => openapi::operations(document, manifest.openapi.as_deref())?,
+            None => Vec::new(),
+        };
         let mut merged = defaults.get(&manifest.identifier).cloned().unwrap_or_default();
         merged.extend(settings);
-        let settings = serde_json::to_string(&merged).unwrap_or_else(|_| "{}".to_owned());
+        let settings_map: Map<String, Value> =
+            merged.into_iter().map(|(key, value)| (key, Value::String(value))).collect();
+        let settings = Value::Object(settings_map.clone()).to_string();
         Ok(Arc::new_cyclic(|me| Plugin {
             name,
             description,
             manifest,
             manifest_json,
+            operations,
             prefix,
             settings,
+            settings_map,
             web: web.clone(),
             origin,
             me: me.clone(),
@@ -157,14 +190,28 @@ impl Plugin {
         if self.origin == Origin::Untrusted {
             self.web.check_url(url).await.map_err(|error| ToolFailure(error.0))?;
         }
-        let response = self.web.post_json(self.origin, url, &headers, &body, MAX_ANSWER_BYTES).await?;
-        let text = String::from_utf8_lossy(&response.body).into_owned();
-        if (200..300).contains(&response.status) {
-            Ok(text)
-        } else {
-            let text: String = text.chars().take(500).collect();
-            Err(ToolFailure(format!("the plugin answered {}: {text}", response.status)))
+        answer(self.web.post_json(self.origin, url, &headers, &body, MAX_ANSWER_BYTES).await?)
+    }
+
+    async fn call_operation(&self, operation: &Operation, arguments: Value) -> Result<String, ToolFailure> {
+        let document = self.manifest.openapi_document.as_ref().unwrap_or(&Value::Null);
+        let request = operation.request(document, &arguments, &self.settings_map);
+        if self.origin == Origin::Untrusted {
+            self.web.check_url(&request.url).await.map_err(|error| ToolFailure(error.0))?;
         }
+        let (method, url, headers, body) = (request.method, request.url, request.headers, request.body);
+        answer(self.web.send(self.origin, method, &url, &headers, body.as_ref(), MAX_ANSWER_BYTES).await?)
+    }
+}
+
+/// A plugin's answer: its text, or why it failed.
+fn answer(response: loquat_providers::web::WebResponse) -> Result<String, ToolFailure> {
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    if (200..300).contains(&response.status) {
+        Ok(text)
+    } else {
+        let text: String = text.chars().take(500).collect();
+        Err(ToolFailure(format!("the plugin answered {}: {text}", response.status)))
     }
 }
 
@@ -181,39 +228,65 @@ impl ToolSource for Plugin {
     async fn tools(&self) -> Result<Vec<Arc<dyn Tool>>, ToolFailure> {
         let Some(me) = self.me.upgrade() else { return Err(ToolFailure("the plugin was removed".into())) };
         let system_role = self.manifest.system_role.as_deref().unwrap_or_default();
-        Ok(self
-            .manifest
-            .api
-            .iter()
+        let entries: Vec<(Entry, &str, &str, Option<&Value>)> = if self.operations.is_empty() {
+            let apis = self.manifest.api.iter().enumerate();
+            apis.map(|(index, api)| {
+                (Entry::Api(index), api.name.as_str(), api.description.as_str(), api.parameters.as_ref())
+            })
+            .collect()
+        } else {
+            let operations = self.operations.iter().enumerate();
+            operations
+                .map(|(index, op)| {
+                    (Entry::Operation(index), op.name.as_str(), op.description.as_str(), Some(&op.parameters))
+                })
+                .collect()
+        };
+        Ok(entries
+            .into_iter()
             .take(MAX_APIS)
             .enumerate()
-            .map(|(index, api)| {
-                let mut description: String = api.description.chars().take(1_000).collect();
+            .map(|(index, (entry, name, description, parameters))| {
+                let mut description: String = description.chars().take(1_000).collect();
                 // The plugin's own instructions go with its first tool (LobeChat puts them in
                 // the system prompt).
                 if index == 0 && !system_role.is_empty() {
                     description.push_str("\n\n");
                     description.extend(system_role.chars().take(2_000));
                 }
-                let parameters = match &api.parameters {
+                let parameters = match parameters {
                     Some(Value::Object(schema)) => Value::Object(schema.clone()),
                     _ => Value::Object(Map::from_iter([("type".to_owned(), json!("object"))])),
                 };
-                let spec = ToolSpec { name: crate::mcp::tool_name(&self.prefix, &api.name), description, parameters };
-                Arc::new(PluginApi { spec, index, plugin: me.clone() }) as Arc<dyn Tool>
+                let spec = ToolSpec { name: crate::mcp::tool_name(&self.prefix, name), description, parameters };
+                Arc::new(PluginApi { spec, entry, plugin: me.clone() }) as Arc<dyn Tool>
             })
             .collect())
     }
 
     async fn status(&self) -> SourceStatus {
-        let tools = self.manifest.api.iter().map(|api| crate::mcp::tool_name(&self.prefix, &api.name)).collect();
+        let names: Vec<&str> = if self.operations.is_empty() {
+            self.manifest.api.iter().map(|api| api.name.as_str()).collect()
+        } else {
+            self.operations.iter().map(|operation| operation.name.as_str()).collect()
+        };
+        let tools = names.into_iter().map(|name| crate::mcp::tool_name(&self.prefix, name)).collect();
         SourceStatus { running: true, tools: Some(tools), last_error: None }
     }
 }
 
+/// Which of a plugin's calls a tool is.
+#[derive(Clone, Copy)]
+enum Entry {
+    /// An entry of the manifest's `api` list.
+    Api(usize),
+    /// An operation of its OpenAPI document.
+    Operation(usize),
+}
+
 struct PluginApi {
     spec: ToolSpec,
-    index: usize,
+    entry: Entry,
     plugin: Arc<Plugin>,
 }
 
@@ -224,8 +297,12 @@ impl Tool for PluginApi {
     }
 
     async fn call(&self, arguments: Value) -> Result<ToolOutput, ToolFailure> {
-        let api = &self.plugin.manifest.api[self.index];
-        self.plugin.call(api, arguments).await.map(ToolOutput::from)
+        let plugin = &self.plugin;
+        let text = match self.entry {
+            Entry::Api(index) => plugin.call(&plugin.manifest.api[index], arguments).await?,
+            Entry::Operation(index) => plugin.call_operation(&plugin.operations[index], arguments).await?,
+        };
+        Ok(text.into())
     }
 }
 

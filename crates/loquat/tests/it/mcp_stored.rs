@@ -192,7 +192,27 @@ async fn plugin_server() -> std::net::SocketAddr {
         let settings = headers.get("x-lobe-plugin-settings").map(|v| v.to_str().unwrap_or_default().to_owned());
         format!("settings={} body={body}", settings.unwrap_or_default())
     };
+    let described = move || async move {
+        axum::Json(serde_json::json!({ "identifier": "described", "api": [],
+                                       "openapi": format!("http://{address}/openapi.json") }))
+    };
+    let openapi = || async {
+        axum::Json(serde_json::json!({
+            "openapi": "3.0.0",
+            "servers": [{ "url": "/v2" }],
+            "components": { "securitySchemes": { "key": { "type": "apiKey", "in": "header", "name": "X-Api-Key" } } },
+            "paths": { "/cities/{city}": { "get": { "operationId": "city", "summary": "A city",
+                "parameters": [{ "name": "city", "in": "path", "required": true, "schema": { "type": "string" } }] } } }
+        }))
+    };
+    let city = |axum::extract::Path(city): axum::extract::Path<String>, headers: axum::http::HeaderMap| async move {
+        let key = headers.get("x-api-key").map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
+        format!("city={city} key={key}")
+    };
     let app = axum::Router::new()
+        .route("/described.json", get(described))
+        .route("/openapi.json", get(openapi))
+        .route("/v2/cities/{city}", get(city))
         .route("/manifest.json", get(manifest))
         .route("/now", post(echo))
         .route("/gateway", post(echo));
@@ -229,13 +249,23 @@ async fn a_lobechat_plugin_is_installed_from_its_manifest_and_called_from_the_se
     .to_string();
     let form = [("name", "gated"), ("transport", "plugin"), ("target", pasted.as_str()), ("enabled", "on")];
     assert_eq!(post_as(&app, &bob, "/settings/mcp", &form).await.status().as_u16(), 303);
+    // Described by an OpenAPI document: its operations are the tools; a setting named like a
+    // security scheme is the credential.
+    let described = format!("http://{web}/described.json");
+    let form = [("transport", "plugin"), ("target", described.as_str()), ("secrets", "key=abc"), ("enabled", "on")];
+    assert_eq!(post_as(&app, &bob, "/settings/mcp", &form).await.status().as_u16(), 303);
     let stored = app.services.store().list_mcp_servers(bob_id).await.expect("stored");
     assert_eq!((stored[0].name.as_str(), stored[1].target.as_str()), ("weather", ""));
 
     let assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
-    let names = [stored[0].source_name(), stored[1].source_name()];
-    let fields =
-        [("title", "Agent"), ("model", "openai::gpt-4.1"), ("tools", names[0].as_str()), ("tools", names[1].as_str())];
+    let names = [stored[0].source_name(), stored[1].source_name(), stored[2].source_name()];
+    let fields = [
+        ("title", "Agent"),
+        ("model", "openai::gpt-4.1"),
+        ("tools", names[0].as_str()),
+        ("tools", names[1].as_str()),
+        ("tools", names[2].as_str()),
+    ];
     assert_eq!(post_as(&app, &bob, &format!("/assistants/{assistant}"), &fields).await.status().as_u16(), 303);
     app.fake.set_default_reply(Reply::text("A title"));
     app.fake.set_recording(true);
@@ -243,7 +273,8 @@ async fn a_lobechat_plugin_is_installed_from_its_manifest_and_called_from_the_se
         Reply::text("")
             .tool_call("weather__now", r#"{"city": "Hangzhou"}"#)
             .tool_call("weather__secret", "{}")
-            .tool_call("gated__ask", r#"{"q": 1}"#),
+            .tool_call("gated__ask", r#"{"q": 1}"#)
+            .tool_call("described__city", r#"{"city": "Xi'an"}"#),
     );
     app.fake.push_reply(Reply::text("Sunny."));
     let answer = send_as(&app, &bob, assistant, "Weather?").await;
@@ -254,6 +285,7 @@ async fn a_lobechat_plugin_is_installed_from_its_manifest_and_called_from_the_se
     assert!(steps[0].result.contains(r#""API_KEY":"bobs""#) && steps[0].result.contains(r#""UNITS":"metric""#));
     assert_eq!(steps[1].status.as_str(), "failed", "a private address: {:?}", steps[1]);
     assert!(steps[2].result.contains(r#""apiName":"ask""#) && steps[2].result.contains(r#""identifier":"gated""#));
+    assert_eq!(steps[3].result, "city=Xi'an key=abc", "{:?}", steps[3]);
     let told = app.fake.requests().into_iter().find(|r| r.body.to_string().contains("Weather?")).expect("asked");
     assert!(told.body.to_string().contains("Use metric units."), "the plugin's system role goes with its tools");
     app.cleanup().await;
