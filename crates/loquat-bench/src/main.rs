@@ -1,6 +1,6 @@
 //! `loquat-bench`: measures Loquat against a fake upstream in one run and prints readable lines
 //! and a JSON summary. Build first with `cargo build --release`, then `target/release/loquat-bench`
-//! (`--only store|process|page|gateway|scale|knowledge`, `--json PATH`, `--streams N`, `--rounds N`,
+//! (`--only store|process|page|gateway|scale|knowledge|tools`, `--json PATH`, `--streams N`, `--rounds N`,
 //! `--http1`). Every gateway figure is a delta against calling the fake upstream directly.
 
 mod footprint;
@@ -11,6 +11,7 @@ mod seed;
 mod server;
 mod stats;
 mod store;
+mod tools;
 
 use std::path::PathBuf;
 
@@ -54,13 +55,13 @@ async fn main() {
         match arg.as_str() {
             "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
             "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
-            "--only" => only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge")),
+            "--only" => only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge|tools")),
             "--streams" => streams = args.next().and_then(|n| n.parse().ok()).expect("--streams N"),
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
             "--http1" => connections = scale::ClientConnections::Http1,
             _ => {
                 eprintln!(
-                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge] \
+                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge|tools] \
                      [--streams N] [--rounds N] [--http1]"
                 );
                 std::process::exit(2);
@@ -86,6 +87,9 @@ async fn main() {
     }
     if wanted("knowledge") {
         report["knowledge"] = knowledge::run(&binary).await;
+    }
+    if wanted("tools") {
+        report["tools"] = tools::run(&binary).await;
     }
     if wanted("scale") {
         report["scale"] = scale::slow_streams(&binary, streams, connections, rounds).await;

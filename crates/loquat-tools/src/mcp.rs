@@ -17,7 +17,7 @@ use loquat_core::domain::McpLaunch;
 use loquat_core::llm::ToolSpec;
 use loquat_core::tools::{McpConnector, SourceStatus, Tool, ToolFailure, ToolOutput, ToolSource};
 use loquat_providers::web::{Origin, WebClient};
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, PaginatedRequestParams};
 use rmcp::service::{NotificationContext, RoleClient, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -36,6 +36,9 @@ const IDLE_STOP: Duration = Duration::from_secs(600);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The longest start (connect and handshake, list of tools).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most tools of one server offered to a model, and the most pages of its list read.
+const MAX_TOOLS: usize = 128;
+const MAX_PAGES: usize = 16;
 /// The environment a local server gets from Loquat's own (never its secrets).
 const PASSED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SYSTEMROOT"];
 
@@ -351,6 +354,8 @@ impl McpServer {
 
     /// Records a failure: the next start waits a pause that doubles, up to a minute.
     fn failed(&self, state: &mut State, error: String) -> String {
+        // No type names, and no address's query (it may hold a key) in the log or the page.
+        let error = plain(&error);
         tracing::warn!(server = %self.id, %error, "MCP server failed");
         state.session = None;
         state.tools = None;
@@ -391,10 +396,30 @@ impl McpServer {
                 if state.session.as_ref().is_some_and(|current| Arc::ptr_eq(current, &session)) {
                     return Err(ToolFailure(self.failed(&mut state, format!("the server stopped: {error}"))));
                 }
-                Err(ToolFailure(format!("the server stopped: {error}")))
+                Err(ToolFailure(plain(&format!("the server stopped: {error}"))))
             }
         }
     }
+}
+
+/// Every page of a server's tools, up to [`MAX_TOOLS`]: a server that pages forever, or lists
+/// thousands, stops there.
+async fn list_tools(session: &Session) -> Result<Vec<rmcp::model::Tool>, ServiceError> {
+    let mut tools = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_PAGES {
+        let page = session.list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor))).await?;
+        tools.extend(page.tools);
+        if tools.len() >= MAX_TOOLS {
+            tools.truncate(MAX_TOOLS);
+            break;
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(tools)
 }
 
 /// An error's text without the Rust type names `rmcp` puts in it (`[rmcp::transport::…]`).
@@ -411,7 +436,18 @@ fn plain(error: &str) -> String {
         rest = &rest[close + 1..];
     }
     out.push_str(rest);
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    out.split_whitespace().map(without_query).collect::<Vec<_>>().join(" ")
+}
+
+/// A word of an error without the query of an address in it (it may hold a key).
+fn without_query(word: &str) -> String {
+    match (word.find("://"), word.find('?')) {
+        (Some(scheme), Some(query)) if query > scheme => {
+            let end = word[query..].find(')').map_or(word.len(), |close| query + close);
+            format!("{}?…{}", &word[..query], &word[end..])
+        }
+        _ => word.to_owned(),
+    }
 }
 
 /// Headers as `reqwest` wants them; a bad name or value is an error.
@@ -483,7 +519,7 @@ impl ToolSource for McpServer {
         {
             return Ok(tools.clone());
         }
-        let listed = match tokio::time::timeout(START_TIMEOUT, session.list_all_tools()).await {
+        let listed = match tokio::time::timeout(START_TIMEOUT, list_tools(&session)).await {
             Ok(Ok(listed)) => listed,
             Ok(Err(error)) => {
                 return Err(ToolFailure(self.failed(&mut state, format!("could not list tools: {error}"))));
@@ -567,6 +603,8 @@ mod tests {
         let error =
             "Send message error Transport [rmcp::transport::worker::WorkerTransport<a::B<c::D>>] error: refused [x]";
         assert_eq!(plain(error), "Send message error Transport error: refused [x]");
+        let leaky = "error sending request for url (https://h.example/mcp?key=secret), when send";
+        assert_eq!(plain(leaky), "error sending request for url (https://h.example/mcp?…), when send");
     }
 
     #[test]

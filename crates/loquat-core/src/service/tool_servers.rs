@@ -332,7 +332,7 @@ impl Tools {
         }
         let record = self.record(draft, user, false, None).await?;
         self.store.insert_mcp_server(&record).await?;
-        self.audit.record(Some(user), "mcp_server_added", &record.id.to_string(), &record.target, client).await;
+        self.audit.record(Some(user), "mcp_server_added", &record.id.to_string(), &audited(&record), client).await;
         Ok(self.view(record).await)
     }
 
@@ -412,7 +412,7 @@ impl Tools {
         super::admin_user(self.store.as_ref(), actor).await?;
         let record = self.record(draft, actor, true, None).await?;
         self.store.insert_mcp_server(&record).await?;
-        self.audit.record(Some(actor), "mcp_server_added", &record.id.to_string(), &record.target, client).await;
+        self.audit.record(Some(actor), "mcp_server_added", &record.id.to_string(), &audited(&record), client).await;
         Ok(self.view(record).await)
     }
 
@@ -430,7 +430,7 @@ impl Tools {
             return Err(CoreError::NotFound("mcp_server"));
         }
         self.forget(id);
-        self.audit.record(Some(actor), "mcp_server_changed", &id.to_string(), &record.target, client).await;
+        self.audit.record(Some(actor), "mcp_server_changed", &id.to_string(), &audited(&record), client).await;
         Ok(self.view(record).await)
     }
 
@@ -448,6 +448,13 @@ impl Tools {
         self.audit.record(Some(actor), "mcp_server_removed", &id.to_string(), "", client).await;
         Ok(())
     }
+}
+
+/// What the audit log says of a server: its name and address, without the address's query
+/// (it may hold a key).
+fn audited(server: &McpServerRecord) -> String {
+    let target = server.target.split(['?', '#']).next().unwrap_or_default();
+    format!("{} {} {target}", server.name, server.transport.as_str())
 }
 
 /// What a stored server is, for the assistant form.
