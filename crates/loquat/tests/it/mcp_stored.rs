@@ -43,7 +43,8 @@ async fn a_members_own_http_and_sse_servers_are_theirs_alone() {
     let app = app().await;
     let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
 
-    // A private address is refused before anything is stored.
+    // A private address is refused before anything is stored (names are resolved and checked
+    // the same way, in the guard's own tests; here 127.0.0.1 is allowed for the test servers).
     for address in ["http://10.1.2.3/mcp", "http://169.254.169.254/latest", "http://[::1]:9/mcp"] {
         let form = [("name", "x"), ("transport", "http"), ("target", address)];
         let page = post_as(&app, &bob, "/settings/mcp", &form).await.text().await.expect("page");
