@@ -741,3 +741,9 @@ for (const form of document.querySelectorAll('form[data-upload]')) {
     }
   });
 }
+
+// The installable app: the worker keeps the shell and shows the offline page when the server
+// cannot be reached (it never keeps pages or answers).
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/static/pwa/sw.js', { scope: '/' }).catch(() => { /* the site works without */ });
+}

@@ -19,6 +19,7 @@ pub mod markdown;
 pub mod metrics;
 mod middleware;
 mod pages;
+mod pwa;
 mod render_cache;
 pub mod request_id;
 mod routes;

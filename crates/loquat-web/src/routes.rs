@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
 use crate::pages::{account, admin, admin_features, assistants, auth, chat, files, knowledge, mcp, settings, sso};
-use crate::{AppState, assets, health, metrics, middleware, request_id};
+use crate::{AppState, assets, health, metrics, middleware, pwa, request_id};
 
 /// Routes as data: each one added records its method and path beside the router it extends.
 #[derive(Default)]
@@ -162,6 +162,10 @@ fn pages() -> RouteTable {
         .get("/admin/audit", admin::show_audit)
         // Plumbing.
         .get("/static/{name}", assets::serve_asset)
+        .get(pwa::MANIFEST, pwa::manifest)
+        .get(pwa::WORKER, pwa::service_worker)
+        .get(pwa::OFFLINE, pwa::offline)
+        .get("/static/pwa/{icon}", pwa::icon)
         .get("/healthz", || async { "ok" })
         // Operations: readiness and Prometheus metrics (health.rs, metrics.rs); no sign-in, and
         // the access-code gate lets them through.

@@ -594,3 +594,29 @@ async fn a_tool_call_shows_running_then_folds_in_place_and_stays_after_a_reload(
     browser.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_app_installs_its_worker_and_shows_the_offline_page_without_the_server() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
+    browser.sign_up(&app, "installer@example.com").await;
+    let client = &browser.client;
+    let manifest = "document.querySelector('link[rel=manifest]').href.endsWith('/static/pwa/manifest.webmanifest')";
+    browser.until("the manifest link", manifest).await;
+    // The worker takes over the site and keeps the shell, never a page.
+    browser.until("the worker", "navigator.serviceWorker.controller").await;
+    let cached = "(async () => { const names = await caches.keys(); \
+                  const cache = await caches.open(names[0]); \
+                  return (await cache.keys()).map((request) => new URL(request.url).pathname); })()";
+    let kept = client.execute(&format!("return await {cached};"), vec![]).await.expect("caches read");
+    let kept: Vec<String> = serde_json::from_value(kept).expect("paths");
+    assert!(kept.iter().any(|path| path == "/static/pwa/offline"), "{kept:?}");
+    assert!(kept.iter().all(|path| path.starts_with("/static/")), "only the shell is kept: {kept:?}");
+    // Without the server, a page shows the offline page instead of the browser's error.
+    let chat = client.current_url().await.expect("url").to_string();
+    app.cleanup().await;
+    client.goto(&chat).await.expect("navigates");
+    browser.until("the offline page", "document.querySelector('h1')?.textContent === 'You are offline'").await;
+    browser.screenshot("offline.png").await;
+    browser.close().await;
+}

@@ -403,3 +403,36 @@ async fn a_long_topic_comes_a_page_at_a_time() {
     assert_eq!(status, 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_installable_app_is_described_and_its_shell_is_public() {
+    let app = TestApp::spawn().await;
+    let stranger = reqwest::Client::new();
+    let get = |path: &str| stranger.get(app.url(path)).header("accept-language", "zh-CN").send();
+    let manifest = get("/static/pwa/manifest.webmanifest").await.expect("manifest");
+    assert_eq!(manifest.headers()["content-type"], "application/manifest+json");
+    let manifest: serde_json::Value = manifest.json().await.expect("JSON");
+    assert_eq!((manifest["start_url"].as_str(), manifest["display"].as_str()), (Some("/"), Some("standalone")));
+    let sizes: Vec<&str> =
+        manifest["icons"].as_array().expect("icons").iter().filter_map(|i| i["sizes"].as_str()).collect();
+    assert!(sizes.contains(&"192x192") && sizes.contains(&"512x512"), "{sizes:?}");
+    for icon in manifest["icons"].as_array().expect("icons") {
+        let response = get(icon["src"].as_str().expect("src")).await.expect("icon");
+        assert_eq!(response.status().as_u16(), 200, "{icon}");
+        assert_eq!(response.headers()["content-type"], icon["type"].as_str().expect("type"));
+    }
+    let worker = get("/static/pwa/sw.js").await.expect("worker");
+    assert_eq!(worker.headers()["service-worker-allowed"], "/");
+    assert_eq!(worker.headers()["cache-control"], "no-cache");
+    assert!(worker.headers()["content-type"].to_str().expect("ascii").starts_with("text/javascript"));
+    let script = worker.text().await.expect("script");
+    assert!(script.contains("request.mode === \"navigate\"") && script.contains("/static/pwa/offline"));
+    let offline = get("/static/pwa/offline").await.expect("offline");
+    assert_eq!(offline.status().as_u16(), 200);
+    assert!(offline.text().await.expect("page").contains("当前处于离线状态"));
+    assert_eq!(get("/static/pwa/other.png").await.expect("icon").status().as_u16(), 404);
+    // Every page links the manifest.
+    let (_, page) = app.page("/").await;
+    assert!(page.contains(r#"<link rel="manifest" href="/static/pwa/manifest.webmanifest">"#));
+    app.cleanup().await;
+}
