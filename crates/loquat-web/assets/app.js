@@ -747,3 +747,47 @@ for (const form of document.querySelectorAll('form[data-upload]')) {
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/static/pwa/sw.js', { scope: '/' }).catch(() => { /* the site works without */ });
 }
+
+/**
+ * Keyboard shortcuts (the `?` dialog lists them): Alt+N a new topic, Shift+Esc the composer,
+ * Esc stops the answer being written, Alt+R writes the last answer again, Alt+↑/↓ the previous
+ * or next assistant. Letters are read by key position (`code`), so Option on a Mac, which types
+ * other characters, works too. Nothing fires while a menu or a dialog is open.
+ */
+const shortcuts = /** @type {HTMLDialogElement | null} */ (document.getElementById('shortcuts'));
+document.addEventListener('keydown', (event) => {
+  if (event.defaultPrevented || event.isComposing || !shortcuts) return;
+  const target = /** @type {HTMLElement} */ (event.target);
+  const typing = Boolean(target.closest?.('input, textarea, select, [contenteditable]'));
+  const busy = document.querySelector('dialog[open], details[data-menu][open]');
+  const mod = event.ctrlKey || event.metaKey;
+  const run = (/** @type {() => void} */ action) => {
+    event.preventDefault();
+    action();
+  };
+  if (event.key === '?' && !typing && !mod && !event.altKey && !busy) {
+    run(() => shortcuts.showModal());
+  } else if (busy || mod) {
+    // Leave the browser's own shortcuts and open menus alone.
+  } else if (event.altKey && event.code === 'KeyN') {
+    const link = /** @type {HTMLAnchorElement | null} */ (document.querySelector('.new-topic'));
+    if (link) run(() => { location.href = link.href; });
+  } else if (event.shiftKey && event.key === 'Escape') {
+    run(() => composer?.querySelector('textarea')?.focus());
+  } else if (event.key === 'Escape' && composer?.dataset.generating) {
+    run(() => /** @type {HTMLElement | null} */ (composer.querySelector('[data-action=stop]'))?.click());
+  } else if (event.altKey && event.code === 'KeyR') {
+    const buttons = document.querySelectorAll('.msg.assistant button[formaction$="/regenerate"]');
+    const last = /** @type {HTMLButtonElement | undefined} */ (buttons[buttons.length - 1]);
+    if (last && !composer?.dataset.generating) run(() => last.click());
+  } else if (event.altKey && (event.key === 'ArrowUp' || event.key === 'ArrowDown')) {
+    const links = Array.from(document.querySelectorAll('.assistant-link'));
+    const at = links.findIndex((link) => link.classList.contains('current'));
+    const next = /** @type {HTMLAnchorElement | undefined} */ (links[at + (event.key === 'ArrowUp' ? -1 : 1)]);
+    if (next) run(() => { location.href = next.href; });
+  }
+});
+shortcuts?.addEventListener('click', (event) => {
+  // A click on the backdrop (the dialog itself, outside its box) closes it.
+  if (event.target === shortcuts) shortcuts.close();
+});

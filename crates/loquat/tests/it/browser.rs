@@ -620,3 +620,62 @@ async fn the_app_installs_its_worker_and_shows_the_offline_page_without_the_serv
     browser.screenshot("offline.png").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn keyboard_shortcuts_work_and_question_mark_lists_them() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
+    browser.sign_up(&app, "typist@example.com").await;
+    let client = &browser.client;
+    let user = app.admin().await;
+    let config = loquat_core::domain::AssistantConfig { title: "Second".into(), ..Default::default() };
+    let second = app.services.assistants.create_assistant(user, config).await.expect("assistant");
+    let first = app.default_assistant().await;
+    // Long enough to be stopped while it is written.
+    let long = "An answer that goes on. ".repeat(100);
+    for _ in 0..2 {
+        app.fake.push_reply(Reply::text(&long).delay_between_chunks(Duration::from_millis(20)));
+    }
+    app.fake.set_default_reply(Reply::text("A title"));
+    client.goto(&app.url(&format!("/chat/{first}"))).await.expect("opens the chat");
+    let body = client.find(Locator::Css("body")).await.expect("body");
+    // `?` lists the shortcuts, in a dialog Esc closes.
+    body.send_keys("?").await.expect("types");
+    browser.until("the shortcuts", "document.getElementById('shortcuts').open").await;
+    let listed = browser.text_of("document.getElementById('shortcuts').textContent").await;
+    assert!(listed.contains("Start a new topic") && listed.contains("Write the last answer again"), "{listed}");
+    browser.screenshot("shortcuts.png").await;
+    body.send_keys("\u{E00C}").await.expect("Esc");
+    browser.until("the dialog closed", "!document.getElementById('shortcuts').open").await;
+    // Shift+Esc goes to the composer; a message sent there, Esc stops it.
+    body.send_keys("\u{E008}\u{E00C}\u{E000}").await.expect("Shift+Esc");
+    browser
+        .until("the composer focused", "document.activeElement === document.querySelector('#composer textarea')")
+        .await;
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("A long answer, please").await.expect("types");
+    textarea.send_keys("\u{E007}").await.expect("Enter sends");
+    browser.until("the answer writing", "document.getElementById('composer').dataset.generating").await;
+    textarea.send_keys("\u{E00C}").await.expect("Esc");
+    browser.until("the answer stopped", "document.querySelector('.msg.assistant[data-status=stopped]')").await;
+    // Alt+R writes it again (the last answer gets a second version).
+    let answers = "document.querySelectorAll('.msg.assistant').length";
+    body.send_keys("\u{E00A}r\u{E000}").await.expect("Alt+R");
+    browser
+        .until("a new version", "document.querySelector('.msg.assistant .branches .count')?.textContent === '2/2'")
+        .await;
+    assert_eq!(browser.text_of(answers).await, "1", "the same place, another version");
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("\u{E00C}").await.expect("Esc");
+    browser.until("the new version stopped", "!document.getElementById('composer').dataset.generating").await;
+    // Alt+N leaves the topic for a new one; Alt+↓ goes to the next assistant.
+    browser.until("the topic's address", &format!("location.pathname.startsWith('/chat/{first}/')")).await;
+    let body = client.find(Locator::Css("body")).await.expect("body");
+    body.send_keys("\u{E00A}n\u{E000}").await.expect("Alt+N");
+    browser.until("a new topic", &format!("location.pathname === '/chat/{first}'")).await;
+    let body = client.find(Locator::Css("body")).await.expect("body");
+    body.send_keys("\u{E00A}\u{E015}\u{E000}").await.expect("Alt+Down");
+    browser.until("the next assistant", &format!("location.pathname === '/chat/{}'", second.id)).await;
+    browser.close().await;
+    app.cleanup().await;
+}
