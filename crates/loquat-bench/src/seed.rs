@@ -136,6 +136,7 @@ pub async fn topic(store: &dyn Store, user: UserId, assistant: AssistantId, coun
         assistant_id: assistant,
         title: format!("A topic of {count} messages"),
         active_leaf_id: None,
+        pinned: false,
         created_at: now,
         updated_at: now,
     };

@@ -235,6 +235,8 @@ pub trait TopicStore: Send + Sync {
     /// Most recently active first.
     async fn list_topics(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<Topic>>;
     async fn rename_topic(&self, user: UserId, id: TopicId, title: &str, updated_at: Timestamp) -> StoreResult<bool>;
+    /// Pins or unpins a topic (its place in time stays as it was).
+    async fn set_topic_pinned(&self, user: UserId, id: TopicId, pinned: bool) -> StoreResult<bool>;
     /// Sets the title only while it is still empty (auto-titling never overwrites a rename).
     async fn set_title_if_empty(&self, user: UserId, id: TopicId, title: &str) -> StoreResult<bool>;
     async fn set_active_leaf(

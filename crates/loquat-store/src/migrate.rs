@@ -32,6 +32,7 @@ const SQLITE: &[Embedded] = &[
     (15, "web sources", include_str!("../migrations/sqlite/0015_web_sources.sql")),
     (16, "mcp servers", include_str!("../migrations/sqlite/0016_mcp_servers.sql")),
     (17, "plugins", include_str!("../migrations/sqlite/0017_plugins.sql")),
+    (18, "pinned topics", include_str!("../migrations/sqlite/0018_pinned_topics.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -51,6 +52,7 @@ const POSTGRES: &[Embedded] = &[
     (15, "web sources", include_str!("../migrations/postgres/0015_web_sources.sql")),
     (16, "mcp servers", include_str!("../migrations/postgres/0016_mcp_servers.sql")),
     (17, "plugins", include_str!("../migrations/postgres/0017_plugins.sql")),
+    (18, "pinned topics", include_str!("../migrations/postgres/0018_pinned_topics.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -144,6 +144,7 @@ pub(crate) struct TopicRow {
     assistant_id: String,
     title: String,
     active_leaf_id: Option<String>,
+    pinned: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -156,6 +157,7 @@ impl TopicRow {
             assistant_id: id("topics", "assistant_id", self.assistant_id)?,
             title: self.title,
             active_leaf_id: optional_id("topics", "active_leaf_id", self.active_leaf_id)?,
+            pinned: self.pinned,
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
         })

@@ -75,7 +75,7 @@ impl TopicStore for SqlStore {
     async fn get_topic(&self, user: UserId, id: TopicId) -> StoreResult<Option<Topic>> {
         let row = on_pool!(&self.pools, read, "get_topic", |pool| {
             sqlx::query_as::<_, TopicRow>(
-                "SELECT id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at FROM topics \
+                "SELECT id, user_id, assistant_id, title, active_leaf_id, pinned, created_at, updated_at FROM topics \
                  WHERE id = $1 AND user_id = $2",
             )
             .bind(id.to_string())
@@ -90,7 +90,7 @@ impl TopicStore for SqlStore {
     async fn list_topics(&self, user: UserId, assistant: AssistantId) -> StoreResult<Vec<Topic>> {
         let rows = on_pool!(&self.pools, read, "list_topics", |pool| {
             sqlx::query_as::<_, TopicRow>(
-                "SELECT id, user_id, assistant_id, title, active_leaf_id, created_at, updated_at FROM topics \
+                "SELECT id, user_id, assistant_id, title, active_leaf_id, pinned, created_at, updated_at FROM topics \
                  WHERE user_id = $1 AND assistant_id = $2 ORDER BY updated_at DESC, id DESC",
             )
             .bind(user.to_string())
@@ -100,6 +100,18 @@ impl TopicStore for SqlStore {
         })
         .map_err(store_error)?;
         convert_all(rows, TopicRow::into_domain)
+    }
+
+    async fn set_topic_pinned(&self, user: UserId, id: TopicId, pinned: bool) -> StoreResult<bool> {
+        let changed = execute!(
+            &self.pools,
+            "set_topic_pinned",
+            "UPDATE topics SET pinned = $1 WHERE id = $2 AND user_id = $3",
+            pinned,
+            id.to_string(),
+            user.to_string(),
+        )?;
+        Ok(changed > 0)
     }
 
     async fn rename_topic(&self, user: UserId, id: TopicId, title: &str, updated_at: Timestamp) -> StoreResult<bool> {

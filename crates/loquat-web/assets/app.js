@@ -791,3 +791,6 @@ shortcuts?.addEventListener('click', (event) => {
   // A click on the backdrop (the dialog itself, outside its box) closes it.
   if (event.target === shortcuts) shortcuts.close();
 });
+
+// The topic list's days (today, yesterday…) are counted in the browser's time zone.
+document.cookie = `tz=${-new Date().getTimezoneOffset()}; path=/; max-age=31536000; samesite=lax`;

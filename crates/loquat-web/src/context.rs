@@ -31,6 +31,8 @@ pub struct Viewer {
     pub client: ClientInfo,
     /// The session token of this browser (`None` for API-token requests).
     pub session: Option<Secret>,
+    /// The browser's time zone, minutes east of UTC (the page script's `tz` cookie; 0 without).
+    pub utc_offset_minutes: i32,
 }
 
 impl Viewer {
@@ -163,7 +165,11 @@ impl FromRequestParts<AppState> for Viewer {
         };
         let tr = Tr::new(user.locale.unwrap_or(browser_locale));
         let client = client_info(parts, &state.settings.trusted_proxies);
-        Ok(Self { theme: user.theme, user, tr, flavor, client, session })
+        let utc_offset_minutes = cookie(&parts.headers, "tz")
+            .and_then(|value| value.parse::<i32>().ok())
+            .filter(|minutes| minutes.abs() <= 14 * 60)
+            .unwrap_or(0);
+        Ok(Self { theme: user.theme, user, tr, flavor, client, session, utc_offset_minutes })
     }
 }
 

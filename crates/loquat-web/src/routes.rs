@@ -100,6 +100,7 @@ fn pages() -> RouteTable {
         .post("/knowledge/{id}/assistants", knowledge::toggle_assistant)
         // Topics.
         .post("/topics/{id}/rename", chat::rename_topic)
+        .post("/topics/{id}/pin", chat::pin_topic)
         .post("/topics/{id}/delete", chat::delete_topic)
         // Assistants.
         .get("/assistants/new", assistants::new_assistant_page)

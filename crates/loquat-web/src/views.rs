@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use loquat_core::domain::{Assistant, MessageRole, MessageStatus, ModelCard, Topic};
 use loquat_core::service::ProviderOption;
+use loquat_core::time::Timestamp;
 use loquat_core::tree::BranchEntry;
 
 use crate::i18n::Tr;
@@ -290,13 +291,51 @@ pub struct TopicLink {
     pub id: String,
     pub title: String,
     pub current: bool,
+    pub pinned: bool,
 }
 
 impl TopicLink {
     pub fn new(topic: &Topic, current: Option<&Topic>, tr: Tr) -> Self {
         let title = if topic.title.is_empty() { tr.t("topic.untitled").into_owned() } else { topic.title.clone() };
-        Self { id: topic.id.to_string(), title, current: current.is_some_and(|c| c.id == topic.id) }
+        let current = current.is_some_and(|c| c.id == topic.id);
+        Self { id: topic.id.to_string(), title, current, pinned: topic.pinned }
     }
+}
+
+/// Topics under one heading of the list: pinned, today, yesterday, the previous seven days,
+/// earlier.
+pub struct TopicGroup {
+    pub label: String,
+    pub topics: Vec<TopicLink>,
+}
+
+/// The topics (newest first) under their headings, days counted in the viewer's time zone
+/// (`offset_minutes` east of UTC) up to `now`.
+pub fn topic_groups(
+    topics: &[Topic],
+    current: Option<&Topic>,
+    now: Timestamp,
+    offset_minutes: i32,
+    tr: Tr,
+) -> Vec<TopicGroup> {
+    const DAY_MS: i64 = 86_400_000;
+    let day = |at: Timestamp| (at.as_millis() + i64::from(offset_minutes) * 60_000).div_euclid(DAY_MS);
+    let today = day(now);
+    let keys = ["topic.pinned", "topic.today", "topic.yesterday", "topic.this_week", "topic.earlier"];
+    let mut groups: Vec<TopicGroup> =
+        keys.iter().map(|key| TopicGroup { label: tr.t(key).into_owned(), topics: Vec::new() }).collect();
+    for topic in topics {
+        let index = match today - day(topic.updated_at) {
+            _ if topic.pinned => 0,
+            ..=0 => 1,
+            1 => 2,
+            2..=6 => 3,
+            _ => 4,
+        };
+        groups[index].topics.push(TopicLink::new(topic, current, tr));
+    }
+    groups.retain(|group| !group.topics.is_empty());
+    groups
 }
 
 /// A `<select>` option for a model, grouped by provider.
@@ -511,6 +550,53 @@ mod tests {
 
     fn openai(models: Vec<ModelCard>) -> ProviderOption {
         ProviderOption { id: "openai".into(), name: "OpenAI".into(), models, custom: false }
+    }
+
+    #[test]
+    fn topics_are_grouped_by_day_in_the_viewers_time_zone_pinned_first() {
+        use loquat_core::id::{AssistantId, TopicId, UserId};
+        let hour = 3_600_000;
+        // 2026-12-06 01:00 in UTC+8 is 2026-12-05 17:00 UTC.
+        let now = Timestamp(1_796_490_000_000);
+        let topic = |title: &str, hours_ago: i64, pinned: bool| Topic {
+            id: TopicId::new(),
+            user_id: UserId::new(),
+            assistant_id: AssistantId::new(),
+            title: title.into(),
+            active_leaf_id: None,
+            pinned,
+            created_at: Timestamp(now.0 - hours_ago * hour),
+            updated_at: Timestamp(now.0 - hours_ago * hour),
+        };
+        let topics = [
+            topic("an hour ago", 1, false),
+            topic("two hours ago", 2, false),
+            topic("pinned long ago", 500, true),
+            topic("three days ago", 72, false),
+            topic("a month ago", 720, false),
+        ];
+        let tr = Tr::new(Locale::English);
+        let grouped = |offset| -> Vec<(String, Vec<String>)> {
+            topic_groups(&topics, None, now, offset, tr)
+                .into_iter()
+                .map(|g| (g.label, g.topics.into_iter().map(|t| t.title).collect()))
+                .collect()
+        };
+        let names = |groups: Vec<(String, Vec<String>)>| {
+            groups.into_iter().map(|(label, titles)| format!("{label}: {}", titles.join(", "))).collect::<Vec<_>>()
+        };
+        // At 01:00 in UTC+8, two hours ago was yesterday; in UTC (17:00) it was today.
+        assert_eq!(
+            names(grouped(8 * 60)),
+            [
+                "Pinned: pinned long ago",
+                "Today: an hour ago",
+                "Yesterday: two hours ago",
+                "Previous 7 days: three days ago",
+                "Earlier: a month ago"
+            ]
+        );
+        assert_eq!(names(grouped(0))[1], "Today: an hour ago, two hours ago");
     }
 
     #[test]

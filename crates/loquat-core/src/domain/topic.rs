@@ -12,6 +12,8 @@ pub struct Topic {
     pub title: String,
     /// The leaf of the branch the user looks at; `None` for an empty topic.
     pub active_leaf_id: Option<MessageId>,
+    /// Kept at the top of the topic list by its owner.
+    pub pinned: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

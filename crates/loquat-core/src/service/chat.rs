@@ -171,6 +171,7 @@ impl Chat {
                     assistant_id: assistant.id,
                     title: String::new(),
                     active_leaf_id: None,
+                    pinned: false,
                     created_at: now,
                     updated_at: now,
                 };

@@ -62,6 +62,11 @@ impl Assistants {
         }
     }
 
+    /// Pins a topic to the top of its list, or unpins it.
+    pub async fn set_topic_pinned(&self, user: UserId, id: TopicId, pinned: bool) -> CoreResult<()> {
+        if self.store.set_topic_pinned(user, id, pinned).await? { Ok(()) } else { Err(CoreError::NotFound("topic")) }
+    }
+
     pub async fn delete_topic(&self, user: UserId, id: TopicId) -> CoreResult<()> {
         self.stop_topic_generations(user, id).await?;
         if self.store.delete_topic(user, id).await? { Ok(()) } else { Err(CoreError::NotFound("topic")) }

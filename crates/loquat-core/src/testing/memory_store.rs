@@ -57,6 +57,7 @@ impl MemoryStore {
             assistant_id: AssistantId::new(),
             title: String::new(),
             active_leaf_id: None,
+            pinned: false,
             created_at: now,
             updated_at: now,
         };

@@ -54,6 +54,7 @@ pub fn topic(user: UserId, assistant: AssistantId, title: &str, updated: i64) ->
         assistant_id: assistant,
         title: title.to_owned(),
         active_leaf_id: None,
+        pinned: false,
         created_at: at(0),
         updated_at: at(updated),
     }

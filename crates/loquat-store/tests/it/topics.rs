@@ -115,8 +115,21 @@ async fn a_topic_needs_its_assistant(store: SqlStore) {
     assert_eq!(error.kind, StoreErrorKind::Conflict);
 }
 
+async fn pinning_is_owner_only_and_keeps_the_time(store: SqlStore) {
+    let w = world(&store).await;
+    assert!(!store.set_topic_pinned(w.bob.id, w.topic.id, true).await.expect("runs"));
+    assert!(store.set_topic_pinned(w.alice.id, w.topic.id, true).await.expect("runs"));
+    let pinned = store.get_topic(w.alice.id, w.topic.id).await.expect("loads").expect("exists");
+    assert_eq!((pinned.pinned, pinned.updated_at), (true, w.topic.updated_at));
+    let listed = store.list_topics(w.alice.id, w.assistant.id).await.expect("lists");
+    assert!(listed.iter().find(|t| t.id == w.topic.id).expect("listed").pinned);
+    assert!(store.set_topic_pinned(w.alice.id, w.topic.id, false).await.expect("runs"));
+    assert!(!store.get_topic(w.alice.id, w.topic.id).await.expect("loads").expect("exists").pinned);
+}
+
 on_every_backend!(
     insert_and_get,
+    pinning_is_owner_only_and_keeps_the_time,
     most_recently_active_first,
     rename_is_owner_only,
     auto_title_never_overwrites,

@@ -12,6 +12,7 @@ use axum::response::Response;
 use loquat_core::domain::Assistant;
 use loquat_core::id::{AssistantId, MessageId, TopicId};
 use loquat_core::service::Conversation;
+use loquat_core::time::Timestamp;
 use loquat_core::tree::BranchEntry;
 use serde::Deserialize;
 
@@ -21,8 +22,8 @@ use crate::context::Viewer;
 use crate::error::{WebError, WebResult};
 use crate::i18n::Tr;
 use crate::views::{
-    AssistantLink, MessageView, ModelGroup, ModelOption, TopicLink, assistant_title, chosen_model, interleaved,
-    model_groups,
+    AssistantLink, MessageView, ModelGroup, ModelOption, TopicGroup, assistant_title, chosen_model, interleaved,
+    model_groups, topic_groups,
 };
 
 #[derive(Template)]
@@ -32,7 +33,7 @@ pub struct ChatPage {
     pub chrome: Chrome,
     pub assistants: Vec<AssistantLink>,
     pub assistant: AssistantLink,
-    pub topics: Vec<TopicLink>,
+    pub topic_groups: Vec<TopicGroup>,
     /// Empty for a new topic.
     pub topic_id: String,
     pub page_title: String,
@@ -309,7 +310,7 @@ async fn chat_page(
         chrome: Chrome::new(viewer.theme),
         assistants: assistants.iter().map(|a| AssistantLink::new(a, Some(assistant), tr)).collect(),
         assistant: AssistantLink::new(assistant, Some(assistant), tr),
-        topics: topics.iter().map(|t| TopicLink::new(t, current_topic, tr)).collect(),
+        topic_groups: topic_groups(&topics, current_topic, Timestamp::now(), viewer.utc_offset_minutes, tr),
         topic_id: current_topic.map(|t| t.id.to_string()).unwrap_or_default(),
         page_title,
         generating_id: messages.iter().find(|m| m.generating).map(|m| m.id.clone()).unwrap_or_default(),
@@ -424,6 +425,30 @@ pub async fn rename_topic(
     state.services.assistants.rename_topic(viewer.user.id, id, &form.title).await.map_err(viewer.fail())?;
     let topic = state.services.assistants.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
+}
+
+#[derive(Deserialize)]
+pub struct PinForm {
+    /// `1` to pin, anything else to unpin.
+    #[serde(default)]
+    pinned: String,
+    /// The page to go back to (same-site paths only).
+    #[serde(default)]
+    back: String,
+}
+
+/// `POST /topics/{id}/pin`: pins a topic to the top of the list, or unpins it.
+pub async fn pin_topic(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<PinForm>,
+) -> WebResult<Response> {
+    let id: TopicId = parse_id(&id, &viewer)?;
+    let assistants = &state.services.assistants;
+    assistants.set_topic_pinned(viewer.user.id, id, form.pinned == "1").await.map_err(viewer.fail())?;
+    let topic = assistants.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&super::safe_next(&form.back, &topic_url(topic.assistant_id, topic.id))))
 }
 
 pub async fn delete_topic(

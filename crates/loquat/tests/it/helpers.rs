@@ -253,6 +253,7 @@ impl TestApp {
             assistant_id: assistant,
             title: "A long topic".into(),
             active_leaf_id: None,
+            pinned: false,
             created_at: now,
             updated_at: now,
         };

@@ -436,3 +436,26 @@ async fn the_installable_app_is_described_and_its_shell_is_public() {
     assert!(page.contains(r#"<link rel="manifest" href="/static/pwa/manifest.webmanifest">"#));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_topic_is_pinned_to_the_top_and_the_list_is_grouped_by_day() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    let sent = app.send(assistant, None, "Pin me").await;
+    app.finished(sent.answer).await;
+    let (_, page) = app.page(&format!("/chat/{assistant}")).await;
+    assert!(page.contains("<h3 class=\"topic-group\">Today</h3>") && !page.contains(">Pinned</h3>"), "{page}");
+    let back = format!("/chat/{assistant}");
+    let location = app.post_redirect(&format!("/topics/{}/pin", sent.topic), &[("pinned", "1"), ("back", &back)]).await;
+    assert_eq!(location, back);
+    let (_, page) = app.page(&back).await;
+    let pinned = page.find(">Pinned</h3>").expect("a pinned group");
+    assert!(page[pinned..].contains(&sent.topic.to_string()) && page.contains(">Unpin</button>"), "{page}");
+    // Away from the site is never where a form goes back to.
+    let location =
+        app.post_redirect(&format!("/topics/{}/pin", sent.topic), &[("pinned", "0"), ("back", "//evil.example")]).await;
+    assert!(location.starts_with(&format!("/chat/{assistant}/")), "{location}");
+    let (_, page) = app.page(&back).await;
+    assert!(!page.contains(">Pinned</h3>"), "unpinned");
+    app.cleanup().await;
+}

@@ -244,6 +244,7 @@ impl Gateway {
             assistant_id: save.assistant_id,
             title: String::new(),
             active_leaf_id: None,
+            pinned: false,
             created_at: now,
             updated_at: now,
         };

@@ -42,6 +42,14 @@ impl FromRequestParts<AppState> for ApiCaller {
         let Some(user) = user else { return Err(ApiError::invalid_key(tr)) };
         let tr = Tr::new(user.locale.unwrap_or(browser_locale));
         let client = client_info(parts, &state.settings.trusted_proxies);
-        Ok(Self(Viewer { theme: user.theme, user, tr, flavor: Flavor::Json, client, session: None }))
+        Ok(Self(Viewer {
+            theme: user.theme,
+            user,
+            tr,
+            flavor: Flavor::Json,
+            client,
+            session: None,
+            utc_offset_minutes: 0,
+        }))
     }
 }
