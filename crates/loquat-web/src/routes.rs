@@ -84,6 +84,7 @@ fn pages() -> RouteTable {
         .post("/messages/{id}/stop", chat_api::stop_message)
         .get_post("/messages/{id}/edit", chat::edit_message_page, chat::edit_message)
         .post("/messages/{id}/regenerate", chat::regenerate_message)
+        .post("/messages/{id}/continue", chat::continue_message)
         .post("/messages/{id}/delete", chat::delete_message)
         .post("/messages/{id}/switch", chat::switch_branch)
         .get("/messages/{id}/sources/{number}", knowledge::source)

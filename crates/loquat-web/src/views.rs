@@ -148,6 +148,11 @@ impl FileChip {
 }
 
 impl MessageView {
+    /// An answer that was cut off (stopped, failed, interrupted) and can go on.
+    pub fn can_continue(&self) -> bool {
+        matches!(self.status, "stopped" | "error" | "interrupted")
+    }
+
     /// The view with the message's files.
     pub fn with_files(mut self, files: &[loquat_core::domain::StoredFile]) -> Self {
         self.files = files.iter().map(FileChip::new).collect();

@@ -111,6 +111,8 @@ pub(crate) struct JobSpec {
     pub toolbox: Option<Toolbox>,
     /// The number the answer's next source takes (after those it was given with the question).
     pub next_source: u32,
+    /// The text the answer starts with (a continued answer's earlier part; usually empty).
+    pub prefix: String,
 }
 
 /// One provider and model to ask, with the request made for it.
@@ -314,7 +316,7 @@ impl Generations {
         let job = Arc::new(Job {
             user_id: spec.user_id,
             topic_id: spec.topic_id,
-            state: Mutex::new(JobState::default()),
+            state: Mutex::new(JobState { content: spec.prefix.clone(), ..JobState::default() }),
             sender,
             cancel: CancellationToken::new(),
             stop_reason: AtomicU8::new(STOP_NONE),

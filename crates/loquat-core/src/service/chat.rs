@@ -15,7 +15,7 @@ use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, 
 use crate::error::{CoreError, CoreResult};
 use crate::generation::{Attempt, Generations, JobSpec, Subscription};
 use crate::id::{AssistantId, FileId, MessageId, TopicId, UserId};
-use crate::llm::{ChatClient, ChatEvent, ChatRequest};
+use crate::llm::{ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole};
 use crate::prompt::{Materials, PromptContext, build_chat_messages, clean_title, sent_history, title_request};
 use crate::store::{FinishedAnswer, Store, TreeWrite};
 use crate::time::Timestamp;
@@ -212,6 +212,22 @@ impl Chat {
         self.answer_question(user, Question::Stored(&question), language).await
     }
 
+    /// Continues an answer that was cut off (stopped, failed, interrupted): a new version of it
+    /// starts with its text, and the model goes on from where it ended. The cut-off version
+    /// stays reachable as a sibling.
+    pub async fn continue_answer(&self, user: UserId, answer_id: MessageId, language: &str) -> CoreResult<Exchange> {
+        let partial = self.assistants.message(user, answer_id).await?;
+        let question_id = match (partial.role, partial.parent_id) {
+            (MessageRole::Assistant, Some(parent)) => parent,
+            _ => return Err(CoreError::invalid("continue_answer")),
+        };
+        if partial.status == MessageStatus::Generating || partial.content.trim().is_empty() {
+            return Err(CoreError::invalid("continue_answer"));
+        }
+        let question = self.assistants.message(user, question_id).await?;
+        self.answer_question(user, Question::Continued(&question, &partial), language).await
+    }
+
     /// Edits a message as a new sibling, so the original stays reachable. Editing a question
     /// generates a new answer; editing an answer just stores the corrected text.
     pub async fn edit_message(
@@ -328,9 +344,10 @@ impl Chat {
         resolved: ResolvedModel,
     ) -> CoreResult<Message> {
         let user = asker.person.id;
-        let (question, mut writes, stored, new_files) = match question {
-            Question::Stored(message) => (message, Vec::with_capacity(2), true, Vec::new()),
-            Question::New(message, writes, files) => (message, writes, false, files),
+        let (question, mut writes, stored, new_files, continued) = match question {
+            Question::Stored(message) => (message, Vec::with_capacity(2), true, Vec::new(), None),
+            Question::Continued(message, partial) => (message, Vec::with_capacity(2), true, Vec::new(), Some(partial)),
+            Question::New(message, writes, files) => (message, writes, false, files, None),
         };
         // The branch up to the question: a new question at the root (a new topic, say) is all
         // of it; otherwise the stored messages, plus the question when it is new.
@@ -396,13 +413,21 @@ impl Chat {
             let tools = if fallback.model.function_calling { tools.as_slice() } else { &[] };
             attempts.push(attempt_for(&fallback, config, prompt, tools));
         }
+        // A continued answer: the model reads what it wrote and goes on from there.
+        let prefix = continued.map(|partial| partial.content.clone()).unwrap_or_default();
+        if !prefix.is_empty() {
+            for attempt in &mut attempts {
+                attempt.request.messages.push(ChatMessage::new(ChatRole::Assistant, prefix.clone()));
+                attempt.request.messages.push(ChatMessage::new(ChatRole::User, CONTINUE_PROMPT));
+            }
+        }
         let answer = NewMessage {
             id: answer_id,
             user_id: user,
             topic_id: topic.id,
             parent_id: Some(question.id),
             role: MessageRole::Assistant,
-            content: String::new(),
+            content: prefix.clone(),
             status: MessageStatus::Generating,
             provider: Some(resolved.provider_id.clone()),
             model: Some(resolved.model.id.clone()),
@@ -416,7 +441,15 @@ impl Chat {
 
         let needs_title = topic.title.is_empty() && question.parent_id.is_none();
         let next_source = sources.len() as u32 + 1;
-        let spec = JobSpec { user_id: user, topic_id: topic.id, message_id: answer.id, attempts, toolbox, next_source };
+        let spec = JobSpec {
+            user_id: user,
+            topic_id: topic.id,
+            message_id: answer.id,
+            attempts,
+            toolbox,
+            next_source,
+            prefix,
+        };
         let chat = self.clone();
         let question_text = question.content.clone();
         let language = language.to_owned();
@@ -578,10 +611,17 @@ impl Chat {
     }
 }
 
+/// What a model is told to continue a cut-off answer with (the answer's text before it).
+const CONTINUE_PROMPT: &str = "Continue your previous answer exactly where it stopped. Do not repeat any of it and \
+                               do not add a preamble: your next words follow its last ones.";
+
 /// The question an answer is for: already stored (regenerate), or new and still to be written
 /// together with the answer (send, edit), with the writes that go before it.
 enum Question<'a> {
     Stored(&'a Message),
+    /// A stored question whose answer (the second message) was cut off: the new answer
+    /// starts with that answer's text and the model continues it.
+    Continued(&'a Message, &'a Message),
     /// A new question, the writes that store it, and its files.
     New(&'a Message, Vec<TreeWrite<'a>>, Vec<StoredFile>),
 }
@@ -589,7 +629,7 @@ enum Question<'a> {
 impl Question<'_> {
     fn message(&self) -> &Message {
         match self {
-            Question::Stored(message) | Question::New(message, _, _) => message,
+            Question::Stored(message) | Question::Continued(message, _) | Question::New(message, _, _) => message,
         }
     }
 }

@@ -389,6 +389,20 @@ pub async fn regenerate_message(
     Ok(see_other(&format!("{}#m-{}", topic_url(topic.assistant_id, topic.id), exchange.answer.id)))
 }
 
+/// `POST /messages/{id}/continue`: a cut-off answer goes on, as a new version of it.
+pub async fn continue_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    state.allow_chat(&viewer).await?;
+    let chat = &state.services.chat;
+    let exchange = chat.continue_answer(viewer.user.id, id, viewer.locale().code()).await.map_err(viewer.fail())?;
+    let topic = &exchange.topic;
+    Ok(see_other(&format!("{}#m-{}", topic_url(topic.assistant_id, topic.id), exchange.answer.id)))
+}
+
 pub async fn delete_message(
     viewer: Viewer,
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use loquat_core::domain::{AssistantConfig, MessageStatus};
+use loquat_core::id::MessageId;
 use loquat_test_support::fake_openai::Reply;
 use serde_json::json;
 
@@ -412,5 +413,43 @@ async fn the_same_flow_works_on_postgres() {
     let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
     assert!(page.contains("Stored in Postgres"));
     assert_eq!(app.services.store().backend_name(), "postgres");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_cut_off_answer_continues_as_a_new_version_that_starts_with_its_text() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.generation.idle_timeout_secs = 1,
+        ..TestOptions::default()
+    })
+    .await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("first second third").stall_after(2));
+    app.fake.set_default_reply(Reply::text("A title"));
+    let sent = app.send(assistant, None, "Count").await;
+    let cut = app.finished(sent.answer).await;
+    assert_eq!((cut.status, cut.content.as_str()), (MessageStatus::Error, "first second"));
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert!(page.contains(&format!("/messages/{}/continue", sent.answer)), "offered on the cut-off answer");
+
+    app.fake.set_recording(true);
+    app.fake.push_reply(Reply::text(" third fourth."));
+    let location = app.post_redirect(&format!("/messages/{}/continue", sent.answer), &[]).await;
+    let continued: MessageId = location.rsplit("#m-").next().expect("anchor").parse().expect("id");
+    let answer = app.finished(continued).await;
+    assert_eq!((answer.status, answer.content.as_str()), (MessageStatus::Complete, "first second third fourth."));
+    assert_eq!(answer.parent_id, cut.parent_id, "a new version of the same answer");
+    // The model read its cut-off words, then was asked to go on.
+    let asked = app.fake.requests().into_iter().find(|r| r.body.to_string().contains("Continue your previous"));
+    let messages = asked.expect("asked to continue").body["messages"].as_array().expect("messages").clone();
+    let roles: Vec<&str> = messages.iter().rev().take(3).filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    assert_eq!(messages[messages.len() - 2]["content"], "first second");
+    // The cut-off version is kept; a finished answer is not continued.
+    let (_, page) = app.page(&format!("/chat/{assistant}/{}", sent.topic)).await;
+    assert!(page.contains("2/2") && !page.contains(&format!("/messages/{continued}/continue")), "{page}");
+    let question = cut.parent_id.expect("a question");
+    let refused = app.post_form(&format!("/messages/{question}/continue"), &[]).await;
+    assert_eq!(refused.status().as_u16(), 422, "a question is not an answer");
     app.cleanup().await;
 }

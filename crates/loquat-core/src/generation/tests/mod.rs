@@ -91,6 +91,7 @@ impl Node {
             attempts,
             toolbox,
             next_source: 1,
+            prefix: String::new(),
         };
         let (done, finished) = oneshot::channel();
         self.generations.start(spec, self.store.clone(), self.client.clone(), move |answer| async move {
