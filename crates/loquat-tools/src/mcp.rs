@@ -36,6 +36,8 @@ const IDLE_STOP: Duration = Duration::from_secs(600);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The longest start (connect and handshake, list of tools).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest message read from a server over HTTP (Streamable HTTP or SSE).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4 << 20;
 /// The most tools of one server offered to a model, and the most pages of its list read.
 const MAX_TOOLS: usize = 128;
 const MAX_PAGES: usize = 16;
@@ -286,6 +288,9 @@ impl McpServer {
             McpLaunch::Http { url, headers } => {
                 self.check_address(url).await?;
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+                // One message of a server is at most what our SSE transport takes, too.
+                config.max_sse_event_size = MAX_MESSAGE_BYTES;
+                config.max_json_response_size = MAX_MESSAGE_BYTES;
                 config.custom_headers =
                     header_map(headers)?.into_iter().filter_map(|(name, value)| Some((name?, value))).collect();
                 let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);

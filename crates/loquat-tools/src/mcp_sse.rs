@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The longest event kept (a larger one ends the stream).
-const MAX_EVENT_BYTES: usize = 4 << 20;
+const MAX_EVENT_BYTES: usize = crate::mcp::MAX_MESSAGE_BYTES;
 
 /// Why the transport failed.
 #[derive(Debug)]
