@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
     McpServerRecord, Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role,
-    Session, Source, StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature, UsageEvent,
+    SearchHit, Session, Source, StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature, UsageEvent,
     UsageGrouping, UsageRow, User,
 };
 use crate::id::{AssistantId, FileId, KnowledgeBaseId, McpServerId, MessageId, ProviderSettingId, TopicId, UserId};
@@ -532,6 +532,18 @@ pub trait McpServerStore: Send + Sync {
     async fn delete_mcp_server(&self, user: Option<UserId>, id: McpServerId) -> StoreResult<bool>;
 }
 
+/// Search across a person's messages. The store keeps the index in step with every write of a
+/// message's final text (in the same transaction); these read it, and fill it for messages
+/// written before it existed.
+#[async_trait]
+pub trait SearchStore: Send + Sync {
+    /// The user's messages holding every one of `terms` (the search tokenizer's terms of the
+    /// query), best first, at most `limit`.
+    async fn search_messages(&self, user: UserId, terms: &[String], limit: u32) -> StoreResult<Vec<SearchHit>>;
+    /// Indexes up to `limit` finished messages that are not indexed yet; how many it did.
+    async fn index_unindexed(&self, limit: u32) -> StoreResult<u64>;
+}
+
 /// Everything Loquat persists, behind one object.
 #[async_trait]
 pub trait Store:
@@ -547,6 +559,7 @@ pub trait Store:
     + IngestStore
     + KnowledgeStore
     + McpServerStore
+    + SearchStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -14,6 +14,7 @@ mod migrate;
 mod pool;
 mod providers;
 mod rows;
+mod search;
 mod sessions;
 mod tool_steps;
 mod topics;

@@ -86,31 +86,42 @@ impl MessageStore for SqlStore {
 
     async fn finish_message(&self, user: UserId, id: MessageId, answer: &FinishedAnswer) -> StoreResult<bool> {
         let [prompt_tokens, completion_tokens, reasoning_tokens] = usage_columns(answer.usage);
-        // A missing provider or model keeps the one recorded when the answer was created.
-        let changed = execute!(
-            &self.pools,
-            "finish_message",
-            "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
+        // A missing provider or model keeps the one recorded when the answer was created. The
+        // final text and its search terms are written together.
+        on_pool!(&self.pools, write, "finish_message", |pool| async {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE messages SET status = $1, content = $2, reasoning = $3, error_kind = $4, error_message = $5, \
                  provider = COALESCE($6, provider), model = COALESCE($7, model), prompt_tokens = $8, \
                  completion_tokens = $9, reasoning_tokens = $10, ttft_ms = $11, duration_ms = $12, updated_at = $13 \
                  WHERE id = $14 AND user_id = $15 AND status = 'generating'",
-            answer.status.as_str(),
-            &answer.content,
-            &answer.reasoning,
-            answer.error_kind.as_deref(),
-            answer.error_message.as_deref(),
-            answer.provider.as_deref(),
-            answer.model.as_deref(),
-            prompt_tokens,
-            completion_tokens,
-            reasoning_tokens,
-            answer.ttft_ms,
-            answer.duration_ms,
-            answer.updated_at.as_millis(),
-            id.to_string(),
-            user.to_string()
-        )?;
-        Ok(changed > 0)
+            )
+            .bind(answer.status.as_str())
+            .bind(&answer.content)
+            .bind(&answer.reasoning)
+            .bind(answer.error_kind.as_deref())
+            .bind(answer.error_message.as_deref())
+            .bind(answer.provider.as_deref())
+            .bind(answer.model.as_deref())
+            .bind(prompt_tokens)
+            .bind(completion_tokens)
+            .bind(reasoning_tokens)
+            .bind(answer.ttft_ms)
+            .bind(answer.duration_ms)
+            .bind(answer.updated_at.as_millis())
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                crate::search::index_message!(&mut *tx, user, id, &answer.content)?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(changed > 0)
+        }
+        .await)
+        .map_err(store_error)
     }
 
     async fn delete_message_subtree(&self, user: UserId, id: MessageId) -> StoreResult<u64> {

@@ -33,6 +33,7 @@ const SQLITE: &[Embedded] = &[
     (16, "mcp servers", include_str!("../migrations/sqlite/0016_mcp_servers.sql")),
     (17, "plugins", include_str!("../migrations/sqlite/0017_plugins.sql")),
     (18, "pinned topics", include_str!("../migrations/sqlite/0018_pinned_topics.sql")),
+    (19, "message search", include_str!("../migrations/sqlite/0019_message_search.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -53,6 +54,7 @@ const POSTGRES: &[Embedded] = &[
     (16, "mcp servers", include_str!("../migrations/postgres/0016_mcp_servers.sql")),
     (17, "plugins", include_str!("../migrations/postgres/0017_plugins.sql")),
     (18, "pinned topics", include_str!("../migrations/postgres/0018_pinned_topics.sql")),
+    (19, "message search", include_str!("../migrations/postgres/0019_message_search.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -34,6 +34,11 @@ pub(crate) const ATTACH_FILE: &str = "INSERT INTO message_files (message_id, fil
 pub(crate) const INSERT_SOURCE: &str = "INSERT INTO message_sources (message_id, number, user_id, file_id, \
     file_name, page, page_end, headings, text, url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/// Whether a new message's text is final, and so searchable at once.
+pub(crate) fn indexed_at_insert(message: &loquat_core::domain::NewMessage) -> bool {
+    message.status != loquat_core::domain::MessageStatus::Generating && !message.content.is_empty()
+}
+
 /// Runs one [`TreeWrite`] for `$user` on `$executor` (a pool or a transaction of either
 /// backend); evaluates to `Result<u64, sqlx::Error>`, the rows it changed.
 macro_rules! execute_tree_write {
@@ -54,7 +59,7 @@ macro_rules! execute_tree_write {
                     .await
             }
             TreeWrite::InsertMessage(message) => {
-                sqlx::query(INSERT_MESSAGE)
+                let inserted = sqlx::query(INSERT_MESSAGE)
                     .bind(message.id.to_string())
                     .bind(user)
                     .bind(message.topic_id.to_string())
@@ -67,7 +72,16 @@ macro_rules! execute_tree_write {
                     .bind(message.created_at.as_millis())
                     .bind(message.generating_by.as_deref())
                     .execute($executor)
-                    .await
+                    .await;
+                // A message with its final text is searchable from the start (an answer being
+                // written is indexed when it finishes).
+                match inserted {
+                    Ok(done) if indexed_at_insert(message) => {
+                        $crate::search::index_message!($executor, message.user_id, message.id, &message.content)
+                            .map(|()| done)
+                    }
+                    other => other,
+                }
             }
             TreeWrite::SetActiveLeaf { topic, leaf, at } => {
                 sqlx::query(SET_ACTIVE_LEAF)
@@ -111,8 +125,12 @@ macro_rules! execute_tree_write {
 }
 
 impl SqlStore {
-    /// One tree write on its own (no transaction needed for a single statement).
+    /// One tree write on its own (a single statement needs no transaction; a message with its
+    /// search terms is two, written together).
     pub(crate) async fn write_one(&self, user: UserId, write: TreeWrite<'_>, query: &'static str) -> StoreResult<u64> {
+        if needs_transaction(&write) {
+            return Ok(self.in_transaction(user, &[write], query).await?[0]);
+        }
         on_pool!(&self.pools, write, query, |pool| execute_tree_write!(pool, user, write)).map_err(store_error)
     }
 
@@ -122,10 +140,21 @@ impl SqlStore {
         user: UserId,
         writes: &[TreeWrite<'_>],
     ) -> StoreResult<Vec<u64>> {
-        if let [write] = writes {
+        if let [write] = writes
+            && !needs_transaction(write)
+        {
             return Ok(vec![self.write_one(user, *write, "write_tree").await?]);
         }
-        on_pool!(&self.pools, write, "write_tree", |pool| async {
+        self.in_transaction(user, writes, "write_tree").await
+    }
+
+    async fn in_transaction(
+        &self,
+        user: UserId,
+        writes: &[TreeWrite<'_>],
+        query: &'static str,
+    ) -> StoreResult<Vec<u64>> {
+        on_pool!(&self.pools, write, query, |pool| async {
             let mut tx = pool.begin().await?;
             let mut changed = Vec::with_capacity(writes.len());
             for write in writes {
@@ -137,4 +166,9 @@ impl SqlStore {
         .await)
         .map_err(store_error)
     }
+}
+
+/// A write of more than one statement.
+fn needs_transaction(write: &TreeWrite<'_>) -> bool {
+    matches!(write, TreeWrite::InsertMessage(message) if indexed_at_insert(message))
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{MessageId, TopicId, UserId};
+use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +125,18 @@ pub struct Message {
     pub duration_ms: Option<i64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A message found by a search across a person's topics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub message_id: MessageId,
+    pub topic_id: TopicId,
+    pub assistant_id: AssistantId,
+    pub topic_title: String,
+    pub role: MessageRole,
+    pub content: String,
+    pub created_at: Timestamp,
 }
 
 /// A message about to be inserted; the service fills ids and times.

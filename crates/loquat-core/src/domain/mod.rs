@@ -17,7 +17,7 @@ pub use account::{
 pub use assistant::{Assistant, AssistantConfig, AssistantDraft, ModelParams};
 pub use file::StoredFile;
 pub use knowledge::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk};
-pub use message::{Message, MessageRole, MessageStatus, NewMessage, TokenUsage};
+pub use message::{Message, MessageRole, MessageStatus, NewMessage, SearchHit, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use tool::{McpLaunch, McpServerRecord, McpTransport, StepStatus, ToolStep};
 pub use topic::{Topic, TopicFeature};

@@ -14,6 +14,7 @@ mod messages;
 mod open;
 mod plans;
 mod providers;
+mod search;
 mod sessions;
 mod topics;
 mod users;

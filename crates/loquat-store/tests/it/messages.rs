@@ -9,7 +9,7 @@ use loquat_store::SqlStore;
 use crate::fixtures::{at, generating, insert, message, topic, world};
 use crate::harness::on_every_backend;
 
-fn finished(status: MessageStatus, content: &str, updated: i64) -> FinishedAnswer {
+pub(crate) fn finished(status: MessageStatus, content: &str, updated: i64) -> FinishedAnswer {
     FinishedAnswer {
         status,
         content: content.to_owned(),
