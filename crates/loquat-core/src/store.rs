@@ -540,6 +540,9 @@ pub trait SearchStore: Send + Sync {
     /// The user's messages holding every one of `terms` (the search tokenizer's terms of the
     /// query), best first, at most `limit`.
     async fn search_messages(&self, user: UserId, terms: &[String], limit: u32) -> StoreResult<Vec<SearchHit>>;
+    /// The user's topics whose title holds `phrase` (case-insensitive for ASCII), most recent
+    /// first, at most `limit`.
+    async fn search_topic_titles(&self, user: UserId, phrase: &str, limit: u32) -> StoreResult<Vec<Topic>>;
     /// Indexes up to `limit` finished messages that are not indexed yet; how many it did.
     async fn index_unindexed(&self, limit: u32) -> StoreResult<u64>;
 }

@@ -7,7 +7,7 @@
 //! FTS5 (ranked by BM25), PostgreSQL in a `tsvector` with a GIN index (ranked by `ts_rank`).
 
 use async_trait::async_trait;
-use loquat_core::domain::{MessageRole, SearchHit};
+use loquat_core::domain::{MessageRole, SearchHit, Topic};
 use loquat_core::id::UserId;
 use loquat_core::store::{SearchStore, StoreResult};
 use loquat_core::time::Timestamp;
@@ -15,7 +15,7 @@ use loquat_docs::search::Tokenizer;
 
 use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
-use crate::rows::{convert_all, corrupt, id};
+use crate::rows::{TopicRow, convert_all, corrupt, id};
 
 /// The most terms of a query used (a 10,000-character query costs no more than this).
 pub(crate) const MAX_QUERY_TERMS: usize = 24;
@@ -164,6 +164,27 @@ impl SearchStore for SqlStore {
         })
         .map_err(store_error)?;
         convert_all(rows, HitRow::into_domain)
+    }
+
+    async fn search_topic_titles(&self, user: UserId, phrase: &str, limit: u32) -> StoreResult<Vec<Topic>> {
+        let escaped: String = phrase
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+            .collect();
+        let rows = on_pool!(&self.pools, read, "search_topic_titles", |pool| {
+            sqlx::query_as::<_, TopicRow>(
+                "SELECT id, user_id, assistant_id, title, active_leaf_id, pinned, created_at, updated_at FROM topics \
+                 WHERE user_id = $1 AND LOWER(title) LIKE $2 ESCAPE '\\' ORDER BY updated_at DESC, id DESC LIMIT $3",
+            )
+            .bind(user.to_string())
+            .bind(format!("%{escaped}%"))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        convert_all(rows, TopicRow::into_domain)
     }
 
     async fn index_unindexed(&self, limit: u32) -> StoreResult<u64> {

@@ -765,7 +765,10 @@ document.addEventListener('keydown', (event) => {
     event.preventDefault();
     action();
   };
-  if (event.key === '?' && !typing && !mod && !event.altKey && !busy) {
+  if (mod && !event.altKey && !event.shiftKey && event.code === 'KeyK') {
+    const box = /** @type {HTMLInputElement | null} */ (document.querySelector('.side-search input'));
+    if (box) run(() => { document.querySelector('.app')?.classList.add('sidebar-open'); box.focus(); box.select(); });
+  } else if (event.key === '?' && !typing && !mod && !event.altKey && !busy) {
     run(() => shortcuts.showModal());
   } else if (busy || mod) {
     // Leave the browser's own shortcuts and open menus alone.

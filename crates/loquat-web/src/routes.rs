@@ -14,7 +14,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
-use crate::pages::{account, admin, admin_features, assistants, auth, chat, files, knowledge, mcp, settings, sso};
+use crate::pages::{
+    account, admin, admin_features, assistants, auth, chat, files, knowledge, mcp, search, settings, sso,
+};
 use crate::{AppState, assets, health, metrics, middleware, pwa, request_id};
 
 /// Routes as data: each one added records its method and path beside the router it extends.
@@ -102,6 +104,7 @@ fn pages() -> RouteTable {
         // Topics.
         .post("/topics/{id}/rename", chat::rename_topic)
         .post("/topics/{id}/pin", chat::pin_topic)
+        .get("/search", search::search)
         .post("/topics/{id}/delete", chat::delete_topic)
         // Assistants.
         .get("/assistants/new", assistants::new_assistant_page)

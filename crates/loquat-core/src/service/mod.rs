@@ -28,6 +28,7 @@ mod materials;
 mod provider_settings;
 mod providers;
 mod registration;
+mod search;
 mod tokens;
 mod tool_servers;
 mod topics;
@@ -49,6 +50,7 @@ pub use knowledge::{BuiltIndex, EmbeddingChoice, EmbeddingModel, Hit, Knowledge,
 pub use materials::{document_format_name, is_document};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
+pub use search::{MAX_QUERY_CHARS, MessageResult, TopicResult};
 pub use tokens::TOKEN_PREFIX;
 pub use tool_servers::{McpServerDraft, McpServerView, Tools, parse_secret_lines};
 pub use topics::Conversation;

@@ -16,6 +16,25 @@ impl Services {
         if interrupted > 0 {
             tracing::warn!(interrupted, "answers left generating by a previous process were marked interrupted");
         }
+        // Messages written before the search index, or cut off by a crash, become searchable
+        // in the background.
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                match store.index_unindexed(500).await {
+                    Ok(0) => break,
+                    Ok(done) => total += done,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not index messages for search");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(messages = total, "messages indexed for search");
+            }
+        });
         Ok(())
     }
 
@@ -24,7 +43,12 @@ impl Services {
     pub async fn interrupt_stale_generations(&self) -> CoreResult<u64> {
         let now = Timestamp::now();
         let stale_before = Timestamp(now.0 - self.generations.settings().stale_after.as_millis() as i64);
-        Ok(self.store.interrupt_generating(None, stale_before, now).await?)
+        let interrupted = self.store.interrupt_generating(None, stale_before, now).await?;
+        if interrupted > 0 {
+            // What they kept is searchable like any message.
+            self.store.index_unindexed(interrupted.min(500) as u32).await?;
+        }
+        Ok(interrupted)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod chat;
 pub mod files;
 pub mod knowledge;
 pub mod mcp;
+pub mod search;
 pub mod settings;
 pub mod sso;
 

@@ -679,3 +679,38 @@ async fn keyboard_shortcuts_work_and_question_mark_lists_them() {
     browser.close().await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn ctrl_k_searches_all_chats_and_a_result_opens_the_topic_at_the_message() {
+    let Some(browser) = Browser::start().await else { return };
+    let app = TestApp::spawn_with(TestOptions { first_account: false, ..TestOptions::default() }).await;
+    browser.sign_up(&app, "seeker@example.com").await;
+    let client = &browser.client;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("公司2023年研发投入为12亿元，同比增长15%。"));
+    app.fake.set_default_reply(Reply::text("A title"));
+    client.goto(&app.url(&format!("/chat/{assistant}"))).await.expect("opens the chat");
+    let textarea = client.find(Locator::Css("#composer textarea")).await.expect("composer");
+    textarea.send_keys("研发投入是多少？\u{E007}").await.expect("sends");
+    browser.until("the answer", "document.querySelector('.msg.assistant[data-status=complete]')").await;
+    let answer_id = browser.text_of("document.querySelector('.msg.assistant').id.slice(2)").await;
+    let topic = browser.text_of("location.pathname.split('/').pop()").await;
+    client.goto(&app.url(&format!("/chat/{assistant}"))).await.expect("a new topic");
+    let body = client.find(Locator::Css("body")).await.expect("body");
+    body.send_keys("\u{E009}k\u{E000}").await.expect("Ctrl+K");
+    browser
+        .until("the search box focused", "document.activeElement === document.querySelector('.side-search input')")
+        .await;
+    let search = client.find(Locator::Css(".side-search input")).await.expect("search box");
+    search.send_keys("研发投入\u{E007}").await.expect("types and searches");
+    browser
+        .until("highlighted results", "document.querySelector('.search-results mark')?.textContent === '研发投入'")
+        .await;
+    browser.screenshot("search.png").await;
+    let answer = format!("a.result-message[href$='#m-{answer_id}']");
+    client.find(Locator::Css(&answer)).await.expect("the answer found").click().await.expect("opens");
+    browser.until("the topic at the message", &format!("document.getElementById('m-{answer_id}')")).await;
+    assert!(client.current_url().await.expect("url").path().ends_with(&topic), "{topic}");
+    browser.close().await;
+    app.cleanup().await;
+}

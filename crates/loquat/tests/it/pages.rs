@@ -459,3 +459,40 @@ async fn a_topic_is_pinned_to_the_top_and_the_list_is_grouped_by_day() {
     assert!(!page.contains(">Pinned</h3>"), "unpinned");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn search_finds_titles_and_messages_in_english_and_chinese_and_only_ones_own() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("Spending grew 15% in 2023 <script>alert(1)</script>."));
+    app.fake.push_reply(Reply::text("Loquat R&D"));
+    let english = app.send(assistant, None, "How is R&D spending growing?").await;
+    app.finished(english.answer).await;
+    app.titled(english.topic).await;
+    app.fake.push_reply(Reply::text("公司2023年研发投入为12亿元。"));
+    app.fake.push_reply(Reply::text("研发报告"));
+    let chinese = app.send(assistant, None, "研发投入是多少？").await;
+    app.finished(chinese.answer).await;
+    app.titled(chinese.topic).await;
+    // Word forms; a highlighted snippet; a link that opens the topic at the message.
+    let (status, page) = app.page("/search?q=spends").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<mark>spending</mark>") && page.contains("<mark>Spending</mark>"), "{page}");
+    assert!(page.contains(&format!("?from={id}#m-{id}", id = english.answer)), "{page}");
+    assert!(page.contains("alert(1)") && !page.contains("<script>alert"), "model text stays inert");
+    // Chinese without spaces, and a title.
+    let (_, page) = app.page(&format!("/search?q={}", "研发投入")).await;
+    assert!(page.contains("<mark>研发投入</mark>"), "{page}");
+    let (_, page) = app.page(&format!("/search?q={}", "报告")).await;
+    assert!(page.contains("研发<mark>报告</mark>"), "the title matched: {page}");
+    // Another person finds nothing of it.
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let (_, page) = app.page_as(&bob, "/search?q=spending").await;
+    assert!(page.contains("Nothing in your chats matches") && !page.contains(&english.topic.to_string()), "{page}");
+    // Special characters and a huge query are a search like any other.
+    for query in ["%25_%5C%27%22%3B--", "%E2%80%9C*()%5B%5D", &"a".repeat(10_000)] {
+        let (status, _) = app.page(&format!("/search?q={query}")).await;
+        assert_eq!(status, 200, "{query}");
+    }
+    app.cleanup().await;
+}
