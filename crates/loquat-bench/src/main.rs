@@ -1,12 +1,13 @@
 //! `loquat-bench`: measures Loquat against a fake upstream in one run and prints readable lines
 //! and a JSON summary. Build first with `cargo build --release`, then `target/release/loquat-bench`
-//! (`--only store|process|page|gateway|scale|knowledge|tools`, `--json PATH`, `--streams N`, `--rounds N`,
+//! (`--only store|process|page|gateway|scale|knowledge|tools|search`, `--json PATH`, `--streams N`, `--rounds N`,
 //! `--http1`). Every gateway figure is a delta against calling the fake upstream directly.
 
 mod footprint;
 mod gateway;
 mod knowledge;
 mod scale;
+mod search;
 mod seed;
 mod server;
 mod stats;
@@ -55,13 +56,15 @@ async fn main() {
         match arg.as_str() {
             "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
             "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
-            "--only" => only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge|tools")),
+            "--only" => {
+                only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge|tools|search"))
+            }
             "--streams" => streams = args.next().and_then(|n| n.parse().ok()).expect("--streams N"),
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
             "--http1" => connections = scale::ClientConnections::Http1,
             _ => {
                 eprintln!(
-                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge|tools] \
+                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge|tools|search] \
                      [--streams N] [--rounds N] [--http1]"
                 );
                 std::process::exit(2);
@@ -87,6 +90,9 @@ async fn main() {
     }
     if wanted("knowledge") {
         report["knowledge"] = knowledge::run(&binary).await;
+    }
+    if wanted("search") {
+        report["search"] = search::run().await;
     }
     if wanted("tools") {
         report["tools"] = tools::run(&binary).await;

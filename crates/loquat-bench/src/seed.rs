@@ -72,7 +72,7 @@ const WORDS: [&str; 48] = [
 
 /// A deterministic paragraph of `words` words, different for every `seed`, so that pages
 /// compress like real conversations rather than like one message repeated.
-fn paragraph(seed: usize, words: usize) -> String {
+pub fn paragraph(seed: usize, words: usize) -> String {
     let mut state = (seed as u64).wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
     let mut text = String::new();
     for index in 0..words {

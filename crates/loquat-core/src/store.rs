@@ -538,7 +538,7 @@ pub trait McpServerStore: Send + Sync {
 #[async_trait]
 pub trait SearchStore: Send + Sync {
     /// The user's messages holding every one of `terms` (the search tokenizer's terms of the
-    /// query), best first, at most `limit`.
+    /// query), newest first, at most `limit`.
     async fn search_messages(&self, user: UserId, terms: &[String], limit: u32) -> StoreResult<Vec<SearchHit>>;
     /// The user's topics whose title holds `phrase` (case-insensitive for ASCII), most recent
     /// first, at most `limit`.

@@ -4,7 +4,9 @@
 //! words, CJK character pairs: a Chinese query finds Chinese text without spaces). They are
 //! written with every write of a message's final text, in its transaction (`index_message!`);
 //! deletes take them along (a trigger on SQLite, a cascade on PostgreSQL). SQLite keeps them in
-//! FTS5 (ranked by BM25), PostgreSQL in a `tsvector` with a GIN index (ranked by `ts_rank`).
+//! FTS5, PostgreSQL in a `tsvector` with a GIN index. Results come newest first, as people
+//! look for a conversation they remember (and a common word then costs no ranking of every
+//! message holding it).
 
 use async_trait::async_trait;
 use loquat_core::domain::{MessageRole, SearchHit, Topic};
@@ -19,6 +21,8 @@ use crate::rows::{TopicRow, convert_all, corrupt, id};
 
 /// The most terms of a query used (a 10,000-character query costs no more than this).
 pub(crate) const MAX_QUERY_TERMS: usize = 24;
+/// How many of a person's newest messages the first pass of a PostgreSQL search reads.
+pub(crate) const RECENT_WINDOW: i64 = 20_000;
 
 /// The statements of each backend.
 pub(crate) struct Sql {
@@ -30,6 +34,10 @@ pub(crate) struct Sql {
     pub search: &'static str,
     /// `$1` limit: finished messages with text and no terms.
     pub unindexed: &'static str,
+    /// Like `search`, among the person's newest [`RECENT_WINDOW`] messages only: a common word
+    /// is answered there at once; when it finds fewer than the limit, `search` runs (the
+    /// terms are then rare, and the index's matches few). `None`: `search` is fast as it is.
+    pub recent: Option<&'static str>,
     pub postgres: bool,
 }
 
@@ -56,27 +64,35 @@ impl SearchSql for sqlx::Sqlite {
         forget: "DELETE FROM message_search WHERE rowid = (SELECT rowid FROM messages WHERE id = $1 AND user_id = $2)",
         search: "SELECT m.id, m.topic_id, t.assistant_id, t.title, m.role, m.content, m.created_at \
                  FROM message_search s JOIN messages m ON m.rowid = s.rowid JOIN topics t ON t.id = m.topic_id \
-                 WHERE message_search MATCH $1 AND m.user_id = $2 ORDER BY s.rank LIMIT $3",
+                 WHERE message_search MATCH $1 AND m.user_id = $2 ORDER BY s.rowid DESC LIMIT $3",
         unindexed: "SELECT m.id, m.user_id, m.content FROM messages m \
                     WHERE m.status <> 'generating' AND m.content <> '' \
                     AND NOT EXISTS (SELECT 1 FROM message_search s WHERE s.rowid = m.rowid) LIMIT $1",
+        recent: None,
         postgres: false,
     };
 }
 
 impl SearchSql for sqlx::Postgres {
     const SQL: Sql = Sql {
-        index: "INSERT INTO message_search (message_id, user_id, terms) \
-                SELECT id, user_id, to_tsvector('simple', $1) FROM messages WHERE id = $2 AND user_id = $3 \
-                ON CONFLICT (message_id) DO UPDATE SET terms = excluded.terms",
+        index: "INSERT INTO message_search (message_id, user_id, created_at, terms) \
+                SELECT id, user_id, created_at, to_tsvector('simple', $1) FROM messages \
+                WHERE id = $2 AND user_id = $3 ON CONFLICT (message_id) DO UPDATE SET terms = excluded.terms",
         forget: "DELETE FROM message_search WHERE message_id = $1 AND user_id = $2",
         search: "SELECT m.id, m.topic_id, t.assistant_id, t.title, m.role, m.content, m.created_at \
                  FROM message_search s JOIN messages m ON m.id = s.message_id JOIN topics t ON t.id = m.topic_id \
                  WHERE s.terms @@ to_tsquery('simple', $1) AND s.user_id = $2 \
-                 ORDER BY ts_rank(s.terms, to_tsquery('simple', $1)) DESC, m.created_at DESC LIMIT $3",
+                 ORDER BY s.created_at DESC LIMIT $3",
         unindexed: "SELECT m.id, m.user_id, m.content FROM messages m \
                     WHERE m.status <> 'generating' AND m.content <> '' \
                     AND NOT EXISTS (SELECT 1 FROM message_search s WHERE s.message_id = m.id) LIMIT $1",
+        recent: Some(
+            "SELECT m.id, m.topic_id, t.assistant_id, t.title, m.role, m.content, m.created_at \
+             FROM (SELECT message_id, created_at, terms FROM message_search WHERE user_id = $2 \
+                   ORDER BY created_at DESC LIMIT $4) s \
+             JOIN messages m ON m.id = s.message_id JOIN topics t ON t.id = m.topic_id \
+             WHERE s.terms @@ to_tsquery('simple', $1) ORDER BY s.created_at DESC LIMIT $3",
+        ),
         postgres: true,
     };
 }
@@ -153,15 +169,29 @@ impl SearchStore for SqlStore {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = on_pool!(&self.pools, read, "search_messages", |pool| {
+        let rows = on_pool!(&self.pools, read, "search_messages", |pool| async {
             let sql = sql_of(&pool);
+            let query = sql.query(user, terms);
+            if let Some(recent) = sql.recent {
+                let found = sqlx::query_as::<_, HitRow>(recent)
+                    .bind(&query)
+                    .bind(user.to_string())
+                    .bind(i64::from(limit))
+                    .bind(RECENT_WINDOW)
+                    .fetch_all(pool)
+                    .await?;
+                if found.len() >= limit as usize {
+                    return Ok(found);
+                }
+            }
             sqlx::query_as::<_, HitRow>(sql.search)
-                .bind(sql.query(user, terms))
+                .bind(&query)
                 .bind(user.to_string())
                 .bind(i64::from(limit))
                 .fetch_all(pool)
                 .await
-        })
+        }
+        .await)
         .map_err(store_error)?;
         convert_all(rows, HitRow::into_domain)
     }

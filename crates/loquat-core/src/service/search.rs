@@ -40,7 +40,7 @@ pub struct MessageResult {
 }
 
 impl Assistants {
-    /// The person's topics and messages matching `query`, best first, grouped by topic.
+    /// The person's topics and messages matching `query`, newest first, grouped by topic (titles first).
     pub async fn search(&self, user: UserId, query: &str) -> CoreResult<Vec<TopicResult>> {
         let query: String = query.trim().chars().take(MAX_QUERY_CHARS).collect();
         let mut terms = Tokenizer::default().collect(&query);
