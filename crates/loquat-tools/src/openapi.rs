@@ -8,6 +8,8 @@ use serde_json::{Map, Value, json};
 
 /// How deep `$ref`s are followed (a cycle ends there).
 const MAX_REF_DEPTH: usize = 8;
+/// The most values of one tool's schema once its references are followed.
+const MAX_SCHEMA_NODES: usize = 2_000;
 /// The most operations of one document offered to a model.
 const MAX_OPERATIONS: usize = 64;
 
@@ -105,7 +107,10 @@ fn operation_of(
             Some("header") => Place::Header,
             _ => continue,
         };
-        let mut schema = parameter.get("schema").map(|schema| inline(document, schema, 0)).unwrap_or(json!({}));
+        let mut schema = parameter
+            .get("schema")
+            .map(|schema| inline(document, schema, 0, &mut { MAX_SCHEMA_NODES }))
+            .unwrap_or(json!({}));
         if let (Some(text), Some(object)) = (parameter.get("description"), schema.as_object_mut()) {
             object.entry("description").or_insert(text.clone());
         }
@@ -118,7 +123,7 @@ fn operation_of(
     if let Some(body) = operation.pointer("/requestBody") {
         let body = resolve(document, body, 0);
         if let Some(schema) = body.pointer("/content/application~1json/schema") {
-            let schema = inline(document, schema, 0);
+            let schema = inline(document, schema, 0, &mut { MAX_SCHEMA_NODES });
             match schema.get("properties").and_then(Value::as_object) {
                 Some(fields) => {
                     for (field, field_schema) in fields {
@@ -165,15 +170,20 @@ fn resolve(document: &Value, value: &Value, depth: usize) -> Value {
 
 /// A schema with its `$ref`s replaced by what they point to, to a fixed depth (a model reads
 /// the schema without the document).
-fn inline(document: &Value, schema: &Value, depth: usize) -> Value {
-    if depth >= MAX_REF_DEPTH {
+/// `budget` counts the values written: a document whose references fan out (a schema naming
+/// itself in a hundred properties) stops growing there instead of exploding.
+fn inline(document: &Value, schema: &Value, depth: usize, budget: &mut usize) -> Value {
+    if depth >= MAX_REF_DEPTH || *budget == 0 {
         return json!({});
     }
+    *budget -= 1;
     match resolve(document, schema, depth) {
-        Value::Object(object) => {
-            Value::Object(object.into_iter().map(|(key, value)| (key, inline(document, &value, depth + 1))).collect())
+        Value::Object(object) => Value::Object(
+            object.into_iter().map(|(key, value)| (key, inline(document, &value, depth + 1, budget))).collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|item| inline(document, item, depth + 1, budget)).collect())
         }
-        Value::Array(items) => Value::Array(items.iter().map(|item| inline(document, item, depth + 1)).collect()),
         other => other,
     }
 }
@@ -292,5 +302,16 @@ mod tests {
             "paths": { "/a": { "post": { "requestBody": { "content": { "application/json": {
                 "schema": { "$ref": "#/components/schemas/A" } } } } } } } });
         assert_eq!(operations(&looping, None).expect("reads").len(), 1);
+        // References that fan out are followed within a budget, not exponentially.
+        let properties: serde_json::Map<String, Value> =
+            (0..50).map(|n| (format!("p{n}"), json!({ "$ref": "#/components/schemas/A" }))).collect();
+        let fanning = json!({ "openapi": "3.0.0", "servers": [{ "url": "https://a.example" }],
+            "components": { "schemas": { "A": { "type": "object", "properties": properties } } },
+            "paths": { "/a": { "post": { "requestBody": { "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/A" } } } } } } } });
+        let started = std::time::Instant::now();
+        let found = operations(&fanning, None).expect("reads");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(found[0].parameters.to_string().len() < 1_000_000);
     }
 }
