@@ -143,40 +143,26 @@ impl McpServerStore for SqlStore {
     }
 
     async fn update_mcp_server(&self, server: &McpServerRecord) -> StoreResult<bool> {
-        let changed = if server.shared {
-            execute!(
-                &self.pools,
-                "update_mcp_server",
-                "UPDATE mcp_servers SET name = $1, transport = $2, target = $3, args = $4, secrets_encrypted = $5, \
-                 enabled = $6, updated_at = $7, manifest = $9 WHERE id = $8 AND shared",
-                &server.name,
-                server.transport.as_str(),
-                &server.target,
-                args_json(server),
-                server.secrets_encrypted.as_deref(),
-                server.enabled,
-                server.updated_at.as_millis(),
-                server.id.to_string(),
-                server.manifest.as_deref(),
-            )?
-        } else {
-            execute!(
-                &self.pools,
-                "update_mcp_server",
-                "UPDATE mcp_servers SET name = $1, transport = $2, target = $3, args = $4, secrets_encrypted = $5, \
-                 enabled = $6, updated_at = $7, manifest = $10 WHERE id = $8 AND user_id = $9 AND NOT shared",
-                &server.name,
-                server.transport.as_str(),
-                &server.target,
-                args_json(server),
-                server.secrets_encrypted.as_deref(),
-                server.enabled,
-                server.updated_at.as_millis(),
-                server.id.to_string(),
-                server.user_id.to_string(),
-                server.manifest.as_deref(),
-            )?
-        };
+        // A shared server by its id alone (the service checked the administrator); a member's
+        // own only with their id.
+        let changed = execute!(
+            &self.pools,
+            "update_mcp_server",
+            "UPDATE mcp_servers SET name = $1, transport = $2, target = $3, args = $4, secrets_encrypted = $5, \
+             enabled = $6, updated_at = $7, manifest = $8 \
+             WHERE id = $9 AND shared = $10 AND (shared OR user_id = $11)",
+            &server.name,
+            server.transport.as_str(),
+            &server.target,
+            args_json(server),
+            server.secrets_encrypted.as_deref(),
+            server.enabled,
+            server.updated_at.as_millis(),
+            server.manifest.as_deref(),
+            server.id.to_string(),
+            server.shared,
+            server.user_id.to_string(),
+        )?;
         Ok(changed > 0)
     }
 

@@ -294,6 +294,22 @@ impl Tools {
         })
     }
 
+    /// Stores a new server, in the audit log too.
+    async fn add(&self, record: McpServerRecord, actor: UserId, client: &ClientInfo) -> CoreResult<McpServerView> {
+        self.store.insert_mcp_server(&record).await?;
+        self.audit.record(Some(actor), "mcp_server_added", &record.id.to_string(), &audited(&record), client).await;
+        Ok(self.view(record).await)
+    }
+
+    /// Writes a changed server; its connection is made again on next use.
+    async fn replace(&self, record: &McpServerRecord) -> CoreResult<()> {
+        if !self.store.update_mcp_server(record).await? {
+            return Err(CoreError::NotFound("mcp_server"));
+        }
+        self.forget(record.id);
+        Ok(())
+    }
+
     // A member's own servers.
 
     /// Whether the person's role lets them have their own servers.
@@ -331,9 +347,7 @@ impl Tools {
             return Err(CoreError::invalid_with("mcp_too_many", MAX_OWN_SERVERS.to_string()));
         }
         let record = self.record(draft, user, false, None).await?;
-        self.store.insert_mcp_server(&record).await?;
-        self.audit.record(Some(user), "mcp_server_added", &record.id.to_string(), &audited(&record), client).await;
-        Ok(self.view(record).await)
+        self.add(record, user, client).await
     }
 
     pub async fn update_mcp_server(
@@ -344,10 +358,7 @@ impl Tools {
     ) -> CoreResult<McpServerView> {
         let previous = self.store.get_mcp_server(user, id).await?.ok_or(CoreError::NotFound("mcp_server"))?;
         let record = self.record(draft, user, false, Some(&previous)).await?;
-        if !self.store.update_mcp_server(&record).await? {
-            return Err(CoreError::NotFound("mcp_server"));
-        }
-        self.forget(id);
+        self.replace(&record).await?;
         Ok(self.view(record).await)
     }
 
@@ -411,9 +422,7 @@ impl Tools {
     ) -> CoreResult<McpServerView> {
         super::admin_user(self.store.as_ref(), actor).await?;
         let record = self.record(draft, actor, true, None).await?;
-        self.store.insert_mcp_server(&record).await?;
-        self.audit.record(Some(actor), "mcp_server_added", &record.id.to_string(), &audited(&record), client).await;
-        Ok(self.view(record).await)
+        self.add(record, actor, client).await
     }
 
     pub async fn admin_update_shared_server(
@@ -426,10 +435,7 @@ impl Tools {
         super::admin_user(self.store.as_ref(), actor).await?;
         let previous = self.store.get_shared_mcp_server(id).await?.ok_or(CoreError::NotFound("mcp_server"))?;
         let record = self.record(draft, actor, true, Some(&previous)).await?;
-        if !self.store.update_mcp_server(&record).await? {
-            return Err(CoreError::NotFound("mcp_server"));
-        }
-        self.forget(id);
+        self.replace(&record).await?;
         self.audit.record(Some(actor), "mcp_server_changed", &id.to_string(), &audited(&record), client).await;
         Ok(self.view(record).await)
     }

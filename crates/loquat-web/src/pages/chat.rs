@@ -291,8 +291,13 @@ async fn chat_page(
         names.join(", ")
     };
     let knowledge_on = !off.contains(&TopicFeature::Knowledge);
-    // The assistant's tools the server has (the others are skipped when it answers).
-    let catalogue = services.chat.tools_for(&viewer.user).await.map_err(viewer.fail())?;
+    // The assistant's tools the server has (the others are skipped when it answers); an
+    // assistant without tools costs the page no lookup.
+    let catalogue = if config.tools.is_empty() {
+        Vec::new()
+    } else {
+        services.chat.tools_for(&viewer.user).await.map_err(viewer.fail())?
+    };
     let tools: Vec<&str> = config
         .tools
         .iter()
