@@ -28,6 +28,20 @@ macro_rules! define_id {
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }
+
+            /// The id `owner`'s copy of something known elsewhere by `key` always gets (an
+            /// import: the same source imported twice names the same rows). Not time-ordered.
+            pub fn derived(owner: UserId, key: &str) -> Self {
+                use sha2::Digest;
+                let digest = sha2::Sha256::new()
+                    .chain_update(owner.0.as_bytes())
+                    .chain_update(stringify!($name).as_bytes())
+                    .chain_update(key.as_bytes())
+                    .finalize();
+                let mut bytes = [0; 16];
+                bytes.copy_from_slice(&digest[..16]);
+                Self(Uuid::new_v8(bytes))
+            }
         }
 
         impl Default for $name {
@@ -87,6 +101,11 @@ define_id!(
 define_id!(
     /// An MCP server added from the settings page or the admin panel.
     McpServerId
+);
+
+define_id!(
+    /// A read-only link to a topic (its public secret is separate: `Share::token`).
+    ShareId
 );
 
 #[cfg(test)]

@@ -7,10 +7,12 @@ use async_trait::async_trait;
 use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
     McpServerRecord, Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role,
-    SearchHit, Session, Source, StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature, UsageEvent,
-    UsageGrouping, UsageRow, User,
+    SearchHit, Session, Share, Source, StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature,
+    UsageEvent, UsageGrouping, UsageRow, User,
 };
-use crate::id::{AssistantId, FileId, KnowledgeBaseId, McpServerId, MessageId, ProviderSettingId, TopicId, UserId};
+use crate::id::{
+    AssistantId, FileId, KnowledgeBaseId, McpServerId, MessageId, ProviderSettingId, ShareId, TopicId, UserId,
+};
 use crate::time::Timestamp;
 
 /// The histogram of store round trips, by `query` (the store method, e.g. `get_topic`), waiting
@@ -272,6 +274,9 @@ pub struct FinishedAnswer {
 pub enum TreeWrite<'a> {
     InsertTopic(&'a Topic),
     InsertMessage(&'a NewMessage),
+    /// A whole message brought from elsewhere (an import): every field as given, its text
+    /// searchable at once. A message whose status is `generating` is stored as `interrupted`.
+    ImportMessage(&'a Message),
     SetActiveLeaf {
         topic: TopicId,
         leaf: Option<MessageId>,
@@ -515,6 +520,18 @@ pub trait KnowledgeStore: Send + Sync {
 /// MCP servers added in the product. A member's are read and changed only with their id; the
 /// shared ones (an administrator's for everyone) through the `shared` methods, which the
 /// service calls only for administrators.
+/// Read-only links to topics.
+#[async_trait]
+pub trait ShareStore: Send + Sync {
+    /// False when the topic is not the share's owner's.
+    async fn insert_share(&self, share: &Share, token_hash: &str) -> StoreResult<bool>;
+    /// A topic's links, newest first.
+    async fn list_shares(&self, user: UserId, topic: TopicId) -> StoreResult<Vec<Share>>;
+    async fn delete_share(&self, user: UserId, id: ShareId) -> StoreResult<bool>;
+    /// The link whose secret hashes to `token_hash` (anyone may hold a link).
+    async fn find_share(&self, token_hash: &str) -> StoreResult<Option<Share>>;
+}
+
 #[async_trait]
 pub trait McpServerStore: Send + Sync {
     async fn insert_mcp_server(&self, server: &McpServerRecord) -> StoreResult<()>;
@@ -563,6 +580,7 @@ pub trait Store:
     + KnowledgeStore
     + McpServerStore
     + SearchStore
+    + ShareStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

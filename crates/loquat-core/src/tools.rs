@@ -116,6 +116,8 @@ pub trait McpConnector: Send + Sync {
     /// A LobeChat plugin's manifest from its address (fetched, through the SSRF guard unless
     /// `trusted`) or its JSON text, checked: its identifier and the manifest's JSON.
     async fn plugin_manifest(&self, address_or_json: &str, trusted: bool) -> Result<(String, String), String>;
+    /// A JSON document (at most 1 MiB) from a member's address, through the SSRF guard.
+    async fn fetch_document(&self, url: &str) -> Result<String, String>;
 }
 
 /// The sources of servers added in the product that one person may use.

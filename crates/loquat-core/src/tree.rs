@@ -42,18 +42,26 @@ impl<'a> MessageTree<'a> {
     }
 
     /// The most recently created leaf under `id` (or `id` itself). Children are always created
-    /// after their parent, so the newest descendant has no children of its own.
+    /// after their parent, so the newest descendant has no children of its own. (Newest by
+    /// place in the creation-ordered list: imported rows' ids are not time-ordered.)
     pub fn latest_leaf_under(&self, id: MessageId) -> MessageId {
-        let mut newest = id;
-        let mut stack = vec![Some(id)];
+        let Some(&start) = self.by_id.get(&id) else {
+            return id;
+        };
+        let mut newest = start;
+        let mut stack = vec![id];
+        let mut seen = 0;
         while let Some(parent) = stack.pop() {
-            for &child in self.children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
-                let child_id = self.messages[child].id;
-                newest = newest.max(child_id);
-                stack.push(Some(child_id));
+            for &child in self.children.get(&Some(parent)).map(Vec::as_slice).unwrap_or_default() {
+                newest = newest.max(child);
+                stack.push(self.messages[child].id);
+            }
+            seen += 1;
+            if seen > self.messages.len() {
+                break; // a cycle (a corrupted store)
             }
         }
-        newest
+        self.messages[newest].id
     }
 
     /// The branch from a root to `leaf`. An unknown or absent leaf falls back to the newest
@@ -76,7 +84,7 @@ impl<'a> MessageTree<'a> {
     }
 
     fn newest_index(&self) -> Option<usize> {
-        (0..self.messages.len()).max_by_key(|&index| self.messages[index].id)
+        self.messages.len().checked_sub(1)
     }
 
     fn entry(&self, index: usize) -> BranchEntry {

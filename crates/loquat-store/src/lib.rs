@@ -16,6 +16,7 @@ mod providers;
 mod rows;
 mod search;
 mod sessions;
+mod shares;
 mod tool_steps;
 mod topics;
 mod tree;

@@ -34,6 +34,7 @@ const SQLITE: &[Embedded] = &[
     (17, "plugins", include_str!("../migrations/sqlite/0017_plugins.sql")),
     (18, "pinned topics", include_str!("../migrations/sqlite/0018_pinned_topics.sql")),
     (19, "message search", include_str!("../migrations/sqlite/0019_message_search.sql")),
+    (20, "shares", include_str!("../migrations/sqlite/0020_shares.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -55,6 +56,7 @@ const POSTGRES: &[Embedded] = &[
     (17, "plugins", include_str!("../migrations/postgres/0017_plugins.sql")),
     (18, "pinned topics", include_str!("../migrations/postgres/0018_pinned_topics.sql")),
     (19, "message search", include_str!("../migrations/postgres/0019_message_search.sql")),
+    (20, "shares", include_str!("../migrations/postgres/0020_shares.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -11,10 +11,14 @@ use crate::SqlStore;
 use crate::pool::{on_pool, store_error};
 
 pub(crate) const INSERT_TOPIC: &str = "INSERT INTO topics (id, user_id, assistant_id, title, active_leaf_id, \
-    created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    created_at, updated_at, pinned) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, \
     reasoning, status, provider, model, created_at, updated_at, generating_by) \
     VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $9, $10, $10, $11)";
+pub(crate) const IMPORT_MESSAGE: &str = "INSERT INTO messages (id, user_id, topic_id, parent_id, role, content, \
+    reasoning, status, error_kind, error_message, provider, model, prompt_tokens, completion_tokens, \
+    reasoning_tokens, ttft_ms, duration_ms, created_at, updated_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 pub(crate) const SET_ACTIVE_LEAF: &str =
     "UPDATE topics SET active_leaf_id = $1, updated_at = $2 WHERE id = $3 AND user_id = $4";
 /// One statement: the parent_id foreign key is checked at its end, when the whole subtree is
@@ -55,6 +59,7 @@ macro_rules! execute_tree_write {
                     .bind(topic.active_leaf_id.map(|leaf| leaf.to_string()))
                     .bind(topic.created_at.as_millis())
                     .bind(topic.updated_at.as_millis())
+                    .bind(topic.pinned)
                     .execute($executor)
                     .await
             }
@@ -77,6 +82,42 @@ macro_rules! execute_tree_write {
                 // written is indexed when it finishes).
                 match inserted {
                     Ok(done) if indexed_at_insert(message) => {
+                        $crate::search::index_message!($executor, message.user_id, message.id, &message.content)
+                            .map(|()| done)
+                    }
+                    other => other,
+                }
+            }
+            TreeWrite::ImportMessage(message) => {
+                let status = match message.status {
+                    loquat_core::domain::MessageStatus::Generating => loquat_core::domain::MessageStatus::Interrupted,
+                    status => status,
+                };
+                let [prompt, completion, reasoning] = $crate::rows::usage_columns(message.usage);
+                let inserted = sqlx::query(IMPORT_MESSAGE)
+                    .bind(message.id.to_string())
+                    .bind(user)
+                    .bind(message.topic_id.to_string())
+                    .bind(message.parent_id.map(|parent| parent.to_string()))
+                    .bind(message.role.as_str())
+                    .bind(&message.content)
+                    .bind(&message.reasoning)
+                    .bind(status.as_str())
+                    .bind(message.error_kind.as_deref())
+                    .bind(message.error_message.as_deref())
+                    .bind(message.provider.as_deref())
+                    .bind(message.model.as_deref())
+                    .bind(prompt)
+                    .bind(completion)
+                    .bind(reasoning)
+                    .bind(message.ttft_ms)
+                    .bind(message.duration_ms)
+                    .bind(message.created_at.as_millis())
+                    .bind(message.updated_at.as_millis())
+                    .execute($executor)
+                    .await;
+                match inserted {
+                    Ok(done) if !message.content.is_empty() => {
                         $crate::search::index_message!($executor, message.user_id, message.id, &message.content)
                             .map(|()| done)
                     }
@@ -170,5 +211,9 @@ impl SqlStore {
 
 /// A write of more than one statement.
 fn needs_transaction(write: &TreeWrite<'_>) -> bool {
-    matches!(write, TreeWrite::InsertMessage(message) if indexed_at_insert(message))
+    match write {
+        TreeWrite::InsertMessage(message) => indexed_at_insert(message),
+        TreeWrite::ImportMessage(message) => !message.content.is_empty(),
+        _ => false,
+    }
 }

@@ -154,6 +154,10 @@ impl McpConnector for Connector {
         self.web.check_url(url).await.map_err(|error| error.0)
     }
 
+    async fn fetch_document(&self, url: &str) -> Result<String, String> {
+        self.fetch_json(url, false).await
+    }
+
     async fn plugin_manifest(&self, address_or_json: &str, trusted: bool) -> Result<(String, String), String> {
         let json = if address_or_json.starts_with('{') {
             address_or_json.to_owned()

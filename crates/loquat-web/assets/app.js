@@ -317,6 +317,12 @@ document.addEventListener('click', async (event) => {
     event.preventDefault();
     return;
   }
+  const copyable = /** @type {HTMLElement | null} */ (target.closest('[data-copy]'));
+  if (copyable) {
+    await copyText(copyable.dataset.copy ?? '');
+    toast(text('i18nCopied'));
+    return;
+  }
   const actionable = target.closest('[data-action]');
   if (!actionable) return;
   const app = document.querySelector('.app');

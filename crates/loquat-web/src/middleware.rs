@@ -31,7 +31,8 @@ pub async fn security_headers(State(csp): State<HeaderValue>, request: Request, 
     // A handler's own (stricter) policy stays: an image shown inline is sandboxed.
     headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(csp);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    // A handler's stricter one stays too: a shared page sends no referrer at all.
+    headers.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.entry(header::CACHE_CONTROL).or_insert_with(|| HeaderValue::from_static("no-store"));
     response

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
 use crate::pages::{
-    account, admin, admin_features, assistants, auth, chat, files, knowledge, mcp, search, settings, sso,
+    account, admin, admin_features, assistants, auth, chat, data, files, knowledge, mcp, search, settings, share, sso,
 };
 use crate::{AppState, assets, health, metrics, middleware, pwa, request_id};
 
@@ -56,7 +56,11 @@ impl RouteTable {
 /// (a file is bounded by the file size limit as it streams, the request by `upload_limit`, and
 /// a large one on a slow link takes as long as it takes).
 fn uploads() -> RouteTable {
-    RouteTable::default().post("/files", files::upload_files).post("/knowledge/{id}/upload", knowledge::upload)
+    RouteTable::default()
+        .post("/files", files::upload_files)
+        .post("/knowledge/{id}/upload", knowledge::upload)
+        .post("/settings/data/import", data::import)
+        .post("/assistants/import", data::import_agent)
 }
 
 /// What an upload's form adds to its file (part headers, small fields).
@@ -106,6 +110,10 @@ fn pages() -> RouteTable {
         .post("/topics/{id}/pin", chat::pin_topic)
         .get("/search", search::search)
         .post("/topics/{id}/delete", chat::delete_topic)
+        .get("/topics/{id}/export", data::export_topic)
+        .get_post("/topics/{id}/shares", share::show_shares, share::create_share)
+        .post("/topics/{id}/shares/{share}/revoke", share::revoke_share)
+        .get("/share/{token}", share::open_share)
         // Assistants.
         .get("/assistants/new", assistants::new_assistant_page)
         .post("/assistants", assistants::create_assistant)
@@ -113,6 +121,7 @@ fn pages() -> RouteTable {
         .post("/assistants/{id}", assistants::update_assistant)
         .post("/assistants/{id}/delete", assistants::delete_assistant)
         .post("/assistants/{id}/model", assistants::set_assistant_model)
+        .get("/assistants/{id}/export", data::export_agent)
         // Settings.
         .get("/settings", settings::settings_page)
         .post("/settings/preferences", settings::save_preferences)
@@ -123,6 +132,8 @@ fn pages() -> RouteTable {
         .post("/settings/providers/{id}/delete", settings::delete_provider)
         .post("/settings/server-providers/{id}", settings::save_server_provider_key)
         .post("/settings/pull", settings::pull_model)
+        .get("/settings/data", data::show)
+        .get("/settings/data/export", data::export_everything)
         .get_post("/settings/mcp", mcp::show_servers, mcp::add_server)
         .get_post("/settings/mcp/{id}", mcp::edit_server, mcp::update_server)
         .post("/settings/mcp/{id}/delete", mcp::delete_server)

@@ -46,6 +46,8 @@ pub struct AssistantConfig {
     pub opening_questions: Vec<String>,
     /// The tools its model may call, by name (the server's tools; see `tools::ToolShelf`).
     pub tools: Vec<String>,
+    /// Words to find it by (LobeChat's agent tags).
+    pub tags: Vec<String>,
 }
 
 impl Default for AssistantConfig {
@@ -66,6 +68,7 @@ impl Default for AssistantConfig {
             opening_message: String::new(),
             opening_questions: Vec::new(),
             tools: Vec::new(),
+            tags: Vec::new(),
         }
     }
 }

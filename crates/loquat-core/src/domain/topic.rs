@@ -43,3 +43,26 @@ impl TopicFeature {
         }
     }
 }
+
+/// A read-only link to a topic's branch as it was when shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub id: crate::id::ShareId,
+    pub user_id: UserId,
+    pub topic_id: TopicId,
+    /// The link's secret (the last part of `/share/<token>`); looked up by its hash.
+    pub token: String,
+    /// The leaf of the branch shared; `None` for an empty topic.
+    pub leaf_id: Option<MessageId>,
+    /// Whether the page names the person who shared it.
+    pub show_name: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Share {
+    /// Whether the link still opens at `now` (it has no end, or its end is later).
+    pub fn opens_at(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|end| end > now)
+    }
+}

@@ -217,6 +217,14 @@ impl Admin {
         Ok(())
     }
 
+    /// Lets people share topics by link, or stops it (existing links stop opening).
+    pub async fn admin_set_sharing(&self, actor: UserId, enabled: bool, client: &ClientInfo) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        self.instance.set_sharing(enabled).await?;
+        self.audit.record(Some(actor), "settings_changed", "sharing", &enabled.to_string(), client).await;
+        Ok(())
+    }
+
     pub async fn admin_set_role_models(
         &self,
         actor: UserId,

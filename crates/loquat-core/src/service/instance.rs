@@ -20,12 +20,15 @@ pub const FRESH_FOR: Duration = Duration::from_secs(2);
 const REGISTRATION_MODE: &str = "registration_mode";
 const ALLOW_USER_KEYS: &str = "allow_user_keys";
 const EMBEDDING_MODEL: &str = "embedding_model";
+const SHARING: &str = "sharing";
 
 /// The settings as one consistent value.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     registration: Option<RegistrationMode>,
     allow_user_keys: Option<bool>,
+    /// Whether people may share topics by link (absent: yes).
+    sharing: Option<bool>,
     /// The administrator's embedding model: `provider/model`, or `none` for keyword search
     /// only; absent, the configured one (`DEFAULT_FILES_CONFIG`).
     embedding_model: Option<String>,
@@ -44,6 +47,7 @@ impl Snapshot {
             match key.as_str() {
                 REGISTRATION_MODE => snapshot.registration = RegistrationMode::parse(&value),
                 ALLOW_USER_KEYS => snapshot.allow_user_keys = Some(value == "true"),
+                SHARING => snapshot.sharing = Some(value == "true"),
                 EMBEDDING_MODEL => snapshot.embedding_model = Some(value).filter(|v| !v.is_empty()),
                 _ => {
                     if let Some(role) = key.strip_prefix("models.").and_then(Role::parse) {
@@ -158,6 +162,15 @@ impl Instance {
     /// [`Instance::user_keys_allowed`] in a snapshot already read.
     pub(crate) fn user_keys_allowed_in(&self, snapshot: &Snapshot) -> bool {
         snapshot.allow_user_keys.unwrap_or(self.limits.allow_user_keys)
+    }
+
+    /// Whether topics may be shared by link (the administrator can turn it off; on by default).
+    pub async fn sharing_enabled(&self) -> CoreResult<bool> {
+        Ok(self.snapshot().await?.sharing.unwrap_or(true))
+    }
+
+    pub(crate) async fn set_sharing(&self, enabled: bool) -> CoreResult<()> {
+        self.set(SHARING, if enabled { "true" } else { "false" }).await
     }
 
     /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).

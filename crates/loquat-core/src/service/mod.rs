@@ -29,9 +29,11 @@ mod provider_settings;
 mod providers;
 mod registration;
 mod search;
+mod shares;
 mod tokens;
 mod tool_servers;
 mod topics;
+mod transfer;
 mod usage;
 mod users;
 
@@ -51,9 +53,11 @@ pub use materials::{document_format_name, is_document};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
 pub use search::{MAX_QUERY_CHARS, MessageResult, TopicResult};
+pub use shares::{MAX_SHARE_DAYS, SharedConversation, Shares};
 pub use tokens::TOKEN_PREFIX;
 pub use tool_servers::{McpServerDraft, McpServerView, Tools, parse_secret_lines};
 pub use topics::Conversation;
+pub use transfer::{ImportReport, Labels, Skip, SkipReason, parse_agent};
 pub use usage::{Usage, UsageLine};
 
 use crate::catalogue::ServerProviders;
@@ -105,6 +109,7 @@ pub struct Services {
     pub files: Files,
     pub knowledge: Knowledge,
     pub tools: Tools,
+    pub shares: Shares,
     store: Arc<dyn Store>,
     generations: Generations,
 }
@@ -185,6 +190,7 @@ impl Services {
             instance.clone(),
         );
         let files = Files::new(store.clone(), blobs, limits.max_file_bytes, instance.clone(), knowledge.waker());
+        let shares = Shares::new(store.clone(), instance.clone());
         Self {
             accounts,
             admin,
@@ -197,6 +203,7 @@ impl Services {
             files,
             knowledge,
             tools,
+            shares,
             store,
             generations,
         }

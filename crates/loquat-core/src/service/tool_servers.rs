@@ -319,6 +319,14 @@ impl Tools {
     }
 
     /// The person's own servers, and whether they may add more.
+    /// A JSON document a member names by its address (an agent to import), fetched through
+    /// the SSRF guard, at most 1 MiB.
+    pub async fn fetch_document(&self, url: &str) -> CoreResult<String> {
+        check_address(url.trim()).map_err(|_| CoreError::invalid("import_url"))?;
+        let connector = self.shelf.connector().ok_or(CoreError::invalid("mcp_unavailable"))?;
+        connector.fetch_document(url.trim()).await.map_err(|reason| CoreError::invalid_with("import_fetch", reason))
+    }
+
     pub async fn mcp_servers(&self, user: UserId) -> CoreResult<(Vec<McpServerView>, bool)> {
         let person = super::existing_user(self.store.as_ref(), user).await?;
         let mut views = Vec::new();

@@ -33,6 +33,12 @@ impl Assistants {
         self.store.get_topic(user, id).await?.ok_or(CoreError::NotFound("topic"))
     }
 
+    /// Every message of the topic (all branches), in creation order.
+    pub async fn topic_messages(&self, user: UserId, id: TopicId) -> CoreResult<Vec<Message>> {
+        self.topic(user, id).await?;
+        Ok(self.store.list_messages(user, id).await?)
+    }
+
     /// The topic with its active branch, the messages' files, sources and tool calls, each
     /// loaded in one query.
     pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {

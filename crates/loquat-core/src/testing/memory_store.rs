@@ -143,8 +143,11 @@ impl State {
                 let message = Message { user_id: user, ..new.stored() };
                 self.messages.push(Row { message, generating_by: new.generating_by.clone() });
             }
-            // This double keeps no files or sources (the jobs it serves never read them).
-            TreeWrite::AttachFile { .. } | TreeWrite::InsertSource { .. } => return Ok(0),
+            // This double keeps no files or sources (the jobs it serves never read them), and
+            // no imports (the SQL store's tests cover them).
+            TreeWrite::AttachFile { .. } | TreeWrite::InsertSource { .. } | TreeWrite::ImportMessage(_) => {
+                return Ok(0);
+            }
             TreeWrite::SetActiveLeaf { topic, leaf, at } => {
                 let Some(topic) = self.topics.get_mut(&topic).filter(|found| found.user_id == user) else {
                     return Ok(0);

@@ -31,6 +31,7 @@ fn rich_config() -> AssistantConfig {
         opening_message: "你好！".into(),
         opening_questions: vec!["这是什么？".into(), "How are you?".into()],
         tools: vec!["web_search".into(), "read_page".into()],
+        tags: vec!["writing".into(), "翻译".into()],
     }
 }
 

@@ -16,5 +16,6 @@ mod plans;
 mod providers;
 mod search;
 mod sessions;
+mod shares;
 mod topics;
 mod users;

@@ -381,6 +381,7 @@ struct SettingsPage {
     tab: &'static str,
     registration: &'static str,
     user_keys: bool,
+    sharing: bool,
     roles: Vec<RoleSettings>,
     /// Every model of the instance, for reference: `provider::model`.
     available: Vec<String>,
@@ -434,13 +435,14 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
         tab: "settings",
         registration: services.accounts.registration_mode().await.map_err(viewer.fail())?.as_str(),
         user_keys: services.instance.user_keys_allowed().await.map_err(viewer.fail())?,
+        sharing: services.instance.sharing_enabled().await.map_err(viewer.fail())?,
         roles,
         available,
     };
     render(&page, viewer.tr)
 }
 
-/// One endpoint per setting: `registration`, `user-keys`, `models-<role>`, `tools-<role>`,
+/// One endpoint per setting: `registration`, `user-keys`, `sharing`, `models-<role>`, `tools-<role>`,
 /// `quota-<role>`.
 pub async fn save_setting(
     AdminViewer(viewer): AdminViewer,
@@ -459,6 +461,8 @@ pub async fn save_setting(
         services.admin.admin_set_registration(actor, mode, &viewer.client).await
     } else if setting == "user-keys" {
         services.admin.admin_set_user_keys(actor, viewer.checkbox("allowed", &field("allowed"))?, &viewer.client).await
+    } else if setting == "sharing" {
+        services.admin.admin_set_sharing(actor, viewer.checkbox("enabled", &field("enabled"))?, &viewer.client).await
     } else if let Some(role) = role_of("models-") {
         let patterns = field("models").lines().map(str::to_owned).collect();
         services.admin.admin_set_role_models(actor, role, patterns, &viewer.client).await

@@ -23,6 +23,8 @@ use crate::views::{ModelGroup, model_groups};
 pub struct AssistantForm {
     title: String,
     description: String,
+    /// Comma-separated.
+    tags: String,
     avatar: String,
     system_role: String,
     /// `provider::model`, empty for "the default".
@@ -87,6 +89,7 @@ impl AssistantForm {
         Self {
             title: config.title.clone(),
             description: config.description.clone(),
+            tags: config.tags.join(", "),
             avatar: config.avatar.clone(),
             system_role: config.system_role.clone(),
             model: if config.model.is_empty() {
@@ -174,6 +177,14 @@ impl AssistantForm {
                 .map(str::to_owned)
                 .collect(),
             tools: self.tools.iter().take(50).cloned().collect(),
+            tags: self
+                .tags
+                .split([',', '，'])
+                .map(str::trim)
+                .filter(|tag| !tag.is_empty())
+                .map(|tag| tag.chars().take(40).collect())
+                .take(20)
+                .collect(),
         })
     }
 }

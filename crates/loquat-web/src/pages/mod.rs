@@ -6,11 +6,13 @@ pub mod admin_features;
 pub mod assistants;
 pub mod auth;
 pub mod chat;
+pub mod data;
 pub mod files;
 pub mod knowledge;
 pub mod mcp;
 pub mod search;
 pub mod settings;
+pub mod share;
 pub mod sso;
 
 use askama::Template;

@@ -22,5 +22,7 @@ mod processes;
 mod recovery;
 mod replicas;
 mod security;
+mod sharing;
 mod tidy;
 mod tools;
+mod transfer;

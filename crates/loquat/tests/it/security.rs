@@ -379,11 +379,12 @@ const ANY_FORM: &[(&str, &str)] = &[
     ("target", "https://93.184.215.14/mcp"),
 ];
 
-/// Public routes: they need no session (signing in, probes, assets).
+/// Public routes: they need no session (signing in, probes, assets, shared topics).
 fn is_public(path: &str) -> bool {
     matches!(path, "/login" | "/register" | "/access" | "/logout" | "/healthz" | "/readyz" | "/metrics")
         || path.starts_with("/api/auth/")
         || path.starts_with("/static/")
+        || path.starts_with("/share/")
 }
 
 #[tokio::test]

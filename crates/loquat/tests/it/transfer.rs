@@ -1,0 +1,473 @@
+//! Import and export: ChatGPT's and LobeChat's exports, Loquat's own JSON and Markdown, agents
+//! in LobeChat's format; branches kept, imports idempotent and bounded, hostile text inert,
+//! nobody else's data touched.
+
+use std::io::Write;
+
+use loquat_core::domain::{Message, MessageRole, Topic};
+use loquat_core::id::UserId;
+use loquat_core::tree::MessageTree;
+use loquat_test_support::fake_openai::Reply;
+use serde_json::{Value, json};
+
+use crate::files_api::{BOUNDARY, multipart_body};
+use crate::helpers::{TestApp, TestOptions};
+
+/// Uploads `content` as `name` to the import form; the status and the page.
+pub(crate) async fn import(app: &TestApp, client: &reqwest::Client, name: &str, content: &[u8]) -> (u16, String) {
+    let response = client
+        .post(app.url("/settings/data/import"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[(name, content)]))
+        .send()
+        .await
+        .expect("import");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("page"))
+}
+
+/// Every topic of `user` (all assistants), oldest first, with its messages.
+async fn everything(app: &TestApp, user: UserId) -> Vec<(Topic, Vec<Message>)> {
+    let assistants = &app.services.assistants;
+    let mut all = Vec::new();
+    for assistant in assistants.list_assistants(user).await.expect("assistants") {
+        for topic in assistants.list_topics(user, assistant.id).await.expect("topics") {
+            let messages = app.services.assistants.topic_messages(user, topic.id).await.expect("messages");
+            all.push((topic, messages));
+        }
+    }
+    all.sort_by_key(|(topic, _)| topic.created_at);
+    all
+}
+
+/// The texts of the branch a topic shows.
+fn shown(topic: &Topic, messages: &[Message]) -> Vec<String> {
+    MessageTree::new(messages).branch(topic.active_leaf_id).into_iter().map(|entry| entry.message.content).collect()
+}
+
+/// A ChatGPT export: one conversation with an edited question, a regenerated answer (the
+/// shown one), hidden and tool rows and an image; one whose title is a script.
+fn chatgpt_export() -> Value {
+    let node = |id: &str, parent: Option<&str>, children: &[&str], message: Value| {
+        (id.to_owned(), json!({ "id": id, "parent": parent, "children": children, "message": message }))
+    };
+    let text = |role: &str, text: &str, time: f64| {
+        json!({ "author": { "role": role }, "create_time": time, "recipient": "all",
+                "content": { "content_type": "text", "parts": [text] }, "metadata": { "model_slug": "gpt-4o" } })
+    };
+    let mut first = serde_json::Map::new();
+    for (id, value) in [
+        node("root", None, &["sys"], Value::Null),
+        node("sys", Some("root"), &["q1", "q1-edit"], {
+            let mut hidden = text("system", "", 1.0);
+            hidden["metadata"]["is_visually_hidden_from_conversation"] = json!(true);
+            hidden
+        }),
+        node("q1", Some("sys"), &["a1", "a2"], text("user", "What is a loquat?", 1_700_000_000.0)),
+        node("a1", Some("q1"), &[], text("assistant", "A fruit.", 1_700_000_001.0)),
+        node("a2", Some("q1"), &["call"], text("assistant", "A small orange fruit.", 1_700_000_002.0)),
+        node("call", Some("a2"), &["result"], {
+            let mut call = text("assistant", "print(1)", 1_700_000_003.0);
+            call["recipient"] = json!("python");
+            call["content"] = json!({ "content_type": "code", "language": "python", "text": "print(1)" });
+            call
+        }),
+        node("result", Some("call"), &["after"], {
+            let mut result = text("tool", "1", 1_700_000_004.0);
+            result["content"] = json!({ "content_type": "execution_output", "text": "1" });
+            result
+        }),
+        node("after", Some("result"), &[], text("assistant", "It grows in China.", 1_700_000_005.0)),
+        node("q1-edit", Some("sys"), &["a3"], {
+            let mut edited = text("user", "What is a loquat tree?", 1_700_000_006.0);
+            edited["content"] = json!({ "content_type": "multimodal_text", "parts": [
+                { "content_type": "image_asset_pointer", "asset_pointer": "file-service://file-1" },
+                "What is a loquat tree?"
+            ]});
+            edited
+        }),
+        node("a3", Some("q1-edit"), &[], text("assistant", "An evergreen tree.", 1_700_000_007.0)),
+    ] {
+        first.insert(id, value);
+    }
+    let mut second = serde_json::Map::new();
+    for (id, value) in [
+        node("r", None, &["m1"], Value::Null),
+        node("m1", Some("r"), &["m2"], text("user", "<img src=x onerror=alert(1)>", 1_700_000_100.0)),
+        node("m2", Some("m1"), &[], text("assistant", "<script>alert(2)</script>", 1_700_000_101.0)),
+    ] {
+        second.insert(id, value);
+    }
+    json!([
+        { "id": "conv-1", "title": "Loquats", "create_time": 1_700_000_000.0, "update_time": 1_700_000_007.0,
+          "current_node": "after", "mapping": first },
+        { "id": "conv-2", "title": "<script>alert('title')</script>", "create_time": 1_700_000_100.0,
+          "current_node": "m2", "mapping": second },
+    ])
+}
+
+fn zipped(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    archive.start_file(name, options).expect("entry");
+    archive.write_all(content).expect("written");
+    archive.finish().expect("finished").into_inner()
+}
+
+#[tokio::test]
+async fn a_chatgpt_export_keeps_its_branches_and_imports_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let export = serde_json::to_vec(&chatgpt_export()).expect("json");
+    let (status, page) = import(&app, &app.client, "conversations.json", &export).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("a ChatGPT export: 2 topics with 7 messages"), "{page}");
+    assert!(page.contains("system, tool or hidden messages left out"), "{page}");
+    let topics = everything(&app, admin).await;
+    assert_eq!(topics.len(), 2);
+    let (loquats, messages) = &topics[0];
+    assert_eq!(loquats.title, "Loquats");
+    // The shown branch is ChatGPT's current one; the tool call folded into one answer.
+    assert_eq!(
+        shown(loquats, messages),
+        ["What is a loquat?", "A small orange fruit.\n\nIt grows in China."],
+        "the current branch"
+    );
+    let tree = MessageTree::new(messages);
+    let roots: Vec<_> = messages.iter().filter(|m| m.parent_id.is_none()).collect();
+    assert_eq!(roots.len(), 2, "the edited question is a sibling of the first");
+    let answers = messages.iter().filter(|m| m.parent_id == Some(roots[0].id)).count();
+    assert_eq!(answers, 2, "the regenerated answer is a sibling");
+    assert_eq!(tree.branch(Some(tree.latest_leaf_under(roots[1].id)))[0].message.content, "What is a loquat tree?");
+    assert!(messages.iter().all(|m| m.role != MessageRole::Assistant || m.model.as_deref() == Some("gpt-4o")));
+    // Hostile text is text.
+    let (_, page) = app.page(&format!("/chat/{}/{}", topics[1].0.assistant_id, topics[1].0.id)).await;
+    assert!(!page.contains("<script>alert") && !page.contains("<img src=x"), "inert: {page}");
+    assert!(page.contains("&#60;script&#62;alert(&#39;title&#39;)"), "the title, escaped: {page}");
+    // The zip of the same export: nothing twice.
+    let (status, page) = import(&app, &app.client, "chatgpt-export.zip", &zipped("conversations.json", &export)).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("0 topics with 0 messages"), "{page}");
+    assert!(page.contains("already here"), "{page}");
+    assert_eq!(everything(&app, admin).await.len(), 2);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn loquat_json_carries_everything_to_another_account_and_markdown_reads_back() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("First answer"));
+    app.fake.push_reply(Reply::text("Greeting"));
+    let sent = app.send(assistant, None, "Hello <b>there</b>").await;
+    app.finished(sent.answer).await;
+    app.titled(sent.topic).await;
+    // A second answer: a branch.
+    app.fake.push_reply(Reply::text("Second answer"));
+    let location = app.post_redirect(&format!("/messages/{}/regenerate", sent.answer), &[]).await;
+    assert!(location.contains(&sent.topic.to_string()));
+    crate::helpers::eventually("the second answer", || async {
+        let messages = app.services.assistants.topic_messages(admin, sent.topic).await.expect("messages");
+        messages
+            .iter()
+            .any(|m| m.content == "Second answer" && m.status == loquat_core::domain::MessageStatus::Complete)
+    })
+    .await;
+    app.post_redirect(&format!("/topics/{}/pin", sent.topic), &[("pinned", "1"), ("back", "/")]).await;
+    let created = app
+        .post_redirect("/assistants", &[("title", "Tea Guide"), ("system_role", "You know tea."), ("tags", "tea, 茶")])
+        .await;
+    assert!(created.starts_with("/chat/"), "{created}");
+    // The whole export, streamed.
+    let response = app.client.get(app.url("/settings/data/export")).send().await.expect("export");
+    assert_eq!(response.status().as_u16(), 200);
+    let disposition = response.headers()["content-disposition"].to_str().expect("ascii").to_owned();
+    assert!(disposition.starts_with("attachment;") && disposition.contains("loquat-export-"), "{disposition}");
+    let export = response.bytes().await.expect("body");
+    let document: Value = serde_json::from_slice(&export).expect("one JSON document");
+    assert_eq!(document["format"], "loquat-export");
+    assert_eq!(document["topics"][0]["messages"].as_array().map(Vec::len), Some(3));
+    // Into the same account: already here.
+    let (_, page) = import(&app, &app.client, "loquat-export.json", &export).await;
+    assert!(page.contains("0 topics with 0 messages and 0 assistants"), "{page}");
+    // Into Bob's: the same tree, the same shown branch, pinned, the assistant with its tags.
+    let (bob, bob_id) = crate::hardening::member(&app, "Bob").await;
+    let (status, page) = import(&app, &bob, "loquat-export.json", &export).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("1 topics with 3 messages and 1 assistants"), "{page}");
+    let mine = everything(&app, admin).await;
+    let theirs = everything(&app, bob_id).await;
+    assert_eq!(theirs.len(), 1);
+    let ((original, original_messages), (copy, copy_messages)) = (&mine[0], &theirs[0]);
+    assert_eq!(shown(original, original_messages), shown(copy, copy_messages));
+    assert_eq!(shown(copy, copy_messages), ["Hello <b>there</b>", "Second answer"]);
+    assert_eq!(copy.title, original.title);
+    assert!(copy.pinned);
+    assert_eq!(copy_messages.len(), 3);
+    let tea = app.services.assistants.list_assistants(bob_id).await.expect("assistants");
+    let tea = tea.iter().find(|a| a.config.title == "Tea Guide").expect("the assistant came along");
+    assert_eq!(tea.config.tags, ["tea", "茶"]);
+    // Again: nothing twice; the administrator's data untouched by Bob's imports.
+    let (_, page) = import(&app, &bob, "loquat-export.json", &export).await;
+    assert!(page.contains("0 topics with 0 messages and 0 assistants") && page.contains("already here"), "{page}");
+    assert_eq!(everything(&app, bob_id).await.len(), 1);
+    assert_eq!(everything(&app, admin).await.len(), 1);
+    // One topic as Markdown, read back as a topic; Bob cannot export the administrator's.
+    let markdown_url = format!("/topics/{}/export?format=markdown", sent.topic);
+    let markdown = app.client.get(app.url(&markdown_url)).send().await.expect("markdown");
+    assert!(markdown.headers()["content-type"].to_str().expect("ascii").starts_with("text/markdown"));
+    let markdown = markdown.text().await.expect("text");
+    assert!(markdown.contains("## User\n\nHello <b>there</b>") && markdown.contains("## Assistant · gpt-4.1"));
+    assert!(!markdown.contains("First answer"), "only the shown branch: {markdown}");
+    let not_yours = bob.get(app.url(&markdown_url)).send().await.expect("GET");
+    assert_eq!(not_yours.status().as_u16(), 404);
+    let (status, page) = import(&app, &bob, "greeting.md", markdown.as_bytes()).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Markdown: 1 topics with 2 messages"), "{page}");
+    let theirs = everything(&app, bob_id).await;
+    let (from_markdown, messages) = &theirs[1];
+    assert_eq!(from_markdown.title, original.title);
+    assert_eq!(shown(from_markdown, messages), ["Hello <b>there</b>", "Second answer"]);
+    // One topic as JSON.
+    let json_url = format!("/topics/{}/export?format=json", sent.topic);
+    let topic: Value = app.client.get(app.url(&json_url)).send().await.expect("json").json().await.expect("JSON");
+    assert_eq!(topic["topics"].as_array().map(Vec::len), Some(1));
+    assert_eq!(topic["assistants"][0]["is_default"], true);
+    app.cleanup().await;
+}
+
+/// LobeChat's table dump: the inbox and an agent's session, a topic, messages outside topics,
+/// a tool call and its result, an error answer.
+fn lobechat_dump() -> Value {
+    json!({
+        "mode": "postgres",
+        "schemaHash": "abc",
+        "data": {
+            "sessions": [
+                { "id": "ssn_inbox", "slug": "inbox", "type": "agent" },
+                { "id": "ssn_tea", "slug": "tea", "type": "agent", "title": "Tea session",
+                  "createdAt": "2025-01-02T10:00:00.000Z" }
+            ],
+            "agents": [{ "id": "agt_tea", "title": "Tea Guide", "avatar": "🍵", "tags": ["tea"],
+                         "systemRole": "You are a tea expert.", "model": "gpt-4o", "provider": "openai",
+                         "params": { "temperature": 0.6 }, "openingQuestions": ["Green or black?"] }],
+            "agentsToSessions": [{ "agentId": "agt_tea", "sessionId": "ssn_tea" }],
+            "topics": [{ "id": "tpc_1", "title": "Oolong", "sessionId": "ssn_tea", "favorite": true,
+                         "createdAt": "2025-01-02T10:00:00.000Z" }],
+            "messages": [
+                { "id": "msg_1", "role": "user", "content": "What is oolong?", "topicId": "tpc_1",
+                  "sessionId": "ssn_tea", "createdAt": "2025-01-02T10:00:01.000Z" },
+                { "id": "msg_2", "role": "assistant", "content": "", "topicId": "tpc_1", "parentId": "msg_1",
+                  "tools": [{ "id": "call_1", "apiName": "search", "arguments": "{}", "identifier": "web" }],
+                  "sessionId": "ssn_tea", "createdAt": "2025-01-02T10:00:02.000Z" },
+                { "id": "msg_3", "role": "tool", "content": "results", "topicId": "tpc_1", "parentId": "msg_2",
+                  "sessionId": "ssn_tea", "createdAt": "2025-01-02T10:00:03.000Z" },
+                { "id": "msg_4", "role": "assistant", "content": "A partly oxidised tea.", "topicId": "tpc_1",
+                  "parentId": "msg_3", "model": "gpt-4o", "provider": "openai",
+                  "sessionId": "ssn_tea", "createdAt": "2025-01-02T10:00:04.000Z" },
+                { "id": "msg_5", "role": "user", "content": "Hi", "sessionId": null, "topicId": null,
+                  "createdAt": "2025-01-03T10:00:00.000Z" },
+                { "id": "msg_6", "role": "assistant", "content": "", "parentId": "msg_5", "sessionId": null,
+                  "error": { "type": "InvalidAPIKey", "message": "bad key" },
+                  "createdAt": "2025-01-03T10:00:01.000Z" }
+            ]
+        }
+    })
+}
+
+#[tokio::test]
+async fn lobechat_exports_of_both_kinds_import_as_assistants_and_topics() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let dump = serde_json::to_vec(&lobechat_dump()).expect("json");
+    let (status, page) = import(&app, &app.client, "lobechat-data.json", &dump).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("a LobeChat export: 2 topics with 4 messages and 1 assistants"), "{page}");
+    let assistants = app.services.assistants.list_assistants(admin).await.expect("assistants");
+    let tea = assistants.iter().find(|a| a.config.title == "Tea Guide").expect("the agent");
+    assert_eq!((tea.config.avatar.as_str(), tea.config.model.as_str()), ("🍵", "gpt-4o"));
+    assert_eq!(tea.config.system_role, "You are a tea expert.");
+    assert_eq!(tea.config.params.temperature, Some(0.6));
+    let topics = everything(&app, admin).await;
+    let (oolong, messages) = topics.iter().find(|(t, _)| t.title == "Oolong").expect("the topic");
+    assert_eq!(oolong.assistant_id, tea.id);
+    assert!(oolong.pinned, "a favourite is pinned");
+    assert_eq!(shown(oolong, messages), ["What is oolong?", "A partly oxidised tea."]);
+    let (inbox, messages) = topics.iter().find(|(t, _)| t.title.is_empty()).expect("the inbox's messages");
+    assert_eq!(inbox.assistant_id, app.default_assistant().await);
+    assert_eq!(messages[1].status, loquat_core::domain::MessageStatus::Error);
+    assert_eq!(messages[1].error_message.as_deref(), Some("bad key"));
+    let (_, page) = import(&app, &app.client, "lobechat-data.json", &dump).await;
+    assert!(page.contains("0 topics with 0 messages and 0 assistants"), "{page}");
+    // The older settings file (version 7).
+    let legacy = json!({
+        "exportType": "sessions", "version": 7,
+        "state": {
+            "sessions": [{ "id": "s1", "type": "agent", "meta": { "title": "Poet", "avatar": "https://x/y.png" },
+                           "config": { "systemRole": "Write poems.", "model": "gpt-4o-mini",
+                                       "chatConfig": { "enableHistoryCount": true, "historyCount": 4 } },
+                           "createdAt": 1_735_000_000_000_i64 }],
+            "topics": [{ "id": "t1", "title": "Haiku", "sessionId": "s1", "createdAt": 1_735_000_000_000_i64 }],
+            "messages": [
+                { "id": "m1", "role": "user", "content": "A haiku", "topicId": "t1", "sessionId": "s1",
+                  "createdAt": 1_735_000_000_001_i64 },
+                { "id": "m2", "role": "assistant", "content": "Autumn moon", "topicId": "t1", "sessionId": "s1",
+                  "parentId": "m1", "extra": { "fromModel": "gpt-4o-mini", "fromProvider": "openai" },
+                  "createdAt": 1_735_000_000_002_i64 }
+            ]
+        }
+    });
+    let (status, page) = import(&app, &app.client, "old.json", legacy.to_string().as_bytes()).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("1 topics with 2 messages and 1 assistants"), "{page}");
+    let assistants = app.services.assistants.list_assistants(admin).await.expect("assistants");
+    let poet = assistants.iter().find(|a| a.config.title == "Poet").expect("the session's agent");
+    assert_eq!(poet.config.avatar, "🤖", "an image avatar becomes the default emoji");
+    assert_eq!(poet.config.history_limit, Some(4));
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn files_that_are_not_exports_are_refused_clearly() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("photo.png", crate::attachments::PNG.to_vec()),
+        ("conversations.json", b"[{\"mapping\": ".to_vec()),
+        ("data.json", br#"{"hello": "world"}"#.to_vec()),
+        ("export.zip", zipped("readme.txt", b"nothing here")),
+        ("notes.md", b"# Just notes\n\nNo conversation here.".to_vec()),
+        ("deep.json", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes()),
+    ];
+    for (name, content) in cases {
+        let (status, page) = import(&app, &app.client, name, &content).await;
+        assert_eq!(status, 422, "{name}: {page}");
+        assert!(page.contains("not an export Loquat can read"), "{name}: {page}");
+    }
+    let old = json!({ "exportType": "all", "version": 1, "state": { "sessions": {} } });
+    let (status, page) = import(&app, &app.client, "v1.json", old.to_string().as_bytes()).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("export it again from a current version"), "{page}");
+    assert!(everything(&app, admin).await.is_empty(), "nothing was written");
+    app.cleanup().await;
+}
+
+/// Serves `body` as JSON to one request on a local port; its address.
+async fn serve_once(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        if let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(body.as_bytes()).await;
+        }
+    });
+    format!("http://{address}/tea-guide.json")
+}
+
+#[tokio::test]
+async fn agents_travel_in_lobechats_format_from_files_and_addresses() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.ssrf_allow = "127.0.0.1".into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let agent = json!({
+        "identifier": "tea-guide", "schemaVersion": 1, "createdAt": "2025-03-01",
+        "meta": { "title": "Tea Guide", "description": "Explains teas", "avatar": "🍵", "tags": ["tea"] },
+        "config": { "systemRole": "You are a tea expert.", "openingQuestions": ["Green or black?"],
+                    "params": { "temperature": 0.6 } }
+    });
+    let response = app
+        .client
+        .post(app.url("/assistants/import"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[("tea-guide.json", agent.to_string().as_bytes())]))
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 303);
+    let edit = response.headers()["location"].to_str().expect("ascii").to_owned();
+    let id = edit.trim_start_matches("/assistants/").trim_end_matches("/edit").to_owned();
+    let (_, page) = app.page(&edit).await;
+    assert!(page.contains("You are a tea expert.") && page.contains("value=\"tea\""), "{page}");
+    // Exported again in the same format.
+    let exported: Value = app
+        .client
+        .get(app.url(&format!("/assistants/{id}/export")))
+        .send()
+        .await
+        .expect("export")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(exported["identifier"], "tea-guide");
+    assert_eq!(exported["meta"]["tags"], json!(["tea"]));
+    assert_eq!(exported["config"]["systemRole"], "You are a tea expert.");
+    assert_eq!(exported["config"]["openingQuestions"], json!(["Green or black?"]));
+    // From an address (allowed here: the test server is local).
+    let url = serve_once(agent.to_string().replace("Tea Guide", "Tea Guide 2")).await;
+    let response = app
+        .client
+        .post(app.url("/assistants/import"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"url\"\r\n\r\n{url}\r\n--{BOUNDARY}--\r\n"
+        ))
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 303);
+    let titles: Vec<String> = app
+        .services
+        .assistants
+        .list_assistants(app.admin().await)
+        .await
+        .expect("assistants")
+        .into_iter()
+        .map(|a| a.config.title)
+        .collect();
+    assert!(titles.contains(&"Tea Guide 2".to_owned()), "{titles:?}");
+    // Someone else's assistant is not exported; a document that is not an agent is refused.
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let theirs = bob.get(app.url(&format!("/assistants/{id}/export"))).send().await.expect("GET");
+    assert_eq!(theirs.status().as_u16(), 404);
+    let refused = app
+        .client
+        .post(app.url("/assistants/import"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(multipart_body(None, &[("x.json", br#"{"title": "no meta"}"#)]))
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(refused.status().as_u16(), 422);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_agent_address_goes_through_the_ssrf_guard() {
+    let app = TestApp::spawn().await;
+    let url = serve_once("{}".to_owned()).await;
+    let response = app
+        .client
+        .post(app.url("/assistants/import"))
+        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"url\"\r\n\r\n{url}\r\n--{BOUNDARY}--\r\n"
+        ))
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 422);
+    let page = response.text().await.expect("page");
+    assert!(page.contains("could not be fetched"), "{page}");
+    app.cleanup().await;
+}
