@@ -122,6 +122,7 @@ fn pages() -> RouteTable {
         .post("/assistants/{id}/delete", assistants::delete_assistant)
         .post("/assistants/{id}/model", assistants::set_assistant_model)
         .get("/assistants/{id}/export", data::export_agent)
+        .post("/assistants/{id}/arrange/{action}", assistants::arrange_assistant)
         // Settings.
         .get("/settings", settings::settings_page)
         .post("/settings/preferences", settings::save_preferences)

@@ -268,6 +268,8 @@ pub struct AssistantLink {
     pub avatar: String,
     pub description: String,
     pub current: bool,
+    pub pinned: bool,
+    pub is_default: bool,
 }
 
 impl AssistantLink {
@@ -278,6 +280,8 @@ impl AssistantLink {
             avatar: assistant.config.avatar.clone(),
             description: assistant.config.description.clone(),
             current: current.is_some_and(|c| c.id == assistant.id),
+            pinned: assistant.config.pinned,
+            is_default: assistant.is_default,
         }
     }
 }

@@ -48,6 +48,10 @@ pub struct AssistantConfig {
     pub tools: Vec<String>,
     /// Words to find it by (LobeChat's agent tags).
     pub tags: Vec<String>,
+    /// Kept at the top of its owner's list (after the default assistant).
+    pub pinned: bool,
+    /// Its place in its owner's list (lower first; equal places keep creation order).
+    pub position: u32,
 }
 
 impl Default for AssistantConfig {
@@ -69,6 +73,8 @@ impl Default for AssistantConfig {
             opening_questions: Vec::new(),
             tools: Vec::new(),
             tags: Vec::new(),
+            pinned: false,
+            position: 0,
         }
     }
 }

@@ -28,8 +28,51 @@ impl Assistants {
         Self { store, generations }
     }
 
+    /// The user's assistants as their list shows them: the default one, the pinned ones, then
+    /// the rest, each group in the order the user gave it (else creation order).
     pub async fn list_assistants(&self, user: UserId) -> CoreResult<Vec<Assistant>> {
-        Ok(self.store.list_assistants(user).await?)
+        let mut assistants = self.store.list_assistants(user).await?;
+        assistants.sort_by_key(|a| (!a.is_default, !a.config.pinned, a.config.position));
+        Ok(assistants)
+    }
+
+    /// Pins an assistant to the top of the list, or unpins it.
+    pub async fn set_assistant_pinned(&self, user: UserId, id: AssistantId, pinned: bool) -> CoreResult<()> {
+        let assistant = self.assistant(user, id).await?;
+        let config = AssistantConfig { pinned, ..assistant.config };
+        self.store_config(user, id, &config).await
+    }
+
+    /// Moves an assistant one place up or down its group of the list (pinned or not; the
+    /// default assistant stays first).
+    pub async fn move_assistant(&self, user: UserId, id: AssistantId, up: bool) -> CoreResult<()> {
+        let list = self.list_assistants(user).await?;
+        let at = list.iter().position(|a| a.id == id).ok_or(CoreError::NotFound("assistant"))?;
+        let group = |a: &Assistant| (a.is_default, a.config.pinned);
+        let neighbour = if up { at.checked_sub(1) } else { Some(at + 1) };
+        let Some(other) = neighbour.filter(|other| list.get(*other).is_some_and(|o| group(o) == group(&list[at])))
+        else {
+            return Ok(()); // already at the end of its group
+        };
+        // Places as the list shows them now, with the two swapped.
+        let mut order: Vec<&Assistant> = list.iter().collect();
+        order.swap(at, other);
+        for (place, assistant) in order.into_iter().enumerate() {
+            let place = u32::try_from(place).unwrap_or(u32::MAX);
+            if assistant.config.position != place {
+                let config = AssistantConfig { position: place, ..assistant.config.clone() };
+                self.store_config(user, assistant.id, &config).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_config(&self, user: UserId, id: AssistantId, config: &AssistantConfig) -> CoreResult<()> {
+        if self.store.update_assistant(user, id, config, Timestamp::now()).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("assistant"))
+        }
     }
 
     pub async fn assistant(&self, user: UserId, id: AssistantId) -> CoreResult<Assistant> {
@@ -67,9 +110,10 @@ impl Assistants {
         config: AssistantConfig,
     ) -> CoreResult<Assistant> {
         config.validate()?;
-        if !self.store.update_assistant(user, id, &config, Timestamp::now()).await? {
-            return Err(CoreError::NotFound("assistant"));
-        }
+        // Its place in the list is not the form's to change.
+        let current = self.assistant(user, id).await?;
+        let config = AssistantConfig { pinned: current.config.pinned, position: current.config.position, ..config };
+        self.store_config(user, id, &config).await?;
         self.assistant(user, id).await
     }
 

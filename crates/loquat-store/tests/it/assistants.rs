@@ -32,6 +32,8 @@ fn rich_config() -> AssistantConfig {
         opening_questions: vec!["这是什么？".into(), "How are you?".into()],
         tools: vec!["web_search".into(), "read_page".into()],
         tags: vec!["writing".into(), "翻译".into()],
+        pinned: true,
+        position: 3,
     }
 }
 

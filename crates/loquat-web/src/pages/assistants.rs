@@ -185,6 +185,9 @@ impl AssistantForm {
                 .map(|tag| tag.chars().take(40).collect())
                 .take(20)
                 .collect(),
+            // The list's order is kept by the service, not the form.
+            pinned: false,
+            position: 0,
         })
     }
 }
@@ -342,5 +345,34 @@ pub async fn set_assistant_model(
     if viewer.flavor == Flavor::Json {
         return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
     }
+    Ok(see_other(&safe_next(&form.back, &format!("/chat/{id}"))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ArrangeForm {
+    /// `1` to pin, `0` to unpin (`/pin`); `up` or `down` (`/move`).
+    value: String,
+    back: String,
+}
+
+/// `POST /assistants/{id}/pin` (`value` 1 or 0) and `POST /assistants/{id}/move` (`value` up or
+/// down): its place in the list.
+pub async fn arrange_assistant(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ArrangeForm>,
+) -> WebResult<Response> {
+    let id: AssistantId = parse_id(&id, &viewer)?;
+    let assistants = &state.services.assistants;
+    let user = viewer.user.id;
+    match (action.as_str(), form.value.as_str()) {
+        ("pin", value) => assistants.set_assistant_pinned(user, id, value == "1").await,
+        ("move", "up") => assistants.move_assistant(user, id, true).await,
+        ("move", "down") => assistants.move_assistant(user, id, false).await,
+        _ => return Err(WebError::not_found(viewer.tr, viewer.flavor)),
+    }
+    .map_err(viewer.fail())?;
     Ok(see_other(&safe_next(&form.back, &format!("/chat/{id}"))))
 }

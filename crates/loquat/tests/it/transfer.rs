@@ -471,3 +471,39 @@ async fn an_agent_address_goes_through_the_ssrf_guard() {
     assert!(page.contains("could not be fetched"), "{page}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn assistants_are_pinned_and_ordered_by_their_owner() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    for title in ["One", "Two", "Three"] {
+        let location = app.post_redirect("/assistants", &[("title", title)]).await;
+        ids.push(location.trim_start_matches("/chat/").to_owned());
+    }
+    let titles = || async {
+        let list = app.services.assistants.list_assistants(admin).await.expect("assistants");
+        list.into_iter().skip(1).map(|a| a.config.title).collect::<Vec<_>>()
+    };
+    assert_eq!(titles().await, ["One", "Two", "Three"]);
+    app.post_redirect(&format!("/assistants/{}/arrange/pin", ids[2]), &[("value", "1")]).await;
+    assert_eq!(titles().await, ["Three", "One", "Two"]);
+    app.post_redirect(&format!("/assistants/{}/arrange/move", ids[1]), &[("value", "up")]).await;
+    assert_eq!(titles().await, ["Three", "Two", "One"]);
+    // A pinned one does not move past the unpinned; the order survives an edit of the form.
+    app.post_redirect(&format!("/assistants/{}/arrange/move", ids[2]), &[("value", "down")]).await;
+    assert_eq!(titles().await, ["Three", "Two", "One"]);
+    app.post_redirect(&format!("/assistants/{}", ids[1]), &[("title", "Two, renamed")]).await;
+    assert_eq!(titles().await, ["Three", "Two, renamed", "One"]);
+    let (_, page) = app.page(&format!("/chat/{}", ids[0])).await;
+    assert!(page.contains("Unpin") && page.contains("Move up"), "the sidebar's menu");
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let refused = bob
+        .post(app.url(&format!("/assistants/{}/arrange/pin", ids[0])))
+        .form(&[("value", "1")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status().as_u16(), 404);
+    app.cleanup().await;
+}

@@ -57,6 +57,8 @@ pub struct ImportedTopic {
     pub active_leaf: Option<String>,
     /// The topic is this user's own topic (a Loquat export of the same account): already here.
     pub own_id: Option<TopicId>,
+    /// How many of the source's rows had no place here (system, tool, hidden).
+    pub left_out: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +279,9 @@ pub(super) async fn write(
         }
         report.topics += 1;
         report.messages += messages.len() as u64;
+        if topic.left_out > 0 {
+            batch.skip(format!("{what} ({})", topic.left_out), SkipReason::NotShown);
+        }
     }
     let mut missing: Vec<_> = missing_files.into_iter().collect();
     missing.sort();

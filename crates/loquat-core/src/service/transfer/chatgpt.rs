@@ -105,19 +105,20 @@ pub fn parse(bytes: &[u8]) -> CoreResult<Batch> {
             .or(conversation.conversation_id.clone())
             .unwrap_or_else(|| format!("{place}:{title}:{}", conversation.create_time.unwrap_or_default()));
         let topic_at = seconds(conversation.create_time).unwrap_or(Timestamp(0));
+        // Rows with a message Loquat leaves out (the tree's empty root is no message).
+        let mut left_out = 0;
         let rows = conversation
             .mapping
             .into_iter()
             .map(|(id, node)| {
+                let had_message = node.message.is_some();
                 let message = node.message.and_then(|message| shown(&id, node.parent.clone(), message, topic_at));
+                left_out += usize::from(had_message && message.is_none());
                 Row { key: id, parent: node.parent, message }
             })
             .collect();
         let folded = fold(rows);
         total += folded.messages.len();
-        if folded.dropped > 0 {
-            batch.skip(format!("{title} ({})", folded.dropped), SkipReason::NotShown);
-        }
         let current = conversation.current_node.map(|node| folded.home.get(&node).cloned().unwrap_or(node));
         batch.topics.push(ImportedTopic {
             key,
@@ -126,6 +127,7 @@ pub fn parse(bytes: &[u8]) -> CoreResult<Batch> {
             updated_at: seconds(conversation.update_time).unwrap_or(topic_at),
             messages: folded.messages,
             active_leaf: current,
+            left_out,
             ..ImportedTopic::default()
         });
     }

@@ -129,10 +129,7 @@ pub fn parse(document: &Value) -> CoreResult<Batch> {
         folded.messages.sort_by_key(|message| message.created_at);
         topic.updated_at = topic.updated_at.max(folded.messages.last().map_or(Timestamp(0), |last| last.created_at));
         topic.messages = folded.messages;
-        if folded.dropped > 0 {
-            let what = format!("{} ({})", topic.title, folded.dropped);
-            batch.skip(what, SkipReason::NotShown);
-        }
+        topic.left_out = folded.dropped;
     }
     Ok(batch)
 }

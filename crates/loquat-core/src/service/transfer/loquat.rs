@@ -290,6 +290,7 @@ pub fn parse(bytes: &[u8]) -> CoreResult<Batch> {
             updated_at: Timestamp(topic.updated_at),
             messages,
             active_leaf: topic.active_leaf_id,
+            left_out: 0,
         });
     }
     Ok(batch)
