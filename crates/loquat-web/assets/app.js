@@ -51,6 +51,8 @@ async function copyText(value) {
 
 /** Adds copy buttons to code blocks under `root`. @param {ParentNode} root */
 function enhance(root) {
+  // Buttons that work only with the script.
+  for (const button of root.querySelectorAll('.msg-bar [hidden][data-action]')) button.hidden = false;
   for (const pre of root.querySelectorAll('.md pre')) {
     if (pre.querySelector('.code-copy')) continue;
     const button = document.createElement('button');
@@ -152,6 +154,7 @@ function follow(id, options = {}) {
       enhance(article);
       setBusy(null);
       announce(text(ENDINGS[data.status] ?? 'i18nAnswerFailed'));
+      tokens.refresh();
       if (stick) scrollToBottom();
       if (options.refreshTitle) setTimeout(refreshChrome, 2000);
     }));
@@ -226,6 +229,8 @@ async function send(form) {
     toast(composer.querySelector('.composer-warning').textContent);
     return;
   }
+  const warning = form === composer ? tokens.warning() : null;
+  if (warning && !confirm(warning)) return;
   const payload = new URLSearchParams(new FormData(form));
   payload.set('files', files.ids.join(','));
   area.value = '';
@@ -335,6 +340,38 @@ document.addEventListener('click', async (event) => {
       if (response.ok) {
         await copyText(await response.text());
         toast(text('i18nCopied'));
+      }
+      break;
+    }
+    case 'translate': {
+      const article = actionable.closest('.msg');
+      const bubble = article.querySelector('.bubble');
+      bubble?.querySelector('.translation')?.remove();
+      actionable.disabled = true;
+      try {
+        const response = await fetch(`/messages/${article.dataset.id}/translate`, {
+          method: 'POST', headers: { Accept: 'application/json' },
+        });
+        const data = await response.json().catch(() => null);
+        if (!response.ok) {
+          toast(data?.error?.message ?? `${response.status}`);
+          break;
+        }
+        const block = document.createElement('details');
+        block.className = 'translation';
+        block.open = true;
+        const summary = document.createElement('summary');
+        summary.textContent = data.label;
+        const body = document.createElement('div');
+        body.className = 'md';
+        body.innerHTML = data.html;
+        block.append(summary, body);
+        bubble?.append(block);
+        enhance(article);
+      } catch {
+        toast(text('i18nNetwork'));
+      } finally {
+        actionable.disabled = false;
       }
       break;
     }
@@ -518,6 +555,7 @@ const attachments = (() => {
     warning.hidden = !(composer.dataset.vision === 'false' && items.some((item) => item.image));
     // A message of only files needs no text.
     area.required = items.length === 0;
+    composer.dispatchEvent(new Event('files-changed'));
   };
   const remove = (item) => {
     item.request?.abort();
@@ -598,6 +636,44 @@ const attachments = (() => {
     blocked: () => Boolean(warning && !warning.hidden),
     clear: () => { for (const item of [...items]) remove(item); },
   };
+})();
+
+/** The composer's token estimate, asked for again a moment after the text or the files change. */
+const tokens = (() => {
+  const label = composer?.querySelector('.token-count');
+  let timer = 0;
+  /** @type {AbortController | null} */
+  let asking = null;
+  /** @type {{too_large: boolean, warning: string} | null} */
+  let last = null;
+  const ask = async () => {
+    asking?.abort();
+    asking = new AbortController();
+    const payload = new URLSearchParams(new FormData(composer));
+    payload.set('files', attachments.ready().ids.join(','));
+    try {
+      const response = await fetch(composer.action.replace(/\/send$/, '/tokens'), {
+        method: 'POST', headers: { Accept: 'application/json' }, body: payload, signal: asking.signal,
+      });
+      if (!response.ok) return;
+      last = await response.json();
+      label.textContent = last.label;
+      label.title = last.detail;
+      label.classList.toggle('over', last.too_large);
+      label.hidden = false;
+    } catch {
+      // An estimate that does not arrive changes nothing.
+    }
+  };
+  const refresh = () => {
+    if (!label) return;
+    clearTimeout(timer);
+    timer = setTimeout(ask, 400);
+  };
+  composer?.addEventListener('files-changed', refresh);
+  composer?.querySelector('textarea')?.addEventListener('input', refresh);
+  if (composer?.querySelector('input[name=topic_id]')?.value) refresh();
+  return { refresh, warning: () => (last?.too_large ? last.warning : null) };
 })();
 
 if (composer) {

@@ -84,6 +84,7 @@ fn pages() -> RouteTable {
         .get("/chat/{assistant}/{topic}", chat::show_topic)
         .get("/chat/{assistant}/{topic}/earlier", chat::earlier_messages)
         .post("/chat/{assistant}/send", chat_api::send_message)
+        .post("/chat/{assistant}/tokens", chat_api::estimate_tokens)
         // Messages.
         .get("/messages/{id}/events", events::message_events)
         .get("/messages/{id}/raw", chat_api::raw_message)
@@ -91,6 +92,7 @@ fn pages() -> RouteTable {
         .get_post("/messages/{id}/edit", chat::edit_message_page, chat::edit_message)
         .post("/messages/{id}/regenerate", chat::regenerate_message)
         .post("/messages/{id}/continue", chat::continue_message)
+        .post("/messages/{id}/translate", chat_api::translate_message)
         .post("/messages/{id}/delete", chat::delete_message)
         .post("/messages/{id}/switch", chat::switch_branch)
         .get("/messages/{id}/sources/{number}", knowledge::source)

@@ -474,6 +474,19 @@ pub fn chosen_model(groups: &[ModelGroup]) -> Option<&ModelOption> {
 
 /// A time for tables: `YYYY-MM-DD HH:MM` UTC.
 /// A byte count as people read it: `100 MB`, `1.5 GB`, `512 KB`, `10 bytes`.
+/// `128000` → `128,000`.
+pub fn group_digits(number: u64) -> String {
+    let digits = number.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (place, digit) in digits.chars().enumerate() {
+        if place > 0 && (digits.len() - place).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
     if bytes < 1024 {

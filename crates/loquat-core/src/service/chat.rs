@@ -15,7 +15,7 @@ use crate::domain::{Assistant, Message, MessageRole, MessageStatus, NewMessage, 
 use crate::error::{CoreError, CoreResult};
 use crate::generation::{Attempt, Generations, JobSpec, Subscription};
 use crate::id::{AssistantId, FileId, MessageId, TopicId, UserId};
-use crate::llm::{ChatClient, ChatEvent, ChatMessage, ChatRequest, ChatRole};
+use crate::llm::{ChatClient, ChatMessage, ChatRequest, ChatRole};
 use crate::prompt::{Materials, PromptContext, build_chat_messages, clean_title, sent_history, title_request};
 use crate::store::{FinishedAnswer, Store, TreeWrite};
 use crate::time::Timestamp;
@@ -59,21 +59,21 @@ pub enum Attachment {
 /// Cheap to clone.
 #[derive(Clone)]
 pub struct Chat {
-    store: Arc<dyn Store>,
-    chat_client: Arc<dyn ChatClient>,
-    generations: Generations,
-    providers: Providers,
-    assistants: Assistants,
-    usage: Usage,
-    reader: Reader,
-    knowledge: Knowledge,
-    tools: super::Tools,
-    instance: super::Instance,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) chat_client: Arc<dyn ChatClient>,
+    pub(super) generations: Generations,
+    pub(super) providers: Providers,
+    pub(super) assistants: Assistants,
+    pub(super) usage: Usage,
+    pub(super) reader: Reader,
+    pub(super) knowledge: Knowledge,
+    pub(super) tools: super::Tools,
+    pub(super) instance: super::Instance,
     max_message_chars: usize,
 }
 
 /// Who is asking and what they can reach, read once per action.
-struct Asker {
+pub(super) struct Asker {
     person: User,
     choices: Choices,
 }
@@ -132,7 +132,7 @@ impl Chat {
     }
 
     /// The user, their quota checked, and the providers they can reach.
-    async fn asker(&self, user: UserId) -> CoreResult<Asker> {
+    pub(super) async fn asker(&self, user: UserId) -> CoreResult<Asker> {
         let person = super::existing_user(self.store.as_ref(), user).await?;
         let (quota, choices) = tokio::join!(self.usage.check_quota(&person), self.providers.choices(&person));
         quota?;
@@ -140,7 +140,7 @@ impl Chat {
     }
 
     /// The model an assistant asks for, as `asker` may use it.
-    async fn resolve(&self, asker: &Asker, assistant: &Assistant) -> CoreResult<ResolvedModel> {
+    pub(super) async fn resolve(&self, asker: &Asker, assistant: &Assistant) -> CoreResult<ResolvedModel> {
         let config = &assistant.config;
         self.providers.resolve_model(&asker.choices, &config.provider, &config.model).await
     }
@@ -480,34 +480,14 @@ impl Chat {
         language: &str,
         resolved: &ResolvedModel,
     ) {
-        use futures_util::StreamExt;
-        let request = ChatRequest {
-            model: resolved.model.upstream_name().to_owned(),
-            messages: title_request(question, answer, language),
-            params: resolved.model.accepted_params(&crate::domain::ModelParams {
-                temperature: Some(0.3),
-                max_tokens: Some(60),
-                ..Default::default()
-            }),
-            ..ChatRequest::default()
-        };
-        let collect = async {
-            let mut stream = self.chat_client.stream_chat(&resolved.endpoint, &request).await?;
-            let mut text = String::new();
-            while let Some(event) = stream.next().await {
-                if let ChatEvent::Text(piece) = event? {
-                    text.push_str(&piece);
-                }
-            }
-            Ok::<_, crate::llm::ProviderError>(text)
-        };
-        let title = match tokio::time::timeout(std::time::Duration::from_secs(30), collect).await {
-            Ok(Ok(text)) => clean_title(&text),
-            Ok(Err(error)) => {
+        let params = crate::domain::ModelParams { temperature: Some(0.3), max_tokens: Some(60), ..Default::default() };
+        let messages = title_request(question, answer, language);
+        let title = match self.ask_once(resolved, messages, params, std::time::Duration::from_secs(30)).await {
+            Ok((text, _)) => clean_title(&text),
+            Err(error) => {
                 tracing::info!(%topic, %error, "could not title the topic");
                 return;
             }
-            Err(_) => return,
         };
         if title.is_empty() {
             return;

@@ -20,6 +20,7 @@ mod admin;
 mod assistants;
 mod chat;
 mod cli;
+mod composer;
 mod files;
 mod gateway;
 mod instance;
@@ -43,6 +44,7 @@ pub use accounts::{Accounts, ClientInfo, NewSession, Registration, RegistrationM
 pub use admin::{Admin, NewInvite};
 pub use assistants::Assistants;
 pub use chat::{Attachment, Chat, Exchange, SendMessage};
+pub use composer::TokenEstimate;
 pub use files::{FileContent, Files, content_type};
 pub use gateway::{
     ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, Gateway, PreparedApiChat, assistant_slug,

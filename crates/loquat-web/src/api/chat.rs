@@ -30,6 +30,64 @@ pub struct SendForm {
     files: String,
 }
 
+/// The composer's form, parsed: the topic and the files' ids.
+fn topic_and_files(form: &SendForm, viewer: &Viewer) -> WebResult<(Option<TopicId>, Vec<loquat_core::id::FileId>)> {
+    let topic_id: Option<TopicId> =
+        if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, viewer)?) };
+    let file_ids = form
+        .files
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| parse_id(id, viewer))
+        .collect::<WebResult<Vec<_>>>()?;
+    Ok((topic_id, file_ids))
+}
+
+/// `POST /chat/{assistant}/tokens` (the composer's fields): the next request's size, estimated,
+/// against the model's context window.
+pub async fn estimate_tokens(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(assistant): Path<String>,
+    Form(form): Form<SendForm>,
+) -> WebResult<Response> {
+    let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
+    let (topic_id, file_ids) = topic_and_files(&form, &viewer)?;
+    let chat = &state.services.chat;
+    let estimate = chat
+        .estimate_tokens(viewer.user.id, assistant_id, topic_id, &form.content, &file_ids)
+        .await
+        .map_err(viewer.fail())?;
+    let tr = viewer.tr;
+    let total = crate::views::group_digits(estimate.total as u64);
+    let label = match estimate.window {
+        Some(window) => {
+            let window = crate::views::group_digits(u64::from(window));
+            tr.t_args("composer.tokens_of", &[("count", &total), ("window", &window)])
+        }
+        None => tr.t_with("composer.tokens", "count", &total),
+    };
+    let detail = tr.t_args(
+        "composer.tokens_detail",
+        &[
+            ("system", &estimate.system.to_string()),
+            ("history", &estimate.history.to_string()),
+            ("message", &estimate.message.to_string()),
+            ("files", &estimate.files.to_string()),
+        ],
+    );
+    Ok(Json(serde_json::json!({
+        "total": estimate.total,
+        "window": estimate.window,
+        "too_large": estimate.too_large(),
+        "label": label,
+        "detail": detail,
+        "warning": tr.t("composer.too_many_tokens"),
+    }))
+    .into_response())
+}
+
 pub async fn send_message(
     viewer: Viewer,
     State(state): State<AppState>,
@@ -38,15 +96,7 @@ pub async fn send_message(
 ) -> WebResult<Response> {
     let assistant_id: AssistantId = parse_id(&assistant, &viewer)?;
     state.allow_chat(&viewer).await?;
-    let topic_id: Option<TopicId> =
-        if form.topic_id.is_empty() { None } else { Some(parse_id(&form.topic_id, &viewer)?) };
-    let file_ids = form
-        .files
-        .split(',')
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(|id| parse_id(id, &viewer))
-        .collect::<WebResult<Vec<_>>>()?;
+    let (topic_id, file_ids) = topic_and_files(&form, &viewer)?;
     let language = viewer.locale().code().to_owned();
     let send = SendMessage { assistant_id, topic_id, content: form.content, file_ids, language };
     let exchange = state.services.chat.send_message(viewer.user.id, send).await.map_err(viewer.fail())?;
@@ -88,6 +138,20 @@ pub async fn raw_message(viewer: Viewer, State(state): State<AppState>, Path(id)
     let id: MessageId = parse_id(&id, &viewer)?;
     let message = state.services.assistants.message(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message.content).into_response())
+}
+
+/// `POST /messages/{id}/translate`: the message in the reader's language, as sanitized HTML.
+pub async fn translate_message(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: MessageId = parse_id(&id, &viewer)?;
+    let language = viewer.locale().code();
+    let translated = state.services.chat.translate(viewer.user.id, id, language).await.map_err(viewer.fail())?;
+    let html = crate::markdown::render(&translated, &state.settings.image_hosts);
+    let label = viewer.tr.t("message.translation").into_owned();
+    Ok(Json(serde_json::json!({ "html": html, "label": label })).into_response())
 }
 
 pub async fn stop_message(

@@ -507,3 +507,82 @@ async fn assistants_are_pinned_and_ordered_by_their_owner() {
     assert_eq!(refused.status().as_u16(), 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_composer_counts_the_next_requests_tokens_against_the_context_window() {
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![("OPENAI_MODEL_LIST", "-all,gpt-4.1,tiny<8000>".into())],
+        ..TestOptions::default()
+    })
+    .await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("word ".repeat(400)));
+    let sent = app.send(assistant, None, "A first question").await;
+    app.finished(sent.answer).await;
+    let estimate = |content: String, topic: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(app.url(&format!("/chat/{assistant}/tokens")))
+                .header("accept", "application/json")
+                .form(&[("content", content.as_str()), ("topic_id", topic.as_str()), ("files", "")])
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    let fresh = estimate("Hello there".into(), String::new()).await;
+    let with_history = estimate("Hello there".into(), sent.topic.to_string()).await;
+    assert!(fresh["total"].as_u64() < Some(10), "{fresh}");
+    assert!(with_history["total"].as_u64() > Some(500), "the history counts: {with_history}");
+    assert_eq!(fresh["window"], 1_047_576, "gpt-4.1's window from the model bank: {fresh}");
+    assert!(fresh["label"].as_str().is_some_and(|label| label.contains("/ 1,047,576 tokens")), "{fresh}");
+    assert_eq!(fresh["too_large"], false);
+    // 中文 counts about a token a character; a request past the window is flagged.
+    app.post_redirect(&format!("/assistants/{assistant}/model"), &[("model", "openai::tiny")]).await;
+    let chinese = estimate("枇杷".repeat(5_000), String::new()).await;
+    assert!(chinese["total"].as_u64() > Some(9_000), "{chinese}");
+    assert_eq!((chinese["window"].as_u64(), chinese["too_large"].as_bool()), (Some(8_000), Some(true)), "{chinese}");
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let theirs = bob
+        .post(app.url(&format!("/chat/{assistant}/tokens")))
+        .form(&[("content", "x"), ("topic_id", ""), ("files", "")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(theirs.status().as_u16(), 404);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_message_is_translated_into_the_readers_language_by_the_assistants_model() {
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.push_reply(Reply::text("Loquats are **sweet**."));
+    let sent = app.send(assistant, None, "Tell me about loquats").await;
+    app.finished(sent.answer).await;
+    app.fake.set_recording(true);
+    app.fake.push_reply(Reply::text("枇杷很**甜**。<script>alert(1)</script>"));
+    let response = app
+        .client
+        .post(app.url(&format!("/messages/{}/translate", sent.answer)))
+        .header("accept", "application/json")
+        .header("accept-language", "zh-CN")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let translated: Value = response.json().await.expect("JSON");
+    let html = translated["html"].as_str().expect("html");
+    assert!(html.contains("<strong>甜</strong>") && !html.contains("<script>"), "{html}");
+    let request = app.fake.requests().pop().expect("the translation request");
+    let asked = request.body.to_string();
+    assert!(asked.contains("Simplified Chinese") && asked.contains("Loquats are **sweet**."), "{asked}");
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let theirs = bob.post(app.url(&format!("/messages/{}/translate", sent.answer))).send().await.expect("POST");
+    assert_eq!(theirs.status().as_u16(), 404);
+    app.cleanup().await;
+}
