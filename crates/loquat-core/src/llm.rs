@@ -304,6 +304,50 @@ pub struct Embeddings {
     pub prompt_tokens: u32,
 }
 
+/// Text to be read aloud (OpenAI's `POST /audio/speech`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechRequest {
+    pub model: String,
+    pub input: String,
+    pub voice: String,
+}
+
+/// Sound a provider made, and its media type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    pub bytes: bytes::Bytes,
+    pub mime: String,
+}
+
+/// Speech to be written down (OpenAI's `POST /audio/transcriptions`, Whisper-style).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptionRequest {
+    pub model: String,
+    pub audio: bytes::Bytes,
+    /// A name with the format's extension (`speech.webm`): providers tell formats by it.
+    pub file_name: String,
+    /// An ISO-639-1 hint, when known.
+    pub language: Option<String>,
+}
+
+/// Pictures to be drawn (OpenAI's `POST /images/generations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRequest {
+    pub model: String,
+    pub prompt: String,
+    /// `1024x1024`, `1536x1024`…
+    pub size: String,
+    pub count: u32,
+}
+
+/// One picture a provider drew: its bytes (fetched when the provider sent an address).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedImage {
+    pub bytes: bytes::Bytes,
+    /// The prompt as the model rewrote it, when it says.
+    pub revised_prompt: Option<String>,
+}
+
 /// What a provider says about one model (Ollama's `/api/show`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelDetails {
@@ -331,6 +375,28 @@ pub trait ChatClient: Send + Sync {
     async fn embed(&self, endpoint: &Endpoint, model: &str, inputs: &[String]) -> Result<Embeddings, ProviderError> {
         let _ = (endpoint, model, inputs);
         Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider has no embeddings"))
+    }
+
+    /// Reads `request.input` aloud; protocols without speech refuse.
+    async fn speech(&self, endpoint: &Endpoint, request: &SpeechRequest) -> Result<Audio, ProviderError> {
+        let _ = (endpoint, request);
+        Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot read aloud"))
+    }
+
+    /// Writes down what `request.audio` says; protocols without transcription refuse.
+    async fn transcribe(&self, endpoint: &Endpoint, request: &TranscriptionRequest) -> Result<String, ProviderError> {
+        let _ = (endpoint, request);
+        Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot transcribe"))
+    }
+
+    /// Draws what `request.prompt` describes; protocols without image generation refuse.
+    async fn generate_images(
+        &self,
+        endpoint: &Endpoint,
+        request: &ImageRequest,
+    ) -> Result<Vec<GeneratedImage>, ProviderError> {
+        let _ = (endpoint, request);
+        Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot draw images"))
     }
 
     /// Details of one model (Ollama reports its context length); others know nothing extra.

@@ -520,6 +520,22 @@ pub trait KnowledgeStore: Send + Sync {
 /// MCP servers added in the product. A member's are read and changed only with their id; the
 /// shared ones (an administrator's for everyone) through the `shared` methods, which the
 /// service calls only for administrators.
+/// Messages read aloud: the file holding each message's audio, per voice.
+#[async_trait]
+pub trait SpeechStore: Send + Sync {
+    async fn message_speech(&self, user: UserId, message: MessageId, voice: &str) -> StoreResult<Option<FileId>>;
+    /// Remembers the audio (replacing an older one of the same voice); false when the message
+    /// or the file is not the user's.
+    async fn keep_message_speech(
+        &self,
+        user: UserId,
+        message: MessageId,
+        voice: &str,
+        file: FileId,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
 /// Read-only links to topics.
 #[async_trait]
 pub trait ShareStore: Send + Sync {
@@ -581,6 +597,7 @@ pub trait Store:
     + McpServerStore
     + SearchStore
     + ShareStore
+    + SpeechStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

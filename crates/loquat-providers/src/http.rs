@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use loquat_core::domain::Protocol;
 use loquat_core::llm::{
-    ChatClient, ChatRequest, ChatStream, Embeddings, Endpoint, ModelDetails, ProviderError, ProviderErrorKind,
-    PullStream,
+    Audio, ChatClient, ChatRequest, ChatStream, Embeddings, Endpoint, GeneratedImage, ImageRequest, ModelDetails,
+    ProviderError, ProviderErrorKind, PullStream, SpeechRequest, TranscriptionRequest,
 };
 
 use crate::retry::{self, RetryPolicy};
@@ -223,6 +223,34 @@ impl ChatClient for HttpChatClient {
             }
         };
         embedded.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
+    }
+
+    async fn speech(&self, endpoint: &Endpoint, request: &SpeechRequest) -> Result<Audio, ProviderError> {
+        let made = match endpoint.protocol {
+            Protocol::OpenAi => openai::media::speech(self.http_for(endpoint), endpoint, request).await,
+            _ => Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot read aloud")),
+        };
+        made.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
+    }
+
+    async fn transcribe(&self, endpoint: &Endpoint, request: &TranscriptionRequest) -> Result<String, ProviderError> {
+        let written = match endpoint.protocol {
+            Protocol::OpenAi => openai::media::transcribe(self.http_for(endpoint), endpoint, request).await,
+            _ => Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot transcribe")),
+        };
+        written.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
+    }
+
+    async fn generate_images(
+        &self,
+        endpoint: &Endpoint,
+        request: &ImageRequest,
+    ) -> Result<Vec<GeneratedImage>, ProviderError> {
+        let drawn = match endpoint.protocol {
+            Protocol::OpenAi => openai::media::generate_images(self.http_for(endpoint), endpoint, request).await,
+            _ => Err(ProviderError::new(ProviderErrorKind::BadRequest, "this provider cannot draw images")),
+        };
+        drawn.map_err(|error| log(errors::sanitize(error, endpoint.api_key.as_ref())))
     }
 
     async fn model_details(&self, endpoint: &Endpoint, model: &str) -> Result<ModelDetails, ProviderError> {

@@ -17,6 +17,7 @@ mod rows;
 mod search;
 mod sessions;
 mod shares;
+mod speech;
 mod tool_steps;
 mod topics;
 mod tree;

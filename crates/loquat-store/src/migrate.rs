@@ -35,6 +35,7 @@ const SQLITE: &[Embedded] = &[
     (18, "pinned topics", include_str!("../migrations/sqlite/0018_pinned_topics.sql")),
     (19, "message search", include_str!("../migrations/sqlite/0019_message_search.sql")),
     (20, "shares", include_str!("../migrations/sqlite/0020_shares.sql")),
+    (21, "message speech", include_str!("../migrations/sqlite/0021_message_speech.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -57,6 +58,7 @@ const POSTGRES: &[Embedded] = &[
     (18, "pinned topics", include_str!("../migrations/postgres/0018_pinned_topics.sql")),
     (19, "message search", include_str!("../migrations/postgres/0019_message_search.sql")),
     (20, "shares", include_str!("../migrations/postgres/0020_shares.sql")),
+    (21, "message speech", include_str!("../migrations/postgres/0021_message_speech.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -343,6 +343,22 @@ document.addEventListener('click', async (event) => {
       }
       break;
     }
+    case 'speak':
+      speech.toggle(actionable);
+      break;
+    case 'mic':
+      microphone.toggle(actionable);
+      break;
+    case 'draw': {
+      const dialog = /** @type {HTMLDialogElement | null} */ (document.getElementById('draw'));
+      if (!dialog) break;
+      const prompt = dialog.querySelector('textarea');
+      const typed = composer?.querySelector('textarea')?.value.trim();
+      if (typed && !prompt.value) prompt.value = typed;
+      dialog.showModal();
+      prompt.focus();
+      break;
+    }
     case 'translate': {
       const article = actionable.closest('.msg');
       const bubble = article.querySelector('.bubble');
@@ -879,3 +895,130 @@ shortcuts?.addEventListener('click', (event) => {
 
 // The topic list's days (today, yesterday…) are counted in the browser's time zone.
 document.cookie = `tz=${-new Date().getTimezoneOffset()}; path=/; max-age=31536000; samesite=lax`;
+
+/** Reading answers aloud: one at a time; the second play of a message comes from its kept file. */
+const speech = (() => {
+  /** @type {{button: HTMLElement, audio: HTMLAudioElement} | null} */
+  let playing = null;
+  const stop = () => {
+    if (!playing) return;
+    playing.audio.pause();
+    URL.revokeObjectURL(playing.audio.src);
+    playing.button.classList.remove('active');
+    playing.button.title = playing.button.getAttribute('aria-label') ?? '';
+    playing = null;
+  };
+  const toggle = async (/** @type {HTMLElement} */ button) => {
+    const same = playing?.button === button;
+    stop();
+    if (same) return;
+    const article = button.closest('.msg');
+    button.classList.add('active');
+    try {
+      const response = await fetch(`/messages/${article.dataset.id}/speech`, { method: 'POST' });
+      if (!response.ok) {
+        const error = await response.json().catch(() => null);
+        toast(error?.error?.message ?? `${response.status}`);
+        button.classList.remove('active');
+        return;
+      }
+      const audio = new Audio(URL.createObjectURL(await response.blob()));
+      playing = { button, audio };
+      button.title = button.dataset.stop ?? '';
+      audio.addEventListener('ended', stop);
+      await audio.play();
+    } catch {
+      button.classList.remove('active');
+      toast(text('i18nNetwork'));
+    }
+  };
+  return { toggle };
+})();
+
+/**
+ * Speaking instead of typing: the browser records, the server writes it down and the text goes
+ * into the composer. Where recording is impossible or the server has no transcription, the
+ * browser's own speech recognition (where it exists) does it.
+ */
+const microphone = (() => {
+  const area = composer?.querySelector('textarea');
+  /** @type {MediaRecorder | null} */
+  let recorder = null;
+  /** @type {any} */
+  let recognition = null;
+  const Recognition = /** @type {any} */ (window).SpeechRecognition || /** @type {any} */ (window).webkitSpeechRecognition;
+  const insert = (/** @type {string} */ words) => {
+    if (!words || !area) return;
+    area.value = area.value ? `${area.value.trimEnd()} ${words}` : words;
+    area.dispatchEvent(new Event('input'));
+    area.focus();
+  };
+  const pressed = (/** @type {HTMLElement} */ button, /** @type {boolean} */ on) => {
+    button.classList.toggle('active', on);
+    button.setAttribute('aria-pressed', String(on));
+  };
+  const recognise = (/** @type {HTMLElement} */ button) => {
+    if (!Recognition) return false;
+    recognition = new Recognition();
+    recognition.lang = document.documentElement.lang || 'en';
+    recognition.interimResults = false;
+    recognition.addEventListener('result', (/** @type {any} */ event) => {
+      insert(Array.from(event.results).map((/** @type {any} */ result) => result[0].transcript).join(' '));
+    });
+    recognition.addEventListener('end', () => { recognition = null; pressed(button, false); });
+    recognition.start();
+    pressed(button, true);
+    return true;
+  };
+  const record = async (/** @type {HTMLElement} */ button) => {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch {
+      if (!recognise(button)) toast(button.dataset.denied ?? '');
+      return;
+    }
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.addEventListener('dataavailable', (event) => { if (event.data.size) chunks.push(event.data); });
+    recorder.addEventListener('stop', async () => {
+      for (const track of stream.getTracks()) track.stop();
+      recorder = null;
+      pressed(button, false);
+      const body = new FormData();
+      body.append('audio', new Blob(chunks, { type: chunks[0]?.type || 'audio/webm' }), 'speech.webm');
+      try {
+        const response = await fetch('/chat/transcribe', { method: 'POST', headers: { Accept: 'application/json' }, body });
+        const data = await response.json().catch(() => null);
+        if (response.ok) insert(data.text);
+        else toast(data?.error?.message ?? `${response.status}`);
+      } catch {
+        toast(text('i18nNetwork'));
+      }
+    });
+    recorder.start();
+    pressed(button, true);
+  };
+  const toggle = (/** @type {HTMLElement} */ button) => {
+    if (recorder) recorder.stop();
+    else if (recognition) recognition.stop();
+    else if (navigator.mediaDevices?.getUserMedia && window.MediaRecorder) record(button);
+    else if (!recognise(button)) toast(button.dataset.denied ?? '');
+  };
+  return { toggle };
+})();
+
+// Drawing: the dialog's form goes as any form would; the button says it is working meanwhile.
+document.querySelector('form[data-draw]')?.addEventListener('submit', (event) => {
+  const form = /** @type {HTMLFormElement} */ (event.target);
+  const button = form.querySelector('button.button');
+  if (button) {
+    button.disabled = true;
+    button.textContent = form.dataset.working ?? button.textContent;
+  }
+});
+
+// The composer's voice and drawing buttons need the script.
+for (const button of document.querySelectorAll('.composer [data-action=mic][hidden], .composer [data-action=draw][hidden]')) {
+  /** @type {HTMLElement} */ (button).hidden = false;
+}

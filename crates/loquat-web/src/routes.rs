@@ -15,7 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
 use crate::pages::{
-    account, admin, admin_features, assistants, auth, chat, data, files, knowledge, mcp, search, settings, share, sso,
+    account, admin, admin_features, assistants, auth, chat, data, files, knowledge, mcp, media, search, settings,
+    share, sso,
 };
 use crate::{AppState, assets, health, metrics, middleware, pwa, request_id};
 
@@ -61,6 +62,7 @@ fn uploads() -> RouteTable {
         .post("/knowledge/{id}/upload", knowledge::upload)
         .post("/settings/data/import", data::import)
         .post("/assistants/import", data::import_agent)
+        .post("/chat/transcribe", media::transcribe)
 }
 
 /// What an upload's form adds to its file (part headers, small fields).
@@ -85,6 +87,7 @@ fn pages() -> RouteTable {
         .get("/chat/{assistant}/{topic}/earlier", chat::earlier_messages)
         .post("/chat/{assistant}/send", chat_api::send_message)
         .post("/chat/{assistant}/tokens", chat_api::estimate_tokens)
+        .post("/chat/{assistant}/draw", media::draw)
         // Messages.
         .get("/messages/{id}/events", events::message_events)
         .get("/messages/{id}/raw", chat_api::raw_message)
@@ -93,6 +96,7 @@ fn pages() -> RouteTable {
         .post("/messages/{id}/regenerate", chat::regenerate_message)
         .post("/messages/{id}/continue", chat::continue_message)
         .post("/messages/{id}/translate", chat_api::translate_message)
+        .post("/messages/{id}/speech", media::speak)
         .post("/messages/{id}/delete", chat::delete_message)
         .post("/messages/{id}/switch", chat::switch_branch)
         .get("/messages/{id}/sources/{number}", knowledge::source)

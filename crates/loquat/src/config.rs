@@ -81,6 +81,7 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub files: FilesConfig,
     pub tools: ToolsConfig,
+    pub media: MediaConfig,
     /// MCP servers in the `mcpServers` JSON format of Claude Desktop, Cursor and LobeChat
     /// (`LOQUAT_MCP_CONFIG=path`): their tools are offered to assistants as `mcp:<name>`.
     pub mcp_config: Option<PathBuf>,
@@ -121,6 +122,33 @@ pub struct FilesConfig {
 impl Default for FilesConfig {
     fn default() -> Self {
         Self { max_bytes: 100 * 1024 * 1024 }
+    }
+}
+
+/// Voice and pictures (`LOQUAT_MEDIA__*`): `provider::model` of a provider speaking OpenAI's
+/// media endpoints (the server's, with the person's own key when they set one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Reads answers aloud (`/audio/speech`).
+    pub speech_model: String,
+    /// The voice when an assistant names none.
+    pub voice: String,
+    /// Writes speech down for the composer (`/audio/transcriptions`).
+    pub transcription_model: String,
+    /// Draws pictures (`/images/generations`).
+    pub image_model: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        let models = loquat_core::service::MediaModels::default();
+        Self {
+            speech_model: models.speech,
+            voice: models.voice,
+            transcription_model: models.transcription,
+            image_model: models.image,
+        }
     }
 }
 
@@ -267,6 +295,7 @@ impl Default for Config {
             metrics_listen: None,
             files: FilesConfig::default(),
             tools: ToolsConfig::default(),
+            media: MediaConfig::default(),
             mcp_config: None,
             s3_endpoint: None,
             s3_bucket: None,

@@ -157,6 +157,12 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             allow_user_keys: config.allow_user_keys,
             registration: RegistrationMode::parse(&config.registration).unwrap_or_default(),
             max_file_bytes: config.files.max_bytes,
+            media: loquat_core::service::MediaModels {
+                speech: config.media.speech_model.clone(),
+                voice: config.media.voice.clone(),
+                transcription: config.media.transcription_model.clone(),
+                image: config.media.image_model.clone(),
+            },
         },
         bus,
         tools,

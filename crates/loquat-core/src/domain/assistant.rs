@@ -52,6 +52,8 @@ pub struct AssistantConfig {
     pub pinned: bool,
     /// Its place in its owner's list (lower first; equal places keep creation order).
     pub position: u32,
+    /// The voice its answers are read aloud in (`alloy`, `nova`…); empty for the server's.
+    pub voice: String,
 }
 
 impl Default for AssistantConfig {
@@ -75,6 +77,7 @@ impl Default for AssistantConfig {
             tags: Vec::new(),
             pinned: false,
             position: 0,
+            voice: String::new(),
         }
     }
 }

@@ -26,6 +26,7 @@ mod gateway;
 mod instance;
 mod knowledge;
 mod materials;
+mod media;
 mod provider_settings;
 mod providers;
 mod registration;
@@ -52,6 +53,7 @@ pub use gateway::{
 pub use instance::Instance;
 pub use knowledge::{BuiltIndex, EmbeddingChoice, EmbeddingModel, Hit, Knowledge, Passage, sources_prompt};
 pub use materials::{document_format_name, is_document};
+pub use media::{Drawing, IMAGE_SIZES, MAX_AUDIO_BYTES, MAX_IMAGES, Media, MediaModels};
 pub use provider_settings::{ProviderSettingView, ServerProviderView};
 pub use providers::{ProviderOption, Providers, ResolvedModel};
 pub use search::{MAX_QUERY_CHARS, MessageResult, TopicResult};
@@ -84,6 +86,8 @@ pub struct Limits {
     pub registration: RegistrationMode,
     /// The largest file a user may upload, in bytes.
     pub max_file_bytes: u64,
+    /// The models that read aloud, transcribe and draw.
+    pub media: MediaModels,
 }
 
 impl Default for Limits {
@@ -93,6 +97,7 @@ impl Default for Limits {
             allow_user_keys: true,
             registration: RegistrationMode::Invite,
             max_file_bytes: 100 * 1024 * 1024,
+            media: MediaModels::default(),
         }
     }
 }
@@ -112,6 +117,7 @@ pub struct Services {
     pub knowledge: Knowledge,
     pub tools: Tools,
     pub shares: Shares,
+    pub media: Media,
     store: Arc<dyn Store>,
     generations: Generations,
 }
@@ -183,7 +189,7 @@ impl Services {
         );
         let gateway = Gateway::new(
             store.clone(),
-            chat_client,
+            chat_client.clone(),
             generations.clone(),
             providers.clone(),
             assistants.clone(),
@@ -193,6 +199,15 @@ impl Services {
         );
         let files = Files::new(store.clone(), blobs, limits.max_file_bytes, instance.clone(), knowledge.waker());
         let shares = Shares::new(store.clone(), instance.clone());
+        let media = Media::new(
+            store.clone(),
+            chat_client.clone(),
+            providers.clone(),
+            assistants.clone(),
+            files.clone(),
+            usage.clone(),
+            limits.media.clone(),
+        );
         Self {
             accounts,
             admin,
@@ -206,6 +221,7 @@ impl Services {
             knowledge,
             tools,
             shares,
+            media,
             store,
             generations,
         }

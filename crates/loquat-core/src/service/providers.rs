@@ -144,6 +144,13 @@ pub(crate) struct Reach {
     own: Arc<Own>,
 }
 
+impl Reach {
+    /// Whether the role's model allow-list lets the user use `provider::model`.
+    pub(crate) fn allows(&self, provider: &str, model: &str) -> bool {
+        super::admin::model_allowed(&self.allowed, provider, model)
+    }
+}
+
 /// A user's own keys and URLs for the server's providers, and their own providers.
 #[derive(Debug, Default)]
 pub(crate) struct Own {

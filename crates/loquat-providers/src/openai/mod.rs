@@ -5,6 +5,7 @@
 //! mapping and the embeddings' response mapping.
 
 pub(crate) mod embeddings;
+pub(crate) mod media;
 pub(crate) mod request;
 pub(crate) mod stream;
 

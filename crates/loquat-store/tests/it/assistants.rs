@@ -34,6 +34,7 @@ fn rich_config() -> AssistantConfig {
         tags: vec!["writing".into(), "翻译".into()],
         pinned: true,
         position: 3,
+        voice: "nova".into(),
     }
 }
 

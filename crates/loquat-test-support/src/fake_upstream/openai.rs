@@ -3,7 +3,10 @@
 //! `GET /v1/models`, `POST /v1/embeddings`, bearer keys. Azure: the same chunks under
 //! `/openai/deployments/{deployment}/chat/completions?api-version=…`, opened by Azure's
 //! `prompt_filter_results` chunk (empty `choices`), with `api-key` keys, Azure's error bodies and
-//! `retry-after-ms`. The hot path (the benchmark's) only clones pre-rendered pieces.
+//! `retry-after-ms`. The hot path (the benchmark's) only clones pre-rendered pieces. Media:
+//! `/v1/audio/speech` (MP3 bytes: an ID3 header and the reply's text), `/v1/audio/transcriptions`
+//! (the reply's text as the transcript) and `/v1/images/generations` (`n` small PNGs as base64,
+//! the reply's text as the revised prompt); a queued HTTP error answers any of them.
 
 use std::sync::Arc;
 
@@ -46,6 +49,9 @@ pub(super) fn openai_routes() -> Router<Arc<Shared>> {
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/models", get(openai_models))
         .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/audio/speech", post(speech))
+        .route("/v1/audio/transcriptions", post(transcription))
+        .route("/v1/images/generations", post(images))
         .fallback(openai_unknown)
 }
 
@@ -428,4 +434,96 @@ async fn openai_unknown(State(shared): State<Arc<Shared>>, method: Method, uri: 
 async fn azure_unknown(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     shared.receive(&method, &uri, &headers, &Bytes::new());
     azure_error(404, "404", "Resource not found", None)
+}
+
+/// A 1×1 PNG.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0D, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xCF, 0xC0, 0xF0, 0x1F, 0x00, 0x05, 0x00, 0x01, 0xFF, 0x89, 0x99, 0x3D,
+    0x1D, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+/// The key check and the next reply of a media request, or the response refusing it.
+fn media_reply(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<String, Box<Response>> {
+    shared.receive(method, uri, headers, body);
+    if let Some(refusal) = refuse(shared, Flavor::OpenAi, uri, headers) {
+        return Err(Box::new(refusal));
+    }
+    let reply = shared.next_reply();
+    if let Some(http_error) = &reply.0.http_error {
+        return Err(Box::new(scripted_error(Flavor::OpenAi, http_error, reply.0.retry_after, "media")));
+    }
+    Ok(reply.content())
+}
+
+async fn speech(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = match media_reply(&shared, &method, &uri, &headers, &body) {
+        Ok(text) => text,
+        Err(refusal) => return *refusal,
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if request["input"].as_str().is_none_or(str::is_empty) || request["voice"].as_str().is_none() {
+        return error(Flavor::OpenAi, 400, "'input' and 'voice' are required.", "invalid_request_error", None, None);
+    }
+    let mut audio = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
+    audio.extend_from_slice(text.as_bytes());
+    ([(axum::http::header::CONTENT_TYPE, "audio/mpeg")], audio).into_response()
+}
+
+async fn transcription(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = match media_reply(&shared, &method, &uri, &headers, &body) {
+        Ok(text) => text,
+        Err(refusal) => return *refusal,
+    };
+    let multipart =
+        headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("multipart/"));
+    let has_file = body.windows(b"name=\"file\"".len()).any(|window| window == b"name=\"file\"");
+    if !multipart || !has_file {
+        return error(Flavor::OpenAi, 400, "A file is required.", "invalid_request_error", None, None);
+    }
+    axum::Json(json!({ "text": text })).into_response()
+}
+
+async fn images(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use base64::Engine;
+    let revised = match media_reply(&shared, &method, &uri, &headers, &body) {
+        Ok(text) => text,
+        Err(refusal) => return *refusal,
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let Some(prompt) = request["prompt"].as_str().filter(|prompt| !prompt.is_empty()) else {
+        return error(Flavor::OpenAi, 400, "'prompt' is required.", "invalid_request_error", None, None);
+    };
+    let count = request["n"].as_u64().unwrap_or(1).clamp(1, 10);
+    let revised = if revised.is_empty() { prompt.to_owned() } else { revised };
+    // Each picture its own bytes (a byte after the image's end, which readers ignore).
+    let image = |place: u64| base64::engine::general_purpose::STANDARD.encode([PIXEL_PNG, &[place as u8]].concat());
+    let data: Vec<Value> =
+        (0..count).map(|place| json!({ "b64_json": image(place), "revised_prompt": revised })).collect();
+    axum::Json(json!({ "created": unix_now(), "data": data })).into_response()
 }

@@ -25,6 +25,8 @@ pub struct AssistantForm {
     description: String,
     /// Comma-separated.
     tags: String,
+    /// The voice answers are read aloud in; empty for the server's.
+    voice: String,
     avatar: String,
     system_role: String,
     /// `provider::model`, empty for "the default".
@@ -90,6 +92,7 @@ impl AssistantForm {
             title: config.title.clone(),
             description: config.description.clone(),
             tags: config.tags.join(", "),
+            voice: config.voice.clone(),
             avatar: config.avatar.clone(),
             system_role: config.system_role.clone(),
             model: if config.model.is_empty() {
@@ -188,6 +191,7 @@ impl AssistantForm {
             // The list's order is kept by the service, not the form.
             pinned: false,
             position: 0,
+            voice: self.voice.trim().chars().filter(|ch| ch.is_ascii_alphanumeric() || *ch == '-').take(40).collect(),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod data;
 pub mod files;
 pub mod knowledge;
 pub mod mcp;
+pub mod media;
 pub mod search;
 pub mod settings;
 pub mod share;

@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod mcp;
 mod mcp_stored;
+mod media;
 mod metrics;
 mod openai_api;
 mod openai_api_limits;

@@ -562,8 +562,10 @@ async fn a_message_is_translated_into_the_readers_language_by_the_assistants_mod
     let app = TestApp::spawn().await;
     let assistant = app.default_assistant().await;
     app.fake.push_reply(Reply::text("Loquats are **sweet**."));
+    app.fake.push_reply(Reply::text("Loquats"));
     let sent = app.send(assistant, None, "Tell me about loquats").await;
     app.finished(sent.answer).await;
+    app.titled(sent.topic).await;
     app.fake.set_recording(true);
     app.fake.push_reply(Reply::text("枇杷很**甜**。<script>alert(1)</script>"));
     let response = app

@@ -1,0 +1,53 @@
+//! `SpeechStore` for `SqlStore`: the `message_speech` table, each row tying a message and a
+//! voice to the file holding its audio, written only when both belong to the user.
+
+use async_trait::async_trait;
+use loquat_core::id::{FileId, MessageId, UserId};
+use loquat_core::store::{SpeechStore, StoreResult};
+use loquat_core::time::Timestamp;
+
+use crate::SqlStore;
+use crate::pool::{execute, on_pool, store_error};
+use crate::rows::id;
+
+#[async_trait]
+impl SpeechStore for SqlStore {
+    async fn message_speech(&self, user: UserId, message: MessageId, voice: &str) -> StoreResult<Option<FileId>> {
+        let found: Option<String> = on_pool!(&self.pools, read, "message_speech", |pool| {
+            sqlx::query_scalar(
+                "SELECT file_id FROM message_speech WHERE message_id = $1 AND voice = $2 AND user_id = $3",
+            )
+            .bind(message.to_string())
+            .bind(voice)
+            .bind(user.to_string())
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(store_error)?;
+        found.map(|file| id("message_speech", "file_id", file)).transpose()
+    }
+
+    async fn keep_message_speech(
+        &self,
+        user: UserId,
+        message: MessageId,
+        voice: &str,
+        file: FileId,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let kept = execute!(
+            &self.pools,
+            "keep_message_speech",
+            "INSERT INTO message_speech (message_id, voice, user_id, file_id, created_at) \
+             SELECT m.id, $2, m.user_id, f.id, $5 FROM messages AS m JOIN files AS f ON f.user_id = m.user_id \
+             WHERE m.id = $1 AND m.user_id = $3 AND f.id = $4 \
+             ON CONFLICT (message_id, voice) DO UPDATE SET file_id = excluded.file_id, created_at = excluded.created_at",
+            message.to_string(),
+            voice,
+            user.to_string(),
+            file.to_string(),
+            at.as_millis(),
+        )?;
+        Ok(kept > 0)
+    }
+}
