@@ -22,8 +22,8 @@ use crate::helpers::{TestApp, TestOptions, temp_dir};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Child,
     profile: PathBuf,
 }
@@ -31,7 +31,7 @@ struct Browser {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session, or `None` to skip (unless
     /// `LOQUAT_TEST_REQUIRE_ALL=1`, where a missing browser fails the test).
-    async fn start() -> Option<Self> {
+    pub(crate) async fn start() -> Option<Self> {
         if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
             assert!(
                 std::env::var("LOQUAT_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
@@ -59,6 +59,8 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--window-size=1280,900", "--lang=en-US",
+                    // A microphone that plays a tone, granted without asking.
+                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                     format!("--user-data-dir={}", profile.display()),
                 ]
             }
@@ -80,7 +82,7 @@ impl Browser {
     }
 
     /// Polls a JavaScript expression until it is truthy.
-    async fn until(&self, what: &str, expression: &str) {
+    pub(crate) async fn until(&self, what: &str, expression: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let value =
@@ -93,12 +95,12 @@ impl Browser {
         }
     }
 
-    async fn text_of(&self, expression: &str) -> String {
+    pub(crate) async fn text_of(&self, expression: &str) -> String {
         let value = self.client.execute(&format!("return String({expression});"), vec![]).await.expect("script runs");
         value.as_str().unwrap_or_default().to_owned()
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
         std::fs::create_dir_all(&dir).expect("screenshot folder");
@@ -106,7 +108,7 @@ impl Browser {
     }
 
     /// Creates the first account through the registration page (the browser is then signed in).
-    async fn sign_up(&self, app: &TestApp, email: &str) {
+    pub(crate) async fn sign_up(&self, app: &TestApp, email: &str) {
         self.sign_up_at(&app.url(""), email).await;
     }
 
@@ -122,7 +124,7 @@ impl Browser {
         self.until("the chat page", "location.pathname.startsWith('/chat/')").await;
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.close().await;
         let _ = std::fs::remove_dir_all(&self.profile);
     }

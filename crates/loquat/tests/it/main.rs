@@ -3,6 +3,7 @@
 
 mod attachments;
 mod browser;
+mod browser_features;
 mod chat;
 mod cli;
 mod docker;
