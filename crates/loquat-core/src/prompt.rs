@@ -124,6 +124,13 @@ pub fn build_chat_messages(
     messages
 }
 
+/// Puts the summary of the messages no longer sent after the system role (or first).
+pub fn insert_summary(messages: &mut Vec<ChatMessage>, summary: &str) {
+    let at = usize::from(messages.first().is_some_and(|first| first.role == ChatRole::System));
+    let text = format!("Summary of the earlier part of this conversation (its messages are not repeated):\n{summary}");
+    messages.insert(at, ChatMessage::new(ChatRole::System, text));
+}
+
 /// The prompt asking the model for a short topic title in the user's language.
 pub fn title_request(first_question: &str, first_answer: &str, language: &str) -> Vec<ChatMessage> {
     let clip = |text: &str| text.chars().take(1_000).collect::<String>();

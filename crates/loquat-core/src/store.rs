@@ -8,7 +8,7 @@ use crate::domain::{
     ApiToken, Assistant, AssistantConfig, AuditEvent, Identity, IngestState, Ingestion, Invite, KnowledgeBase, Locale,
     McpServerRecord, Message, MessageStatus, NewMessage, ProviderOverride, ProviderSetting, Quota, QuotaScope, Role,
     SearchHit, Session, Share, Source, StoredChunk, StoredFile, Theme, TokenUsage, ToolStep, Topic, TopicFeature,
-    UsageEvent, UsageGrouping, UsageRow, User,
+    TopicSummary, UsageEvent, UsageGrouping, UsageRow, User,
 };
 use crate::id::{
     AssistantId, FileId, KnowledgeBaseId, McpServerId, MessageId, ProviderSettingId, ShareId, TopicId, UserId,
@@ -520,6 +520,14 @@ pub trait KnowledgeStore: Send + Sync {
 /// MCP servers added in the product. A member's are read and changed only with their id; the
 /// shared ones (an administrator's for everyone) through the `shared` methods, which the
 /// service calls only for administrators.
+/// Topics' summaries of their older messages.
+#[async_trait]
+pub trait SummaryStore: Send + Sync {
+    async fn topic_summary(&self, user: UserId, topic: TopicId) -> StoreResult<Option<TopicSummary>>;
+    /// Writes (or replaces) the summary; false when the topic is not the user's.
+    async fn keep_topic_summary(&self, user: UserId, summary: &TopicSummary) -> StoreResult<bool>;
+}
+
 /// Messages read aloud: the file holding each message's audio, per voice.
 #[async_trait]
 pub trait SpeechStore: Send + Sync {
@@ -598,6 +606,7 @@ pub trait Store:
     + SearchStore
     + ShareStore
     + SpeechStore
+    + SummaryStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -36,6 +36,7 @@ const SQLITE: &[Embedded] = &[
     (19, "message search", include_str!("../migrations/sqlite/0019_message_search.sql")),
     (20, "shares", include_str!("../migrations/sqlite/0020_shares.sql")),
     (21, "message speech", include_str!("../migrations/sqlite/0021_message_speech.sql")),
+    (22, "topic summaries", include_str!("../migrations/sqlite/0022_topic_summaries.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -59,6 +60,7 @@ const POSTGRES: &[Embedded] = &[
     (19, "message search", include_str!("../migrations/postgres/0019_message_search.sql")),
     (20, "shares", include_str!("../migrations/postgres/0020_shares.sql")),
     (21, "message speech", include_str!("../migrations/postgres/0021_message_speech.sql")),
+    (22, "topic summaries", include_str!("../migrations/postgres/0022_topic_summaries.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

@@ -114,6 +114,7 @@ fn pages() -> RouteTable {
         // Topics.
         .post("/topics/{id}/rename", chat::rename_topic)
         .post("/topics/{id}/pin", chat::pin_topic)
+        .post("/topics/{id}/summary", chat::regenerate_summary)
         .get("/search", search::search)
         .post("/topics/{id}/delete", chat::delete_topic)
         .get("/topics/{id}/export", data::export_topic)

@@ -54,6 +54,11 @@ pub struct AssistantConfig {
     pub position: u32,
     /// The voice its answers are read aloud in (`alloy`, `nova`…); empty for the server's.
     pub voice: String,
+    /// With a history limit: the messages past it are summarised, and the summary is sent
+    /// instead of them (LobeChat's history compression).
+    pub compress_history: bool,
+    /// The model that writes the summary (`provider::model`); empty for its own model.
+    pub summary_model: String,
 }
 
 impl Default for AssistantConfig {
@@ -78,6 +83,8 @@ impl Default for AssistantConfig {
             pinned: false,
             position: 0,
             voice: String::new(),
+            compress_history: false,
+            summary_model: String::new(),
         }
     }
 }

@@ -20,5 +20,5 @@ pub use knowledge::{IngestState, Ingestion, KnowledgeBase, Source, StoredChunk};
 pub use message::{Message, MessageRole, MessageStatus, NewMessage, SearchHit, TokenUsage};
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use tool::{McpLaunch, McpServerRecord, McpTransport, StepStatus, ToolStep};
-pub use topic::{Share, Topic, TopicFeature};
+pub use topic::{Share, Topic, TopicFeature, TopicSummary};
 pub use user::{Locale, Role, Theme, User};

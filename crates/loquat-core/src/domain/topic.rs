@@ -44,6 +44,18 @@ impl TopicFeature {
     }
 }
 
+/// A topic's older messages summarised by a model, sent instead of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    pub topic_id: TopicId,
+    pub content: String,
+    /// The last message the summary covers.
+    pub upto: MessageId,
+    /// The model that wrote it (`provider::model`).
+    pub model: String,
+    pub updated_at: Timestamp,
+}
+
 /// A read-only link to a topic's branch as it was when shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {

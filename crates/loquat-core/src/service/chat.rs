@@ -74,8 +74,8 @@ pub struct Chat {
 
 /// Who is asking and what they can reach, read once per action.
 pub(super) struct Asker {
-    person: User,
-    choices: Choices,
+    pub(super) person: User,
+    pub(super) choices: Choices,
 }
 
 impl Chat {
@@ -390,7 +390,11 @@ impl Chat {
             sources.extend(found);
         }
         let has_images = materials.values().any(|added| !added.images.is_empty());
-        let prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
+        let mut prompt = build_chat_messages(&assistant.config, &branch, &context, &materials);
+        // A compressing assistant's messages past the limit go as their summary.
+        if let Some(summary) = self.summary_for(user, assistant, topic.id, &branch).await? {
+            crate::prompt::insert_summary(&mut prompt, &summary);
+        }
         // The assistant's tools, for a model that calls tools.
         let answer_id = MessageId::new();
         let toolbox = if resolved.model.function_calling && !off.contains(&TopicFeature::Tools) {
@@ -455,6 +459,7 @@ impl Chat {
         let language = language.to_owned();
         let topic_id = topic.id;
         let assistant_id = assistant.id;
+        let compress = assistant.config.compress_history && assistant.config.history_limit.is_some();
         self.generations.start(
             spec,
             self.store.clone(),
@@ -463,6 +468,9 @@ impl Chat {
                 chat.usage.record(user, Some(assistant_id), &finished).await;
                 if needs_title && finished.status == MessageStatus::Complete {
                     chat.title_topic(user, topic_id, &question_text, &finished.content, &language, &resolved).await;
+                }
+                if compress && finished.status == MessageStatus::Complete {
+                    chat.summarise_after_answer(user, topic_id, assistant_id, &resolved).await;
                 }
             },
         );

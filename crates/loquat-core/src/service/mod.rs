@@ -32,6 +32,7 @@ mod providers;
 mod registration;
 mod search;
 mod shares;
+mod summaries;
 mod tokens;
 mod tool_servers;
 mod topics;

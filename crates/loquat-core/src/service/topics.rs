@@ -22,6 +22,8 @@ pub struct Conversation {
     pub steps: HashMap<MessageId, Vec<crate::domain::ToolStep>>,
     /// What of its assistant the topic turned off (knowledge, tools).
     pub features_off: Vec<crate::domain::TopicFeature>,
+    /// The summary of its older messages, when its assistant compresses history.
+    pub summary: Option<crate::domain::TopicSummary>,
 }
 
 impl Assistants {
@@ -43,17 +45,18 @@ impl Assistants {
     /// loaded in one query.
     pub async fn conversation(&self, user: UserId, id: TopicId) -> CoreResult<Conversation> {
         let topic = self.topic(user, id).await?;
-        let (messages, files, sources, steps, features_off) = tokio::join!(
+        let (messages, files, sources, steps, features_off, summary) = tokio::join!(
             self.store.list_messages(user, id),
             self.store.topic_message_files(user, id),
             self.store.topic_sources(user, id),
             self.store.topic_tool_steps(user, id),
-            self.store.topic_features_off(user, id)
+            self.store.topic_features_off(user, id),
+            self.store.topic_summary(user, id)
         );
         let branch = MessageTree::new(&messages?).branch(topic.active_leaf_id);
         let (files, sources) = (super::materials::by_message(files?), super::materials::by_message(sources?));
         let steps = super::materials::by_message(steps?.into_iter().map(|step| (step.message_id, step)).collect());
-        Ok(Conversation { topic, branch, files, sources, steps, features_off: features_off? })
+        Ok(Conversation { topic, branch, files, sources, steps, features_off: features_off?, summary: summary? })
     }
 
     pub async fn rename_topic(&self, user: UserId, id: TopicId, title: &str) -> CoreResult<()> {

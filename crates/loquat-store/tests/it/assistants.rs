@@ -35,6 +35,8 @@ fn rich_config() -> AssistantConfig {
         pinned: true,
         position: 3,
         voice: "nova".into(),
+        compress_history: true,
+        summary_model: "openai::gpt-4o-mini".into(),
     }
 }
 

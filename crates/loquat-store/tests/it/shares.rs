@@ -1,6 +1,6 @@
 //! `ShareStore` and imported messages: a link is made only for its owner's topic, found by its
 //! secret's hash alone, listed and revoked only by its owner, gone with its topic; an imported
-//! message keeps every field and is searchable at once.
+//! message keeps every field and is searchable at once; a topic's summary is its owner's.
 
 use loquat_core::domain::{Message, MessageRole, MessageStatus, Share, TokenUsage, Topic};
 use loquat_core::id::{MessageId, ShareId, TopicId};
@@ -117,4 +117,30 @@ async fn an_imported_message_keeps_every_field(store: SqlStore) {
     assert_eq!(found.iter().map(|hit| hit.message_id).collect::<Vec<_>>(), [answer.id]);
 }
 
-on_every_backend!(links_belong_to_their_topics_owner, an_imported_message_keeps_every_field);
+async fn a_topics_summary_is_kept_for_its_owner_and_replaced(store: SqlStore) {
+    use loquat_core::domain::TopicSummary;
+    use loquat_core::store::SummaryStore;
+    let w = world(&store).await;
+    let summary = TopicSummary {
+        topic_id: w.topic.id,
+        content: "Loquats are orange.".into(),
+        upto: MessageId::new(),
+        model: "openai::gpt-4o".into(),
+        updated_at: at(5),
+    };
+    assert!(store.keep_topic_summary(w.alice.id, &summary).await.expect("kept"));
+    assert!(!store.keep_topic_summary(w.bob.id, &summary).await.expect("refused quietly"));
+    assert_eq!(store.topic_summary(w.alice.id, w.topic.id).await.expect("read"), Some(summary.clone()));
+    assert_eq!(store.topic_summary(w.bob.id, w.topic.id).await.expect("read"), None);
+    let newer = TopicSummary { content: "Loquats are orange and sweet.".into(), updated_at: at(6), ..summary };
+    assert!(store.keep_topic_summary(w.alice.id, &newer).await.expect("replaced"));
+    assert_eq!(store.topic_summary(w.alice.id, w.topic.id).await.expect("read"), Some(newer));
+    assert!(store.delete_topic(w.alice.id, w.topic.id).await.expect("deleted"));
+    assert_eq!(store.topic_summary(w.alice.id, w.topic.id).await.expect("read"), None);
+}
+
+on_every_backend!(
+    links_belong_to_their_topics_owner,
+    an_imported_message_keeps_every_field,
+    a_topics_summary_is_kept_for_its_owner_and_replaced
+);

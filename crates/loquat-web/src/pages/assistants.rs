@@ -27,6 +27,10 @@ pub struct AssistantForm {
     tags: String,
     /// The voice answers are read aloud in; empty for the server's.
     voice: String,
+    /// `on` when the messages past the history limit are summarised.
+    compress_history: String,
+    /// `provider::model` that writes the summary; empty for the assistant's own.
+    summary_model: String,
     avatar: String,
     system_role: String,
     /// `provider::model`, empty for "the default".
@@ -93,6 +97,8 @@ impl AssistantForm {
             description: config.description.clone(),
             tags: config.tags.join(", "),
             voice: config.voice.clone(),
+            compress_history: if config.compress_history { "on".to_owned() } else { String::new() },
+            summary_model: config.summary_model.clone(),
             avatar: config.avatar.clone(),
             system_role: config.system_role.clone(),
             model: if config.model.is_empty() {
@@ -192,6 +198,8 @@ impl AssistantForm {
             pinned: false,
             position: 0,
             voice: self.voice.trim().chars().filter(|ch| ch.is_ascii_alphanumeric() || *ch == '-').take(40).collect(),
+            compress_history: self.compress_history == "on",
+            summary_model: if self.summary_model.contains("::") { self.summary_model.clone() } else { String::new() },
         })
     }
 }
@@ -207,6 +215,7 @@ struct AssistantPage {
     form: AssistantForm,
     model_groups: Vec<ModelGroup>,
     fallback_groups: Vec<ModelGroup>,
+    summary_groups: Vec<ModelGroup>,
     /// The knowledge bases the user can choose from: id, name, shared with them.
     bases: Vec<(String, String, bool)>,
     /// The server's tools: name, description.
@@ -231,6 +240,10 @@ async fn assistant_page(
         bases,
         tools: state.services.chat.tools_for(&viewer.user).await.map_err(viewer.fail())?,
         fallback_groups: model_groups(&providers, fallback_provider, fallback_model, viewer.tr),
+        summary_groups: {
+            let (provider, model) = form.summary_model.split_once("::").unwrap_or(("", ""));
+            model_groups(&providers, provider, model, viewer.tr)
+        },
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
         id: id.map(|id| id.to_string()),

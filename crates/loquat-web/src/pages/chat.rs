@@ -55,6 +55,9 @@ pub struct ChatPage {
     /// The assistant's tools, by name (empty: it has none).
     pub tools: String,
     pub tools_on: bool,
+    /// The topic's summary of its older messages (HTML), and who wrote it when; empty for none.
+    pub summary_html: String,
+    pub summary_meta: String,
     pub user_name: String,
     pub user_initial: String,
     pub is_admin: bool,
@@ -306,7 +309,18 @@ async fn chat_page(
         .collect();
     let tools = tools.join(", ");
     let tools_on = !off.contains(&TopicFeature::Tools);
+    let summary = conversation.as_ref().and_then(|(c, _)| c.summary.clone()).filter(|_| config.compress_history);
+    let (summary_html, summary_meta) = match summary {
+        Some(summary) => {
+            let when = crate::views::format_time(summary.updated_at);
+            let meta = tr.t_args("summary.meta", &[("model", &summary.model), ("date", &when)]);
+            (state.renderer.markdown(summary.content).await.to_string(), meta)
+        }
+        None => (String::new(), String::new()),
+    };
     let page = ChatPage {
+        summary_html,
+        summary_meta,
         knowledge,
         knowledge_on,
         tools,
@@ -479,6 +493,18 @@ pub async fn delete_topic(
     let topic = state.services.assistants.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
     state.services.assistants.delete_topic(viewer.user.id, id).await.map_err(viewer.fail())?;
     Ok(see_other(&format!("/chat/{}", topic.assistant_id)))
+}
+
+/// `POST /topics/{id}/summary`: the summary of the topic's older messages written again.
+pub async fn regenerate_summary(
+    viewer: Viewer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let id: TopicId = parse_id(&id, &viewer)?;
+    let topic = state.services.assistants.topic(viewer.user.id, id).await.map_err(viewer.fail())?;
+    state.services.chat.regenerate_summary(viewer.user.id, id).await.map_err(viewer.fail())?;
+    Ok(see_other(&topic_url(topic.assistant_id, topic.id)))
 }
 
 pub async fn not_found(viewer: Viewer) -> WebError {

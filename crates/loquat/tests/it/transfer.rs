@@ -588,3 +588,54 @@ async fn a_message_is_translated_into_the_readers_language_by_the_assistants_mod
     assert_eq!(theirs.status().as_u16(), 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_long_topic_sends_a_summary_of_what_the_history_limit_leaves_out() {
+    let app = TestApp::spawn().await;
+    let location = app
+        .post_redirect(
+            "/assistants",
+            &[("title", "Brief"), ("history_limit", "2"), ("compress_history", "on"), ("summary_model", "")],
+        )
+        .await;
+    let assistant: loquat_core::id::AssistantId = location.trim_start_matches("/chat/").parse().expect("an id");
+    app.fake.set_default_reply(Reply::text("The user asked what a loquat is: an orange fruit."));
+    app.fake.push_reply(Reply::text("A loquat is an orange fruit."));
+    let first = app.send(assistant, None, "What is a loquat? (first question)").await;
+    app.finished(first.answer).await;
+    app.titled(first.topic).await;
+    app.fake.push_reply(Reply::text("They grow in China."));
+    let second = app.send(assistant, Some(first.topic), "Where do they grow?").await;
+    app.finished(second.answer).await;
+    // Written after the answer: the first exchange is past the limit for the next question.
+    let topic_url = format!("/chat/{assistant}/{}", first.topic);
+    crate::helpers::eventually("the summary", || async {
+        app.page(&topic_url).await.1.contains("Summary of the earlier conversation")
+    })
+    .await;
+    let (_, page) = app.page(&topic_url).await;
+    assert!(page.contains("an orange fruit.") && page.contains("Write it again"), "{page}");
+    app.fake.set_recording(true);
+    app.fake.push_reply(Reply::text("In spring."));
+    let third = app.send(assistant, Some(first.topic), "When are they ripe?").await;
+    app.finished(third.answer).await;
+    let asked = app
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.body.to_string().contains("When are they ripe?"))
+        .expect("the third question's request");
+    let sent = asked.body["messages"].to_string();
+    assert!(sent.contains("Summary of the earlier part") && sent.contains("an orange fruit."), "{sent}");
+    assert!(!sent.contains("(first question)"), "the summarised message is not sent again: {sent}");
+    assert!(sent.contains("Where do they grow?"), "the limit's messages are: {sent}");
+    // Written again on request, from scratch.
+    app.fake.set_default_reply(Reply::text("Loquats: orange, from China, ripe in spring."));
+    app.post_redirect(&format!("/topics/{}/summary", first.topic), &[]).await;
+    let (_, page) = app.page(&topic_url).await;
+    assert!(page.contains("ripe in spring."), "{page}");
+    let (bob, _) = crate::hardening::member(&app, "Bob").await;
+    let refused = bob.post(app.url(&format!("/topics/{}/summary", first.topic))).send().await.expect("POST");
+    assert_eq!(refused.status().as_u16(), 404);
+    app.cleanup().await;
+}
