@@ -47,9 +47,14 @@ pub fn request_span(request: &Request) -> Span {
         "request",
         method = %request.method(),
         route,
-        path = %request.uri().path(),
+        path = %logged_path(request.uri().path()),
         request_id = id_of(request.extensions(), request.headers()).unwrap_or_default(),
     )
+}
+
+/// The path as logs keep it: a shared link's secret is not written down.
+fn logged_path(path: &str) -> &str {
+    if path.starts_with("/share/") { "/share/…" } else { path }
 }
 
 /// The id of the request being served; `None` only when the request-id layers are missing.

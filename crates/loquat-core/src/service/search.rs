@@ -86,7 +86,7 @@ impl Assistants {
 /// The part of `text` around its first match of `terms` (whole when short), with the ranges
 /// of every match in it.
 fn snippet(text: &str, terms: &[String]) -> (String, Vec<Range<usize>>) {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = plain(text).split_whitespace().collect::<Vec<_>>().join(" ");
     let first = marks(&text, terms).first().map_or(0, |mark| mark.start);
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let at = chars.partition_point(|(offset, _)| *offset < first);
@@ -103,6 +103,45 @@ fn snippet(text: &str, terms: &[String]) -> (String, Vec<Range<usize>>) {
     }
     let marks = marks(&out, terms);
     (out, marks)
+}
+
+/// Markdown as a reader sees it, roughly: fences, headings' and quotes' marks, list bullets,
+/// table rules and pipes, emphasis and code marks gone; a link or image keeps its text.
+fn plain(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    for line in markdown.lines() {
+        let trimmed = line.trim_start();
+        let is_rule = !trimmed.is_empty() && trimmed.chars().all(|ch| matches!(ch, '-' | '|' | ':' | ' ' | '='));
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") || is_rule {
+            out.push('\n');
+            continue;
+        }
+        let mut rest = trimmed.trim_start_matches(['#', '>']).trim_start();
+        for bullet in ["- ", "* ", "+ "] {
+            rest = rest.strip_prefix(bullet).unwrap_or(rest);
+        }
+        let mut chars = rest.chars().peekable();
+        // Right after a `]`: a `(` opens the link's address, which is left out.
+        let mut after_bracket = false;
+        while let Some(ch) = chars.next() {
+            match ch {
+                '(' if after_bracket => {
+                    for inner in chars.by_ref() {
+                        if inner == ')' {
+                            break;
+                        }
+                    }
+                }
+                '*' | '_' | '`' | '~' | '[' | ']' => {}
+                '|' => out.push(' '),
+                '!' if chars.peek() == Some(&'[') => {}
+                other => out.push(other),
+            }
+            after_bracket = ch == ']';
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Byte ranges of `text` where a term starts a match (ASCII letters compared without case;
@@ -156,6 +195,16 @@ mod tests {
         }
         out.push_str(&text[at..]);
         out
+    }
+
+    #[test]
+    fn snippets_read_as_plain_text() {
+        let text = "## Results\n\n| Year | **Spending** |\n|---|---|\n| 2023 | [12 bn](https://x.y/z) |\n\n```rust\nfn main() {}\n```";
+        assert_eq!(
+            plain(text).split_whitespace().collect::<Vec<_>>().join(" "),
+            "Results Year Spending 2023 12 bn fn main() {}"
+        );
+        assert_eq!(plain("a (b) ![img](u) c"), "a (b) img c\n");
     }
 
     #[test]

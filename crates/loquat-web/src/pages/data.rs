@@ -90,24 +90,41 @@ pub async fn show(viewer: Viewer, State(state): State<AppState>) -> WebResult<Re
     page(&state, &viewer, None, None).await
 }
 
-/// The first `file` part of a form, whole (the route's body limit bounds it), with its name.
-async fn file_part(multipart: Result<Multipart, MultipartRejection>) -> Option<(String, Bytes, Option<String>)> {
-    let mut multipart = multipart.ok()?;
+/// A form's parts: the first file (whole: the route's body limit bounds it) and its name, or
+/// an address. A body past the limit is [`CoreError::TooLarge`].
+async fn file_part(
+    multipart: Result<Multipart, MultipartRejection>,
+    limit: u64,
+) -> Result<Option<(String, Bytes, Option<String>)>, loquat_core::CoreError> {
+    let form_error = || loquat_core::CoreError::invalid_with("upload_form", "file");
+    let too_large =
+        |error: &axum::extract::multipart::MultipartError| error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+    let mut multipart = multipart.map_err(|_| form_error())?;
     let mut url = None;
-    while let Ok(Some(field)) = multipart.next_field().await {
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) if too_large(&error) => return Err(loquat_core::CoreError::TooLarge { limit }),
+            Err(_) => return Err(form_error()),
+        };
         match field.name() {
             Some("file") => {
                 let name = field.file_name().unwrap_or_default().to_owned();
-                let bytes = field.bytes().await.ok()?;
+                let bytes = match field.bytes().await {
+                    Ok(bytes) => bytes,
+                    Err(error) if too_large(&error) => return Err(loquat_core::CoreError::TooLarge { limit }),
+                    Err(_) => return Err(form_error()),
+                };
                 if !name.is_empty() && !bytes.is_empty() {
-                    return Some((name, bytes, url));
+                    return Ok(Some((name, bytes, url)));
                 }
             }
             Some("url") => url = field.text().await.ok().filter(|url| !url.trim().is_empty()),
             _ => {}
         }
     }
-    url.map(|url| (String::new(), Bytes::new(), Some(url)))
+    Ok(url.map(|url| (String::new(), Bytes::new(), Some(url))))
 }
 
 /// `POST /settings/data/import` (multipart, `file`): imports it and shows what it did.
@@ -116,7 +133,9 @@ pub async fn import(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> WebResult<Response> {
-    let Some((name, bytes, _)) = file_part(multipart).await.filter(|(_, bytes, _)| !bytes.is_empty()) else {
+    let limit = state.services.files.max_bytes();
+    let part = file_part(multipart, limit).await.map_err(viewer.fail())?;
+    let Some((name, bytes, _)) = part.filter(|(_, bytes, _)| !bytes.is_empty()) else {
         let error = loquat_core::CoreError::invalid_with("upload_form", "file");
         return Err(WebError::from_core(error, viewer.tr, viewer.flavor));
     };
@@ -223,7 +242,7 @@ pub async fn import_agent(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> WebResult<Response> {
     let fail = viewer.fail();
-    let json = match file_part(multipart).await {
+    let json = match file_part(multipart, state.services.files.max_bytes()).await.map_err(&fail)? {
         Some((_, bytes, _)) if !bytes.is_empty() => bytes,
         Some((_, _, Some(url))) => Bytes::from(state.services.tools.fetch_document(&url).await.map_err(&fail)?),
         _ => {

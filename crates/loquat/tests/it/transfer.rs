@@ -639,3 +639,18 @@ async fn a_long_topic_sends_a_summary_of_what_the_history_limit_leaves_out() {
     assert_eq!(refused.status().as_u16(), 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_import_past_the_upload_limit_is_refused_before_it_is_read() {
+    let app = TestApp::spawn_with(TestOptions {
+        configure: |config| config.files.max_bytes = 64 * 1024,
+        ..TestOptions::default()
+    })
+    .await;
+    // The limit is the file limit and the form's overhead (1 MiB): a 2 MiB export is refused.
+    let huge = format!("[{}]", "{\"mapping\":{}},".repeat(150_000).trim_end_matches(','));
+    let (status, _) = import(&app, &app.client, "conversations.json", huge.as_bytes()).await;
+    assert_eq!(status, 413);
+    assert!(everything(&app, app.admin().await).await.is_empty());
+    app.cleanup().await;
+}

@@ -32,13 +32,19 @@ use crate::time::Timestamp;
 use crate::tree::MessageTree;
 
 /// The largest JSON document read out of a zip (its unpacked size).
-const MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_UNPACKED_BYTES: u64 = 256 * 1024 * 1024;
+/// The largest LobeChat export read (it is read as generic JSON, several times its size in
+/// memory).
+const MAX_GENERIC_JSON_BYTES: usize = 64 * 1024 * 1024;
+/// Imports read at once on this node; more wait (each can hold hundreds of megabytes).
+static READERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 impl Assistants {
     /// Imports a file the person uploaded (`name` as they named it), whatever of the known
     /// formats it is.
     pub async fn import(&self, user: UserId, name: &str, content: Bytes) -> CoreResult<ImportReport> {
         let name_owned = name.to_owned();
+        let _reading = READERS.acquire().await.map_err(|_| CoreError::invalid("import_format"))?;
         let (format, batch) = tokio::task::spawn_blocking(move || read_any(&name_owned, &content))
             .await
             .map_err(|_| CoreError::invalid("import_format"))??;
@@ -172,6 +178,9 @@ fn read_any(name: &str, content: &[u8]) -> CoreResult<(&'static str, batch::Batc
             let probe: Probe = serde_json::from_slice(content).map_err(|_| CoreError::invalid("import_format"))?;
             if probe.format.as_deref() == Some(loquat::FORMAT) {
                 return Ok(("loquat", loquat::parse(content)?));
+            }
+            if content.len() > MAX_GENERIC_JSON_BYTES {
+                return Err(CoreError::invalid("import_too_large"));
             }
             let document: serde_json::Value =
                 serde_json::from_slice(content).map_err(|_| CoreError::invalid("import_format"))?;
