@@ -147,6 +147,7 @@ pub async fn translate_message(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
+    state.allow_chat(&viewer).await?;
     let language = viewer.locale().code();
     let translated = state.services.chat.translate(viewer.user.id, id, language).await.map_err(viewer.fail())?;
     let html = crate::markdown::render(&translated, &state.settings.image_hosts);

@@ -21,6 +21,8 @@ use crate::form::Form;
 /// `POST /messages/{id}/speech`: the message read aloud (`audio/mpeg`).
 pub async fn speak(viewer: Viewer, State(state): State<AppState>, Path(id): Path<String>) -> WebResult<Response> {
     let id: MessageId = parse_id(&id, &viewer)?;
+    // A provider request each (the first time): counted as chat requests are.
+    state.allow_chat(&viewer).await?;
     let content = state.services.media.speak(viewer.user.id, id).await.map_err(viewer.fail())?;
     let mut response = crate::download::attachment(content);
     let headers = response.headers_mut();
@@ -40,6 +42,7 @@ pub async fn transcribe(
         let error = loquat_core::CoreError::invalid_with("upload_form", "audio");
         WebError::from_core(error, viewer.tr, viewer.flavor)
     };
+    state.allow_chat(&viewer).await?;
     let mut multipart = multipart.map_err(|_| form_error())?;
     let mut audio = None;
     while let Ok(Some(field)) = multipart.next_field().await {

@@ -654,3 +654,18 @@ async fn an_import_past_the_upload_limit_is_refused_before_it_is_read() {
     assert!(everything(&app, app.admin().await).await.is_empty());
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_same_export_imported_twice_at_once_is_kept_once() {
+    let app = TestApp::spawn().await;
+    let export = serde_json::to_vec(&chatgpt_export()).expect("json");
+    let (first, second) = tokio::join!(
+        import(&app, &app.client, "conversations.json", &export),
+        import(&app, &app.client, "conversations.json", &export)
+    );
+    assert_eq!((first.0, second.0), (200, 200), "{} {}", first.1, second.1);
+    let topics = everything(&app, app.admin().await).await;
+    assert_eq!(topics.len(), 2, "each conversation once");
+    assert_eq!(topics.iter().map(|(_, messages)| messages.len()).sum::<usize>(), 7);
+    app.cleanup().await;
+}

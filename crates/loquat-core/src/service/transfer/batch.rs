@@ -200,8 +200,12 @@ pub(super) async fn write(
                 created_at: imported.created_at,
                 updated_at: Timestamp::now(),
             };
-            store.insert_assistant(&assistant).await?;
-            report.assistants += 1;
+            match store.insert_assistant(&assistant).await {
+                Ok(()) => report.assistants += 1,
+                // The same assistant written by an import running at the same time.
+                Err(error) if error.kind == crate::store::StoreErrorKind::Conflict => {}
+                Err(error) => return Err(error.into()),
+            }
         }
         assistants.insert(imported.key.clone(), id);
     }
