@@ -124,6 +124,12 @@ fn explain(error: CoreError) -> String {
             "password_length" => "a password needs 8 to 256 characters".into(),
             "name_length" => "a name needs 1 to 100 characters".into(),
             "last_admin" => "this is the last administrator: promote another account first".into(),
+            "passwords_off" => {
+                "AUTH_DISABLE_EMAIL_PASSWORD is set: people sign in through the identity provider only, \
+                                so there is no password to set or reset (disable an account in the admin panel \
+                                instead)"
+                    .into()
+            }
             _ => error.to_string(),
         },
         _ => error.to_string(),

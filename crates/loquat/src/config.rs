@@ -45,6 +45,10 @@ pub struct Config {
     /// Addresses or domains single sign-on is restricted to, comma-separated
     /// (`AUTH_ALLOWED_EMAILS`).
     pub auth_allowed_emails: String,
+    /// Sign-in through the identity providers only: no password sign-in, registration or
+    /// password fields (`AUTH_DISABLE_EMAIL_PASSWORD=1`); needs `AUTH_SSO_PROVIDERS`.
+    #[serde(deserialize_with = "flexible_bool")]
+    pub auth_disable_email_password: bool,
     /// `redis://…` to share rate limits between replicas (`REDIS_URL`).
     pub redis_url: Option<Secret>,
     /// Prefix of Loquat's Redis keys (`REDIS_PREFIX`).
@@ -281,6 +285,7 @@ impl Default for Config {
             access_code: None,
             auth_secret: None,
             auth_allowed_emails: String::new(),
+            auth_disable_email_password: false,
             redis_url: None,
             redis_prefix: "loquat".to_owned(),
             node_id: None,
@@ -345,6 +350,7 @@ const LOBECHAT_NAMES: &[(&str, &str)] = &[
     ("PROXY_URL", "proxy_url"),
     ("ACCESS_CODE", "access_code"),
     ("AUTH_ALLOWED_EMAILS", "auth_allowed_emails"),
+    ("AUTH_DISABLE_EMAIL_PASSWORD", "auth_disable_email_password"),
     ("REDIS_URL", "redis_url"),
     ("REDIS_PREFIX", "redis_prefix"),
     ("NEXT_AUTH_SECRET", "auth_secret"),

@@ -157,6 +157,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
             allow_user_keys: config.allow_user_keys,
             registration: RegistrationMode::parse(&config.registration).unwrap_or_default(),
             max_file_bytes: config.files.max_bytes,
+            passwords: !config.auth_disable_email_password,
             media: loquat_core::service::MediaModels {
                 speech: config.media.speech_model.clone(),
                 voice: config.media.voice.clone(),
@@ -191,6 +192,12 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         .await
         .map_err(|error| StartError::Limits(error.to_string()))?;
     let sso_providers = loquat_auth::providers_from_env(env).map_err(|error| StartError::Sso(error.to_string()))?;
+    // An instance nobody can sign in to is refused before it serves anyone.
+    if config.auth_disable_email_password && sso_providers.is_empty() {
+        let reason = "AUTH_DISABLE_EMAIL_PASSWORD=1 turns passwords off, but AUTH_SSO_PROVIDERS names no identity \
+                      provider: nobody could sign in. Set up a provider or unset AUTH_DISABLE_EMAIL_PASSWORD.";
+        return Err(StartError::Config(config::ConfigError(reason.to_owned())));
+    }
     let sso = if sso_providers.is_empty() {
         None
     } else {

@@ -127,6 +127,7 @@ impl Accounts {
 
     /// Signs in with email and password. The error never says which of the two was wrong.
     pub async fn sign_in(&self, email: &str, password: Secret, client: &ClientInfo) -> CoreResult<NewSession> {
+        self.instance.require_passwords()?;
         let email = email.trim().to_lowercase();
         let user = self.store.find_user_by_email(&email).await?;
         let hash = match &user {
@@ -287,6 +288,7 @@ impl Accounts {
         revoke_tokens: bool,
         client: &ClientInfo,
     ) -> CoreResult<()> {
+        self.instance.require_passwords()?;
         check_password(&new)?;
         let stored = self.store.password_hash(user).await?;
         // SSO-only accounts have no password yet: they may set one without a current one.

@@ -138,6 +138,7 @@ impl Admin {
         client: &ClientInfo,
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
+        self.instance.require_passwords()?;
         check_password(&password)?;
         super::existing_user(self.store.as_ref(), id).await?;
         let hash = hash_off_thread(password).await?;

@@ -25,6 +25,7 @@ impl Admin {
 
     /// Sets a new password and ends the account's sessions.
     pub async fn cli_reset_password(&self, email: &str, password: Secret) -> CoreResult<User> {
+        self.instance.require_passwords()?;
         check_password(&password)?;
         let user = self.cli_find_user(email).await?;
         let hash = hash_off_thread(password).await?;

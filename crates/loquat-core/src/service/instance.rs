@@ -164,6 +164,16 @@ impl Instance {
         snapshot.allow_user_keys.unwrap_or(self.limits.allow_user_keys)
     }
 
+    /// Whether people may have and use passwords (`AUTH_DISABLE_EMAIL_PASSWORD` turns them off).
+    pub fn passwords_allowed(&self) -> bool {
+        self.limits.passwords
+    }
+
+    /// Refuses what needs a password on an instance without them.
+    pub(crate) fn require_passwords(&self) -> CoreResult<()> {
+        if self.passwords_allowed() { Ok(()) } else { Err(crate::error::CoreError::invalid("passwords_off")) }
+    }
+
     /// Whether topics may be shared by link (the administrator can turn it off; on by default).
     pub async fn sharing_enabled(&self) -> CoreResult<bool> {
         Ok(self.snapshot().await?.sharing.unwrap_or(true))

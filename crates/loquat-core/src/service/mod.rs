@@ -89,6 +89,8 @@ pub struct Limits {
     pub max_file_bytes: u64,
     /// The models that read aloud, transcribe and draw.
     pub media: MediaModels,
+    /// Whether people may have and use passwords (false: identity providers only).
+    pub passwords: bool,
 }
 
 impl Default for Limits {
@@ -99,6 +101,7 @@ impl Default for Limits {
             registration: RegistrationMode::Invite,
             max_file_bytes: 100 * 1024 * 1024,
             media: MediaModels::default(),
+            passwords: true,
         }
     }
 }

@@ -80,6 +80,7 @@ impl Accounts {
         }
         let email = normalize_email(&request.email)?;
         if let Some(password) = &request.password {
+            self.instance.require_passwords()?;
             check_password(password)?;
         }
         let (grant, role, actor) = if self.needs_first_account().await? {

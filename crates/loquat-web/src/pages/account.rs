@@ -42,6 +42,8 @@ struct AccountPage {
     email: String,
     is_admin: bool,
     has_password: bool,
+    /// Whether passwords are used here at all.
+    passwords: bool,
     sessions: Vec<SessionRow>,
     tokens: Vec<TokenRow>,
     /// Some token is not revoked: "revoke them too" is offered.
@@ -83,6 +85,7 @@ async fn account_page(
         email: viewer.user.email.clone().unwrap_or_default(),
         is_admin: viewer.is_admin(),
         has_password,
+        passwords: services.instance.passwords_allowed(),
         sessions: sessions
             .into_iter()
             .map(|session| SessionRow {

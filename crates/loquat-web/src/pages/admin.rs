@@ -112,6 +112,8 @@ fn role_field(viewer: &Viewer, text: &str) -> WebResult<Role> {
 struct UsersPage {
     tr: Tr,
     chrome: Chrome,
+    /// Whether accounts have passwords here (else people come through the identity provider).
+    passwords: bool,
     tab: &'static str,
     search: String,
     users: Vec<UserRow>,
@@ -134,6 +136,7 @@ async fn users_page(viewer: &Viewer, state: &AppState, query: ListQuery, error: 
     let page = UsersPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
+        passwords: state.services.instance.passwords_allowed(),
         tab: "users",
         has_more: users.len() == 50,
         users: users.iter().map(user_row).collect(),
@@ -185,6 +188,7 @@ pub async fn create_user(
 struct UserPage {
     tr: Tr,
     chrome: Chrome,
+    passwords: bool,
     tab: &'static str,
     user: UserRow,
     is_self: bool,
@@ -213,6 +217,7 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
     let page = UserPage {
         tr: viewer.tr,
         chrome: Chrome::new(viewer.theme),
+        passwords: state.services.instance.passwords_allowed(),
         tab: "users",
         is_self: id == viewer.user.id,
         action: format!("/admin/users/{id}/quota"),

@@ -157,6 +157,8 @@ struct LoginPage {
     error: Option<String>,
     can_register: bool,
     sso: Vec<(String, String)>,
+    /// Whether passwords are used here (`AUTH_DISABLE_EMAIL_PASSWORD` unset).
+    passwords: bool,
 }
 
 async fn login_page(
@@ -176,6 +178,7 @@ async fn login_page(
         error,
         can_register: first || mode == RegistrationMode::Open,
         sso: sso_choices(state),
+        passwords: state.services.instance.passwords_allowed(),
     };
     render(&page, visitor.tr)
 }
@@ -242,6 +245,7 @@ struct RegisterPage {
     /// Single sign-on providers (id, name): an account can be made through them too, with the
     /// invite carried along.
     sso: Vec<(String, String)>,
+    passwords: bool,
 }
 
 async fn register_page(
@@ -276,6 +280,7 @@ async fn register_page(
         error,
         blocked,
         sso: sso_choices(state),
+        passwords: state.services.instance.passwords_allowed(),
     };
     render(&page, visitor.tr)
 }
@@ -287,6 +292,12 @@ pub async fn show_register(
 ) -> WebResult<Response> {
     if visitor.user.is_some() {
         return Ok(see_other("/"));
+    }
+    // Without passwords there is nothing to register here but the first account (through the
+    // identity provider) or an invitation carried to it.
+    let first = state.services.accounts.needs_first_account().await.map_err(visitor.fail())?;
+    if !state.services.instance.passwords_allowed() && !first && query.invite.is_empty() {
+        return Ok(see_other("/login"));
     }
     register_page(&state, &visitor, query.invite, String::new(), String::new(), None).await
 }

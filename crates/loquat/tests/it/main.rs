@@ -25,6 +25,7 @@ mod recovery;
 mod replicas;
 mod security;
 mod sharing;
+mod sso_only;
 mod tidy;
 mod tools;
 mod transfer;

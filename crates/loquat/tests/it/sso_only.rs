@@ -1,0 +1,88 @@
+//! An instance that signs people in through its identity provider only
+//! (`AUTH_DISABLE_EMAIL_PASSWORD=1`): the first visit offers the provider (the first person
+//! becomes the administrator), no page has a password field, password sign-in, registration and
+//! resets are refused, and an instance nobody could sign in to does not start.
+
+use loquat_test_support::fake_idp::{FakeIdp, FakeUser};
+
+use crate::helpers::{TestApp, TestOptions, cookie_client, temp_dir};
+use crate::people::sso_round_trip;
+
+#[tokio::test]
+async fn an_instance_nobody_could_sign_in_to_refuses_to_start() {
+    let config = loquat::Config {
+        data_dir: temp_dir("sso-only"),
+        auth_disable_email_password: true,
+        ..loquat::Config::default()
+    };
+    let refused = loquat::build(&config, &|name| (name == "ENABLED_OLLAMA").then(|| "0".to_owned())).await;
+    let error = refused.err().expect("refused").to_string();
+    assert!(error.contains("nobody could sign in") && error.contains("AUTH_SSO_PROVIDERS"), "{error}");
+    let _ = std::fs::remove_dir_all(&config.data_dir);
+}
+
+#[tokio::test]
+async fn an_sso_only_instance_has_no_passwords_anywhere() {
+    let idp = FakeIdp::start().await;
+    idp.set_user(FakeUser {
+        subject: "sso-1".into(),
+        email: Some("first@example.com".into()),
+        email_verified: true,
+        name: Some("First Person".into()),
+    });
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
+            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
+            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
+            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
+        ],
+        configure: |config| config.auth_disable_email_password = true,
+        first_account: false,
+        ..TestOptions::default()
+    })
+    .await;
+    // The first visit offers the provider, and says the first person administers.
+    let (status, first) = app.page_as(&cookie_client(), "/").await;
+    assert_eq!(status, 200);
+    assert!(first.contains("/api/auth/signin/generic-oidc") && first.contains("becomes its administrator"), "{first}");
+    assert!(!first.contains("type=\"password\""), "no password field: {first}");
+    let refused = cookie_client()
+        .post(app.url("/register"))
+        .form(&[("name", "Eve"), ("email", "eve@example.com"), ("password", "a long enough password")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status().as_u16(), 422);
+    // The first sign-in makes the administrator; their pages have no password fields either.
+    let browser = cookie_client();
+    let callback = sso_round_trip(&app, &browser).await;
+    assert_eq!(browser.get(&callback).send().await.expect("callback").status().as_u16(), 303);
+    for page in ["/account", "/admin"] {
+        let (status, body) = app.page_as(&browser, page).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(!body.contains("type=\"password\""), "{page} has a password field");
+    }
+    let person = app.services.store().find_user_by_email("first@example.com").await.expect("read").expect("there");
+    assert_eq!(person.role, loquat_core::domain::Role::Admin);
+    let (_, user_page) = app.page_as(&browser, &format!("/admin/users/{}", person.id)).await;
+    assert!(!user_page.contains("type=\"password\""));
+    // Password sign-in and the command line's reset are refused with the reason.
+    let (status, login) = app.page_as(&cookie_client(), "/login").await;
+    assert_eq!(status, 200);
+    assert!(!login.contains("type=\"password\"") && login.contains("/api/auth/signin/generic-oidc"), "{login}");
+    let (status, _) = app.page_as(&cookie_client(), "/register").await;
+    assert_eq!(status, 200, "followed to the sign-in page");
+    let tried = cookie_client()
+        .post(app.url("/login"))
+        .form(&[("email", "first@example.com"), ("password", "a long enough password")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(tried.status().as_u16(), 401);
+    assert!(tried.text().await.expect("page").contains("identity provider only"));
+    let reset =
+        app.services.admin.cli_reset_password("first@example.com", String::from("another long password").into()).await;
+    assert!(matches!(reset, Err(loquat_core::CoreError::Invalid { code: "passwords_off", .. })), "{reset:?}");
+    app.cleanup().await;
+}
