@@ -195,11 +195,23 @@ pub trait AdminStore: Send + Sync {
     async fn delete_quota(&self, scope: &QuotaScope) -> StoreResult<bool>;
     async fn insert_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Newest first, paged; only events whose action is `action` when given.
-    async fn list_audit(&self, action: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>>;
+    async fn list_audit(&self, filter: &AuditFilter, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>>;
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     /// Every instance setting, for a cached snapshot.
     async fn list_settings(&self) -> StoreResult<Vec<(String, String)>>;
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+}
+
+/// Which audit events to list: each part that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    /// Who acted.
+    pub actor: Option<UserId>,
+    /// From this time on (inclusive).
+    pub since: Option<Timestamp>,
+    /// Before this time.
+    pub until: Option<Timestamp>,
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use loquat_core::domain::{AuditEvent, Quota, QuotaScope, Role, UsageEvent, UsageGrouping, UsageRow};
 use loquat_core::id::UserId;
-use loquat_core::store::{AdminStore, StoreResult};
+use loquat_core::store::{AdminStore, AuditFilter, StoreResult};
 use loquat_core::time::Timestamp;
 
 use crate::SqlStore;
@@ -232,16 +232,23 @@ impl AdminStore for SqlStore {
         .map(|_| ())
     }
 
-    async fn list_audit(&self, action: Option<&str>, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>> {
+    async fn list_audit(&self, filter: &AuditFilter, limit: u32, offset: u32) -> StoreResult<Vec<AuditEvent>> {
         let (limit, offset) = (i64::from(limit), i64::from(offset));
-        // Two fixed texts rather than `$1 IS NULL OR …`, so each walks its own index.
-        let rows = match action {
+        let since = filter.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = filter.until.map_or(i64::MAX, Timestamp::as_millis);
+        // Two fixed texts rather than `$1 IS NULL OR …` for the action, so each walks its own
+        // index; the person and the times narrow what that finds.
+        let rows = match &filter.action {
             Some(action) => on_pool!(&self.pools, read, "list_audit", |pool| {
                 sqlx::query_as::<_, AuditRow>(
                     "SELECT id, actor, action, target, detail, ip, created_at FROM audit_log WHERE action = $1 \
-                     ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                     AND ($2 = '' OR actor = $2) AND created_at >= $3 AND created_at < $4 \
+                     ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6",
                 )
                 .bind(action)
+                .bind(filter.actor.map(|actor| actor.to_string()).unwrap_or_default())
+                .bind(since)
+                .bind(until)
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(pool)
@@ -250,8 +257,12 @@ impl AdminStore for SqlStore {
             None => on_pool!(&self.pools, read, "list_audit", |pool| {
                 sqlx::query_as::<_, AuditRow>(
                     "SELECT id, actor, action, target, detail, ip, created_at FROM audit_log \
-                     ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+                     WHERE ($1 = '' OR actor = $1) AND created_at >= $2 AND created_at < $3 \
+                     ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5",
                 )
+                .bind(filter.actor.map(|actor| actor.to_string()).unwrap_or_default())
+                .bind(since)
+                .bind(until)
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(pool)

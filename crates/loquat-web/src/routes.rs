@@ -15,8 +15,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{chat as chat_api, events};
 use crate::pages::{
-    account, admin, admin_features, assistants, auth, chat, data, files, knowledge, mcp, media, search, settings,
-    share, sso,
+    account, admin, admin_audit, admin_features, assistants, auth, chat, data, files, knowledge, mcp, media, search,
+    settings, share, sso,
 };
 use crate::{AppState, assets, health, metrics, middleware, pwa, request_id};
 
@@ -183,7 +183,8 @@ fn pages() -> RouteTable {
         .get_post("/admin/tools/servers/{id}", mcp::admin_edit_server, mcp::admin_update_server)
         .post("/admin/tools/servers/{id}/delete", mcp::admin_delete_server)
         .get("/admin/usage", admin::show_usage)
-        .get("/admin/audit", admin::show_audit)
+        .get("/admin/audit", admin_audit::show_audit)
+        .get("/admin/audit/export", admin_audit::export_audit)
         // Plumbing.
         .get("/static/{name}", assets::serve_asset)
         .get(pwa::MANIFEST, pwa::manifest)

@@ -15,8 +15,11 @@ use crate::domain::{AuditEvent, IngestState, Invite, KnowledgeBase, Quota, Quota
 use crate::error::{CoreError, CoreResult};
 use crate::id::{KnowledgeBaseId, UserId};
 use crate::secret::Secret;
-use crate::store::Store;
+use crate::store::{AuditFilter, Store};
 use crate::time::Timestamp;
+
+/// The most audit events one export holds.
+pub const MAX_AUDIT_EXPORT: u32 = 100_000;
 
 /// An invite link was made: the code is shown once.
 #[derive(Debug)]
@@ -304,9 +307,31 @@ impl Admin {
         Ok(())
     }
 
-    pub async fn admin_audit(&self, actor: UserId, action: Option<&str>, page: u32) -> CoreResult<Vec<AuditEvent>> {
+    pub async fn admin_audit(&self, actor: UserId, filter: &AuditFilter, page: u32) -> CoreResult<Vec<AuditEvent>> {
         self.require_admin(actor).await?;
-        Ok(self.store.list_audit(action, 100, page.saturating_mul(100)).await?)
+        Ok(self.store.list_audit(filter, 100, page.saturating_mul(100)).await?)
+    }
+
+    /// Every event the filter matches, newest first, for an export (at most [`MAX_AUDIT_EXPORT`]);
+    /// the export itself is recorded.
+    pub async fn admin_audit_export(
+        &self,
+        actor: UserId,
+        filter: &AuditFilter,
+        client: &ClientInfo,
+    ) -> CoreResult<Vec<AuditEvent>> {
+        self.require_admin(actor).await?;
+        let events = self.store.list_audit(filter, MAX_AUDIT_EXPORT, 0).await?;
+        let detail = format!("{} events", events.len());
+        self.audit.record(Some(actor), "audit_exported", "", &detail, client).await;
+        Ok(events)
+    }
+
+    /// The account with this email, for an administrator's filter.
+    pub async fn admin_find_user(&self, actor: UserId, email: &str) -> CoreResult<User> {
+        self.require_admin(actor).await?;
+        let email = email.trim().to_lowercase();
+        self.store.find_user_by_email(&email).await?.ok_or(CoreError::NotFound("user"))
     }
 
     pub async fn admin_quota(&self, actor: UserId, scope: &QuotaScope) -> CoreResult<Quota> {

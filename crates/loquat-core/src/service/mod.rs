@@ -43,7 +43,7 @@ mod users;
 use std::sync::Arc;
 
 pub use accounts::{Accounts, ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
-pub use admin::{Admin, NewInvite};
+pub use admin::{Admin, MAX_AUDIT_EXPORT, NewInvite};
 pub use assistants::Assistants;
 pub use chat::{Attachment, Chat, Exchange, SendMessage};
 pub use composer::TokenEstimate;

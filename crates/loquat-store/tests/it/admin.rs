@@ -3,7 +3,7 @@
 
 use loquat_core::domain::{AuditEvent, Quota, QuotaScope, Role, UsageEvent, UsageGrouping, UsageRow};
 use loquat_core::id::UserId;
-use loquat_core::store::{AdminStore, StoreErrorKind};
+use loquat_core::store::{AdminStore, AuditFilter, StoreErrorKind};
 use loquat_store::SqlStore;
 
 use crate::fixtures::{at, world};
@@ -172,7 +172,8 @@ async fn audit_is_paged_newest_first_and_filtered(store: SqlStore) {
         store.insert_audit(event).await.expect("inserted");
     }
     let page = async |action: Option<&str>, limit: u32, offset: u32| -> Vec<AuditEvent> {
-        store.list_audit(action, limit, offset).await.expect("lists")
+        let filter = AuditFilter { action: action.map(str::to_owned), ..AuditFilter::default() };
+        store.list_audit(&filter, limit, offset).await.expect("lists")
     };
     let newest_first: Vec<AuditEvent> = events.iter().rev().cloned().collect();
     assert_eq!(page(None, 100, 0).await, newest_first);
@@ -185,6 +186,15 @@ async fn audit_is_paged_newest_first_and_filtered(store: SqlStore) {
     assert_eq!(page(Some("login"), 1, 1).await, vec![events[1].clone()]);
     assert_eq!(page(Some("login_failed"), 100, 0).await, vec![events[0].clone()], "actions match exactly");
     assert!(page(Some("logout_everywhere"), 100, 0).await.is_empty());
+
+    // By person and time, with or without an action.
+    let filtered = async |filter: AuditFilter| store.list_audit(&filter, 100, 0).await.expect("lists");
+    let alice = AuditFilter { actor: Some(w.alice.id), ..AuditFilter::default() };
+    assert_eq!(filtered(alice.clone()).await, vec![events[4].clone(), events[2].clone(), events[1].clone()]);
+    let window = AuditFilter { since: Some(at(20)), until: Some(at(50)), ..alice.clone() };
+    assert_eq!(filtered(window).await, vec![events[2].clone(), events[1].clone()], "since inclusive, until not");
+    let logins = AuditFilter { action: Some("login".into()), ..alice };
+    assert_eq!(filtered(logins).await, vec![events[1].clone()]);
 }
 
 async fn settings_are_set_and_replaced(store: SqlStore) {

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_audit;
 pub mod admin_features;
 pub mod assistants;
 pub mod auth;

@@ -474,7 +474,8 @@ async fn the_client_address_is_the_one_the_proxy_saw() {
     }
     assert_eq!(statuses.last(), Some(&429), "the limit per address holds: {statuses:?}");
     let admin = app.admin().await;
-    let failed = app.services.admin.admin_audit(admin, Some("login_failed"), 0).await.expect("audit");
+    let failed =
+        app.services.admin.admin_audit(admin, &crate::helpers::action_filter("login_failed"), 0).await.expect("audit");
     assert!(!failed.is_empty());
     assert!(
         failed.iter().all(|event| event.ip == "192.0.2.44"),

@@ -394,3 +394,8 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// An audit filter of one action.
+pub fn action_filter(action: &str) -> loquat_core::store::AuditFilter {
+    loquat_core::store::AuditFilter { action: Some(action.to_owned()), ..Default::default() }
+}

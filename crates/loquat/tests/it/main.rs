@@ -6,6 +6,7 @@ mod browser;
 mod browser_features;
 mod chat;
 mod cli;
+mod company;
 mod docker;
 mod files_api;
 mod hardening;
@@ -25,7 +26,7 @@ mod recovery;
 mod replicas;
 mod security;
 mod sharing;
-mod sso_only;
+
 mod tidy;
 mod tools;
 mod transfer;

@@ -90,7 +90,12 @@ async fn sign_in_is_throttled_and_a_disabled_user_is_signed_out() {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
     assert_eq!(app.sign_in(&attacker, ADMIN_EMAIL, ADMIN_PASSWORD).await, 429);
     // The audit log saw it.
-    let events = app.services.admin.admin_audit(app.admin().await, Some("login_failed"), 0).await.expect("audit");
+    let events = app
+        .services
+        .admin
+        .admin_audit(app.admin().await, &crate::helpers::action_filter("login_failed"), 0)
+        .await
+        .expect("audit");
     assert!(events.len() >= 10);
     let (_, audit) = app.page("/admin/audit?action=user_disabled").await;
     assert!(audit.contains("user_disabled"));
