@@ -26,7 +26,6 @@ mod recovery;
 mod replicas;
 mod security;
 mod sharing;
-
 mod tidy;
 mod tools;
 mod transfer;
