@@ -45,6 +45,12 @@ pub struct SsoProvider {
     /// The login button's label ("Keycloak", "GitHub", "Microsoft", …).
     pub name: String,
     pub kind: SsoKind,
+    /// Directory groups whose members administer Loquat (`AUTH_<IDP>_ADMIN_GROUPS`); empty, the
+    /// directory does not decide roles.
+    pub admin_groups: Vec<String>,
+    /// The ID token claim holding the groups (`AUTH_<IDP>_GROUPS_CLAIM`, default `groups`; a
+    /// dotted path such as `realm_access.roles` reaches into objects).
+    pub groups_claim: String,
 }
 
 /// How Loquat talks to a provider.
@@ -219,8 +225,8 @@ pub fn providers_from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec
 }
 
 /// Every variable [`providers_from_env`] may read, for documentation checks.
-pub fn known_env_vars() -> Vec<&'static str> {
-    let mut names = LIST_VARIABLES.to_vec();
+pub fn known_env_vars() -> Vec<String> {
+    let mut names: Vec<&'static str> = LIST_VARIABLES.to_vec();
     for spec in SPECS {
         names.extend(spec.client_id.iter().chain(spec.secret));
         if let Family::Oidc { issuer } = spec.family {
@@ -228,6 +234,11 @@ pub fn known_env_vars() -> Vec<&'static str> {
         }
     }
     names.extend(MICROSOFT_ISSUER.iter().chain(MICROSOFT_TENANT).chain(MICROSOFT_AUTHORITY_VARS));
+    let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    for spec in SPECS {
+        let (groups, claim) = group_variables(spec);
+        names.extend([groups, claim]);
+    }
     names
 }
 
@@ -250,7 +261,20 @@ fn build(spec: &Spec, id: String, get: &dyn Fn(&str) -> Option<String>) -> Resul
         Family::FixedIssuer(issuer) => SsoKind::Oidc { issuer: issuer.to_owned(), client_id, client_secret },
         Family::Microsoft => SsoKind::Oidc { issuer: microsoft_issuer(get)?, client_id, client_secret },
     };
-    Ok(SsoProvider { id, name: spec.name.to_owned(), kind })
+    let (groups_variable, claim_variable) = group_variables(spec);
+    let admin_groups = get(&groups_variable)
+        .map(|list| list.split(',').map(str::trim).filter(|group| !group.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let groups_claim = get(&claim_variable).unwrap_or_else(|| "groups".to_owned());
+    Ok(SsoProvider { id, name: spec.name.to_owned(), kind, admin_groups, groups_claim })
+}
+
+/// `AUTH_<IDP>_ADMIN_GROUPS` and `AUTH_<IDP>_GROUPS_CLAIM`, named after the provider's
+/// `AUTH_<IDP>_ID`.
+fn group_variables(spec: &Spec) -> (String, String) {
+    let stem = spec.client_id[0].strip_prefix("AUTH_").and_then(|rest| rest.strip_suffix("_ID")).unwrap_or(spec.id);
+    let stem = stem.to_ascii_uppercase().replace('-', "_");
+    (format!("AUTH_{stem}_ADMIN_GROUPS"), format!("AUTH_{stem}_GROUPS_CLAIM"))
 }
 
 /// `<authority>/<tenant>/v2.0`, unless an issuer is given outright.

@@ -46,6 +46,8 @@ pub(crate) struct IdClaims {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// The token's other claims (groups, roles…), as sent.
+    pub other: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,8 @@ struct RawClaims {
     name: Option<String>,
     #[serde(default)]
     preferred_username: Option<String>,
+    #[serde(flatten)]
+    other: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +187,7 @@ fn check_claims(claims: RawClaims, expected: &Expected<'_>) -> Result<IdClaims, 
         email: claims.email.filter(|email| !email.is_empty()),
         email_verified: claims.email_verified.as_ref().is_some_and(truthy),
         name: claims.name.or(claims.preferred_username).filter(|name| !name.is_empty()),
+        other: claims.other,
     })
 }
 

@@ -58,6 +58,28 @@ pub struct VerifiedIdentity {
     /// is verified.
     pub email_verified: bool,
     pub name: Option<String>,
+    /// Whether the directory's groups make the person an administrator: `None` when the
+    /// provider has no `AUTH_<IDP>_ADMIN_GROUPS` (or sends no groups: GitHub).
+    #[serde(default)]
+    pub admin: Option<bool>,
+}
+
+/// The groups a token's claim holds at `path` (`groups`, or dotted: `realm_access.roles`): an
+/// array of strings, or one string.
+pub fn claimed_groups(claims: &serde_json::Map<String, serde_json::Value>, path: &str) -> Vec<String> {
+    let mut parts = path.split('.');
+    let Some(first) = parts.next() else { return Vec::new() };
+    let mut value = claims.get(first);
+    for part in parts {
+        value = value.and_then(|inner| inner.get(part));
+    }
+    match value {
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().filter_map(serde_json::Value::as_str).map(str::to_owned).take(1_000).collect()
+        }
+        Some(serde_json::Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
 }
 
 /// The SSO client: the enabled providers, one HTTP client (reqwest 0.13, rustls on aws-lc-rs,
@@ -172,12 +194,17 @@ impl SsoClient {
                     .oidc_client(provider, issuer, client_id, client_secret, &redirect_uri)
                     .complete(pending, code)
                     .await?;
+                let admin = (!provider.admin_groups.is_empty()).then(|| {
+                    let groups = claimed_groups(&claims.other, &provider.groups_claim);
+                    groups.iter().any(|group| provider.admin_groups.contains(group))
+                });
                 VerifiedIdentity {
                     provider_id: provider.id.clone(),
                     subject: claims.subject,
                     email: claims.email,
                     email_verified: claims.email_verified,
                     name: claims.name,
+                    admin,
                 }
             }
             SsoKind::GitHub { client_id, client_secret } => {
@@ -188,6 +215,7 @@ impl SsoClient {
                     email: user.email,
                     email_verified: user.email_verified,
                     name: user.name,
+                    admin: None,
                 }
             }
         };

@@ -110,6 +110,8 @@ struct IdpState {
     auth_methods: Vec<String>,
     active_key: usize,
     email_in_id_token: bool,
+    /// Extra claims every ID token carries (`groups`, `realm_access`…).
+    extra_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What an authorization code stands for.
@@ -154,6 +156,7 @@ impl FakeIdp {
                 auth_methods: vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()],
                 active_key: 0,
                 email_in_id_token: true,
+                extra_claims: serde_json::Map::new(),
             }),
         });
         let app = Router::new()
@@ -193,6 +196,11 @@ impl FakeIdp {
 
     pub fn client_secret(&self) -> &'static str {
         CLIENT_SECRET
+    }
+
+    /// A claim every ID token carries from now on (`groups`: a directory's groups).
+    pub fn set_claim(&self, name: &str, value: serde_json::Value) {
+        lock(&self.shared.state).extra_claims.insert(name.to_owned(), value);
     }
 
     /// Who signs in from now on (codes already issued keep their user).

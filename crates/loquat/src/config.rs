@@ -378,7 +378,7 @@ const OTHER_NAMES: &[&str] =
 pub fn known_env_vars() -> Vec<String> {
     let mut names = settings_env_vars();
     names.extend(provider_env_vars());
-    names.extend(loquat_auth::known_env_vars().into_iter().map(str::to_owned));
+    names.extend(loquat_auth::known_env_vars());
     names.sort();
     names.dedup();
     names

@@ -263,3 +263,31 @@ fn empty_values_count_as_unset_and_secrets_never_print() {
     ]);
     assert!(!format!("{provider:?}").contains("super-secret-value"));
 }
+
+#[test]
+fn admin_groups_and_their_claim_are_read_per_provider() {
+    let provider = one(&[
+        ("AUTH_SSO_PROVIDERS", "keycloak"),
+        ("AUTH_KEYCLOAK_ID", "a"),
+        ("AUTH_KEYCLOAK_SECRET", "b"),
+        ("AUTH_KEYCLOAK_ISSUER", "https://id.example.com/realms/x"),
+        ("AUTH_KEYCLOAK_ADMIN_GROUPS", " loquat-admins , platform ,"),
+        ("AUTH_KEYCLOAK_GROUPS_CLAIM", "realm_access.roles"),
+    ]);
+    assert_eq!(provider.admin_groups, ["loquat-admins", "platform"]);
+    assert_eq!(provider.groups_claim, "realm_access.roles");
+    let plain = one(&[
+        ("AUTH_SSO_PROVIDERS", "keycloak"),
+        ("AUTH_KEYCLOAK_ID", "a"),
+        ("AUTH_KEYCLOAK_SECRET", "b"),
+        ("AUTH_KEYCLOAK_ISSUER", "https://id.example.com/realms/x"),
+    ]);
+    assert!(plain.admin_groups.is_empty());
+    assert_eq!(plain.groups_claim, "groups");
+    assert!(crate::known_env_vars().iter().any(|name| name == "AUTH_KEYCLOAK_ADMIN_GROUPS"));
+    let claims = serde_json::json!({ "groups": "one", "realm_access": { "roles": ["a", "b", 3] } });
+    let claims = claims.as_object().expect("object");
+    assert_eq!(crate::claimed_groups(claims, "groups"), ["one"]);
+    assert_eq!(crate::claimed_groups(claims, "realm_access.roles"), ["a", "b"]);
+    assert!(crate::claimed_groups(claims, "missing.path").is_empty());
+}

@@ -109,8 +109,11 @@ fn es256_es384_and_eddsa_tokens_verify() {
                 email: Some("ada@example.com".into()),
                 email_verified: true,
                 name: Some("Ada".into()),
+                // The rest of the token (`exp`, …), kept for group claims.
+                other: claims.other.clone(),
             }
         );
+        assert!(claims.other.contains_key("exp") && !claims.other.contains_key("sub"));
     }
 }
 

@@ -22,6 +22,8 @@ pub fn oidc_provider(fake: &FakeIdp, id: &str) -> SsoProvider {
             client_id: fake.client_id().to_owned(),
             client_secret: Secret::new(fake.client_secret()),
         },
+        admin_groups: Vec::new(),
+        groups_claim: "groups".to_owned(),
     }
 }
 
@@ -33,6 +35,8 @@ pub fn github_provider(fake: &FakeIdp) -> SsoProvider {
             client_id: fake.client_id().to_owned(),
             client_secret: Secret::new(fake.client_secret()),
         },
+        admin_groups: Vec::new(),
+        groups_claim: "groups".to_owned(),
     }
 }
 

@@ -37,6 +37,7 @@ async fn a_full_login_returns_the_verified_identity() {
             email: Some("ada@example.com".into()),
             email_verified: true,
             name: Some("Ada Lovelace".into()),
+            admin: None,
         }
     );
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::registration::{AccountRequest, Via};
 use super::{Audit, Instance};
 use crate::crypto::{hash_password, new_token, token_hash, verify_password};
-use crate::domain::{Identity, Session, User};
+use crate::domain::{Identity, Role, Session, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::UserId;
 use crate::secret::Secret;
@@ -81,6 +81,9 @@ pub struct SsoIdentity {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// The directory's verdict from its groups: administrator or not; `None` when the provider
+    /// does not decide roles.
+    pub admin: Option<bool>,
 }
 
 /// Accounts, sign-in, sessions and single sign-on, API tokens, a user's profile and
@@ -171,6 +174,7 @@ impl Accounts {
         let email_allowed =
             identity.email_verified && email.as_deref().is_some_and(|email| email_allowed(email, allowed));
         let provider = identity.provider.clone();
+        let directory_admin = identity.admin;
         if !allowed.is_empty() && !email_allowed {
             self.audit.record(None, "login_failed", email.as_deref().unwrap_or(""), "email not allowed", client).await;
             return Err(CoreError::invalid("email_not_allowed"));
@@ -214,8 +218,40 @@ impl Accounts {
             self.audit.record(Some(user.id), "login_failed", email.as_deref().unwrap_or(""), "disabled", client).await;
             return Err(CoreError::invalid("account_disabled"));
         }
+        let user = match directory_admin {
+            Some(admin) => self.apply_directory_role(user, admin, &provider, client).await?,
+            None => user,
+        };
         self.audit.record(Some(user.id), "login", email.as_deref().unwrap_or(""), &provider, client).await;
         self.start_session(user, client).await
+    }
+
+    /// The role the directory's groups give, at every sign-in (audited when it changes). The
+    /// last enabled administrator is not demoted by it (the instance would have none).
+    async fn apply_directory_role(
+        &self,
+        user: User,
+        admin: bool,
+        provider: &str,
+        client: &ClientInfo,
+    ) -> CoreResult<User> {
+        let role = if admin { Role::Admin } else { Role::User };
+        if user.role == role {
+            return Ok(user);
+        }
+        if user.role == Role::Admin {
+            let admins = self.store.list_users("", 10_000, 0).await?;
+            let enabled = admins.iter().filter(|u| u.role == Role::Admin && !u.disabled).count();
+            if enabled <= 1 {
+                let detail = format!("kept: the last administrator ({provider} groups say member)");
+                self.audit.record(Some(user.id), "role_kept", &user.id.to_string(), &detail, client).await;
+                return Ok(user);
+            }
+        }
+        self.store.set_user_role(user.id, role).await?;
+        let detail = format!("{} from {provider} groups", role.as_str());
+        self.audit.record(Some(user.id), "role_changed", &user.id.to_string(), &detail, client).await;
+        Ok(User { role, ..user })
     }
 
     async fn start_session(&self, user: User, client: &ClientInfo) -> CoreResult<NewSession> {

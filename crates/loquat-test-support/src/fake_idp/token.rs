@@ -130,6 +130,9 @@ fn sign_id_token(shared: &Shared, state: &IdpState, grant: &Grant, bad: &Bad) ->
         claims["email"] = json!(user.email);
         claims["email_verified"] = json!(user.email_verified);
     }
+    for (name, value) in &state.extra_claims {
+        claims[name.as_str()] = value.clone();
+    }
     let key = &shared.keys[state.active_key];
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(key.kid.to_owned());

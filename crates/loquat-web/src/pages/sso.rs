@@ -132,6 +132,7 @@ async fn complete(
         email: identity.email,
         email_verified: identity.email_verified,
         name: identity.name,
+        admin: identity.admin,
     };
     let allowed = &state.settings.allowed_emails;
     match state.services.accounts.sign_in_with_sso(identity, allowed, pending.invite, &visitor.client).await {

@@ -141,3 +141,47 @@ async fn the_audit_log_is_filtered_by_person_action_and_dates_and_exported() {
     assert_eq!(refused.status().as_u16(), 404);
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn directory_groups_make_administrators_at_every_sign_in() {
+    let idp = FakeIdp::start().await;
+    idp.set_user(FakeUser {
+        subject: "ops-1".into(),
+        email: Some("ops@example.com".into()),
+        email_verified: true,
+        name: Some("Ops".into()),
+    });
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
+            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
+            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
+            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
+            ("AUTH_GENERIC_OIDC_ADMIN_GROUPS", "loquat-admins, platform".into()),
+            ("AUTH_GENERIC_OIDC_GROUPS_CLAIM", "realm_access.roles".into()),
+        ],
+        configure: |config| config.registration = "open".into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let sign_in = async || {
+        let browser = cookie_client();
+        let callback = sso_round_trip(&app, &browser).await;
+        assert_eq!(browser.get(&callback).send().await.expect("callback").status().as_u16(), 303);
+        app.services.store().find_user_by_email("ops@example.com").await.expect("read").expect("there")
+    };
+    idp.set_claim("realm_access", serde_json::json!({ "roles": ["staff", "platform"] }));
+    assert_eq!(sign_in().await.role, loquat_core::domain::Role::Admin, "a member of an admin group");
+    idp.set_claim("realm_access", serde_json::json!({ "roles": ["staff"] }));
+    assert_eq!(sign_in().await.role, loquat_core::domain::Role::User, "moved out of the group");
+    let (_, audit) = app.page("/admin/audit?action=role_changed").await;
+    assert!(audit.contains("admin from generic-oidc groups") && audit.contains("user from generic-oidc groups"));
+    // The directory never leaves the instance without an administrator.
+    idp.set_claim("realm_access", serde_json::json!({ "roles": ["platform"] }));
+    assert_eq!(sign_in().await.role, loquat_core::domain::Role::Admin);
+    let store = app.services.store();
+    assert!(store.set_user_disabled(app.admin().await, true).await.expect("disabled"), "the other administrator");
+    idp.set_claim("realm_access", serde_json::json!({ "roles": [] }));
+    assert_eq!(sign_in().await.role, loquat_core::domain::Role::Admin, "the last administrator is kept");
+    app.cleanup().await;
+}
