@@ -166,3 +166,91 @@ async fn the_separate_listener_serves_metrics_without_a_token() {
     assert_eq!(scrape(&app, None).await.0, 404);
     app.cleanup().await;
 }
+
+/// The `loquat_…` series names and the label names an expression uses (labels Prometheus adds at
+/// scrape time, and histograms' `le`, left out).
+fn used_in(expression: &str) -> (Vec<String>, Vec<String>) {
+    let mut metrics = Vec::new();
+    let mut rest = expression;
+    while let Some(start) = rest.find("loquat_") {
+        let tail = &rest[start..];
+        let end =
+            tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
+        metrics.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    let mut labels = Vec::new();
+    for (open, close) in [("by (", ')'), ("{", '}')] {
+        let mut rest = expression;
+        while let Some(start) = rest.find(open) {
+            let inner = &rest[start + open.len()..];
+            let end = inner.find(close).unwrap_or(inner.len());
+            for part in inner[..end].split(',') {
+                let name: String = part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && !matches!(name.as_str(), "le" | "job" | "instance") {
+                    labels.push(name);
+                }
+            }
+            rest = &inner[end..];
+        }
+    }
+    (metrics, labels)
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_alerts_use_only_what_loquat_exports() {
+    let app = TestApp::spawn_with(TestOptions { configure: with_token, ..TestOptions::default() }).await;
+    // Traffic for every series: an answer with usage (streamed over time, so it has a speed), a
+    // failing provider, refused sign-ins.
+    let assistant = app.default_assistant().await;
+    let paced = Reply::tokens(6).delay_between_chunks(std::time::Duration::from_millis(15)).usage(12, 6);
+    app.fake.push_reply(paced);
+    app.fake.push_reply(Reply::text("Greeting"));
+    let sent = app.send(assistant, None, "Hi").await;
+    app.finished(sent.answer).await;
+    app.titled(sent.topic).await;
+    // A refused key is not retried: the answer fails and the error is counted by kind.
+    app.fake.push_reply(Reply::error(401));
+    let failed = app.send(assistant, Some(sent.topic), "Again").await;
+    assert_eq!(app.finished(failed.answer).await.status, loquat_core::domain::MessageStatus::Error);
+    let stranger = reqwest::Client::new();
+    for _ in 0..11 {
+        let form = [("email", "nobody@example.com"), ("password", "wrong")];
+        stranger.post(app.url("/login")).form(&form).send().await.ok();
+    }
+    let (status, scraped) = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!(status, 200);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("deploy/grafana/loquat.json")).expect("dashboard"))
+            .expect("the dashboard is JSON");
+    let mut expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|target| target["expr"].as_str().map(str::to_owned))
+        .collect();
+    let alerts = std::fs::read_to_string(root.join("deploy/prometheus/alerts.yml")).expect("alert rules");
+    let rules: Vec<String> =
+        alerts.lines().filter_map(|line| line.trim().strip_prefix("expr: ")).map(str::to_owned).collect();
+    assert!(rules.len() >= 4 && expressions.len() >= 12, "{} rules, {} panels", rules.len(), expressions.len());
+    expressions.extend(rules);
+    for expression in &expressions {
+        let (metrics, labels) = used_in(expression);
+        for metric in &metrics {
+            let series: Vec<&str> = scraped
+                .lines()
+                .filter(|line| line.starts_with(&format!("{metric}{{")) || line.starts_with(&format!("{metric} ")))
+                .collect();
+            assert!(!series.is_empty(), "{metric} (in `{expression}`) is not in /metrics");
+            for label in &labels {
+                assert!(
+                    series.iter().any(|line| line.contains(&format!("{label}=\""))),
+                    "{metric} has no label {label} (in `{expression}`)"
+                );
+            }
+        }
+    }
+    app.cleanup().await;
+}
