@@ -221,6 +221,19 @@ impl Admin {
         Ok(())
     }
 
+    /// What the audit log keeps of each model request (people see it on their account page).
+    pub async fn admin_set_request_audit(
+        &self,
+        actor: UserId,
+        mode: super::instance::RequestAudit,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        self.instance.set_request_audit(mode).await?;
+        self.audit.record(Some(actor), "settings_changed", "request_audit", mode.as_str(), client).await;
+        Ok(())
+    }
+
     /// Lets people share topics by link, or stops it (existing links stop opening).
     pub async fn admin_set_sharing(&self, actor: UserId, enabled: bool, client: &ClientInfo) -> CoreResult<()> {
         self.require_admin(actor).await?;

@@ -465,7 +465,7 @@ impl Chat {
             self.store.clone(),
             self.chat_client.clone(),
             move |finished: FinishedAnswer| async move {
-                chat.usage.record(user, Some(assistant_id), &finished).await;
+                chat.usage.record_exchange(user, Some(assistant_id), &finished, Some(&question_text)).await;
                 if needs_title && finished.status == MessageStatus::Complete {
                     chat.title_topic(user, topic_id, &question_text, &finished.content, &language, &resolved).await;
                 }

@@ -21,6 +21,38 @@ const REGISTRATION_MODE: &str = "registration_mode";
 const ALLOW_USER_KEYS: &str = "allow_user_keys";
 const EMBEDDING_MODEL: &str = "embedding_model";
 const SHARING: &str = "sharing";
+const REQUEST_AUDIT: &str = "request_audit";
+
+/// What the audit log keeps of each model request (the administrator's choice; people are told
+/// on their account page).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RequestAudit {
+    #[default]
+    Off,
+    /// Who, when, which model, the outcome and the token counts.
+    Metadata,
+    /// That, and the question and the answer.
+    Content,
+}
+
+impl RequestAudit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestAudit::Off => "off",
+            RequestAudit::Metadata => "metadata",
+            RequestAudit::Content => "content",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "off" => Some(RequestAudit::Off),
+            "metadata" => Some(RequestAudit::Metadata),
+            "content" => Some(RequestAudit::Content),
+            _ => None,
+        }
+    }
+}
 
 /// The settings as one consistent value.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +61,7 @@ pub struct Snapshot {
     allow_user_keys: Option<bool>,
     /// Whether people may share topics by link (absent: yes).
     sharing: Option<bool>,
+    request_audit: RequestAudit,
     /// The administrator's embedding model: `provider/model`, or `none` for keyword search
     /// only; absent, the configured one (`DEFAULT_FILES_CONFIG`).
     embedding_model: Option<String>,
@@ -48,6 +81,7 @@ impl Snapshot {
                 REGISTRATION_MODE => snapshot.registration = RegistrationMode::parse(&value),
                 ALLOW_USER_KEYS => snapshot.allow_user_keys = Some(value == "true"),
                 SHARING => snapshot.sharing = Some(value == "true"),
+                REQUEST_AUDIT => snapshot.request_audit = RequestAudit::parse(&value).unwrap_or_default(),
                 EMBEDDING_MODEL => snapshot.embedding_model = Some(value).filter(|v| !v.is_empty()),
                 _ => {
                     if let Some(role) = key.strip_prefix("models.").and_then(Role::parse) {
@@ -177,6 +211,15 @@ impl Instance {
     /// Whether topics may be shared by link (the administrator can turn it off; on by default).
     pub async fn sharing_enabled(&self) -> CoreResult<bool> {
         Ok(self.snapshot().await?.sharing.unwrap_or(true))
+    }
+
+    /// What the audit log keeps of each model request.
+    pub async fn request_audit(&self) -> CoreResult<RequestAudit> {
+        Ok(self.snapshot().await?.request_audit)
+    }
+
+    pub(crate) async fn set_request_audit(&self, mode: RequestAudit) -> CoreResult<()> {
+        self.set(REQUEST_AUDIT, mode.as_str()).await
     }
 
     pub(crate) async fn set_sharing(&self, enabled: bool) -> CoreResult<()> {

@@ -51,7 +51,7 @@ pub use files::{FileContent, Files, content_type};
 pub use gateway::{
     ASSISTANT_PREFIX, ApiChat, ApiChatRequest, ApiChatStream, ApiModel, Gateway, PreparedApiChat, assistant_slug,
 };
-pub use instance::Instance;
+pub use instance::{Instance, RequestAudit};
 pub use knowledge::{BuiltIndex, EmbeddingChoice, EmbeddingModel, Hit, Knowledge, Passage, sources_prompt};
 pub use materials::{document_format_name, is_document};
 pub use media::{Drawing, IMAGE_SIZES, MAX_AUDIO_BYTES, MAX_IMAGES, Media, MediaModels};

@@ -35,6 +35,64 @@ impl Usage {
 
     /// Records a finished generation (whatever its outcome) for statistics and quotas.
     pub(crate) async fn record(&self, user: UserId, assistant: Option<AssistantId>, answer: &FinishedAnswer) {
+        self.record_exchange(user, assistant, answer, None).await;
+    }
+
+    /// [`Usage::record`], with the question asked, for the audit log when the administrator
+    /// archives content.
+    pub(crate) async fn record_exchange(
+        &self,
+        user: UserId,
+        assistant: Option<AssistantId>,
+        answer: &FinishedAnswer,
+        question: Option<&str>,
+    ) {
+        self.record_usage(user, assistant, answer).await;
+        let mode = match self.instance.request_audit().await {
+            Ok(mode) => mode,
+            Err(error) => {
+                tracing::error!(%error, "could not read the request audit setting");
+                return;
+            }
+        };
+        if mode == super::RequestAudit::Off {
+            return;
+        }
+        let usage = answer.usage.unwrap_or_default();
+        let mut detail = format!(
+            "{}, {} prompt + {} completion tokens",
+            answer.status.as_str(),
+            usage.prompt_tokens,
+            usage.completion_tokens
+        );
+        if mode == super::RequestAudit::Content {
+            let clip = |text: &str| text.chars().take(4_000).collect::<String>();
+            if let Some(question) = question {
+                detail.push_str(&format!("\nQ: {}", clip(question)));
+            }
+            if !answer.content.is_empty() {
+                detail.push_str(&format!("\nA: {}", clip(&answer.content)));
+            }
+        }
+        let event = crate::domain::AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            actor: Some(user),
+            action: "model_request".to_owned(),
+            target: format!(
+                "{}::{}",
+                answer.provider.as_deref().unwrap_or_default(),
+                answer.model.as_deref().unwrap_or_default()
+            ),
+            detail,
+            ip: String::new(),
+            created_at: answer.updated_at,
+        };
+        if let Err(error) = self.store.insert_audit(&event).await {
+            tracing::error!(%error, "could not record the request in the audit log");
+        }
+    }
+
+    async fn record_usage(&self, user: UserId, assistant: Option<AssistantId>, answer: &FinishedAnswer) {
         let usage = answer.usage.unwrap_or_default();
         let event = UsageEvent {
             id: uuid::Uuid::now_v7().to_string(),

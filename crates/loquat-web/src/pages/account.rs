@@ -44,6 +44,8 @@ struct AccountPage {
     has_password: bool,
     /// Whether passwords are used here at all.
     passwords: bool,
+    /// What the audit log keeps of the person's model requests, told to them (empty: nothing).
+    request_audit: String,
     sessions: Vec<SessionRow>,
     tokens: Vec<TokenRow>,
     /// Some token is not revoked: "revoke them too" is offered.
@@ -86,6 +88,11 @@ async fn account_page(
         is_admin: viewer.is_admin(),
         has_password,
         passwords: services.instance.passwords_allowed(),
+        request_audit: match services.instance.request_audit().await.map_err(viewer.fail())? {
+            loquat_core::service::RequestAudit::Off => String::new(),
+            loquat_core::service::RequestAudit::Metadata => viewer.tr.t("account.audit_metadata").into_owned(),
+            loquat_core::service::RequestAudit::Content => viewer.tr.t("account.audit_content").into_owned(),
+        },
         sessions: sessions
             .into_iter()
             .map(|session| SessionRow {

@@ -387,6 +387,8 @@ struct SettingsPage {
     registration: &'static str,
     user_keys: bool,
     sharing: bool,
+    /// `off`, `metadata` or `content`.
+    request_audit: &'static str,
     roles: Vec<RoleSettings>,
     /// Every model of the instance, for reference: `provider::model`.
     available: Vec<String>,
@@ -441,6 +443,7 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
         registration: services.accounts.registration_mode().await.map_err(viewer.fail())?.as_str(),
         user_keys: services.instance.user_keys_allowed().await.map_err(viewer.fail())?,
         sharing: services.instance.sharing_enabled().await.map_err(viewer.fail())?,
+        request_audit: services.instance.request_audit().await.map_err(viewer.fail())?.as_str(),
         roles,
         available,
     };
@@ -466,6 +469,10 @@ pub async fn save_setting(
         services.admin.admin_set_registration(actor, mode, &viewer.client).await
     } else if setting == "user-keys" {
         services.admin.admin_set_user_keys(actor, viewer.checkbox("allowed", &field("allowed"))?, &viewer.client).await
+    } else if setting == "request-audit" {
+        let mode =
+            loquat_core::service::RequestAudit::parse(&field("mode")).ok_or_else(|| viewer.invalid_field("mode"))?;
+        services.admin.admin_set_request_audit(actor, mode, &viewer.client).await
     } else if setting == "sharing" {
         services.admin.admin_set_sharing(actor, viewer.checkbox("enabled", &field("enabled"))?, &viewer.client).await
     } else if let Some(role) = role_of("models-") {

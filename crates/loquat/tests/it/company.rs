@@ -185,3 +185,44 @@ async fn directory_groups_make_administrators_at_every_sign_in() {
     assert_eq!(sign_in().await.role, loquat_core::domain::Role::Admin, "the last administrator is kept");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn model_requests_are_audited_as_the_administrator_chooses_and_people_are_told() {
+    use loquat_test_support::fake_openai::Reply;
+    let app = TestApp::spawn().await;
+    let assistant = app.default_assistant().await;
+    app.fake.set_default_reply(Reply::text("A title"));
+    app.fake.push_reply(Reply::text("Loquats are sweet.").usage(9, 4));
+    let quiet = app.send(assistant, None, "Off the record?").await;
+    app.finished(quiet.answer).await;
+    let (_, audit) = app.page("/admin/audit?action=model_request").await;
+    assert!(!audit.contains("<code>model_request</code>"), "off by default");
+    let (_, account) = app.page("/account").await;
+    assert!(!account.contains("audit log."), "nothing to tell");
+
+    assert_eq!(app.post_redirect("/admin/settings/request-audit", &[("mode", "metadata")]).await, "/admin/settings");
+    app.fake.push_reply(Reply::text("They grow in China.").usage(11, 5));
+    let counted = app.send(assistant, Some(quiet.topic), "Where do they grow?").await;
+    app.finished(counted.answer).await;
+    crate::helpers::eventually("the request in the audit log", || async {
+        app.page("/admin/audit?action=model_request").await.1.contains("11 prompt + 5 completion tokens")
+    })
+    .await;
+    let (_, audit) = app.page("/admin/audit?action=model_request").await;
+    assert!(!audit.contains("Where do they grow?"), "no content without archiving");
+    let (_, account) = app.page("/account").await;
+    assert!(account.contains("records who asks which model"), "people are told");
+
+    app.post_redirect("/admin/settings/request-audit", &[("mode", "content")]).await;
+    app.fake.push_reply(Reply::text("In spring.").usage(13, 3));
+    let archived = app.send(assistant, Some(quiet.topic), "When are they ripe?").await;
+    app.finished(archived.answer).await;
+    crate::helpers::eventually("the archived exchange", || async {
+        let page = app.page("/admin/audit?action=model_request").await.1;
+        page.contains("Q: When are they ripe?") && page.contains("A: In spring.")
+    })
+    .await;
+    let (_, account) = app.page("/account").await;
+    assert!(account.contains("archives your conversations"), "people are told");
+    app.cleanup().await;
+}
