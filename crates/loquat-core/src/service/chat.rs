@@ -633,7 +633,7 @@ fn attach_writes<'w>(message: MessageId, files: &[StoredFile]) -> Vec<TreeWrite<
 }
 
 /// A new message of the user's or a corrected answer: complete, stored as written.
-fn new_message(
+pub(super) fn new_message(
     user: UserId,
     topic: TopicId,
     parent: Option<MessageId>,

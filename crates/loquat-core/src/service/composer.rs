@@ -14,8 +14,6 @@ use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, FileId, MessageId, TopicId, UserId};
 use crate::llm::{ChatEvent, ChatMessage, ChatRequest, ChatRole, ProviderError, ProviderErrorKind};
 use crate::prompt::{PromptContext, apply_input_template, expand_placeholders};
-use crate::store::FinishedAnswer;
-use crate::time::Timestamp;
 use crate::tree::MessageTree;
 
 /// What an image costs a model, about (a 1024-pixel image at high detail).
@@ -181,20 +179,8 @@ impl Chat {
         let params = ModelParams { temperature: Some(0.2), ..ModelParams::default() };
         let started = Instant::now();
         let (translated, usage) = self.ask_once(&resolved, messages, params, Duration::from_secs(120)).await?;
-        let answer = FinishedAnswer {
-            status: MessageStatus::Complete,
-            content: String::new(),
-            reasoning: String::new(),
-            error_kind: None,
-            error_message: None,
-            provider: Some(resolved.provider_id.clone()),
-            model: Some(resolved.model.id.clone()),
-            usage,
-            ttft_ms: None,
-            duration_ms: Some(started.elapsed().as_millis() as i64),
-            updated_at: Timestamp::now(),
-        };
-        self.usage.record(user, Some(assistant.id), &answer).await;
+        let model = (resolved.provider_id.as_str(), resolved.model.id.as_str());
+        self.usage.record_request(user, Some(assistant.id), model, usage, started).await;
         Ok(translated.trim().to_owned())
     }
 }

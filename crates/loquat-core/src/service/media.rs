@@ -11,11 +11,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{Assistants, Files, Providers, Usage, existing_user};
-use crate::domain::{Message, MessageRole, MessageStatus, NewMessage, StoredFile, Topic, User};
+use crate::domain::{Message, MessageRole, NewMessage, StoredFile, Topic, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{AssistantId, MessageId, TopicId, UserId};
 use crate::llm::{ChatClient, Endpoint, ImageRequest, SpeechRequest, TranscriptionRequest};
-use crate::store::{FinishedAnswer, Store, TreeWrite};
+use crate::store::{Store, TreeWrite};
 use crate::time::Timestamp;
 
 /// The most text read aloud at once (OpenAI's limit), in characters.
@@ -121,7 +121,7 @@ impl Media {
         let started = Instant::now();
         let request = SpeechRequest { model: model.clone(), input, voice: voice.clone() };
         let audio = self.chat_client.speech(&endpoint, &request).await?;
-        self.record(user, Some(assistant.id), &provider, &model, started).await;
+        self.usage.record_request(user, Some(assistant.id), (&provider, &model), None, started).await;
         let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(audio.bytes) });
         let name = format!("speech-{}.mp3", &id.to_string()[..8]);
         let (file, _) = self.files.upload(user, person.role, &name, body).await?;
@@ -147,7 +147,7 @@ impl Media {
             language: language.map(str::to_owned),
         };
         let text = self.chat_client.transcribe(&endpoint, &request).await?;
-        self.record(user, None, &provider, &model, started).await;
+        self.usage.record_request(user, None, (&provider, &model), None, started).await;
         Ok(text.trim().to_owned())
     }
 
@@ -204,7 +204,7 @@ impl Media {
         let request = ImageRequest { model: model.clone(), prompt: prompt.to_owned(), size: size.to_owned(), count };
         // Drawn first: a failure stores nothing.
         let drawn = self.chat_client.generate_images(&endpoint, &request).await?;
-        self.record(user, Some(assistant.id), &provider, &model, started).await;
+        self.usage.record_request(user, Some(assistant.id), (&provider, &model), None, started).await;
         let mut images = Vec::with_capacity(drawn.len());
         for (place, image) in drawn.iter().enumerate() {
             let bytes = image.bytes.clone();
@@ -221,12 +221,17 @@ impl Media {
                 images.push(file);
             }
         }
-        let question = new_message(user, topic.id, parent, MessageRole::User, prompt.to_owned(), None, now);
+        let question = NewMessage {
+            created_at: now,
+            ..super::chat::new_message(user, topic.id, parent, MessageRole::User, prompt.to_owned(), None)
+        };
         let revised = drawn.iter().find_map(|image| image.revised_prompt.clone()).unwrap_or_default();
         let answer_at = Timestamp(now.as_millis() + 1);
-        let answer =
-            new_message(user, topic.id, Some(question.id), MessageRole::Assistant, revised, Some(&model), answer_at);
-        let answer = NewMessage { provider: Some(provider), ..answer };
+        let answer = NewMessage {
+            provider: Some(provider),
+            created_at: answer_at,
+            ..super::chat::new_message(user, topic.id, Some(question.id), MessageRole::Assistant, revised, Some(model))
+        };
         let mut writes = Vec::with_capacity(4 + images.len());
         if created_topic {
             writes.push(TreeWrite::InsertTopic(&topic));
@@ -240,55 +245,6 @@ impl Media {
         self.store.write_tree(user, &writes).await?;
         let topic = Topic { active_leaf_id: Some(answer.id), ..topic };
         Ok(Drawing { topic, created_topic, question: question.stored(), answer: answer.stored(), images })
-    }
-
-    /// A media request in the usage records (its outcome and time; providers report no tokens).
-    async fn record(
-        &self,
-        user: UserId,
-        assistant: Option<AssistantId>,
-        provider: &str,
-        model: &str,
-        started: Instant,
-    ) {
-        let answer = FinishedAnswer {
-            status: MessageStatus::Complete,
-            content: String::new(),
-            reasoning: String::new(),
-            error_kind: None,
-            error_message: None,
-            provider: Some(provider.to_owned()),
-            model: Some(model.to_owned()),
-            usage: None,
-            ttft_ms: None,
-            duration_ms: Some(started.elapsed().as_millis() as i64),
-            updated_at: Timestamp::now(),
-        };
-        self.usage.record(user, assistant, &answer).await;
-    }
-}
-
-fn new_message(
-    user: UserId,
-    topic: TopicId,
-    parent: Option<MessageId>,
-    role: MessageRole,
-    content: String,
-    model: Option<&str>,
-    at: Timestamp,
-) -> NewMessage {
-    NewMessage {
-        id: MessageId::new(),
-        user_id: user,
-        topic_id: topic,
-        parent_id: parent,
-        role,
-        content,
-        status: MessageStatus::Complete,
-        provider: None,
-        model: model.map(str::to_owned),
-        created_at: at,
-        generating_by: None,
     }
 }
 

@@ -12,7 +12,6 @@ use crate::domain::{Assistant, Message, MessageRole, MessageStatus, ModelParams,
 use crate::error::{CoreError, CoreResult};
 use crate::id::{TopicId, UserId};
 use crate::llm::{ChatMessage, ChatRole};
-use crate::store::FinishedAnswer;
 use crate::time::Timestamp;
 use crate::tree::MessageTree;
 
@@ -103,20 +102,8 @@ impl Chat {
         let model = format!("{}::{}", resolved.provider_id, resolved.model.id);
         let summary = TopicSummary { topic_id: topic.id, content, upto: last.id, model, updated_at: Timestamp::now() };
         self.store.keep_topic_summary(user, &summary).await?;
-        let answer = FinishedAnswer {
-            status: MessageStatus::Complete,
-            content: String::new(),
-            reasoning: String::new(),
-            error_kind: None,
-            error_message: None,
-            provider: Some(resolved.provider_id.clone()),
-            model: Some(resolved.model.id.clone()),
-            usage,
-            ttft_ms: None,
-            duration_ms: Some(started.elapsed().as_millis() as i64),
-            updated_at: summary.updated_at,
-        };
-        self.usage.record(user, Some(assistant.id), &answer).await;
+        let used = (resolved.provider_id.as_str(), resolved.model.id.as_str());
+        self.usage.record_request(user, Some(assistant.id), used, usage, started).await;
         Ok(Some(summary))
     }
 

@@ -38,6 +38,32 @@ impl Usage {
         self.record_exchange(user, assistant, answer, None).await;
     }
 
+    /// A one-shot request (a translation, a summary, speech, a transcription, a drawing) in the
+    /// usage records: complete, with what the provider reported and how long it took.
+    pub(crate) async fn record_request(
+        &self,
+        user: UserId,
+        assistant: Option<AssistantId>,
+        (provider, model): (&str, &str),
+        usage: Option<crate::domain::TokenUsage>,
+        started: std::time::Instant,
+    ) {
+        let answer = FinishedAnswer {
+            status: crate::domain::MessageStatus::Complete,
+            content: String::new(),
+            reasoning: String::new(),
+            error_kind: None,
+            error_message: None,
+            provider: Some(provider.to_owned()),
+            model: Some(model.to_owned()),
+            usage,
+            ttft_ms: None,
+            duration_ms: Some(started.elapsed().as_millis() as i64),
+            updated_at: Timestamp::now(),
+        };
+        self.record(user, assistant, &answer).await;
+    }
+
     /// [`Usage::record`], with the question asked, for the audit log when the administrator
     /// archives content.
     pub(crate) async fn record_exchange(
