@@ -31,6 +31,7 @@ mod error;
 mod github;
 mod http;
 mod jwt;
+pub mod ldap;
 mod oidc;
 mod pending;
 

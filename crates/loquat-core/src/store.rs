@@ -200,6 +200,10 @@ pub trait AdminStore: Send + Sync {
     /// Every instance setting, for a cached snapshot.
     async fn list_settings(&self) -> StoreResult<Vec<(String, String)>>;
     async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Sets `key` to `value` when it is unset or its value is at most `at_most` (values of one
+    /// length, compared as text); true when it did. Of replicas racing for the same change,
+    /// one wins (a schedule's next run).
+    async fn advance_setting(&self, key: &str, at_most: &str, value: &str) -> StoreResult<bool>;
 }
 
 /// Which audit events to list: each part that is set must match.

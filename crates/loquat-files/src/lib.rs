@@ -193,6 +193,49 @@ impl Blobs {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let key = format!("files/{owner}/{}", uuid::Uuid::new_v4().simple());
+        self.put_at(key, content, limit).await
+    }
+
+    /// Streams `content` into storage under `key`, a key [`Blobs::put`] gave (a restore puts
+    /// each file back where its record says it is), as `put` does.
+    pub async fn put_as<S, E>(&self, key: &str, content: S, limit: u64) -> Result<StoredBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if !is_file_key(key) {
+            return Err(BlobError::Storage(format!("{key:?} is not a file's key")));
+        }
+        self.put_at(key.to_owned(), content, limit).await
+    }
+
+    /// Streams `content` into storage under any `key` (backup archives in a bucket of their
+    /// own), as `put` does.
+    pub async fn put_object<S, E>(&self, key: &str, content: S) -> Result<StoredBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        self.put_at(key.to_owned(), content, u64::MAX).await
+    }
+
+    /// The keys under `prefix` with their sizes.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, BlobError> {
+        let prefix = Path::from(prefix);
+        let mut listed = self.store.list(Some(&prefix));
+        let mut found = Vec::new();
+        while let Some(meta) = listed.try_next().await? {
+            found.push((meta.location.to_string(), meta.size));
+        }
+        Ok(found)
+    }
+
+    async fn put_at<S, E>(&self, key: String, content: S, limit: u64) -> Result<StoredBlob, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
         let temporary = Path::from(format!("tmp/{}", uuid::Uuid::new_v4().simple()));
         let upload = self.store.put_multipart(&temporary).await?;
         let mut writer = AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)));
@@ -238,7 +281,6 @@ impl Blobs {
             parts.finish().await?;
         }
         let sha256 = hex::encode(hasher.finalize());
-        let key = format!("files/{owner}/{}", uuid::Uuid::new_v4().simple());
         if let Err(error) = self.store.rename(&temporary, &Path::from(key.as_str())).await {
             self.remove_quietly(&temporary).await;
             return Err(error.into());
@@ -312,6 +354,17 @@ impl Blobs {
             tracing::warn!(%path, %error, "could not remove a temporary upload");
         }
     }
+}
+
+/// `files/<owner>/<random>`: the shape of every key [`Blobs::put`] gives, letters, digits and
+/// hyphens between the slashes (nothing that could climb out of the folder).
+pub fn is_file_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    parts.len() == 3
+        && parts[0] == "files"
+        && parts[1..].iter().all(|part| {
+            !part.is_empty() && part.len() <= 64 && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// Removes the files in `dir` last changed before `cutoff`; returns how many went.

@@ -297,4 +297,17 @@ impl AdminStore for SqlStore {
         )
         .map(|_| ())
     }
+
+    async fn advance_setting(&self, key: &str, at_most: &str, value: &str) -> StoreResult<bool> {
+        execute!(
+            &self.pools,
+            "advance_setting",
+            "INSERT INTO settings (key, value) VALUES ($1, $3) ON CONFLICT (key) \
+             DO UPDATE SET value = excluded.value WHERE settings.value <= $2",
+            key,
+            at_most,
+            value
+        )
+        .map(|changed| changed > 0)
+    }
 }

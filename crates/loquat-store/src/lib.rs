@@ -5,6 +5,7 @@
 mod admin;
 mod assistants;
 mod credentials;
+pub mod dump;
 mod files;
 mod ingest;
 mod knowledge;
@@ -102,6 +103,13 @@ pub struct SqlStore {
 
 /// Opens (creating if needed) and migrates the store described by `options`.
 pub async fn open(options: &StoreOptions) -> Result<SqlStore, StoreError> {
+    let store = SqlStore { pools: connect(options).await? };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Connects to the store of `options` (creating an SQLite file if needed), migrating nothing.
+async fn connect(options: &StoreOptions) -> Result<Pools, StoreError> {
     let url = options.database_url.as_deref().map(str::trim).filter(|url| !url.is_empty());
     let pools = match url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => open_postgres(url).await?,
@@ -129,9 +137,7 @@ pub async fn open(options: &StoreOptions) -> Result<SqlStore, StoreError> {
             open_sqlite(SqliteConnectOptions::new().filename(file), false).await?
         }
     };
-    let store = SqlStore { pools };
-    store.migrate().await?;
-    Ok(store)
+    Ok(pools)
 }
 
 async fn open_postgres(url: &str) -> Result<Pools, StoreError> {

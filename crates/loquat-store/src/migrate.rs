@@ -83,6 +83,22 @@ pub(crate) async fn run(pools: &Pools) -> Result<(), StoreError> {
     result.map_err(migrate_error)
 }
 
+/// Applies the migrations up to `version` only (a restore writes a backup's rows into the
+/// schema they were read from; the newer migrations run after them).
+pub(crate) async fn run_to(pools: &Pools, version: i64) -> Result<(), StoreError> {
+    let upto = |embedded: &'static [Embedded]| &embedded[..embedded.partition_point(|m| m.0 <= version)];
+    let result = match pools {
+        Pools::Sqlite { writer, .. } => migrator(upto(SQLITE)).run(writer).await,
+        Pools::Postgres(pool) => migrator(upto(POSTGRES)).run(pool).await,
+    };
+    result.map_err(migrate_error)
+}
+
+/// The newest migration this build knows.
+pub fn latest() -> i64 {
+    SQLITE.last().map_or(0, |m| m.0)
+}
+
 fn migrate_error(error: MigrateError) -> StoreError {
     let kind = match &error {
         MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) => error_kind(inner),

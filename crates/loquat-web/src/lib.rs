@@ -12,7 +12,7 @@ mod download;
 mod error;
 mod form;
 mod forwarded;
-mod health;
+pub mod health;
 mod i18n;
 mod limits;
 pub mod markdown;
@@ -89,6 +89,8 @@ pub struct AppState {
     pub metrics: Option<metrics::MetricsEndpoint>,
     /// Markdown rendering off the async workers, with its cache.
     pub renderer: Renderer,
+    /// The last scheduled backup, for `/readyz` (`None`: no schedule).
+    pub backup: Option<health::BackupStatus>,
 }
 
 impl AppState {
@@ -99,7 +101,15 @@ impl AppState {
         sso: Option<Arc<loquat_auth::SsoClient>>,
     ) -> Self {
         let renderer = Renderer::new(settings.image_hosts.clone());
-        Self { services: Arc::new(services), settings: Arc::new(settings), limiter, sso, metrics: None, renderer }
+        Self {
+            services: Arc::new(services),
+            settings: Arc::new(settings),
+            limiter,
+            sso,
+            metrics: None,
+            renderer,
+            backup: None,
+        }
     }
 
     /// Serves the installed recorder's metrics at `GET /metrics` (behind its token).

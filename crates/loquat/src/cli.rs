@@ -1,6 +1,7 @@
 //! `loquat user …`: accounts from the server's shell (create, reset a password, promote,
-//! demote) through the same services as the admin pages, and `loquat healthcheck`, the
-//! container's probe, which asks the local server's `/readyz` without any HTTP client library.
+//! demote) through the same services as the admin pages, `loquat backup` and `restore` (their
+//! work is in `loquat::backup`), and `loquat healthcheck`, the container's probe, which asks
+//! the local server's `/readyz` without any HTTP client library.
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -134,6 +135,42 @@ fn explain(error: CoreError) -> String {
         },
         _ => error.to_string(),
     }
+}
+
+/// `loquat backup --to PATH`.
+pub async fn backup(config: &Config, to: &std::path::Path) -> Result<(), String> {
+    let written = loquat::backup::backup_instance(config, to).await?;
+    println!(
+        "backup written: {} ({} rows, {} files, {} bytes)",
+        written.path.display(),
+        written.rows,
+        written.files,
+        written.bytes
+    );
+    if written.missing_files > 0 {
+        println!("{} files were deleted while the backup ran; their records are kept", written.missing_files);
+    }
+    Ok(())
+}
+
+/// `loquat restore --from PATH [--check]`.
+pub async fn restore(config: &Config, from: &std::path::Path, check: bool) -> Result<(), String> {
+    if check {
+        let manifest = loquat::backup::check_archive(config, from).await?;
+        let rows: u64 = manifest.tables.iter().map(|table| table.rows).sum();
+        println!(
+            "the backup is whole and unchanged: {rows} rows and {} files from a {} instance (schema {})",
+            manifest.files.len(),
+            manifest.backend,
+            manifest.schema
+        );
+        return Ok(());
+    }
+    let restored = loquat::backup::restore_instance(config, from).await?;
+    let taken = jiff::Timestamp::from_millisecond(restored.taken_at).map(|t| t.to_string()).unwrap_or_default();
+    println!("restored the backup of {taken}: {} rows, {} files", restored.rows, restored.files);
+    println!("people sign in again; the search index was rebuilt");
+    Ok(())
 }
 
 /// GETs `/readyz` on this machine (the listen port, on loopback when listening on every

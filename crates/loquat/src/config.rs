@@ -86,6 +86,8 @@ pub struct Config {
     pub files: FilesConfig,
     pub tools: ToolsConfig,
     pub media: MediaConfig,
+    pub backup: BackupConfig,
+    pub ldap: LdapConfig,
     /// MCP servers in the `mcpServers` JSON format of Claude Desktop, Cursor and LobeChat
     /// (`LOQUAT_MCP_CONFIG=path`): their tools are offered to assistants as `mcp:<name>`.
     pub mcp_config: Option<PathBuf>,
@@ -153,6 +155,54 @@ impl Default for MediaConfig {
             transcription_model: models.transcription,
             image_model: models.image,
         }
+    }
+}
+
+/// Sign-in with a directory's accounts (`LOQUAT_LDAP__*`); off while `url` is empty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LdapConfig {
+    /// `ldap://host:389` or `ldaps://host:636`.
+    pub url: String,
+    /// The service account that searches people and groups.
+    pub bind_dn: String,
+    pub bind_password: Option<Secret>,
+    /// Where people are (`ou=people,dc=example,dc=org`).
+    pub user_base: String,
+    /// `{login}` is what the person typed; default `(|(uid={login})(mail={login}))`.
+    pub user_filter: String,
+    /// Where groups are; unset, only `memberOf` is read.
+    pub group_base: String,
+    /// `{dn}` is the person's DN; default `(|(member={dn})(uniqueMember={dn}))`.
+    pub group_filter: String,
+    /// Comma-separated groups (names or DNs) whose members administer Loquat.
+    pub admin_groups: String,
+    /// Upgrade `ldap://` with StartTLS.
+    #[serde(deserialize_with = "flexible_bool")]
+    pub starttls: bool,
+    /// A PEM file of the CA that signed the directory's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// Default `cn`.
+    pub name_attribute: String,
+    /// Default `mail`.
+    pub email_attribute: String,
+}
+
+/// Scheduled backups (`LOQUAT_BACKUP__*`); off while `every` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupConfig {
+    /// How often: `24h`, `6h`, `30m`, `7d`.
+    pub every: String,
+    /// How many archives to keep (the newest).
+    pub keep: usize,
+    /// A folder, or `s3://bucket/prefix` (with the `S3_*` endpoint and keys).
+    pub to: String,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { every: String::new(), keep: 7, to: String::new() }
     }
 }
 
@@ -301,6 +351,8 @@ impl Default for Config {
             files: FilesConfig::default(),
             tools: ToolsConfig::default(),
             media: MediaConfig::default(),
+            backup: BackupConfig::default(),
+            ldap: LdapConfig::default(),
             mcp_config: None,
             s3_endpoint: None,
             s3_bucket: None,
@@ -547,6 +599,66 @@ impl Config {
             None => loquat_files::Blobs::folder(self.data_dir.join("files")),
         };
         blobs.map_err(|error| ConfigError(format!("file storage: {error}")))
+    }
+
+    /// The directory people sign in against, when `LOQUAT_LDAP__URL` is set.
+    pub fn ldap(&self) -> Result<Option<loquat_auth::ldap::Ldap>, ConfigError> {
+        let ldap = &self.ldap;
+        if ldap.url.trim().is_empty() {
+            return Ok(None);
+        }
+        let text = |value: &str| Some(value.trim().to_owned()).filter(|value| !value.is_empty());
+        let settings = loquat_auth::ldap::LdapSettings {
+            url: ldap.url.clone(),
+            bind_dn: text(&ldap.bind_dn),
+            bind_password: ldap.bind_password.clone(),
+            user_base: ldap.user_base.clone(),
+            user_filter: ldap.user_filter.clone(),
+            group_base: text(&ldap.group_base),
+            group_filter: ldap.group_filter.clone(),
+            admin_groups: Self::list(&ldap.admin_groups),
+            starttls: ldap.starttls,
+            ca_file: ldap.ca_file.clone(),
+            name_attribute: ldap.name_attribute.clone(),
+            email_attribute: ldap.email_attribute.clone(),
+        };
+        loquat_auth::ldap::Ldap::new(settings)
+            .map(Some)
+            .map_err(|error| ConfigError(format!("LOQUAT_LDAP__*: {error}")))
+    }
+
+    /// The backup schedule, when `LOQUAT_BACKUP__EVERY` is set.
+    pub fn backup_schedule(&self) -> Result<Option<crate::backup::schedule::Schedule>, ConfigError> {
+        use crate::backup::schedule::{Destination, Schedule, parse_every};
+        let backup = &self.backup;
+        if backup.every.trim().is_empty() {
+            return Ok(None);
+        }
+        let every = parse_every(&backup.every).ok_or_else(|| {
+            ConfigError(format!("LOQUAT_BACKUP__EVERY={:?}: give a number and a unit, as 24h, 30m or 7d", backup.every))
+        })?;
+        let to = backup.to.trim();
+        let to = if let Some(rest) = to.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(ConfigError("LOQUAT_BACKUP__TO=s3://…: name the bucket, as s3://bucket/prefix".into()));
+            }
+            let blobs = loquat_files::Blobs::s3(&loquat_files::S3Settings {
+                endpoint: self.s3_endpoint.clone(),
+                bucket: bucket.to_owned(),
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.as_ref().map(|secret| secret.expose().to_owned()),
+                path_style: self.s3_enable_path_style,
+            })
+            .map_err(|error| ConfigError(format!("LOQUAT_BACKUP__TO: {error}")))?;
+            Destination::Bucket { blobs, prefix: prefix.trim_matches('/').to_owned() }
+        } else if to.is_empty() {
+            Destination::Folder(self.data_dir.join("backups"))
+        } else {
+            Destination::Folder(PathBuf::from(to))
+        };
+        Ok(Some(Schedule { every, keep: backup.keep.max(1), to, staging: self.data_dir.join("backups-staging") }))
     }
 
     /// Comma-separated settings as lists (empty items dropped).

@@ -1,6 +1,7 @@
 //! Wires Loquat together: configuration → store, providers, services → the HTTP router, and
 //! runs it until shutdown, letting running answers finish or persisting them as interrupted.
 
+pub mod backup;
 mod bus;
 pub mod config;
 pub mod node;
@@ -66,6 +67,8 @@ pub struct App {
     metrics_listen: Option<SocketAddr>,
     /// Holds this process's node name while it serves.
     _node: node::Node,
+    /// The scheduled backups, stopped with the app.
+    _backups: Option<tokio_util::task::AbortOnDropHandle<()>>,
 }
 
 /// Installs the process-wide TLS crypto provider (once; later calls do nothing).
@@ -141,6 +144,12 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         .map_err(|error| StartError::Config(config::ConfigError(format!("PLUGIN_SETTINGS: {error}"))))?;
     let tools = loquat_core::tools::ToolShelf::new(tools, sources, config.tools.limits())
         .with_connector(Arc::new(loquat_tools::mcp::Connector::new(client.web(), plugin_settings)));
+    let schedule = config.backup_schedule()?;
+    let backups = schedule.map(|schedule| {
+        let status = loquat_web::health::BackupStatus::default();
+        let run = backup::schedule::run(schedule, store.clone(), blobs.clone(), vault_key.clone(), status.clone());
+        (status, tokio_util::task::AbortOnDropHandle::new(tokio::spawn(run)))
+    });
     let services = Services::new(
         DataStores {
             store: Arc::new(store),
@@ -192,12 +201,21 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         .await
         .map_err(|error| StartError::Limits(error.to_string()))?;
     let sso_providers = loquat_auth::providers_from_env(env).map_err(|error| StartError::Sso(error.to_string()))?;
+    let directory = config.ldap()?;
+    if let Some(directory) = &directory {
+        tracing::info!(directory = ?directory, "directory sign-in enabled");
+    }
     // An instance nobody can sign in to is refused before it serves anyone.
-    if config.auth_disable_email_password && sso_providers.is_empty() {
-        let reason = "AUTH_DISABLE_EMAIL_PASSWORD=1 turns passwords off, but AUTH_SSO_PROVIDERS names no identity \
-                      provider: nobody could sign in. Set up a provider or unset AUTH_DISABLE_EMAIL_PASSWORD.";
+    if config.auth_disable_email_password && sso_providers.is_empty() && directory.is_none() {
+        let reason = "AUTH_DISABLE_EMAIL_PASSWORD=1 turns passwords off, but neither AUTH_SSO_PROVIDERS nor \
+                      LOQUAT_LDAP__URL names a way to sign in: nobody could. Set up a provider or a directory, \
+                      or unset AUTH_DISABLE_EMAIL_PASSWORD.";
         return Err(StartError::Config(config::ConfigError(reason.to_owned())));
     }
+    let services = match directory {
+        Some(directory) => services.with_directory(Arc::new(directory)),
+        None => services,
+    };
     let sso = if sso_providers.is_empty() {
         None
     } else {
@@ -211,7 +229,11 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
     // The recorder is process-wide (installed on first use); request tracing and request ids
     // are layers of the route table.
     let metrics = loquat_web::metrics::MetricsEndpoint::new(config.metrics_token.clone(), telemetry::renderer());
-    let state = AppState::new(services.clone(), web_settings, limiter, sso).with_metrics(metrics);
+    let mut state = AppState::new(services.clone(), web_settings, limiter, sso).with_metrics(metrics);
+    let backups = backups.map(|(status, task)| {
+        state.backup = Some(status);
+        task
+    });
     let router = loquat_web::router(state).layer(CompressionLayer::new());
     Ok(App {
         services,
@@ -219,6 +241,7 @@ pub async fn build(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Res
         shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         metrics_listen: config.metrics_listen,
         _node: node,
+        _backups: backups,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The `loquat` command: `serve` (the default), `migrate`, `config`, `user …` (accounts from
-//! the server's shell), `doctor` (what is wrong with this installation) and `healthcheck` (the
-//! container's probe).
+//! the server's shell), `backup` and `restore`, `doctor` (what is wrong with this installation)
+//! and `healthcheck` (the container's probe).
 
 mod cli;
 mod doctor;
@@ -38,6 +38,22 @@ enum Command {
     /// Manage accounts: create, reset a password, promote to or demote from administrator.
     #[command(subcommand)]
     User(cli::UserCommand),
+    /// Write one archive of the database and every file (the server may be running).
+    Backup {
+        /// The archive to write, or a folder to write a dated one into.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore an archive into this configuration's database and file storage, which must be
+    /// empty (a new instance, of either database).
+    Restore {
+        /// The archive `loquat backup` wrote.
+        #[arg(long)]
+        from: PathBuf,
+        /// Only check the archive (whole, unchanged, this key secret's); write nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Check the configuration, data folder, database, providers and Redis; exit 1 on a problem.
     Doctor,
     /// Exit 0 when the local server answers `/readyz` with 200 (for container health checks).
@@ -82,6 +98,8 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::User(command) => cli::run_user_command(&config, command).await,
+            Command::Backup { to } => cli::backup(&config, &to).await,
+            Command::Restore { from, check } => cli::restore(&config, &from, check).await,
             Command::Doctor => doctor::run(&config, &|name| std::env::var(name).ok()).await,
             Command::Healthcheck { url } => cli::healthcheck(&config, url.as_deref()).await,
         }

@@ -93,11 +93,42 @@ pub struct Accounts {
     pub(super) store: Arc<dyn Store>,
     pub(super) audit: Audit,
     pub(super) instance: Instance,
+    /// People sign in with a directory's accounts too (LDAP).
+    pub(super) directory: Option<Arc<dyn Directory>>,
+}
+
+/// The identity provider name of a directory's people (their identities' `provider`).
+pub const DIRECTORY_PROVIDER: &str = "ldap";
+
+/// A directory people sign in against with its password (LDAP).
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync {
+    /// Who `login` is, when `password` is theirs.
+    async fn authenticate(&self, login: &str, password: &Secret) -> Result<DirectoryPerson, DirectoryError>;
+}
+
+/// A person a directory vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryPerson {
+    /// Stable whatever the person's name or place in the directory.
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// The verdict of the directory's groups; `None` when it does not decide roles.
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryError {
+    /// Unknown, wrong password, disabled: one answer.
+    Rejected,
+    /// It cannot be asked now (the reason is for the log).
+    Unavailable(String),
 }
 
 impl Accounts {
     pub(crate) fn new(store: Arc<dyn Store>, audit: Audit, instance: Instance) -> Self {
-        Self { store, audit, instance }
+        Self { store, audit, instance, directory: None }
     }
 
     /// The registration mode: the admin's choice, else the configured default. Before the
@@ -128,15 +159,23 @@ impl Accounts {
         self.start_session(user, client).await
     }
 
-    /// Signs in with email and password. The error never says which of the two was wrong.
-    pub async fn sign_in(&self, email: &str, password: Secret, client: &ClientInfo) -> CoreResult<NewSession> {
-        self.instance.require_passwords()?;
-        let email = email.trim().to_lowercase();
+    /// Signs in with email and password — or, with a directory, with what the directory knows
+    /// the person by and its password, unless the email is of a local account with a password
+    /// (local accounts keep working when the directory is down). The error never says which of
+    /// the two was wrong.
+    pub async fn sign_in(&self, login: &str, password: Secret, client: &ClientInfo) -> CoreResult<NewSession> {
+        let email = login.trim().to_lowercase();
         let user = self.store.find_user_by_email(&email).await?;
         let hash = match &user {
             Some(user) => self.store.password_hash(user.id).await?,
             None => None,
         };
+        if let Some(directory) = self.directory.clone()
+            && hash.is_none()
+        {
+            return self.sign_in_with_directory(directory.as_ref(), login, password, client).await;
+        }
+        self.instance.require_passwords()?;
         let verified = verify_off_thread(password, hash).await;
         match user {
             // A disabled account says so whatever the password: the answer must not tell a
@@ -169,10 +208,24 @@ impl Accounts {
         invite: Option<String>,
         client: &ClientInfo,
     ) -> CoreResult<NewSession> {
-        let email = identity.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
         // Only a verified email may pass the allow-list: anyone can type any address.
+        let email = identity.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
         let email_allowed =
             identity.email_verified && email.as_deref().is_some_and(|email| email_allowed(email, allowed));
+        self.sign_in_identity(identity, allowed, email_allowed, invite, client).await
+    }
+
+    /// Signs in someone an identity provider or the directory vouched for; `admitted` lets a
+    /// new account in on an invite-only instance (an allowed email, a directory's person).
+    async fn sign_in_identity(
+        &self,
+        identity: SsoIdentity,
+        allowed: &[String],
+        email_allowed: bool,
+        invite: Option<String>,
+        client: &ClientInfo,
+    ) -> CoreResult<NewSession> {
+        let email = identity.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
         let provider = identity.provider.clone();
         let directory_admin = identity.admin;
         if !allowed.is_empty() && !email_allowed {
@@ -224,6 +277,44 @@ impl Accounts {
         };
         self.audit.record(Some(user.id), "login", email.as_deref().unwrap_or(""), &provider, client).await;
         self.start_session(user, client).await
+    }
+
+    async fn sign_in_with_directory(
+        &self,
+        directory: &dyn Directory,
+        login: &str,
+        password: Secret,
+        client: &ClientInfo,
+    ) -> CoreResult<NewSession> {
+        let target: String = login.trim().chars().take(200).collect();
+        match directory.authenticate(login, &password).await {
+            Ok(person) => {
+                let identity = SsoIdentity {
+                    provider: DIRECTORY_PROVIDER.to_owned(),
+                    subject: person.subject,
+                    email: person.email,
+                    // The directory's administrators vouch for its addresses.
+                    email_verified: true,
+                    name: person.name,
+                    admin: person.admin,
+                };
+                self.sign_in_identity(identity, &[], true, None, client).await
+            }
+            Err(DirectoryError::Rejected) => {
+                self.audit.record(None, "login_failed", &target, "bad credentials (directory)", client).await;
+                Err(CoreError::invalid("bad_credentials"))
+            }
+            Err(DirectoryError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "the directory could not be asked");
+                self.audit.record(None, "login_failed", &target, "directory unavailable", client).await;
+                Err(CoreError::invalid("directory_unavailable"))
+            }
+        }
+    }
+
+    /// Whether people sign in with a directory's accounts (LDAP).
+    pub fn has_directory(&self) -> bool {
+        self.directory.is_some()
     }
 
     /// The role the directory's groups give, at every sign-in (audited when it changes). The

@@ -42,7 +42,10 @@ mod users;
 
 use std::sync::Arc;
 
-pub use accounts::{Accounts, ClientInfo, NewSession, Registration, RegistrationMode, SsoIdentity};
+pub use accounts::{
+    Accounts, ClientInfo, DIRECTORY_PROVIDER, Directory, DirectoryError, DirectoryPerson, NewSession, Registration,
+    RegistrationMode, SsoIdentity,
+};
 pub use admin::{Admin, MAX_AUDIT_EXPORT, NewInvite};
 pub use assistants::Assistants;
 pub use chat::{Attachment, Chat, Exchange, SendMessage};
@@ -229,6 +232,13 @@ impl Services {
             store,
             generations,
         }
+    }
+
+    /// People sign in with a directory's accounts too (LDAP).
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.accounts.directory = Some(directory.clone());
+        self.admin.accounts.directory = Some(directory);
+        self
     }
 
     /// The running generation jobs (for subscriptions, metrics and shutdown).

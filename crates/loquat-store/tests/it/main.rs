@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod assistants;
 mod credentials;
+mod dump;
 mod files;
 mod fixtures;
 mod harness;

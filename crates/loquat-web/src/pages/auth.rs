@@ -159,6 +159,8 @@ struct LoginPage {
     sso: Vec<(String, String)>,
     /// Whether passwords are used here (`AUTH_DISABLE_EMAIL_PASSWORD` unset).
     passwords: bool,
+    /// People sign in with a directory's accounts too (LDAP).
+    directory: bool,
 }
 
 async fn login_page(
@@ -179,6 +181,7 @@ async fn login_page(
         can_register: first || mode == RegistrationMode::Open,
         sso: sso_choices(state),
         passwords: state.services.instance.passwords_allowed(),
+        directory: state.services.accounts.has_directory(),
     };
     render(&page, visitor.tr)
 }

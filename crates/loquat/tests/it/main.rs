@@ -2,6 +2,7 @@
 //! upstream, driven over HTTP (and, in `browser`, through headless Chromium).
 
 mod attachments;
+mod backup;
 mod browser;
 mod browser_features;
 mod chat;
@@ -12,6 +13,7 @@ mod files_api;
 mod hardening;
 mod health;
 mod helpers;
+mod ldap;
 mod mcp;
 mod mcp_stored;
 mod media;
