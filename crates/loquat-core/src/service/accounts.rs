@@ -289,6 +289,19 @@ impl Accounts {
         let target: String = login.trim().chars().take(200).collect();
         match directory.authenticate(login, &password).await {
             Ok(person) => {
+                // The directory's address must not take over an account that signs in with a
+                // password of its own (a directory may let people edit their own `mail`).
+                let email = person.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
+                if let Some(email) = &email
+                    && self.store.find_identity(DIRECTORY_PROVIDER, &person.subject).await?.is_none()
+                    && let Some(local) = self.store.find_user_by_email(email).await?
+                    && self.store.password_hash(local.id).await?.is_some()
+                {
+                    self.audit
+                        .record(Some(local.id), "login_failed", email, "directory email of a password account", client)
+                        .await;
+                    return Err(CoreError::invalid("directory_email_taken"));
+                }
                 let identity = SsoIdentity {
                     provider: DIRECTORY_PROVIDER.to_owned(),
                     subject: person.subject,

@@ -111,7 +111,12 @@ pub async fn backup(store: &SqlStore, blobs: &Blobs, secret: &Secret, to: &Path)
     let mut partial = path.clone().into_os_string();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
-    let file = File::create(&partial).map_err(io_error(&partial))?;
+    // Only the owner reads it: it holds conversations, files and password hashes.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&partial).map_err(io_error(&partial))?;
     let (store, blobs, secret, handle) = (store.clone(), blobs.clone(), secret.clone(), Handle::current());
     let written = tokio::task::spawn_blocking(move || write_archive(&handle, &store, &blobs, &secret, file))
         .await

@@ -144,14 +144,22 @@ fn is_archive_name(name: &str) -> bool {
     name.starts_with("loquat-backup-") && name.ends_with(".zip")
 }
 
-/// Removes the oldest archives in `folder` beyond `keep` (their names sort by time); nothing
-/// else in the folder is touched.
+/// Removes the oldest archives in `folder` beyond `keep` (their names sort by time), and what a
+/// crash left half-written more than a day ago; nothing else in the folder is touched.
 fn prune_folder(folder: &std::path::Path, keep: usize) -> Result<(), BackupError> {
-    let mut names: Vec<String> = std::fs::read_dir(folder)
+    let names: Vec<String> = std::fs::read_dir(folder)
         .map_err(super::io_error(folder))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_archive_name(name))
         .collect();
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(24 * 3600);
+    for name in names.iter().filter(|name| name.strip_suffix(".partial").is_some_and(is_archive_name)) {
+        let path = folder.join(name);
+        let modified = std::fs::metadata(&path).and_then(|meta| meta.modified());
+        if modified.is_ok_and(|modified| modified < day_ago) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let mut names: Vec<String> = names.into_iter().filter(|name| is_archive_name(name)).collect();
     names.sort();
     let extra = names.len().saturating_sub(keep.max(1));
     for name in &names[..extra] {

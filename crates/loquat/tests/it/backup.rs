@@ -132,6 +132,12 @@ async fn a_populated_instance_restores_row_for_row_into_sqlite_and_postgres() {
     assert_eq!(written.path, archive);
     assert!(written.files >= 1 && written.rows > 20, "{written:?}");
     assert!(!archive.with_extension("zip.partial").exists(), "nothing half-written is left");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&archive).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only its owner reads an archive");
+    }
     let expected = contents(&store_options(&source)).await;
     let secret = secret_of(&app.data_dir);
 

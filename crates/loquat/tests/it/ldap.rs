@@ -110,6 +110,13 @@ async fn directory_people_sign_in_and_their_groups_decide_their_role() {
     directory.set_employee_type(&bob, "disabled").await;
     assert_eq!(sign_in(&app, "bob", "bob-pw").await.0, 401);
 
+    // A directory entry carrying the local administrator's address does not get that account.
+    directory.add_person("mallory", "Mallory", ADMIN_EMAIL, "mallory-pw", false).await;
+    let (status, page) = sign_in(&app, "mallory", "mallory-pw").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("already signs in with a password"), "{page}");
+    let refused = app.services.admin.admin_audit(admin, &action_filter("login_failed"), 0).await.expect("audit");
+    assert!(refused.iter().any(|event| event.detail == "directory email of a password account"));
     // The local administrator signs in with a password as before.
     assert_eq!(sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
     // The directory goes down: its people are told, local accounts still work.
