@@ -75,6 +75,8 @@ pub struct PreparedApiChat {
     /// An assistant's server tools, run by Loquat between the model's responses.
     toolbox: Option<Toolbox>,
     tool_steps: bool,
+    /// The question, when the administrator archives requests' content.
+    archived_question: Option<String>,
 }
 
 /// A model or assistant as `GET /v1/models` lists it.
@@ -186,6 +188,8 @@ impl Gateway {
         quota?;
         let caller = caller?;
         let question = request.save.then(|| question_of(&request.messages));
+        let archived_question = (self.instance.request_audit().await? == super::RequestAudit::Content)
+            .then(|| question_of(&request.messages));
         let (assistant, attempts, saved_to, toolbox) =
             match self.api_target(&caller, &request.model, Purpose::Chat).await? {
                 Target::Model { provider_id, card } => {
@@ -210,18 +214,18 @@ impl Gateway {
                 }
             };
         let plan = saved_to.zip(question).map(|(assistant_id, question)| SavePlan::new(assistant_id, question));
-        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan, toolbox, tool_steps })
+        Ok(PreparedApiChat { user: user.id, assistant, attempts, plan, toolbox, tool_steps, archived_question })
     }
 
     /// Opens the upstream stream, falling back to an assistant's fallback model if the first
     /// fails before answering. A failure before the first event is returned as an error (and
     /// recorded as usage, and saved when asked).
     pub async fn start_api_chat(&self, prepared: PreparedApiChat) -> CoreResult<ApiChat> {
-        let PreparedApiChat { user, assistant, attempts, plan, toolbox, tool_steps } = prepared;
+        let PreparedApiChat { user, assistant, attempts, plan, toolbox, tool_steps, archived_question } = prepared;
         let saved_topic = plan.as_ref().map(SavePlan::topic_id);
         let started = Instant::now();
         let created = Timestamp::now();
-        let mut ledger = Ledger::new(self.clone(), user, assistant, started, plan);
+        let mut ledger = Ledger::new(self.clone(), user, assistant, started, plan).archiving(archived_question);
         match self.open_first(&attempts).await {
             Ok((index, stream)) => {
                 let attempt = &attempts[index];

@@ -224,5 +224,18 @@ async fn model_requests_are_audited_as_the_administrator_chooses_and_people_are_
     .await;
     let (_, account) = app.page("/account").await;
     assert!(account.contains("archives your conversations"), "people are told");
+
+    // Programs through the OpenAI-compatible API are archived alike, question and answer.
+    let token = crate::openai_api::api_token(&app).await;
+    app.fake.push_reply(Reply::text("Through the API.").usage(7, 3));
+    let body =
+        serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Asked by a program?"}]});
+    let (status, _) = crate::openai_api::post_json(&app, &token, "/chat/completions", &body).await;
+    assert_eq!(status, 200);
+    crate::helpers::eventually("the archived API exchange", || async {
+        let page = app.page("/admin/audit?action=model_request").await.1;
+        page.contains("Q: Asked by a program?") && page.contains("A: Through the API.")
+    })
+    .await;
     app.cleanup().await;
 }

@@ -125,6 +125,8 @@ pub(super) struct Ledger {
     /// How the stream ended; `None` while it runs (a drop then means the caller went away).
     ending: Option<(MessageStatus, Option<ProviderError>)>,
     save: Option<SavePlan>,
+    /// The question and the answer's text so far, when the administrator archives content.
+    archive: Option<(String, String)>,
 }
 
 /// Where and what to save; the answer's text is collected only when saving.
@@ -159,7 +161,25 @@ impl Ledger {
         let (provider_id, model_id) = (String::new(), String::new());
         // Counted as running until `close`, like a chat page's generation job.
         crate::generation::metrics::started();
-        Self { gateway, user, assistant, provider_id, model_id, started, ttft: None, usage: None, ending: None, save }
+        Self {
+            gateway,
+            user,
+            assistant,
+            provider_id,
+            model_id,
+            started,
+            ttft: None,
+            usage: None,
+            ending: None,
+            save,
+            archive: None,
+        }
+    }
+
+    /// Keeps the question and the answer's text for the request audit.
+    pub(super) fn archiving(mut self, question: Option<String>) -> Self {
+        self.archive = question.map(|question| (question, String::new()));
+        self
     }
 
     pub(super) fn answered_by(&mut self, provider_id: &str, model_id: &str) {
@@ -174,6 +194,9 @@ impl Ledger {
         }
         if let ChatEvent::Usage(usage) = event {
             self.usage = Some(*usage);
+        }
+        if let (Some((_, answer)), ChatEvent::Text(text)) = (self.archive.as_mut(), event) {
+            answer.push_str(text);
         }
         let Some(save) = self.save.as_mut() else { return };
         match event {
@@ -210,7 +233,13 @@ impl Ledger {
             tracing::info!(user = %self.user, %error, "an API answer failed");
         }
         crate::generation::metrics::finished(&answer);
-        self.gateway.usage.record(self.user, self.assistant, &answer).await;
+        match &self.archive {
+            Some((question, text)) => {
+                let archived = FinishedAnswer { content: text.clone(), ..answer.clone() };
+                self.gateway.usage.record_exchange(self.user, self.assistant, &archived, Some(question)).await;
+            }
+            None => self.gateway.usage.record(self.user, self.assistant, &answer).await,
+        }
         if let Some(save) = self.save {
             answer.content = answer_text(&save.content, &save.tool_calls);
             answer.reasoning = save.reasoning.clone();
