@@ -193,7 +193,11 @@ impl SsoClient {
             SsoKind::Oidc { issuer, client_id, client_secret } => {
                 let claims = self
                     .oidc_client(provider, issuer, client_id, client_secret, &redirect_uri)
-                    .complete(pending, code)
+                    .complete(
+                        pending,
+                        code,
+                        (!provider.admin_groups.is_empty()).then_some(provider.groups_claim.as_str()),
+                    )
                     .await?;
                 let admin = (!provider.admin_groups.is_empty()).then(|| {
                     let groups = claimed_groups(&claims.other, &provider.groups_claim);

@@ -81,18 +81,26 @@ impl Client<'_> {
         Ok(url.into())
     }
 
-    /// Exchanges `code`, verifies the ID token and, when it has no email, asks userinfo.
-    pub(crate) async fn complete(&self, pending: &PendingLogin, code: &str) -> Result<IdClaims, SsoError> {
+    /// Exchanges `code`, verifies the ID token and, when it has no email or lacks the claim
+    /// `groups_claim` (a dotted path) roles are read from, asks userinfo.
+    pub(crate) async fn complete(
+        &self,
+        pending: &PendingLogin,
+        code: &str,
+        groups_claim: Option<&str>,
+    ) -> Result<IdClaims, SsoError> {
         let metadata = self.metadata().await?;
         let tokens = self.exchange(&metadata.discovery, pending, code).await?;
         let id_token = tokens.id_token.ok_or_else(|| {
             SsoError::TokenExchange("the answer has no id_token (is the `openid` scope allowed?)".to_owned())
         })?;
         let mut claims = self.verify(&metadata, &id_token, &pending.nonce).await?;
-        if claims.email.is_none()
+        let groups_key = groups_claim.and_then(|path| path.split('.').next()).filter(|key| !key.is_empty());
+        let lacks_groups = groups_key.is_some_and(|key| !claims.other.contains_key(key));
+        if (claims.email.is_none() || lacks_groups)
             && let (Some(endpoint), Some(access_token)) = (&metadata.discovery.userinfo_endpoint, &tokens.access_token)
         {
-            self.merge_userinfo(endpoint, access_token, &mut claims).await?;
+            self.merge_userinfo(endpoint, access_token, &mut claims, groups_key).await?;
         }
         Ok(claims)
     }
@@ -207,7 +215,13 @@ impl Client<'_> {
         Ok(keys)
     }
 
-    async fn merge_userinfo(&self, endpoint: &str, access_token: &str, claims: &mut IdClaims) -> Result<(), SsoError> {
+    async fn merge_userinfo(
+        &self,
+        endpoint: &str,
+        access_token: &str,
+        claims: &mut IdClaims,
+        groups_key: Option<&str>,
+    ) -> Result<(), SsoError> {
         let request = self.http.get(endpoint).bearer_auth(access_token).header(ACCEPT, "application/json");
         let (status, body) = http::send(request).await.map_err(SsoError::UserInfo)?;
         if !status.is_success() {
@@ -222,9 +236,18 @@ impl Client<'_> {
             return Err(SsoError::UserInfo("the userinfo subject is not the ID token's".to_owned()));
         }
         let text = |key: &str| info.get(key).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned);
-        if let Some(email) = text("email") {
+        if claims.email.is_none()
+            && let Some(email) = text("email")
+        {
             claims.email = Some(email);
             claims.email_verified = info.get("email_verified").is_some_and(jwt::truthy);
+        }
+        // Groups the ID token left out (its own, when present, win).
+        if let Some(key) = groups_key
+            && !claims.other.contains_key(key)
+            && let Some(groups) = info.get(key)
+        {
+            claims.other.insert(key.to_owned(), groups.clone());
         }
         if claims.name.is_none() {
             claims.name = text("name").or_else(|| text("preferred_username"));

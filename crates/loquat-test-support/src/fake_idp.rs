@@ -112,6 +112,8 @@ struct IdpState {
     email_in_id_token: bool,
     /// Extra claims every ID token carries (`groups`, `realm_access`…).
     extra_claims: serde_json::Map<String, serde_json::Value>,
+    /// Claims only the userinfo endpoint answers with.
+    userinfo_claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What an authorization code stands for.
@@ -157,6 +159,7 @@ impl FakeIdp {
                 active_key: 0,
                 email_in_id_token: true,
                 extra_claims: serde_json::Map::new(),
+                userinfo_claims: serde_json::Map::new(),
             }),
         });
         let app = Router::new()
@@ -201,6 +204,11 @@ impl FakeIdp {
     /// A claim every ID token carries from now on (`groups`: a directory's groups).
     pub fn set_claim(&self, name: &str, value: serde_json::Value) {
         lock(&self.shared.state).extra_claims.insert(name.to_owned(), value);
+    }
+
+    /// A claim only userinfo answers with (some IdPs leave groups out of ID tokens).
+    pub fn set_userinfo_claim(&self, name: &str, value: serde_json::Value) {
+        lock(&self.shared.state).userinfo_claims.insert(name.to_owned(), value);
     }
 
     /// Who signs in from now on (codes already issued keep their user).
@@ -356,13 +364,16 @@ async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Resp
     let Some(user) = bearer_user(&shared, &headers, &["Bearer "]) else {
         return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "invalid_token" }))).into_response();
     };
-    Json(json!({
+    let mut info = json!({
         "sub": user.subject,
         "email": user.email,
         "email_verified": user.email_verified,
         "name": user.name,
-    }))
-    .into_response()
+    });
+    for (name, value) in &lock(&shared.state).userinfo_claims {
+        info[name] = value.clone();
+    }
+    Json(info).into_response()
 }
 
 /// The user an access token was issued for, from `Authorization: <scheme><token>`.

@@ -187,6 +187,42 @@ async fn directory_groups_make_administrators_at_every_sign_in() {
 }
 
 #[tokio::test]
+async fn groups_only_userinfo_gives_are_read_there() {
+    let idp = FakeIdp::start().await;
+    idp.set_user(FakeUser {
+        subject: "ana-7".into(),
+        email: Some("ana@example.com".into()),
+        email_verified: true,
+        name: Some("Ana".into()),
+    });
+    let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
+            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
+            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
+            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
+            ("AUTH_GENERIC_OIDC_ADMIN_GROUPS", "loquat-admins".into()),
+        ],
+        configure: |config| config.registration = "open".into(),
+        ..TestOptions::default()
+    })
+    .await;
+    let sign_in = async || {
+        let browser = cookie_client();
+        let callback = sso_round_trip(&app, &browser).await;
+        assert_eq!(browser.get(&callback).send().await.expect("callback").status().as_u16(), 303);
+        app.services.store().find_user_by_email("ana@example.com").await.expect("read").expect("there")
+    };
+    // The ID token has an email but no groups: userinfo's are read.
+    idp.set_userinfo_claim("groups", serde_json::json!(["loquat-admins"]));
+    assert_eq!(sign_in().await.role, loquat_core::domain::Role::Admin);
+    // When the ID token has groups, they are the ones that count.
+    idp.set_claim("groups", serde_json::json!(["staff"]));
+    assert_eq!(sign_in().await.role, loquat_core::domain::Role::User);
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn model_requests_are_audited_as_the_administrator_chooses_and_people_are_told() {
     use loquat_test_support::fake_openai::Reply;
     let app = TestApp::spawn().await;
