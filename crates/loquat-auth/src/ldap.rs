@@ -245,9 +245,13 @@ impl loquat_core::service::Directory for Ldap {
     ) -> Result<loquat_core::service::DirectoryPerson, loquat_core::service::DirectoryError> {
         use loquat_core::service::{DirectoryError, DirectoryPerson};
         match Ldap::authenticate(self, login, password).await {
-            Ok(user) => {
-                Ok(DirectoryPerson { subject: user.subject, email: user.email, name: user.name, admin: user.admin })
-            }
+            Ok(user) => Ok(DirectoryPerson {
+                subject: user.subject,
+                email: user.email,
+                name: user.name,
+                admin: user.admin,
+                groups: user.groups,
+            }),
             Err(LdapError::Rejected) => Err(DirectoryError::Rejected),
             Err(error) => Err(DirectoryError::Unavailable(error.to_string())),
         }

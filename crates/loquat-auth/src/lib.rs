@@ -63,6 +63,9 @@ pub struct VerifiedIdentity {
     /// provider has no `AUTH_<IDP>_ADMIN_GROUPS` (or sends no groups: GitHub).
     #[serde(default)]
     pub admin: Option<bool>,
+    /// The person's groups, when the provider sends the groups claim (they give named roles).
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
 }
 
 /// The groups a token's claim holds at `path` (`groups`, or dotted: `realm_access.roles`): an
@@ -199,10 +202,11 @@ impl SsoClient {
                         (!provider.admin_groups.is_empty()).then_some(provider.groups_claim.as_str()),
                     )
                     .await?;
-                let admin = (!provider.admin_groups.is_empty()).then(|| {
-                    let groups = claimed_groups(&claims.other, &provider.groups_claim);
-                    groups.iter().any(|group| provider.admin_groups.contains(group))
-                });
+                let top = provider.groups_claim.split('.').next().unwrap_or_default();
+                let groups =
+                    claims.other.contains_key(top).then(|| claimed_groups(&claims.other, &provider.groups_claim));
+                let admin = (!provider.admin_groups.is_empty())
+                    .then(|| groups.iter().flatten().any(|group| provider.admin_groups.contains(group)));
                 VerifiedIdentity {
                     provider_id: provider.id.clone(),
                     subject: claims.subject,
@@ -210,6 +214,7 @@ impl SsoClient {
                     email_verified: claims.email_verified,
                     name: claims.name,
                     admin,
+                    groups,
                 }
             }
             SsoKind::GitHub { client_id, client_secret } => {
@@ -221,6 +226,7 @@ impl SsoClient {
                     email_verified: user.email_verified,
                     name: user.name,
                     admin: None,
+                    groups: None,
                 }
             }
         };

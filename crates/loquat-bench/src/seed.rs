@@ -105,6 +105,7 @@ pub async fn account_and_assistant(store: &dyn Store) -> (UserId, AssistantId) {
         theme: Theme::System,
         created_at: Timestamp::now(),
         last_active_at: None,
+        named_role: None,
     };
     if existing.is_none() {
         let hash = loquat_core::crypto::hash_password(PASSWORD).expect("hashes");

@@ -112,6 +112,8 @@ pub trait UserStore: Send + Sync {
     /// Users that have an email (accounts), for "is this the first account?".
     async fn count_accounts(&self) -> StoreResult<u64>;
     async fn set_user_role(&self, id: UserId, role: Role) -> StoreResult<bool>;
+    /// A member's named role (`None`: the member role's models, tools and quota).
+    async fn set_user_named_role(&self, id: UserId, named_role: Option<&str>) -> StoreResult<bool>;
     async fn set_user_disabled(&self, id: UserId, disabled: bool) -> StoreResult<bool>;
     async fn set_user_name(&self, id: UserId, name: &str) -> StoreResult<bool>;
     async fn touch_user(&self, id: UserId, at: Timestamp) -> StoreResult<()>;

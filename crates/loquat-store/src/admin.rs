@@ -25,6 +25,7 @@ struct ScopedQuotaRow {
 fn quota_key(scope: &QuotaScope) -> (&'static str, String) {
     match scope {
         QuotaScope::Role(role) => ("role", role.as_str().to_owned()),
+        QuotaScope::Named(name) => ("named", name.clone()),
         QuotaScope::User(user) => ("user", user.to_string()),
     }
 }
@@ -171,6 +172,7 @@ impl AdminStore for SqlStore {
         for row in rows {
             let scope = match row.scope.as_str() {
                 "role" => Role::parse(&row.subject).map(QuotaScope::Role),
+                "named" => Some(QuotaScope::Named(row.subject.clone())),
                 "user" => row.subject.parse().ok().map(QuotaScope::User),
                 _ => None,
             };

@@ -108,7 +108,7 @@ impl CredentialStore for SqlStore {
         let row = on_pool!(&self.pools, read, "api_token_user", |pool| {
             sqlx::query_as::<_, TokenUserRow>(
                 "SELECT t.id AS token_id, t.last_used_at AS token_last_used_at, u.id, u.name, u.email, u.role, \
-                 u.disabled, u.locale, u.theme, u.created_at, u.last_active_at FROM api_tokens AS t \
+                 u.disabled, u.locale, u.theme, u.created_at, u.last_active_at, u.named_role FROM api_tokens AS t \
                  JOIN users AS u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
             )
             .bind(token_hash)

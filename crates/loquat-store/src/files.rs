@@ -197,7 +197,7 @@ impl FileStore for SqlStore {
         let rows = on_pool!(&self.pools, read, "file_totals_by_user", |pool| {
             sqlx::query_as::<_, OwnerTotalsRow>(
                 "SELECT u.id, u.name, u.email, u.role, u.disabled, u.locale, u.theme, u.created_at, \
-                 u.last_active_at, t.files, t.bytes FROM (SELECT user_id, CAST(COUNT(*) AS BIGINT) AS files, \
+                 u.last_active_at, u.named_role, t.files, t.bytes FROM (SELECT user_id, CAST(COUNT(*) AS BIGINT) AS files, \
                  CAST(SUM(size) AS BIGINT) AS bytes FROM files GROUP BY user_id) AS t \
                  JOIN users AS u ON u.id = t.user_id ORDER BY t.bytes DESC, u.id",
             )

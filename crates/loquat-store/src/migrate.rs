@@ -37,6 +37,7 @@ const SQLITE: &[Embedded] = &[
     (20, "shares", include_str!("../migrations/sqlite/0020_shares.sql")),
     (21, "message speech", include_str!("../migrations/sqlite/0021_message_speech.sql")),
     (22, "topic summaries", include_str!("../migrations/sqlite/0022_topic_summaries.sql")),
+    (23, "named roles", include_str!("../migrations/sqlite/0023_named_roles.sql")),
 ];
 const POSTGRES: &[Embedded] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -61,6 +62,7 @@ const POSTGRES: &[Embedded] = &[
     (20, "shares", include_str!("../migrations/postgres/0020_shares.sql")),
     (21, "message speech", include_str!("../migrations/postgres/0021_message_speech.sql")),
     (22, "topic summaries", include_str!("../migrations/postgres/0022_topic_summaries.sql")),
+    (23, "named roles", include_str!("../migrations/postgres/0023_named_roles.sql")),
 ];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {

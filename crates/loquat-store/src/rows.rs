@@ -86,6 +86,7 @@ pub(crate) struct UserRow {
     theme: String,
     created_at: i64,
     last_active_at: Option<i64>,
+    named_role: Option<String>,
 }
 
 impl UserRow {
@@ -104,6 +105,7 @@ impl UserRow {
             theme: Theme::parse(&self.theme).ok_or_else(|| corrupt("users", "theme", &self.theme))?,
             created_at: Timestamp(self.created_at),
             last_active_at: self.last_active_at.map(Timestamp),
+            named_role: self.named_role,
         })
     }
 }
@@ -305,6 +307,7 @@ mod tests {
             theme: "dark".into(),
             created_at: 0,
             last_active_at: Some(1),
+            named_role: None,
         }
     }
 

@@ -58,7 +58,7 @@ impl SessionStore for SqlStore {
         let row = on_pool!(&self.pools, read, "session_user", |pool| {
             sqlx::query_as::<_, SessionUserRow>(
                 "SELECT s.last_seen_at AS session_last_seen_at, u.id, u.name, u.email, u.role, u.disabled, \
-                 u.locale, u.theme, u.created_at, u.last_active_at FROM sessions AS s \
+                 u.locale, u.theme, u.created_at, u.last_active_at, u.named_role FROM sessions AS s \
                  JOIN users AS u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
             )
             .bind(token_hash)

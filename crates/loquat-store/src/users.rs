@@ -199,7 +199,7 @@ impl UserStore for SqlStore {
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
         let row = on_pool!(&self.pools, read, "get_user", |pool| {
             sqlx::query_as::<_, UserRow>(
-                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
+                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at, named_role FROM users \
                  WHERE id = $1",
             )
             .bind(id.to_string())
@@ -229,7 +229,7 @@ impl UserStore for SqlStore {
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let row = on_pool!(&self.pools, read, "find_user_by_email", |pool| {
             sqlx::query_as::<_, UserRow>(
-                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
+                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at, named_role FROM users \
                  WHERE email = $1",
             )
             .bind(email.to_lowercase())
@@ -267,7 +267,7 @@ impl UserStore for SqlStore {
         // on the column and the pattern, so a search always finds its own spelling.
         let rows = on_pool!(&self.pools, read, "list_users", |pool| {
             sqlx::query_as::<_, UserRow>(
-                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at FROM users \
+                "SELECT id, name, email, role, disabled, locale, theme, created_at, last_active_at, named_role FROM users \
                  WHERE LOWER(name) LIKE LOWER($1) ESCAPE '\\' OR LOWER(email) LIKE LOWER($1) ESCAPE '\\' \
                  ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
             )
@@ -287,6 +287,17 @@ impl UserStore for SqlStore {
         })
         .map_err(store_error)?;
         count("users", "count(*)", accounts)
+    }
+
+    async fn set_user_named_role(&self, id: UserId, named_role: Option<&str>) -> StoreResult<bool> {
+        let changed = execute!(
+            &self.pools,
+            "set_user_named_role",
+            "UPDATE users SET named_role = $1 WHERE id = $2",
+            named_role,
+            id.to_string()
+        )?;
+        Ok(changed > 0)
     }
 
     async fn set_user_role(&self, id: UserId, role: Role) -> StoreResult<bool> {

@@ -85,8 +85,7 @@ impl AppState {
     /// Starting an answer: per address for browsers (`LOQUAT_LIMITS__CHAT_PER_ADDRESS_PER_MINUTE`;
     /// requests with an API token skip it), then the user's requests-per-minute quota.
     pub async fn allow_chat(&self, viewer: &Viewer) -> Result<(), WebError> {
-        let quota =
-            self.services.usage.effective_quota(viewer.user.id, viewer.user.role).await.map_err(viewer.fail())?;
+        let quota = self.services.usage.effective_quota(&viewer.user).await.map_err(viewer.fail())?;
         let per_minute = quota.requests_per_minute.unwrap_or(DEFAULT_CHAT_PER_MINUTE).max(1);
         let per_user = Rule::new("chat-user", Duration::from_secs(60), per_minute);
         let per_address = self.settings.chat_per_address_per_minute;

@@ -38,6 +38,7 @@ async fn a_full_login_returns_the_verified_identity() {
             email_verified: true,
             name: Some("Ada Lovelace".into()),
             admin: None,
+            groups: None,
         }
     );
 

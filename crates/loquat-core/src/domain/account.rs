@@ -112,6 +112,8 @@ pub struct Quota {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuotaScope {
     Role(Role),
+    /// A named role the administrator defined.
+    Named(String),
     User(UserId),
 }
 

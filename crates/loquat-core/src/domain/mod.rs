@@ -21,4 +21,4 @@ pub use message::{Message, MessageRole, MessageStatus, NewMessage, SearchHit, To
 pub use provider::{ModelCard, Protocol, ProviderDraft, ProviderOverride, ProviderSetting};
 pub use tool::{McpLaunch, McpServerRecord, McpTransport, StepStatus, ToolStep};
 pub use topic::{Share, Topic, TopicFeature, TopicSummary};
-pub use user::{Locale, Role, Theme, User};
+pub use user::{Locale, MAX_NAMED_ROLE_CHARS, Policy, Role, Theme, User, valid_named_role};

@@ -101,6 +101,50 @@ pub enum Role {
     User,
 }
 
+/// What decides a person's models, tools and quota: their role, or for a member the named
+/// role they have (when the administrator defined it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Policy {
+    Role(Role),
+    Named(String),
+}
+
+/// The longest name of a named role.
+pub const MAX_NAMED_ROLE_CHARS: usize = 40;
+
+impl Policy {
+    /// The key of its settings: `admin`, `user`, or `role:<name>`.
+    pub fn key(&self) -> String {
+        match self {
+            Policy::Role(role) => role.as_str().to_owned(),
+            Policy::Named(name) => format!("role:{name}"),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Policy> {
+        match key.strip_prefix("role:") {
+            Some(name) => valid_named_role(name).then(|| Policy::Named(name.to_owned())),
+            None => Role::parse(key).map(Policy::Role),
+        }
+    }
+
+    pub fn quota_scope(&self) -> super::QuotaScope {
+        match self {
+            Policy::Role(role) => super::QuotaScope::Role(*role),
+            Policy::Named(name) => super::QuotaScope::Named(name.clone()),
+        }
+    }
+}
+
+/// A named role's name: lower-case letters, digits, `-` and `_`, 1 to 40 of them (directory
+/// groups of the same name, any case, give it).
+pub fn valid_named_role(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAMED_ROLE_CHARS
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && Role::parse(name).is_none()
+}
+
 impl Role {
     pub const ALL: [Role; 2] = [Role::Admin, Role::User];
 
@@ -131,6 +175,9 @@ pub struct User {
     pub created_at: Timestamp,
     /// The last request seen from this user (updated at most every few minutes).
     pub last_active_at: Option<Timestamp>,
+    /// A member's named role, one the administrator defined with its own models, tools and
+    /// quota (given by hand or by the directory's groups); `None`: the member role's.
+    pub named_role: Option<String>,
 }
 
 #[cfg(test)]

@@ -84,6 +84,9 @@ pub struct SsoIdentity {
     /// The directory's verdict from its groups: administrator or not; `None` when the provider
     /// does not decide roles.
     pub admin: Option<bool>,
+    /// The person's groups when the provider sends them: a defined named role of the same name
+    /// (any case) is given at sign-in, and taken back when the groups no longer have it.
+    pub groups: Option<Vec<String>>,
 }
 
 /// Accounts, sign-in, sessions and single sign-on, API tokens, a user's profile and
@@ -116,6 +119,8 @@ pub struct DirectoryPerson {
     pub name: Option<String>,
     /// The verdict of the directory's groups; `None` when it does not decide roles.
     pub admin: Option<bool>,
+    /// The person's groups' names.
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,6 +233,7 @@ impl Accounts {
         let email = identity.email.as_deref().map(str::trim).map(str::to_lowercase).filter(|e| !e.is_empty());
         let provider = identity.provider.clone();
         let directory_admin = identity.admin;
+        let directory_groups = identity.groups.clone();
         if !allowed.is_empty() && !email_allowed {
             self.audit.record(None, "login_failed", email.as_deref().unwrap_or(""), "email not allowed", client).await;
             return Err(CoreError::invalid("email_not_allowed"));
@@ -275,6 +281,10 @@ impl Accounts {
             Some(admin) => self.apply_directory_role(user, admin, &provider, client).await?,
             None => user,
         };
+        let user = match directory_groups {
+            Some(groups) => self.apply_named_role(user, &groups, &provider, client).await?,
+            None => user,
+        };
         self.audit.record(Some(user.id), "login", email.as_deref().unwrap_or(""), &provider, client).await;
         self.start_session(user, client).await
     }
@@ -310,6 +320,7 @@ impl Accounts {
                     email_verified: true,
                     name: person.name,
                     admin: person.admin,
+                    groups: Some(person.groups),
                 };
                 self.sign_in_identity(identity, &[], true, None, client).await
             }
@@ -356,6 +367,31 @@ impl Accounts {
         let detail = format!("{} from {provider} groups", role.as_str());
         self.audit.record(Some(user.id), "role_changed", &user.id.to_string(), &detail, client).await;
         Ok(User { role, ..user })
+    }
+
+    /// The named role the directory's groups give (the first defined one, by name, that a
+    /// group of the same name, any case, holds; none without such a group), at every sign-in,
+    /// audited when it changes.
+    async fn apply_named_role(
+        &self,
+        user: User,
+        groups: &[String],
+        provider: &str,
+        client: &ClientInfo,
+    ) -> CoreResult<User> {
+        let snapshot = self.instance.snapshot().await?;
+        let wanted = snapshot
+            .named_roles()
+            .iter()
+            .find(|name| groups.iter().any(|group| group.trim().eq_ignore_ascii_case(name)))
+            .cloned();
+        if user.named_role == wanted {
+            return Ok(user);
+        }
+        self.store.set_user_named_role(user.id, wanted.as_deref()).await?;
+        let detail = format!("{} from {provider} groups", wanted.as_deref().unwrap_or("none"));
+        self.audit.record(Some(user.id), "named_role_changed", &user.id.to_string(), &detail, client).await;
+        Ok(User { named_role: wanted, ..user })
     }
 
     async fn start_session(&self, user: User, client: &ClientInfo) -> CoreResult<NewSession> {

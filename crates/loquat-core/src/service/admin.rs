@@ -11,9 +11,12 @@ use super::knowledge::{EmbeddingChoice, EmbeddingModel};
 use super::registration::{AccountRequest, Via};
 use super::{Accounts, Audit, Instance, Knowledge};
 use crate::crypto::{new_token, token_hash};
-use crate::domain::{AuditEvent, IngestState, Invite, KnowledgeBase, Quota, QuotaScope, Role, User};
+use crate::domain::{AuditEvent, IngestState, Invite, KnowledgeBase, Policy, Quota, QuotaScope, Role, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{KnowledgeBaseId, UserId};
+
+/// Named roles an instance may define at most.
+pub const MAX_NAMED_ROLES: usize = 50;
 use crate::secret::Secret;
 use crate::store::{AuditFilter, Store};
 use crate::time::Timestamp;
@@ -245,16 +248,83 @@ impl Admin {
     pub async fn admin_set_role_models(
         &self,
         actor: UserId,
-        role: Role,
+        policy: &Policy,
         patterns: Vec<String>,
         client: &ClientInfo,
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
+        self.require_policy(policy).await?;
         let patterns: Vec<String> =
-            patterns.into_iter().map(|p| p.trim().to_owned()).filter(|p| p.contains("::")).collect();
+            patterns.into_iter().map(|p| p.trim().to_owned()).filter(|p| p.contains("::")).take(500).collect();
         let json = serde_json::to_string(&patterns).unwrap_or_else(|_| "[]".to_owned());
-        self.instance.set_role_models(role, &json).await?;
-        self.audit.record(Some(actor), "settings_changed", &format!("models.{}", role.as_str()), &json, client).await;
+        self.instance.set_policy_models(policy, &json).await?;
+        self.audit.record(Some(actor), "settings_changed", &format!("models.{}", policy.key()), &json, client).await;
+        Ok(())
+    }
+
+    /// A named role must be defined before its settings are written.
+    async fn require_policy(&self, policy: &Policy) -> CoreResult<()> {
+        match policy {
+            Policy::Role(_) => Ok(()),
+            Policy::Named(name) if self.instance.snapshot().await?.named_roles().contains(name) => Ok(()),
+            Policy::Named(_) => Err(CoreError::NotFound("named_role")),
+        }
+    }
+
+    /// Defines a named role (members given it use its models, tools and quota).
+    pub async fn admin_add_named_role(&self, actor: UserId, name: &str, client: &ClientInfo) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let name = name.trim().to_lowercase();
+        if !crate::domain::valid_named_role(&name) {
+            return Err(CoreError::invalid("named_role_name"));
+        }
+        let mut names = self.instance.reload().await?.named_roles().to_vec();
+        if names.len() >= MAX_NAMED_ROLES {
+            return Err(CoreError::invalid("named_role_count"));
+        }
+        if !names.contains(&name) {
+            names.push(name.clone());
+            names.sort();
+            self.instance.set_named_roles(&names).await?;
+            self.audit.record(Some(actor), "named_role_added", &name, "", client).await;
+        }
+        Ok(())
+    }
+
+    /// Removes a named role and its settings; its members fall back to the member role.
+    pub async fn admin_delete_named_role(&self, actor: UserId, name: &str, client: &ClientInfo) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let mut names = self.instance.reload().await?.named_roles().to_vec();
+        let before = names.len();
+        names.retain(|existing| existing != name);
+        if names.len() == before {
+            return Err(CoreError::NotFound("named_role"));
+        }
+        self.instance.set_named_roles(&names).await?;
+        let policy = Policy::Named(name.to_owned());
+        self.instance.set_policy_models(&policy, "[]").await?;
+        self.instance.set_policy_tools(&policy, None).await?;
+        self.instance.set_quota(&policy.quota_scope(), &crate::domain::Quota::default()).await?;
+        self.audit.record(Some(actor), "named_role_deleted", name, "", client).await;
+        Ok(())
+    }
+
+    /// Gives a member a named role (`None`: the member role's settings).
+    pub async fn admin_set_named_role(
+        &self,
+        actor: UserId,
+        user: UserId,
+        named_role: Option<&str>,
+        client: &ClientInfo,
+    ) -> CoreResult<()> {
+        self.require_admin(actor).await?;
+        let person = super::existing_user(self.store.as_ref(), user).await?;
+        if let Some(name) = named_role {
+            self.require_policy(&Policy::Named(name.to_owned())).await?;
+        }
+        self.store.set_user_named_role(person.id, named_role).await?;
+        let detail = named_role.unwrap_or("none");
+        self.audit.record(Some(actor), "named_role_changed", &person.id.to_string(), detail, client).await;
         Ok(())
     }
 
@@ -308,15 +378,16 @@ impl Admin {
     pub async fn admin_set_role_tools(
         &self,
         actor: UserId,
-        role: Role,
+        policy: &Policy,
         names: Option<Vec<String>>,
         client: &ClientInfo,
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
+        self.require_policy(policy).await?;
         let names: Option<Vec<String>> = names.map(|names| names.into_iter().take(100).collect());
-        self.instance.set_role_tools(role, names.as_deref()).await?;
+        self.instance.set_policy_tools(policy, names.as_deref()).await?;
         let detail = names.map_or_else(|| "all".to_owned(), |names| names.join(","));
-        self.audit.record(Some(actor), "settings_changed", &format!("tools.{}", role.as_str()), &detail, client).await;
+        self.audit.record(Some(actor), "settings_changed", &format!("tools.{}", policy.key()), &detail, client).await;
         Ok(())
     }
 
@@ -362,9 +433,13 @@ impl Admin {
     ) -> CoreResult<()> {
         self.require_admin(actor).await?;
         super::usage::validate_quota(&quota)?;
+        if let QuotaScope::Named(name) = &scope {
+            self.require_policy(&Policy::Named(name.clone())).await?;
+        }
         self.instance.set_quota(&scope, &quota).await?;
         let target = match &scope {
             QuotaScope::Role(role) => format!("role:{}", role.as_str()),
+            QuotaScope::Named(name) => format!("named:{name}"),
             QuotaScope::User(user) => format!("user:{user}"),
         };
         self.audit.record(Some(actor), "quota_changed", &target, &format!("{quota:?}"), client).await;

@@ -120,7 +120,7 @@ impl Chat {
     /// that their role allows, the shared MCP servers it allows and their own.
     pub async fn tools_for(&self, person: &User) -> CoreResult<Vec<ToolOffer>> {
         let snapshot = self.instance.snapshot().await?;
-        let allowed = snapshot.role_tools(person.role);
+        let allowed = snapshot.tools_for(person);
         let mut tools: Vec<ToolOffer> = self
             .tool_catalogue()
             .into_iter()
@@ -399,7 +399,7 @@ impl Chat {
         let answer_id = MessageId::new();
         let toolbox = if resolved.model.function_calling && !off.contains(&TopicFeature::Tools) {
             let snapshot = self.instance.snapshot().await?;
-            let allowed = snapshot.role_tools(asker.person.role);
+            let allowed = snapshot.tools_for(&asker.person);
             let reach = &asker.choices.reach;
             self.tools.toolbox(&asker.person, reach, allowed, &assistant.config.tools).await?
         } else {

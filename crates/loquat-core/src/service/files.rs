@@ -8,7 +8,7 @@ use futures_util::stream::BoxStream;
 use loquat_files::{BlobError, Blobs};
 
 use crate::domain::file::file_name;
-use crate::domain::{Role, StoredFile, User};
+use crate::domain::{StoredFile, User};
 use crate::error::{CoreError, CoreResult};
 use crate::id::{FileId, UserId};
 use crate::store::{FileInsert, Store};
@@ -46,9 +46,9 @@ impl Files {
     }
 
     /// What the user's files hold, and their storage quota in MiB (`None`: no quota).
-    pub async fn storage(&self, user: UserId, role: Role) -> CoreResult<(u64, Option<u64>)> {
-        let quota = self.instance.quota(user, role).await?;
-        Ok((self.store.user_file_bytes(user).await?, quota.storage_mb))
+    pub async fn storage(&self, owner: &User) -> CoreResult<(u64, Option<u64>)> {
+        let quota = self.instance.quota(owner).await?;
+        Ok((self.store.user_file_bytes(owner.id).await?, quota.storage_mb))
     }
 
     /// The largest file a user may upload, in bytes.
@@ -61,7 +61,7 @@ impl Files {
     /// the size limit or what the storage quota has left, empty, or cut off: an error, and
     /// nothing is kept. The quota is checked again as the file is recorded, one upload of the
     /// user at a time, so uploads racing for its last bytes cannot both pass it.
-    pub async fn upload<S, E>(&self, user: UserId, role: Role, name: &str, content: S) -> CoreResult<(StoredFile, bool)>
+    pub async fn upload<S, E>(&self, owner: &User, name: &str, content: S) -> CoreResult<(StoredFile, bool)>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
@@ -69,7 +69,8 @@ impl Files {
         let mut limit = self.max_bytes;
         // The quota in MiB, when it (not the file size limit) bounds this upload.
         let mut quota_bound = None;
-        let quota_mb = self.instance.quota(user, role).await?.storage_mb;
+        let user = owner.id;
+        let quota_mb = self.instance.quota(owner).await?.storage_mb;
         if let Some(quota_mb) = quota_mb {
             let used = self.store.user_file_bytes(user).await?;
             let remaining = quota_mb.saturating_mul(1024 * 1024).saturating_sub(used);

@@ -202,7 +202,7 @@ impl Gateway {
                     // tools run here.
                     let toolbox = if request.tools.is_empty() && !assistant.config.tools.is_empty() {
                         let snapshot = self.instance.snapshot().await?;
-                        let allowed = snapshot.role_tools(user.role);
+                        let allowed = snapshot.tools_for(user);
                         let reach = &caller.choices.reach;
                         self.tools.toolbox(user, reach, allowed, &assistant.config.tools).await?
                     } else {

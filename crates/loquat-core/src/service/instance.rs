@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::Limits;
 use super::accounts::RegistrationMode;
-use crate::domain::{Quota, QuotaScope, Role};
+use crate::domain::{Policy, Quota, QuotaScope, Role, User};
 use crate::error::CoreResult;
 use crate::id::UserId;
 use crate::store::Store;
@@ -22,6 +22,7 @@ const ALLOW_USER_KEYS: &str = "allow_user_keys";
 const EMBEDDING_MODEL: &str = "embedding_model";
 const SHARING: &str = "sharing";
 const REQUEST_AUDIT: &str = "request_audit";
+const NAMED_ROLES: &str = "named_roles";
 
 /// What the audit log keeps of each model request (the administrator's choice; people are told
 /// on their account page).
@@ -65,11 +66,13 @@ pub struct Snapshot {
     /// The administrator's embedding model: `provider/model`, or `none` for keyword search
     /// only; absent, the configured one (`DEFAULT_FILES_CONFIG`).
     embedding_model: Option<String>,
-    /// `provider::model` patterns per role (empty or absent = all models).
-    role_models: HashMap<Role, Vec<String>>,
-    /// Tool names per role (absent = every tool).
-    role_tools: HashMap<Role, Vec<String>>,
-    role_quotas: HashMap<Role, Quota>,
+    /// The named roles the administrator defined, sorted.
+    named_roles: Vec<String>,
+    /// `provider::model` patterns per policy (empty or absent = all models).
+    models: HashMap<Policy, Vec<String>>,
+    /// Tool names per policy (absent = every tool).
+    tools: HashMap<Policy, Vec<String>>,
+    quotas: HashMap<Policy, Quota>,
     user_quotas: HashMap<UserId, Quota>,
 }
 
@@ -83,14 +86,21 @@ impl Snapshot {
                 SHARING => snapshot.sharing = Some(value == "true"),
                 REQUEST_AUDIT => snapshot.request_audit = RequestAudit::parse(&value).unwrap_or_default(),
                 EMBEDDING_MODEL => snapshot.embedding_model = Some(value).filter(|v| !v.is_empty()),
+                NAMED_ROLES => {
+                    let mut names: Vec<String> = serde_json::from_str(&value).unwrap_or_default();
+                    names.retain(|name| crate::domain::valid_named_role(name));
+                    names.sort();
+                    names.dedup();
+                    snapshot.named_roles = names;
+                }
                 _ => {
-                    if let Some(role) = key.strip_prefix("models.").and_then(Role::parse) {
+                    if let Some(policy) = key.strip_prefix("models.").and_then(Policy::parse) {
                         let patterns = serde_json::from_str(&value).unwrap_or_default();
-                        snapshot.role_models.insert(role, patterns);
-                    } else if let Some(role) = key.strip_prefix("tools.").and_then(Role::parse) {
+                        snapshot.models.insert(policy, patterns);
+                    } else if let Some(policy) = key.strip_prefix("tools.").and_then(Policy::parse) {
                         // `null`: every tool (as when unset).
                         if let Ok(Some(names)) = serde_json::from_str::<Option<Vec<String>>>(&value) {
-                            snapshot.role_tools.insert(role, names);
+                            snapshot.tools.insert(policy, names);
                         }
                     }
                 }
@@ -98,17 +108,35 @@ impl Snapshot {
         }
         for (scope, quota) in quotas {
             match scope {
-                QuotaScope::Role(role) => snapshot.role_quotas.insert(role, quota),
+                QuotaScope::Role(role) => snapshot.quotas.insert(Policy::Role(role), quota),
+                QuotaScope::Named(name) => snapshot.quotas.insert(Policy::Named(name), quota),
                 QuotaScope::User(user) => snapshot.user_quotas.insert(user, quota),
             };
         }
         snapshot
     }
 
-    /// The quota that applies to a user: their own limits, each unset one taken from the role.
-    pub fn quota(&self, user: UserId, role: Role) -> Quota {
-        let own = self.user_quotas.get(&user).cloned().unwrap_or_default();
-        let by_role = self.role_quotas.get(&role).cloned().unwrap_or_default();
+    /// The named roles the administrator defined, sorted.
+    pub fn named_roles(&self) -> &[String] {
+        &self.named_roles
+    }
+
+    /// What decides `user`'s models, tools and quota: a member's named role when it is defined,
+    /// else their role.
+    pub fn policy_of(&self, user: &User) -> Policy {
+        match &user.named_role {
+            Some(name) if user.role == Role::User && self.named_roles.iter().any(|n| n == name) => {
+                Policy::Named(name.clone())
+            }
+            _ => Policy::Role(user.role),
+        }
+    }
+
+    /// The quota that applies to a user: their own limits, each unset one taken from their
+    /// role (or named role).
+    pub fn quota(&self, user: &User) -> Quota {
+        let own = self.user_quotas.get(&user.id).cloned().unwrap_or_default();
+        let by_role = self.quotas.get(&self.policy_of(user)).cloned().unwrap_or_default();
         Quota {
             tokens_per_day: own.tokens_per_day.or(by_role.tokens_per_day),
             tokens_per_month: own.tokens_per_month.or(by_role.tokens_per_month),
@@ -120,20 +148,31 @@ impl Snapshot {
     /// The quota stored for exactly this scope (the admin's forms).
     pub fn scoped_quota(&self, scope: &QuotaScope) -> Quota {
         let quota = match scope {
-            QuotaScope::Role(role) => self.role_quotas.get(role),
+            QuotaScope::Role(role) => self.quotas.get(&Policy::Role(*role)),
+            QuotaScope::Named(name) => self.quotas.get(&Policy::Named(name.clone())),
             QuotaScope::User(user) => self.user_quotas.get(user),
         };
         quota.cloned().unwrap_or_default()
     }
 
-    /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
-    pub fn role_models(&self, role: Role) -> &[String] {
-        self.role_models.get(&role).map_or(&[], Vec::as_slice)
+    /// The models a policy allows, as `provider::model` or `provider::*` patterns (empty = all).
+    pub fn models(&self, policy: &Policy) -> &[String] {
+        self.models.get(policy).map_or(&[], Vec::as_slice)
     }
 
-    /// The tools a role may use, by name; `None`: every tool.
-    pub fn role_tools(&self, role: Role) -> Option<&[String]> {
-        self.role_tools.get(&role).map(Vec::as_slice)
+    /// The tools a policy allows, by name; `None`: every tool.
+    pub fn tools(&self, policy: &Policy) -> Option<&[String]> {
+        self.tools.get(policy).map(Vec::as_slice)
+    }
+
+    /// The models `user` may use (see [`Snapshot::models`]).
+    pub fn models_for(&self, user: &User) -> &[String] {
+        self.models(&self.policy_of(user))
+    }
+
+    /// The tools `user` may use (see [`Snapshot::tools`]).
+    pub fn tools_for(&self, user: &User) -> Option<&[String]> {
+        self.tools(&self.policy_of(user))
     }
 
     /// The administrator's choice of embedding model (`provider/model` or `none`), if any.
@@ -226,14 +265,19 @@ impl Instance {
         self.set(SHARING, if enabled { "true" } else { "false" }).await
     }
 
-    /// The models a role may use, as `provider::model` or `provider::*` patterns (empty = all).
-    pub async fn role_models(&self, role: Role) -> CoreResult<Vec<String>> {
-        Ok(self.snapshot().await?.role_models(role).to_vec())
+    /// The models a policy allows, as `provider::model` or `provider::*` patterns (empty = all).
+    pub async fn policy_models(&self, policy: &Policy) -> CoreResult<Vec<String>> {
+        Ok(self.snapshot().await?.models(policy).to_vec())
     }
 
     /// The quota that applies to a user (their own limits, each unset one from the role).
-    pub async fn quota(&self, user: UserId, role: Role) -> CoreResult<Quota> {
-        Ok(self.snapshot().await?.quota(user, role))
+    pub async fn quota(&self, user: &User) -> CoreResult<Quota> {
+        Ok(self.snapshot().await?.quota(user))
+    }
+
+    /// Defines the named roles (validated names).
+    pub(crate) async fn set_named_roles(&self, names: &[String]) -> CoreResult<()> {
+        self.set(NAMED_ROLES, &serde_json::to_string(names).unwrap_or_else(|_| "[]".to_owned())).await
     }
 
     pub(crate) async fn set_registration_mode(&self, mode: RegistrationMode) -> CoreResult<()> {
@@ -250,16 +294,16 @@ impl Instance {
     }
 
     /// `None` lets the role use every tool.
-    pub(crate) async fn set_role_tools(&self, role: Role, names: Option<&[String]>) -> CoreResult<()> {
+    pub(crate) async fn set_policy_tools(&self, policy: &Policy, names: Option<&[String]>) -> CoreResult<()> {
         let json = match names {
             Some(names) => serde_json::to_string(names).unwrap_or_else(|_| "[]".to_owned()),
             None => "null".to_owned(),
         };
-        self.set(&format!("tools.{}", role.as_str()), &json).await
+        self.set(&format!("tools.{}", policy.key()), &json).await
     }
 
-    pub(crate) async fn set_role_models(&self, role: Role, json: &str) -> CoreResult<()> {
-        self.set(&format!("models.{}", role.as_str()), json).await
+    pub(crate) async fn set_policy_models(&self, policy: &Policy, json: &str) -> CoreResult<()> {
+        self.set(&format!("models.{}", policy.key()), json).await
     }
 
     pub(crate) async fn set_quota(&self, scope: &QuotaScope, quota: &Quota) -> CoreResult<()> {
@@ -282,10 +326,27 @@ impl Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Theme;
+    use crate::time::Timestamp;
+
+    fn person(role: Role, named_role: Option<&str>) -> User {
+        User {
+            id: UserId::new(),
+            name: "P".into(),
+            email: None,
+            role,
+            disabled: false,
+            locale: None,
+            theme: Theme::System,
+            created_at: Timestamp(0),
+            last_active_at: None,
+            named_role: named_role.map(str::to_owned),
+        }
+    }
 
     #[test]
     fn a_snapshot_reads_settings_and_quotas() {
-        let user = UserId::new();
+        let member = person(Role::User, None);
         let settings = vec![
             ("registration_mode".to_owned(), "open".to_owned()),
             ("allow_user_keys".to_owned(), "false".to_owned()),
@@ -297,17 +358,39 @@ mod tests {
         ];
         let role_quota = Quota { tokens_per_day: Some(100), requests_per_minute: Some(5), ..Quota::default() };
         let own = Quota { requests_per_minute: Some(50), ..Quota::default() };
-        let quotas = vec![(QuotaScope::Role(Role::User), role_quota), (QuotaScope::User(user), own)];
+        let quotas = vec![(QuotaScope::Role(Role::User), role_quota), (QuotaScope::User(member.id), own)];
         let snapshot = Snapshot::load(settings, quotas);
         assert_eq!(snapshot.registration, Some(RegistrationMode::Open));
         assert_eq!(snapshot.allow_user_keys, Some(false));
         assert_eq!(snapshot.embedding_model(), Some("ollama/bge-m3"));
-        assert_eq!(snapshot.role_tools(Role::User), Some(&["web_search".to_owned()][..]));
-        assert_eq!(snapshot.role_tools(Role::Admin), None, "null: every tool");
-        assert_eq!(snapshot.role_models(Role::User), ["openai::gpt-4o-mini"]);
-        assert!(snapshot.role_models(Role::Admin).is_empty());
-        let effective = snapshot.quota(user, Role::User);
+        let (users, admins) = (Policy::Role(Role::User), Policy::Role(Role::Admin));
+        assert_eq!(snapshot.tools(&users), Some(&["web_search".to_owned()][..]));
+        assert_eq!(snapshot.tools(&admins), None, "null: every tool");
+        assert_eq!(snapshot.models(&users), ["openai::gpt-4o-mini"]);
+        assert!(snapshot.models(&admins).is_empty());
+        let effective = snapshot.quota(&member);
         assert_eq!((effective.tokens_per_day, effective.requests_per_minute), (Some(100), Some(50)));
-        assert_eq!(snapshot.quota(UserId::new(), Role::Admin), Quota::default());
+        assert_eq!(snapshot.quota(&person(Role::Admin, None)), Quota::default());
+    }
+
+    #[test]
+    fn a_defined_named_role_decides_a_members_models_tools_and_quota() {
+        let settings = vec![
+            ("named_roles".to_owned(), r#"["analysts", "Bad Name", "admin"]"#.to_owned()),
+            ("models.user".to_owned(), r#"["openai::gpt-4o-mini"]"#.to_owned()),
+            ("models.role:analysts".to_owned(), r#"["openai::o3"]"#.to_owned()),
+            ("tools.role:analysts".to_owned(), r#"["web_search"]"#.to_owned()),
+        ];
+        let quotas =
+            vec![(QuotaScope::Named("analysts".into()), Quota { tokens_per_day: Some(7), ..Quota::default() })];
+        let snapshot = Snapshot::load(settings, quotas);
+        assert_eq!(snapshot.named_roles(), ["analysts"], "invalid names are dropped");
+        let analyst = person(Role::User, Some("analysts"));
+        assert_eq!(snapshot.models_for(&analyst), ["openai::o3"]);
+        assert_eq!(snapshot.tools_for(&analyst), Some(&["web_search".to_owned()][..]));
+        assert_eq!(snapshot.quota(&analyst).tokens_per_day, Some(7));
+        // A name no longer defined, or an administrator: the role decides.
+        assert_eq!(snapshot.models_for(&person(Role::User, Some("former"))), ["openai::gpt-4o-mini"]);
+        assert!(snapshot.models_for(&person(Role::Admin, Some("analysts"))).is_empty());
     }
 }

@@ -124,7 +124,7 @@ impl Media {
         self.usage.record_request(user, Some(assistant.id), (&provider, &model), None, started).await;
         let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(audio.bytes) });
         let name = format!("speech-{}.mp3", &id.to_string()[..8]);
-        let (file, _) = self.files.upload(user, person.role, &name, body).await?;
+        let (file, _) = self.files.upload(&person, &name, body).await?;
         self.store.keep_message_speech(user, id, &voice, file.id, Timestamp::now()).await?;
         self.files.content(user, file.id).await
     }
@@ -209,7 +209,7 @@ impl Media {
         for (place, image) in drawn.iter().enumerate() {
             let bytes = image.bytes.clone();
             let body = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(bytes) });
-            let (file, _) = self.files.upload(user, person.role, &format!("image-{}.png", place + 1), body).await?;
+            let (file, _) = self.files.upload(&person, &format!("image-{}.png", place + 1), body).await?;
             if !super::materials::is_image(&file) {
                 return Err(CoreError::Provider(crate::llm::ProviderError::new(
                     crate::llm::ProviderErrorKind::Protocol,

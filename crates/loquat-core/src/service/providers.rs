@@ -225,7 +225,7 @@ impl Providers {
         let snapshot = snapshot?;
         Ok(Reach {
             admin: user.role == crate::domain::Role::Admin,
-            allowed: snapshot.role_models(user.role).to_vec(),
+            allowed: snapshot.models_for(user).to_vec(),
             keys_allowed: self.instance.user_keys_allowed_in(&snapshot),
             own: own?,
         })

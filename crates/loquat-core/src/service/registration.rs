@@ -104,6 +104,7 @@ impl Accounts {
             created_at: now,
             // Someone registering is active now; an account made for somebody is not yet.
             last_active_at: matches!(request.via, Via::Registration { .. } | Via::Sso { .. }).then_some(now),
+            named_role: None,
         };
         let assistant = super::assistants::new_default_assistant(user.id, now);
         let identity = match &request.via {

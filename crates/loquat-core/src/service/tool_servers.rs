@@ -315,7 +315,7 @@ impl Tools {
     /// Whether the person's role lets them have their own servers.
     async fn may_have_own(&self, person: &User) -> CoreResult<bool> {
         let snapshot = self.instance.snapshot().await?;
-        Ok(snapshot.role_tools(person.role).is_none_or(|names| names.iter().any(|name| name == OWN_MCP_SERVERS)))
+        Ok(snapshot.tools_for(person).is_none_or(|names| names.iter().any(|name| name == OWN_MCP_SERVERS)))
     }
 
     /// The person's own servers, and whether they may add more.

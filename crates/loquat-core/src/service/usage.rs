@@ -139,15 +139,15 @@ impl Usage {
     }
 
     /// The quota that applies to a user: their own limits, each unset one taken from the role.
-    pub async fn effective_quota(&self, user: UserId, role: Role) -> CoreResult<Quota> {
-        self.instance.quota(user, role).await
+    pub async fn effective_quota(&self, user: &User) -> CoreResult<Quota> {
+        self.instance.quota(user).await
     }
 
     /// Refuses a new generation when the user has used up a daily or monthly token quota.
     /// (Requests per minute are enforced by the web layer's rate limiter.) Without token
     /// quotas this reads nothing but the cached instance settings.
     pub(crate) async fn check_quota(&self, user: &User) -> CoreResult<()> {
-        let quota = self.instance.quota(user.id, user.role).await?;
+        let quota = self.instance.quota(user).await?;
         let now = Timestamp::now();
         let day_start = Timestamp(now.0 - now.0.rem_euclid(DAY_MS));
         if let Some(limit) = quota.tokens_per_day

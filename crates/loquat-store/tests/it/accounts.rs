@@ -238,6 +238,7 @@ async fn role_disabled_name_and_activity_change_one_user(store: SqlStore) {
         disabled: true,
         name: "Alice 爱丽丝".into(),
         last_active_at: Some(at(1_000)),
+        named_role: None,
         ..alice.clone()
     };
     assert_eq!(store.get_user(alice.id).await.expect("loads"), Some(expected.clone()));
@@ -298,6 +299,7 @@ async fn assert_local_user_is_admin(store: &SqlStore) {
             theme: Theme::Dark,
             created_at: loquat_core::time::Timestamp(1),
             last_active_at: None,
+            named_role: None,
         }
     );
     assert_eq!(store.count_accounts().await.expect("counts"), 0);

@@ -27,6 +27,7 @@ pub fn user(name: &str) -> User {
         theme: Theme::System,
         created_at: at(0),
         last_active_at: None,
+        named_role: None,
     }
 }
 

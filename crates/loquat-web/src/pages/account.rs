@@ -77,8 +77,8 @@ async fn account_page(
     let report =
         services.usage.usage_report(user, UsageGrouping::Model, 30, Some(user)).await.map_err(viewer.fail())?;
     let (today, month) = services.usage.usage_so_far(user).await.map_err(viewer.fail())?;
-    let quota = services.usage.effective_quota(user, viewer.user.role).await.map_err(viewer.fail())?;
-    let (stored, storage_quota) = services.files.storage(user, viewer.user.role).await.map_err(viewer.fail())?;
+    let quota = services.usage.effective_quota(&viewer.user).await.map_err(viewer.fail())?;
+    let (stored, storage_quota) = services.files.storage(&viewer.user).await.map_err(viewer.fail())?;
     let storage_limit = storage_quota.map_or_else(|| tr.t("usage.unlimited").into_owned(), human_megabytes);
     let page = AccountPage {
         tr,

@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use loquat_core::Secret;
-use loquat_core::domain::{Quota, QuotaScope, Role, UsageGrouping, User};
+use loquat_core::domain::{Policy, Quota, QuotaScope, Role, UsageGrouping, User};
 use loquat_core::id::UserId;
 use loquat_core::service::RegistrationMode;
 use loquat_core::tools::OWN_MCP_SERVERS;
@@ -191,6 +191,8 @@ struct UserPage {
     passwords: bool,
     tab: &'static str,
     user: UserRow,
+    /// The named roles defined (name, whether the person has it).
+    named_roles: Vec<(String, bool)>,
     is_self: bool,
     quota: QuotaFields,
     /// Where the quota form posts.
@@ -208,7 +210,7 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
     let usage =
         services.usage.usage_report(viewer.user.id, UsageGrouping::Model, 30, Some(id)).await.map_err(viewer.fail())?;
     // Read after `admin_user`, which refuses anybody but an administrator.
-    let (stored, storage_quota) = services.files.storage(id, user.role).await.map_err(viewer.fail())?;
+    let (stored, storage_quota) = services.files.storage(&user).await.map_err(viewer.fail())?;
     let used = human_bytes(stored);
     let storage = match storage_quota {
         Some(mb) => viewer.tr.t_args("admin.user_storage_of", &[("used", &used), ("quota", &human_megabytes(mb))]),
@@ -221,6 +223,11 @@ async fn user_page(viewer: &Viewer, state: &AppState, id: UserId, error: Option<
         tab: "users",
         is_self: id == viewer.user.id,
         action: format!("/admin/users/{id}/quota"),
+        named_roles: {
+            let snapshot = services.instance.snapshot().await.map_err(viewer.fail())?;
+            let has = |name: &String| user.named_role.as_ref() == Some(name);
+            snapshot.named_roles().iter().map(|name| (name.clone(), has(name))).collect()
+        },
         user: user_row(&user),
         quota: quota_fields(&quota),
         usage: usage.iter().map(usage_line).collect(),
@@ -239,7 +246,8 @@ pub async fn show_user(
     user_page(&viewer, &state, id, None).await
 }
 
-/// One form endpoint per action on a user: `role`, `disable`, `enable`, `password`, `quota`.
+/// One form endpoint per action on a user: `role`, `named-role`, `disable`, `enable`, `password`,
+/// `quota`.
 pub async fn user_action(
     AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
@@ -254,6 +262,11 @@ pub async fn user_action(
         "role" => {
             let role = role_field(&viewer, &field("role"))?;
             services.admin.admin_set_role(actor, id, role, &viewer.client).await
+        }
+        "named-role" => {
+            let name = field("named_role");
+            let name = Some(name.trim()).filter(|name| !name.is_empty());
+            services.admin.admin_set_named_role(actor, id, name, &viewer.client).await
         }
         "disable" => services.admin.admin_set_disabled(actor, id, true, &viewer.client).await,
         "enable" => services.admin.admin_set_disabled(actor, id, false, &viewer.client).await,
@@ -368,7 +381,12 @@ pub async fn delete_invite(
 // ---- Settings -------------------------------------------------------------------------------
 
 pub struct RoleSettings {
-    pub role: &'static str,
+    /// The policy's key in setting names: `admin`, `user`, `role:<name>`.
+    pub key: String,
+    /// What the card is titled.
+    pub title: String,
+    /// A named role (it can be deleted).
+    pub named: bool,
     pub models: String,
     /// Every tool of the server (name, label), and whether the role may use it.
     pub tools: Vec<(String, String, bool)>,
@@ -410,21 +428,31 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
     let (_, shared) = services.tools.admin_sources(viewer.user.id).await.map_err(viewer.fail())?;
     catalogue.extend(shared.into_iter().map(|view| (view.server.source_name(), view.server.name)));
     catalogue.push((OWN_MCP_SERVERS.to_owned(), viewer.tr.t("mcp.own_servers").into_owned()));
-    for role in Role::ALL {
-        let models = services.instance.role_models(role).await.map_err(viewer.fail())?;
-        let allowed = snapshot.role_tools(role);
+    let policies = Role::ALL
+        .into_iter()
+        .map(Policy::Role)
+        .chain(snapshot.named_roles().iter().cloned().map(Policy::Named))
+        .collect::<Vec<_>>();
+    for policy in policies {
+        let allowed = snapshot.tools(&policy);
         let tools = catalogue
             .iter()
             .map(|(name, label)| (name.clone(), label.clone(), allowed.is_none_or(|allowed| allowed.contains(name))))
             .collect();
-        let quota = services.admin.admin_quota(viewer.user.id, &QuotaScope::Role(role)).await.map_err(viewer.fail())?;
+        let quota = services.admin.admin_quota(viewer.user.id, &policy.quota_scope()).await.map_err(viewer.fail())?;
+        let (title, named) = match &policy {
+            Policy::Role(role) => (viewer.tr.t(&format!("role.{}", role.as_str())).into_owned(), false),
+            Policy::Named(name) => (viewer.tr.t_with("admin.named_role_title", "name", name), true),
+        };
         roles.push(RoleSettings {
-            role: role.as_str(),
-            models: models.join("\n"),
+            key: policy.key(),
+            title,
+            named,
+            models: snapshot.models(&policy).join("\n"),
             tools,
             all_tools: allowed.is_none(),
             quota: quota_fields(&quota),
-            quota_action: format!("/admin/settings/quota-{}", role.as_str()),
+            quota_action: format!("/admin/settings/quota-{}", policy.key()),
         });
     }
     let available = services
@@ -450,8 +478,9 @@ pub async fn show_settings(AdminViewer(viewer): AdminViewer, State(state): State
     render(&page, viewer.tr)
 }
 
-/// One endpoint per setting: `registration`, `user-keys`, `sharing`, `models-<role>`, `tools-<role>`,
-/// `quota-<role>`.
+/// One endpoint per setting: `registration`, `user-keys`, `sharing`, `request-audit`,
+/// `models-<role>`, `tools-<role>`, `quota-<role>` (`<role>`: `admin`, `user`, `role:<name>`),
+/// `named-roles` (adds one) and `delete-role:<name>`.
 pub async fn save_setting(
     AdminViewer(viewer): AdminViewer,
     State(state): State<AppState>,
@@ -463,7 +492,7 @@ pub async fn save_setting(
     let services = &state.services;
     let actor = viewer.user.id;
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
-    let role_of = |prefix: &str| setting.strip_prefix(prefix).and_then(Role::parse);
+    let role_of = |prefix: &str| setting.strip_prefix(prefix).and_then(Policy::parse);
     let result = if setting == "registration" {
         let mode = RegistrationMode::parse(&field("mode")).ok_or_else(|| viewer.invalid_field("mode"))?;
         services.admin.admin_set_registration(actor, mode, &viewer.client).await
@@ -477,14 +506,18 @@ pub async fn save_setting(
         services.admin.admin_set_sharing(actor, viewer.checkbox("enabled", &field("enabled"))?, &viewer.client).await
     } else if let Some(role) = role_of("models-") {
         let patterns = field("models").lines().map(str::to_owned).collect();
-        services.admin.admin_set_role_models(actor, role, patterns, &viewer.client).await
+        services.admin.admin_set_role_models(actor, &role, patterns, &viewer.client).await
     } else if let Some(role) = role_of("tools-") {
         let all = viewer.checkbox("all", &field("all"))?;
         let names = (!all).then_some(chosen_tools);
-        services.admin.admin_set_role_tools(actor, role, names, &viewer.client).await
+        services.admin.admin_set_role_tools(actor, &role, names, &viewer.client).await
     } else if let Some(role) = role_of("quota-") {
         let quota = QuotaForm::from_fields(&form).quota(&viewer)?;
-        services.admin.admin_set_quota(actor, QuotaScope::Role(role), quota, &viewer.client).await
+        services.admin.admin_set_quota(actor, role.quota_scope(), quota, &viewer.client).await
+    } else if setting == "named-roles" {
+        services.admin.admin_add_named_role(actor, &field("name"), &viewer.client).await
+    } else if let Some(name) = setting.strip_prefix("delete-role:") {
+        services.admin.admin_delete_named_role(actor, name, &viewer.client).await
     } else {
         return Err(crate::error::WebError::not_found(viewer.tr, viewer.flavor));
     };

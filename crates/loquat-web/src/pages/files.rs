@@ -117,7 +117,7 @@ async fn files_page(
         })
         .collect();
     let max_size = human_bytes(state.services.files.max_bytes());
-    let (used, quota) = state.services.files.storage(viewer.user.id, viewer.user.role).await.map_err(viewer.fail())?;
+    let (used, quota) = state.services.files.storage(&viewer.user).await.map_err(viewer.fail())?;
     let used = human_bytes(used);
     let storage = match quota {
         Some(mb) => tr.t_args("files.storage_of", &[("used", &used), ("quota", &human_megabytes(mb))]),
@@ -172,7 +172,7 @@ pub async fn receive_files(
         if name.is_empty() {
             continue;
         }
-        match state.services.files.upload(viewer.user.id, viewer.user.role, &name, field).await {
+        match state.services.files.upload(&viewer.user, &name, field).await {
             Ok((file, _)) => stored.push(file),
             Err(error) => return Err(UploadFailure::File { name, error }),
         }

@@ -133,6 +133,7 @@ async fn complete(
         email_verified: identity.email_verified,
         name: identity.name,
         admin: identity.admin,
+        groups: identity.groups,
     };
     let allowed = &state.settings.allowed_emails;
     match state.services.accounts.sign_in_with_sso(identity, allowed, pending.invite, &visitor.client).await {

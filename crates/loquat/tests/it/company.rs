@@ -275,3 +275,62 @@ async fn model_requests_are_audited_as_the_administrator_chooses_and_people_are_
     .await;
     app.cleanup().await;
 }
+
+/// Bob's models through the API, as `provider/model` ids.
+async fn models_of(app: &TestApp, user: loquat_core::id::UserId) -> Vec<String> {
+    let (token, _) =
+        app.services.accounts.create_api_token(user, "tests", &Default::default()).await.expect("token created");
+    let list: serde_json::Value = reqwest::Client::new()
+        .get(app.url("/v1/models"))
+        .bearer_auth(token.expose())
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let ids = list["data"].as_array().expect("data").iter().filter_map(|m| m["id"].as_str());
+    ids.filter(|id| id.starts_with("openai/")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_named_role_gives_its_members_their_own_models_and_quota() {
+    let app = TestApp::spawn().await;
+    let (_, bob) = crate::hardening::member(&app, "Bob").await;
+    assert_eq!(
+        app.post_redirect("/admin/settings/models-user", &[("models", "openai::gpt-4o-mini")]).await,
+        "/admin/settings"
+    );
+    assert_eq!(models_of(&app, bob).await, ["openai/gpt-4o-mini"]);
+
+    // A role named as an administrator names it, with its own models and quota.
+    assert_eq!(app.post_redirect("/admin/settings/named-roles", &[("name", "Analysts")]).await, "/admin/settings");
+    let refused = app.post_form("/admin/settings/named-roles", &[("name", "no spaces")]).await;
+    assert_eq!(refused.status().as_u16(), 422);
+    let models = [("models", "openai::o3\nopenai::gpt-4.1")];
+    assert_eq!(app.post_redirect("/admin/settings/models-role:analysts", &models).await, "/admin/settings");
+    let quota = [("tokens_per_day", "1234"), ("tokens_per_month", ""), ("requests_per_minute", ""), ("storage_mb", "")];
+    app.post_redirect("/admin/settings/quota-role:analysts", &quota).await;
+    let (_, settings) = app.page("/admin/settings").await;
+    assert!(settings.contains("Role: analysts") && settings.contains("openai::o3"), "its card");
+    // Settings of a role nobody defined are refused.
+    assert_eq!(app.post_form("/admin/settings/models-role:ghosts", &models).await.status().as_u16(), 404);
+
+    let (_, page) = app.page(&format!("/admin/users/{bob}")).await;
+    assert!(page.contains("value=\"analysts\""), "the person's page offers it");
+    assert_eq!(
+        app.post_redirect(&format!("/admin/users/{bob}/named-role"), &[("named_role", "analysts")]).await,
+        format!("/admin/users/{bob}")
+    );
+    assert_eq!(models_of(&app, bob).await, ["openai/gpt-4.1", "openai/o3"]);
+    let person = app.services.store().get_user(bob).await.expect("reads").expect("Bob");
+    assert_eq!(app.services.usage.effective_quota(&person).await.expect("quota").tokens_per_day, Some(1234));
+    let (_, audit) = app.page("/admin/audit?action=named_role_changed").await;
+    assert!(audit.contains("analysts"));
+
+    // Deleting the role gives its members the member role's settings again.
+    assert_eq!(app.post_redirect("/admin/settings/delete-role:analysts", &[]).await, "/admin/settings");
+    assert_eq!(models_of(&app, bob).await, ["openai/gpt-4o-mini"]);
+    assert_eq!(app.services.usage.effective_quota(&person).await.expect("quota").tokens_per_day, None);
+    app.cleanup().await;
+}

@@ -235,7 +235,11 @@ async fn members_limited_to_one_model_cannot_chat_with_another() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let patterns = vec!["openai::gpt-4o-mini".to_owned()];
-    app.services.admin.admin_set_role_models(admin, Role::User, patterns, &Default::default()).await.expect("set");
+    app.services
+        .admin
+        .admin_set_role_models(admin, &loquat_core::domain::Policy::Role(Role::User), patterns, &Default::default())
+        .await
+        .expect("set");
     let (bob, bob_id) = member(&app, "Bob").await;
     let assistant = app.services.assistants.default_assistant(bob_id).await.expect("assistant").id;
     let chosen = bob

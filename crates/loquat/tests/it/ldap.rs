@@ -97,6 +97,17 @@ async fn directory_people_sign_in_and_their_groups_decide_their_role() {
     let failed = app.services.admin.admin_audit(admin, &action_filter("login_failed"), 0).await.expect("audit");
     assert!(failed.iter().any(|event| event.detail == "bad credentials (directory)"));
 
+    // A named role of a group's name is given at sign-in, and taken back with the group.
+    app.services.admin.admin_add_named_role(admin, "research", &Default::default()).await.expect("defined");
+    let research = directory.add_group("Research", &[&bob]).await;
+    assert_eq!(sign_in(&app, "bob", "bob-pw").await.0, 303);
+    let store = app.services.store();
+    let named = async || store.find_user_by_email("bob@example.org").await.expect("reads").expect("Bob").named_role;
+    assert_eq!(named().await.as_deref(), Some("research"));
+    directory.set_members(&research, &[&alice]).await;
+    assert_eq!(sign_in(&app, "bob", "bob-pw").await.0, 303);
+    assert_eq!(named().await, None);
+
     // Moved out of the admin group: a member at the next sign-in, and the change is audited.
     directory.set_members(&admins, &[&bob]).await;
     assert_eq!(sign_in(&app, "alice", "alice-pw").await.0, 303);

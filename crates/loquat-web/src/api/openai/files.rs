@@ -68,7 +68,7 @@ pub async fn upload_file(
             Some("file") if stored.is_none() => {
                 let name = field.file_name().unwrap_or("file").to_owned();
                 let user = &caller.0.user;
-                let file = state.services.files.upload(user.id, user.role, &name, field).await;
+                let file = state.services.files.upload(user, &name, field).await;
                 stored = Some(file.map_err(|error| ApiError::from_core(error, "", tr))?);
             }
             Some("purpose") if purpose.is_none() => purpose = Some(short_text(field).await.map_err(|_| form_error())?),
