@@ -199,7 +199,17 @@ fn used_in(expression: &str) -> (Vec<String>, Vec<String>) {
 
 #[tokio::test]
 async fn the_dashboard_and_the_alerts_use_only_what_loquat_exports() {
-    let app = TestApp::spawn_with(TestOptions { configure: with_token, ..TestOptions::default() }).await;
+    // With scheduled backups, whose metrics the alerts use.
+    let configure = |config: &mut loquat::Config| {
+        with_token(config);
+        config.backup.every = "1h".into();
+        config.backup.to = config.data_dir.join("backups").display().to_string();
+    };
+    let app = TestApp::spawn_with(TestOptions { configure, ..TestOptions::default() }).await;
+    crate::helpers::eventually("the first scheduled backup", || async {
+        scrape(&app, Some(&format!("Bearer {TOKEN}"))).await.1.contains("loquat_backup_last_success_timestamp_seconds")
+    })
+    .await;
     // Traffic for every series: an answer with usage (streamed over time, so it has a speed), a
     // failing provider, refused sign-ins.
     let assistant = app.default_assistant().await;
