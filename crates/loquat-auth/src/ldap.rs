@@ -150,6 +150,32 @@ impl Ldap {
         result
     }
 
+    /// Connects, binds as the service account and reads the people base: what `loquat doctor`
+    /// checks.
+    pub async fn probe(&self) -> Result<(), LdapError> {
+        let mut ldap = self.connect().await?;
+        let result = async {
+            let s = &self.settings;
+            if let Some(dn) = &s.bind_dn {
+                let secret = s.bind_password.as_ref().map(Secret::expose).unwrap_or_default();
+                ldap.with_timeout(TIMEOUT)
+                    .simple_bind(dn, secret)
+                    .await
+                    .and_then(|result| result.success())
+                    .map_err(|error| LdapError::Unavailable(format!("the service account's bind: {error}")))?;
+            }
+            ldap.with_timeout(TIMEOUT)
+                .search(&s.user_base, Scope::Base, "(objectClass=*)", vec!["1.1"])
+                .await
+                .and_then(|result| result.success())
+                .map_err(|error| LdapError::Unavailable(format!("reading {}: {error}", s.user_base)))?;
+            Ok(())
+        }
+        .await;
+        let _ = ldap.unbind().await;
+        result
+    }
+
     async fn connect(&self) -> Result<ldap3::Ldap, LdapError> {
         let mut settings = LdapConnSettings::new().set_conn_timeout(TIMEOUT).set_starttls(self.settings.starttls);
         if let Some(tls) = &self.tls {

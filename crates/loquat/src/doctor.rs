@@ -1,6 +1,7 @@
 //! `loquat doctor`: checks an installation the way serving would use it — configuration, data
 //! folder, key vault, database and migrations, single sign-on settings, each enabled provider's
-//! model list with its keys, S3 and Redis — and says what is wrong and how to fix it. Keys and
+//! model list with its keys, S3, Redis, the directory and the backup destination — and says
+//! what is wrong and how to fix it. Keys and
 //! passwords are never printed. Exits 1 when anything failed.
 
 use std::process::ExitCode;
@@ -78,6 +79,8 @@ pub async fn run(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
     check_providers(config, env, &mut report).await;
     check_redis(config, &mut report).await;
     check_files(config, &mut report).await;
+    check_directory(config, &mut report).await;
+    check_backups(config, &mut report).await;
     println!();
     match report.failures {
         0 => {
@@ -86,6 +89,57 @@ pub async fn run(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Resul
         }
         1 => Err("1 problem found".into()),
         n => Err(format!("{n} problems found")),
+    }
+}
+
+async fn check_directory(config: &Config, report: &mut Report) {
+    let ldap = match config.ldap() {
+        Ok(Some(ldap)) => ldap,
+        Ok(None) => return report.skip("directory sign-in (LDAP): not configured"),
+        Err(error) => return report.fail(&error.to_string(), "correct the LOQUAT_LDAP__ setting named above"),
+    };
+    match ldap.probe().await {
+        Ok(()) => report.ok(&format!("directory {}: the service account reads the people base", config.ldap.url)),
+        Err(error) => report.fail(
+            &format!("directory {}: {error}", config.ldap.url),
+            "check LOQUAT_LDAP__URL, __BIND_DN, __BIND_PASSWORD, __USER_BASE and, for TLS, __CA_FILE",
+        ),
+    }
+}
+
+async fn check_backups(config: &Config, report: &mut Report) {
+    use loquat::backup::schedule::Destination;
+    let schedule = match config.backup_schedule() {
+        Ok(Some(schedule)) => schedule,
+        Ok(None) => {
+            return report.warn(
+                "scheduled backups: off",
+                "set LOQUAT_BACKUP__EVERY (e.g. 24h) and LOQUAT_BACKUP__TO, or run `loquat backup --to PATH` yourself",
+            );
+        }
+        Err(error) => return report.fail(&error.to_string(), "correct the LOQUAT_BACKUP__ setting named above"),
+    };
+    let checked = match &schedule.to {
+        Destination::Folder(folder) => {
+            let probe = folder.join(format!(".doctor-{}", std::process::id()));
+            let written = std::fs::create_dir_all(folder).and_then(|()| std::fs::write(&probe, b"ok"));
+            let _ = std::fs::remove_file(&probe);
+            written.map_err(|error| format!("{}: {error}", folder.display()))
+        }
+        Destination::Bucket { blobs, .. } => match tokio::time::timeout(FILES_TIMEOUT, blobs.probe()).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err("no answer".to_owned()),
+        },
+    };
+    match checked {
+        Ok(()) => report.ok(&format!(
+            "scheduled backups every {:?}, kept {}: the destination takes files",
+            schedule.every, schedule.keep
+        )),
+        Err(error) => report.fail(
+            &format!("scheduled backups cannot be written: {error}"),
+            "give Loquat write access to LOQUAT_BACKUP__TO (a folder, or s3://bucket/prefix with the S3_* keys)",
+        ),
     }
 }
 

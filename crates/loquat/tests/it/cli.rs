@@ -12,14 +12,14 @@ use tokio::process::Command;
 use crate::helpers::{TEST_KEY, temp_dir};
 use crate::recovery::start_process;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs `loquat <args>` on `data_dir` with only `env` set, feeding `stdin`.
-async fn loquat(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, String)]) -> Output {
+pub(crate) async fn loquat(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, String)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_loquat"));
     command
         .args(args)

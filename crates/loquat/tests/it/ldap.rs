@@ -1,13 +1,14 @@
 //! Directory sign-in against a real OpenLDAP (`slapd`): people sign in with their uid or email
 //! and directory password and get an account; the admin group decides the role at every
 //! sign-in; a wrong password, a disabled person and injected filter syntax are refused alike;
-//! a directory that is down is said so while local accounts keep working; LDAPS and StartTLS
+//! a directory that is down is said so while local accounts and SSO keep working; LDAPS and StartTLS
 //! verify the directory's certificate.
 
 use loquat::Config;
 use loquat_auth::ldap::{Ldap, LdapError, LdapSettings};
 use loquat_core::Secret;
 use loquat_core::domain::Role;
+use loquat_test_support::fake_idp::{FakeIdp, FakeUser};
 use loquat_test_support::slapd::{GROUPS, PEOPLE, SERVICE_DN, SERVICE_PASSWORD, TestDirectory};
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, TestOptions, action_filter, cookie_client};
@@ -51,7 +52,21 @@ async fn directory_people_sign_in_and_their_groups_decide_their_role() {
     directory.add_person("carol", "Carol Danvers", "carol@example.org", "carol-pw", true).await;
     let admins = directory.add_group("loquat-admins", &[&alice]).await;
     let url = directory.url.clone();
+    // Single sign-on too: the administrator's identity provider account.
+    let idp = FakeIdp::start().await;
+    idp.set_user(FakeUser {
+        subject: "ada-1".into(),
+        email: Some(ADMIN_EMAIL.into()),
+        email_verified: true,
+        name: Some("Ada".into()),
+    });
     let app = TestApp::spawn_with(TestOptions {
+        env: vec![
+            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
+            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
+            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
+            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
+        ],
         adjust: Some(Box::new(move |config: &mut Config| {
             config.ldap.url = url;
             config.ldap.bind_dn = SERVICE_DN.into();
@@ -136,6 +151,9 @@ async fn directory_people_sign_in_and_their_groups_decide_their_role() {
     assert_eq!(status, 401);
     assert!(page.contains("cannot be reached"), "{page}");
     assert_eq!(sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await.0, 303);
+    let browser = cookie_client();
+    let callback = crate::people::sso_round_trip(&app, &browser).await;
+    assert_eq!(browser.get(&callback).send().await.expect("callback").status().as_u16(), 303, "SSO still works");
     let down = app.services.admin.admin_audit(admin, &action_filter("login_failed"), 0).await.expect("audit");
     assert!(down.iter().any(|event| event.detail == "directory unavailable"));
     app.cleanup().await;
@@ -168,4 +186,35 @@ async fn ldaps_and_starttls_check_the_directory_certificate() {
     assert!(matches!(untrusted.authenticate("dana", &password).await, Err(LdapError::Unavailable(_))));
     let untrusted = Ldap::new(LdapSettings { starttls: true, ..settings(&directory) }).expect("settings");
     assert!(matches!(untrusted.authenticate("dana", &password).await, Err(LdapError::Unavailable(_))));
+}
+
+#[tokio::test]
+async fn doctor_checks_the_directory_and_the_backup_destination() {
+    let Some(directory) = TestDirectory::start().await else {
+        eprintln!("skipped: slapd is not installed");
+        return;
+    };
+    let data_dir = crate::helpers::temp_dir("doctor-ldap");
+    let backups = data_dir.join("backups");
+    let env = |password: &str| {
+        vec![
+            ("LOQUAT_LDAP__URL", directory.url.clone()),
+            ("LOQUAT_LDAP__BIND_DN", SERVICE_DN.to_owned()),
+            ("LOQUAT_LDAP__BIND_PASSWORD", password.to_owned()),
+            ("LOQUAT_LDAP__USER_BASE", PEOPLE.to_owned()),
+            ("LOQUAT_BACKUP__EVERY", "24h".to_owned()),
+            ("LOQUAT_BACKUP__TO", backups.display().to_string()),
+        ]
+    };
+    let good = crate::cli::loquat(&data_dir, &["doctor"], "", &env(SERVICE_PASSWORD)).await;
+    let line = |out: &str, needle: &str| out.lines().find(|line| line.contains(needle)).unwrap_or_default().to_owned();
+    assert!(line(&good.stdout, "directory ldap://").starts_with("[ok]"), "{}", good.stdout);
+    assert!(line(&good.stdout, "scheduled backups every").starts_with("[ok]"), "{}", good.stdout);
+    let wrong = crate::cli::loquat(&data_dir, &["doctor"], "", &env("not-the-password")).await;
+    assert_eq!(wrong.code, 1);
+    assert!(line(&wrong.stdout, "directory ldap://").starts_with("[FAIL]"), "{}", wrong.stdout);
+    assert!(!wrong.stdout.contains("not-the-password") && !wrong.stderr.contains("not-the-password"));
+    let without = crate::cli::loquat(&data_dir, &["doctor"], "", &[]).await;
+    assert!(without.stdout.contains("[warn] scheduled backups: off"), "{}", without.stdout);
+    assert!(without.stdout.contains("directory sign-in (LDAP): not configured"), "{}", without.stdout);
 }
