@@ -3,6 +3,7 @@
 //! (`--only store|process|page|gateway|scale|knowledge|tools|search`, `--json PATH`, `--streams N`, `--rounds N`,
 //! `--http1`). Every gateway figure is a delta against calling the fake upstream directly.
 
+mod backup;
 mod footprint;
 mod gateway;
 mod knowledge;
@@ -57,14 +58,14 @@ async fn main() {
             "--loquat" => binary = PathBuf::from(args.next().expect("--loquat PATH")),
             "--json" => json_out = Some(PathBuf::from(args.next().expect("--json PATH"))),
             "--only" => {
-                only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge|tools|search"))
+                only = Some(args.next().expect("--only store|process|page|gateway|scale|knowledge|tools|search|backup"))
             }
             "--streams" => streams = args.next().and_then(|n| n.parse().ok()).expect("--streams N"),
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
             "--http1" => connections = scale::ClientConnections::Http1,
             _ => {
                 eprintln!(
-                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge|tools|search] \
+                    "usage: loquat-bench [--loquat PATH] [--json PATH] [--only store|process|page|gateway|scale|knowledge|tools|search|backup] \
                      [--streams N] [--rounds N] [--http1]"
                 );
                 std::process::exit(2);
@@ -96,6 +97,9 @@ async fn main() {
     }
     if wanted("tools") {
         report["tools"] = tools::run(&binary).await;
+    }
+    if wanted("backup") {
+        report["backup"] = backup::run(&binary).await;
     }
     if wanted("scale") {
         report["scale"] = scale::slow_streams(&binary, streams, connections, rounds).await;
