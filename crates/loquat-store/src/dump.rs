@@ -178,10 +178,10 @@ impl SqlStore {
 
 /// Reads a table's columns from the catalogue of the connection `$conn` speaks to.
 macro_rules! columns_of {
-    ($conn:expr, $sql:expr, $table:expr) => {{
-        let postgres = $sql == POSTGRES_COLUMNS;
+    ($conn:expr, $table:expr, postgres: $postgres:expr) => {{
+        let (sql, postgres) = if $postgres { (POSTGRES_COLUMNS, true) } else { (SQLITE_COLUMNS, false) };
         let rows: Vec<(String, String)> =
-            sqlx::query_as($sql).bind($table).fetch_all($conn).await.map_err(store_error)?;
+            sqlx::query_as(sql).bind($table).fetch_all($conn).await.map_err(store_error)?;
         if rows.is_empty() {
             return Err(dump_error(format!("the table {} is missing", $table)));
         }
@@ -235,8 +235,8 @@ impl Snapshot {
     pub async fn columns(&mut self, table: &str) -> StoreResult<Vec<Column>> {
         known_table(table)?;
         match &mut self.tx {
-            ReadTx::Sqlite(tx) => columns_of!(&mut **tx, SQLITE_COLUMNS, table),
-            ReadTx::Postgres(tx) => columns_of!(&mut **tx, POSTGRES_COLUMNS, table),
+            ReadTx::Sqlite(tx) => columns_of!(&mut **tx, table, postgres: false),
+            ReadTx::Postgres(tx) => columns_of!(&mut **tx, table, postgres: true),
         }
     }
 
@@ -282,6 +282,11 @@ enum WriteTx {
 pub struct Restore {
     store: SqlStore,
     tx: WriteTx,
+    /// Whether the schema has the search index (written with the messages).
+    indexes_search: bool,
+    /// PostgreSQL's GIN indexes of the search terms, dropped while the rows go in and built
+    /// again before the commit (one build costs a fraction of 100,000 incremental inserts).
+    rebuild: Vec<String>,
 }
 
 /// Why a store cannot take a restore.
@@ -326,11 +331,28 @@ pub async fn open_for_restore(options: &StoreOptions, version: i64) -> Result<Re
             return Err(RestoreRefused::NotEmpty(table));
         }
     }
+    let indexes_search = store.tables().await?.iter().any(|table| table == "message_search");
+    let mut rebuild = Vec::new();
     let tx = match &store.pools {
         Pools::Sqlite { writer, .. } => WriteTx::Sqlite(writer.begin().await.map_err(store_error)?),
-        Pools::Postgres(pool) => WriteTx::Postgres(pool.begin().await.map_err(store_error)?),
+        Pools::Postgres(pool) => {
+            let mut tx = pool.begin().await.map_err(store_error)?;
+            let gin: Vec<(String, String)> = sqlx::query_as(
+                "SELECT indexname::text, indexdef FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename = 'message_search' AND indexdef LIKE '%USING gin%'",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            for (name, definition) in gin {
+                let drop = AssertSqlSafe(format!("DROP INDEX {}", quoted(&name)));
+                sqlx::query(drop).execute(&mut *tx).await.map_err(store_error)?;
+                rebuild.push(definition);
+            }
+            WriteTx::Postgres(tx)
+        }
     };
-    Ok(Restore { store, tx })
+    Ok(Restore { store, tx, indexes_search, rebuild })
 }
 
 /// Binds one cell as its column's kind (a null keeps its column's type for PostgreSQL).
@@ -353,18 +375,61 @@ macro_rules! bind_cell {
     };
 }
 
-/// Placeholders a statement may carry (SQLite allows 32,766, PostgreSQL 65,535).
-const MAX_PARAMETERS: usize = 30_000;
+/// A message of a batch whose text is final: what search indexes.
+struct Searchable<'r> {
+    owner: loquat_core::id::UserId,
+    id: &'r str,
+    text: &'r str,
+    created_at: i64,
+}
+
+/// The messages of a batch whose text is final.
+fn searchable_messages<'r>(columns: &[Column], rows: &'r [Vec<Cell>]) -> StoreResult<Vec<Searchable<'r>>> {
+    let at = |name: &str| {
+        columns
+            .iter()
+            .position(|column| column.name == name)
+            .ok_or_else(|| dump_error(format!("messages.{name} is missing")))
+    };
+    let (id, user, content, status) = (at("id")?, at("user_id")?, at("content")?, at("status")?);
+    let created = at("created_at")?;
+    let mut found = Vec::new();
+    for row in rows {
+        let text = |at: usize| match &row[at] {
+            Cell::Text(text) => Some(text.as_str()),
+            _ => None,
+        };
+        let (Some(message), Some(owner), Some(body), Some(state)) = (text(id), text(user), text(content), text(status))
+        else {
+            continue;
+        };
+        if state == "generating" || body.is_empty() {
+            continue;
+        }
+        let owner = owner.parse().map_err(|_| dump_error(format!("messages.user_id {owner:?} is not an id")))?;
+        let created_at = match row[created] {
+            Cell::Int(at) => at,
+            _ => 0,
+        };
+        found.push(Searchable { owner, id: message, text: body, created_at });
+    }
+    Ok(found)
+}
+
+/// Placeholders per statement. Far below the backends' limits (SQLite 32,766, PostgreSQL
+/// 65,535): binding costs sqlx's SQLite driver time quadratic in a statement's placeholders
+/// (30,000 of them made a restore of 100,000 messages take 44 s; 2,000 take a few seconds).
+const MAX_PARAMETERS: usize = 2_000;
 /// Rows per statement at most.
-const MAX_BATCH_ROWS: usize = 500;
+const MAX_BATCH_ROWS: usize = 200;
 
 impl Restore {
     /// The columns of `table` in the store being restored into.
     pub async fn columns(&mut self, table: &str) -> StoreResult<Vec<Column>> {
         known_table(table)?;
         match &mut self.tx {
-            WriteTx::Sqlite(tx) => columns_of!(&mut **tx, SQLITE_COLUMNS, table),
-            WriteTx::Postgres(tx) => columns_of!(&mut **tx, POSTGRES_COLUMNS, table),
+            WriteTx::Sqlite(tx) => columns_of!(&mut **tx, table, postgres: false),
+            WriteTx::Postgres(tx) => columns_of!(&mut **tx, table, postgres: true),
         }
     }
 
@@ -398,6 +463,39 @@ impl Restore {
             }
             sql.push(')');
         }
+        // A restored message is searchable when the restore commits: its terms are written in
+        // the same transaction (one autocommitted write per message afterwards would take
+        // minutes for a large instance).
+        let searchable =
+            if table == "messages" && self.indexes_search { searchable_messages(columns, rows)? } else { Vec::new() };
+        // One statement for the batch's terms. SQLite's rows are keyed by their message's rowid
+        // (found by its id, through the primary key); PostgreSQL's take their columns from the
+        // batch (a join there would be planned on a table without statistics yet: a scan of
+        // every message per batch).
+        let postgres = matches!(self.tx, WriteTx::Postgres(_));
+        let mut index_sql = String::new();
+        if !searchable.is_empty() {
+            let tuples: Vec<String> = (0..searchable.len())
+                .map(|at| match postgres {
+                    false => format!("(${}, ${})", 2 * at + 1, 2 * at + 2),
+                    true => {
+                        let first = 4 * at + 1;
+                        format!("(${first}, ${}, ${}, to_tsvector('simple', ${}))", first + 1, first + 2, first + 3)
+                    }
+                })
+                .collect();
+            index_sql = match postgres {
+                false => format!(
+                    "INSERT INTO message_search (rowid, terms) SELECT m.rowid, v.column2 FROM (VALUES {}) AS v \
+                     JOIN messages m ON m.id = v.column1",
+                    tuples.join(", ")
+                ),
+                true => format!(
+                    "INSERT INTO message_search (message_id, user_id, created_at, terms) VALUES {}",
+                    tuples.join(", ")
+                ),
+            };
+        }
         macro_rules! run {
             ($tx:expr) => {{
                 let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -407,6 +505,21 @@ impl Restore {
                     }
                 }
                 query.execute(&mut **$tx).await.map_err(store_error)?;
+                if !searchable.is_empty() {
+                    let mut index = sqlx::query(AssertSqlSafe(index_sql));
+                    for message in &searchable {
+                        let terms = crate::search::terms_of(message.owner, message.text);
+                        index = match postgres {
+                            false => index.bind(message.id).bind(terms),
+                            true => index
+                                .bind(message.id)
+                                .bind(message.owner.to_string())
+                                .bind(message.created_at)
+                                .bind(terms),
+                        };
+                    }
+                    index.execute(&mut **$tx).await.map_err(store_error)?;
+                }
             }};
         }
         match &mut self.tx {
@@ -420,7 +533,13 @@ impl Restore {
     pub async fn commit(self) -> StoreResult<SqlStore> {
         match self.tx {
             WriteTx::Sqlite(tx) => tx.commit().await.map_err(store_error)?,
-            WriteTx::Postgres(tx) => tx.commit().await.map_err(store_error)?,
+            WriteTx::Postgres(mut tx) => {
+                sqlx::query("SET LOCAL maintenance_work_mem = '256MB'").execute(&mut *tx).await.map_err(store_error)?;
+                for definition in self.rebuild {
+                    sqlx::query(AssertSqlSafe(definition)).execute(&mut *tx).await.map_err(store_error)?;
+                }
+                tx.commit().await.map_err(store_error)?;
+            }
         }
         Ok(self.store)
     }
@@ -483,8 +602,8 @@ mod tests {
 
     #[test]
     fn batches_stay_under_the_parameter_limit() {
-        assert_eq!(Restore::batch_rows(10), 500);
-        assert_eq!(Restore::batch_rows(100), 300);
+        assert_eq!(Restore::batch_rows(5), 200);
+        assert_eq!(Restore::batch_rows(100), 20);
         assert!(Restore::batch_rows(100_000) >= 1);
     }
 }

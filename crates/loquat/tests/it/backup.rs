@@ -462,3 +462,50 @@ async fn scheduled_backups_go_to_a_bucket() {
     app.cleanup().await;
     bucket.remove().await;
 }
+
+#[tokio::test]
+async fn files_move_between_a_folder_and_a_bucket() {
+    let Some(url) = loquat_test_support::s3::test_s3_url() else {
+        eprintln!("skipped: LOQUAT_TEST_S3_URL is not set");
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let bytes = b"Minutes of the board meeting, kept in a bucket now.".repeat(100);
+    let file = crate::attachments::upload(&app, &app.client, "minutes.txt", &bytes).await;
+    let archive = temp_dir("to-bucket").join("folder.zip");
+    std::fs::create_dir_all(archive.parent().expect("folder")).expect("dir");
+    backup::backup_instance(&config_of(&app.data_dir, None, None), &archive).await.expect("backs up");
+
+    let bucket = loquat_test_support::s3::TestBucket::create(&url).await;
+    let mut target = config_of(&temp_dir("in-bucket"), None, Some(&secret_of(&app.data_dir)));
+    target.s3_endpoint = Some(url.clone());
+    target.s3_bucket = Some(bucket.name.clone());
+    target.s3_access_key_id = Some("test".into());
+    target.s3_secret_access_key = Some(Secret::new("test"));
+    target.s3_enable_path_style = true;
+    let restored = backup::restore_instance(&target, &archive).await.expect("restores into the bucket");
+    assert_eq!(restored.files, 1);
+    let store = loquat_store::open(&store_options(&target)).await.expect("opens");
+    let owner = loquat_core::store::UserStore::find_user_by_email(&store, crate::helpers::ADMIN_EMAIL)
+        .await
+        .expect("reads")
+        .expect("the administrator");
+    let record = loquat_core::store::FileStore::get_file(&store, owner.id, file.parse().expect("an id"))
+        .await
+        .expect("reads")
+        .expect("the file");
+    store.close().await;
+    let objects = loquat_files::Blobs::s3(&bucket.settings()).expect("bucket");
+    assert_eq!(objects.read(&record.storage_key).await.expect("the bytes").as_ref(), bytes.as_slice());
+
+    // And back out of the bucket: the bucket instance backs up, a folder instance restores it.
+    let again = temp_dir("from-bucket").join("bucket.zip");
+    std::fs::create_dir_all(again.parent().expect("folder")).expect("dir");
+    backup::backup_instance(&target, &again).await.expect("backs up from the bucket");
+    let folder = config_of(&temp_dir("out-of-bucket"), None, Some(&secret_of(&app.data_dir)));
+    backup::restore_instance(&folder, &again).await.expect("restores into a folder");
+    let restored_bytes = std::fs::read(folder.data_dir.join("files").join(&record.storage_key)).expect("in the folder");
+    assert_eq!(restored_bytes, bytes);
+    bucket.remove().await;
+    app.cleanup().await;
+}
