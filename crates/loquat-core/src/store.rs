@@ -576,7 +576,10 @@ pub trait ShareStore: Send + Sync {
 
 #[async_trait]
 pub trait McpServerStore: Send + Sync {
-    async fn insert_mcp_server(&self, server: &McpServerRecord) -> StoreResult<()>;
+    /// Stores a server; with `own_at_most`, only while its owner has fewer servers of their own
+    /// (counted under a lock of the owner's row: additions at once cannot pass it together).
+    /// False when the limit refused it.
+    async fn insert_mcp_server(&self, server: &McpServerRecord, own_at_most: Option<u32>) -> StoreResult<bool>;
     /// A member's own server (never a shared one).
     async fn get_mcp_server(&self, user: UserId, id: McpServerId) -> StoreResult<Option<McpServerRecord>>;
     /// A member's own servers, oldest first.

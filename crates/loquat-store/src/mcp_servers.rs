@@ -61,29 +61,46 @@ fn args_json(server: &McpServerRecord) -> String {
 
 #[async_trait]
 impl McpServerStore for SqlStore {
-    async fn insert_mcp_server(&self, server: &McpServerRecord) -> StoreResult<()> {
-        execute!(
-            &self.pools,
-            "insert_mcp_server",
-            concat!(
+    async fn insert_mcp_server(&self, server: &McpServerRecord, own_at_most: Option<u32>) -> StoreResult<bool> {
+        let user = server.user_id.to_string();
+        on_pool!(&self.pools, write, "insert_mcp_server", |pool| async {
+            let mut tx = pool.begin().await?;
+            if let Some(at_most) = own_at_most {
+                // Holds the owner's row until the end: two additions at once are counted one after
+                // the other (on PostgreSQL; SQLite has one writer anyway).
+                sqlx::query("UPDATE users SET id = id WHERE id = $1").bind(&user).execute(&mut *tx).await?;
+                let own: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mcp_servers WHERE user_id = $1 AND NOT shared")
+                    .bind(&user)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if own >= i64::from(at_most) {
+                    return Ok(false);
+                }
+            }
+            sqlx::query(concat!(
                 "INSERT INTO mcp_servers (",
                 columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ),
-            server.id.to_string(),
-            server.user_id.to_string(),
-            &server.name,
-            server.transport.as_str(),
-            &server.target,
-            args_json(server),
-            server.secrets_encrypted.as_deref(),
-            server.shared,
-            server.enabled,
-            server.created_at.as_millis(),
-            server.updated_at.as_millis(),
-            server.manifest.as_deref(),
-        )
-        .map(|_| ())
+            ))
+            .bind(server.id.to_string())
+            .bind(&user)
+            .bind(&server.name)
+            .bind(server.transport.as_str())
+            .bind(&server.target)
+            .bind(args_json(server))
+            .bind(server.secrets_encrypted.as_deref())
+            .bind(server.shared)
+            .bind(server.enabled)
+            .bind(server.created_at.as_millis())
+            .bind(server.updated_at.as_millis())
+            .bind(server.manifest.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<bool, sqlx::Error>(true)
+        }
+        .await)
+        .map_err(store_error)
     }
 
     async fn get_mcp_server(&self, user: UserId, server: McpServerId) -> StoreResult<Option<McpServerRecord>> {

@@ -21,7 +21,7 @@ use crate::time::Timestamp;
 use crate::tools::{OWN_MCP_SERVERS, SourceStatus, StoredSources, Tool, ToolOffer, ToolShelf, ToolSource, Toolbox};
 
 /// The most servers a member may add.
-const MAX_OWN_SERVERS: usize = 20;
+const MAX_OWN_SERVERS: u32 = 20;
 /// The most headers (or environment variables) of a server.
 const MAX_SECRETS: usize = 30;
 
@@ -294,9 +294,19 @@ impl Tools {
         })
     }
 
-    /// Stores a new server, in the audit log too.
-    async fn add(&self, record: McpServerRecord, actor: UserId, client: &ClientInfo) -> CoreResult<McpServerView> {
-        self.store.insert_mcp_server(&record).await?;
+    /// Stores a new server (a member's own only while they have fewer than `own_at_most`), in
+    /// the audit log too.
+    async fn add(
+        &self,
+        record: McpServerRecord,
+        actor: UserId,
+        own_at_most: Option<u32>,
+        client: &ClientInfo,
+    ) -> CoreResult<McpServerView> {
+        if !self.store.insert_mcp_server(&record, own_at_most).await? {
+            let limit = own_at_most.unwrap_or_default().to_string();
+            return Err(CoreError::invalid_with("mcp_too_many", limit));
+        }
         self.audit.record(Some(actor), "mcp_server_added", &record.id.to_string(), &audited(&record), client).await;
         Ok(self.view(record).await)
     }
@@ -351,11 +361,8 @@ impl Tools {
         if !self.may_have_own(&person).await? {
             return Err(CoreError::invalid("mcp_not_allowed"));
         }
-        if self.store.list_mcp_servers(user).await?.len() >= MAX_OWN_SERVERS {
-            return Err(CoreError::invalid_with("mcp_too_many", MAX_OWN_SERVERS.to_string()));
-        }
         let record = self.record(draft, user, false, None).await?;
-        self.add(record, user, client).await
+        self.add(record, user, Some(MAX_OWN_SERVERS), client).await
     }
 
     pub async fn update_mcp_server(
@@ -430,7 +437,7 @@ impl Tools {
     ) -> CoreResult<McpServerView> {
         super::admin_user(self.store.as_ref(), actor).await?;
         let record = self.record(draft, actor, true, None).await?;
-        self.add(record, actor, client).await
+        self.add(record, actor, None, client).await
     }
 
     pub async fn admin_update_shared_server(

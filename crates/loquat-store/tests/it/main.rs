@@ -11,6 +11,7 @@ mod files;
 mod fixtures;
 mod harness;
 mod knowledge;
+mod mcp_servers;
 mod messages;
 mod open;
 mod plans;
