@@ -156,14 +156,7 @@ impl Ldap {
         let mut ldap = self.connect().await?;
         let result = async {
             let s = &self.settings;
-            if let Some(dn) = &s.bind_dn {
-                let secret = s.bind_password.as_ref().map(Secret::expose).unwrap_or_default();
-                ldap.with_timeout(TIMEOUT)
-                    .simple_bind(dn, secret)
-                    .await
-                    .and_then(|result| result.success())
-                    .map_err(|error| LdapError::Unavailable(format!("the service account's bind: {error}")))?;
-            }
+            self.bind_service(&mut ldap).await?;
             ldap.with_timeout(TIMEOUT)
                 .search(&s.user_base, Scope::Base, "(objectClass=*)", vec!["1.1"])
                 .await
@@ -174,6 +167,18 @@ impl Ldap {
         .await;
         let _ = ldap.unbind().await;
         result
+    }
+
+    /// Binds as the service account (searches stay anonymous without one).
+    async fn bind_service(&self, ldap: &mut ldap3::Ldap) -> Result<(), LdapError> {
+        let Some(dn) = &self.settings.bind_dn else { return Ok(()) };
+        let secret = self.settings.bind_password.as_ref().map(Secret::expose).unwrap_or_default();
+        ldap.with_timeout(TIMEOUT)
+            .simple_bind(dn, secret)
+            .await
+            .and_then(|result| result.success())
+            .map(|_| ())
+            .map_err(|error| LdapError::Unavailable(format!("the service account's bind: {error}")))
     }
 
     async fn connect(&self) -> Result<ldap3::Ldap, LdapError> {
@@ -199,14 +204,7 @@ impl Ldap {
         password: &Secret,
     ) -> Result<DirectoryUser, LdapError> {
         let s = &self.settings;
-        if let Some(dn) = &s.bind_dn {
-            let secret = s.bind_password.as_ref().map(Secret::expose).unwrap_or_default();
-            ldap.with_timeout(TIMEOUT)
-                .simple_bind(dn, secret)
-                .await
-                .and_then(|result| result.success())
-                .map_err(|error| LdapError::Unavailable(format!("the service account's bind: {error}")))?;
-        }
+        self.bind_service(ldap).await?;
         let filter = s.user_filter.replace("{login}", &ldap_escape(login));
         let attributes =
             vec![s.name_attribute.as_str(), s.email_attribute.as_str(), "memberOf", "entryUUID", "objectGUID"];

@@ -585,17 +585,22 @@ impl Config {
         Some(if domain.contains("://") { domain.to_owned() } else { format!("https://{domain}") })
     }
 
+    /// The `S3_*` endpoint and keys, for `bucket`.
+    fn s3_settings(&self, bucket: &str) -> loquat_files::S3Settings {
+        loquat_files::S3Settings {
+            endpoint: self.s3_endpoint.clone(),
+            bucket: bucket.to_owned(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.as_ref().map(|secret| secret.expose().to_owned()),
+            path_style: self.s3_enable_path_style,
+        }
+    }
+
     /// Where files are kept: the S3 bucket when `S3_BUCKET` is set, else `<data_dir>/files`.
     pub fn blobs(&self) -> Result<loquat_files::Blobs, ConfigError> {
         let blobs = match self.s3_bucket_name() {
-            Some(bucket) => loquat_files::Blobs::s3(&loquat_files::S3Settings {
-                endpoint: self.s3_endpoint.clone(),
-                bucket: bucket.to_owned(),
-                region: self.s3_region.clone(),
-                access_key_id: self.s3_access_key_id.clone(),
-                secret_access_key: self.s3_secret_access_key.as_ref().map(|secret| secret.expose().to_owned()),
-                path_style: self.s3_enable_path_style,
-            }),
+            Some(bucket) => loquat_files::Blobs::s3(&self.s3_settings(bucket)),
             None => loquat_files::Blobs::folder(self.data_dir.join("files")),
         };
         blobs.map_err(|error| ConfigError(format!("file storage: {error}")))
@@ -643,15 +648,8 @@ impl Config {
             if bucket.is_empty() {
                 return Err(ConfigError("LOQUAT_BACKUP__TO=s3://…: name the bucket, as s3://bucket/prefix".into()));
             }
-            let blobs = loquat_files::Blobs::s3(&loquat_files::S3Settings {
-                endpoint: self.s3_endpoint.clone(),
-                bucket: bucket.to_owned(),
-                region: self.s3_region.clone(),
-                access_key_id: self.s3_access_key_id.clone(),
-                secret_access_key: self.s3_secret_access_key.as_ref().map(|secret| secret.expose().to_owned()),
-                path_style: self.s3_enable_path_style,
-            })
-            .map_err(|error| ConfigError(format!("LOQUAT_BACKUP__TO: {error}")))?;
+            let blobs = loquat_files::Blobs::s3(&self.s3_settings(bucket))
+                .map_err(|error| ConfigError(format!("LOQUAT_BACKUP__TO: {error}")))?;
             Destination::Bucket { blobs, prefix: prefix.trim_matches('/').to_owned() }
         } else if to.is_empty() {
             Destination::Folder(self.data_dir.join("backups"))

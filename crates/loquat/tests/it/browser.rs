@@ -279,12 +279,7 @@ async fn sign_in_out_sso_and_disable_in_a_real_browser() {
     });
     let app = TestApp::spawn_with(TestOptions {
         first_account: false,
-        env: vec![
-            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-        ],
+        env: crate::people::oidc_env(&idp, &[]),
         // Registration is invite-only: the allow-list lets this person in through SSO.
         configure: |config| config.auth_allowed_emails = "sso.user@example.com,owner@example.com".into(),
         ..TestOptions::default()

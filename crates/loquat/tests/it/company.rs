@@ -31,12 +31,7 @@ async fn an_sso_only_instance_has_no_passwords_anywhere() {
         name: Some("First Person".into()),
     });
     let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-        ],
+        env: crate::people::oidc_env(&idp, &[]),
         configure: |config| config.auth_disable_email_password = true,
         first_account: false,
         ..TestOptions::default()
@@ -152,14 +147,13 @@ async fn directory_groups_make_administrators_at_every_sign_in() {
         name: Some("Ops".into()),
     });
     let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-            ("AUTH_GENERIC_OIDC_ADMIN_GROUPS", "loquat-admins, platform".into()),
-            ("AUTH_GENERIC_OIDC_GROUPS_CLAIM", "realm_access.roles".into()),
-        ],
+        env: crate::people::oidc_env(
+            &idp,
+            &[
+                ("AUTH_GENERIC_OIDC_ADMIN_GROUPS", "loquat-admins, platform".into()),
+                ("AUTH_GENERIC_OIDC_GROUPS_CLAIM", "realm_access.roles".into()),
+            ],
+        ),
         configure: |config| config.registration = "open".into(),
         ..TestOptions::default()
     })
@@ -196,13 +190,7 @@ async fn groups_only_userinfo_gives_are_read_there() {
         name: Some("Ana".into()),
     });
     let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-            ("AUTH_GENERIC_OIDC_ADMIN_GROUPS", "loquat-admins".into()),
-        ],
+        env: crate::people::oidc_env(&idp, &[("AUTH_GENERIC_OIDC_ADMIN_GROUPS", "loquat-admins".into())]),
         configure: |config| config.registration = "open".into(),
         ..TestOptions::default()
     })

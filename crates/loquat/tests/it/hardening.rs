@@ -518,15 +518,6 @@ async fn a_disabled_account_answers_alike_whatever_the_password_and_ids_are_rand
 
 // ---- 11 and 12. Single sign-on ---------------------------------------------------------------
 
-fn sso_env(idp: &FakeIdp) -> Vec<(&'static str, String)> {
-    vec![
-        ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-        ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-        ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-        ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-    ]
-}
-
 #[tokio::test]
 async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
     let idp = FakeIdp::start().await;
@@ -536,7 +527,8 @@ async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
         email_verified: true,
         name: Some("Attacker".into()),
     });
-    let app = TestApp::spawn_with(TestOptions { env: sso_env(&idp), ..TestOptions::default() }).await;
+    let app =
+        TestApp::spawn_with(TestOptions { env: crate::people::oidc_env(&idp, &[]), ..TestOptions::default() }).await;
     // The attacker starts a sign-in, lets the IdP approve it, and sends the link to a victim.
     let attacker = cookie_client();
     let callback = sso_round_trip(&app, &attacker).await;
@@ -556,7 +548,7 @@ async fn a_sign_in_finishes_only_in_the_browser_that_started_it() {
 async fn single_sign_on_creates_accounts_only_as_registration_allows() {
     let idp = FakeIdp::start().await;
     let app = TestApp::spawn_with(TestOptions {
-        env: sso_env(&idp),
+        env: crate::people::oidc_env(&idp, &[]),
         configure: |config| config.auth_allowed_emails = "@example.com,@partner.example".into(),
         ..TestOptions::default()
     })
@@ -585,7 +577,8 @@ async fn single_sign_on_creates_accounts_only_as_registration_allows() {
     app.cleanup().await;
 
     // Without an allow-list, invite-only means an invitation, carried through the sign-in.
-    let app = TestApp::spawn_with(TestOptions { env: sso_env(&idp), ..TestOptions::default() }).await;
+    let app =
+        TestApp::spawn_with(TestOptions { env: crate::people::oidc_env(&idp, &[]), ..TestOptions::default() }).await;
     let before = count_users(&app).await;
     idp.set_user(person("dave", "dave@elsewhere.example", true));
     let browser = cookie_client();

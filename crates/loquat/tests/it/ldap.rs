@@ -61,12 +61,7 @@ async fn directory_people_sign_in_and_their_groups_decide_their_role() {
         name: Some("Ada".into()),
     });
     let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-        ],
+        env: crate::people::oidc_env(&idp, &[]),
         adjust: Some(Box::new(move |config: &mut Config| {
             config.ldap.url = url;
             config.ldap.bind_dn = SERVICE_DN.into();

@@ -195,16 +195,8 @@ async fn single_sign_on_signs_in_links_and_refuses_bad_tokens() {
         email_verified: true,
         name: Some("Ada via SSO".into()),
     });
-    let app = TestApp::spawn_with(TestOptions {
-        env: vec![
-            ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
-            ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
-            ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
-            ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
-        ],
-        ..TestOptions::default()
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(TestOptions { env: crate::people::oidc_env(&idp, &[]), ..TestOptions::default() }).await;
     let (_, login) = app.page_as(&cookie_client(), "/login").await;
     assert!(login.contains("/api/auth/signin/generic-oidc"), "a button per provider");
 
@@ -241,4 +233,16 @@ pub(crate) async fn sso_round_trip(app: &TestApp, browser: &reqwest::Client) -> 
     let callback = approved.headers()["location"].to_str().expect("ascii").to_owned();
     assert!(callback.starts_with(&app.url("/api/auth/callback/generic-oidc")), "{callback}");
     callback
+}
+
+/// The environment of the fake IdP as the `generic-oidc` provider, plus `extra`.
+pub(crate) fn oidc_env(idp: &FakeIdp, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AUTH_SSO_PROVIDERS", "generic-oidc".into()),
+        ("AUTH_GENERIC_OIDC_ID", idp.client_id().into()),
+        ("AUTH_GENERIC_OIDC_SECRET", idp.client_secret().into()),
+        ("AUTH_GENERIC_OIDC_ISSUER", idp.issuer()),
+    ];
+    env.extend_from_slice(extra);
+    env
 }
